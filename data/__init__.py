@@ -1,0 +1,7 @@
+"""Loaders of foreign network formats and the small embedded data.
+
+Layer: below the core. Imports numpy, networkx, the standard library, ``twin.errors`` and
+``twin.units`` only.
+"""
+
+__all__: list[str] = []

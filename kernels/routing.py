@@ -1,0 +1,308 @@
+"""Shortest-path kernels over a CSR road graph.
+
+All kernels take the forward star of a directed graph in CSR form:
+
+``indptr`` (int32/int64, shape (n_nodes + 1,))
+    Out-links of node ``u`` occupy slots ``indptr[u]:indptr[u + 1]``.
+``head`` (int32, shape (n_links,))
+    Head node of the link in each slot.
+``slot_cost`` (float64, shape (n_links,))
+    Cost of the link in each slot (seconds, metres, ...), ``>= 0`` or ``inf`` (closed).
+``slot_link`` (int32, shape (n_links,))
+    Link index of each slot, used for predecessor links.
+``no_through`` (bool, shape (n_nodes,))
+    Nodes a path may start or end at but never pass through (TNTP zone centroids).
+
+Dijkstra uses a binary min-heap with lazy deletion: a node may be pushed once per
+improving relaxation and stale entries are skipped when popped, so the heap holds at most
+``n_links + 1`` entries. Distances are exact sums of ``slot_cost`` along a path, in the
+order the path is walked, so they agree with any other correct Dijkstra to the last bit
+unless two different paths tie in cost. Ties between equal-cost predecessors are broken
+by the first relaxation that reached the final distance, which depends only on the CSR
+order, so results never depend on the thread count.
+
+This module imports only numpy, numba and math (STYLE §2).
+"""
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+__all__ = [
+    "dijkstra_sssp",
+    "many_to_many",
+    "bidirectional_dijkstra",
+]
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _heap_push(heap_d, heap_v, size, d, v):
+    i = size
+    heap_d[i] = d
+    heap_v[i] = v
+    while i > 0:
+        parent = (i - 1) >> 1
+        if heap_d[parent] <= d:
+            break
+        heap_d[i] = heap_d[parent]
+        heap_v[i] = heap_v[parent]
+        i = parent
+    heap_d[i] = d
+    heap_v[i] = v
+    return size + 1
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _heap_pop(heap_d, heap_v, size):
+    """Remove the root; return the new size. The caller read the root before."""
+    size -= 1
+    if size == 0:
+        return 0
+    d = heap_d[size]
+    v = heap_v[size]
+    i = 0
+    while True:
+        child = 2 * i + 1
+        if child >= size:
+            break
+        right = child + 1
+        if right < size and heap_d[right] < heap_d[child]:
+            child = right
+        if heap_d[child] >= d:
+            break
+        heap_d[i] = heap_d[child]
+        heap_v[i] = heap_v[child]
+        i = child
+    heap_d[i] = d
+    heap_v[i] = v
+    return size
+
+
+@njit(cache=True, nogil=True)
+def dijkstra_sssp(indptr, head, slot_cost, slot_link, no_through, source, is_target, n_targets,
+                  dist, pred_link, heap_d, heap_v):
+    """One-to-all Dijkstra from ``source``, stopping early once every target is settled.
+
+    Parameters
+    ----------
+    indptr, head, slot_cost, slot_link, no_through : ndarray
+        The CSR forward star (module docstring).
+    source : int
+        Source node index.
+    is_target : ndarray of bool, shape (n_nodes,)
+        Nodes whose distance the caller needs; the search stops when all are settled.
+    n_targets : int
+        Number of True entries in ``is_target``; pass ``n_nodes + 1`` (or any larger
+        number) to settle everything reachable.
+    dist : ndarray of float64, shape (n_nodes,)
+        Output: cost from ``source``; ``inf`` where unreachable (or not settled before the
+        early stop — only non-target nodes can be left so).
+    pred_link : ndarray of int32/int64, shape (n_nodes,)
+        Output: link index entering each node on its shortest path, -1 for the source and
+        unreached nodes.
+    heap_d, heap_v : ndarray of float64 / int64, shape (n_links + 1,)
+        Work space.
+
+    Returns
+    -------
+    int
+        Number of nodes settled.
+    """
+    n = dist.shape[0]
+    for i in range(n):
+        dist[i] = np.inf
+        pred_link[i] = -1
+    dist[source] = 0.0
+    size = _heap_push(heap_d, heap_v, 0, 0.0, source)
+    settled = 0
+    remaining = n_targets
+    while size > 0:
+        d = heap_d[0]
+        u = heap_v[0]
+        size = _heap_pop(heap_d, heap_v, size)
+        if d > dist[u]:
+            continue  # stale entry
+        settled += 1
+        if is_target[u]:
+            remaining -= 1
+            if remaining == 0:
+                break
+        if no_through[u] and u != source:
+            continue
+        for s in range(indptr[u], indptr[u + 1]):
+            nd = d + slot_cost[s]
+            v = head[s]
+            if nd < dist[v]:
+                dist[v] = nd
+                pred_link[v] = slot_link[s]
+                size = _heap_push(heap_d, heap_v, size, nd, v)
+    # Nodes reached but not settled before an early stop carry tentative distances; the
+    # caller reads targets only, which are all settled.
+    return settled
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def many_to_many(indptr, head, slot_cost, slot_link, no_through, origins, dest, out):
+    """Cost from every origin to every destination, parallel over origins.
+
+    Parameters
+    ----------
+    origins : ndarray of int64, shape (n_origins,)
+        Origin node indices.
+    dest : ndarray of int64, shape (n_dest,)
+        Destination node indices (duplicates allowed).
+    out : ndarray of float64, shape (n_origins, n_dest)
+        Output: ``out[i, j]`` is the least cost from ``origins[i]`` to ``dest[j]``, ``inf``
+        where unreachable.
+
+    Returns
+    -------
+    int
+        Total number of nodes settled over all origins.
+
+    Notes
+    -----
+    Each origin writes only its own row, so the result is identical for any thread count.
+    """
+    n = indptr.shape[0] - 1
+    m = head.shape[0]
+    is_target = np.zeros(n, dtype=np.bool_)
+    for j in range(dest.shape[0]):
+        is_target[dest[j]] = True
+    n_targets = 0
+    for i in range(n):
+        if is_target[i]:
+            n_targets += 1
+    total = np.zeros(origins.shape[0], dtype=np.int64)
+    for i in prange(origins.shape[0]):
+        dist = np.empty(n, dtype=np.float64)
+        pred = np.empty(n, dtype=np.int64)
+        heap_d = np.empty(m + 1, dtype=np.float64)
+        heap_v = np.empty(m + 1, dtype=np.int64)
+        total[i] = dijkstra_sssp(indptr, head, slot_cost, slot_link, no_through, origins[i],
+                                 is_target, n_targets, dist, pred, heap_d, heap_v)
+        for j in range(dest.shape[0]):
+            out[i, j] = dist[dest[j]]
+    return total.sum()
+
+
+@njit(cache=True, nogil=True)
+def bidirectional_dijkstra(f_indptr, f_head, f_cost, f_link, r_indptr, r_tail, r_cost, r_link,
+                           link_tail, link_head, no_through, source, target, path_out):
+    """Least-cost path from ``source`` to ``target`` by bidirectional Dijkstra.
+
+    The forward search scans out-links on the forward star; the backward search scans
+    in-links on the reverse star (``r_tail[s]`` is the tail node of the link in reverse
+    slot ``s``). Both stop when ``top_forward + top_backward >= best``, the classic
+    criterion (Goldberg & Harrelson 2005, §3), which is exact for non-negative costs.
+    No-through nodes are expanded only when they are the source (forward) or the target
+    (backward), and a meeting at a no-through node other than the end points is refused.
+
+    Parameters
+    ----------
+    link_tail, link_head : ndarray of int32/int64, shape (n_links,)
+        End nodes of every link, to walk the trees back into a path.
+    path_out : ndarray of int64, shape (>= n_nodes,)
+        Output: the path's link indices in order from source to target.
+
+    Returns
+    -------
+    (float, int)
+        The least cost (``inf`` if unreachable) and the number of links written to
+        ``path_out`` (-1 if unreachable).
+    """
+    n = f_indptr.shape[0] - 1
+    m = f_head.shape[0]
+    if source == target:
+        return 0.0, 0
+    df = np.full(n, np.inf)
+    db = np.full(n, np.inf)
+    pf = np.full(n, -1, dtype=np.int64)   # link entering v on the forward tree
+    pb = np.full(n, -1, dtype=np.int64)   # link leaving v on the backward tree
+    done_f = np.zeros(n, dtype=np.bool_)
+    done_b = np.zeros(n, dtype=np.bool_)
+    hfd = np.empty(m + 1)
+    hfv = np.empty(m + 1, dtype=np.int64)
+    hbd = np.empty(m + 1)
+    hbv = np.empty(m + 1, dtype=np.int64)
+    df[source] = 0.0
+    db[target] = 0.0
+    sf = _heap_push(hfd, hfv, 0, 0.0, source)
+    sb = _heap_push(hbd, hbv, 0, 0.0, target)
+    best = np.inf
+    meet_link = -1   # link u->v joining the forward and backward trees
+    meet_node = -1
+    while sf > 0 and sb > 0:
+        # Drop stale roots so the stopping test reads true tentative minima.
+        while sf > 0 and hfd[0] > df[hfv[0]]:
+            sf = _heap_pop(hfd, hfv, sf)
+        while sb > 0 and hbd[0] > db[hbv[0]]:
+            sb = _heap_pop(hbd, hbv, sb)
+        if sf == 0 or sb == 0:
+            break
+        if hfd[0] + hbd[0] >= best:
+            break
+        if hfd[0] <= hbd[0]:
+            d = hfd[0]
+            u = hfv[0]
+            sf = _heap_pop(hfd, hfv, sf)
+            done_f[u] = True
+            if no_through[u] and u != source:
+                continue
+            for s in range(f_indptr[u], f_indptr[u + 1]):
+                v = f_head[s]
+                nd = d + f_cost[s]
+                if nd < df[v]:
+                    df[v] = nd
+                    pf[v] = f_link[s]
+                    sf = _heap_push(hfd, hfv, sf, nd, v)
+                if db[v] < np.inf and (v == target or not no_through[v]):
+                    cand = d + f_cost[s] + db[v]
+                    if cand < best:
+                        best = cand
+                        meet_link = f_link[s]
+                        meet_node = v
+        else:
+            d = hbd[0]
+            v = hbv[0]
+            sb = _heap_pop(hbd, hbv, sb)
+            done_b[v] = True
+            if no_through[v] and v != target:
+                continue
+            for s in range(r_indptr[v], r_indptr[v + 1]):
+                u = r_tail[s]
+                nd = d + r_cost[s]
+                if nd < db[u]:
+                    db[u] = nd
+                    pb[u] = r_link[s]
+                    sb = _heap_push(hbd, hbv, sb, nd, u)
+                if df[u] < np.inf and (u == source or not no_through[u]):
+                    cand = df[u] + r_cost[s] + d
+                    if cand < best:
+                        best = cand
+                        meet_link = r_link[s]
+                        meet_node = v
+    if best == np.inf:
+        return np.inf, -1
+    # meet_link runs from a node on the forward tree to meet_node on the backward tree.
+    k = 0
+    x = link_tail[meet_link]
+    while x != source:  # forward part, collected backwards then flipped
+        lk = pf[x]
+        path_out[k] = lk
+        k += 1
+        x = link_tail[lk]
+    for i in range(k // 2):
+        tmp = path_out[i]
+        path_out[i] = path_out[k - 1 - i]
+        path_out[k - 1 - i] = tmp
+    path_out[k] = meet_link
+    k += 1
+    x = meet_node
+    while x != target:
+        lk = pb[x]
+        path_out[k] = lk
+        k += 1
+        x = link_head[lk]
+    return best, k

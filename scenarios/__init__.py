@@ -1,0 +1,3 @@
+"""Scenario specs and gallery scripts (later issues)."""
+
+__all__: list[str] = []

@@ -1,0 +1,64 @@
+"""Shared fixtures and markers.
+
+``shared_data`` is the folder of third-party reference networks (``../shared/data`` beside the
+repository, or ``$TWIN_SHARED_DATA``). Tests that need it skip cleanly when it is absent.
+"""
+
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _register(name, path):
+    """Import a helper file under a unique module name (tests are not a package; STYLE §1)."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+
+
+# Plain reference implementations of the kernels: ``from twin_reference import ...``.
+_register("twin_reference", REPO_ROOT / "tests" / "kernels" / "reference.py")
+
+
+def _shared_data_dir():
+    env = os.environ.get("TWIN_SHARED_DATA")
+    if env:
+        return Path(env)
+    return REPO_ROOT.parent / "shared" / "data"
+
+
+SHARED_DATA = _shared_data_dir()
+
+
+def pytest_addoption(parser):
+    parser.addoption("--runslow", action="store_true", default=False, help="run tests marked slow")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--runslow"):
+        return
+    skip_slow = pytest.mark.skip(reason="slow: run with --runslow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip_slow)
+
+
+@pytest.fixture
+def shared_data():
+    """Path of ``../shared/data``; skips the test when it is absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"shared reference data not found at {SHARED_DATA}")
+    return SHARED_DATA
+
+
+@pytest.fixture
+def rng():
+    """A seeded generator (never the global numpy RNG)."""
+    return np.random.default_rng(20261122)

@@ -1,0 +1,49 @@
+"""twin — a city-operations digital twin.
+
+Population, mesoscopic traffic, hospitals and emergency response on one city road graph
+and one clock. The core API:
+
+- :func:`load_city` — read a road network (TNTP, OpenStreetMap, networkx, synthetic, or an
+  embedded city) into a compiled :class:`City`;
+- :meth:`City.travel_times`, :meth:`City.path` — routing on free-flow or any link costs;
+- :class:`ResultsWriter`, :func:`open_results` — the HDF5 results store.
+
+``import twin`` never loads PyVista or VTK: ``twin.viz`` is imported on first use.
+"""
+
+from twin._version import __version__
+from twin.errors import NetworkError, ResultsError, ScenarioError, TwinError, UnknownCityError, UnknownNodeError
+from twin.graph import City
+from twin.loading import load_city
+
+__all__ = [
+    "__version__",
+    "City",
+    "load_city",
+    "open_results",
+    "ResultsWriter",
+    "TwinError",
+    "NetworkError",
+    "ScenarioError",
+    "ResultsError",
+    "UnknownCityError",
+    "UnknownNodeError",
+]
+
+_LAZY = {
+    "open_results": ("twin.results", "open_results"),
+    "ResultsWriter": ("twin.results", "ResultsWriter"),
+}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        return getattr(importlib.import_module(module), attr)
+    if name == "viz":
+        import importlib
+
+        return importlib.import_module("twin.viz")
+    raise AttributeError(f"module 'twin' has no attribute {name!r}")

@@ -1,0 +1,502 @@
+"""The compiled city road graph.
+
+A :class:`City` is the frozen, array form of a directed road network that every part of
+the twin runs on: links in a fixed order with their physical attributes, node coordinates
+in metres, zones, and the CSR forward and reverse stars that routing and traffic kernels
+walk. networkx is the authoring and interchange form (:meth:`City.to_networkx`,
+``twin.load_city(G)``); inside, only arrays.
+
+Link order is the order of the source (file rows, edge order); the CSR stars sort links
+by tail (forward) and head (reverse) node with a stable sort, so results never depend on
+anything but the input.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from twin.data.network import DEFAULT_JAM_DENSITY_VEH_PER_KM_PER_LANE, RawNetwork
+from twin.errors import NetworkError, UnknownNodeError
+
+__all__ = ["City"]
+
+logger = logging.getLogger(__name__)
+
+
+def _index_dtype(n):
+    return np.int32 if n < 2**31 - 1 else np.int64
+
+
+def _csr(key, other, n_nodes):
+    """Stable CSR of links grouped by ``key`` node; returns (indptr, slot_link, slot_other)."""
+    order = np.argsort(key, kind="stable")
+    counts = np.bincount(key, minlength=n_nodes)
+    indptr = np.zeros(n_nodes + 1, dtype=np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    idt = _index_dtype(max(n_nodes, len(key)))
+    return indptr, order.astype(idt), other[order].astype(idt)
+
+
+@dataclass(frozen=True, eq=False)
+class City:
+    """A directed road graph compiled to arrays (see the module docstring).
+
+    Build one with :func:`twin.load_city` or :meth:`City.from_raw`; do not call the
+    constructor directly. Attributes ending in ``_idx`` are node indices ``0..n_nodes-1``;
+    link arrays have shape ``(n_links,)`` and node arrays ``(n_nodes,)``.
+
+    Attributes
+    ----------
+    name, source : str
+        Short name and where it came from.
+    node_ids : ndarray
+        External node ids in index order (int64, or str objects).
+    x_m, y_m : ndarray of float64
+        Node coordinates in metres in a planar frame (all NaN when the source has none).
+    lon, lat : ndarray of float64 or None
+        Geographic coordinates in degrees, where the source has them.
+    link_from_idx, link_to_idx : ndarray of int32
+        Tail and head node index of each link.
+    length_m, free_speed_mps, free_flow_time_s : ndarray of float64
+        Length (metres), free-flow speed (metres/second; ``inf`` only on zero-time links)
+        and free-flow traversal time (seconds).
+    lanes, capacity_veh_per_h : ndarray of float64
+        Lanes in the link's direction; saturation flow of the whole link in vehicles/hour.
+    jam_density_veh_per_km_per_lane : ndarray of float64
+        Jam density per lane, vehicles/km/lane.
+    road_class : ndarray of int8
+        Code into ``road_class_names``.
+    bpr_alpha, bpr_beta : ndarray of float64
+        BPR volume-delay parameters (0.15 and 4 when the source gives none).
+    zone_of_node : ndarray of int32
+        Zone (district) index of each node, -1 for none; ``zone_ids`` names the zones.
+    no_through : ndarray of bool
+        Nodes routes may start or end at but never pass through (TNTP centroids).
+    fwd_indptr, fwd_link, fwd_head : ndarray
+        Forward star: out-links of node ``u`` are ``fwd_link[fwd_indptr[u]:fwd_indptr[u+1]]``.
+    rev_indptr, rev_link, rev_tail : ndarray
+        Reverse star: in-links of node ``v``.
+    """
+
+    name: str
+    source: str
+    node_ids: np.ndarray
+    x_m: np.ndarray
+    y_m: np.ndarray
+    lon: np.ndarray | None
+    lat: np.ndarray | None
+    link_from_idx: np.ndarray
+    link_to_idx: np.ndarray
+    length_m: np.ndarray
+    free_speed_mps: np.ndarray
+    free_flow_time_s: np.ndarray
+    lanes: np.ndarray
+    capacity_veh_per_h: np.ndarray
+    jam_density_veh_per_km_per_lane: np.ndarray
+    road_class: np.ndarray
+    road_class_names: tuple
+    bpr_alpha: np.ndarray
+    bpr_beta: np.ndarray
+    zone_of_node: np.ndarray
+    zone_ids: np.ndarray
+    no_through: np.ndarray
+    geom_indptr: np.ndarray | None
+    geom_x_m: np.ndarray | None
+    geom_y_m: np.ndarray | None
+    link_attrs: dict
+    meta: dict
+    fwd_indptr: np.ndarray
+    fwd_link: np.ndarray
+    fwd_head: np.ndarray
+    rev_indptr: np.ndarray
+    rev_link: np.ndarray
+    rev_tail: np.ndarray
+    _id_lookup: object = field(repr=False)
+
+    # ------------------------------------------------------------------ building
+    @classmethod
+    def from_raw(cls, raw: RawNetwork) -> "City":
+        """Validate a :class:`~twin.data.network.RawNetwork` and compile it.
+
+        Raises
+        ------
+        NetworkError
+            Empty graph, duplicate node ids, link end points out of range, or an
+            attribute that is NaN, negative or zero where it must be positive; the
+            message names the link (its source line where known) and the value.
+        """
+        src = raw.source
+        n, m = raw.n_nodes, raw.n_links
+        if n == 0:
+            raise NetworkError(f"{src}: the network has no nodes; expected at least 2 nodes and 1 link")
+        if m == 0:
+            raise NetworkError(f"{src}: the network has no links; expected at least 1 link")
+        node_ids = np.asarray(raw.node_ids)
+        if node_ids.dtype.kind in "iu":
+            node_ids = node_ids.astype(np.int64)
+            uniq, counts = np.unique(node_ids, return_counts=True)
+            if len(uniq) != n:
+                raise NetworkError(f"{src}: node id {uniq[counts > 1][0]} appears more than once; ids must be unique")
+        else:
+            node_ids = np.array([str(v) for v in node_ids], dtype=object)
+            seen = set()
+            for v in node_ids:
+                if v in seen:
+                    raise NetworkError(f"{src}: node id {v!r} appears more than once; ids must be unique")
+                seen.add(v)
+
+        def where(k):
+            line = raw.link_attrs.get("source_line")
+            a, b = node_ids[raw.link_from_idx[k]], node_ids[raw.link_to_idx[k]]
+            return f"{src}: link {k} ({a}->{b}" + (f", line {int(line[k])}" if line is not None else "") + ")"
+
+        for name in ("link_from_idx", "link_to_idx"):
+            a = getattr(raw, name)
+            bad = np.flatnonzero((a < 0) | (a >= n))
+            if len(bad):
+                raise NetworkError(f"{src}: link {bad[0]} has {name} = {a[bad[0]]}; expected a node index in [0, {n})")
+
+        length_m = raw.length_m
+        speed = raw.free_speed_mps
+        fft = raw.free_flow_time_s
+        if fft is None:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                fft = length_m / speed
+
+        def check(name, a, *, positive, allow_inf=False):
+            bad_nan = np.flatnonzero(np.isnan(a))
+            if len(bad_nan):
+                k = bad_nan[0]
+                raise NetworkError(f"{where(k)}: {name} is NaN; expected a finite number "
+                                   f"{'> 0' if positive else '>= 0'}")
+            if not allow_inf:
+                bad_inf = np.flatnonzero(np.isinf(a))
+                if len(bad_inf):
+                    k = bad_inf[0]
+                    raise NetworkError(f"{where(k)}: {name} = {a[k]}; expected a finite number")
+            bad = np.flatnonzero(a <= 0) if positive else np.flatnonzero(a < 0)
+            if len(bad):
+                k = bad[0]
+                raise NetworkError(f"{where(k)}: {name} = {a[k]!r}; expected {'> 0' if positive else '>= 0'}")
+
+        check("length_m", length_m, positive=False)
+        check("free_flow_time_s", fft, positive=False)
+        check("free_speed_mps", speed, positive=True, allow_inf=True)
+        bad = np.flatnonzero(np.isinf(speed) & (fft > 0))
+        if len(bad):
+            raise NetworkError(f"{where(bad[0])}: free_speed_mps = inf with free_flow_time_s = {fft[bad[0]]}; "
+                               "an infinite speed is accepted only on zero-time links")
+        check("lanes", raw.lanes, positive=True)
+        check("capacity_veh_per_h", raw.capacity_veh_per_h, positive=True)
+        kj = raw.jam_density_veh_per_km_per_lane
+        if kj is None:
+            kj = np.full(m, DEFAULT_JAM_DENSITY_VEH_PER_KM_PER_LANE)
+        check("jam_density_veh_per_km_per_lane", kj, positive=True)
+        alpha = raw.bpr_alpha if raw.bpr_alpha is not None else np.full(m, 0.15)
+        beta = raw.bpr_beta if raw.bpr_beta is not None else np.full(m, 4.0)
+        check("bpr_alpha", alpha, positive=False)
+        check("bpr_beta", beta, positive=False)
+
+        x_m, y_m = raw.x_m, raw.y_m
+        missing = np.isnan(x_m) | np.isnan(y_m)
+        if missing.any() and not missing.all():
+            i = int(np.flatnonzero(missing)[0])
+            raise NetworkError(f"{src}: node {node_ids[i]!r} has no coordinates (x_m/y_m NaN) while "
+                               f"{int((~missing).sum())} other nodes have them; give every node x, y or none")
+        if np.isinf(x_m).any() or np.isinf(y_m).any():
+            i = int(np.flatnonzero(np.isinf(x_m) | np.isinf(y_m))[0])
+            raise NetworkError(f"{src}: node {node_ids[i]!r} has an infinite coordinate; expected finite metres")
+
+        if len(raw.road_class) and (raw.road_class.min() < 0 or raw.road_class.max() >= len(raw.road_class_names)):
+            raise NetworkError(f"{src}: road_class codes must index road_class_names "
+                               f"(0..{len(raw.road_class_names) - 1})")
+        zone_of_node = raw.zone_of_node if raw.zone_of_node is not None else np.full(n, -1, dtype=np.int32)
+        zone_ids = np.asarray(raw.zone_ids) if raw.zone_ids is not None else np.arange(
+            1, int(zone_of_node.max()) + 2 if len(zone_of_node) else 1, dtype=np.int64)
+        if zone_of_node.shape != (n,) or (zone_of_node >= len(zone_ids)).any() or (zone_of_node < -1).any():
+            raise NetworkError(f"{src}: zone_of_node must have shape ({n},) with values -1 or 0..{len(zone_ids) - 1}")
+        no_through = raw.no_through if raw.no_through is not None else np.zeros(n, dtype=np.bool_)
+
+        idt = _index_dtype(max(n, m))
+        tail = raw.link_from_idx.astype(idt)
+        head = raw.link_to_idx.astype(idt)
+        fwd_indptr, fwd_link, fwd_head = _csr(tail, head, n)
+        rev_indptr, rev_link, rev_tail = _csr(head, tail, n)
+
+        def frozen(a):
+            if a is None:
+                return None
+            a = np.ascontiguousarray(a)
+            a.setflags(write=False)
+            return a
+
+        city = cls(
+            name=raw.name, source=src, node_ids=frozen(node_ids),
+            x_m=frozen(x_m), y_m=frozen(y_m), lon=frozen(raw.lon), lat=frozen(raw.lat),
+            link_from_idx=frozen(tail), link_to_idx=frozen(head),
+            length_m=frozen(length_m), free_speed_mps=frozen(speed), free_flow_time_s=frozen(fft),
+            lanes=frozen(raw.lanes), capacity_veh_per_h=frozen(raw.capacity_veh_per_h),
+            jam_density_veh_per_km_per_lane=frozen(kj), road_class=frozen(raw.road_class),
+            road_class_names=raw.road_class_names, bpr_alpha=frozen(alpha), bpr_beta=frozen(beta),
+            zone_of_node=frozen(zone_of_node), zone_ids=frozen(zone_ids), no_through=frozen(no_through),
+            geom_indptr=frozen(raw.geom_indptr), geom_x_m=frozen(raw.geom_x_m), geom_y_m=frozen(raw.geom_y_m),
+            link_attrs={k: frozen(np.asarray(v)) for k, v in raw.link_attrs.items()}, meta=dict(raw.meta),
+            fwd_indptr=frozen(fwd_indptr), fwd_link=frozen(fwd_link), fwd_head=frozen(fwd_head),
+            rev_indptr=frozen(rev_indptr), rev_link=frozen(rev_link), rev_tail=frozen(rev_tail),
+            _id_lookup=_IdLookup(node_ids),
+        )
+        logger.info("compiled city %r: %d nodes, %d links", city.name, n, m)
+        return city
+
+    # ------------------------------------------------------------------ sizes
+    @property
+    def n_nodes(self) -> int:
+        """Number of nodes."""
+        return len(self.node_ids)
+
+    @property
+    def n_links(self) -> int:
+        """Number of directed links."""
+        return len(self.link_from_idx)
+
+    @property
+    def n_zones(self) -> int:
+        """Number of zones (districts)."""
+        return len(self.zone_ids)
+
+    @property
+    def has_coordinates(self) -> bool:
+        """Whether nodes carry planar coordinates."""
+        return bool(self.n_nodes and not np.isnan(self.x_m[0]))
+
+    @property
+    def storage_veh(self) -> np.ndarray:
+        """Vehicles a link holds at jam density: length × lanes × jam density (vehicles)."""
+        return self.length_m / 1000.0 * self.lanes * self.jam_density_veh_per_km_per_lane
+
+    def __repr__(self):
+        return f"City(name={self.name!r}, n_nodes={self.n_nodes}, n_links={self.n_links}, n_zones={self.n_zones})"
+
+    # ------------------------------------------------------------------ ids
+    def node_index(self, ids) -> np.ndarray:
+        """Map external node ids (a scalar or a sequence) to node indices (int64).
+
+        Raises
+        ------
+        UnknownNodeError
+            When an id is not a node of this city; the message lists the first few.
+        """
+        return self._id_lookup(ids, self.name)
+
+    # ------------------------------------------------------------------ routing
+    def _checked_cost(self, link_cost_s):
+        if link_cost_s is None:
+            return self.free_flow_time_s
+        cost = np.asarray(link_cost_s, dtype=np.float64)
+        if cost.shape != (self.n_links,):
+            raise NetworkError(f"link_cost_s has shape {cost.shape}; expected ({self.n_links},), one cost per link "
+                               f"in link order")
+        bad = np.flatnonzero(np.isnan(cost) | (cost < 0))
+        if len(bad):
+            k = bad[0]
+            raise NetworkError(f"link_cost_s[{k}] = {cost[k]}; expected a cost >= 0 (inf closes the link)")
+        return cost
+
+    def travel_times(self, origins, destinations=None, link_cost_s=None) -> np.ndarray:
+        """Least travel times between nodes, in seconds.
+
+        Parameters
+        ----------
+        origins : sequence of node ids, or a single id
+            External ids of the origins.
+        destinations : sequence of node ids, optional
+            External ids of the destinations; all nodes in ``node_ids`` order when omitted.
+        link_cost_s : ndarray of float64, shape (n_links,), optional
+            Cost of each link in seconds (``>= 0``; ``inf`` closes a link); the free-flow
+            times when omitted. Any per-link cost works, e.g. live congested times.
+
+        Returns
+        -------
+        ndarray of float64, shape (n_origins, n_destinations)
+            ``inf`` where a destination is unreachable. Routes never pass through a
+            ``no_through`` node (TNTP centroids), though they may start or end at one.
+
+        Raises
+        ------
+        UnknownNodeError
+            An origin or destination id is not a node.
+        NetworkError
+            ``link_cost_s`` has the wrong shape or a NaN or negative entry.
+
+        Notes
+        -----
+        Dijkstra with a binary heap per origin, in parallel over origins with numba
+        (``twin.kernels.routing.many_to_many``); each search stops once every
+        destination is settled.
+        """
+        from twin.kernels.routing import many_to_many
+
+        o_idx = np.atleast_1d(self.node_index(origins))
+        d_idx = (np.arange(self.n_nodes, dtype=np.int64) if destinations is None
+                 else np.atleast_1d(self.node_index(destinations)))
+        cost = self._checked_cost(link_cost_s)
+        out = np.empty((len(o_idx), len(d_idx)), dtype=np.float64)
+        if len(o_idx) and len(d_idx):
+            many_to_many(self.fwd_indptr, self.fwd_head, np.ascontiguousarray(cost[self.fwd_link]),
+                         self.fwd_link, self.no_through, o_idx, d_idx, out)
+        return out
+
+    def shortest_path_tree(self, origin, link_cost_s=None):
+        """One-to-all least costs and predecessor links from one origin.
+
+        Returns
+        -------
+        dist_s : ndarray of float64, shape (n_nodes,)
+            Least cost to each node (``inf`` if unreachable).
+        pred_link : ndarray of int64, shape (n_nodes,)
+            Index of the link entering each node on its least-cost path; -1 at the origin
+            and at unreachable nodes.
+        """
+        from twin.kernels.routing import dijkstra_sssp
+
+        o = int(np.atleast_1d(self.node_index(origin))[0])
+        cost = self._checked_cost(link_cost_s)
+        n, m = self.n_nodes, self.n_links
+        dist = np.empty(n)
+        pred = np.empty(n, dtype=np.int64)
+        dijkstra_sssp(self.fwd_indptr, self.fwd_head, np.ascontiguousarray(cost[self.fwd_link]), self.fwd_link,
+                      self.no_through, o, np.zeros(n, dtype=np.bool_), n + 1, dist, pred,
+                      np.empty(m + 1), np.empty(m + 1, dtype=np.int64))
+        return dist, pred
+
+    def path(self, origin, destination, link_cost_s=None) -> np.ndarray:
+        """Least-cost path between two nodes as link indices, in travel order.
+
+        Bidirectional Dijkstra (``twin.kernels.routing.bidirectional_dijkstra``). An empty
+        array when ``origin == destination``.
+
+        Raises
+        ------
+        UnknownNodeError
+            An id is not a node.
+        NetworkError
+            The destination cannot be reached from the origin.
+        """
+        cost, links = self._path(origin, destination, link_cost_s)
+        return links
+
+    def path_cost(self, origin, destination, link_cost_s=None) -> float:
+        """Least cost (seconds with the default costs) from ``origin`` to ``destination``; ``inf`` if unreachable."""
+        from twin.kernels.routing import bidirectional_dijkstra
+
+        o, d = (int(i) for i in self.node_index([origin, destination]))
+        cost = self._checked_cost(link_cost_s)
+        buf = np.empty(self.n_nodes + 1, dtype=np.int64)
+        best, _ = bidirectional_dijkstra(*self._stars(cost), self.link_from_idx, self.link_to_idx,
+                                         self.no_through, o, d, buf)
+        return float(best)
+
+    def _stars(self, cost):
+        return (self.fwd_indptr, self.fwd_head, np.ascontiguousarray(cost[self.fwd_link]), self.fwd_link,
+                self.rev_indptr, self.rev_tail, np.ascontiguousarray(cost[self.rev_link]), self.rev_link)
+
+    def _path(self, origin, destination, link_cost_s):
+        from twin.kernels.routing import bidirectional_dijkstra
+
+        o, d = (int(i) for i in self.node_index([origin, destination]))
+        cost = self._checked_cost(link_cost_s)
+        buf = np.empty(self.n_nodes + 1, dtype=np.int64)
+        best, k = bidirectional_dijkstra(*self._stars(cost), self.link_from_idx, self.link_to_idx,
+                                         self.no_through, o, d, buf)
+        if k < 0:
+            raise NetworkError(f"city {self.name!r}: node {destination!r} cannot be reached from node {origin!r}")
+        return float(best), buf[:k].copy()
+
+    # ------------------------------------------------------------------ interchange
+    def to_networkx(self):
+        """The city as a networkx graph (metres, seconds, vehicles/hour).
+
+        A ``DiGraph`` when no two links join the same ordered pair of nodes, else a
+        ``MultiDiGraph`` keyed by link index. Nodes are the external ids with ``x``, ``y``
+        (metres), ``zone`` (zone id or None), ``no_through`` and, where known, ``lon``,
+        ``lat``. Edges carry ``link_idx``, ``length_m``, ``free_speed_mps``,
+        ``free_flow_time_s``, ``lanes``, ``capacity_veh_per_h``,
+        ``jam_density_veh_per_km_per_lane``, ``bpr_alpha``, ``bpr_beta`` and ``road_class``
+        (its name). ``twin.load_city`` reads the result back to an equal city.
+        """
+        import networkx as nx
+
+        pairs = self.link_from_idx.astype(np.int64) * self.n_nodes + self.link_to_idx
+        multi = len(np.unique(pairs)) != len(pairs)
+        G = nx.MultiDiGraph() if multi else nx.DiGraph()
+        G.graph.update(name=self.name, source=self.source, road_class_names=list(self.road_class_names))
+        ids = self.node_ids.tolist()
+        zone_ids = self.zone_ids.tolist()
+        for i, nid in enumerate(ids):
+            z = int(self.zone_of_node[i])
+            attrs = dict(x=float(self.x_m[i]), y=float(self.y_m[i]), zone=zone_ids[z] if z >= 0 else None,
+                         no_through=bool(self.no_through[i]))
+            if self.lon is not None:
+                attrs.update(lon=float(self.lon[i]), lat=float(self.lat[i]))
+            G.add_node(nid, **attrs)
+        cols = ("length_m", "free_speed_mps", "free_flow_time_s", "lanes", "capacity_veh_per_h",
+                "jam_density_veh_per_km_per_lane", "bpr_alpha", "bpr_beta")
+        values = {c: getattr(self, c).tolist() for c in cols}
+        for k in range(self.n_links):
+            attrs = {c: values[c][k] for c in cols}
+            attrs["link_idx"] = k
+            attrs["road_class"] = self.road_class_names[self.road_class[k]]
+            u, v = ids[self.link_from_idx[k]], ids[self.link_to_idx[k]]
+            if multi:
+                G.add_edge(u, v, key=k, **attrs)
+            else:
+                G.add_edge(u, v, **attrs)
+        return G
+
+
+class _IdLookup:
+    """Vectorised external-id → index map (sorted search for ints, a dict for strings)."""
+
+    def __init__(self, node_ids):
+        self.is_int = node_ids.dtype.kind in "iu"
+        if self.is_int:
+            self.order = np.argsort(node_ids, kind="stable")
+            self.sorted = node_ids[self.order]
+        else:
+            self.map = {v: i for i, v in enumerate(node_ids.tolist())}
+
+    def __call__(self, ids, city_name):
+        scalar = np.ndim(ids) == 0
+        arr = np.atleast_1d(np.asarray(ids, dtype=object if not self.is_int else None))
+        if self.is_int:
+            if arr.dtype.kind not in "iu":
+                try:
+                    conv = arr.astype(np.int64)
+                    ok = arr.dtype.kind in "f" and np.all(conv == arr) or arr.dtype.kind in "OUS" and all(
+                        str(int(c)) == str(a).strip() for c, a in zip(conv, arr))
+                except (ValueError, TypeError, OverflowError):
+                    ok = False
+                if not ok:
+                    raise UnknownNodeError(self._message(arr[:5].tolist(), city_name))
+                arr = conv
+            pos = np.searchsorted(self.sorted, arr)
+            pos = np.minimum(pos, len(self.sorted) - 1)
+            found = self.sorted[pos] == arr
+            if not found.all():
+                raise UnknownNodeError(self._message(arr[~found][:5].tolist(), city_name))
+            out = self.order[pos].astype(np.int64)
+        else:
+            try:
+                out = np.array([self.map[str(v)] for v in arr.tolist()], dtype=np.int64)
+            except KeyError:
+                bad = [v for v in arr.tolist() if str(v) not in self.map][:5]
+                raise UnknownNodeError(self._message(bad, city_name)) from None
+        return out[0] if scalar else out
+
+    @staticmethod
+    def _message(bad, city_name):
+        return (f"unknown node id(s) {bad} in city {city_name!r}; node ids are the network's external ids "
+                f"(see City.node_ids or `twin info`)")

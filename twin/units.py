@@ -1,0 +1,80 @@
+"""Unit conversions, done only here and only at the boundary.
+
+Inside ``twin`` every physical quantity is SI or traffic-engineering standard:
+seconds, metres, metres/second, vehicles/hour, vehicles/kilometre. Readers of foreign
+formats convert with the factors below.
+"""
+
+from __future__ import annotations
+
+import math
+
+__all__ = [
+    "SECONDS_PER",
+    "METRES_PER",
+    "time_factor_s",
+    "length_factor_m",
+    "kmh_to_mps",
+    "mph_to_mps",
+    "EARTH_RADIUS_M",
+    "haversine_m",
+]
+
+#: Seconds in one unit of each accepted time unit name.
+SECONDS_PER = {
+    "s": 1.0,
+    "min": 60.0,
+    "h": 3600.0,
+    "0.01h": 36.0,
+}
+
+#: Metres in one unit of each accepted length unit name.
+METRES_PER = {
+    "m": 1.0,
+    "km": 1000.0,
+    "ft": 0.3048,
+    "mi": 1609.344,
+}
+
+#: Mean Earth radius used for great-circle lengths, in metres (the IUGG value osmnx uses).
+EARTH_RADIUS_M = 6_371_009.0
+
+
+def _factor(value, table, what):
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if not (math.isfinite(value) and value > 0):
+            raise ValueError(f"{what} = {value!r}; expected a positive finite number or one of {sorted(table)}")
+        return float(value)
+    try:
+        return table[value]
+    except (KeyError, TypeError):
+        raise ValueError(f"{what} = {value!r}; expected one of {sorted(table)} or a positive number") from None
+
+
+def time_factor_s(unit) -> float:
+    """Return the number of seconds in one ``unit`` (a name from :data:`SECONDS_PER` or a number)."""
+    return _factor(unit, SECONDS_PER, "time_unit")
+
+
+def length_factor_m(unit) -> float:
+    """Return the number of metres in one ``unit`` (a name from :data:`METRES_PER` or a number)."""
+    return _factor(unit, METRES_PER, "length_unit")
+
+
+def kmh_to_mps(speed_kmh: float) -> float:
+    """Convert km/h to m/s."""
+    return speed_kmh / 3.6
+
+
+def mph_to_mps(speed_mph: float) -> float:
+    """Convert miles/hour to m/s."""
+    return speed_mph * 1609.344 / 3600.0
+
+
+def haversine_m(lon1, lat1, lon2, lat2):
+    """Great-circle distance in metres between points given in degrees (numpy arrays or floats)."""
+    import numpy as np
+
+    lon1, lat1, lon2, lat2 = (np.radians(np.asarray(a, dtype=np.float64)) for a in (lon1, lat1, lon2, lat2))
+    a = np.sin((lat2 - lat1) / 2.0) ** 2 + np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2.0) ** 2
+    return 2.0 * EARTH_RADIUS_M * np.arcsin(np.sqrt(np.minimum(a, 1.0)))
