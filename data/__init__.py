@@ -1,6 +1,6 @@
 """Loaders of foreign network formats and the small embedded data.
 
-Layer: below the core. Imports numpy, networkx, the standard library, ``twin.errors`` and
+Layer: below the core. Imports numpy, scipy, networkx, the standard library, ``twin.errors`` and
 ``twin.units`` only.
 """
 
