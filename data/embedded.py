@@ -5,7 +5,8 @@ name               what
 =================  ==========================================================================
 ``hefei-baohe``    Real OpenStreetMap extract of Hefei, Baohe District (around Luogang and
                    Hefei South station), drivable roads incl. service, largest strongly
-                   connected component, degree-2 nodes collapsed. © OpenStreetMap
+                   connected component, degree-2 nodes collapsed, 3 x 3 grid districts.
+                   © OpenStreetMap
                    contributors, ODbL 1.0 (see ``cities/ATTRIBUTION.md``). The default city.
 =================  ==========================================================================
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 from importlib import resources
 
+from twin.data.network import grid_districts
 from twin.errors import UnknownCityError
 
 __all__ = ["EMBEDDED_CITIES", "DEFAULT_CITY", "embedded_city_path", "read_embedded"]
@@ -53,4 +55,10 @@ def read_embedded(name: str, **options):
     with resources.as_file(path) as p:
         raw = read_osm(p, name=name, **options)
     raw.meta["embedded"] = name
+    # OSM carries no districts; cut the extent into 3 x 3 (twin.data.network.grid_districts).
+    zone_of_node, zone_ids, central = grid_districts(raw.x_m, raw.y_m, 3, 3)
+    raw.zone_of_node, raw.zone_ids = zone_of_node, zone_ids
+    raw.meta["districts"] = "3 x 3 equal rectangles over the extent"
+    raw.meta["central_zone_ids"] = zone_ids[central].tolist()
+    raw.meta["peripheral_zone_ids"] = zone_ids[~central].tolist()
     return raw

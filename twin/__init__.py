@@ -13,13 +13,14 @@ and one clock. The core API:
 
 from twin._version import __version__
 from twin.errors import NetworkError, ResultsError, ScenarioError, TwinError, UnknownCityError, UnknownNodeError
-from twin.graph import City
+from twin.graph import City, write_network
 from twin.loading import load_city
 
 __all__ = [
     "__version__",
     "City",
     "load_city",
+    "write_network",
     "open_results",
     "ResultsWriter",
     "TwinError",

@@ -21,7 +21,7 @@ import numpy as np
 from twin.data.network import DEFAULT_JAM_DENSITY_VEH_PER_KM_PER_LANE, RawNetwork
 from twin.errors import NetworkError, UnknownNodeError
 
-__all__ = ["City"]
+__all__ = ["City", "write_network"]
 
 logger = logging.getLogger(__name__)
 
@@ -337,6 +337,8 @@ class City:
         (``twin.kernels.routing.many_to_many``); each search stops once every
         destination is settled.
         """
+        import numba
+
         from twin.kernels.routing import many_to_many
 
         o_idx = np.atleast_1d(self.node_index(origins))
@@ -346,7 +348,7 @@ class City:
         out = np.empty((len(o_idx), len(d_idx)), dtype=np.float64)
         if len(o_idx) and len(d_idx):
             many_to_many(self.fwd_indptr, self.fwd_head, np.ascontiguousarray(cost[self.fwd_link]),
-                         self.fwd_link, self.no_through, o_idx, d_idx, out)
+                         self.fwd_link, self.no_through, o_idx, d_idx, 4 * numba.get_num_threads(), out)
         return out
 
     def shortest_path_tree(self, origin, link_cost_s=None):
@@ -500,3 +502,40 @@ class _IdLookup:
     def _message(bad, city_name):
         return (f"unknown node id(s) {bad} in city {city_name!r}; node ids are the network's external ids "
                 f"(see City.node_ids or `twin info`)")
+
+
+def write_network(writer, city: City) -> None:
+    """Write a city's nodes and links as tables ``/network/nodes`` and ``/network/links``.
+
+    Parameters
+    ----------
+    writer : twin.results.ResultsWriter
+        An open writer.
+    city : City
+
+    Notes
+    -----
+    Node ids are written as int64 when the city's ids are integers, else as UTF-8 strings.
+    Link rows are in link-index order; ``from_idx``/``to_idx`` index the node table.
+    """
+    nodes = {
+        "node_id": city.node_ids if city.node_ids.dtype.kind in "iu" else city.node_ids.astype(str),
+        "x_m": city.x_m, "y_m": city.y_m,
+        "zone_idx": city.zone_of_node, "no_through": city.no_through,
+    }
+    units = {"node_id": "", "x_m": "m", "y_m": "m", "zone_idx": "", "no_through": ""}
+    if city.lon is not None:
+        nodes.update(lon_deg=city.lon, lat_deg=city.lat)
+        units.update(lon_deg="degree", lat_deg="degree")
+    writer.write_table("/network/nodes", nodes, units=units)
+    links = {
+        "from_idx": city.link_from_idx, "to_idx": city.link_to_idx, "length_m": city.length_m,
+        "free_speed_mps": city.free_speed_mps, "free_flow_time_s": city.free_flow_time_s, "lanes": city.lanes,
+        "capacity_veh_per_h": city.capacity_veh_per_h,
+        "jam_density_veh_per_km_per_lane": city.jam_density_veh_per_km_per_lane,
+        "road_class": np.array(city.road_class_names, dtype=object)[city.road_class].astype(str),
+    }
+    writer.write_table("/network/links", links, units={
+        "from_idx": "", "to_idx": "", "length_m": "m", "free_speed_mps": "m/s", "free_flow_time_s": "s",
+        "lanes": "1", "capacity_veh_per_h": "veh/h", "jam_density_veh_per_km_per_lane": "veh/km/lane",
+        "road_class": ""})

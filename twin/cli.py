@@ -1,0 +1,182 @@
+"""The ``twin`` command line.
+
+::
+
+    twin --version
+    twin info [CITY] [--out city.h5]          counts, components, bounding box, lane-km by road class
+    twin route [CITY] FROM TO                  least free-flow-time path, its length and time
+
+CITY is an embedded city name (default ``hefei-baohe``), a TNTP ``*_net.tntp`` or OSM
+``.osm[.gz|.bz2]`` path, or a synthetic spec such as ``grid:10x10``. ``-v`` / ``-q`` set
+the log level; the library itself never prints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+import numpy as np
+
+__all__ = ["main", "city_info"]
+
+logger = logging.getLogger("twin.cli")
+
+
+def city_info(city) -> dict:
+    """Facts about a city for ``twin info``: counts, components, bounding box, lane-km by class."""
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    A = csr_matrix((np.ones(city.n_links), (city.link_from_idx, city.link_to_idx)),
+                   shape=(city.n_nodes, city.n_nodes))
+    n_scc, scc_labels = connected_components(A, directed=True, connection="strong")
+    n_wcc, _ = connected_components(A, directed=True, connection="weak")
+    largest_scc = int(np.bincount(scc_labels).max())
+    lane_km = city.length_m * city.lanes / 1000.0
+    classes = []
+    for code, name in enumerate(city.road_class_names):
+        sel = city.road_class == code
+        if sel.any():
+            classes.append(dict(road_class=name, links=int(sel.sum()), km=float(city.length_m[sel].sum() / 1000),
+                                lane_km=float(lane_km[sel].sum()),
+                                mean_free_speed_kmh=float(np.mean(np.where(np.isfinite(city.free_speed_mps[sel]),
+                                                                           city.free_speed_mps[sel], np.nan)) * 3.6)
+                                if np.isfinite(city.free_speed_mps[sel]).any() else float("nan"),
+                                capacity_veh_per_h=float(np.median(city.capacity_veh_per_h[sel]))))
+    info = dict(name=city.name, source=city.source, nodes=city.n_nodes, links=city.n_links, zones=city.n_zones,
+                no_through_nodes=int(city.no_through.sum()), strong_components=int(n_scc),
+                largest_strong_component_nodes=largest_scc, weak_components=int(n_wcc),
+                total_km=float(city.length_m.sum() / 1000), lane_km=float(lane_km.sum()), classes=classes)
+    if city.has_coordinates:
+        info["bbox_m"] = (float(city.x_m.min()), float(city.y_m.min()), float(city.x_m.max()), float(city.y_m.max()))
+    if city.lon is not None:
+        info["bbox_lonlat"] = (float(city.lon.min()), float(city.lat.min()), float(city.lon.max()),
+                               float(city.lat.max()))
+    return info
+
+
+def _print_info(info, out):
+    w = out.write
+    w(f"city     {info['name']}  ({info['source']})\n")
+    w(f"nodes    {info['nodes']:,}    links {info['links']:,}    zones {info['zones']:,}"
+      f"    no-through (centroid) nodes {info['no_through_nodes']:,}\n")
+    w(f"strongly connected components {info['strong_components']:,} (largest {info['largest_strong_component_nodes']:,}"
+      f" nodes); weakly connected {info['weak_components']:,}\n")
+    w(f"length   {info['total_km']:,.1f} km of links, {info['lane_km']:,.1f} lane-km\n")
+    if "bbox_m" in info:
+        x0, y0, x1, y1 = info["bbox_m"]
+        w(f"extent   {(x1 - x0) / 1000:,.2f} km x {(y1 - y0) / 1000:,.2f} km (x {x0:,.0f}..{x1:,.0f} m, "
+          f"y {y0:,.0f}..{y1:,.0f} m)\n")
+    if "bbox_lonlat" in info:
+        w("bbox     lon {:.5f}..{:.5f}, lat {:.5f}..{:.5f}\n".format(*(info["bbox_lonlat"][i] for i in (0, 2, 1, 3))))
+    w("\n{:<22} {:>7} {:>10} {:>10} {:>12} {:>16}\n".format("road class", "links", "km", "lane-km",
+                                                        "free km/h", "capacity veh/h"))
+    for c in info["classes"]:
+        w("{:<22} {:>7,} {:>10,.2f} {:>10,.2f} {:>12.1f} {:>16,.0f}\n".format(
+            c["road_class"], c["links"], c["km"], c["lane_km"], c["mean_free_speed_kmh"], c["capacity_veh_per_h"]))
+
+
+def _parse_node(city, text):
+    """Node ids on the command line are strings; match the city's id type."""
+    if city.node_ids.dtype.kind in "iu":
+        try:
+            return int(text)
+        except ValueError:
+            from twin.errors import UnknownNodeError
+
+            raise UnknownNodeError(f"node id {text!r} is not an integer; city {city.name!r} has integer node ids "
+                                   f"such as {city.node_ids[:3].tolist()}") from None
+    return text
+
+
+def _cmd_info(args):
+    import twin
+
+    city = twin.load_city(args.city)
+    info = city_info(city)
+    _print_info(info, sys.stdout)
+    if args.out:
+        from twin.graph import write_network
+        from twin.results import ResultsWriter
+
+        with ResultsWriter(args.out, meta={"command": "info", "city": city.name, "source": city.source},
+                           overwrite=args.overwrite) as writer:
+            write_network(writer, city)
+            writer.write_summary("n_nodes", city.n_nodes, units="1")
+            writer.write_summary("n_links", city.n_links, units="1")
+            writer.write_summary("total_length_m", float(city.length_m.sum()), units="m")
+            writer.write_summary("lane_length_m", float((city.length_m * city.lanes).sum()), units="m")
+        sys.stdout.write(f"\nwrote {args.out}\n")
+    return 0
+
+
+def _cmd_route(args):
+    import twin
+
+    city = twin.load_city(args.city)
+    o, d = _parse_node(city, args.origin), _parse_node(city, args.destination)
+    links = city.path(o, d)
+    time_s = float(city.free_flow_time_s[links].sum())
+    length_m = float(city.length_m[links].sum())
+    nodes = [o] + [city.node_ids[i].item() if hasattr(city.node_ids[i], "item") else city.node_ids[i]
+                   for i in city.link_to_idx[links]]
+    out = sys.stdout
+    out.write(f"route {o} -> {d} in {city.name}: {len(links)} links, {length_m / 1000:,.3f} km, "
+              f"free-flow time {time_s:,.1f} s ({time_s / 60:,.2f} min)\n")
+    out.write("nodes: " + " ".join(str(v) for v in nodes) + "\n")
+    if args.links:
+        names = city.link_attrs.get("name")
+        out.write("\n{:>6} {:>12} {:>12} {:>9} {:>8}  {}\n".format("link", "from", "to", "length_m", "time_s", "name"))
+        for k in links:
+            out.write("{:>6} {:>12} {:>12} {:>9.1f} {:>8.1f}  {}\n".format(
+                int(k), str(city.node_ids[city.link_from_idx[k]]), str(city.node_ids[city.link_to_idx[k]]),
+                city.length_m[k], city.free_flow_time_s[k], names[k] if names is not None else ""))
+    return 0
+
+
+def build_parser():
+    from twin._version import __version__
+    from twin.data.embedded import DEFAULT_CITY
+
+    ap = argparse.ArgumentParser(prog="twin", description="A city-operations digital twin.")
+    ap.add_argument("--version", action="version", version=f"twin {__version__}")
+    ap.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    ap.add_argument("-q", "--quiet", action="store_true", help="only errors")
+    sub = ap.add_subparsers(dest="command", metavar="COMMAND")
+    p = sub.add_parser("info", help="counts, components, extent and lane-km by road class of a city")
+    p.add_argument("city", nargs="?", default=DEFAULT_CITY,
+                   help=f"embedded city name, network file or synthetic spec (default {DEFAULT_CITY})")
+    p.add_argument("--out", help="also write the network to this results file (HDF5)")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    p.set_defaults(func=_cmd_info)
+    p = sub.add_parser("route", help="least free-flow-time path between two nodes")
+    p.add_argument("city", help="embedded city name, network file or synthetic spec")
+    p.add_argument("origin", help="origin node id")
+    p.add_argument("destination", help="destination node id")
+    p.add_argument("--links", action="store_true", help="list the path's links")
+    p.set_defaults(func=_cmd_route)
+    return ap
+
+
+def main(argv=None) -> int:
+    """Entry point of the ``twin`` command; returns the exit status."""
+    ap = build_parser()
+    args = ap.parse_args(argv)
+    level = logging.ERROR if args.quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)]
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    if args.command is None:
+        ap.print_help()
+        return 2
+    from twin.errors import TwinError
+
+    try:
+        return args.func(args)
+    except TwinError as exc:
+        sys.stderr.write(f"twin {args.command}: error: {exc}\n")
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
