@@ -61,7 +61,12 @@ def read_networkx(G, *, name=None) -> RawNetwork:
     n = len(nodes)
     x = np.empty(n)
     y = np.empty(n)
+    # A graph written by City.to_networkx for a city without coordinates says so.
+    no_coords = G.graph.get("has_coordinates") is False
     for i, (v, d) in enumerate(G.nodes(data=True)):
+        if no_coords:
+            x[i] = y[i] = np.nan
+            continue
         for key, out in (("x", x), ("y", y)):
             if key not in d:
                 raise NetworkError(f"{src}: node {v!r} has no attribute {key!r}; every node needs "
@@ -75,7 +80,15 @@ def read_networkx(G, *, name=None) -> RawNetwork:
         edges.sort(key=lambda e: e[2]["link_idx"])
     m = len(edges)
     cols = {a: np.empty(m) for a in REQUIRED_EDGE_ATTRS}
-    opt = {a: np.empty(m) for a in _OPTIONAL_EDGE if all(a in d for _, _, d in edges)}
+    opt = {}
+    for a in _OPTIONAL_EDGE:
+        have = [a in d for _, _, d in edges]
+        if all(have):
+            opt[a] = np.empty(m)
+        elif any(have):
+            u, v, _ = edges[have.index(False)]
+            raise NetworkError(f"{src}: edge ({u!r}, {v!r}) has no attribute {a!r} while other edges have it; "
+                               f"give {a!r} on every edge or on none")
     tail = np.empty(m, dtype=np.int64)
     head = np.empty(m, dtype=np.int64)
     class_names: dict = {}
@@ -103,7 +116,10 @@ def read_networkx(G, *, name=None) -> RawNetwork:
         raise NetworkError(f"{src}: {len(class_names)} distinct road_class values; at most 127 are supported")
 
     zones = [d.get("zone") for _, d in G.nodes(data=True)]
-    zone_values = sorted({z for z in zones if z is not None}, key=lambda z: (str(type(z)), z))
+    zone_values = G.graph.get("zone_ids")
+    if zone_values is None or not {z for z in zones if z is not None} <= set(zone_values):
+        zone_values = sorted({z for z in zones if z is not None}, key=lambda z: (str(type(z)), z))
+    zone_values = list(zone_values)
     zone_index = {z: i for i, z in enumerate(zone_values)}
     zone_of_node = np.array([zone_index[z] if z is not None else -1 for z in zones], dtype=np.int32)
     zone_ids = np.array(zone_values, dtype=np.int64 if all(isinstance(z, (int, np.integer)) for z in zone_values)

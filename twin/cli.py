@@ -51,6 +51,9 @@ def city_info(city) -> dict:
                 total_km=float(city.length_m.sum() / 1000), lane_km=float(lane_km.sum()), classes=classes)
     if city.has_coordinates:
         info["bbox_m"] = (float(city.x_m.min()), float(city.y_m.min()), float(city.x_m.max()), float(city.y_m.max()))
+    if "dropped_nodes" in city.meta:
+        info["dropped"] = dict(nodes=int(city.meta["dropped_nodes"]), links=int(city.meta.get("dropped_links", 0)),
+                               length_m=float(city.meta.get("dropped_length_m", 0.0)))
     if city.lon is not None:
         info["bbox_lonlat"] = (float(city.lon.min()), float(city.lat.min()), float(city.lon.max()),
                                float(city.lat.max()))
@@ -65,6 +68,10 @@ def _print_info(info, out):
     w(f"strongly connected components {info['strong_components']:,} (largest {info['largest_strong_component_nodes']:,}"
       f" nodes); weakly connected {info['weak_components']:,}\n")
     w(f"length   {info['total_km']:,.1f} km of links, {info['lane_km']:,.1f} lane-km\n")
+    if "dropped" in info:
+        d = info["dropped"]
+        w(f"dropped  {d['nodes']:,} nodes, {d['links']:,} links, {d['length_m'] / 1000:,.1f} km outside the largest "
+          f"strongly connected component\n")
     if "bbox_m" in info:
         x0, y0, x1, y1 = info["bbox_m"]
         w(f"extent   {(x1 - x0) / 1000:,.2f} km x {(y1 - y0) / 1000:,.2f} km (x {x0:,.0f}..{x1:,.0f} m, "
@@ -94,6 +101,13 @@ def _parse_node(city, text):
 def _cmd_info(args):
     import twin
 
+    if args.out and not args.overwrite:
+        from pathlib import Path
+
+        if Path(args.out).exists():
+            from twin.errors import ResultsError
+
+            raise ResultsError(f"{args.out} already exists; pass --overwrite to replace it")
     city = twin.load_city(args.city)
     info = city_info(city)
     _print_info(info, sys.stdout)

@@ -26,6 +26,11 @@ __all__ = ["City", "write_network"]
 logger = logging.getLogger(__name__)
 
 
+def _py(value):
+    """A numpy scalar as the plain Python value, for messages (``5``, not ``np.int64(5)``)."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def _index_dtype(n):
     return np.int32 if n < 2**31 - 1 else np.int64
 
@@ -139,7 +144,7 @@ class City:
             node_ids = node_ids.astype(np.int64)
             uniq, counts = np.unique(node_ids, return_counts=True)
             if len(uniq) != n:
-                raise NetworkError(f"{src}: node id {uniq[counts > 1][0]} appears more than once; ids must be unique")
+                raise NetworkError(f"{src}: node id {_py(uniq[counts > 1][0])} appears more than once; ids must be unique")
         else:
             node_ids = np.array([str(v) for v in node_ids], dtype=object)
             seen = set()
@@ -150,7 +155,7 @@ class City:
 
         def where(k):
             line = raw.link_attrs.get("source_line")
-            a, b = node_ids[raw.link_from_idx[k]], node_ids[raw.link_to_idx[k]]
+            a, b = _py(node_ids[raw.link_from_idx[k]]), _py(node_ids[raw.link_to_idx[k]])
             return f"{src}: link {k} ({a}->{b}" + (f", line {int(line[k])}" if line is not None else "") + ")"
 
         for name in ("link_from_idx", "link_to_idx"):
@@ -180,7 +185,7 @@ class City:
             bad = np.flatnonzero(a <= 0) if positive else np.flatnonzero(a < 0)
             if len(bad):
                 k = bad[0]
-                raise NetworkError(f"{where(k)}: {name} = {a[k]!r}; expected {'> 0' if positive else '>= 0'}")
+                raise NetworkError(f"{where(k)}: {name} = {_py(a[k])!r}; expected {'> 0' if positive else '>= 0'}")
 
         check("length_m", length_m, positive=False)
         check("free_flow_time_s", fft, positive=False)
@@ -204,11 +209,11 @@ class City:
         missing = np.isnan(x_m) | np.isnan(y_m)
         if missing.any() and not missing.all():
             i = int(np.flatnonzero(missing)[0])
-            raise NetworkError(f"{src}: node {node_ids[i]!r} has no coordinates (x_m/y_m NaN) while "
+            raise NetworkError(f"{src}: node {_py(node_ids[i])!r} has no coordinates (x_m/y_m NaN) while "
                                f"{int((~missing).sum())} other nodes have them; give every node x, y or none")
         if np.isinf(x_m).any() or np.isinf(y_m).any():
             i = int(np.flatnonzero(np.isinf(x_m) | np.isinf(y_m))[0])
-            raise NetworkError(f"{src}: node {node_ids[i]!r} has an infinite coordinate; expected finite metres")
+            raise NetworkError(f"{src}: node {_py(node_ids[i])!r} has an infinite coordinate; expected finite metres")
 
         if len(raw.road_class) and (raw.road_class.min() < 0 or raw.road_class.max() >= len(raw.road_class_names)):
             raise NetworkError(f"{src}: road_class codes must index road_class_names "
@@ -423,8 +428,9 @@ class City:
 
         A ``DiGraph`` when no two links join the same ordered pair of nodes, else a
         ``MultiDiGraph`` keyed by link index. Nodes are the external ids with ``x``, ``y``
-        (metres), ``zone`` (zone id or None), ``no_through`` and, where known, ``lon``,
-        ``lat``. Edges carry ``link_idx``, ``length_m``, ``free_speed_mps``,
+        (metres; omitted, with ``G.graph["has_coordinates"] = False``, when the city has
+        none), ``zone`` (zone id or None), ``no_through`` and, where known, ``lon``, ``lat``.
+        ``G.graph["zone_ids"]`` keeps the zone order, empty zones included. Edges carry ``link_idx``, ``length_m``, ``free_speed_mps``,
         ``free_flow_time_s``, ``lanes``, ``capacity_veh_per_h``,
         ``jam_density_veh_per_km_per_lane``, ``bpr_alpha``, ``bpr_beta`` and ``road_class``
         (its name). ``twin.load_city`` reads the result back to an equal city.
@@ -434,13 +440,15 @@ class City:
         pairs = self.link_from_idx.astype(np.int64) * self.n_nodes + self.link_to_idx
         multi = len(np.unique(pairs)) != len(pairs)
         G = nx.MultiDiGraph() if multi else nx.DiGraph()
-        G.graph.update(name=self.name, source=self.source, road_class_names=list(self.road_class_names))
+        G.graph.update(name=self.name, source=self.source, road_class_names=list(self.road_class_names),
+                       zone_ids=self.zone_ids.tolist(), has_coordinates=self.has_coordinates)
         ids = self.node_ids.tolist()
         zone_ids = self.zone_ids.tolist()
         for i, nid in enumerate(ids):
             z = int(self.zone_of_node[i])
-            attrs = dict(x=float(self.x_m[i]), y=float(self.y_m[i]), zone=zone_ids[z] if z >= 0 else None,
-                         no_through=bool(self.no_through[i]))
+            attrs = dict(zone=zone_ids[z] if z >= 0 else None, no_through=bool(self.no_through[i]))
+            if self.has_coordinates:
+                attrs.update(x=float(self.x_m[i]), y=float(self.y_m[i]))
             if self.lon is not None:
                 attrs.update(lon=float(self.lon[i]), lat=float(self.lat[i]))
             G.add_node(nid, **attrs)
@@ -475,14 +483,22 @@ class _IdLookup:
         arr = np.atleast_1d(np.asarray(ids, dtype=object if not self.is_int else None))
         if self.is_int:
             if arr.dtype.kind not in "iu":
-                try:
-                    conv = arr.astype(np.int64)
-                    ok = arr.dtype.kind in "f" and np.all(conv == arr) or arr.dtype.kind in "OUS" and all(
-                        str(int(c)) == str(a).strip() for c, a in zip(conv, arr))
-                except (ValueError, TypeError, OverflowError):
-                    ok = False
-                if not ok:
-                    raise UnknownNodeError(self._message(arr[:5].tolist(), city_name))
+                conv = np.zeros(len(arr), dtype=np.int64)
+                ok = np.zeros(len(arr), dtype=bool)
+                for i, a in enumerate(arr.tolist()):
+                    if isinstance(a, bool):
+                        continue
+                    try:
+                        if isinstance(a, (float, np.floating)):
+                            ok[i] = np.isfinite(a) and float(a).is_integer() and abs(a) < 2**63
+                            conv[i] = int(a) if ok[i] else 0
+                        else:
+                            conv[i] = int(str(a).strip())
+                            ok[i] = True
+                    except (ValueError, TypeError, OverflowError):
+                        ok[i] = False
+                if not ok.all():
+                    raise UnknownNodeError(self._message([_py(v) for v in arr[~ok][:5].tolist()], city_name))
                 arr = conv
             pos = np.searchsorted(self.sorted, arr)
             pos = np.minimum(pos, len(self.sorted) - 1)
