@@ -15,6 +15,10 @@ times are in 0.01 h; Anaheim's lengths in feet). Node coordinates come from the
 degrees are projected to metres (local equirectangular about the bounding-box centre),
 planar coordinates are scaled by ``coord_unit``.
 
+``*_trips.tntp`` files (:func:`read_tntp_trips`) hold ``Origin o`` blocks of ``d : flow;``
+entries (vehicles/hour of the modelled period); ``*_flow.tntp`` files
+(:func:`read_tntp_flow`) hold the best-known equilibrium link volumes and costs.
+
 Sources: Transportation Networks for Research Core Team, *Transportation Networks for
 Research*, https://github.com/bstabler/TransportationNetworks (format description in its
 README).
@@ -34,7 +38,7 @@ from twin.data.network import RawNetwork
 from twin.errors import NetworkError
 from twin.units import EARTH_RADIUS_M, length_factor_m, time_factor_s
 
-__all__ = ["read_tntp_net", "KNOWN_NETWORKS", "project_lonlat"]
+__all__ = ["read_tntp_net", "read_tntp_trips", "read_tntp_flow", "KNOWN_NETWORKS", "project_lonlat"]
 
 logger = logging.getLogger(__name__)
 
@@ -356,3 +360,211 @@ def read_tntp_net(path, *, time_unit=None, length_unit=None, coord_unit=None, na
         link_attrs={"toll": arr[:, 8], "tntp_link_type": link_type, "speed": arr[:, 7], "source_line": lines_arr},
         meta=meta_out,
     )
+
+
+_ENTRY_RE = re.compile(r"^\s*([^:;]+?)\s*:\s*([^:;]*?)\s*$")
+
+
+def read_tntp_trips(path) -> dict:
+    """Read a TNTP ``*_trips.tntp`` origin-destination table.
+
+    Parameters
+    ----------
+    path : str or Path
+        The trips file: ``<KEY> value`` metadata up to ``<END OF METADATA>``, then
+        ``Origin o`` lines, each followed by ``d : flow;`` entries (several per line).
+        ``~`` starts a comment.
+
+    Returns
+    -------
+    dict
+        ``origin_zone``, ``destination_zone`` : ndarray of int64, shape (n_pairs,)
+            Zone ids (``1..n_zones``) of the pairs with a non-zero flow and ``o != d``, in
+            file order.
+        ``demand_veh_per_h`` : ndarray of float64, shape (n_pairs,)
+            Their flows, vehicles/hour (TNTP tables are peak-hour vehicle flows).
+        ``n_zones`` : int
+            ``<NUMBER OF ZONES>`` of the header.
+        ``total_od_flow`` : float
+            Sum of every flow in the file, intrazonal included (the header's
+            ``<TOTAL OD FLOW>`` when the file is consistent; a mismatch is logged).
+        ``header_total_od_flow`` : float or None
+            ``<TOTAL OD FLOW>`` as stated in the header.
+        ``intrazonal_dropped_pairs`` : int
+            Number of non-zero ``o == d`` entries left out (they load no link).
+        ``intrazonal_dropped_trips`` : float
+            Their total flow, vehicles/hour (123,414 in Chicago-Sketch).
+        ``metadata`` : dict
+            The header, keys upper-case.
+
+    Raises
+    ------
+    NetworkError
+        Missing file or header, missing ``<NUMBER OF ZONES>``, an entry before any
+        ``Origin`` line, a malformed ``d : flow`` entry, a non-numeric, non-finite or
+        negative flow, an origin or destination outside ``1..n_zones``, or the same pair
+        twice; the message names the file and line.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> text = "<NUMBER OF ZONES> 2\\n<END OF METADATA>\\nOrigin 1\\n 1 : 5.0; 2 : 10.0;\\n"
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "toy_trips.tntp"
+    >>> _ = p.write_text(text)
+    >>> t = read_tntp_trips(p)
+    >>> t["origin_zone"].tolist(), t["destination_zone"].tolist(), t["demand_veh_per_h"].tolist()
+    ([1], [2], [10.0])
+    >>> t["intrazonal_dropped_trips"]
+    5.0
+    """
+    path = Path(path)
+    with _open_text(path) as fh:
+        lines = fh.read().splitlines()
+    meta, end = _read_header(lines, path)
+    n_zones = _int_meta(meta, "NUMBER OF ZONES", path)
+    if n_zones <= 0:
+        raise NetworkError(f"{path}: <NUMBER OF ZONES> {n_zones}; expected > 0")
+    header_total = None
+    if "TOTAL OD FLOW" in meta:
+        try:
+            header_total = float(meta["TOTAL OD FLOW"])
+        except ValueError:
+            raise NetworkError(f"{path}: metadata '<TOTAL OD FLOW> {meta['TOTAL OD FLOW']}' is not a number") from None
+
+    orig, dest, flow = [], [], []
+    seen = set()
+    origin = None
+    total = 0.0
+    intra_pairs = 0
+    intra_flow = 0.0
+    for lineno in range(end + 1, len(lines) + 1):
+        s = lines[lineno - 1].split("~")[0].strip()
+        if not s:
+            continue
+        if s[:6].lower() == "origin":
+            word = s[6:].strip().rstrip(";").strip()
+            try:
+                origin = int(word)
+            except ValueError:
+                raise NetworkError(f"{path}, line {lineno}: expected 'Origin <zone id>', found {s[:60]!r}") from None
+            if not 1 <= origin <= n_zones:
+                raise NetworkError(f"{path}, line {lineno}: origin {origin} is outside 1..{n_zones} "
+                                   f"(<NUMBER OF ZONES> {n_zones})")
+            continue
+        if origin is None:
+            raise NetworkError(f"{path}, line {lineno}: entry {s[:60]!r} before any 'Origin <zone id>' line")
+        for item in s.split(";"):
+            if not item.strip():
+                continue
+            mt = _ENTRY_RE.match(item)
+            if mt is None:
+                raise NetworkError(f"{path}, line {lineno}: malformed entry {item.strip()[:40]!r}; "
+                                   f"expected 'destination : flow;'")
+            try:
+                d = int(mt.group(1))
+            except ValueError:
+                raise NetworkError(f"{path}, line {lineno}: destination {mt.group(1)!r} is not an integer zone id") from None
+            try:
+                q = float(mt.group(2))
+            except ValueError:
+                raise NetworkError(f"{path}, line {lineno}: flow {mt.group(2)!r} for {origin} -> {d} is not a "
+                                   f"number; expected a finite flow >= 0 vehicles/hour") from None
+            if not 1 <= d <= n_zones:
+                raise NetworkError(f"{path}, line {lineno}: destination {d} (origin {origin}) is outside "
+                                   f"1..{n_zones} (<NUMBER OF ZONES> {n_zones})")
+            if not math.isfinite(q) or q < 0:
+                raise NetworkError(f"{path}, line {lineno}: flow {q!r} for {origin} -> {d}; expected a finite "
+                                   f"flow >= 0 vehicles/hour")
+            if (origin, d) in seen:
+                raise NetworkError(f"{path}, line {lineno}: pair {origin} -> {d} appears a second time; each "
+                                   f"pair may be given once")
+            seen.add((origin, d))
+            total += q
+            if q == 0.0:
+                continue
+            if d == origin:
+                intra_pairs += 1
+                intra_flow += q
+                continue
+            orig.append(origin)
+            dest.append(d)
+            flow.append(q)
+    if header_total is not None and abs(total - header_total) > 1e-6 * max(1.0, abs(header_total)):
+        logger.warning("%s: entries sum to %.6f but <TOTAL OD FLOW> is %.6f", path, total, header_total)
+    if intra_pairs:
+        logger.info("%s: dropped %d intrazonal pairs (%.3f veh/h)", path, intra_pairs, intra_flow)
+    return {
+        "origin_zone": np.array(orig, dtype=np.int64),
+        "destination_zone": np.array(dest, dtype=np.int64),
+        "demand_veh_per_h": np.array(flow, dtype=np.float64),
+        "n_zones": n_zones,
+        "total_od_flow": float(total),
+        "header_total_od_flow": header_total,
+        "intrazonal_dropped_pairs": intra_pairs,
+        "intrazonal_dropped_trips": float(intra_flow),
+        "metadata": meta,
+    }
+
+
+def read_tntp_flow(path) -> dict:
+    """Read a TNTP ``*_flow.tntp`` file of link volumes (best-known equilibrium flows).
+
+    Parameters
+    ----------
+    path : str or Path
+        Lines ``from to volume cost`` (tabs or spaces, an optional trailing ``;``), an
+        optional column-title line (``From To Volume Cost``) and an optional metadata
+        header up to ``<END OF METADATA>`` (Chicago-Regional has one).
+
+    Returns
+    -------
+    dict
+        ``from_node``, ``to_node`` : ndarray of int64, shape (n_rows,)
+            External node ids at each link's ends, in file order (TNTP flow files list
+            the links in net-file order).
+        ``volume_veh_per_h`` : ndarray of float64
+            Link volume, vehicles/hour.
+        ``cost`` : ndarray of float64
+            Link cost **in the file's own time unit** (not converted: it is a
+            generalised cost where the network has tolls or distance weights).
+
+    Raises
+    ------
+    NetworkError
+        Missing file, a line with fewer than four columns or a non-numeric value (file
+        and line named), or no data line.
+    """
+    path = Path(path)
+    with _open_text(path) as fh:
+        lines = fh.read().splitlines()
+    start = 0
+    if any(line.strip().upper().startswith("<END OF METADATA>") for line in lines[:50]):
+        _, start = _read_header(lines, path)
+    rows = []
+    titles_seen = False
+    for lineno in range(start + 1, len(lines) + 1):
+        s = lines[lineno - 1].split("~")[0].replace(";", " ").strip()
+        if not s:
+            continue
+        parts = s.split()
+        try:
+            vals = [float(p) for p in parts[:4]]
+        except ValueError:
+            if not titles_seen and not rows:
+                titles_seen = True  # column titles ("From To Volume Cost")
+                continue
+            raise NetworkError(f"{path}, line {lineno}: non-numeric value in {s[:80]!r}; expected "
+                               f"'from to volume cost'") from None
+        if len(vals) < 4:
+            raise NetworkError(f"{path}, line {lineno}: expected 4 columns (from to volume cost), found "
+                               f"{len(parts)}: {s[:80]!r}")
+        rows.append(vals)
+    if not rows:
+        raise NetworkError(f"{path}: no 'from to volume cost' lines")
+    arr = np.array(rows, dtype=np.float64)
+    return {
+        "from_node": arr[:, 0].astype(np.int64),
+        "to_node": arr[:, 1].astype(np.int64),
+        "volume_veh_per_h": arr[:, 2].copy(),
+        "cost": arr[:, 3].copy(),
+    }

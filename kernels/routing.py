@@ -36,6 +36,8 @@ __all__ = [
     "dijkstra_sssp",
     "many_to_many",
     "bidirectional_dijkstra",
+    "all_or_nothing",
+    "tree_routes",
 ]
 
 
@@ -328,3 +330,165 @@ def bidirectional_dijkstra(f_indptr, f_head, f_cost, f_link, r_indptr, r_tail, r
         k += 1
         x = link_head[lk]
     return best, k
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def all_or_nothing(indptr, head, slot_cost, slot_link, no_through, link_tail, origins, dest_offsets,
+                   dest_nodes, dest_demand, n_chunks, link_flow_out, sp_cost_out):
+    """Load every OD demand on its least-cost path (all-or-nothing assignment).
+
+    Parameters
+    ----------
+    indptr, head, slot_cost, slot_link, no_through : ndarray
+        The CSR forward star (module docstring); ``slot_cost`` is the generalised cost
+        of each slot's link (seconds), ``>= 0``.
+    link_tail : ndarray of int32/int64, shape (n_links,)
+        Tail node of every link, to walk predecessor links back to the origin.
+    origins : ndarray of int64, shape (n_origins,)
+        Origin node indices (each once).
+    dest_offsets : ndarray of int64, shape (n_origins + 1,)
+        OD pairs in CSR form: origin ``i``'s pairs are ``dest_offsets[i]:dest_offsets[i+1]``.
+    dest_nodes : ndarray of int64, shape (n_pairs,)
+        Destination node index of each pair.
+    dest_demand : ndarray of float64, shape (n_pairs,)
+        Demand of each pair, vehicles/hour, ``>= 0``.
+    n_chunks : int
+        Origins are split into this many contiguous chunks (fewer if there are fewer
+        origins), each with its own work arrays and link-flow buffer. The result depends
+        on ``n_chunks`` (in the last bits: the order of the float sums) but never on the
+        thread count; callers pass a fixed number.
+    link_flow_out : ndarray of float64, shape (n_links,)
+        Output: flow loaded on each link, vehicles/hour.
+    sp_cost_out : ndarray of float64, shape (n_pairs,)
+        Output: least cost of each pair, ``inf`` where unreachable (its demand is then
+        not loaded) and ``0`` where the destination is the origin.
+
+    Returns
+    -------
+    int
+        Number of pairs with a positive demand and no path.
+
+    Notes
+    -----
+    One Dijkstra per origin (``dijkstra_sssp`` with predecessors, stopping once the
+    origin's destinations are settled), then each destination's demand is added to the
+    links of its predecessor chain. Chunks add into private buffers that are summed
+    afterwards in chunk order 0, 1, ..., per link, so no float sum crosses ``prange``
+    iterations and the flows are byte-identical for any number of threads. Ties between
+    equal-cost paths follow ``dijkstra_sssp`` (first relaxation in CSR order).
+    """
+    n = indptr.shape[0] - 1
+    m = head.shape[0]
+    n_orig = origins.shape[0]
+    n_chunks = max(1, min(n_orig, n_chunks))
+    chunk_flow = np.zeros((n_chunks, m), dtype=np.float64)
+    unreachable = np.zeros(n_chunks, dtype=np.int64)
+    for c in prange(n_chunks):
+        lo = c * n_orig // n_chunks
+        hi = (c + 1) * n_orig // n_chunks
+        dist = np.empty(n, dtype=np.float64)
+        pred = np.empty(n, dtype=np.int64)
+        heap_d = np.empty(m + 1, dtype=np.float64)
+        heap_v = np.empty(m + 1, dtype=np.int64)
+        is_target = np.zeros(n, dtype=np.bool_)
+        flow = chunk_flow[c]
+        for i in range(lo, hi):
+            o = origins[i]
+            a = dest_offsets[i]
+            b = dest_offsets[i + 1]
+            n_targets = 0
+            for j in range(a, b):
+                d = dest_nodes[j]
+                if not is_target[d]:
+                    is_target[d] = True
+                    n_targets += 1
+            if n_targets > 0:
+                dijkstra_sssp(indptr, head, slot_cost, slot_link, no_through, o, is_target, n_targets,
+                              dist, pred, heap_d, heap_v, True)
+            for j in range(a, b):
+                d = dest_nodes[j]
+                is_target[d] = False
+                cost = dist[d]
+                sp_cost_out[j] = cost
+                q = dest_demand[j]
+                if cost == np.inf:
+                    if q > 0.0:
+                        unreachable[c] += 1
+                    continue
+                if q == 0.0:
+                    continue
+                v = d
+                while v != o:
+                    lk = pred[v]
+                    flow[lk] += q
+                    v = link_tail[lk]
+    for k in prange(m):
+        total = 0.0
+        for c in range(n_chunks):
+            total += chunk_flow[c, k]
+        link_flow_out[k] = total
+    n_bad = 0
+    for c in range(n_chunks):
+        n_bad += unreachable[c]
+    return n_bad
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def tree_routes(indptr, head, slot_cost, slot_link, no_through, link_tail, origins, grp_indptr, grp_dest,
+                n_chunks, hops, route_off, route_links, fill):
+    """Least-cost routes of many trips, one shortest-path tree per distinct origin.
+
+    Trips are grouped by origin: group ``g`` (origin ``origins[g]``) holds trips
+    ``grp_indptr[g]:grp_indptr[g+1]`` with destinations ``grp_dest``. Called twice: with
+    ``fill=False`` it writes each trip's number of links into ``hops`` (-1 when the
+    destination is unreachable, 0 never occurs for origin != destination); the caller
+    turns the counts into ``route_off`` (prefix sums) and calls again with ``fill=True``
+    to write the links, in travel order, into ``route_links[route_off[t]:route_off[t+1]]``.
+
+    Each origin's tree is computed by :func:`dijkstra_sssp` (predecessor links), so the
+    routes agree with ``City.path`` up to ties between equal-cost paths. Each trip writes
+    only its own slots, so the result does not depend on the thread count.
+    """
+    n = indptr.shape[0] - 1
+    m = head.shape[0]
+    n_groups = origins.shape[0]
+    n_chunks = max(1, min(n_groups, n_chunks))
+    for c in prange(n_chunks):
+        lo = c * n_groups // n_chunks
+        hi = (c + 1) * n_groups // n_chunks
+        dist = np.empty(n, dtype=np.float64)
+        pred = np.empty(n, dtype=np.int64)
+        heap_d = np.empty(m + 1, dtype=np.float64)
+        heap_v = np.empty(m + 1, dtype=np.int64)
+        is_target = np.zeros(n, dtype=np.bool_)
+        for g in range(lo, hi):
+            n_targets = 0
+            for t in range(grp_indptr[g], grp_indptr[g + 1]):
+                d = grp_dest[t]
+                if not is_target[d]:
+                    is_target[d] = True
+                    n_targets += 1
+            src = origins[g]
+            dijkstra_sssp(indptr, head, slot_cost, slot_link, no_through, src, is_target, n_targets,
+                          dist, pred, heap_d, heap_v, True)
+            for t in range(grp_indptr[g], grp_indptr[g + 1]):
+                d = grp_dest[t]
+                is_target[d] = False
+                if not fill:
+                    if dist[d] == np.inf:
+                        hops[t] = -1
+                        continue
+                    count = 0
+                    x = d
+                    while x != src:
+                        count += 1
+                        x = link_tail[pred[x]]
+                    hops[t] = count
+                elif hops[t] > 0:
+                    j = route_off[t] + hops[t] - 1
+                    x = d
+                    while x != src:
+                        lk = pred[x]
+                        route_links[j] = lk
+                        j -= 1
+                        x = link_tail[lk]

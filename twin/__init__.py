@@ -6,6 +6,8 @@ and one clock. The core API:
 - :func:`load_city` — read a road network (TNTP, OpenStreetMap, networkx, synthetic, or an
   embedded city) into a compiled :class:`City`;
 - :meth:`City.travel_times`, :meth:`City.path` — routing on free-flow or any link costs;
+- :func:`simulate_traffic` — mesoscopic per-vehicle traffic; :func:`static_assignment` —
+  static user equilibrium (bi-conjugate Frank-Wolfe);
 - :class:`ResultsWriter`, :func:`open_results` — the HDF5 results store.
 
 ``import twin`` never loads PyVista or VTK: ``twin.viz`` is imported on first use.
@@ -22,6 +24,8 @@ __all__ = [
     "load_city",
     "write_network",
     "open_results",
+    "simulate_traffic",
+    "static_assignment",
     "ResultsWriter",
     "TwinError",
     "NetworkError",
@@ -33,6 +37,8 @@ __all__ = [
 
 _LAZY = {
     "open_results": ("twin.results", "open_results"),
+    "simulate_traffic": ("twin.traffic", "simulate_traffic"),
+    "static_assignment": ("twin.assignment", "static_assignment"),
     "ResultsWriter": ("twin.results", "ResultsWriter"),
 }
 

@@ -5,6 +5,8 @@
     twin --version
     twin info [CITY] [--out city.h5]          counts, components, bounding box, lane-km by road class
     twin route [CITY] FROM TO                  least free-flow-time path, its length and time
+    twin traffic CITY [TRIPS.csv | --random-trips N] [--until 4h] [--out run.h5]
+                                               mesoscopic traffic; prints network KPIs
 
 CITY is an embedded city name (default ``hefei-baohe``), a TNTP ``*_net.tntp`` or OSM
 ``.osm[.gz|.bz2]`` path, or a synthetic spec such as ``grid:10x10``. ``-v`` / ``-q`` set
@@ -19,7 +21,7 @@ import sys
 
 import numpy as np
 
-__all__ = ["main", "city_info"]
+__all__ = ["main", "city_info", "parse_duration_s", "random_trips"]
 
 logger = logging.getLogger("twin.cli")
 
@@ -150,6 +152,108 @@ def _cmd_route(args):
     return 0
 
 
+def parse_duration_s(text) -> float:
+    """Parse '4h', '90min', '30s', '1h30min' or a plain number of seconds into seconds."""
+    import re
+
+    t = str(text).strip().lower().replace(" ", "")
+    try:
+        return float(t)
+    except ValueError:
+        pass
+    parts = re.findall(r"(\d+(?:\.\d+)?)(h|min|m|s)", t)
+    if not parts or "".join(a + b for a, b in parts) != t:
+        raise argparse.ArgumentTypeError(f"duration {text!r}; expected e.g. 3600, 4h, 90min, 1h30min, 45s")
+    return sum(float(a) * {"h": 3600.0, "min": 60.0, "m": 60.0, "s": 1.0}[b] for a, b in parts)
+
+
+def random_trips(city, n_trips, window_s, seed):
+    """Uniform random OD demand: ``n_trips`` trips between distinct nodes, departures uniform in [0, window_s).
+
+    A documented stand-in for real demand (the population issue replaces it), drawn from
+    ``numpy.random.default_rng(seed)``; departures sorted.
+    """
+    rng = np.random.default_rng(seed)
+    o = rng.integers(0, city.n_nodes, size=n_trips)
+    d = rng.integers(0, city.n_nodes - 1, size=n_trips)
+    d = d + (d >= o)  # origin != destination
+    dep = np.sort(rng.uniform(0.0, window_s, size=n_trips))
+    return {"origin": city.node_ids[o], "destination": city.node_ids[d], "depart_s": dep}
+
+
+def _cmd_traffic(args):
+    import pandas as pd
+
+    import twin
+    from twin.errors import DemandError
+
+    city = twin.load_city(args.city)
+    if (args.trips is None) == (args.random_trips is None):
+        raise DemandError("give a trips CSV file or --random-trips N (not both)")
+    if args.trips is not None:
+        try:
+            trips = pd.read_csv(args.trips)
+        except (OSError, ValueError) as exc:
+            raise DemandError(f"cannot read trips file {args.trips}: {exc}") from None
+        if "destination" not in trips and "dest" in trips:
+            trips = trips.rename(columns={"dest": "destination"})
+    else:
+        trips = random_trips(city, args.random_trips, args.window, args.seed)
+    if args.out and not args.overwrite:
+        from pathlib import Path
+
+        if Path(args.out).exists():
+            from twin.errors import ResultsError
+
+            raise ResultsError(f"{args.out} already exists; pass --overwrite to replace it")
+    bar = None
+    if not args.quiet and sys.stderr.isatty():
+        from tqdm import tqdm
+
+        bar = tqdm(total=round(args.until), unit="sim-s", desc="traffic", leave=False)
+
+    def progress(done_s, total_s):
+        if bar is not None:
+            bar.update(round(done_s) - bar.n)
+
+    import time
+
+    t0 = time.perf_counter()
+    res = twin.simulate_traffic(city, trips, until_s=args.until, seed=args.seed, dt_s=args.dt,
+                                interval_s=args.interval, progress=progress)
+    wall = time.perf_counter() - t0
+    if bar is not None:
+        bar.close()
+    k = res.kpis
+    out = sys.stdout
+    n = len(res.trips)
+    out.write(f"traffic on {city.name}: {n:,} trips, simulated {k['simulated_s']:,.0f} s in {wall:.2f} s wall "
+              f"({n / max(wall, 1e-9):,.0f} trips/s)\n\n")
+    rows = [("completed", f"{k['completed']:,}"), ("en route at end", f"{k['en_route']:,}"),
+            ("waiting to enter", f"{k['waiting']:,}"), ("not departed", f"{k['not_departed']:,}"),
+            ("unroutable", f"{k['unroutable']:,}"), ("mean travel time", f"{k['mean_travel_time_s']:,.1f} s"),
+            ("p90 travel time", f"{k['p90_travel_time_s']:,.1f} s"),
+            ("congestion index", f"{k['congestion_index']:.3f} (travel / free-flow time)"),
+            ("vehicle-km", f"{k['vkt_veh_km']:,.0f} veh-km"), ("vehicle-hours", f"{k['vht_veh_h']:,.1f} veh-h"),
+            ("delay", f"{k['delay_veh_h']:,.1f} veh-h"), ("forced moves (gridlock rule)", f"{k['forced_moves']:,}")]
+    for name, value in rows:
+        out.write(f"{name:<30} {value}\n")
+    if args.out:
+        from twin.graph import write_network
+        from twin.results import ResultsWriter
+
+        with ResultsWriter(args.out, meta={"command": "traffic", "city": city.name, "source": city.source,
+                                           "seed": int(args.seed), "until_s": float(args.until),
+                                           "dt_s": float(args.dt), "interval_s": float(args.interval),
+                                           "trips": str(args.trips) if args.trips else
+                                           f"random uniform OD, {args.random_trips} trips over {args.window} s"},
+                           overwrite=args.overwrite) as writer:
+            write_network(writer, city)
+            res.write(writer)
+        out.write(f"\nwrote {args.out}\n")
+    return 0
+
+
 def build_parser():
     from twin._version import __version__
     from twin.data.embedded import DEFAULT_CITY
@@ -171,6 +275,19 @@ def build_parser():
     p.add_argument("destination", help="destination node id")
     p.add_argument("--links", action="store_true", help="list the path's links")
     p.set_defaults(func=_cmd_route)
+    p = sub.add_parser("traffic", help="simulate trips through the network (mesoscopic, per vehicle)")
+    p.add_argument("city", help="embedded city name, network file or synthetic spec")
+    p.add_argument("trips", nargs="?", help="CSV with columns origin, destination (or dest), depart_s")
+    p.add_argument("--random-trips", type=int, metavar="N", help="instead of a file: N uniform random OD trips")
+    p.add_argument("--window", type=parse_duration_s, default=3600.0,
+                   help="departure window of --random-trips (default 1h)")
+    p.add_argument("--until", type=parse_duration_s, default=4 * 3600.0, help="simulated horizon (default 4h)")
+    p.add_argument("--dt", type=float, default=1.0, help="tick in seconds (default 1)")
+    p.add_argument("--interval", type=parse_duration_s, default=300.0, help="link series interval (default 300 s)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--out", help="write network, trips, link series and KPIs to this results file (HDF5)")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    p.set_defaults(func=_cmd_traffic)
     return ap
 
 

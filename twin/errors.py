@@ -13,6 +13,7 @@ __all__ = [
     "NetworkError",
     "ScenarioError",
     "ResultsError",
+    "DemandError",
     "UnknownCityError",
     "UnknownNodeError",
 ]
@@ -40,3 +41,7 @@ class ScenarioError(TwinError, ValueError):
 
 class ResultsError(TwinError, ValueError):
     """A results file is missing, malformed, or used in a way its format does not allow."""
+
+
+class DemandError(TwinError, ValueError):
+    """Travel demand (trips, OD tables) or a simulation parameter is malformed."""

@@ -22,7 +22,8 @@ def city_sources() -> str:
     """A one-paragraph description of what ``load_city`` accepts (used in errors and help)."""
     from twin.data.embedded import EMBEDDED_CITIES
 
-    return ("a TNTP *_net.tntp path, an OpenStreetMap .osm/.osm.gz/.osm.bz2 path, a networkx DiGraph or "
+    return ("a TNTP *_net.tntp path, an OpenStreetMap .osm/.osm.gz/.osm.bz2 path, a *_links.csv path (with "
+            "*_nodes.csv beside it), a networkx DiGraph or "
             "MultiDiGraph, a synthetic spec 'grid:NXxNY' or 'ring:RINGSxSPOKES', or an embedded city name "
             f"({', '.join(sorted(EMBEDDED_CITIES))})")
 
@@ -114,6 +115,10 @@ def load_city(source, **options) -> City:
         from twin.data.tntp import read_tntp_net
 
         return City.from_raw(_call(read_tntp_net, (path,), options, "a TNTP network"))
+    if lower.endswith("_links.csv"):
+        from twin.data.csvnet import read_csv_network
+
+        return City.from_raw(_call(read_csv_network, (path,), options, "a CSV network"))
     if lower.endswith((".osm", ".osm.gz", ".osm.bz2", ".osm.xml")):
         from twin.data.osm import read_osm
 

@@ -6,7 +6,7 @@ import numpy as np
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import dijkstra as scipy_dijkstra
 
-__all__ = ["dijkstra_reference", "scipy_travel_times", "path_cost"]
+__all__ = ["dijkstra_reference", "scipy_travel_times", "path_cost", "all_or_nothing_reference"]
 
 
 def dijkstra_reference(n_nodes, tail, head, cost, no_through, source):
@@ -69,3 +69,48 @@ def path_cost(links, cost):
     for k in links:
         total += cost[k]
     return total
+
+
+def all_or_nothing_reference(n_nodes, tail, head, cost, no_through, origins, dest_offsets, dest_nodes, dest_demand):
+    """All-or-nothing loading with a heapq Dijkstra per origin that keeps predecessor links.
+
+    Returns ``(link_flow, sp_cost)`` like ``twin.kernels.routing.all_or_nothing``. Flows are
+    summed in the obvious order (origin by origin, destination by destination), so they
+    match the kernel to rounding only; with equal-cost alternative paths the two may pick
+    different paths, so compare on costs without ties.
+    """
+    tail = np.asarray(tail, dtype=np.int64)
+    head = np.asarray(head, dtype=np.int64)
+    out = [[] for _ in range(n_nodes)]
+    for k in range(len(tail)):
+        out[tail[k]].append(k)
+    flow = np.zeros(len(tail))
+    sp = np.full(len(dest_nodes), np.inf)
+    for i, o in enumerate(origins):
+        dist = np.full(n_nodes, np.inf)
+        pred = np.full(n_nodes, -1, dtype=np.int64)
+        dist[o] = 0.0
+        heap = [(0.0, int(o))]
+        done = np.zeros(n_nodes, dtype=bool)
+        while heap:
+            d, u = heapq.heappop(heap)
+            if done[u]:
+                continue
+            done[u] = True
+            if no_through[u] and u != o:
+                continue
+            for k in out[u]:
+                v = head[k]
+                if d + cost[k] < dist[v]:
+                    dist[v] = d + cost[k]
+                    pred[v] = k
+                    heapq.heappush(heap, (d + cost[k], int(v)))
+        for j in range(dest_offsets[i], dest_offsets[i + 1]):
+            dn = dest_nodes[j]
+            sp[j] = dist[dn]
+            if np.isfinite(dist[dn]):
+                v = dn
+                while v != o:
+                    flow[pred[v]] += dest_demand[j]
+                    v = tail[pred[v]]
+    return flow, sp

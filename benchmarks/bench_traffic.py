@@ -1,0 +1,164 @@
+"""Mesoscopic traffic: twin against UXsim (and SUMO meso) on the shared grid workload, in one run.
+
+Workload: ``../shared/anchors/traffic/gen_workload.py`` (seed 42): n x n grids of 500 m,
+50 km/h, 2-lane links; N trips with uniform OD and departures in the first hour. Each
+engine runs in its own child process so its peak RSS is its own (wait4 rusage, as the
+anchor scripts measure it). Peers are run through the anchor's own scripts when their
+package is installed (``pip install -e ".[bench]"``): UXsim's C++ engine (``deltan`` 5,
+its default DUO route choice) always, SUMO meso only with ``--sumo`` (minutes per case).
+
+twin: capacity 1,800 veh/h/lane (the value of the shared speed-limit probe), jam density
+one vehicle per 7.5 m of lane, dt 1 s, fixed least free-flow-time routes.
+
+Reported per case: simulation seconds (twin: the kernel loop, as UXsim's
+``exec_simulation`` time; routing apart), trips per second of simulation, end-to-end
+seconds (twin: load, validation, routing, simulation, assembling results; peers: the
+whole child process), peak RSS, completed trips, mean / p90 travel time (arrival − planned
+departure) and veh-km. Compile time is measured apart (first run in a fresh numba cache).
+
+Usage::
+
+    python benchmarks/bench_traffic.py [--cases 10:10000,30:50000,30:200000] [--no-peers] [--sumo]
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ANCHORS = HERE.parent.parent / "shared" / "anchors" / "traffic"
+
+
+def run_child(cmd, env=None):
+    """Run a child process; return (rc, wall_s, peak_rss_mb, stdout)."""
+    t0 = time.perf_counter()
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    out = p.stdout.read()
+    _, status, ru = os.wait4(p.pid, 0)
+    return os.waitstatus_to_exitcode(status), time.perf_counter() - t0, ru.ru_maxrss / 1024.0, out
+
+
+def last_json(text):
+    for line in reversed(text.strip().splitlines()):
+        line = line.strip()
+        if line.startswith("{") and line.endswith("}"):
+            return json.loads(line)
+    return None
+
+
+def twin_one(workdir, n, N):
+    """Child-process body: run twin on one case and print one JSON line."""
+    import numpy as np
+    import pandas as pd
+
+    import twin
+    from twin import traffic as T
+
+    t0 = time.perf_counter()
+    city = twin.load_city(Path(workdir) / f"grid{n}_links.csv")
+    trips = pd.read_csv(Path(workdir) / f"trips_grid{n}_N{N}_s42.csv").rename(columns={"dest": "destination"})
+    t_load = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    twin.simulate_traffic(city, trips.iloc[:50], until_s=3600)  # compile or load the kernels' cache
+    t_warm = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    o, d, _ = T.read_trips(city, trips)
+    T._routes(city, o, d)
+    t_route = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    res = twin.simulate_traffic(city, trips, until_s=4 * 3600)
+    t_total = time.perf_counter() - t0
+    tt = res.trips["travel_time_s"].to_numpy()
+    done = res.trips["status"].astype(str).to_numpy() == "arrived"
+    t_sim = res.meta["kernel_s"]  # the simulation loop alone, as UXsim's exec_simulation time
+    print(json.dumps({
+        "peer": "twin", "grid": n, "trips": N, "load_s": round(t_load, 3), "first_call_s": round(t_warm, 2),
+        "route_s": round(t_route, 3), "sim_s": round(t_sim, 3), "end_to_end_s": round(t_load + t_total, 3),
+        "trips_per_sim_s": round(N / t_sim), "completed": int(done.sum()),
+        "mean_tt_s": round(float(np.mean(tt[done])), 1), "p90_tt_s": round(float(np.percentile(tt[done], 90)), 1),
+        "veh_km": round(res.kpis["vkt_veh_km"]), "ff_mean_tt_s": round(float(trips["ff_tt_s"].mean()), 1),
+        "forced_moves": res.kpis["forced_moves"], "sim_end_time_s": res.kpis["simulated_s"],
+    }))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cases", default="10:10000,10:50000,30:50000,30:200000")
+    ap.add_argument("--no-peers", action="store_true")
+    ap.add_argument("--sumo", action="store_true", help="also run SUMO meso (slow: minutes per case)")
+    ap.add_argument("--workdir", default=None, help="workload folder (default: a temporary one)")
+    ap.add_argument("--json", default=None, help="append one JSON record per run to this file")
+    ap.add_argument("--one", nargs=3, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.one:
+        twin_one(args.one[0], int(args.one[1]), int(args.one[2]))
+        return 0
+    if not (ANCHORS / "gen_workload.py").exists():
+        print(f"no workload generator at {ANCHORS}; ../shared is needed", file=sys.stderr)
+        return 2
+    workdir = args.workdir or tempfile.mkdtemp(prefix="twin-traffic-")
+    env = dict(os.environ, ANCHOR_WORKDIR=workdir)
+    cases = [tuple(int(v) for v in c.split(":")) for c in args.cases.split(",")]
+    # fresh numba cache: the first twin run compiles; the rest reuse it
+    env["NUMBA_CACHE_DIR"] = tempfile.mkdtemp(prefix="twin-traffic-numba-")
+    py = sys.executable
+    for n, N in cases:
+        subprocess.run([py, str(ANCHORS / "gen_workload.py"), str(n), str(N)], env=env, check=True,
+                       capture_output=True)
+    try:
+        import uxsim  # noqa: F401
+        have_uxsim = not args.no_peers
+    except ImportError:
+        have_uxsim = False
+    records = []
+    for n, N in cases:
+        rc, wall, rss, out = run_child([py, __file__, "--one", workdir, str(n), str(N)], env=env)
+        rec = last_json(out) or {"peer": "twin", "grid": n, "trips": N, "error": out[-2000:]}
+        rec.update(peak_rss_mb=round(rss), process_wall_s=round(wall, 2))
+        records.append(rec)
+        if have_uxsim:
+            rc, wall, rss, out = run_child([py, str(ANCHORS / "bench_uxsim.py"), "--one", str(n), str(N), "5", "cpp"],
+                                           env=env)
+            rec = last_json(out) or {"peer": "uxsim-cpp", "grid": n, "trips": N, "error": out[-2000:]}
+            rec.update(peak_rss_mb=round(rss), process_wall_s=round(wall, 2))
+            records.append(rec)
+        if args.sumo:
+            rc, wall, rss, out = run_child([py, str(ANCHORS / "bench_sumo.py"), f"{n}:{N}:meso-reroute"], env=env)
+            res_file = Path(workdir) / "results" / "sumo.jsonl"
+            if res_file.exists():
+                rec = json.loads(res_file.read_text().strip().splitlines()[-1])
+                records.append(rec)
+    print("| case | engine | sim s | trips/sim-s | end-to-end s | peak RSS MB | completed | mean TT s | p90 TT s "
+          "| veh-km | vs UXsim-cpp |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for n, N in cases:
+        rows = [r for r in records if r.get("grid") == n and r.get("trips") == N]
+        ux = next((r for r in rows if str(r.get("peer", "")).startswith("uxsim") and "sim_s" in r), None)
+        for r in rows:
+            if "error" in r:
+                print(f"| grid{n}/{N // 1000}k | {r['peer']} | error: {r['error'][-200:]!r} |")
+                continue
+            ratio = f"{ux['sim_s'] / r['sim_s']:.1f}x" if ux and r.get("sim_s") else ""
+            print(f"| grid{n}/{N // 1000}k | {r['peer']} | {r.get('sim_s', '')} | {r.get('trips_per_sim_s', '')} | "
+                  f"{r.get('end_to_end_s', r.get('process_wall_s', ''))} | {r.get('peak_rss_mb', '')} | "
+                  f"{r.get('completed', '')} | {r.get('mean_tt_s', '')} | {r.get('p90_tt_s', '')} | "
+                  f"{r.get('veh_km', '')} | {ratio} |")
+    first = next((r for r in records if r.get("peer") == "twin" and "first_call_s" in r), None)
+    if first:
+        print(f"\ntwin first call (kernel compile into a fresh cache + 50 trips): {first['first_call_s']} s; "
+              f"routing shown apart: " + ", ".join(f"grid{r['grid']}/{r['trips'] // 1000}k {r['route_s']} s"
+                                                   for r in records if r.get("peer") == "twin" and "route_s" in r))
+    if args.json:
+        with open(args.json, "a") as fh:
+            for r in records:
+                fh.write(json.dumps(r) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

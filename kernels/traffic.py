@@ -1,0 +1,367 @@
+"""Mesoscopic per-vehicle traffic: a spatial queue with flow capacity, storage and holes.
+
+Model (fidelity and sources)
+----------------------------
+Every vehicle is an individual FIFO entity on a link. A link has
+
+- a free-flow traversal time of ``ff_steps`` ticks: a vehicle that entered at tick ``k``
+  may leave from tick ``k + ff_steps`` on (forward kinematic wave at free speed);
+- an outflow (flow) capacity of ``cap_per_step`` vehicles per tick, accumulated in a
+  per-link budget capped at ``max(1, cap_per_step)`` (discharge at capacity);
+- a storage of ``storage`` vehicles (length × lanes × jam density): a vehicle may enter
+  only while ``vehicles + holes < storage``, so queues spill back onto upstream links;
+- **holes**: the space a leaving vehicle frees reaches the link's upstream end only
+  ``hole_steps`` ticks later (length / backward wave speed ``w`` of the triangular
+  fundamental diagram), so a queue's discharge propagates upstream at ``w``, not
+  instantly.
+
+This is the queue model of Gawron (1998) and Cetin, Burri & Nagel (2003) as used by
+MATSim's QSim, with the backward-travelling holes of Charypar, Axhausen & Nagel (2007)
+and Agarwal, Zilske, Rao & Nagel (2015). With holes it reproduces the triangular (LWR)
+fundamental diagram's three regimes at link level: free-flow travel at ``v_f``, discharge
+at capacity, and spillback/recovery waves at ``w``. It does not resolve waves *inside* a
+link (a queue is a point at the link's downstream end until it fills the storage), and
+times are whole ticks: each link takes ``max(1, round(t_ff / dt))`` ticks at free flow.
+
+Node model: at a node, the in-links whose head vehicle is due are served in an order
+drawn at random with probability proportional to capacity (MATSim's QNode rule), each
+moving as many vehicles as its budget, the vehicles' due times and the downstream
+storage allow; the draw uses a counter-based hash of (seed, tick, node), so it is
+reproducible and independent of everything else. A blocked head vehicle blocks its link
+(FIFO diverge). A head vehicle blocked for ``stuck_steps`` ticks is moved into its next
+link even if that is full (the gridlock-resolution rule of MATSim's ``stuckTime`` and
+SUMO's ``time-to-teleport``); each such move is counted and reported.
+
+This module imports only numpy, numba and math (STYLE §2).
+"""
+
+import numpy as np
+from numba import njit
+
+__all__ = [
+    "simulate_queue",
+    "COUNTER_NAMES",
+    "STATUS_NOT_DEPARTED",
+    "STATUS_WAITING",
+    "STATUS_EN_ROUTE",
+    "STATUS_ARRIVED",
+    "STATUS_UNROUTABLE",
+]
+
+#: Vehicle state codes (int8).
+STATUS_NOT_DEPARTED = 0
+STATUS_WAITING = 1      # departed, waiting to enter its first link
+STATUS_EN_ROUTE = 2
+STATUS_ARRIVED = 3
+STATUS_UNROUTABLE = 4
+
+#: ``head_due`` of an empty link.
+NEVER = 2**62
+#: Low 32 bits of a ring entry (the route index).
+MASK32 = 0xFFFFFFFF
+
+#: Names of the entries of the ``counters`` array ``simulate_queue`` fills.
+COUNTER_NAMES = ("departed", "entered", "arrived", "forced_moves", "last_step", "link_moves")
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _uniform(seed, k, node, draw):
+    """A uniform in [0, 1) from a splitmix64 hash of (seed, tick, node, draw)."""
+    x = np.uint64(seed) ^ (np.uint64(k) * np.uint64(0x9E3779B97F4A7C15))
+    x ^= np.uint64(node) * np.uint64(0xBF58476D1CE4E5B9)
+    x ^= np.uint64(draw) * np.uint64(0x94D049BB133111EB)
+    x += np.uint64(0x9E3779B97F4A7C15)
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    x = x ^ (x >> np.uint64(31))
+    return float(x >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _occ_flush(L, k, n_veh, occ_last, occ_vsteps, steps_per_interval, n_intervals):
+    """Add vehicle-ticks of link L up to tick k into its per-interval occupancy."""
+    last = occ_last[L]
+    n = n_veh[L]
+    while last < k:
+        iv = last // steps_per_interval
+        end = min(k, (iv + 1) * steps_per_interval)
+        if iv < n_intervals and n > 0:
+            occ_vsteps[iv, L] += n * (end - last)
+        last = end
+    occ_last[L] = k
+
+
+@njit(cache=True, nogil=True)
+def simulate_queue(
+    # network
+    in_indptr, in_link, ff_steps, cap_per_step, storage, hole_steps,
+    ring_start, ring_cap,
+    # demand
+    route_seq, route_start, depart_step, dep_order, dep_link_indptr, dep_link_order,
+    # parameters
+    n_steps, stuck_steps, seed, steps_per_interval, stop_when_done,
+    # state (in/out)
+    ring, hole_ring, ring_head, ring_count, hole_head, hole_count, head_due,
+    n_veh, acc, acc_step, status, arrive_step,
+    # outputs
+    inflow, outflow, tt_sum_steps, occ_vsteps, occ_last, step_counts, counters,
+):
+    """Run the spatial-queue model for ``n_steps`` ticks (see module docstring).
+
+    All arrays are preallocated by the caller (``twin.traffic``); shapes below use
+    ``n_links``, ``n_nodes``, ``n_veh`` (vehicles) and ``n_iv`` (output intervals).
+
+    Parameters
+    ----------
+    in_indptr, in_link : int64 (n_nodes+1,), int32 (n_links,)
+        Reverse star: in-links of each node.
+    ff_steps : int32 (n_links,)
+        Free-flow traversal ticks, >= 1.
+    cap_per_step : float64 (n_links,)
+        Outflow capacity, vehicles per tick.
+    storage : int32 (n_links,)
+        Storage in vehicles, >= 1.
+    hole_steps : int32 (n_links,)
+        Ticks for freed space to reach the upstream end, >= 1.
+    ring_start, ring_cap : int64, int32 (n_links,)
+        Each link's slice of the vehicle and hole rings; ``ring_cap > storage``.
+    route_seq : int64
+        All routes, each followed by the sentinel ``-1 - v`` of its vehicle ``v``:
+        vehicle ``v``'s links are ``route_seq[route_start[v]:]`` up to its sentinel.
+    route_start : int64 (n_veh,)
+        Index of each vehicle's first link in ``route_seq`` (unroutable vehicles never
+        depart, whatever it holds).
+    depart_step : int64 (n_veh,)
+        Tick of planned departure.
+    dep_order : int64 (n_veh,)
+        Vehicles sorted by (depart_step, vehicle).
+    dep_link_indptr, dep_link_order : int64 (n_links+1,), int64 (n_veh,)
+        Vehicles grouped by first link, each group sorted by (depart_step, vehicle).
+    n_steps : int
+        Ticks to run (from the current ``counters[4]``).
+    stuck_steps : int
+        Ticks a due head vehicle may stay blocked before it is forced on.
+    seed : int
+        Seed of the node-order hash.
+    steps_per_interval : int
+        Ticks per output interval.
+    stop_when_done : bool
+        Stop early once every routable vehicle has arrived.
+    ring : int64 (sum(ring_cap),)
+        Per-link FIFO rings of vehicles, each entry ``due_tick << 32 | route_index``: the
+        tick the vehicle may leave and its position in ``route_seq``. Keeping no other
+        per-vehicle state on the move path keeps the hot data small (one cache line per
+        move, as the shared speed-limit probe found).
+    hole_ring : int32 (sum(ring_cap),)
+        Per-link FIFO rings of hole release ticks.
+    ring_head, ring_count, hole_head, hole_count : int32 (n_links,)
+    head_due : int64 (n_links,)
+        Due tick of each link's head vehicle (a large number when empty): a cache that
+        lets the node scan skip idle links without touching the rings.
+    n_veh : int32 (n_links,)
+        Vehicles on each link.
+    acc, acc_step : float64, int64 (n_links,)
+        Outflow budget and the tick it was last topped up.
+    status, arrive_step : int8, int64 (n_veh,)
+        State code and arrival tick (-1 until arrival).
+    inflow, outflow, tt_sum_steps, occ_vsteps : (n_iv, n_links)
+        Per-interval vehicles entering, leaving, the sum of their link ticks, and
+        vehicle-ticks present.
+    occ_last : int64 (n_links,)
+        Work array for occupancy bookkeeping.
+    step_counts : int64 (n_steps_total, 3)
+        Per tick: departed, in network (entered - arrived), arrived — for conservation.
+    counters : int64 (6,)
+        See :data:`COUNTER_NAMES`; ``counters[4]`` is the next tick to run.
+
+    Returns
+    -------
+    int
+        Ticks run.
+    """
+    n_nodes = in_indptr.shape[0] - 1
+    n_veh_total = depart_step.shape[0]
+    n_iv = inflow.shape[0]
+    routable = 0
+    for v in range(n_veh_total):
+        if status[v] != STATUS_UNROUTABLE:
+            routable += 1
+    dep_ptr = counters[0] + 0  # vehicles released so far, in dep_order (== departed count)
+    k0 = counters[4]
+    # per-link pointer into its departure group: vehicles entered so far
+    link_dep_ptr = np.zeros(dep_link_indptr.shape[0] - 1, dtype=np.int64)
+    for L in range(link_dep_ptr.shape[0]):
+        p = dep_link_indptr[L]
+        while p < dep_link_indptr[L + 1] and status[dep_link_order[p]] >= STATUS_EN_ROUTE:
+            p += 1
+        link_dep_ptr[L] = p
+    active = np.zeros(link_dep_ptr.shape[0], dtype=np.int64)   # links with waiting departures
+    is_active = np.zeros(link_dep_ptr.shape[0], dtype=np.bool_)
+    n_active = 0
+    for L in range(link_dep_ptr.shape[0]):
+        p = link_dep_ptr[L]
+        if p < dep_link_indptr[L + 1] and status[dep_link_order[p]] == STATUS_WAITING:
+            active[n_active] = L
+            is_active[L] = True
+            n_active += 1
+    cand = np.empty(in_link.shape[0], dtype=np.int64)
+    cand_w = np.empty(in_link.shape[0], dtype=np.float64)
+    ran = 0
+    for k in range(k0, k0 + n_steps):
+        ran += 1
+        iv = min(k // steps_per_interval, n_iv - 1)
+        # ---------------------------------------------------------------- nodes
+        for node in range(n_nodes):
+            nc = 0
+            wsum = 0.0
+            for s in range(in_indptr[node], in_indptr[node + 1]):
+                L = in_link[s]
+                if head_due[L] <= k:
+                    cand[nc] = L
+                    cand_w[nc] = cap_per_step[L]
+                    wsum += cap_per_step[L]
+                    nc += 1
+            draw = 0
+            while nc > 0:
+                # capacity-weighted draw of the next in-link to serve
+                pick = 0
+                if nc > 1:
+                    u = _uniform(seed, k, node, draw) * wsum
+                    draw += 1
+                    c = 0.0
+                    pick = nc - 1
+                    for j in range(nc):
+                        c += cand_w[j]
+                        if u < c:
+                            pick = j
+                            break
+                L = cand[pick]
+                wsum -= cand_w[pick]
+                cand[pick] = cand[nc - 1]
+                cand_w[pick] = cand_w[nc - 1]
+                nc -= 1
+                # top up the outflow budget lazily
+                cap = cap_per_step[L]
+                top = cap if cap > 1.0 else 1.0
+                if acc_step[L] < k:
+                    a = acc[L] + cap * (k - acc_step[L])
+                    acc[L] = a if a < top else top
+                    acc_step[L] = k
+                base = ring_start[L]
+                rc = ring_cap[L]
+                while ring_count[L] > 0 and acc[L] >= 1.0:
+                    slot = base + ring_head[L]
+                    entry = ring[slot]
+                    due = entry >> 32
+                    if due > k:
+                        break
+                    r = entry & MASK32
+                    nxt = route_seq[r + 1]
+                    last = nxt < 0
+                    if not last:
+                        # release holes that have reached nxt's upstream end
+                        hb = ring_start[nxt]
+                        while hole_count[nxt] > 0 and hole_ring[hb + hole_head[nxt]] <= k:
+                            hh = hole_head[nxt] + 1
+                            hole_head[nxt] = 0 if hh == ring_cap[nxt] else hh
+                            hole_count[nxt] -= 1
+                        if n_veh[nxt] + hole_count[nxt] >= storage[nxt]:
+                            if k - due >= stuck_steps and ring_count[nxt] < ring_cap[nxt] - 1 \
+                                    and hole_count[nxt] + ring_count[nxt] < ring_cap[nxt] - 1:
+                                counters[3] += 1
+                            else:
+                                break
+                    # leave L
+                    acc[L] -= 1.0
+                    h = ring_head[L] + 1
+                    if h == rc:
+                        h = 0
+                    ring_head[L] = h
+                    ring_count[L] -= 1
+                    head_due[L] = (ring[base + h] >> 32) if ring_count[L] > 0 else NEVER
+                    _occ_flush(L, k, n_veh, occ_last, occ_vsteps, steps_per_interval, n_iv)
+                    n_veh[L] -= 1
+                    hslot = hole_head[L] + hole_count[L]
+                    if hslot >= rc:
+                        hslot -= rc
+                    hole_ring[base + hslot] = k + hole_steps[L]
+                    hole_count[L] += 1
+                    outflow[iv, L] += 1
+                    tt_sum_steps[iv, L] += k - (due - ff_steps[L])
+                    counters[5] += 1
+                    if last:
+                        v = -1 - nxt
+                        status[v] = STATUS_ARRIVED
+                        arrive_step[v] = k
+                        counters[2] += 1
+                    else:
+                        nb = ring_start[nxt]
+                        tslot = ring_head[nxt] + ring_count[nxt]
+                        if tslot >= ring_cap[nxt]:
+                            tslot -= ring_cap[nxt]
+                        ring[nb + tslot] = ((k + ff_steps[nxt]) << 32) | (r + 1)
+                        if ring_count[nxt] == 0:
+                            head_due[nxt] = k + ff_steps[nxt]
+                        ring_count[nxt] += 1
+                        _occ_flush(nxt, k, n_veh, occ_last, occ_vsteps, steps_per_interval, n_iv)
+                        n_veh[nxt] += 1
+                        inflow[iv, nxt] += 1
+        # ---------------------------------------------------------- departures
+        while dep_ptr < n_veh_total and depart_step[dep_order[dep_ptr]] <= k:
+            v = dep_order[dep_ptr]
+            dep_ptr += 1
+            if status[v] == STATUS_UNROUTABLE:
+                continue
+            status[v] = STATUS_WAITING
+            counters[0] += 1
+            L = route_seq[route_start[v]]
+            if not is_active[L]:
+                is_active[L] = True
+                active[n_active] = L
+                n_active += 1
+        j = 0
+        while j < n_active:
+            L = active[j]
+            hb = ring_start[L]
+            while hole_count[L] > 0 and hole_ring[hb + hole_head[L]] <= k:
+                hh = hole_head[L] + 1
+                hole_head[L] = 0 if hh == ring_cap[L] else hh
+                hole_count[L] -= 1
+            p = link_dep_ptr[L]
+            end = dep_link_indptr[L + 1]
+            while p < end:
+                v = dep_link_order[p]
+                if status[v] == STATUS_UNROUTABLE:
+                    p += 1
+                    continue
+                if status[v] != STATUS_WAITING or n_veh[L] + hole_count[L] >= storage[L]:
+                    break
+                tslot = ring_head[L] + ring_count[L]
+                if tslot >= ring_cap[L]:
+                    tslot -= ring_cap[L]
+                ring[hb + tslot] = ((k + ff_steps[L]) << 32) | route_start[v]
+                if ring_count[L] == 0:
+                    head_due[L] = k + ff_steps[L]
+                ring_count[L] += 1
+                _occ_flush(L, k, n_veh, occ_last, occ_vsteps, steps_per_interval, n_iv)
+                n_veh[L] += 1
+                status[v] = STATUS_EN_ROUTE
+                inflow[iv, L] += 1
+                counters[1] += 1
+                p += 1
+            link_dep_ptr[L] = p
+            if p >= end or status[dep_link_order[p]] != STATUS_WAITING:
+                # nothing waiting: drop from the active list (order kept deterministic)
+                is_active[L] = False
+                n_active -= 1
+                active[j] = active[n_active]
+            else:
+                j += 1
+        if k < step_counts.shape[0]:
+            step_counts[k, 0] = counters[0]
+            step_counts[k, 1] = counters[1] - counters[2]
+            step_counts[k, 2] = counters[2]
+        counters[4] = k + 1
+        if stop_when_done and counters[2] >= routable:
+            break
+    return ran
