@@ -94,14 +94,14 @@ def _occ_flush(L, k, n_veh, occ_last, occ_vsteps, steps_per_interval, n_interval
 @njit(cache=True, nogil=True)
 def simulate_queue(
     # network
-    in_indptr, in_link, ff_steps, cap_per_step, storage, hole_steps,
+    in_indptr, in_link, link_head, ff_steps, cap_per_step, storage, hole_steps,
     ring_start, ring_cap,
     # demand
     route_seq, route_start, depart_step, dep_order, dep_link_indptr, dep_link_order,
     # parameters
     n_steps, stuck_steps, seed, steps_per_interval, stop_when_done,
     # state (in/out)
-    ring, hole_ring, ring_head, ring_count, hole_head, hole_count, head_due,
+    ring, hole_ring, ring_head, ring_count, hole_head, hole_count, head_due, node_wake,
     n_veh, acc, acc_step, status, arrive_step,
     # outputs
     inflow, outflow, tt_sum_steps, occ_vsteps, occ_last, step_counts, counters,
@@ -115,6 +115,8 @@ def simulate_queue(
     ----------
     in_indptr, in_link : int64 (n_nodes+1,), int32 (n_links,)
         Reverse star: in-links of each node.
+    link_head : int32 (n_links,)
+        Head node of each link.
     ff_steps : int32 (n_links,)
         Free-flow traversal ticks, >= 1.
     cap_per_step : float64 (n_links,)
@@ -158,6 +160,10 @@ def simulate_queue(
     head_due : int64 (n_links,)
         Due tick of each link's head vehicle (a large number when empty): a cache that
         lets the node scan skip idle links without touching the rings.
+    node_wake : int64 (n_nodes,)
+        A lower bound of the earliest due tick over each node's in-links: a node is
+        visited only from that tick on (event-driven node visits; the outcome is the
+        same as visiting every node every tick).
     n_veh : int32 (n_links,)
         Vehicles on each link.
     acc, acc_step : float64, int64 (n_links,)
@@ -212,6 +218,8 @@ def simulate_queue(
         iv = min(k // steps_per_interval, n_iv - 1)
         # ---------------------------------------------------------------- nodes
         for node in range(n_nodes):
+            if node_wake[node] > k:
+                continue
             nc = 0
             wsum = 0.0
             for s in range(in_indptr[node], in_indptr[node + 1]):
@@ -302,10 +310,19 @@ def simulate_queue(
                         ring[nb + tslot] = ((k + ff_steps[nxt]) << 32) | (r + 1)
                         if ring_count[nxt] == 0:
                             head_due[nxt] = k + ff_steps[nxt]
+                            hn = link_head[nxt]
+                            if head_due[nxt] < node_wake[hn]:
+                                node_wake[hn] = head_due[nxt]
                         ring_count[nxt] += 1
                         _occ_flush(nxt, k, n_veh, occ_last, occ_vsteps, steps_per_interval, n_iv)
                         n_veh[nxt] += 1
                         inflow[iv, nxt] += 1
+            wake = NEVER
+            for s in range(in_indptr[node], in_indptr[node + 1]):
+                due_l = head_due[in_link[s]]
+                if due_l < wake:
+                    wake = due_l
+            node_wake[node] = wake
         # ---------------------------------------------------------- departures
         while dep_ptr < n_veh_total and depart_step[dep_order[dep_ptr]] <= k:
             v = dep_order[dep_ptr]
@@ -342,6 +359,9 @@ def simulate_queue(
                 ring[hb + tslot] = ((k + ff_steps[L]) << 32) | route_start[v]
                 if ring_count[L] == 0:
                     head_due[L] = k + ff_steps[L]
+                    hn = link_head[L]
+                    if head_due[L] < node_wake[hn]:
+                        node_wake[hn] = head_due[L]
                 ring_count[L] += 1
                 _occ_flush(L, k, n_veh, occ_last, occ_vsteps, steps_per_interval, n_iv)
                 n_veh[L] += 1

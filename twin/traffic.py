@@ -339,6 +339,7 @@ def simulate_traffic(city: City, trips, *, until_s, seed=0, dt_s=1.0, interval_s
         ring_head=np.zeros(city.n_links, dtype=np.int32), ring_count=np.zeros(city.n_links, dtype=np.int32),
         hole_head=np.zeros(city.n_links, dtype=np.int32), hole_count=np.zeros(city.n_links, dtype=np.int32),
         head_due=np.full(city.n_links, K.NEVER, dtype=np.int64),
+        node_wake=np.full(city.n_nodes, K.NEVER, dtype=np.int64),
         n_veh=np.zeros(city.n_links, dtype=np.int32), acc=np.zeros(city.n_links, dtype=np.float64),
         acc_step=np.zeros(city.n_links, dtype=np.int64),
         status=np.where(unroutable, K.STATUS_UNROUTABLE, K.STATUS_NOT_DEPARTED).astype(np.int8),
@@ -360,11 +361,11 @@ def simulate_traffic(city: City, trips, *, until_s, seed=0, dt_s=1.0, interval_s
         t0 = time.perf_counter()
         n = min(block, n_steps_total - done)
         K.simulate_queue(
-            city.rev_indptr, city.rev_link, la["ff_steps"], la["cap_per_step"], storage, la["hole_steps"],
+            city.rev_indptr, city.rev_link, city.link_to_idx, la["ff_steps"], la["cap_per_step"], storage, la["hole_steps"],
             ring_start, ring_cap, route_seq, route_start, depart_step, dep_order, dep_link_indptr, dl_order,
             n, stuck_steps, int(seed), spi, params.stop_when_done,
             state["ring"], state["hole_ring"], state["ring_head"], state["ring_count"],
-            state["hole_head"], state["hole_count"], state["head_due"], state["n_veh"], state["acc"], state["acc_step"],
+            state["hole_head"], state["hole_count"], state["head_due"], state["node_wake"], state["n_veh"], state["acc"], state["acc_step"],
             state["status"], state["arrive_step"],
             out["inflow"], out["outflow"], out["tt_sum_steps"], out["occ_vsteps"], out["occ_last"],
             out["step_counts"], out["counters"])
