@@ -61,7 +61,7 @@ NEVER = 2**62
 MASK32 = 0xFFFFFFFF
 
 #: Names of the entries of the ``counters`` array ``simulate_queue`` fills.
-COUNTER_NAMES = ("departed", "entered", "arrived", "forced_moves", "last_step", "link_moves")
+COUNTER_NAMES = ("departed", "entered", "arrived", "forced_moves", "last_step")
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -77,20 +77,6 @@ def _uniform(seed, k, node, draw):
     return float(x >> np.uint64(11)) * (1.0 / 9007199254740992.0)
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _occ_flush(L, k, n_veh, occ_last, occ_vsteps, steps_per_interval, n_intervals):
-    """Add vehicle-ticks of link L up to tick k into its per-interval occupancy."""
-    last = occ_last[L]
-    n = n_veh[L]
-    while last < k:
-        iv = last // steps_per_interval
-        end = min(k, (iv + 1) * steps_per_interval)
-        if iv < n_intervals and n > 0:
-            occ_vsteps[iv, L] += n * (end - last)
-        last = end
-    occ_last[L] = k
-
-
 @njit(cache=True, nogil=True)
 def simulate_queue(
     # network
@@ -101,10 +87,10 @@ def simulate_queue(
     # parameters
     n_steps, stuck_steps, seed, steps_per_interval, stop_when_done,
     # state (in/out)
-    ring, hole_ring, ring_head, ring_count, hole_head, hole_count, head_due, node_wake,
-    n_veh, acc, acc_step, status, arrive_step,
+    ring, ring_head, ring_count, hole_head, hole_count, head_due, node_wake,
+    acc, acc_step, status, arrive_step,
     # outputs
-    inflow, outflow, tt_sum_steps, occ_vsteps, occ_last, step_counts, counters,
+    inflow, outflow, tt_sum_steps, occ_part, step_counts, counters,
 ):
     """Run the spatial-queue model for ``n_steps`` ticks (see module docstring).
 
@@ -127,7 +113,7 @@ def simulate_queue(
         Ticks for freed space to reach the upstream end, >= 1.
     ring_start, ring_cap : int64, int32 (n_links,)
         Each link's slice of the vehicle and hole rings; ``ring_cap > storage``.
-    route_seq : int64
+    route_seq : int32
         All routes, each followed by the sentinel ``-1 - v`` of its vehicle ``v``:
         vehicle ``v``'s links are ``route_seq[route_start[v]:]`` up to its sentinel.
     route_start : int64 (n_veh,)
@@ -150,13 +136,15 @@ def simulate_queue(
     stop_when_done : bool
         Stop early once every routable vehicle has arrived.
     ring : int64 (sum(ring_cap),)
-        Per-link FIFO rings of vehicles, each entry ``due_tick << 32 | route_index``: the
-        tick the vehicle may leave and its position in ``route_seq``. Keeping no other
-        per-vehicle state on the move path keeps the hot data small (one cache line per
-        move, as the shared speed-limit probe found).
-    hole_ring : int32 (sum(ring_cap),)
-        Per-link FIFO rings of hole release ticks.
+        Per-link FIFO rings. Slots ``ring_head .. ring_head + ring_count`` hold vehicles,
+        each ``due_tick << 32 | route_index``: the tick the vehicle may leave and its
+        position in ``route_seq``. The ``hole_count`` slots just behind them, from
+        ``hole_head``, hold holes, ``release_tick << 32``: a leaving vehicle's slot
+        becomes its hole. Keeping no other per-vehicle state on the move path keeps the
+        hot data small (the cost is memory traffic, as the shared speed-limit probe found).
     ring_head, ring_count, hole_head, hole_count : int32 (n_links,)
+        Ring positions and counts of vehicles and holes (``ring_count`` is the number of
+        vehicles on the link).
     head_due : int64 (n_links,)
         Due tick of each link's head vehicle (a large number when empty): a cache that
         lets the node scan skip idle links without touching the rings.
@@ -164,17 +152,18 @@ def simulate_queue(
         A lower bound of the earliest due tick over each node's in-links: a node is
         visited only from that tick on (event-driven node visits; the outcome is the
         same as visiting every node every tick).
-    n_veh : int32 (n_links,)
-        Vehicles on each link.
     acc, acc_step : float64, int64 (n_links,)
         Outflow budget and the tick it was last topped up.
     status, arrive_step : int8, int64 (n_veh,)
         State code and arrival tick (-1 until arrival).
-    inflow, outflow, tt_sum_steps, occ_vsteps : (n_iv, n_links)
-        Per-interval vehicles entering, leaving, the sum of their link ticks, and
-        vehicle-ticks present.
-    occ_last : int64 (n_links,)
-        Work array for occupancy bookkeeping.
+    inflow, outflow, tt_sum_steps : (n_iv, n_links)
+        Per-interval vehicles entering and leaving each link, and the sum of the link
+        ticks of those leaving.
+    occ_part : int64 (n_iv, n_links)
+        Within-interval part of the vehicle-ticks present: an entry at tick ``k`` adds the
+        ticks left in its interval, an exit subtracts them. The caller adds
+        ``steps_per_interval`` × (vehicles present at the interval's start, from the
+        cumulative in- and outflows) to get exact vehicle-ticks per interval.
     step_counts : int64 (n_steps_total, 3)
         Per tick: departed, in network (entered - arrived), arrived — for conservation.
     counters : int64 (6,)
@@ -216,6 +205,7 @@ def simulate_queue(
     for k in range(k0, k0 + n_steps):
         ran += 1
         iv = min(k // steps_per_interval, n_iv - 1)
+        iv_end = (iv + 1) * steps_per_interval
         # ---------------------------------------------------------------- nodes
         for node in range(n_nodes):
             if node_wake[node] > k:
@@ -269,11 +259,11 @@ def simulate_queue(
                     if not last:
                         # release holes that have reached nxt's upstream end
                         hb = ring_start[nxt]
-                        while hole_count[nxt] > 0 and hole_ring[hb + hole_head[nxt]] <= k:
+                        while hole_count[nxt] > 0 and (ring[hb + hole_head[nxt]] >> 32) <= k:
                             hh = hole_head[nxt] + 1
                             hole_head[nxt] = 0 if hh == ring_cap[nxt] else hh
                             hole_count[nxt] -= 1
-                        if n_veh[nxt] + hole_count[nxt] >= storage[nxt]:
+                        if ring_count[nxt] + hole_count[nxt] >= storage[nxt]:
                             if k - due >= stuck_steps and ring_count[nxt] < ring_cap[nxt] - 1 \
                                     and hole_count[nxt] + ring_count[nxt] < ring_cap[nxt] - 1:
                                 counters[3] += 1
@@ -281,22 +271,17 @@ def simulate_queue(
                                 break
                     # leave L
                     acc[L] -= 1.0
+                    ring[slot] = (k + hole_steps[L]) << 32   # the slot becomes the hole
+                    hole_count[L] += 1
                     h = ring_head[L] + 1
                     if h == rc:
                         h = 0
                     ring_head[L] = h
                     ring_count[L] -= 1
                     head_due[L] = (ring[base + h] >> 32) if ring_count[L] > 0 else NEVER
-                    _occ_flush(L, k, n_veh, occ_last, occ_vsteps, steps_per_interval, n_iv)
-                    n_veh[L] -= 1
-                    hslot = hole_head[L] + hole_count[L]
-                    if hslot >= rc:
-                        hslot -= rc
-                    hole_ring[base + hslot] = k + hole_steps[L]
-                    hole_count[L] += 1
+                    occ_part[iv, L] -= iv_end - k
                     outflow[iv, L] += 1
                     tt_sum_steps[iv, L] += k - (due - ff_steps[L])
-                    counters[5] += 1
                     if last:
                         v = -1 - nxt
                         status[v] = STATUS_ARRIVED
@@ -314,8 +299,7 @@ def simulate_queue(
                             if head_due[nxt] < node_wake[hn]:
                                 node_wake[hn] = head_due[nxt]
                         ring_count[nxt] += 1
-                        _occ_flush(nxt, k, n_veh, occ_last, occ_vsteps, steps_per_interval, n_iv)
-                        n_veh[nxt] += 1
+                        occ_part[iv, nxt] += iv_end - k
                         inflow[iv, nxt] += 1
             wake = NEVER
             for s in range(in_indptr[node], in_indptr[node + 1]):
@@ -340,7 +324,7 @@ def simulate_queue(
         while j < n_active:
             L = active[j]
             hb = ring_start[L]
-            while hole_count[L] > 0 and hole_ring[hb + hole_head[L]] <= k:
+            while hole_count[L] > 0 and (ring[hb + hole_head[L]] >> 32) <= k:
                 hh = hole_head[L] + 1
                 hole_head[L] = 0 if hh == ring_cap[L] else hh
                 hole_count[L] -= 1
@@ -351,7 +335,7 @@ def simulate_queue(
                 if status[v] == STATUS_UNROUTABLE:
                     p += 1
                     continue
-                if status[v] != STATUS_WAITING or n_veh[L] + hole_count[L] >= storage[L]:
+                if status[v] != STATUS_WAITING or ring_count[L] + hole_count[L] >= storage[L]:
                     break
                 tslot = ring_head[L] + ring_count[L]
                 if tslot >= ring_cap[L]:
@@ -363,8 +347,7 @@ def simulate_queue(
                     if head_due[L] < node_wake[hn]:
                         node_wake[hn] = head_due[L]
                 ring_count[L] += 1
-                _occ_flush(L, k, n_veh, occ_last, occ_vsteps, steps_per_interval, n_iv)
-                n_veh[L] += 1
+                occ_part[iv, L] += iv_end - k
                 status[v] = STATUS_EN_ROUTE
                 inflow[iv, L] += 1
                 counters[1] += 1

@@ -319,14 +319,15 @@ def simulate_traffic(city: City, trips, *, until_s, seed=0, dt_s=1.0, interval_s
     # routes with a sentinel -1 - v after each (see the kernel's route_seq)
     lens = np.diff(route_off)
     route_start = (route_off[:-1] + np.arange(n_veh)).astype(np.int64)
-    route_seq = np.empty(len(route_links) + n_veh, dtype=np.int64)
+    route_seq = np.empty(len(route_links) + n_veh, dtype=np.int32)
     sentinel_pos = route_start + lens
     mask = np.ones(len(route_seq), dtype=bool)
     mask[sentinel_pos] = False
     route_seq[mask] = route_links
     route_seq[sentinel_pos] = -1 - np.arange(n_veh)
-    if len(route_seq) >= 2**32 - 1:
-        raise DemandError(f"{len(route_seq):,} route entries; at most 2**32 - 2 are supported")
+    if len(route_seq) >= 2**31 - 1:
+        raise DemandError(f"{len(route_seq):,} route entries (links over all routes plus one per trip); at most "
+                          f"2**31 - 2 are supported")
 
     storage = la["storage"]
     ring_cap = (storage + 2).astype(np.int32)
@@ -335,12 +336,11 @@ def simulate_traffic(city: City, trips, *, until_s, seed=0, dt_s=1.0, interval_s
     total_ring = int(ring_cap.sum())
     state = dict(
         ring=np.zeros(total_ring, dtype=np.int64),
-        hole_ring=np.zeros(total_ring, dtype=np.int32),
         ring_head=np.zeros(city.n_links, dtype=np.int32), ring_count=np.zeros(city.n_links, dtype=np.int32),
         hole_head=np.zeros(city.n_links, dtype=np.int32), hole_count=np.zeros(city.n_links, dtype=np.int32),
         head_due=np.full(city.n_links, K.NEVER, dtype=np.int64),
         node_wake=np.full(city.n_nodes, K.NEVER, dtype=np.int64),
-        n_veh=np.zeros(city.n_links, dtype=np.int32), acc=np.zeros(city.n_links, dtype=np.float64),
+        acc=np.zeros(city.n_links, dtype=np.float64),
         acc_step=np.zeros(city.n_links, dtype=np.int64),
         status=np.where(unroutable, K.STATUS_UNROUTABLE, K.STATUS_NOT_DEPARTED).astype(np.int8),
         arrive_step=np.full(n_veh, -1, dtype=np.int64),
@@ -348,7 +348,7 @@ def simulate_traffic(city: City, trips, *, until_s, seed=0, dt_s=1.0, interval_s
     out = dict(
         inflow=np.zeros((n_iv, city.n_links), dtype=np.int32), outflow=np.zeros((n_iv, city.n_links), dtype=np.int32),
         tt_sum_steps=np.zeros((n_iv, city.n_links), dtype=np.int64),
-        occ_vsteps=np.zeros((n_iv, city.n_links), dtype=np.int64), occ_last=np.zeros(city.n_links, dtype=np.int64),
+        occ_part=np.zeros((n_iv, city.n_links), dtype=np.int64),
         step_counts=np.zeros((n_steps_total, 3), dtype=np.int64), counters=np.zeros(len(K.COUNTER_NAMES), np.int64),
     )
     stuck_steps = max(1, int(round(params.stuck_time_s / dt)))
@@ -364,10 +364,10 @@ def simulate_traffic(city: City, trips, *, until_s, seed=0, dt_s=1.0, interval_s
             city.rev_indptr, city.rev_link, city.link_to_idx, la["ff_steps"], la["cap_per_step"], storage, la["hole_steps"],
             ring_start, ring_cap, route_seq, route_start, depart_step, dep_order, dep_link_indptr, dl_order,
             n, stuck_steps, int(seed), spi, params.stop_when_done,
-            state["ring"], state["hole_ring"], state["ring_head"], state["ring_count"],
-            state["hole_head"], state["hole_count"], state["head_due"], state["node_wake"], state["n_veh"], state["acc"], state["acc_step"],
+            state["ring"], state["ring_head"], state["ring_count"],
+            state["hole_head"], state["hole_count"], state["head_due"], state["node_wake"], state["acc"], state["acc_step"],
             state["status"], state["arrive_step"],
-            out["inflow"], out["outflow"], out["tt_sum_steps"], out["occ_vsteps"], out["occ_last"],
+            out["inflow"], out["outflow"], out["tt_sum_steps"], out["occ_part"],
             out["step_counts"], out["counters"])
         kernel_s += time.perf_counter() - t0
         done = int(out["counters"][4])
@@ -376,14 +376,16 @@ def simulate_traffic(city: City, trips, *, until_s, seed=0, dt_s=1.0, interval_s
         if params.stop_when_done and out["counters"][2] >= int(ok.sum()):
             break
     k_end = int(out["counters"][4])
-    # flush occupancy up to the end
-    for L in np.flatnonzero(state["n_veh"]):
-        last = int(out["occ_last"][L])
-        while last < k_end:
-            iv = last // spi
-            end = min(k_end, (iv + 1) * spi)
-            out["occ_vsteps"][iv, L] += int(state["n_veh"][L]) * (end - last)
-            last = end
+    # vehicle-ticks per interval: within-interval parts plus whole intervals of the
+    # vehicles present at each interval's start; the last interval ends at k_end.
+    present_start = np.zeros_like(out["occ_part"])
+    np.cumsum((out["inflow"] - out["outflow"])[:-1], axis=0, out=present_start[1:])
+    vsteps = out["occ_part"] + spi * present_start
+    if n_iv and k_end < n_iv * spi:
+        last_iv = max(k_end - 1, 0) // spi
+        vsteps[last_iv] -= state["ring_count"].astype(np.int64) * ((last_iv + 1) * spi - k_end)
+        vsteps[last_iv + 1:] = 0
+    out["occ_vsteps"] = vsteps
     step_counts = out["step_counts"][:k_end]
     result = _assemble(city, trips, o_idx, d_idx, depart_s, route_off, route_links, state, out, la, params, k_end,
                        spi, n_iv, step_counts, pd)
@@ -432,5 +434,5 @@ def _assemble(city, trips, o_idx, d_idx, depart_s, route_off, route_links, state
         mean_travel_time_s=float(tta.mean()) if len(tta) else float("nan"),
         p90_travel_time_s=float(np.percentile(tta, 90)) if len(tta) else float("nan"),
     )
-    meta = dict(link_moves=int(out["counters"][5]), ticks=k_end)
+    meta = dict(link_moves=int(outflow.sum()), ticks=k_end)
     return TrafficResult(trips=table, links=links, kpis=kpis, step_counts=step_counts, params=params, meta=meta)
