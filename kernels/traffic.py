@@ -7,7 +7,9 @@ Every vehicle is an individual FIFO entity on a link. A link has
 - a free-flow traversal time of ``ff_steps`` ticks: a vehicle that entered at tick ``k``
   may leave from tick ``k + ff_steps`` on (forward kinematic wave at free speed);
 - an outflow (flow) capacity of ``cap_per_step`` vehicles per tick, accumulated in a
-  per-link budget capped at ``max(1, cap_per_step)`` (discharge at capacity);
+  per-link budget (each vehicle leaving spends 1) capped at ``cap_per_step + 1``, so a
+  saturated link discharges exactly its capacity on average, fractions carried from
+  tick to tick; a link that was idle may release one vehicle more in its first tick;
 - a storage of ``storage`` vehicles (length × lanes × jam density): a vehicle may enter
   only while ``vehicles + holes < storage``, so queues spill back onto upstream links;
 - **holes**: the space a leaving vehicle frees reaches the link's upstream end only
@@ -28,8 +30,8 @@ drawn at random with probability proportional to capacity (MATSim's QNode rule),
 moving as many vehicles as its budget, the vehicles' due times and the downstream
 storage allow; the draw uses a counter-based hash of (seed, tick, node), so it is
 reproducible and independent of everything else. A blocked head vehicle blocks its link
-(FIFO diverge). A head vehicle blocked for ``stuck_steps`` ticks is moved into its next
-link even if that is full (the gridlock-resolution rule of MATSim's ``stuckTime`` and
+(FIFO diverge). A head vehicle blocked at the head of its link for ``stuck_steps`` ticks
+is moved into its next link even if that is full (the gridlock-resolution rule of MATSim's ``stuckTime`` and
 SUMO's ``time-to-teleport``); each such move is counted and reported.
 
 This module imports only numpy, numba and math (STYLE §2).
@@ -61,7 +63,7 @@ NEVER = 2**62
 MASK32 = 0xFFFFFFFF
 
 #: Names of the entries of the ``counters`` array ``simulate_queue`` fills.
-COUNTER_NAMES = ("departed", "entered", "arrived", "forced_moves", "last_step")
+COUNTER_NAMES = ("departed", "entered", "arrived", "forced_moves", "last_step", "released")
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -87,7 +89,7 @@ def simulate_queue(
     # parameters
     n_steps, stuck_steps, seed, steps_per_interval, stop_when_done,
     # state (in/out)
-    ring, ring_head, ring_count, hole_head, hole_count, head_due, node_wake,
+    ring, ring_head, ring_count, hole_head, hole_count, head_due, head_since, node_wake,
     acc, acc_step, status, arrive_step,
     # outputs
     inflow, outflow, tt_sum_steps, occ_part, step_counts, counters,
@@ -148,6 +150,10 @@ def simulate_queue(
     head_due : int64 (n_links,)
         Due tick of each link's head vehicle (a large number when empty): a cache that
         lets the node scan skip idle links without touching the rings.
+    head_since : int64 (n_links,)
+        Tick the link's current head vehicle became its head. The stuck rule measures
+        the time a due head has been blocked: ``k - max(due, head_since)``, as MATSim's
+        ``lastMovementTimeOfFirstVehicle`` (time spent queueing behind others does not count).
     node_wake : int64 (n_nodes,)
         A lower bound of the earliest due tick over each node's in-links: a node is
         visited only from that tick on (event-driven node visits; the outcome is the
@@ -181,7 +187,7 @@ def simulate_queue(
     for v in range(n_veh_total):
         if status[v] != STATUS_UNROUTABLE:
             routable += 1
-    dep_ptr = counters[0] + 0  # vehicles released so far, in dep_order (== departed count)
+    dep_ptr = counters[5] + 0  # vehicles released so far in dep_order (unroutable ones included)
     k0 = counters[4]
     # per-link pointer into its departure group: vehicles entered so far
     link_dep_ptr = np.zeros(dep_link_indptr.shape[0] - 1, dtype=np.int64)
@@ -240,7 +246,7 @@ def simulate_queue(
                 nc -= 1
                 # top up the outflow budget lazily
                 cap = cap_per_step[L]
-                top = cap if cap > 1.0 else 1.0
+                top = cap + 1.0
                 if acc_step[L] < k:
                     a = acc[L] + cap * (k - acc_step[L])
                     acc[L] = a if a < top else top
@@ -264,7 +270,8 @@ def simulate_queue(
                             hole_head[nxt] = 0 if hh == ring_cap[nxt] else hh
                             hole_count[nxt] -= 1
                         if ring_count[nxt] + hole_count[nxt] >= storage[nxt]:
-                            if k - due >= stuck_steps and ring_count[nxt] < ring_cap[nxt] - 1 \
+                            blocked_from = due if due > head_since[L] else head_since[L]
+                            if k - blocked_from >= stuck_steps and ring_count[nxt] < ring_cap[nxt] - 1 \
                                     and hole_count[nxt] + ring_count[nxt] < ring_cap[nxt] - 1:
                                 counters[3] += 1
                             else:
@@ -278,6 +285,7 @@ def simulate_queue(
                         h = 0
                     ring_head[L] = h
                     ring_count[L] -= 1
+                    head_since[L] = k
                     head_due[L] = (ring[base + h] >> 32) if ring_count[L] > 0 else NEVER
                     occ_part[iv, L] -= iv_end - k
                     outflow[iv, L] += 1
@@ -295,6 +303,7 @@ def simulate_queue(
                         ring[nb + tslot] = ((k + ff_steps[nxt]) << 32) | (r + 1)
                         if ring_count[nxt] == 0:
                             head_due[nxt] = k + ff_steps[nxt]
+                            head_since[nxt] = k
                             hn = link_head[nxt]
                             if head_due[nxt] < node_wake[hn]:
                                 node_wake[hn] = head_due[nxt]
@@ -311,6 +320,7 @@ def simulate_queue(
         while dep_ptr < n_veh_total and depart_step[dep_order[dep_ptr]] <= k:
             v = dep_order[dep_ptr]
             dep_ptr += 1
+            counters[5] = dep_ptr
             if status[v] == STATUS_UNROUTABLE:
                 continue
             status[v] = STATUS_WAITING
@@ -343,6 +353,7 @@ def simulate_queue(
                 ring[hb + tslot] = ((k + ff_steps[L]) << 32) | route_start[v]
                 if ring_count[L] == 0:
                     head_due[L] = k + ff_steps[L]
+                    head_since[L] = k
                     hn = link_head[L]
                     if head_due[L] < node_wake[hn]:
                         node_wake[hn] = head_due[L]

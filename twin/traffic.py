@@ -339,8 +339,10 @@ def simulate_traffic(city: City, trips, *, until_s, seed=0, dt_s=1.0, interval_s
         ring_head=np.zeros(city.n_links, dtype=np.int32), ring_count=np.zeros(city.n_links, dtype=np.int32),
         hole_head=np.zeros(city.n_links, dtype=np.int32), hole_count=np.zeros(city.n_links, dtype=np.int32),
         head_due=np.full(city.n_links, K.NEVER, dtype=np.int64),
+        head_since=np.zeros(city.n_links, dtype=np.int64),
         node_wake=np.full(city.n_nodes, K.NEVER, dtype=np.int64),
-        acc=np.zeros(city.n_links, dtype=np.float64),
+        # a fresh link has the full budget of a link that has long been idle
+        acc=la["cap_per_step"] + 1.0,
         acc_step=np.zeros(city.n_links, dtype=np.int64),
         status=np.where(unroutable, K.STATUS_UNROUTABLE, K.STATUS_NOT_DEPARTED).astype(np.int8),
         arrive_step=np.full(n_veh, -1, dtype=np.int64),
@@ -365,7 +367,7 @@ def simulate_traffic(city: City, trips, *, until_s, seed=0, dt_s=1.0, interval_s
             ring_start, ring_cap, route_seq, route_start, depart_step, dep_order, dep_link_indptr, dl_order,
             n, stuck_steps, int(seed), spi, params.stop_when_done,
             state["ring"], state["ring_head"], state["ring_count"],
-            state["hole_head"], state["hole_count"], state["head_due"], state["node_wake"], state["acc"], state["acc_step"],
+            state["hole_head"], state["hole_count"], state["head_due"], state["head_since"], state["node_wake"], state["acc"], state["acc_step"],
             state["status"], state["arrive_step"],
             out["inflow"], out["outflow"], out["tt_sum_steps"], out["occ_part"],
             out["step_counts"], out["counters"])
