@@ -31,7 +31,10 @@ moving as many vehicles as its budget, the vehicles' due times and the downstrea
 storage allow; the draw uses a counter-based hash of (seed, tick, node), so it is
 reproducible and independent of everything else. A blocked head vehicle blocks its link
 (FIFO diverge). A head vehicle blocked at the head of its link for ``stuck_steps`` ticks
-is moved into its next link even if that is full (the gridlock-resolution rule of MATSim's ``stuckTime`` and
+is moved into its next link even if that is full, by one vehicle beyond its storage; if
+that link holds one too many already, the vehicle is teleported along its route to the
+first link with room, each skipped link costing its free-flow ticks, or to its
+destination (SUMO's teleport; skipped links see no inflow or outflow) (the gridlock-resolution rule of MATSim's ``stuckTime`` and
 SUMO's ``time-to-teleport``); each such move is counted and reported.
 
 This module imports only numpy, numba and math (STYLE §2).
@@ -63,7 +66,7 @@ NEVER = 2**62
 MASK32 = 0xFFFFFFFF
 
 #: Names of the entries of the ``counters`` array ``simulate_queue`` fills.
-COUNTER_NAMES = ("departed", "entered", "arrived", "forced_moves", "last_step", "released")
+COUNTER_NAMES = ("departed", "entered", "arrived", "forced_moves", "last_step", "released", "teleports")
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -77,6 +80,16 @@ def _uniform(seed, k, node, draw):
     x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
     x = x ^ (x >> np.uint64(31))
     return float(x >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _release_holes(L, k, ring, ring_start, ring_cap, hole_head, hole_count):
+    """Drop the holes of link L whose release tick has come (they are FIFO)."""
+    hb = ring_start[L]
+    while hole_count[L] > 0 and (ring[hb + hole_head[L]] >> 32) <= k:
+        hh = hole_head[L] + 1
+        hole_head[L] = 0 if hh == ring_cap[L] else hh
+        hole_count[L] -= 1
 
 
 @njit(cache=True, nogil=True)
@@ -172,7 +185,7 @@ def simulate_queue(
         cumulative in- and outflows) to get exact vehicle-ticks per interval.
     step_counts : int64 (n_steps_total, 3)
         Per tick: departed, in network (entered - arrived), arrived — for conservation.
-    counters : int64 (6,)
+    counters : int64 (7,)
         See :data:`COUNTER_NAMES`; ``counters[4]`` is the next tick to run.
 
     Returns
@@ -261,24 +274,37 @@ def simulate_queue(
                         break
                     r = entry & MASK32
                     nxt = route_seq[r + 1]
+                    tr = r + 1        # route index of the link the vehicle moves into
+                    extra = 0         # ticks added by a teleport
                     last = nxt < 0
                     if not last:
                         # release holes that have reached nxt's upstream end
-                        hb = ring_start[nxt]
-                        while hole_count[nxt] > 0 and (ring[hb + hole_head[nxt]] >> 32) <= k:
-                            hh = hole_head[nxt] + 1
-                            hole_head[nxt] = 0 if hh == ring_cap[nxt] else hh
-                            hole_count[nxt] -= 1
+                        _release_holes(nxt, k, ring, ring_start, ring_cap, hole_head, hole_count)
                         if ring_count[nxt] + hole_count[nxt] >= storage[nxt]:
                             blocked_from = due if due > head_since[L] else head_since[L]
-                            if k - blocked_from >= stuck_steps and ring_count[nxt] < ring_cap[nxt] - 1 \
-                                    and hole_count[nxt] + ring_count[nxt] < ring_cap[nxt] - 1:
-                                counters[3] += 1
-                            else:
+                            if k - blocked_from < stuck_steps:
                                 break
+                            if ring_count[nxt] + hole_count[nxt] < ring_cap[nxt] - 1:
+                                counters[3] += 1          # forced into the full next link
+                            else:
+                                # No physical room either: teleport along the route to the
+                                # first link with room (SUMO's rule), the skipped links
+                                # costing their free-flow ticks; past the last link the
+                                # vehicle arrives after the free-flow time of the rest.
+                                counters[6] += 1
+                                while True:
+                                    extra += ff_steps[nxt]
+                                    tr += 1
+                                    nxt = route_seq[tr]
+                                    if nxt < 0:
+                                        last = True
+                                        break
+                                    _release_holes(nxt, k, ring, ring_start, ring_cap, hole_head, hole_count)
+                                    if ring_count[nxt] + hole_count[nxt] < ring_cap[nxt] - 1:
+                                        break
                     # leave L
                     acc[L] -= 1.0
-                    ring[slot] = (k + hole_steps[L]) << 32   # the slot becomes the hole
+                    ring[slot] = (np.int64(k) + hole_steps[L]) << 32   # the slot becomes the hole
                     hole_count[L] += 1
                     h = ring_head[L] + 1
                     if h == rc:
@@ -293,20 +319,21 @@ def simulate_queue(
                     if last:
                         v = -1 - nxt
                         status[v] = STATUS_ARRIVED
-                        arrive_step[v] = k
+                        arrive_step[v] = k + extra
                         counters[2] += 1
                     else:
                         nb = ring_start[nxt]
                         tslot = ring_head[nxt] + ring_count[nxt]
                         if tslot >= ring_cap[nxt]:
                             tslot -= ring_cap[nxt]
-                        ring[nb + tslot] = ((k + ff_steps[nxt]) << 32) | (r + 1)
+                        nd = np.int64(k) + extra + ff_steps[nxt]
+                        ring[nb + tslot] = (nd << 32) | tr
                         if ring_count[nxt] == 0:
-                            head_due[nxt] = k + ff_steps[nxt]
+                            head_due[nxt] = nd
                             head_since[nxt] = k
                             hn = link_head[nxt]
-                            if head_due[nxt] < node_wake[hn]:
-                                node_wake[hn] = head_due[nxt]
+                            if nd < node_wake[hn]:
+                                node_wake[hn] = nd
                         ring_count[nxt] += 1
                         occ_part[iv, nxt] += iv_end - k
                         inflow[iv, nxt] += 1
@@ -334,10 +361,7 @@ def simulate_queue(
         while j < n_active:
             L = active[j]
             hb = ring_start[L]
-            while hole_count[L] > 0 and (ring[hb + hole_head[L]] >> 32) <= k:
-                hh = hole_head[L] + 1
-                hole_head[L] = 0 if hh == ring_cap[L] else hh
-                hole_count[L] -= 1
+            _release_holes(L, k, ring, ring_start, ring_cap, hole_head, hole_count)
             p = link_dep_ptr[L]
             end = dep_link_indptr[L + 1]
             while p < end:
@@ -350,7 +374,7 @@ def simulate_queue(
                 tslot = ring_head[L] + ring_count[L]
                 if tslot >= ring_cap[L]:
                     tslot -= ring_cap[L]
-                ring[hb + tslot] = ((k + ff_steps[L]) << 32) | route_start[v]
+                ring[hb + tslot] = ((np.int64(k) + ff_steps[L]) << 32) | route_start[v]
                 if ring_count[L] == 0:
                     head_due[L] = k + ff_steps[L]
                     head_since[L] = k

@@ -235,7 +235,8 @@ def _cmd_traffic(args):
             ("p90 travel time", f"{k['p90_travel_time_s']:,.1f} s"),
             ("congestion index", f"{k['congestion_index']:.3f} (travel / free-flow time)"),
             ("vehicle-km", f"{k['vkt_veh_km']:,.0f} veh-km"), ("vehicle-hours", f"{k['vht_veh_h']:,.1f} veh-h"),
-            ("delay", f"{k['delay_veh_h']:,.1f} veh-h"), ("forced moves (gridlock rule)", f"{k['forced_moves']:,}")]
+            ("delay", f"{k['delay_veh_h']:,.1f} veh-h"), ("forced moves (gridlock rule)", f"{k['forced_moves']:,}"),
+            ("teleports (gridlock rule)", f"{k['teleports']:,}")]
     for name, value in rows:
         out.write(f"{name:<30} {value}\n")
     if args.out:

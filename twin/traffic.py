@@ -199,7 +199,8 @@ class TrafficResult:
     kpis : dict
         Network totals: ``vkt_veh_km``, ``vht_veh_h``, ``delay_veh_h``, ``congestion_index``,
         ``completed``, ``en_route``, ``waiting``, ``not_departed``, ``unroutable``,
-        ``forced_moves``, ``simulated_s``, ``mean_travel_time_s``, ``p90_travel_time_s``.
+        ``forced_moves`` (stuck heads pushed into a full link), ``teleports`` (stuck heads
+        moved along their route past links with no room; see :mod:`twin.kernels.traffic`), ``simulated_s``, ``mean_travel_time_s``, ``p90_travel_time_s``.
     step_counts : ndarray of int64, shape (n_ticks, 3)
         Per tick: departed, in network, arrived (conservation: departed = in network +
         arrived + waiting).
@@ -432,7 +433,8 @@ def _assemble(city, trips, o_idx, d_idx, depart_s, route_off, route_links, state
         congestion_index=float(tta.sum() / ff_s[arrived].sum()) if arrived.any() and ff_s[arrived].sum() > 0
         else float("nan"),
         completed=int(counts[3]), en_route=int(counts[2]), waiting=int(counts[1]), not_departed=int(counts[0]),
-        unroutable=int(counts[4]), forced_moves=int(out["counters"][3]), simulated_s=float(k_end * dt),
+        unroutable=int(counts[4]), forced_moves=int(out["counters"][3]), teleports=int(out["counters"][6]),
+        simulated_s=float(k_end * dt),
         mean_travel_time_s=float(tta.mean()) if len(tta) else float("nan"),
         p90_travel_time_s=float(np.percentile(tta, 90)) if len(tta) else float("nan"),
     )

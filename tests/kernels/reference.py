@@ -114,3 +114,210 @@ def all_or_nothing_reference(n_nodes, tail, head, cost, no_through, origins, des
                     flow[pred[v]] += dest_demand[j]
                     v = tail[pred[v]]
     return flow, sp
+
+
+# ------------------------------------------------------------------------------------------
+# traffic: the spatial queue of twin.kernels.traffic.simulate_queue
+# ------------------------------------------------------------------------------------------
+
+__all__ += ["simulate_queue_reference"]
+
+
+def simulate_queue_reference(in_links, ff_steps, cap_per_step, storage, hole_steps, ring_cap, routes, depart_step,
+                             n_steps, stuck_steps, seed, steps_per_interval, stop_when_done=True):
+    """The spatial-queue model of :mod:`twin.kernels.traffic`, written from its docstring.
+
+    One object per thing: each link has a ``deque`` of ``(due tick, vehicle, position in
+    its route)`` (FIFO), a list of the ticks at which the space freed by leaving vehicles
+    (holes) reaches its upstream end, and an outflow budget; each vehicle has its route as
+    a list of links. Every node is visited every tick, in index order.
+
+    One tick ``k``:
+
+    1. Nodes, in index order. The in-links whose head vehicle is due (``due <= k``) are
+       the candidates. While there are candidates, one is drawn with probability
+       proportional to ``cap_per_step`` and served (below). The draw is the kernel's:
+       ``u = _uniform(seed, k, node, draw) * total`` with ``draw`` counting the draws
+       at this node and tick, ``total`` a running total of the candidates' weights (their
+       sum in in-link order, less each drawn weight), the first candidate whose cumulative
+       weight exceeds ``u`` (the last one if none does), and the drawn candidate replaced
+       by the last one in the list. A single candidate is served without a draw.
+    2. Serving link ``L``: its budget is topped up (lazily, once per tick at most):
+       ``budget = min(cap + 1, budget + cap * (k - last top-up))``; it starts full
+       (``cap + 1``, last top-up 0). Then, while the budget is >= 1 and the head vehicle
+       is due, the head moves on: out of the network if ``L`` is its last link (arrival
+       at ``k``), otherwise into its next link ``N`` if ``vehicles(N) + pending holes(N) <
+       storage(N)`` (a hole is pending until its release tick), or, when that fails, if it
+       is stuck and ``N``'s ring has a free slot beyond the one the kernel always keeps
+       (``vehicles + pending holes < ring_cap - 1``): a forced move, counted; if it is
+       stuck and ``N`` has no free slot either, a teleport, counted: the vehicle skips
+       along its route to the first link with a free slot, due there after the free-flow
+       ticks of the skipped links plus its own, or arrives after the free-flow ticks of the
+       rest of its route when no link has one. Stuck: blocked
+       at the head for ``k - max(due, tick it became the head) >= stuck_steps`` ticks (a
+       vehicle becomes the head when the one before it leaves, or when it enters an empty
+       link). Otherwise the head, and so the link, waits. A move costs 1 budget, leaves a
+       hole on ``L`` released at ``k + hole_steps(L)``, and gives the vehicle the due tick
+       ``k + ff_steps(N)`` on ``N``.
+    3. Departures: vehicles whose ``depart_step <= k`` depart in ``(depart_step, vehicle)``
+       order and queue for their first link; then each link takes its waiting vehicles in
+       that order while ``vehicles + pending holes < storage`` (no stuck rule for them),
+       each due at ``k + ff_steps``.
+    4. If ``stop_when_done`` and every routable vehicle has arrived, stop.
+
+    Parameters
+    ----------
+    in_links : list of lists of int
+        In-links of each node, in the order the node lists them (``City.rev_link``); the
+        order matters for the draw.
+    ff_steps, cap_per_step, storage, hole_steps, ring_cap : array-like (n_links,)
+        Per-link free-flow ticks, capacity (vehicles/tick), storage (vehicles), hole
+        ticks, and ring size (``storage + 2`` in ``twin.traffic``).
+    routes : list of lists of int
+        Each vehicle's links; an empty route is an unroutable vehicle (never departs).
+    depart_step : array-like of int (n_veh,)
+    n_steps, stuck_steps, seed, steps_per_interval : int
+    stop_when_done : bool
+
+    Returns
+    -------
+    dict
+        ``arrive_step`` (int64, -1 if not arrived), ``status`` (int8, the kernel's codes),
+        ``inflow``, ``outflow`` (int64, interval × link; interval ``min(k // spi, n_iv - 1)``
+        with ``n_iv = ceil(n_steps / spi)``), ``forced_moves`` (int), ``ticks`` (ticks run)
+        and ``step_counts`` (int64, ticks × (departed, in network, arrived)).
+    """
+    from collections import deque
+
+    from twin.kernels import traffic as K
+
+    uniform = getattr(K._uniform, "py_func", K._uniform)   # the kernel's hash, run as Python
+    ff = [int(x) for x in ff_steps]
+    cap = [float(x) for x in cap_per_step]
+    storage = [int(x) for x in storage]
+    hole_steps = [int(x) for x in hole_steps]
+    ring_cap = [int(x) for x in ring_cap]
+    routes = [[int(L) for L in r] for r in routes]
+    depart_step = [int(x) for x in depart_step]
+    n_links, n_veh, n_nodes = len(ff), len(routes), len(in_links)
+    spi = int(steps_per_interval)
+    n_iv = -(-int(n_steps) // spi)
+
+    vehicles = [deque() for _ in range(n_links)]   # (due, vehicle, position in route), FIFO
+    holes = [[] for _ in range(n_links)]           # release ticks of the freed space
+    budget = [c + 1.0 for c in cap]                # outflow budget, full at the start
+    topped_up = [0] * n_links
+    head_since = [0] * n_links                     # tick the current head vehicle became the head
+    waiting = [deque() for _ in range(n_links)]    # departed vehicles waiting to enter (first link)
+
+    status = [K.STATUS_NOT_DEPARTED if r else K.STATUS_UNROUTABLE for r in routes]
+    arrive_step = [-1] * n_veh
+    inflow = np.zeros((n_iv, n_links), dtype=np.int64)
+    outflow = np.zeros((n_iv, n_links), dtype=np.int64)
+    to_depart = deque(sorted((v for v in range(n_veh) if routes[v]), key=lambda v: (depart_step[v], v)))
+    routable = len(to_depart)
+    tally = dict(departed=0, entered=0, arrived=0, forced=0, teleports=0)
+    step_counts = []
+
+    def pending_holes(L, k):
+        holes[L] = [t for t in holes[L] if t > k]
+        return len(holes[L])
+
+    def has_space(L, k):
+        return len(vehicles[L]) + pending_holes(L, k) < storage[L]
+
+    def enter(L, v, pos, k, iv, extra=0):
+        if not vehicles[L]:
+            head_since[L] = k
+        vehicles[L].append((k + extra + ff[L], v, pos))
+        inflow[iv, L] += 1
+
+    def serve(L, k, iv):
+        if topped_up[L] < k:
+            budget[L] = min(cap[L] + 1.0, budget[L] + cap[L] * (k - topped_up[L]))
+            topped_up[L] = k
+        while vehicles[L] and budget[L] >= 1.0:
+            due, v, pos = vehicles[L][0]
+            if due > k:
+                return
+            last = pos == len(routes[v]) - 1
+            extra = 0                  # ticks added by a teleport
+            new_pos = pos + 1
+            if not last:
+                N = routes[v][pos + 1]
+                if not has_space(N, k):
+                    if k - max(due, head_since[L]) < stuck_steps:
+                        return
+                    if len(vehicles[N]) + pending_holes(N, k) < ring_cap[N] - 1:
+                        tally["forced"] += 1
+                    else:
+                        # teleport along the route to the first link with a free ring slot,
+                        # each skipped link costing its free-flow ticks, or to the destination
+                        tally["teleports"] += 1
+                        while True:
+                            extra += ff[routes[v][new_pos]]
+                            new_pos += 1
+                            if new_pos == len(routes[v]):
+                                last = True
+                                break
+                            N = routes[v][new_pos]
+                            if len(vehicles[N]) + pending_holes(N, k) < ring_cap[N] - 1:
+                                break
+            vehicles[L].popleft()
+            head_since[L] = k
+            budget[L] -= 1.0
+            holes[L].append(k + hole_steps[L])
+            outflow[iv, L] += 1
+            if last:
+                status[v] = K.STATUS_ARRIVED
+                arrive_step[v] = k + extra
+                tally["arrived"] += 1
+            else:
+                enter(N, v, new_pos, k, iv, extra)
+
+    ticks = 0
+    for k in range(int(n_steps)):
+        ticks += 1
+        iv = min(k // spi, n_iv - 1)
+        for node in range(n_nodes):
+            cands = [L for L in in_links[node] if vehicles[L] and vehicles[L][0][0] <= k]
+            total = 0.0
+            for L in cands:
+                total += cap[L]
+            draw = 0
+            while cands:
+                pick = 0
+                if len(cands) > 1:
+                    with np.errstate(over="ignore"):      # the uint64 hash wraps by design
+                        u = float(uniform(seed, k, node, draw)) * total
+                    draw += 1
+                    pick = len(cands) - 1
+                    cum = 0.0
+                    for j, L in enumerate(cands):
+                        cum += cap[L]
+                        if u < cum:
+                            pick = j
+                            break
+                L = cands[pick]
+                total -= cap[L]
+                cands[pick] = cands[-1]
+                cands.pop()
+                serve(L, k, iv)
+        while to_depart and depart_step[to_depart[0]] <= k:
+            v = to_depart.popleft()
+            status[v] = K.STATUS_WAITING
+            tally["departed"] += 1
+            waiting[routes[v][0]].append(v)
+        for L in range(n_links):
+            while waiting[L] and has_space(L, k):
+                v = waiting[L].popleft()
+                enter(L, v, 0, k, iv)
+                status[v] = K.STATUS_EN_ROUTE
+                tally["entered"] += 1
+        step_counts.append((tally["departed"], tally["entered"] - tally["arrived"], tally["arrived"]))
+        if stop_when_done and tally["arrived"] >= routable:
+            break
+    return dict(arrive_step=np.array(arrive_step, dtype=np.int64), status=np.array(status, dtype=np.int8),
+                inflow=inflow, outflow=outflow, forced_moves=tally["forced"], teleports=tally["teleports"],
+                ticks=ticks,
+                step_counts=np.array(step_counts, dtype=np.int64).reshape(-1, 3))

@@ -122,7 +122,9 @@ def test_vehicles_are_conserved_every_tick(seed):
     done = (status == "arrived").to_numpy()
     moving = (status == "en_route").to_numpy()
     entries = int(inflow.sum())
-    assert n_links[done].sum() + moving.sum() <= entries <= n_links[done | moving].sum()
+    # a teleport skips links (no entry on them), so only the upper bound holds then
+    lower = n_links[done].sum() + moving.sum() if k["teleports"] == 0 else 0
+    assert lower <= entries <= n_links[done | moving].sum()
     assert int(outflow.sum()) == entries - k["en_route"]
     assert int(res.meta["link_moves"]) == int(outflow.sum())
 
@@ -214,8 +216,9 @@ def test_fifo_on_a_corridor(seed):
     """Same route, later departure: never an earlier arrival (FIFO links and departures).
 
     Random corridor and departures (ties included: equal departure ticks go in trip order),
-    random stuck time (forced moves keep the order too). Sorted by (departure tick, trip),
-    arrival ticks never decrease, and the unfinished trips are the last ones.
+    random stuck time (forced moves keep the order too; teleports, the last resort of the
+    gridlock rule, may overtake and are exempt). Sorted by (departure tick, trip), arrival
+    ticks never decrease, and the unfinished trips are the last ones.
     """
     rng = np.random.default_rng(seed)
     city = random_corridor(rng)
@@ -229,8 +232,9 @@ def test_fifo_on_a_corridor(seed):
     order = np.lexsort((np.arange(n), _depart_step(depart, dt)))
     arr = res.trips["arrive_s"].to_numpy()[order]
     done = ~np.isnan(arr)
-    assert not np.any(done[1:] & ~done[:-1])                       # finished trips come first
-    assert np.all(np.diff(arr[done]) >= 0)
+    if res.kpis["teleports"] == 0:   # a teleport (gridlock rule) may overtake, as in SUMO
+        assert not np.any(done[1:] & ~done[:-1])                   # finished trips come first
+        assert np.all(np.diff(arr[done]) >= 0)
 
 
 # ------------------------------------------------------------------------------------------
