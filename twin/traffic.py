@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -23,7 +24,8 @@ import numpy as np
 from twin.errors import DemandError, NetworkError
 from twin.graph import City
 
-__all__ = ["simulate_traffic", "TrafficResult", "TrafficParams", "link_arrays", "read_trips"]
+__all__ = ["simulate_traffic", "TrafficEngine", "TrafficResult", "TrafficParams", "link_arrays", "read_trips",
+           "read_events"]
 
 logger = logging.getLogger(__name__)
 
@@ -243,7 +245,8 @@ class TrafficResult:
 
 
 def simulate_traffic(city: City, trips, *, until_s, seed=0, dt_s=1.0, interval_s=300.0, stuck_time_s=300.0,
-                     stop_when_done=True, progress=None) -> TrafficResult:
+                     stop_when_done=True, events=None, signals=None, reroute_share=0.0, reroute_interval_s=300.0,
+                     progress=None) -> TrafficResult:
     """Simulate trips through the city's road network (mesoscopic, per vehicle).
 
     Parameters
@@ -255,9 +258,22 @@ def simulate_traffic(city: City, trips, *, until_s, seed=0, dt_s=1.0, interval_s
         Simulated horizon in seconds; trips unfinished by then are reported ``en_route``
         or ``waiting``.
     seed : int
-        Seeds the node-model draws (capacity-weighted in-link order at merges).
+        Seeds the node-model draws (capacity-weighted in-link order at merges) and the
+        choice of which vehicles re-route.
     dt_s, interval_s, stuck_time_s, stop_when_done
         See :class:`TrafficParams`.
+    events : table, optional
+        Network events (see :func:`read_events`): link closures, reopenings and capacity
+        changes at given times. Vehicles whose remaining route crosses a closed link are
+        re-routed at the closure (and new departures route around it).
+    signals : twin.signals.SignalPlan, optional
+        Fixed-time signal plans per in-link.
+    reroute_share : float
+        Share (0..1) of the vehicles on the road that reconsider their route every
+        ``reroute_interval_s`` on the current link travel times, switching when the new
+        route is faster (en-route re-routing, as SUMO's rerouting device).
+    reroute_interval_s : float
+        Period of that re-routing, seconds.
     progress : callable(done_s, total_s), optional
         Called after each block of simulated time.
 
@@ -268,7 +284,7 @@ def simulate_traffic(city: City, trips, *, until_s, seed=0, dt_s=1.0, interval_s
     Raises
     ------
     DemandError
-        Malformed trips or parameters (see :func:`read_trips`).
+        Malformed trips, events or parameters (see :func:`read_trips`, :func:`read_events`).
     UnknownNodeError
         A trip names a node the city does not have.
 
@@ -285,115 +301,473 @@ def simulate_traffic(city: City, trips, *, until_s, seed=0, dt_s=1.0, interval_s
     >>> res.trips.loc[0, "status"], res.trips.loc[0, "travel_time_s"] == res.trips.loc[0, "free_flow_time_s"]
     ('arrived', True)
     """
+    engine = TrafficEngine(city, trips, until_s=until_s, seed=seed, dt_s=dt_s, interval_s=interval_s,
+                           stuck_time_s=stuck_time_s, stop_when_done=stop_when_done, events=events, signals=signals,
+                           reroute_share=reroute_share, reroute_interval_s=reroute_interval_s)
+    engine.run(progress=progress)
+    return engine.result()
+
+
+EVENT_ACTIONS = ("close", "open", "capacity")
+
+
+def read_events(city: City, events):
+    """Validate a table of network events.
+
+    Parameters
+    ----------
+    events : pandas.DataFrame, dict of array-like, or list of dict
+        Columns ``time_s`` (seconds >= 0), ``action`` (``"close"``, ``"open"`` or
+        ``"capacity"``), the link as ``link`` (index) or ``from_node`` and ``to_node``
+        (external ids; every link between them), and ``capacity_veh_per_h`` for
+        ``"capacity"`` (> 0; the link's new saturation flow).
+
+    Returns
+    -------
+    list of (time_s, action, link indices, capacity_veh_per_h)
+        Sorted by time, then input order.
+
+    Raises
+    ------
+    DemandError
+        A missing column, an unknown action, a negative or NaN time or capacity, a link
+        index out of range or a node pair with no link (the message names the row).
+    """
     import pandas as pd
 
-    from twin.kernels import traffic as K
+    if isinstance(events, list):
+        events = pd.DataFrame(events)
+    elif isinstance(events, dict):
+        events = pd.DataFrame(events)
+    if not isinstance(events, pd.DataFrame):
+        raise DemandError(f"events must be a table (DataFrame, dict of columns or list of dicts); got "
+                          f"{type(events).__name__}")
+    for col in ("time_s", "action"):
+        if col not in events:
+            raise DemandError(f"events need a column {col!r}; got {list(events.columns)}")
+    has_link = "link" in events
+    has_pair = "from_node" in events and "to_node" in events
+    if not (has_link or has_pair):
+        raise DemandError("events name their link by 'link' (index) or by 'from_node' and 'to_node'")
+    out = []
+    for i, row in enumerate(events.to_dict("records")):
+        where = f"events row {i}"
+        t = row["time_s"]
+        try:
+            t = float(t)
+        except (TypeError, ValueError):
+            raise DemandError(f"{where}: time_s = {t!r}; expected seconds >= 0") from None
+        if not (math.isfinite(t) and t >= 0):
+            raise DemandError(f"{where}: time_s = {t!r}; expected seconds >= 0")
+        action = row["action"]
+        if action not in EVENT_ACTIONS:
+            raise DemandError(f"{where}: action = {action!r}; expected one of {list(EVENT_ACTIONS)}")
+        link = row.get("link") if has_link else None
+        if link is not None and not (isinstance(link, float) and math.isnan(link)):
+            if not float(link).is_integer() or not 0 <= int(link) < city.n_links:
+                raise DemandError(f"{where}: link = {link!r}; expected a link index in 0..{city.n_links - 1}")
+            links = np.array([int(link)])
+        else:
+            if not has_pair:
+                raise DemandError(f"{where}: no link given")
+            a, b = city.node_index([row["from_node"], row["to_node"]])
+            links = np.flatnonzero((city.link_from_idx == a) & (city.link_to_idx == b))
+            if not len(links):
+                raise DemandError(f"{where}: no link from node {row['from_node']!r} to node {row['to_node']!r}")
+        cap = None
+        if action == "capacity":
+            cap = row.get("capacity_veh_per_h")
+            try:
+                cap = float(cap)
+            except (TypeError, ValueError):
+                cap = float("nan")
+            if not (math.isfinite(cap) and cap > 0):
+                raise DemandError(f"{where}: capacity_veh_per_h = {row.get('capacity_veh_per_h')!r}; expected a "
+                                  f"number > 0 (close the link to stop all flow)")
+        out.append((t, action, links, cap, i))
+    out.sort(key=lambda e: (e[0], e[4]))
+    return [(t, a, links, cap) for t, a, links, cap, _ in out]
 
-    params = TrafficParams(dt_s=float(dt_s), interval_s=float(interval_s), stuck_time_s=float(stuck_time_s),
-                           stop_when_done=bool(stop_when_done))
-    if not (isinstance(until_s, (int, float)) and math.isfinite(until_s) and until_s > 0):
-        raise DemandError(f"until_s = {until_s!r}; expected a finite number of seconds > 0")
-    if not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise DemandError(f"seed = {seed!r}; expected an integer >= 0")
-    o_idx, d_idx, depart_s = read_trips(city, trips)
-    n_veh = len(o_idx)
-    dt = params.dt_s
-    la = link_arrays(city, dt)
-    route_off, route_links, unroutable = _routes(city, o_idx, d_idx)
-    if unroutable.any():
-        logger.warning("%d trips have no route (destination unreachable); they are reported 'unroutable'",
-                       int(unroutable.sum()))
 
-    n_steps_total = int(math.ceil(until_s / dt))
-    spi = max(1, int(round(params.interval_s / dt)))
-    n_iv = (n_steps_total + spi - 1) // spi
-    depart_step = np.ceil(depart_s / dt - 1e-9).astype(np.int64)
-    dep_order = np.lexsort((np.arange(n_veh), depart_step)).astype(np.int64)
-    first_link = np.where(unroutable, 0, route_links[np.minimum(route_off[:-1], max(len(route_links) - 1, 0))]
-                          if len(route_links) else 0).astype(np.int64)
-    ok = ~unroutable
-    dl_order = np.lexsort((np.arange(n_veh), depart_step, first_link))
-    dl_order = dl_order[ok[dl_order]].astype(np.int64)
-    dep_link_indptr = np.zeros(city.n_links + 1, dtype=np.int64)
-    np.cumsum(np.bincount(first_link[ok], minlength=city.n_links), out=dep_link_indptr[1:])
+class TrafficEngine:
+    """The state of one traffic run, advanced by the numba kernel in blocks.
 
-    # routes with a sentinel -1 - v after each (see the kernel's route_seq)
-    lens = np.diff(route_off)
-    route_start = (route_off[:-1] + np.arange(n_veh)).astype(np.int64)
-    route_seq = np.empty(len(route_links) + n_veh, dtype=np.int32)
-    sentinel_pos = route_start + lens
-    mask = np.ones(len(route_seq), dtype=bool)
-    mask[sentinel_pos] = False
-    route_seq[mask] = route_links
-    route_seq[sentinel_pos] = -1 - np.arange(n_veh)
-    if len(route_seq) >= 2**31 - 1:
-        raise DemandError(f"{len(route_seq):,} route entries (links over all routes plus one per trip); at most "
-                          f"2**31 - 2 are supported")
+    :func:`simulate_traffic` is the usual entry point; the engine is what it drives, and
+    what a coupled simulation (the emergency model's SimPy clock) steps through time:
+    :meth:`run_until`, :meth:`link_travel_times_s`, :meth:`route_travel_time_s`.
+    Parameters as for :func:`simulate_traffic`.
+    """
 
-    storage = la["storage"]
-    ring_cap = (storage + 2).astype(np.int32)
-    ring_start = np.zeros(city.n_links, dtype=np.int64)
-    np.cumsum(ring_cap[:-1], out=ring_start[1:])
-    total_ring = int(ring_cap.sum())
-    state = dict(
-        ring=np.zeros(total_ring, dtype=np.int64),
-        ring_head=np.zeros(city.n_links, dtype=np.int32), ring_count=np.zeros(city.n_links, dtype=np.int32),
-        hole_head=np.zeros(city.n_links, dtype=np.int32), hole_count=np.zeros(city.n_links, dtype=np.int32),
-        head_due=np.full(city.n_links, K.NEVER, dtype=np.int64),
-        head_since=np.zeros(city.n_links, dtype=np.int64),
-        node_wake=np.full(city.n_nodes, K.NEVER, dtype=np.int64),
-        # a fresh link has the full budget of a link that has long been idle
-        acc=la["cap_per_step"] + 1.0,
-        acc_step=np.zeros(city.n_links, dtype=np.int64),
-        status=np.where(unroutable, K.STATUS_UNROUTABLE, K.STATUS_NOT_DEPARTED).astype(np.int8),
-        arrive_step=np.full(n_veh, -1, dtype=np.int64),
-    )
-    out = dict(
-        inflow=np.zeros((n_iv, city.n_links), dtype=np.int32), outflow=np.zeros((n_iv, city.n_links), dtype=np.int32),
-        tt_sum_steps=np.zeros((n_iv, city.n_links), dtype=np.int64),
-        occ_part=np.zeros((n_iv, city.n_links), dtype=np.int64),
-        step_counts=np.zeros((n_steps_total, 3), dtype=np.int64), counters=np.zeros(len(K.COUNTER_NAMES), np.int64),
-    )
-    stuck_steps = max(1, int(round(params.stuck_time_s / dt)))
-    block = max(spi, 3600 // max(int(dt), 1))
-    done = 0
-    import time
+    def __init__(self, city: City, trips, *, until_s, seed=0, dt_s=1.0, interval_s=300.0, stuck_time_s=300.0,
+                 stop_when_done=True, events=None, signals=None, reroute_share=0.0, reroute_interval_s=300.0):
+        from twin.kernels import traffic as K
 
-    kernel_s = 0.0
-    while done < n_steps_total:
+        self.K = K
+        self.city = city
+        self.params = params = TrafficParams(dt_s=float(dt_s), interval_s=float(interval_s),
+                                             stuck_time_s=float(stuck_time_s), stop_when_done=bool(stop_when_done))
+        if not (isinstance(until_s, (int, float)) and math.isfinite(until_s) and until_s > 0):
+            raise DemandError(f"until_s = {until_s!r}; expected a finite number of seconds > 0")
+        if not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise DemandError(f"seed = {seed!r}; expected an integer >= 0")
+        if not (isinstance(reroute_share, (int, float)) and 0.0 <= reroute_share <= 1.0):
+            raise DemandError(f"reroute_share = {reroute_share!r}; expected a share in [0, 1]")
+        if not (isinstance(reroute_interval_s, (int, float)) and math.isfinite(reroute_interval_s)
+                and reroute_interval_s >= dt_s):
+            raise DemandError(f"reroute_interval_s = {reroute_interval_s!r}; expected seconds >= dt_s")
+        self.until_s = float(until_s)
+        self.seed = int(seed)
+        self.trips_in = trips
+        o_idx, d_idx, depart_s = read_trips(city, trips)
+        self.o_idx, self.d_idx, self.depart_s = o_idx, d_idx, depart_s
+        n_veh = self.n_veh = len(o_idx)
+        dt = params.dt_s
+        self.la = la = link_arrays(city, dt)
+        self.cap_per_step = la["cap_per_step"].copy()
+        self.link_open = np.ones(city.n_links, dtype=np.bool_)
+        self.events = read_events(city, events) if events is not None else []
+        self.event_ptr = 0
+        self.reroute_share = float(reroute_share)
+        self.reroute_steps = max(1, int(round(reroute_interval_s / dt)))
+        seq = np.random.SeedSequence(self.seed)
+        self.rng_reroute = np.random.default_rng(seq.spawn(1)[0])
+        if signals is not None:
+            self.sig_cycle, self.sig_green_from, self.sig_green_to = signals.to_ticks(dt)
+        else:
+            self.sig_cycle = np.zeros(city.n_links, dtype=np.int32)
+            self.sig_green_from = np.zeros(city.n_links, dtype=np.int32)
+            self.sig_green_to = np.zeros(city.n_links, dtype=np.int32)
+
+        route_off, route_links, unroutable = _routes(city, o_idx, d_idx)
+        if unroutable.any():
+            logger.warning("%d trips have no route (destination unreachable); they are reported 'unroutable'",
+                           int(unroutable.sum()))
+        self.routable = ~unroutable
+        self.n_steps_total = int(math.ceil(until_s / dt))
+        self.spi = spi = max(1, int(round(params.interval_s / dt)))
+        self.n_iv = n_iv = (self.n_steps_total + spi - 1) // spi
+        self.depart_step = np.ceil(depart_s / dt - 1e-9).astype(np.int64)
+        self.dep_order = np.lexsort((np.arange(n_veh), self.depart_step)).astype(np.int64)
+
+        # routes with a sentinel -1 - v after each (see the kernel's route_seq)
+        lens = np.diff(route_off)
+        self.route_start = (route_off[:-1] + np.arange(n_veh)).astype(np.int64)
+        self.seg_end = self.route_start + lens            # sentinel position of each vehicle's route
+        self.seg_start = self.route_start.copy()          # start of each vehicle's current route segment
+        used = len(route_links) + n_veh
+        self.route_seq = np.empty(max(16, used + used // 4), dtype=np.int32)
+        self.route_owner = np.empty(len(self.route_seq), dtype=np.int32)
+        mask = np.ones(used, dtype=bool)
+        mask[self.seg_end] = False
+        self.route_seq[:used][mask] = route_links
+        self.route_seq[self.seg_end] = -1 - np.arange(n_veh)
+        self.route_owner[:used] = np.repeat(np.arange(n_veh), lens + 1)
+        self.route_used = used
+        self._check_route_size(used)
+        self.history = {}                                  # vehicle -> [(segment start, cut position)]
+        self._build_departure_groups()
+
+        storage = la["storage"]
+        self.ring_cap = (storage + 2).astype(np.int32)
+        self.ring_start = np.zeros(city.n_links, dtype=np.int64)
+        np.cumsum(self.ring_cap[:-1], out=self.ring_start[1:])
+        total_ring = int(self.ring_cap.sum())
+        K = self.K
+        self.state = dict(
+            ring=np.zeros(total_ring, dtype=np.int64),
+            ring_head=np.zeros(city.n_links, dtype=np.int32), ring_count=np.zeros(city.n_links, dtype=np.int32),
+            hole_head=np.zeros(city.n_links, dtype=np.int32), hole_count=np.zeros(city.n_links, dtype=np.int32),
+            head_due=np.full(city.n_links, K.NEVER, dtype=np.int64),
+            head_since=np.zeros(city.n_links, dtype=np.int64),
+            node_wake=np.full(city.n_nodes, K.NEVER, dtype=np.int64),
+            # a fresh link has the full budget of a link that has long been idle
+            acc=la["cap_per_step"] + 1.0,
+            acc_step=np.zeros(city.n_links, dtype=np.int64),
+            status=np.where(unroutable, K.STATUS_UNROUTABLE, K.STATUS_NOT_DEPARTED).astype(np.int8),
+            arrive_step=np.full(n_veh, -1, dtype=np.int64),
+        )
+        self.out = dict(
+            inflow=np.zeros((n_iv, city.n_links), dtype=np.int32),
+            outflow=np.zeros((n_iv, city.n_links), dtype=np.int32),
+            tt_sum_steps=np.zeros((n_iv, city.n_links), dtype=np.int64),
+            occ_part=np.zeros((n_iv, city.n_links), dtype=np.int64),
+            step_counts=np.zeros((self.n_steps_total, 3), dtype=np.int64),
+            counters=np.zeros(len(K.COUNTER_NAMES), np.int64),
+        )
+        self.stuck_steps = max(1, int(round(params.stuck_time_s / dt)))
+        self.kernel_s = 0.0
+        self.n_rerouted = 0
+        import inspect
+
+        self._kernel_params = list(inspect.signature(
+            getattr(K.simulate_queue, "py_func", K.simulate_queue)).parameters)
+
+    # ---------------------------------------------------------------- bookkeeping
+    @staticmethod
+    def _check_route_size(n):
+        if n >= 2**31 - 1:
+            raise DemandError(f"{n:,} route entries (links over all routes plus one per trip); at most "
+                              f"2**31 - 2 are supported")
+
+    def _build_departure_groups(self):
+        """Group the vehicles by first link; those already on the road first (kernel contract)."""
+        n_veh = self.n_veh
+        ok = self.routable
+        first = np.where(ok, self.route_seq[np.minimum(self.route_start, len(self.route_seq) - 1)], 0)
+        first = first.astype(np.int64)
+        status = getattr(self, "state", {}).get("status")
+        entered = (status >= self.K.STATUS_EN_ROUTE) if status is not None else np.zeros(n_veh, dtype=bool)
+        order = np.lexsort((np.arange(n_veh), self.depart_step, ~entered, first))
+        self.dl_order = order[ok[order]].astype(np.int64)
+        self.dep_link_indptr = np.zeros(self.city.n_links + 1, dtype=np.int64)
+        np.cumsum(np.bincount(first[ok], minlength=self.city.n_links), out=self.dep_link_indptr[1:])
+
+    @property
+    def now_step(self) -> int:
+        """The next tick to simulate."""
+        return int(self.out["counters"][4])
+
+    @property
+    def now_s(self) -> float:
+        """Simulated time reached, seconds."""
+        return self.now_step * self.params.dt_s
+
+    def _kernel(self, n_steps):
+        args = dict(
+            in_indptr=self.city.rev_indptr, in_link=self.city.rev_link, link_head=self.city.link_to_idx,
+            ff_steps=self.la["ff_steps"], cap_per_step=self.cap_per_step, storage=self.la["storage"],
+            hole_steps=self.la["hole_steps"], sig_cycle=self.sig_cycle, sig_green_from=self.sig_green_from,
+            sig_green_to=self.sig_green_to, link_open=self.link_open,
+            ring_start=self.ring_start, ring_cap=self.ring_cap, route_seq=self.route_seq,
+            route_start=self.route_start, depart_step=self.depart_step, dep_order=self.dep_order,
+            dep_link_indptr=self.dep_link_indptr, dep_link_order=self.dl_order,
+            n_steps=int(n_steps), stuck_steps=self.stuck_steps, seed=self.seed, steps_per_interval=self.spi,
+            stop_when_done=self.params.stop_when_done, **self.state, **self.out)
+        if not self.link_open.all() or self.sig_cycle.any():
+            missing = [p for p in ("link_open", "sig_cycle") if p not in self._kernel_params]
+            if missing:
+                raise DemandError(f"this build's traffic kernel has no {missing}; signals and closures need them")
         t0 = time.perf_counter()
-        n = min(block, n_steps_total - done)
-        K.simulate_queue(
-            city.rev_indptr, city.rev_link, city.link_to_idx, la["ff_steps"], la["cap_per_step"], storage, la["hole_steps"],
-            ring_start, ring_cap, route_seq, route_start, depart_step, dep_order, dep_link_indptr, dl_order,
-            n, stuck_steps, int(seed), spi, params.stop_when_done,
-            state["ring"], state["ring_head"], state["ring_count"],
-            state["hole_head"], state["hole_count"], state["head_due"], state["head_since"], state["node_wake"], state["acc"], state["acc_step"],
-            state["status"], state["arrive_step"],
-            out["inflow"], out["outflow"], out["tt_sum_steps"], out["occ_part"],
-            out["step_counts"], out["counters"])
-        kernel_s += time.perf_counter() - t0
-        done = int(out["counters"][4])
-        if progress is not None:
-            progress(min(done * dt, until_s), until_s)
-        if params.stop_when_done and out["counters"][2] >= int(ok.sum()):
-            break
-    k_end = int(out["counters"][4])
-    # vehicle-ticks per interval: within-interval parts plus whole intervals of the
-    # vehicles present at each interval's start; the last interval ends at k_end.
-    present_start = np.zeros_like(out["occ_part"])
-    np.cumsum((out["inflow"] - out["outflow"])[:-1], axis=0, out=present_start[1:])
-    vsteps = out["occ_part"] + spi * present_start
-    if n_iv and k_end < n_iv * spi:
-        last_iv = max(k_end - 1, 0) // spi
-        vsteps[last_iv] -= state["ring_count"].astype(np.int64) * ((last_iv + 1) * spi - k_end)
-        vsteps[last_iv + 1:] = 0
-    out["occ_vsteps"] = vsteps
-    step_counts = out["step_counts"][:k_end]
-    result = _assemble(city, trips, o_idx, d_idx, depart_s, route_off, route_links, state, out, la, params, k_end,
-                       spi, n_iv, step_counts, pd)
-    result.meta["kernel_s"] = kernel_s
-    return result
+        self.K.simulate_queue(*[args[name] for name in self._kernel_params])
+        self.kernel_s += time.perf_counter() - t0
+
+    def _all_done(self):
+        return self.params.stop_when_done and self.out["counters"][2] >= int(self.routable.sum())
+
+    # ---------------------------------------------------------------- running
+    def run(self, progress=None):
+        """Run to ``until_s`` (or until every trip has arrived)."""
+        self.run_until(self.until_s, progress=progress)
+
+    def run_until(self, t_s, progress=None):
+        """Advance the simulation to time ``t_s`` (seconds), applying events and re-routing on the way."""
+        dt = self.params.dt_s
+        k_stop = min(self.n_steps_total, int(math.ceil(t_s / dt - 1e-9)))
+        block = max(self.spi, int(3600 // max(dt, 1e-9)))
+        while self.now_step < k_stop and not self._all_done():
+            k = self.now_step
+            self._apply_events(k)
+            if self.reroute_share > 0 and k > 0 and k % self.reroute_steps == 0:
+                self._reroute(share=self.reroute_share)
+            nxt = min(k_stop, (k // block + 1) * block)
+            if self.event_ptr < len(self.events):
+                nxt = min(nxt, max(k + 1, int(math.ceil(self.events[self.event_ptr][0] / dt - 1e-9))))
+            if self.reroute_share > 0:
+                nxt = min(nxt, (k // self.reroute_steps + 1) * self.reroute_steps)
+            self._kernel(nxt - k)
+            if progress is not None:
+                progress(min(self.now_s, self.until_s), self.until_s)
+
+    def _apply_events(self, k):
+        dt = self.params.dt_s
+        changed_open = False
+        while self.event_ptr < len(self.events) and self.events[self.event_ptr][0] / dt <= k + 1e-9:
+            t, action, links, cap = self.events[self.event_ptr]
+            self.event_ptr += 1
+            if action == "close":
+                self.link_open[links] = False
+                changed_open = True
+            elif action == "open":
+                self.link_open[links] = True
+                changed_open = True
+            else:
+                self.cap_per_step[links] = cap * dt / 3600.0
+            logger.info("t=%.0f s: %s links %s%s", t, action, links.tolist()[:10],
+                        f" to {cap:g} veh/h" if cap else "")
+        if changed_open:
+            self._reroute(share=0.0)
+
+    # ---------------------------------------------------------------- live state
+    def _on_road(self):
+        """(vehicle, link, route position, due tick) of every vehicle on a link, in ring order."""
+        st = self.state
+        counts = st["ring_count"].astype(np.int64)
+        total = int(counts.sum())
+        link = np.repeat(np.arange(self.city.n_links), counts)
+        first = np.repeat(np.cumsum(counts) - counts, counts)
+        j = np.arange(total) - first
+        slot = self.ring_start[link] + (st["ring_head"][link].astype(np.int64) + j) % self.ring_cap[link]
+        entry = st["ring"][slot]
+        pos = entry & self.K.MASK32
+        due = entry >> 32
+        veh = self.route_owner[pos]
+        return veh, link, pos, due, slot
+
+    def link_travel_times_s(self) -> np.ndarray:
+        """Current travel time of every link, seconds (``inf`` when closed).
+
+        Free-flow time plus the point-queue delay of the vehicles already due at the
+        link's end: ``queued / capacity``. A live estimate for routing, not a forecast.
+        """
+        veh, link, pos, due, _ = self._on_road()
+        queued = np.bincount(link[due <= self.now_step], minlength=self.city.n_links)
+        with np.errstate(divide="ignore"):
+            delay = queued * self.params.dt_s / self.cap_per_step
+        t = self.city.free_flow_time_s + delay
+        t[~self.link_open] = np.inf
+        return t
+
+    def route_travel_time_s(self, links) -> float:
+        """Expected travel time of a route (link indices) on the current link times, seconds."""
+        return float(self.link_travel_times_s()[np.asarray(links, dtype=np.int64)].sum())
+
+    # ---------------------------------------------------------------- re-routing
+    def _append_segments(self, vehicles, cuts, seg_links, seg_off):
+        """Append new route segments (one per vehicle) with sentinels; return their start positions.
+
+        ``cuts[i]`` is where vehicle i leaves its current segment: the driven part of that
+        segment is ``seg_start .. cuts[i]`` (exclusive), kept for the driven-route output.
+        """
+        lens = np.diff(seg_off)
+        need = int(lens.sum()) + len(vehicles)
+        if self.route_used + need > len(self.route_seq):
+            grow = max(need, len(self.route_seq) // 2)
+            self._check_route_size(self.route_used + grow)
+            self.route_seq = np.concatenate([self.route_seq, np.empty(grow, dtype=np.int32)])
+            self.route_owner = np.concatenate([self.route_owner, np.empty(grow, dtype=np.int32)])
+        base = self.route_used
+        seg_start = base + seg_off[:-1] + np.arange(len(vehicles))
+        sentinel = seg_start + lens
+        mask = np.ones(need, dtype=bool)
+        mask[sentinel - base] = False
+        self.route_seq[base:base + need][mask] = seg_links
+        self.route_seq[sentinel] = -1 - vehicles
+        self.route_owner[base:base + need] = np.repeat(vehicles, lens + 1)
+        self.route_used += need
+        for v, old, cut in zip(vehicles.tolist(), self.seg_start[vehicles].tolist(), np.asarray(cuts).tolist()):
+            self.history.setdefault(v, []).append((old, cut))
+        self.seg_start[vehicles] = seg_start
+        self.seg_end[vehicles] = sentinel
+        return seg_start
+
+    def _reroute(self, share):
+        """Re-route vehicles whose route crosses a closed link, and ``share`` of the others on the road."""
+        K = self.K
+        cost = self.link_travel_times_s()
+        closed_any = not self.link_open.all()
+        used = self.route_used
+        seq = self.route_seq[:used]
+        is_link = seq >= 0
+        # prefix sums of closed links and of current cost along route_seq
+        closed_pos = np.zeros(used + 1, dtype=np.int64)
+        if closed_any:
+            np.cumsum(is_link & ~self.link_open[np.where(is_link, seq, 0)], out=closed_pos[1:])
+        cost_pos = np.zeros(used + 1)
+        np.cumsum(np.where(is_link, cost[np.where(is_link, seq, 0)], 0.0), out=cost_pos[1:])
+        status = self.state["status"]
+        # 1. vehicles on the road: from the head node of their current link
+        veh, link, pos, due, slot = self._on_road()
+        end = self.seg_end[veh]
+        must = (closed_pos[end] - closed_pos[pos + 1]) > 0 if closed_any else np.zeros(len(veh), dtype=bool)
+        pick = must | (self.rng_reroute.random(len(veh)) < share) if share > 0 else must
+        origin = self.city.link_to_idx[link].astype(np.int64)
+        dest = self.d_idx[veh]
+        pick &= origin != dest
+        if pick.any():
+            sel = np.flatnonzero(pick)
+            ro, rl, unr = _routes(self.city, origin[sel], dest[sel], link_cost_s=np.where(np.isinf(cost), 1e30, cost))
+            new_cost = np.add.reduceat(np.append(cost[rl], 0.0), ro[:-1]) if len(rl) else np.zeros(len(sel))
+            new_cost = np.where(np.diff(ro) > 0, new_cost, np.inf)
+            old_cost = cost_pos[end[sel]] - cost_pos[pos[sel] + 1]
+            better = ~unr & ((new_cost < old_cost - 1e-9) | must[sel]) & (new_cost < 1e29)
+            if better.any():
+                b = np.flatnonzero(better)
+                lens = np.diff(ro)[b]
+                segs = [np.concatenate([[link[sel[i]]], rl[ro[i]:ro[i + 1]]]) for i in b]
+                seg_links = np.concatenate(segs).astype(np.int32)
+                seg_off = np.zeros(len(b) + 1, dtype=np.int64)
+                np.cumsum(lens + 1, out=seg_off[1:])
+                vs = veh[sel[b]].astype(np.int64)
+                new_start = self._append_segments(vs, pos[sel[b]], seg_links, seg_off)
+                # point the ring entries at the new segments (due tick kept)
+                self.state["ring"][slot[sel[b]]] = (due[sel[b]] << 32) | new_start
+                self.n_rerouted += len(b)
+        # 2. vehicles not yet on the road whose route crosses a closed link: from the origin
+        if closed_any:
+            waiting = np.flatnonzero(self.routable & (status <= K.STATUS_WAITING))
+            if len(waiting):
+                st = self.route_start[waiting]
+                crosses = (closed_pos[self.seg_end[waiting]] - closed_pos[st]) > 0
+                w = waiting[crosses]
+                if len(w):
+                    ro, rl, unr = _routes(self.city, self.o_idx[w], self.d_idx[w],
+                                          link_cost_s=np.where(np.isinf(cost), 1e30, cost))
+                    seg_cost = np.add.reduceat(np.append(cost[rl], 0.0), ro[:-1]) if len(rl) else np.zeros(len(w))
+                    good = ~unr & (np.diff(ro) > 0) & (seg_cost < 1e29)
+                    if good.any():
+                        g = np.flatnonzero(good)
+                        seg_links = np.concatenate([rl[ro[i]:ro[i + 1]] for i in g]).astype(np.int32)
+                        seg_off = np.zeros(len(g) + 1, dtype=np.int64)
+                        np.cumsum(np.diff(ro)[g], out=seg_off[1:])
+                        vs = w[g].astype(np.int64)
+                        self.route_start[vs] = self._append_segments(vs, self.seg_start[vs], seg_links, seg_off)
+                        self.n_rerouted += len(g)
+                        self._build_departure_groups()
+
+    # ---------------------------------------------------------------- results
+    def driven_routes(self):
+        """Each vehicle's route as driven (re-routing included): (offsets, links)."""
+        n = self.n_veh
+        pv, pa, pb = [], [], []
+        for v, hist in self.history.items():
+            for old, cut in hist:
+                pv.append(v)
+                pa.append(old)
+                pb.append(cut)
+        pv = np.concatenate([np.array(pv, dtype=np.int64), np.arange(n, dtype=np.int64)])
+        pa = np.concatenate([np.array(pa, dtype=np.int64), self.seg_start])
+        pb = np.concatenate([np.array(pb, dtype=np.int64), self.seg_end])
+        order = np.argsort(pv, kind="stable")      # per vehicle: history pieces in order, then the current
+        pv, pa, pb = pv[order], pa[order], pb[order]
+        lens = np.maximum(pb - pa, 0)
+        idx = np.repeat(pa - (np.cumsum(lens) - lens), lens) + np.arange(int(lens.sum()))
+        links = self.route_seq[idx].astype(np.int64)
+        off = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(np.bincount(pv, weights=lens, minlength=n).astype(np.int64), out=off[1:])
+        return off, links
+
+    def result(self) -> TrafficResult:
+        """Assemble the :class:`TrafficResult` of the run so far."""
+        import pandas as pd
+
+        st, out, spi, n_iv = self.state, self.out, self.spi, self.n_iv
+        k_end = self.now_step
+        # vehicle-ticks per interval: within-interval parts plus whole intervals of the
+        # vehicles present at each interval's start; the last interval ends at k_end.
+        present_start = np.zeros_like(out["occ_part"])
+        np.cumsum((out["inflow"] - out["outflow"])[:-1], axis=0, out=present_start[1:])
+        vsteps = out["occ_part"] + spi * present_start
+        if n_iv and k_end < n_iv * spi:
+            last_iv = max(k_end - 1, 0) // spi
+            vsteps[last_iv] -= st["ring_count"].astype(np.int64) * ((last_iv + 1) * spi - k_end)
+            vsteps[last_iv + 1:] = 0
+        outs = dict(out, occ_vsteps=vsteps)
+        route_off, route_links = self.driven_routes()
+        res = _assemble(self.city, self.trips_in, self.o_idx, self.d_idx, self.depart_s, route_off, route_links,
+                        st, outs, self.la, self.params, k_end, spi, n_iv, out["step_counts"][:k_end], pd)
+        res.kpis["rerouted"] = int(self.n_rerouted)
+        res.meta["kernel_s"] = self.kernel_s
+        return res
 
 
 def _assemble(city, trips, o_idx, d_idx, depart_s, route_off, route_links, state, out, la, params, k_end, spi,
