@@ -64,8 +64,16 @@ class TrafficParams:
             raise DemandError(f"interval_s = {self.interval_s} is shorter than dt_s = {self.dt_s}; expected >= dt_s")
 
 
-def link_arrays(city: City, dt_s: float):
+def link_arrays(city: City, dt_s: float, capacity_veh_per_h=None, links=None):
     """The kernel's per-link parameters for a tick of ``dt_s`` seconds.
+
+    Parameters
+    ----------
+    capacity_veh_per_h : ndarray, optional
+        Capacities to use instead of the city's (a capacity event changes the link's
+        fundamental diagram, hence its backward wave speed and hole time).
+    links : ndarray of int, optional
+        Compute only these links (all by default).
 
     Returns
     -------
@@ -81,20 +89,24 @@ def link_arrays(city: City, dt_s: float):
     holds when carrying its capacity (``q·(ff_steps + hole_steps)`` + 1), so that short
     links are not a bottleneck the continuous model does not have.
     """
-    q_lane = city.capacity_veh_per_h / 3600.0 / city.lanes          # veh/s/lane
-    kj = city.jam_density_veh_per_km_per_lane / 1000.0                # veh/m/lane
+    sel = slice(None) if links is None else np.asarray(links, dtype=np.int64)
+    cap = city.capacity_veh_per_h[sel] if capacity_veh_per_h is None else np.asarray(capacity_veh_per_h)[sel]
+    lanes = city.lanes[sel]
+    length = city.length_m[sel]
+    q_lane = cap / 3600.0 / lanes                                      # veh/s/lane
+    kj = city.jam_density_veh_per_km_per_lane[sel] / 1000.0            # veh/m/lane
     with np.errstate(divide="ignore", invalid="ignore"):
-        denom = kj - q_lane / city.free_speed_mps
+        denom = kj - q_lane / city.free_speed_mps[sel]
         w = np.where(denom > 0, q_lane / denom, np.inf)
     bad = np.flatnonzero(~(denom > 0))
     if len(bad):
         logger.warning("%d links have capacity above free speed x jam density (no backward wave); "
                        "their freed space is released after one tick", len(bad))
-    ff_steps = np.maximum(1, np.rint(city.free_flow_time_s / dt_s)).astype(np.int32)
+    ff_steps = np.maximum(1, np.rint(city.free_flow_time_s[sel] / dt_s)).astype(np.int32)
     with np.errstate(divide="ignore", invalid="ignore"):
-        hole_steps = np.maximum(1, np.rint(np.where(np.isfinite(w), city.length_m / w / dt_s, 0.0))).astype(np.int32)
-    cap_per_step = city.capacity_veh_per_h * dt_s / 3600.0
-    storage = np.floor(city.length_m * city.lanes * kj + 1e-9)
+        hole_steps = np.maximum(1, np.rint(np.where(np.isfinite(w), length / w / dt_s, 0.0))).astype(np.int32)
+    cap_per_step = cap * dt_s / 3600.0
+    storage = np.floor(length * lanes * kj + 1e-9)
     needed = np.ceil(cap_per_step * (ff_steps + hole_steps)) + 1
     storage = np.maximum(np.maximum(storage, 1), needed).astype(np.int32)
     return dict(ff_steps=ff_steps, cap_per_step=cap_per_step, storage=storage, hole_steps=hole_steps, w_mps=w)
@@ -424,6 +436,9 @@ class TrafficEngine:
         dt = params.dt_s
         self.la = la = link_arrays(city, dt)
         self.cap_per_step = la["cap_per_step"].copy()
+        self.capacity_veh_per_h = city.capacity_veh_per_h.copy()
+        self.storage = la["storage"].copy()
+        self.hole_steps = la["hole_steps"].copy()
         self.link_open = np.ones(city.n_links, dtype=np.bool_)
         self.events = read_events(city, events) if events is not None else []
         self.event_ptr = 0
@@ -535,8 +550,8 @@ class TrafficEngine:
     def _kernel(self, n_steps):
         args = dict(
             in_indptr=self.city.rev_indptr, in_link=self.city.rev_link, link_head=self.city.link_to_idx,
-            ff_steps=self.la["ff_steps"], cap_per_step=self.cap_per_step, storage=self.la["storage"],
-            hole_steps=self.la["hole_steps"], sig_cycle=self.sig_cycle, sig_green_from=self.sig_green_from,
+            ff_steps=self.la["ff_steps"], cap_per_step=self.cap_per_step, storage=self.storage,
+            hole_steps=self.hole_steps, sig_cycle=self.sig_cycle, sig_green_from=self.sig_green_from,
             sig_green_to=self.sig_green_to, link_open=self.link_open,
             ring_start=self.ring_start, ring_cap=self.ring_cap, route_seq=self.route_seq,
             route_start=self.route_start, depart_step=self.depart_step, dep_order=self.dep_order,
@@ -591,7 +606,17 @@ class TrafficEngine:
                 self.link_open[links] = True
                 changed_open = True
             else:
-                self.cap_per_step[links] = cap * dt / 3600.0
+                # a new capacity is a new fundamental diagram: new hole time and storage
+                # need (the ring, sized at the start, bounds the storage)
+                self.capacity_veh_per_h[links] = cap
+                la = link_arrays(self.city, dt, self.capacity_veh_per_h, links)
+                self.cap_per_step[links] = la["cap_per_step"]
+                self.hole_steps[links] = la["hole_steps"]
+                short = la["storage"] > self.ring_cap[links] - 2
+                if short.any():
+                    logger.warning("t=%.0f s: links %s cannot store what their new capacity needs; storage "
+                                   "kept at their ring size", t, links[short].tolist()[:10])
+                self.storage[links] = np.minimum(la["storage"], self.ring_cap[links] - 2)
             logger.info("t=%.0f s: %s links %s%s", t, action, links.tolist()[:10],
                         f" to {cap:g} veh/h" if cap else "")
         if changed_open:

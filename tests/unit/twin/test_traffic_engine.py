@@ -1,0 +1,145 @@
+"""TrafficEngine: network events, en-route re-routing, live link times, driven routes.
+
+Closed forms used: a capacity change on a saturated bottleneck changes its discharge
+rate to the new capacity (point queue); re-routing never changes the number of
+vehicles (conservation) and a driven route is a connected walk from origin to
+destination whatever the re-routes.
+"""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import twin
+from twin.data.network import RawNetwork
+from twin.errors import DemandError
+from twin.traffic import TrafficEngine, read_events, simulate_traffic
+
+
+def corridor(caps, lengths=None, lanes=None):
+    m = len(caps)
+    lengths = lengths or [500.0] * m
+    return twin.load_city(RawNetwork(
+        name="corridor", source="test", node_ids=np.arange(m + 1), x_m=np.arange(m + 1) * 500.0,
+        y_m=np.zeros(m + 1), link_from_idx=np.arange(m), link_to_idx=np.arange(1, m + 1),
+        length_m=np.array(lengths, float), free_speed_mps=np.full(m, 10.0),
+        lanes=np.array(lanes or [4.0] * m), capacity_veh_per_h=np.array(caps, float)))
+
+
+def connected_route(city, links, o, d):
+    nodes = [o] + [int(city.link_to_idx[k]) for k in links]
+    return all(city.link_from_idx[k] == nodes[i] for i, k in enumerate(links)) and nodes[-1] == d
+
+
+def test_capacity_event_changes_the_discharge_rate():
+    """A 1-lane bottleneck at 1,800 veh/h raised to 3,600 veh/h at t = 600 s discharges at the new rate.
+
+    Demand 1.5 veh/s keeps it saturated. Outflow per 60 s bin is 30 before the change and
+    60 once the transient has passed, within one vehicle (whole vehicles per tick). The
+    transient is bounded by the old hole time plus the free-flow time (space already in
+    flight keeps its old release tick): the new rate holds from bin
+    ceil((600 + hole_old + ff) / 60) + 1 on.
+    """
+    from twin.traffic import link_arrays
+
+    city = corridor([14400.0, 1800.0, 14400.0], lanes=[4.0, 1.0, 4.0])
+    la = link_arrays(city, 1.0)
+    n = 1800
+    trips = {"origin": np.zeros(n, int), "destination": np.full(n, 3), "depart_s": np.arange(n) / 1.5}
+    res = simulate_traffic(city, trips, until_s=3000, interval_s=60,
+                           events=[{"time_s": 600.0, "action": "capacity", "link": 1, "capacity_veh_per_h": 3600.0}])
+    out = res.links["outflow_veh"][:, 1]
+    assert np.all(np.abs(out[2:10] - 30) <= 1)                      # saturated, before the change
+    settled = int(np.ceil((600 + la["hole_steps"][1] + la["ff_steps"][1]) / 60)) + 1
+    last_full = int(np.flatnonzero(out > 0)[-1]) - 1                 # before the queue runs out
+    assert last_full > settled + 5
+    assert np.all(np.abs(out[settled:last_full] - 60) <= 1)
+    assert res.kpis["completed"] == n
+
+
+def test_reroute_keeps_vehicles_and_drives_connected_routes():
+    city = twin.load_city("grid:8x8")
+    rng = np.random.default_rng(3)
+    n = 4000
+    o = rng.integers(0, city.n_nodes, n)
+    d = (o + rng.integers(1, city.n_nodes, n)) % city.n_nodes
+    trips = {"origin": city.node_ids[o], "destination": city.node_ids[d], "depart_s": rng.uniform(0, 1800, n)}
+    base = simulate_traffic(city, trips, until_s=6 * 3600, seed=1)
+    rr = simulate_traffic(city, trips, until_s=6 * 3600, seed=1, reroute_share=0.5, reroute_interval_s=120)
+    assert rr.kpis["rerouted"] > 0
+    for res in (base, rr):
+        k = res.kpis
+        assert k["completed"] + k["en_route"] + k["waiting"] + k["not_departed"] + k["unroutable"] == n
+        dep, inn, arr = res.step_counts.T
+        assert np.all(dep >= inn + arr)
+        # every link entry is a link of some driven route
+        assert int(res.links["inflow_veh"].sum()) == int(res.trips["n_links"][res.trips["status"] == "arrived"].sum())
+    # driven routes of re-routed runs are connected walks origin -> destination
+    eng = TrafficEngine(city, trips, until_s=6 * 3600, seed=1, reroute_share=0.5, reroute_interval_s=120)
+    eng.run()
+    off, links = eng.driven_routes()
+    for v in range(0, n, 37):
+        assert connected_route(city, links[off[v]:off[v + 1]], o[v], d[v])
+    # the driven length reported equals the sum over the driven links
+    lengths = np.add.reduceat(city.length_m[links], off[:-1])
+    np.testing.assert_allclose(rr.trips["length_m"].to_numpy(), lengths)
+
+
+def test_reroute_is_deterministic():
+    city = twin.load_city("grid:6x6")
+    rng = np.random.default_rng(5)
+    n = 1500
+    o = rng.integers(0, city.n_nodes, n)
+    d = (o + rng.integers(1, city.n_nodes, n)) % city.n_nodes
+    trips = {"origin": city.node_ids[o], "destination": city.node_ids[d], "depart_s": rng.uniform(0, 900, n)}
+    a = simulate_traffic(city, trips, until_s=7200, seed=4, reroute_share=0.3)
+    b = simulate_traffic(city, trips, until_s=7200, seed=4, reroute_share=0.3)
+    pd.testing.assert_frame_equal(a.trips, b.trips)
+    assert a.links["inflow_veh"].tobytes() == b.links["inflow_veh"].tobytes()
+
+
+def test_live_link_times_grow_with_queues():
+    """Queued vehicles at a bottleneck raise its live time by queued / capacity (point queue)."""
+    city = corridor([14400.0, 900.0])
+    n = 600
+    trips = {"origin": np.zeros(n, int), "destination": np.full(n, 2), "depart_s": np.arange(n) * 0.5}
+    eng = TrafficEngine(city, trips, until_s=2000, stop_when_done=False)
+    eng.run_until(200.0)
+    t = eng.link_travel_times_s()
+    assert t[0] == pytest.approx(city.free_flow_time_s[0], abs=0.5 * 50)   # upstream: nearly free
+    veh, link, pos, due, _ = eng._on_road()
+    queued = int(((link == 1) & (due <= eng.now_step)).sum())
+    assert queued > 0
+    assert t[1] == pytest.approx(city.free_flow_time_s[1] + queued / (900.0 / 3600.0))
+    assert eng.route_travel_time_s([0, 1]) == pytest.approx(t[0] + t[1])
+
+
+@pytest.mark.parametrize("rows,match", [
+    ([{"time_s": -1.0, "action": "close", "link": 0}], r"events row 0: time_s = -1.0"),
+    ([{"time_s": 0.0, "action": "flood", "link": 0}], r"action = 'flood'; expected one of"),
+    ([{"time_s": 0.0, "action": "close", "link": 99}], r"link = 99; expected a link index"),
+    ([{"time_s": 0.0, "action": "capacity", "link": 0, "capacity_veh_per_h": 0.0}], r"capacity_veh_per_h = 0\.0"),
+    ([{"time_s": 0.0, "action": "close", "from_node": 0, "to_node": 2}], r"no link from node 0 to node 2"),
+    ([{"action": "close", "link": 0}], r"need a column 'time_s'"),
+])
+def test_read_events_errors(rows, match):
+    city = corridor([1800.0, 1800.0])
+    with pytest.raises(DemandError, match=match):
+        read_events(city, rows)
+
+
+def test_read_events_by_node_pair_and_order():
+    city = corridor([1800.0, 1800.0])
+    ev = read_events(city, [{"time_s": 50.0, "action": "open", "from_node": 1, "to_node": 2},
+                            {"time_s": 10.0, "action": "capacity", "link": 0, "capacity_veh_per_h": 900.0}])
+    assert [e[0] for e in ev] == [10.0, 50.0]
+    assert ev[1][2].tolist() == [1]
+
+
+def test_reroute_parameter_errors():
+    city = corridor([1800.0])
+    trips = {"origin": [0], "destination": [1], "depart_s": [0.0]}
+    with pytest.raises(DemandError, match="reroute_share"):
+        simulate_traffic(city, trips, until_s=100, reroute_share=1.5)
+    with pytest.raises(DemandError, match="reroute_interval_s"):
+        simulate_traffic(city, trips, until_s=100, reroute_share=0.5, reroute_interval_s=0.1)
