@@ -37,6 +37,22 @@ first link with room, each skipped link costing its free-flow ticks, or to its
 destination (SUMO's teleport; skipped links see no inflow or outflow) (the gridlock-resolution rule of MATSim's ``stuckTime`` and
 SUMO's ``time-to-teleport``); each such move is counted and reported.
 
+Fixed-time signals: a signalised link discharges (into its next link or out of the
+network) only in its green ticks, ``from <= k mod cycle < to`` (the window wraps around
+the cycle end when ``from > to``); a red link is not a candidate of its node's draw.
+Its outflow budget keeps topping up during red, capped at ``cap_per_step + 1`` as
+always, so a queue that waited through red discharges ``cap_per_step`` per green tick
+plus one vehicle from the full budget in the first green tick: the ``i``-th queued
+vehicle leaves at ``G + ceil(i / cap_per_step) - 1`` (``G`` the first green tick), and a
+green of ``g`` ticks passes between ``cap_per_step · g`` and ``cap_per_step · g + 1``
+vehicles. The stuck rule counts only green ticks: waiting at red is not being stuck.
+Signals are fixed-time and per in-link, as MATSim's signal groups (one green/red
+window per link; no actuation, no turn-specific phases or lanes: a link's whole queue
+sees one signal).
+
+Closed links accept no vehicle: no departure enters one, no forced move pushes into
+one, and a teleport skips over one; vehicles already on a closed link may leave it.
+
 This module imports only numpy, numba and math (STYLE §2).
 """
 
@@ -92,10 +108,40 @@ def _release_holes(L, k, ring, ring_start, ring_cap, hole_head, hole_count):
         hole_count[L] -= 1
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _is_green(k, cycle, g_from, g_to):
+    """Whether tick ``k`` is green for a signal of ``cycle`` ticks, green in [g_from, g_to) (wrapping)."""
+    m = k % cycle
+    if g_from <= g_to:
+        return g_from <= m and m < g_to
+    return m >= g_from or m < g_to
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _next_green(t, cycle, g_from, g_to):
+    """The first green tick >= ``t``."""
+    if _is_green(t, cycle, g_from, g_to):
+        return t
+    d = g_from - t % cycle
+    if d < 0:
+        d += cycle
+    return t + d
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _green_before(n, cycle, g_from, g_to):
+    """The number of green ticks in [0, n), n >= 0."""
+    m = n % cycle
+    if g_from <= g_to:
+        return (n // cycle) * (g_to - g_from) + max(0, min(m, g_to) - g_from)
+    return (n // cycle) * (cycle - g_from + g_to) + min(m, g_to) + max(0, m - g_from)
+
+
 @njit(cache=True, nogil=True)
 def simulate_queue(
     # network
     in_indptr, in_link, link_head, ff_steps, cap_per_step, storage, hole_steps,
+    sig_cycle, sig_green_from, sig_green_to, link_open,
     ring_start, ring_cap,
     # demand
     route_seq, route_start, depart_step, dep_order, dep_link_indptr, dep_link_order,
@@ -126,6 +172,16 @@ def simulate_queue(
         Storage in vehicles, >= 1.
     hole_steps : int32 (n_links,)
         Ticks for freed space to reach the upstream end, >= 1.
+    sig_cycle : int32 (n_links,)
+        Signal cycle of each link in ticks; 0 for an unsignalised link (always green).
+    sig_green_from, sig_green_to : int32 (n_links,)
+        Green window of each signalised link, ticks within the cycle with the offset
+        already applied: tick ``k`` is green when ``from <= k mod cycle < to``, or, if
+        ``from > to``, when ``k mod cycle >= from`` or ``< to`` (wrapping around the cycle
+        end); ``from == to`` is never green. Read only where ``sig_cycle != 0``.
+    link_open : bool (n_links,)
+        False for a closed link: it accepts no vehicle (departures wait, forced moves
+        are refused, teleports skip it); vehicles on it may still leave.
     ring_start, ring_cap : int64, int32 (n_links,)
         Each link's slice of the vehicle and hole rings; ``ring_cap > storage``.
     route_seq : int32
@@ -166,11 +222,13 @@ def simulate_queue(
     head_since : int64 (n_links,)
         Tick the link's current head vehicle became its head. The stuck rule measures
         the time a due head has been blocked: ``k - max(due, head_since)``, as MATSim's
-        ``lastMovementTimeOfFirstVehicle`` (time spent queueing behind others does not count).
+        ``lastMovementTimeOfFirstVehicle`` (time spent queueing behind others does not count);
+        on a signalised link only the green ticks in ``[max(due, head_since), k)`` count.
     node_wake : int64 (n_nodes,)
-        A lower bound of the earliest due tick over each node's in-links: a node is
-        visited only from that tick on (event-driven node visits; the outcome is the
-        same as visiting every node every tick).
+        A lower bound of the earliest tick at which one of each node's in-links has a
+        due head vehicle in a green tick: a node is visited only from that tick on
+        (event-driven node visits; the outcome is the same as visiting every node every
+        tick).
     acc, acc_step : float64, int64 (n_links,)
         Outflow budget and the tick it was last topped up.
     status, arrive_step : int8, int64 (n_veh,)
@@ -234,6 +292,8 @@ def simulate_queue(
             for s in range(in_indptr[node], in_indptr[node + 1]):
                 L = in_link[s]
                 if head_due[L] <= k:
+                    if sig_cycle[L] != 0 and not _is_green(k, sig_cycle[L], sig_green_from[L], sig_green_to[L]):
+                        continue
                     cand[nc] = L
                     cand_w[nc] = cap_per_step[L]
                     wsum += cap_per_step[L]
@@ -280,15 +340,19 @@ def simulate_queue(
                     if not last:
                         # release holes that have reached nxt's upstream end
                         _release_holes(nxt, k, ring, ring_start, ring_cap, hole_head, hole_count)
-                        if ring_count[nxt] + hole_count[nxt] >= storage[nxt]:
+                        if not link_open[nxt] or ring_count[nxt] + hole_count[nxt] >= storage[nxt]:
                             blocked_from = due if due > head_since[L] else head_since[L]
-                            if k - blocked_from < stuck_steps:
+                            blocked = k - blocked_from
+                            if sig_cycle[L] != 0:       # only green ticks count as blocked
+                                c, gf, gt = sig_cycle[L], sig_green_from[L], sig_green_to[L]
+                                blocked = _green_before(k, c, gf, gt) - _green_before(blocked_from, c, gf, gt)
+                            if blocked < stuck_steps:
                                 break
-                            if ring_count[nxt] + hole_count[nxt] < ring_cap[nxt] - 1:
+                            if link_open[nxt] and ring_count[nxt] + hole_count[nxt] < ring_cap[nxt] - 1:
                                 counters[3] += 1          # forced into the full next link
                             else:
-                                # No physical room either: teleport along the route to the
-                                # first link with room (SUMO's rule), the skipped links
+                                # No physical room either (or closed): teleport along the route
+                                # to the first open link with room (SUMO's rule), the skipped links
                                 # costing their free-flow ticks; past the last link the
                                 # vehicle arrives after the free-flow time of the rest.
                                 counters[6] += 1
@@ -300,7 +364,7 @@ def simulate_queue(
                                         last = True
                                         break
                                     _release_holes(nxt, k, ring, ring_start, ring_cap, hole_head, hole_count)
-                                    if ring_count[nxt] + hole_count[nxt] < ring_cap[nxt] - 1:
+                                    if link_open[nxt] and ring_count[nxt] + hole_count[nxt] < ring_cap[nxt] - 1:
                                         break
                     # leave L
                     acc[L] -= 1.0
@@ -339,7 +403,14 @@ def simulate_queue(
                         inflow[iv, nxt] += 1
             wake = NEVER
             for s in range(in_indptr[node], in_indptr[node + 1]):
-                due_l = head_due[in_link[s]]
+                L = in_link[s]
+                due_l = head_due[L]
+                if due_l < wake and sig_cycle[L] != 0:
+                    # a head due in red (at the next tick or later) can move at the next green
+                    t = due_l if due_l > k else k + 1
+                    g = _next_green(t, sig_cycle[L], sig_green_from[L], sig_green_to[L])
+                    if g > t:
+                        due_l = g
                 if due_l < wake:
                     wake = due_l
             node_wake[node] = wake
@@ -369,7 +440,7 @@ def simulate_queue(
                 if status[v] == STATUS_UNROUTABLE:
                     p += 1
                     continue
-                if status[v] != STATUS_WAITING or ring_count[L] + hole_count[L] >= storage[L]:
+                if status[v] != STATUS_WAITING or ring_count[L] + hole_count[L] >= storage[L] or not link_open[L]:
                     break
                 tslot = ring_head[L] + ring_count[L]
                 if tslot >= ring_cap[L]:

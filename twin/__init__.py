@@ -26,6 +26,8 @@ __all__ = [
     "open_results",
     "simulate_traffic",
     "static_assignment",
+    "fixed_time_plan",
+    "SignalPlan",
     "ResultsWriter",
     "TwinError",
     "NetworkError",
@@ -39,6 +41,8 @@ _LAZY = {
     "open_results": ("twin.results", "open_results"),
     "simulate_traffic": ("twin.traffic", "simulate_traffic"),
     "static_assignment": ("twin.assignment", "static_assignment"),
+    "fixed_time_plan": ("twin.signals", "fixed_time_plan"),
+    "SignalPlan": ("twin.signals", "SignalPlan"),
     "ResultsWriter": ("twin.results", "ResultsWriter"),
 }
 

@@ -219,8 +219,21 @@ def _cmd_traffic(args):
     import time
 
     t0 = time.perf_counter()
+    events = None
+    if args.events:
+        try:
+            events = pd.read_csv(args.events)
+        except (OSError, ValueError) as exc:
+            raise DemandError(f"cannot read events file {args.events}: {exc}") from None
+    signals = None
+    if args.signals:
+        from twin.signals import fixed_time_plan
+
+        signals = fixed_time_plan(city, cycle_s=args.cycle)
     res = twin.simulate_traffic(city, trips, until_s=args.until, seed=args.seed, dt_s=args.dt,
-                                interval_s=args.interval, progress=progress)
+                                interval_s=args.interval, events=events, signals=signals,
+                                reroute_share=args.reroute, reroute_interval_s=args.reroute_interval,
+                                progress=progress)
     wall = time.perf_counter() - t0
     if bar is not None:
         bar.close()
@@ -236,7 +249,7 @@ def _cmd_traffic(args):
             ("congestion index", f"{k['congestion_index']:.3f} (travel / free-flow time)"),
             ("vehicle-km", f"{k['vkt_veh_km']:,.0f} veh-km"), ("vehicle-hours", f"{k['vht_veh_h']:,.1f} veh-h"),
             ("delay", f"{k['delay_veh_h']:,.1f} veh-h"), ("forced moves (gridlock rule)", f"{k['forced_moves']:,}"),
-            ("teleports (gridlock rule)", f"{k['teleports']:,}")]
+            ("teleports (gridlock rule)", f"{k['teleports']:,}"), ("re-routed", f"{k['rerouted']:,}")]
     for name, value in rows:
         out.write(f"{name:<30} {value}\n")
     if args.out:
@@ -246,6 +259,9 @@ def _cmd_traffic(args):
         with ResultsWriter(args.out, meta={"command": "traffic", "city": city.name, "source": city.source,
                                            "seed": int(args.seed), "until_s": float(args.until),
                                            "dt_s": float(args.dt), "interval_s": float(args.interval),
+                                           "reroute_share": float(args.reroute),
+                                           "signals": bool(args.signals),
+                                           "events": str(args.events or ""),
                                            "trips": str(args.trips) if args.trips else
                                            f"random uniform OD, {args.random_trips} trips over {args.window} s"},
                            overwrite=args.overwrite) as writer:
@@ -286,6 +302,15 @@ def build_parser():
     p.add_argument("--dt", type=float, default=1.0, help="tick in seconds (default 1)")
     p.add_argument("--interval", type=parse_duration_s, default=300.0, help="link series interval (default 300 s)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--events", help="CSV of network events: time_s, action (close|open|capacity), link or "
+                                    "from_node,to_node, capacity_veh_per_h")
+    p.add_argument("--reroute", type=float, default=0.0, metavar="SHARE",
+                   help="share of vehicles on the road that re-route on live times (default 0)")
+    p.add_argument("--reroute-interval", type=parse_duration_s, default=300.0,
+                   help="re-routing period (default 300 s)")
+    p.add_argument("--signals", action="store_true",
+                   help="fixed-time signals at every node with 3+ in-links (twin.signals.fixed_time_plan)")
+    p.add_argument("--cycle", type=parse_duration_s, default=90.0, help="signal cycle with --signals (default 90 s)")
     p.add_argument("--out", help="write network, trips, link series and KPIs to this results file (HDF5)")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     p.set_defaults(func=_cmd_traffic)

@@ -447,7 +447,13 @@ class TrafficEngine:
         seq = np.random.SeedSequence(self.seed)
         self.rng_reroute = np.random.default_rng(seq.spawn(1)[0])
         if signals is not None:
-            self.sig_cycle, self.sig_green_from, self.sig_green_to = signals.to_ticks(dt)
+            if not hasattr(signals, "to_ticks"):
+                raise DemandError(f"signals must be a twin.signals.SignalPlan; got {type(signals).__name__}")
+            self.sig_cycle, self.sig_green_from, self.sig_green_to = (
+                np.ascontiguousarray(a, dtype=np.int32) for a in signals.to_ticks(dt))
+            if self.sig_cycle.shape != (city.n_links,):
+                raise DemandError(f"the signal plan covers {len(self.sig_cycle)} links; city {city.name!r} has "
+                                  f"{city.n_links} (build it with twin.signals for this city)")
         else:
             self.sig_cycle = np.zeros(city.n_links, dtype=np.int32)
             self.sig_green_from = np.zeros(city.n_links, dtype=np.int32)

@@ -124,7 +124,8 @@ __all__ += ["simulate_queue_reference"]
 
 
 def simulate_queue_reference(in_links, ff_steps, cap_per_step, storage, hole_steps, ring_cap, routes, depart_step,
-                             n_steps, stuck_steps, seed, steps_per_interval, stop_when_done=True):
+                             n_steps, stuck_steps, seed, steps_per_interval, stop_when_done=True, *,
+                             sig_cycle=None, sig_green_from=None, sig_green_to=None, link_open=None):
     """The spatial-queue model of :mod:`twin.kernels.traffic`, written from its docstring.
 
     One object per thing: each link has a ``deque`` of ``(due tick, vehicle, position in
@@ -132,10 +133,14 @@ def simulate_queue_reference(in_links, ff_steps, cap_per_step, storage, hole_ste
     (holes) reaches its upstream end, and an outflow budget; each vehicle has its route as
     a list of links. Every node is visited every tick, in index order.
 
+    Signals: link ``L`` is green at tick ``k`` when ``sig_cycle[L] == 0`` or ``k mod
+    sig_cycle[L]`` lies in its green window ``[from, to)`` (or, when ``from > to``, in
+    ``[from, cycle)`` or ``[0, to)``). Closed links (``link_open[L]`` false) take no vehicle.
+
     One tick ``k``:
 
-    1. Nodes, in index order. The in-links whose head vehicle is due (``due <= k``) are
-       the candidates. While there are candidates, one is drawn with probability
+    1. Nodes, in index order. The in-links that are green and whose head vehicle is due
+       (``due <= k``) are the candidates. While there are candidates, one is drawn with probability
        proportional to ``cap_per_step`` and served (below). The draw is the kernel's:
        ``u = _uniform(seed, k, node, draw) * total`` with ``draw`` counting the draws
        at this node and tick, ``total`` a running total of the candidates' weights (their
@@ -146,22 +151,22 @@ def simulate_queue_reference(in_links, ff_steps, cap_per_step, storage, hole_ste
        ``budget = min(cap + 1, budget + cap * (k - last top-up))``; it starts full
        (``cap + 1``, last top-up 0). Then, while the budget is >= 1 and the head vehicle
        is due, the head moves on: out of the network if ``L`` is its last link (arrival
-       at ``k``), otherwise into its next link ``N`` if ``vehicles(N) + pending holes(N) <
-       storage(N)`` (a hole is pending until its release tick), or, when that fails, if it
-       is stuck and ``N``'s ring has a free slot beyond the one the kernel always keeps
-       (``vehicles + pending holes < ring_cap - 1``): a forced move, counted; if it is
-       stuck and ``N`` has no free slot either, a teleport, counted: the vehicle skips
-       along its route to the first link with a free slot, due there after the free-flow
-       ticks of the skipped links plus its own, or arrives after the free-flow ticks of the
-       rest of its route when no link has one. Stuck: blocked
-       at the head for ``k - max(due, tick it became the head) >= stuck_steps`` ticks (a
-       vehicle becomes the head when the one before it leaves, or when it enters an empty
-       link). Otherwise the head, and so the link, waits. A move costs 1 budget, leaves a
+       at ``k``), otherwise into its next link ``N`` if ``N`` is open and ``vehicles(N) +
+       pending holes(N) < storage(N)`` (a hole is pending until its release tick), or, when
+       that fails, if it is stuck and ``N`` is open and its ring has a free slot beyond the
+       one the kernel always keeps (``vehicles + pending holes < ring_cap - 1``): a forced
+       move, counted; if it is stuck and ``N`` is closed or has no free slot either, a
+       teleport, counted: the vehicle skips along its route to the first open link with a
+       free slot, due there after the free-flow ticks of the skipped links plus its own, or
+       arrives after the free-flow ticks of the rest of its route when no link has one.
+       Stuck: blocked at the head for ``stuck_steps`` green ticks of ``L`` or more, counting
+       the ticks ``t`` with ``max(due, tick it became the head) <= t < k`` (a vehicle
+       becomes the head when the one before it leaves, or when it enters an empty link). Otherwise the head, and so the link, waits. A move costs 1 budget, leaves a
        hole on ``L`` released at ``k + hole_steps(L)``, and gives the vehicle the due tick
        ``k + ff_steps(N)`` on ``N``.
     3. Departures: vehicles whose ``depart_step <= k`` depart in ``(depart_step, vehicle)``
-       order and queue for their first link; then each link takes its waiting vehicles in
-       that order while ``vehicles + pending holes < storage`` (no stuck rule for them),
+       order and queue for their first link; then each open link takes its waiting vehicles
+       in that order while ``vehicles + pending holes < storage`` (no stuck rule for them),
        each due at ``k + ff_steps``.
     4. If ``stop_when_done`` and every routable vehicle has arrived, stop.
 
@@ -178,6 +183,10 @@ def simulate_queue_reference(in_links, ff_steps, cap_per_step, storage, hole_ste
     depart_step : array-like of int (n_veh,)
     n_steps, stuck_steps, seed, steps_per_interval : int
     stop_when_done : bool
+    sig_cycle, sig_green_from, sig_green_to : array-like of int (n_links,), optional
+        Fixed-time signals as the kernel takes them (cycle 0: unsignalised); default none.
+    link_open : array-like of bool (n_links,), optional
+        Default: every link open.
 
     Returns
     -------
@@ -200,6 +209,10 @@ def simulate_queue_reference(in_links, ff_steps, cap_per_step, storage, hole_ste
     routes = [[int(L) for L in r] for r in routes]
     depart_step = [int(x) for x in depart_step]
     n_links, n_veh, n_nodes = len(ff), len(routes), len(in_links)
+    sig_cycle = [0] * n_links if sig_cycle is None else [int(x) for x in sig_cycle]
+    sig_from = [0] * n_links if sig_green_from is None else [int(x) for x in sig_green_from]
+    sig_to = [0] * n_links if sig_green_to is None else [int(x) for x in sig_green_to]
+    link_open = [True] * n_links if link_open is None else [bool(x) for x in link_open]
     spi = int(steps_per_interval)
     n_iv = -(-int(n_steps) // spi)
 
@@ -226,6 +239,17 @@ def simulate_queue_reference(in_links, ff_steps, cap_per_step, storage, hole_ste
     def has_space(L, k):
         return len(vehicles[L]) + pending_holes(L, k) < storage[L]
 
+    def has_slot(L, k):
+        """Open, with a ring slot beyond the storage (for forced moves and teleports)."""
+        return link_open[L] and len(vehicles[L]) + pending_holes(L, k) < ring_cap[L] - 1
+
+    def green(L, k):
+        c = sig_cycle[L]
+        if c == 0:
+            return True
+        m, f, t = k % c, sig_from[L], sig_to[L]
+        return f <= m < t if f <= t else (m >= f or m < t)
+
     def enter(L, v, pos, k, iv, extra=0):
         if not vehicles[L]:
             head_since[L] = k
@@ -245,10 +269,15 @@ def simulate_queue_reference(in_links, ff_steps, cap_per_step, storage, hole_ste
             new_pos = pos + 1
             if not last:
                 N = routes[v][pos + 1]
-                if not has_space(N, k):
-                    if k - max(due, head_since[L]) < stuck_steps:
+                if not (link_open[N] and has_space(N, k)):
+                    since = max(due, head_since[L])
+                    if sig_cycle[L] == 0:
+                        blocked = k - since
+                    else:                  # only green ticks count
+                        blocked = sum(1 for t in range(since, k) if green(L, t))
+                    if blocked < stuck_steps:
                         return
-                    if len(vehicles[N]) + pending_holes(N, k) < ring_cap[N] - 1:
+                    if has_slot(N, k):
                         tally["forced"] += 1
                     else:
                         # teleport along the route to the first link with a free ring slot,
@@ -261,7 +290,7 @@ def simulate_queue_reference(in_links, ff_steps, cap_per_step, storage, hole_ste
                                 last = True
                                 break
                             N = routes[v][new_pos]
-                            if len(vehicles[N]) + pending_holes(N, k) < ring_cap[N] - 1:
+                            if has_slot(N, k):
                                 break
             vehicles[L].popleft()
             head_since[L] = k
@@ -280,7 +309,7 @@ def simulate_queue_reference(in_links, ff_steps, cap_per_step, storage, hole_ste
         ticks += 1
         iv = min(k // spi, n_iv - 1)
         for node in range(n_nodes):
-            cands = [L for L in in_links[node] if vehicles[L] and vehicles[L][0][0] <= k]
+            cands = [L for L in in_links[node] if vehicles[L] and vehicles[L][0][0] <= k and green(L, k)]
             total = 0.0
             for L in cands:
                 total += cap[L]
@@ -309,7 +338,7 @@ def simulate_queue_reference(in_links, ff_steps, cap_per_step, storage, hole_ste
             tally["departed"] += 1
             waiting[routes[v][0]].append(v)
         for L in range(n_links):
-            while waiting[L] and has_space(L, k):
+            while waiting[L] and link_open[L] and has_space(L, k):
                 v = waiting[L].popleft()
                 enter(L, v, 0, k, iv)
                 status[v] = K.STATUS_EN_ROUTE

@@ -5,7 +5,10 @@ spatial-queue model written from the kernel's module docstring: per-link deques 
 and lists of holes, explicit route lists, every node visited every tick. Both are run on the
 same inputs, either through ``twin.simulate_traffic`` (cities, trips, parameters) or through
 the kernel itself on hand-built arrays (``run_kernel``, built as ``simulate_traffic`` builds
-them, for link parameters a city cannot produce, such as a storage of one vehicle).
+them, for link parameters a city cannot produce, such as a storage of one vehicle, and for
+fixed-time signals and closed links, given as the kernel's arrays: ``control_arrays``).
+The kernel wakes a node with a red in-link at its next green; the reference visits every
+node every tick, so the two agree only if that shortcut changes nothing.
 
 Tolerance: none. The model is integer ticks and integer vehicle counts; the only floats are
 the outflow budgets and the merge draws, which both implementations compute with the same
@@ -94,11 +97,23 @@ def _in_star(nw):
     return in_indptr, order.astype(np.int32)
 
 
+def control_arrays(n_links, signals=None, link_open=None):
+    """The kernel's signal and closure arrays: ``signals`` is ``(cycle, green_from, green_to)``
+    per link (cycle 0: unsignalised), default none; ``link_open`` defaults to all open."""
+    if signals is None:
+        signals = np.zeros((3, n_links))
+    cycle, g_from, g_to = (np.asarray(a, dtype=np.int32).reshape(n_links) for a in signals)
+    is_open = np.ones(n_links, dtype=bool) if link_open is None else np.asarray(link_open, dtype=bool).reshape(n_links)
+    return dict(sig_cycle=cycle, sig_green_from=g_from, sig_green_to=g_to, link_open=is_open)
+
+
 def run_kernel(nw, routes, depart_step, *, n_steps, stuck_steps=10**9, seed=0, spi=None, stop_when_done=True,
-               block=None, kernel=None):
+               block=None, kernel=None, signals=None, link_open=None):
     """Build the kernel's arrays as ``simulate_traffic`` does and run it in blocks of ``block`` ticks.
 
-    Returns the reference's dict (and ``state`` and ``out``, every array the kernel wrote).
+    ``signals`` (``(cycle, green_from, green_to)`` link arrays) and ``link_open`` default to
+    no signals and every link open. Returns the reference's dict (and ``state`` and
+    ``out``, every array the kernel wrote).
     """
     kernel = K.simulate_queue if kernel is None else kernel
     n_links, n_veh = len(nw["ff_steps"]), len(routes)
@@ -144,7 +159,7 @@ def run_kernel(nw, routes, depart_step, *, n_steps, stuck_steps=10**9, seed=0, s
                 ring_start=ring_start, ring_cap=ring_cap, route_seq=route_seq, route_start=route_start,
                 depart_step=depart_step, dep_order=dep_order, dep_link_indptr=dep_link_indptr,
                 dep_link_order=dl_order, stuck_steps=int(stuck_steps), seed=int(seed), steps_per_interval=int(spi),
-                stop_when_done=bool(stop_when_done), **state, **out)
+                stop_when_done=bool(stop_when_done), **control_arrays(n_links, signals, link_open), **state, **out)
     names = list(inspect.signature(getattr(K.simulate_queue, "py_func", K.simulate_queue)).parameters)
     while out["counters"][4] < n_steps:
         args["n_steps"] = min(block, n_steps - int(out["counters"][4]))
@@ -158,12 +173,14 @@ def run_kernel(nw, routes, depart_step, *, n_steps, stuck_steps=10**9, seed=0, s
                 step_counts=out["step_counts"][:ticks], state=state, out=out)
 
 
-def run_reference(nw, routes, depart_step, *, n_steps, stuck_steps=10**9, seed=0, spi=None, stop_when_done=True):
+def run_reference(nw, routes, depart_step, *, n_steps, stuck_steps=10**9, seed=0, spi=None, stop_when_done=True,
+                  signals=None, link_open=None):
     in_indptr, in_link = _in_star(nw)
     in_links = [in_link[in_indptr[n]:in_indptr[n + 1]].tolist() for n in range(nw["n_nodes"])]
+    control = {} if signals is None and link_open is None else control_arrays(len(nw["ff_steps"]), signals, link_open)
     return simulate_queue_reference(in_links, nw["ff_steps"], nw["cap_per_step"], nw["storage"], nw["hole_steps"],
                                     nw["storage"] + 2, routes, depart_step, n_steps, stuck_steps, seed,
-                                    n_steps if spi is None else spi, stop_when_done)
+                                    n_steps if spi is None else spi, stop_when_done, **control)
 
 
 def assert_kernel_matches(got, ref):
@@ -273,6 +290,66 @@ def test_random_networks_match_reference(seed):
     both_kernel(nw, routes, depart, n_steps=n_steps, stuck_steps=int(rng.choice([1, 3, 10, 10**9])),
                 seed=int(rng.integers(0, 2**31)), spi=int(rng.choice([1, 7, 50])),
                 stop_when_done=bool(rng.random() < 0.7), block=block)
+
+
+def random_controls(rng, n_links):
+    """Random fixed-time signals (about half the links; wrapping windows, one-tick greens and,
+    rarely, never-green windows included) and random closed links (about one in six)."""
+    cycle = np.where(rng.random(n_links) < 0.5, rng.integers(2, 25, size=n_links), 0)
+    c = np.maximum(cycle, 1)
+    g_from = rng.integers(0, 1000, size=n_links) % c
+    g_len = np.where(rng.random(n_links) < 0.03, 0, 1 + rng.integers(0, 1000, size=n_links) % c)
+    g_to = (g_from + g_len) % c                         # wraps when g_from + g_len > cycle
+    full = (g_len == c) & (cycle > 0)                   # green all cycle: the window [0, cycle)
+    g_from[full], g_to[full] = 0, cycle[full]
+    return (cycle, g_from, g_to), rng.random(n_links) >= 1 / 6
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=SEEDS)
+def test_random_signals_and_closures_match_reference(seed):
+    """As above, with random fixed-time signals and closed links, run in blocks.
+
+    Red links hold their queues (their nodes wake at the next green in the kernel, every
+    tick in the reference), stuck heads count only green ticks, and vehicles meet closed
+    links on departure, at nodes, and in teleports.
+    """
+    rng = np.random.default_rng(seed)
+    nw = random_network(rng)
+    n_links = len(nw["ff_steps"])
+    n_veh = int(rng.integers(1, 80))
+    routes = random_routes(rng, nw, n_veh)
+    depart = rng.integers(0, 60, size=n_veh)
+    depart[rng.random(n_veh) < 0.4] = int(rng.integers(0, 10))
+    n_steps = int(rng.integers(5, 400))
+    signals, link_open = random_controls(rng, n_links)
+    if rng.random() < 0.3:
+        link_open[:] = True
+    both_kernel(nw, routes, depart, n_steps=n_steps, stuck_steps=int(rng.choice([1, 3, 10, 10**9])),
+                seed=int(rng.integers(0, 2**31)), spi=int(rng.choice([1, 7, 50])),
+                stop_when_done=bool(rng.random() < 0.7), block=int(rng.integers(1, n_steps + 1)),
+                signals=signals, link_open=link_open)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=SEEDS)
+def test_always_green_signals_change_nothing(seed):
+    """A signal green all cycle, and all-open closures, leave every array the kernel writes unchanged."""
+    rng = np.random.default_rng(seed)
+    nw = random_network(rng)
+    n_links = len(nw["ff_steps"])
+    n_veh = int(rng.integers(1, 60))
+    routes = random_routes(rng, nw, n_veh)
+    depart = rng.integers(0, 40, size=n_veh)
+    cycle = np.where(rng.random(n_links) < 0.7, rng.integers(1, 30, size=n_links), 0)
+    kw = dict(n_steps=int(rng.integers(5, 300)), stuck_steps=int(rng.choice([1, 3, 10**9])),
+              seed=int(rng.integers(0, 2**31)), spi=7)
+    plain = run_kernel(nw, routes, depart, **kw)
+    green = run_kernel(nw, routes, depart, signals=(cycle, np.zeros(n_links), cycle),
+                       link_open=np.ones(n_links, dtype=bool), **kw)
+    for part in ("state", "out"):
+        for name, a in plain[part].items():
+            np.testing.assert_array_equal(green[part][name], a, err_msg=name)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -501,3 +578,112 @@ def test_resume_after_unroutable_vehicle():
     assert ref["arrive_step"].tolist() == [-1, 2, 12]
     assert_kernel_matches(run_kernel(nw, routes, depart, n_steps=20, block=20), ref)      # one block: fine
     assert_kernel_matches(run_kernel(nw, routes, depart, n_steps=20, block=5), ref)
+
+
+# ------------------------------------------------------------------------------------------
+# signals and closed links, by hand
+# ------------------------------------------------------------------------------------------
+
+def test_red_link_holds_its_queue():
+    """One link (ff 2, 1 veh/tick), cycle 10, green [6, 10): seven vehicles enter at 0.
+
+    Nothing leaves during red; at 6 the full budget (cap + 1 = 2) lets two go, then one a
+    tick to the end of green at 9; the last two wait through the next red (ticks 10-15)
+    and leave together at 16, the budget full again.
+    """
+    nw = net(2, [(0, 1, 2, 1.0, 20, 1)])
+    signals = ([10], [6], [10])
+    got, ref = both_kernel(nw, [[0]] * 7, np.zeros(7), n_steps=40, spi=1, signals=signals)
+    assert ref["arrive_step"].tolist() == [6, 6, 7, 8, 9, 16, 16]
+    assert (ref["step_counts"][2:6, 1] == 7).all()                  # all seven held on the link through red
+    assert ref["outflow"][:, 0].nonzero()[0].tolist() == [6, 7, 8, 9, 16]
+
+
+def test_wrapping_green_window():
+    """Cycle 10, green from 8 to 3 (ticks 8, 9, 0, 1, 2 of each cycle); ff 4, ample capacity.
+
+    Due at 4 (red) -> 8; due at 9 (green) -> 9; due at 11 (1 in the cycle, green) -> 11;
+    due at 13 (3, red) -> 18.
+    """
+    nw = net(2, [(0, 1, 4, 4.0, 20, 1)])
+    got, ref = both_kernel(nw, [[0]] * 4, [0, 5, 7, 9], n_steps=40, signals=([10], [8], [3]))
+    assert ref["arrive_step"].tolist() == [8, 9, 11, 18]
+
+
+@pytest.mark.parametrize("g_from, g_to", [(3, 7), (7, 3)])
+def test_arrival_on_red_leaves_at_first_green(g_from, g_to):
+    """A vehicle due in any tick of the cycle leaves at the first green tick from then on.
+
+    One vehicle enters each tick (ff 1); the capacity (10 a tick) never binds.
+    """
+    cycle = 10
+    nw = net(2, [(0, 1, 1, 10.0, 20, 1)])
+    depart = np.arange(30)
+    routes = [[0]] * len(depart)
+    got, ref = both_kernel(nw, routes, depart, n_steps=60, signals=([cycle], [g_from], [g_to]))
+    green = [(g_from <= t % cycle < g_to) if g_from <= g_to else not (g_to <= t % cycle < g_from) for t in range(80)]
+    expect = [next(t for t in range(d + 1, 80) if green[t]) for d in depart]
+    assert ref["arrive_step"].tolist() == expect
+
+
+def test_closed_link_refuses_departures():
+    """Departures onto a closed link wait (departed, not in the network); the others run."""
+    nw = net(3, [(0, 1, 2, 1.0, 5, 1), (1, 2, 2, 1.0, 5, 1)])
+    got, ref = both_kernel(nw, [[0, 1], [1], [0, 1]], [0, 0, 3], n_steps=30, link_open=[False, True])
+    assert ref["status"].tolist() == [K.STATUS_WAITING, K.STATUS_ARRIVED, K.STATUS_WAITING]
+    assert ref["step_counts"][-1].tolist() == [3, 0, 1]
+    assert ref["inflow"][:, 0].sum() == 0
+
+
+def test_closed_link_refuses_forced_moves_and_teleports():
+    """A (ff 2) -> B (ff 3, closed) -> C (ff 4, closed) -> D (ff 5); stuck after 3 ticks.
+
+    The head of A is blocked by closed B from its due tick 2. Without the stuck rule it
+    waits for ever. With it, at tick 5 it is not forced into B (closed, though empty) but
+    teleported past B and C onto D, due at 5 + 3 + 4 + 5 = 17. With only B closed it lands
+    on C, due at 5 + 3 + 4 = 12, and arrives at 17.
+    """
+    nw = net(5, [(0, 1, 2, 1.0, 5, 1), (1, 2, 3, 1.0, 5, 1), (2, 3, 4, 1.0, 5, 1), (3, 4, 5, 1.0, 5, 1)])
+    route = [[0, 1, 2, 3]]
+    got, ref = both_kernel(nw, route, [0], n_steps=40, link_open=[True, False, False, True])
+    assert ref["status"].tolist() == [K.STATUS_EN_ROUTE] and ref["forced_moves"] == ref["teleports"] == 0
+    got, ref = both_kernel(nw, route, [0], n_steps=40, stuck_steps=3, link_open=[True, False, False, True])
+    assert ref["arrive_step"].tolist() == [17] and (ref["forced_moves"], ref["teleports"]) == (0, 1)
+    assert ref["inflow"][0].tolist() == [1, 0, 0, 1]
+    got, ref = both_kernel(nw, route, [0], n_steps=40, stuck_steps=3, link_open=[True, False, True, True])
+    assert ref["arrive_step"].tolist() == [17] and ref["inflow"][0].tolist() == [1, 0, 1, 1]
+    # a teleport with no open link left on the route arrives at the destination
+    got, ref = both_kernel(nw, route, [0], n_steps=40, stuck_steps=3, link_open=[True, False, False, False])
+    assert ref["arrive_step"].tolist() == [5 + 3 + 4 + 5] and ref["inflow"][0].tolist() == [1, 0, 0, 0]
+
+
+def test_stuck_rule_counts_green_ticks_only():
+    """A (ff 2, cycle 10, green [0, 5)) -> B closed; stuck after 4 green ticks.
+
+    Blocked from its due tick 2: green ticks 2, 3, 4, then red 5-9, then 10; the fourth
+    green tick blocked is over at 11, when it is teleported past B (ff 3): arrival 14.
+    """
+    nw = net(3, [(0, 1, 2, 1.0, 5, 1), (1, 2, 3, 1.0, 5, 1)])
+    got, ref = both_kernel(nw, [[0, 1]], [0], n_steps=40, stuck_steps=4, signals=([10, 0], [0, 0], [5, 0]),
+                           link_open=[True, False])
+    assert ref["arrive_step"].tolist() == [14] and ref["teleports"] == 1
+
+
+def test_python_body_matches_compiled_with_signals():
+    """``simulate_queue.py_func`` writes exactly what the compiled kernel writes, with signals and closures."""
+    if not hasattr(K.simulate_queue, "py_func"):
+        pytest.skip("NUMBA_DISABLE_JIT: simulate_queue is already Python")
+    rng = np.random.default_rng(9)
+    nw = net(4, [(0, 2, 2, 0.3, 2, 1), (1, 2, 1, 0.7, 3, 2), (2, 3, 1, 1.5, 2, 1), (3, 0, 1, 0.5, 2, 2),
+                 (3, 1, 2, 1.0, 1, 1)])
+    routes = [r for r in random_routes(rng, nw, 30) if r]
+    depart = rng.integers(0, 20, size=len(routes))
+    kw = dict(n_steps=150, stuck_steps=5, seed=99, spi=17, block=40, signals=([6, 0, 9, 0, 4], [0, 0, 7, 0, 1],
+                                                                              [3, 0, 2, 0, 3]),
+              link_open=[True, True, True, True, False])
+    compiled = run_kernel(nw, routes, depart, **kw)
+    python = run_kernel(nw, routes, depart, kernel=K.simulate_queue.py_func, **kw)
+    for part in ("state", "out"):
+        for name, a in compiled[part].items():
+            np.testing.assert_array_equal(python[part][name], a, err_msg=name)
+    assert_kernel_matches(compiled, run_reference(nw, routes, depart, **{k: v for k, v in kw.items() if k != "block"}))
