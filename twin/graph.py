@@ -551,6 +551,11 @@ def write_network(writer, city: City) -> None:
         "jam_density_veh_per_km_per_lane": city.jam_density_veh_per_km_per_lane,
         "road_class": np.array(city.road_class_names, dtype=object)[city.road_class].astype(str),
     }
+    if city.geom_indptr is not None:
+        writer.write_array("/network/geom_indptr", np.asarray(city.geom_indptr, dtype=np.int64), units="",
+                           attrs={"description": "link k's polyline is geom_x_m/geom_y_m[geom_indptr[k]:geom_indptr[k+1]]"})
+        writer.write_array("/network/geom_x_m", np.asarray(city.geom_x_m, dtype=np.float64), units="m")
+        writer.write_array("/network/geom_y_m", np.asarray(city.geom_y_m, dtype=np.float64), units="m")
     writer.write_table("/network/links", links, units={
         "from_idx": "", "to_idx": "", "length_m": "m", "free_speed_mps": "m/s", "free_flow_time_s": "s",
         "lanes": "1", "capacity_veh_per_h": "veh/h", "jam_density_veh_per_km_per_lane": "veh/km/lane",

@@ -31,6 +31,9 @@ logger = logging.getLogger(__name__)
 
 STATUS_NAMES = ("not_departed", "waiting", "en_route", "arrived", "unroutable")
 
+#: Routing cost of a closed link when re-routing, seconds (prohibitive but finite).
+CLOSED_COST_S = 1e12
+
 
 @dataclass(frozen=True)
 class TrafficParams:
@@ -602,6 +605,7 @@ class TrafficEngine:
     def _apply_events(self, k):
         dt = self.params.dt_s
         changed_open = False
+        reopened = False
         while self.event_ptr < len(self.events) and self.events[self.event_ptr][0] / dt <= k + 1e-9:
             t, action, links, cap = self.events[self.event_ptr]
             self.event_ptr += 1
@@ -611,6 +615,7 @@ class TrafficEngine:
             elif action == "open":
                 self.link_open[links] = True
                 changed_open = True
+                reopened = True
             else:
                 # a new capacity is a new fundamental diagram: new hole time and storage
                 # need (the ring, sized at the start, bounds the storage)
@@ -626,7 +631,8 @@ class TrafficEngine:
             logger.info("t=%.0f s: %s links %s%s", t, action, links.tolist()[:10],
                         f" to {cap:g} veh/h" if cap else "")
         if changed_open:
-            self._reroute(share=0.0)
+            # after a reopening everyone reconsiders (switching only to a faster route)
+            self._reroute(share=1.0 if reopened else 0.0, not_started=reopened)
 
     # ---------------------------------------------------------------- live state
     def _on_road(self):
@@ -691,10 +697,16 @@ class TrafficEngine:
         self.seg_end[vehicles] = sentinel
         return seg_start
 
-    def _reroute(self, share):
-        """Re-route vehicles whose route crosses a closed link, and ``share`` of the others on the road."""
+    def _reroute(self, share, not_started=False):
+        """Re-route vehicles whose route crosses a closed link, and ``share`` of the others on the road.
+
+        With ``not_started``, vehicles not yet on the road reconsider too (from their origin,
+        switching when faster), as after a reopening.
+        """
         K = self.K
+        # closed links cost a prohibitive finite amount, so prefix sums stay finite
         cost = self.link_travel_times_s()
+        cost = np.where(np.isfinite(cost), cost, CLOSED_COST_S)
         closed_any = not self.link_open.all()
         used = self.route_used
         seq = self.route_seq[:used]
@@ -716,11 +728,11 @@ class TrafficEngine:
         pick &= origin != dest
         if pick.any():
             sel = np.flatnonzero(pick)
-            ro, rl, unr = _routes(self.city, origin[sel], dest[sel], link_cost_s=np.where(np.isinf(cost), 1e30, cost))
+            ro, rl, unr = _routes(self.city, origin[sel], dest[sel], link_cost_s=cost)
             new_cost = np.add.reduceat(np.append(cost[rl], 0.0), ro[:-1]) if len(rl) else np.zeros(len(sel))
             new_cost = np.where(np.diff(ro) > 0, new_cost, np.inf)
             old_cost = cost_pos[end[sel]] - cost_pos[pos[sel] + 1]
-            better = ~unr & ((new_cost < old_cost - 1e-9) | must[sel]) & (new_cost < 1e29)
+            better = ~unr & ((new_cost < old_cost - 1e-9) | must[sel]) & (new_cost < CLOSED_COST_S)
             if better.any():
                 b = np.flatnonzero(better)
                 lens = np.diff(ro)[b]
@@ -734,17 +746,19 @@ class TrafficEngine:
                 self.state["ring"][slot[sel[b]]] = (due[sel[b]] << 32) | new_start
                 self.n_rerouted += len(b)
         # 2. vehicles not yet on the road whose route crosses a closed link: from the origin
-        if closed_any:
+        if closed_any or not_started:
             waiting = np.flatnonzero(self.routable & (status <= K.STATUS_WAITING))
             if len(waiting):
                 st = self.route_start[waiting]
                 crosses = (closed_pos[self.seg_end[waiting]] - closed_pos[st]) > 0
-                w = waiting[crosses]
+                w = waiting[crosses | not_started]
                 if len(w):
                     ro, rl, unr = _routes(self.city, self.o_idx[w], self.d_idx[w],
-                                          link_cost_s=np.where(np.isinf(cost), 1e30, cost))
+                                          link_cost_s=cost)
                     seg_cost = np.add.reduceat(np.append(cost[rl], 0.0), ro[:-1]) if len(rl) else np.zeros(len(w))
-                    good = ~unr & (np.diff(ro) > 0) & (seg_cost < 1e29)
+                    old_cost = cost_pos[self.seg_end[w]] - cost_pos[self.route_start[w]]
+                    must_w = (closed_pos[self.seg_end[w]] - closed_pos[self.route_start[w]]) > 0
+                    good = ~unr & (np.diff(ro) > 0) & (seg_cost < CLOSED_COST_S) & (must_w | (seg_cost < old_cost - 1e-9))
                     if good.any():
                         g = np.flatnonzero(good)
                         seg_links = np.concatenate([rl[ro[i]:ro[i + 1]] for i in g]).astype(np.int32)

@@ -143,3 +143,37 @@ def test_reroute_parameter_errors():
         simulate_traffic(city, trips, until_s=100, reroute_share=1.5)
     with pytest.raises(DemandError, match="reroute_interval_s"):
         simulate_traffic(city, trips, until_s=100, reroute_share=0.5, reroute_interval_s=0.1)
+
+
+def test_closure_reroutes_and_reopening_restores():
+    """Closing a link diverts every trip around it; after reopening, later trips use it again."""
+    city = twin.load_city("grid:5x5")
+    closed = int(np.flatnonzero((city.link_from_idx == 0) & (city.link_to_idx == 1))[0])
+    n = 200
+    depart = np.concatenate([np.arange(100) * 10.0, 3000.0 + np.arange(100) * 10.0])
+    trips = {"origin": np.full(n, city.node_ids[0]), "destination": np.full(n, city.node_ids[4]), "depart_s": depart}
+    base = simulate_traffic(city, trips, until_s=8000)
+    eng = TrafficEngine(city, trips, until_s=8000, events=[{"time_s": 0.0, "action": "close", "link": closed},
+                                                           {"time_s": 2500.0, "action": "open", "link": closed}])
+    eng.run()
+    res = eng.result()
+    assert res.kpis["completed"] == n and res.kpis["teleports"] == 0
+    off, links = eng.driven_routes()
+    uses = np.array([closed in links[off[v]:off[v + 1]] for v in range(n)])
+    assert not uses[:100].any()                                     # all diverted while closed
+    assert uses[100:].all()                                         # the straight route again after
+    assert (res.trips["travel_time_s"][:100] > base.trips["travel_time_s"][:100]).all()
+    for v in range(0, n, 17):
+        assert connected_route(city, links[off[v]:off[v + 1]], 0, 4)
+
+
+def test_closure_of_the_only_route_strands_then_teleports():
+    """On a corridor with its middle link closed, vehicles wait at the closure; the stuck rule
+    teleports them past it (SUMO's rule), counted, and nothing is lost."""
+    city = corridor([1800.0, 1800.0, 1800.0])
+    trips = {"origin": [0, 0, 0], "destination": [3, 3, 3], "depart_s": [0.0, 1.0, 2.0]}
+    res = simulate_traffic(city, trips, until_s=3000, stuck_time_s=60,
+                           events=[{"time_s": 10.0, "action": "close", "link": 1}])
+    k = res.kpis
+    assert k["completed"] == 3 and k["teleports"] >= 1
+    assert int(res.links["inflow_veh"][:, 1].sum()) == 0            # nobody entered the closed link

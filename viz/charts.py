@@ -1,0 +1,211 @@
+"""Quick matplotlib charts from results files.
+
+:func:`plot_chart` draws one chart kind from :data:`CHARTS` into a new
+:class:`matplotlib.figure.Figure` (object API only, so no GUI backend or display is
+needed) and optionally saves it. Each kind is a function ``draw(res, fig)`` registered with
+:func:`register_chart`; the emergency-response layer adds its kinds the same way.
+
+Kinds
+-----
+``travel-times``
+    Histogram of the travel times of arrived trips (``/events/<prefix>_trips``), with their
+    free-flow times as an outline, mean and 90th percentile marked.
+``network``
+    Vehicles in the network per tick (``/timeseries/<prefix>_counts``) and vehicle-hours
+    travelled per interval (sum of ``occupancy_veh`` over links × interval length).
+``response-times``
+    Histogram of the ``response_time_s`` column of the first ``/events`` table that has one
+    (emergency calls), split by its ``priority`` column when present.
+``hospital-occupancy``
+    Lines of every ``occupancy*`` variable of a ``/timeseries`` group whose name contains
+    ``hospital``, one line per hospital (column), with the ``hospital`` names from a
+    ``/network/hospitals`` table's ``name`` column when present.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import numpy as np
+
+from twin.errors import ResultsError
+
+__all__ = ["CHARTS", "plot_chart", "register_chart"]
+
+logger = logging.getLogger(__name__)
+
+#: Chart kinds: name -> (draw function ``draw(res, fig, prefix)``, one-line description).
+CHARTS: dict = {}
+
+
+def register_chart(name, description):
+    """Register ``draw(res, fig, prefix)`` as chart kind ``name`` (a decorator)."""
+    def decorate(func):
+        CHARTS[name] = (func, description)
+        return func
+    return decorate
+
+
+def _hours(t_s):
+    return np.asarray(t_s, dtype=np.float64) / 3600.0
+
+
+def _need(res, path, what):
+    if path not in res.keys():
+        raise ResultsError(f"{str(res.path)!r} has no {path}; the {what} chart needs it (write a traffic run with "
+                           "TrafficResult.write)")
+
+
+@register_chart("travel-times", "histogram of trip travel times (arrived trips)")
+def _travel_times(res, fig, prefix):
+    path = f"/events/{prefix}_trips"
+    _need(res, path, "travel-times")
+    trips = res.table(path)
+    done = trips[trips["status"] == "arrived"] if "status" in trips else trips.dropna(subset=["travel_time_s"])
+    ax = fig.add_subplot()
+    if not len(done):
+        ax.text(0.5, 0.5, "no trip arrived", ha="center", va="center", transform=ax.transAxes)
+    else:
+        tt_min = done["travel_time_s"].to_numpy() / 60.0
+        ff_min = done["free_flow_time_s"].to_numpy() / 60.0
+        bins = np.histogram_bin_edges(np.concatenate([tt_min, ff_min]), bins=40)
+        ax.hist(tt_min, bins=bins, color="tab:blue", alpha=0.8, label=f"travel time ({len(tt_min):,} trips)")
+        ax.hist(ff_min, bins=bins, histtype="step", color="black", label="free-flow time of the same routes")
+        mean, p90 = float(np.mean(tt_min)), float(np.percentile(tt_min, 90))
+        ax.axvline(mean, color="tab:red", ls="--", label=f"mean {mean:.1f} min")
+        ax.axvline(p90, color="tab:orange", ls=":", label=f"90th percentile {p90:.1f} min")
+        ax.legend()
+    ax.set_xlabel("travel time (min)")
+    ax.set_ylabel("trips (1)")
+    ax.set_title(f"{_city(res)}trip travel times")
+
+
+@register_chart("network", "vehicles in the network and vehicle-hours travelled over time")
+def _network(res, fig, prefix):
+    counts_path = f"/timeseries/{prefix}_counts"
+    occ_path = f"/timeseries/{prefix}_links/occupancy_veh"
+    _need(res, occ_path, "network")
+    ax1, ax2 = fig.subplots(2, 1, sharex=True)
+    if counts_path in res.keys():
+        counts = np.asarray(res.array(counts_path))
+        dt_s = float(res.meta.get("dt_s", 1.0))
+        t_h = _hours((np.arange(len(counts)) + 1) * dt_s)
+        ax1.plot(t_h, counts[:, 1], color="tab:blue", label="in network")
+        ax1.plot(t_h, counts[:, 0] - counts[:, 1] - counts[:, 2], color="tab:gray", label="waiting to enter")
+        ax1.legend()
+    else:
+        t_s, occ = res.series(occ_path)
+        ax1.step(_hours(t_s), np.nansum(occ, axis=1), where="post", color="tab:blue", label="in network (mean)")
+    ax1.set_ylabel("vehicles (veh)")
+    ax1.set_title(f"{_city(res)}vehicles in the network")
+    t_s, occ = res.series(occ_path)
+    interval_s = float(res.meta.get("interval_s", np.median(np.diff(t_s)) if len(t_s) > 1 else 3600.0))
+    vht = np.nansum(occ, axis=1) * interval_s / 3600.0
+    ax2.bar(_hours(t_s), vht, width=interval_s / 3600.0, align="edge", color="tab:green")
+    ax2.set_ylabel("vehicle-hours per interval (veh*h)")
+    ax2.set_xlabel("time from scenario start (h)")
+
+
+@register_chart("response-times", "histogram of emergency response times (needs an /events table with response_time_s)")
+def _response_times(res, fig, prefix):
+    for path in res.keys("/events"):
+        try:
+            table = res.table(path)
+        except ResultsError:
+            continue
+        if "response_time_s" in table.columns:
+            break
+    else:
+        raise ResultsError(f"{str(res.path)!r} has no /events table with a response_time_s column; the "
+                           "response-times chart needs one (emergency calls)")
+    ax = fig.add_subplot()
+    rt = table["response_time_s"].to_numpy(np.float64) / 60.0
+    groups = [("all", np.isfinite(rt))]
+    if "priority" in table.columns:
+        groups = [(f"priority {p}", (table["priority"] == p).to_numpy() & np.isfinite(rt))
+                  for p in sorted(table["priority"].unique())]
+    bins = np.histogram_bin_edges(rt[np.isfinite(rt)], bins=30) if np.isfinite(rt).any() else 10
+    for label, sel in groups:
+        ax.hist(rt[sel], bins=bins, histtype="step", lw=2, label=f"{label} ({int(sel.sum()):,} calls)")
+    ax.legend()
+    ax.set_xlabel("response time (min)")
+    ax.set_ylabel("calls (1)")
+    ax.set_title(f"{_city(res)}response times ({path})")
+
+
+@register_chart("hospital-occupancy", "hospital occupancy over time (needs a /timeseries/*hospital* group)")
+def _hospital_occupancy(res, fig, prefix):
+    found = [k for k in res.keys("/timeseries")
+             if "hospital" in k.rsplit("/", 2)[-2] and k.rsplit("/", 1)[1].startswith("occupancy")]
+    if not found:
+        raise ResultsError(f"{str(res.path)!r} has no /timeseries/<group with 'hospital'>/occupancy* series; the "
+                           "hospital-occupancy chart needs one (time x hospital)")
+    names = None
+    if "/network/hospitals" in res.keys() and "name" in res.table("/network/hospitals").columns:
+        names = res.table("/network/hospitals")["name"].astype(str).tolist()
+    axes = np.atleast_1d(fig.subplots(len(found), 1, sharex=True, squeeze=False)[:, 0])
+    for ax, path in zip(axes, found):
+        t_s, occ = res.series(path)
+        occ = np.atleast_2d(np.asarray(occ).T).T
+        for j in range(occ.shape[1]):
+            ax.step(_hours(t_s), occ[:, j], where="post", label=names[j] if names and j < len(names) else f"#{j}")
+        ax.set_ylabel(f"{path.rsplit('/', 1)[1]} ({res.units(path)})")
+        ax.legend(fontsize="small", ncol=2)
+    axes[0].set_title(f"{_city(res)}hospital occupancy")
+    axes[-1].set_xlabel("time from scenario start (h)")
+
+
+def _city(res):
+    city = res.meta.get("city")
+    return f"{city}: " if city else ""
+
+
+def plot_chart(results, kind, out=None, *, prefix="traffic", figsize=(8.0, 5.0), dpi=100):
+    """Draw one chart of a results file with matplotlib.
+
+    Parameters
+    ----------
+    results : twin.results.Results, str or os.PathLike
+        An open results file or its path.
+    kind : str
+        A key of :data:`CHARTS`: ``"travel-times"``, ``"network"``, ``"response-times"``,
+        ``"hospital-occupancy"``.
+    out : str or os.PathLike, optional
+        Save the figure here (format from the suffix: ``.png``, ``.svg``, ``.pdf`` ...).
+    prefix : str, default "traffic"
+        Prefix of the traffic datasets (``/events/<prefix>_trips`` ...).
+    figsize : (float, float), default (8, 5)
+        Inches.
+    dpi : int, default 100
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Raises
+    ------
+    ValueError
+        Unknown ``kind``; the message lists the accepted kinds.
+    ResultsError
+        The file lacks the datasets the chart needs.
+    """
+    from matplotlib.figure import Figure
+
+    from twin.results import Results, open_results
+
+    if kind not in CHARTS:
+        raise ValueError(f"unknown chart kind {kind!r}; accepted: {', '.join(CHARTS)}")
+    draw, _ = CHARTS[kind]
+    fig = Figure(figsize=figsize, dpi=dpi, layout="constrained")
+    if isinstance(results, Results):
+        draw(results, fig, prefix)
+    elif isinstance(results, (str, os.PathLike)):
+        with open_results(results) as res:
+            draw(res, fig, prefix)
+    else:
+        raise TypeError(f"expected a results file (twin.open_results) or its path; got {type(results).__name__}")
+    if out is not None:
+        fig.savefig(os.fspath(out))
+        logger.info("wrote %s", out)
+    return fig

@@ -1,0 +1,136 @@
+"""The ``twin render`` and ``twin plot`` commands (wired into :mod:`twin.cli`).
+
+``twin.cli`` calls :func:`add_render_parser` and :func:`add_plot_parser` while building its
+parser; they import nothing heavy, so ``twin --help`` does not load PyVista or matplotlib.
+The commands' functions import them when they run.
+
+Examples
+--------
+::
+
+    twin traffic hefei-baohe --random-trips 7000 --until 2h --out run.h5
+    twin render run.h5 --layer congestion --time 00:40 --out congestion.png
+    twin render run.h5 --layer speed --out speed.gif --fps 4
+    twin plot run.h5 travel-times --out travel_times.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from twin.viz.charts import CHARTS
+from twin.viz.layers import LINK_LAYERS, parse_clock_s
+
+__all__ = ["add_render_parser", "add_plot_parser", "render_main", "plot_main"]
+
+
+def _clock_arg(text):
+    try:
+        return parse_clock_s(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _size_arg(text):
+    try:
+        w, h = (int(v) for v in str(text).lower().split("x"))
+        if w > 0 and h > 0:
+            return (w, h)
+    except ValueError:
+        pass
+    raise argparse.ArgumentTypeError(f"window size {text!r}; expected WIDTHxHEIGHT in pixels, e.g. 1024x768")
+
+
+def add_render_parser(subparsers):
+    """Add the ``render`` command to ``subparsers`` (from ``ArgumentParser.add_subparsers``).
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        The new sub-parser; its ``func`` default is :func:`render_main`.
+    """
+    p = subparsers.add_parser(
+        "render", help="draw a results file's network coloured by a link layer (PNG, or a GIF/MP4 movie)",
+        description="Draw the road network of a results file coloured by a link layer at one interval (PNG), "
+                    "or every interval as a movie (.gif; .mp4 needs imageio-ffmpeg). Renders off-screen.")
+    p.add_argument("results", help="results file (HDF5) written by e.g. `twin traffic --out`")
+    p.add_argument("--layer", choices=list(LINK_LAYERS), default="congestion",
+                   help="colour layer (default congestion: occupancy / critical occupancy)")
+    p.add_argument("--time", type=_clock_arg, default=None, metavar="HH:MM",
+                   help="time from the scenario start (HH:MM, seconds or e.g. 40min); default the busiest interval")
+    p.add_argument("--out", help="output .png, .gif or .mp4 (default <results>_<layer>.png)")
+    p.add_argument("--city", help="draw this city's link geometry (the city the run was made on), e.g. hefei-baohe")
+    p.add_argument("--fps", type=float, default=4.0, help="movie frames (intervals) per second (default 4)")
+    p.add_argument("--size", type=_size_arg, default=None, metavar="WxH",
+                   help="image size in pixels (default 1024x768; movies 800x600)")
+    p.add_argument("--lines", action="store_true", help="draw 3-pixel lines instead of lane-wide tubes")
+    p.add_argument("--series", default="traffic_links", help="link series group under /timeseries "
+                   "(default traffic_links)")
+    p.set_defaults(func=render_main)
+    return p
+
+
+def add_plot_parser(subparsers):
+    """Add the ``plot`` command to ``subparsers``.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        The new sub-parser; its ``func`` default is :func:`plot_main`.
+    """
+    p = subparsers.add_parser("plot", help="matplotlib chart of a results file (travel times, network load ...)")
+    p.add_argument("results", help="results file (HDF5)")
+    p.add_argument("kind", choices=list(CHARTS), help="; ".join(f"{k}: {d}" for k, (_, d) in CHARTS.items()))
+    p.add_argument("--out", help="output image, format from the suffix (default <results>_<kind>.png)")
+    p.add_argument("--prefix", default="traffic", help="prefix of the traffic datasets (default traffic)")
+    p.set_defaults(func=plot_main)
+    return p
+
+
+def render_main(args) -> int:
+    """Run ``twin render`` from parsed arguments; returns the exit status.
+
+    Errors of the results file raise :class:`twin.errors.ResultsError` (``twin.cli`` reports
+    them); a bad ``--out`` suffix or a missing ``imageio-ffmpeg`` prints a message and returns 2.
+    """
+    try:
+        return _render(args)
+    except ImportError as exc:
+        sys.stderr.write(f"twin render: error: {exc}\n")
+        return 2
+
+
+def _render(args) -> int:
+    from twin.loading import load_city
+
+    out = Path(args.out) if args.out else Path(args.results).with_name(f"{Path(args.results).stem}_{args.layer}.png")
+    network = load_city(args.city) if args.city else None
+    common = dict(layer=args.layer, network=network, tubes=not args.lines, series=args.series)
+    if out.suffix.lower() in (".gif", ".mp4"):
+        from twin.viz.plot import render_movie
+
+        size = args.size or (800, 600)
+        start = (args.time, float("inf")) if args.time is not None else None
+        render_movie(args.results, out, fps=args.fps, window_size=size, time_s=start, **common)
+    elif out.suffix.lower() == ".png":
+        from twin.viz.plot import plot_run
+
+        pl = plot_run(args.results, time_s=args.time, screenshot=out, window_size=args.size or (1024, 768), **common)
+        pl.close()
+    else:
+        sys.stderr.write(f"twin render: error: --out {str(out)!r}: expected a .png image or a .gif/.mp4 movie\n")
+        return 2
+    sys.stdout.write(f"wrote {out}\n")
+    return 0
+
+
+def plot_main(args) -> int:
+    """Run ``twin plot`` from parsed arguments; returns the exit status."""
+    from twin.viz.charts import plot_chart
+
+    out = Path(args.out) if args.out else Path(args.results).with_name(f"{Path(args.results).stem}_{args.kind}.png")
+    plot_chart(args.results, args.kind, out, prefix=args.prefix)
+    sys.stdout.write(f"wrote {out}\n")
+    return 0

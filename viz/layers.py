@@ -1,0 +1,100 @@
+"""Colour layers of the link maps, and clock formatting (no PyVista here, so the CLI can list them).
+
+See :mod:`twin.viz.plot` for what each layer means.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["LinkLayer", "LINK_LAYERS", "clock_text", "parse_clock_s"]
+
+
+@dataclass(frozen=True)
+class LinkLayer:
+    """A colour layer: how one value per link is computed from a link series group.
+
+    Attributes
+    ----------
+    name : str
+        Key in :data:`LINK_LAYERS` (the ``layer=`` argument).
+    label : str
+        Words for the title.
+    units : str
+        Units shown in the scalar-bar title ("1" for a ratio).
+    variables : tuple of str
+        Datasets of the series group that the layer reads.
+    cmap : str
+        Default matplotlib colormap name.
+    clim : tuple of float or None
+        Default colour limits; None takes 0 to the 99th percentile over all intervals.
+    """
+
+    name: str
+    label: str
+    units: str
+    variables: tuple
+    cmap: str
+    clim: tuple | None
+
+    @property
+    def scalar_bar_title(self) -> str:
+        """The scalar-bar title: label and units."""
+        return f"{self.label} ({self.units})"
+
+
+LINK_LAYERS = {
+    "congestion": LinkLayer("congestion", "congestion: occupancy / critical occupancy", "1", ("occupancy_veh",),
+                            "RdYlGn_r", (0.0, 1.5)),
+    "speed": LinkLayer("speed", "speed", "m/s", ("speed_mps",), "RdYlGn", None),
+    "occupancy": LinkLayer("occupancy", "occupancy", "veh", ("occupancy_veh",), "viridis", None),
+    "flow": LinkLayer("flow", "flow", "veh/h", ("outflow_veh",), "viridis", None),
+}
+
+
+def clock_text(t_s: float) -> str:
+    """Seconds from the scenario start as a clock time ``HH:MM`` (hours may pass 24).
+
+    Examples
+    --------
+    >>> clock_text(0.0), clock_text(8 * 3600 + 5 * 60 + 59), clock_text(26 * 3600)
+    ('00:00', '08:05', '26:00')
+    """
+    minutes = int(np.floor(float(t_s) / 60.0))
+    return f"{minutes // 60:02d}:{minutes % 60:02d}"
+
+
+def parse_clock_s(text) -> float:
+    """Parse a time from the scenario start: ``"08:30"`` (HH:MM), ``"90min"``, ``"1h30min"``, ``"45s"`` or seconds.
+
+    Raises
+    ------
+    ValueError
+        Anything else; the message lists the accepted forms.
+
+    Examples
+    --------
+    >>> parse_clock_s("00:30"), parse_clock_s("1h30min"), parse_clock_s("45s"), parse_clock_s("600")
+    (1800.0, 5400.0, 45.0, 600.0)
+    """
+    import re
+
+    t = str(text).strip().lower().replace(" ", "")
+    m = re.fullmatch(r"(\d+):(\d{2})(?::(\d{2}))?", t)
+    if m:
+        h, mi, s = int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)
+        if mi < 60 and s < 60:
+            return float(h * 3600 + mi * 60 + s)
+    try:
+        value = float(t)
+        if np.isfinite(value) and value >= 0:
+            return value
+    except ValueError:
+        pass
+    parts = re.findall(r"(\d+(?:\.\d+)?)(h|min|m|s)", t)
+    if parts and "".join(a + b for a, b in parts) == t:
+        return sum(float(a) * {"h": 3600.0, "min": 60.0, "m": 60.0, "s": 1.0}[b] for a, b in parts)
+    raise ValueError(f"time {text!r}; expected HH:MM from the scenario start (e.g. 08:30), seconds (e.g. 1800), "
+                     "or a duration such as 90min, 1h30min, 45s")
