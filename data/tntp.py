@@ -169,7 +169,7 @@ def _read_nodes(net_path: Path, n_nodes):
 
 
 def read_tntp_net(path, *, time_unit=None, length_unit=None, coord_unit=None, name=None,
-                  duplicates="keep") -> RawNetwork:
+                  duplicates="keep", lane_capacity_veh_per_h=2000.0) -> RawNetwork:
     """Read a TNTP ``*_net.tntp`` file (and its node file, when present).
 
     Parameters
@@ -187,6 +187,10 @@ def read_tntp_net(path, *, time_unit=None, length_unit=None, coord_unit=None, na
         ±180 and y within ±90, else metres.
     name : str, optional
         Network name; default the file name without ``_net.tntp``.
+    lane_capacity_veh_per_h : float
+        TNTP files give no lane counts; a link gets ``ceil(capacity / this)`` lanes
+        (default 2,000 veh/h/lane, the HCM freeway base capacity per lane), so that its
+        storage (lanes × length × jam density) fits its capacity in the traffic model.
     duplicates : {"keep", "first", "error"}
         What to do with a second link between the same ordered node pair: keep both as
         parallel links (default: nothing is dropped silently), keep only the first (the
@@ -216,6 +220,9 @@ def read_tntp_net(path, *, time_unit=None, length_unit=None, coord_unit=None, na
         t_fac, l_fac = time_factor_s(t_unit), length_factor_m(l_unit)
     except ValueError as exc:
         raise NetworkError(f"{path}: {exc}") from None
+    if not (isinstance(lane_capacity_veh_per_h, (int, float)) and math.isfinite(lane_capacity_veh_per_h)
+            and lane_capacity_veh_per_h > 0):
+        raise NetworkError(f"lane_capacity_veh_per_h = {lane_capacity_veh_per_h!r}; expected a number > 0")
     if duplicates not in ("first", "error", "keep"):
         raise NetworkError(f"duplicates = {duplicates!r}; expected 'first', 'error' or 'keep'")
 
@@ -353,7 +360,7 @@ def read_tntp_net(path, *, time_unit=None, length_unit=None, coord_unit=None, na
     return RawNetwork(
         name=name or stem, source=str(path), node_ids=node_ids, x_m=x, y_m=y, lon=lon, lat=lat,
         link_from_idx=tail, link_to_idx=head, length_m=length_m, free_speed_mps=speed,
-        lanes=np.ones(len(arr)), capacity_veh_per_h=arr[:, 2], free_flow_time_s=fft_s,
+        lanes=np.maximum(1.0, np.ceil(arr[:, 2] / float(lane_capacity_veh_per_h))), capacity_veh_per_h=arr[:, 2], free_flow_time_s=fft_s,
         road_class=road_class, road_class_names=tuple(f"tntp_type_{t}" for t in types),
         bpr_alpha=arr[:, 5], bpr_beta=arr[:, 6], zone_of_node=zone_of_node,
         zone_ids=np.arange(1, n_zones + 1, dtype=np.int64), no_through=no_through,

@@ -404,6 +404,13 @@ def read_events(city: City, events):
     return [(t, a, links, cap) for t, a, links, cap, _ in out]
 
 
+def _gather_index(starts, lens):
+    """Indices of the concatenated slices ``[starts[i], starts[i] + lens[i])``, in order."""
+    lens = np.asarray(lens, dtype=np.int64)
+    total = int(lens.sum())
+    return np.repeat(np.asarray(starts, dtype=np.int64) - (np.cumsum(lens) - lens), lens) + np.arange(total)
+
+
 class TrafficEngine:
     """The state of one traffic run, advanced by the numba kernel in blocks.
 
@@ -697,6 +704,18 @@ class TrafficEngine:
         self.seg_end[vehicles] = sentinel
         return seg_start
 
+    def _segment_sums(self, starts, ends, per_link):
+        """Sum of ``per_link`` over the route positions ``[starts[i], ends[i])`` of each vehicle."""
+        lens = np.maximum(np.asarray(ends, dtype=np.int64) - starts, 0)
+        out = np.zeros(len(lens))
+        if not len(lens) or not lens.sum():
+            return out
+        vals = per_link[self.route_seq[_gather_index(starts, lens)]]
+        off = np.cumsum(lens) - lens
+        out = np.add.reduceat(np.append(vals, 0.0), off)
+        out[lens == 0] = 0.0
+        return out
+
     def _reroute(self, share, not_started=False):
         """Re-route vehicles whose route crosses a closed link, and ``share`` of the others on the road.
 
@@ -708,20 +727,13 @@ class TrafficEngine:
         cost = self.link_travel_times_s()
         cost = np.where(np.isfinite(cost), cost, CLOSED_COST_S)
         closed_any = not self.link_open.all()
-        used = self.route_used
-        seq = self.route_seq[:used]
-        is_link = seq >= 0
-        # prefix sums of closed links and of current cost along route_seq
-        closed_pos = np.zeros(used + 1, dtype=np.int64)
-        if closed_any:
-            np.cumsum(is_link & ~self.link_open[np.where(is_link, seq, 0)], out=closed_pos[1:])
-        cost_pos = np.zeros(used + 1)
-        np.cumsum(np.where(is_link, cost[np.where(is_link, seq, 0)], 0.0), out=cost_pos[1:])
+        closed_f = (~self.link_open).astype(np.float64)
         status = self.state["status"]
         # 1. vehicles on the road: from the head node of their current link
         veh, link, pos, due, slot = self._on_road()
         end = self.seg_end[veh]
-        must = (closed_pos[end] - closed_pos[pos + 1]) > 0 if closed_any else np.zeros(len(veh), dtype=bool)
+        must = (self._segment_sums(pos + 1, end, closed_f) > 0 if closed_any
+                else np.zeros(len(veh), dtype=bool))
         pick = must | (self.rng_reroute.random(len(veh)) < share) if share > 0 else must
         origin = self.city.link_to_idx[link].astype(np.int64)
         dest = self.d_idx[veh]
@@ -731,15 +743,19 @@ class TrafficEngine:
             ro, rl, unr = _routes(self.city, origin[sel], dest[sel], link_cost_s=cost)
             new_cost = np.add.reduceat(np.append(cost[rl], 0.0), ro[:-1]) if len(rl) else np.zeros(len(sel))
             new_cost = np.where(np.diff(ro) > 0, new_cost, np.inf)
-            old_cost = cost_pos[end[sel]] - cost_pos[pos[sel] + 1]
+            old_cost = self._segment_sums(pos[sel] + 1, end[sel], cost)
             better = ~unr & ((new_cost < old_cost - 1e-9) | must[sel]) & (new_cost < CLOSED_COST_S)
             if better.any():
                 b = np.flatnonzero(better)
                 lens = np.diff(ro)[b]
-                segs = [np.concatenate([[link[sel[i]]], rl[ro[i]:ro[i + 1]]]) for i in b]
-                seg_links = np.concatenate(segs).astype(np.int32)
                 seg_off = np.zeros(len(b) + 1, dtype=np.int64)
                 np.cumsum(lens + 1, out=seg_off[1:])
+                # each new segment: the current link, then the new route from its head node
+                seg_links = np.empty(int(seg_off[-1]), dtype=np.int32)
+                head_pos = np.zeros(len(seg_links), dtype=bool)
+                head_pos[seg_off[:-1]] = True
+                seg_links[head_pos] = link[sel[b]]
+                seg_links[~head_pos] = rl[_gather_index(ro[:-1][b], lens)]
                 vs = veh[sel[b]].astype(np.int64)
                 new_start = self._append_segments(vs, pos[sel[b]], seg_links, seg_off)
                 # point the ring entries at the new segments (due tick kept)
@@ -750,18 +766,19 @@ class TrafficEngine:
             waiting = np.flatnonzero(self.routable & (status <= K.STATUS_WAITING))
             if len(waiting):
                 st = self.route_start[waiting]
-                crosses = (closed_pos[self.seg_end[waiting]] - closed_pos[st]) > 0
+                crosses = (self._segment_sums(st, self.seg_end[waiting], closed_f) > 0 if closed_any
+                           else np.zeros(len(waiting), dtype=bool))
                 w = waiting[crosses | not_started]
                 if len(w):
                     ro, rl, unr = _routes(self.city, self.o_idx[w], self.d_idx[w],
                                           link_cost_s=cost)
                     seg_cost = np.add.reduceat(np.append(cost[rl], 0.0), ro[:-1]) if len(rl) else np.zeros(len(w))
-                    old_cost = cost_pos[self.seg_end[w]] - cost_pos[self.route_start[w]]
-                    must_w = (closed_pos[self.seg_end[w]] - closed_pos[self.route_start[w]]) > 0
+                    old_cost = self._segment_sums(self.route_start[w], self.seg_end[w], cost)
+                    must_w = self._segment_sums(self.route_start[w], self.seg_end[w], closed_f) > 0
                     good = ~unr & (np.diff(ro) > 0) & (seg_cost < CLOSED_COST_S) & (must_w | (seg_cost < old_cost - 1e-9))
                     if good.any():
                         g = np.flatnonzero(good)
-                        seg_links = np.concatenate([rl[ro[i]:ro[i + 1]] for i in g]).astype(np.int32)
+                        seg_links = rl[_gather_index(ro[:-1][g], np.diff(ro)[g])].astype(np.int32)
                         seg_off = np.zeros(len(g) + 1, dtype=np.int64)
                         np.cumsum(np.diff(ro)[g], out=seg_off[1:])
                         vs = w[g].astype(np.int64)
@@ -785,8 +802,7 @@ class TrafficEngine:
         order = np.argsort(pv, kind="stable")      # per vehicle: history pieces in order, then the current
         pv, pa, pb = pv[order], pa[order], pb[order]
         lens = np.maximum(pb - pa, 0)
-        idx = np.repeat(pa - (np.cumsum(lens) - lens), lens) + np.arange(int(lens.sum()))
-        links = self.route_seq[idx].astype(np.int64)
+        links = self.route_seq[_gather_index(pa, lens)].astype(np.int64)
         off = np.zeros(n + 1, dtype=np.int64)
         np.cumsum(np.bincount(pv, weights=lens, minlength=n).astype(np.int64), out=off[1:])
         return off, links

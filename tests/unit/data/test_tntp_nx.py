@@ -497,7 +497,8 @@ def test_load_city_unknown_extension(tmp_path):
 def test_load_city_unknown_tntp_option(tmp_path):
     path, _ = write_net(tmp_path)
     with pytest.raises(NetworkError, match=r"unknown option\(s\) \['foo'\] for a TNTP network; accepted: "
-                                           r"\['time_unit', 'length_unit', 'coord_unit', 'name', 'duplicates'\]"):
+                                           r"\['time_unit', 'length_unit', 'coord_unit', 'name', 'duplicates', "
+                                           r"'lane_capacity_veh_per_h'\]"):
         twin.load_city(path, foo=1)
 
 
