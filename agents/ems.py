@@ -1,0 +1,389 @@
+"""Emergency response on one SimPy clock: units, hospitals and dispatch in a Mesa model.
+
+:class:`CityModel` is a :class:`mesa.Model` that holds the :class:`simpy.Environment`
+clock (float seconds from the start) and the few actors — :class:`Unit` (ambulances),
+:class:`~twin.agents.hospital.Hospital` wards and one
+:class:`~twin.agents.dispatch.DispatchCentre` — as Mesa agents that own SimPy processes
+and resources. Calls are the many: one :class:`~twin.agents.calls.CallTable` of arrays.
+:func:`run_ems` builds the model from an :class:`~twin.emergency.EmsSpec`, runs it and
+returns an :class:`~twin.emergency.EmsResult` of tables and KPIs.
+
+Process model (fidelity)
+------------------------
+*Path mode.* Dispatched → (turnout) en route → (travel) on scene → (on-scene time)
+transporting with probability ``transport_probability`` to the hospital nearest the zone →
+at hospital → (bed granted: immediately, after a wait in a queue ward, or blocked in a
+loss ward) handover → available → returning to station (driving, or instantly). An
+available unit may be dispatched while returning; its travel time is then counted from
+the place it started returning from (it has no position in between). Travel times are
+static (one matrix, no congestion).
+
+*Busy-time mode* (the textbook model of Larson's hypercube and of M/M/c fleets). The whole
+busy period is one draw of the unit's busy-time distribution, independent of travel;
+then the unit is at its station (instant return). The travel time from station to zone
+is recorded, and ``on_scene_at_s = dispatched_s + travel_s`` is nominal.
+
+Ties at equal times follow SimPy's FIFO event order; a unit that becomes available takes
+the first queued call (priority, call time, call id) it is eligible for before any later
+event is processed.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import mesa
+import numpy as np
+import pandas as pd
+import simpy
+
+from twin.agents.calls import generate_calls, poisson_arrivals, spawn_streams
+from twin.agents.dispatch import DispatchCentre, make_policy
+from twin.agents.hospital import Hospital
+from twin.emergency import OUTCOMES, UNIT_EVENTS, EmsResult, EmsSpec, UnitSpec, response_summary, time_average
+from twin.errors import ScenarioError
+
+__all__ = ["CityModel", "Unit", "run_ems", "run_replications"]
+
+logger = logging.getLogger(__name__)
+
+# Lifecycle and outcome codes: indices into twin.emergency.UNIT_EVENTS and OUTCOMES.
+(DISPATCHED, EN_ROUTE, ON_SCENE, TRANSPORTING, AT_HOSPITAL, HANDOVER, AVAILABLE, RETURNING,
+ AT_STATION) = (UNIT_EVENTS.index(name) for name in UNIT_EVENTS)
+IDLE_STATES = (AVAILABLE, RETURNING, AT_STATION)
+COMPLETED, LOST = OUTCOMES.index("completed"), OUTCOMES.index("lost")
+
+
+class Unit(mesa.Agent):
+    """An ambulance: a Mesa agent whose assignments are SimPy processes.
+
+    Attributes
+    ----------
+    unit_idx : int
+        Row of the unit in ``spec.units`` and in the units table.
+    location_idx : int
+        Last fixed location (station, scene or hospital) in the travel-time matrix.
+    state : int
+        Last lifecycle code (index into :data:`twin.emergency.UNIT_EVENTS`).
+    """
+
+    def __init__(self, model, unit_idx: int, spec: UnitSpec):
+        super().__init__(model)
+        self.env = model.env
+        self.unit_idx = unit_idx
+        self.spec = spec
+        self.station_idx = spec.station_idx
+        self.location_idx = spec.station_idx
+        self.state = AT_STATION
+        self.busy_time = spec.busy_time if spec.busy_time is not None else model.spec.service.busy_time
+        self._return_proc = None
+        self._textbook = model.spec.service.mode == "busy_time"
+        self._instant_return = model.spec.service.return_mode == "instant"
+
+    @property
+    def idle(self) -> bool:
+        return self.state in IDLE_STATES
+
+    def _log(self, call_idx, code):
+        self.state = code
+        self.model.unit_events.append((self.env.now, self.unit_idx, call_idx, code))
+
+    def assign(self, call_idx: int):
+        """Dispatch this (idle) unit to a call now."""
+        if self.state == RETURNING and self._return_proc is not None and self._return_proc.is_alive:
+            self._return_proc.interrupt("dispatched")
+        self._return_proc = None
+        calls = self.model.calls
+        calls.dispatched_s[call_idx] = self.env.now
+        calls.unit_idx[call_idx] = self.unit_idx
+        self._log(call_idx, DISPATCHED)
+        self.env.process(self._serve_textbook(call_idx) if self._textbook else self._serve_path(call_idx))
+
+    def _serve_textbook(self, c):
+        model, calls = self.model, self.model.calls
+        travel = float(model.spec.travel_time_s[self.station_idx, model.zone_location[calls.zone_idx[c]]])
+        calls.travel_s[c] = travel
+        calls.on_scene_at_s[c] = self.env.now + travel
+        yield self.env.timeout(float(self.busy_time.ppf(calls.u_busy[c])))
+        self.location_idx = self.station_idx
+        self._release(c)
+
+    def _serve_path(self, c):
+        env, model, calls = self.env, self.model, self.model.calls
+        tt = model.spec.travel_time_s
+        if calls.turnout_s[c] > 0:
+            yield env.timeout(float(calls.turnout_s[c]))
+        self._log(c, EN_ROUTE)
+        dest = int(model.zone_location[calls.zone_idx[c]])
+        travel = float(tt[self.location_idx, dest])
+        calls.travel_s[c] = travel
+        yield env.timeout(travel)
+        self.location_idx = dest
+        calls.on_scene_at_s[c] = env.now
+        self._log(c, ON_SCENE)
+        yield env.timeout(float(calls.on_scene_s[c]))
+        if calls.transport[c]:
+            hosp = model.hospitals[calls.hospital_idx[c]]
+            self._log(c, TRANSPORTING)
+            yield env.timeout(float(tt[dest, hosp.spec.location_idx]))
+            self.location_idx = hosp.spec.location_idx
+            calls.at_hospital_s[c] = env.now
+            self._log(c, AT_HOSPITAL)
+            admitted = yield hosp.admit(c, float(calls.u_los[c]))
+            if admitted:
+                calls.bed_s[c] = env.now
+            self._log(c, HANDOVER)
+            yield env.timeout(float(calls.handover_s[c]))
+        self._release(c)
+
+    def _release(self, c):
+        calls = self.model.calls
+        calls.available_s[c] = self.env.now
+        calls.outcome[c] = COMPLETED
+        self._log(c, AVAILABLE)
+        if self.model.dispatch.unit_free(self):
+            return
+        if self.location_idx == self.station_idx or self._textbook or self._instant_return:
+            self.location_idx = self.station_idx
+            self._log(c, AT_STATION)
+        else:
+            self._return_proc = self.env.process(self._return(c))
+
+    def _return(self, c):
+        self._log(c, RETURNING)
+        try:
+            yield self.env.timeout(float(self.model.spec.travel_time_s[self.location_idx, self.station_idx]))
+        except simpy.Interrupt:
+            return
+        self.location_idx = self.station_idx
+        self._log(c, AT_STATION)
+
+
+class CityModel(mesa.Model):
+    """Mesa model of the EMS system on a SimPy clock.
+
+    Parameters
+    ----------
+    spec : EmsSpec
+    seed : int or numpy.random.SeedSequence
+        Run seed; streams :data:`twin.emergency.STREAMS` are spawned from it.
+    until_s : float
+        Calls and walk-ins arrive on ``[0, until_s)``.
+    policy : object, optional
+        A dispatch policy overriding ``spec.dispatch.policy`` (see :mod:`twin.agents.dispatch`).
+    calls : mapping, optional
+        Given calls (``time_s, zone_idx, type_idx``) instead of Poisson arrivals.
+
+    Attributes
+    ----------
+    env : simpy.Environment
+    calls : CallTable
+    units : list of Unit
+    hospitals : list of Hospital
+    dispatch : DispatchCentre
+    unit_events : list of (time_s, unit_idx, call_idx, code)
+    """
+
+    def __init__(self, spec: EmsSpec, *, seed, until_s: float, policy=None, calls=None):
+        streams = spawn_streams(seed)
+        super().__init__(rng=streams["agents"])
+        self.spec = spec
+        self.seed = seed
+        self.until_s = float(until_s)
+        self.env = simpy.Environment()
+        self.calls = generate_calls(spec, self.until_s, streams, calls)
+        self.zone_location = np.array([z.location_idx for z in spec.zones], dtype=np.int64)
+        self.unit_events = []
+        self.dispatch = DispatchCentre(self, policy if policy is not None else make_policy(spec.dispatch),
+                                       spec.dispatch.max_queue)
+        self.units = [Unit(self, i, u) for i, u in enumerate(spec.units)]
+        self.hospitals = [Hospital(self, h, hs) for h, hs in enumerate(spec.hospitals)]
+        hstreams = streams["hospital"].spawn(len(self.hospitals)) if self.hospitals else []
+        for hosp, rng in zip(self.hospitals, hstreams):
+            t = poisson_arrivals(rng, hosp.spec.walk_in_rate_per_h / 3600.0, self.until_s)
+            if len(t):
+                self.env.process(hosp.walk_in_source(t, rng.random(len(t))))
+        if len(self.calls):
+            self.env.process(self._call_source())
+
+    def idle_units(self):
+        """Units free for dispatch, in unit-index order."""
+        return [u for u in self.units if u.state in IDLE_STATES]
+
+    def _call_source(self):
+        env, times, dispatch = self.env, self.calls.time_s, self.dispatch
+        for c in range(len(times)):
+            yield env.timeout(times[c] - env.now)
+            dispatch.receive(c)
+
+    def run(self, drain: bool = True) -> float:
+        """Run to ``until_s`` and, with ``drain``, on until every call and stay has ended.
+
+        Returns the end time in seconds.
+        """
+        self.env.run(until=self.until_s)
+        if drain:
+            self.env.run()
+        return float(self.env.now)
+
+
+# --------------------------------------------------------------------------------------
+# result assembly
+
+def _calls_frame(calls):
+    outcome = np.asarray(OUTCOMES, dtype=object)[calls.outcome]
+    return pd.DataFrame({
+        "call_id": np.arange(len(calls), dtype=np.int64), "time_s": calls.time_s, "zone_idx": calls.zone_idx,
+        "type_idx": calls.type_idx, "priority": calls.priority, "ready_s": calls.ready_s,
+        "dispatched_s": calls.dispatched_s, "unit_idx": calls.unit_idx, "travel_s": calls.travel_s,
+        "on_scene_s": calls.on_scene_at_s, "transport": calls.transport, "hospital_idx": calls.hospital_idx,
+        "at_hospital_s": calls.at_hospital_s, "bed_s": calls.bed_s, "available_s": calls.available_s,
+        "outcome": outcome, "wait_s": calls.dispatched_s - calls.ready_s,
+        "response_s": calls.on_scene_at_s - calls.time_s})
+
+
+def _overlap(a, b, start, end):
+    return np.clip(np.minimum(b, end) - np.maximum(a, start), 0.0, None)
+
+
+def _kpis_and_tables(model, start, end):
+    spec, calls = model.spec, model.calls
+    span = end - start
+    kpis = {"window_start_s": start, "window_end_s": end}
+    inwin = (calls.time_s >= start) & (calls.time_s < end)
+    n = int(inwin.sum())
+    kpis["n_calls"] = n
+    kpis["n_lost"] = int(np.sum(inwin & (calls.outcome == LOST)))
+    kpis["n_open"] = int(np.sum(inwin & (calls.outcome == 0)))
+    kpis["lost_share"] = kpis["n_lost"] / n if n else math.nan
+    resp = calls.on_scene_at_s - calls.time_s
+    for key, val in response_summary(resp[inwin]).items():
+        kpis[f"response_{key}"] = val
+    for p in (1, 2, 3):
+        sel = inwin & (calls.priority == p)
+        if not sel.any():
+            continue
+        for key, val in response_summary(resp[sel], spec.response_target_s[p - 1]).items():
+            kpis[f"response_p{p}_{key}"] = val
+    served = inwin & ~np.isnan(calls.dispatched_s)
+    wait = (calls.dispatched_s - calls.ready_s)[served]
+    kpis["dispatch_wait_mean_s"] = float(wait.mean()) if len(wait) else math.nan
+    kpis["dispatch_wait_share"] = float(np.mean(wait > 0)) if len(wait) else math.nan
+    qs = np.array(model.dispatch.queue_series, dtype=np.float64)
+    kpis["dispatch_queue_mean"] = time_average(qs[:, 0], qs[:, 1], start, end)
+
+    had = ~np.isnan(calls.dispatched_s)
+    busy = _overlap(calls.dispatched_s[had], calls.available_s[had], start, end)
+    busy_s = np.bincount(calls.unit_idx[had], weights=busy, minlength=spec.n_units)
+    disp_in = had & (calls.dispatched_s >= start) & (calls.dispatched_s < end)
+    n_disp = np.bincount(calls.unit_idx[disp_in], minlength=spec.n_units)
+    units = pd.DataFrame({"unit_idx": np.arange(spec.n_units), "name": [u.name for u in spec.units],
+                          "station_idx": [u.station_idx for u in spec.units], "n_dispatches": n_disp,
+                          "busy_s": busy_s, "utilisation": busy_s / span})
+    kpis["unit_utilisation_mean"] = float(units["utilisation"].mean()) if spec.n_units else math.nan
+
+    adm_rows, occ_rows, hosp_rows = [], [], []
+    for h in model.hospitals:
+        for call_id, arr, bed, dis, blocked in h.admissions:
+            adm_rows.append((h.hospital_idx, call_id, arr, bed, dis, blocked))
+        s = np.array(h.series, dtype=np.float64)
+        occ_rows.append(pd.DataFrame({"time_s": s[:, 0], "hospital_idx": h.hospital_idx,
+                                      "occupied_beds": s[:, 1].astype(np.int64), "waiting": s[:, 2].astype(np.int64)}))
+        a = np.array([r[1:5] for r in h.admissions], dtype=np.float64).reshape(-1, 4)
+        arr_in = (a[:, 0] >= start) & (a[:, 0] < end)
+        n_arr = int(arr_in.sum())
+        n_blk = int(np.sum(arr_in & (a[:, 3] > 0)))
+        got = arr_in & ~np.isnan(a[:, 1])
+        occ = time_average(s[:, 0], s[:, 1], start, end)
+        row = {"hospital_idx": h.hospital_idx, "name": h.spec.name, "beds": h.spec.beds, "arrivals": n_arr,
+               "blocked": n_blk, "blocking": n_blk / n_arr if n_arr else math.nan, "occupancy_mean": occ,
+               "occupancy_max": int(s[:, 1].max()), "utilisation": occ / h.spec.beds if h.spec.beds else math.nan,
+               "bed_wait_mean_s": float(np.mean(a[got, 1] - a[got, 0])) if got.any() else math.nan,
+               "waiting_mean": time_average(s[:, 0], s[:, 2], start, end)}
+        hosp_rows.append(row)
+        for key in ("arrivals", "blocked", "blocking", "occupancy_mean", "utilisation", "bed_wait_mean_s"):
+            kpis[f"hospital_{h.spec.name}_{key}"] = row[key]
+    admissions = pd.DataFrame(adm_rows, columns=["hospital_idx", "call_id", "arrival_s", "bed_s", "discharge_s",
+                                                 "blocked"])
+    occupancy = (pd.concat(occ_rows, ignore_index=True) if occ_rows else
+                 pd.DataFrame(columns=["time_s", "hospital_idx", "occupied_beds", "waiting"]))
+    hospitals = pd.DataFrame(hosp_rows, columns=["hospital_idx", "name", "beds", "arrivals", "blocked", "blocking",
+                                                 "occupancy_mean", "occupancy_max", "utilisation", "bed_wait_mean_s",
+                                                 "waiting_mean"])
+    return kpis, units, admissions, occupancy, hospitals
+
+
+def run_ems(spec, *, seed, until_s: float, drain: bool = True, policy=None, calls=None) -> EmsResult:
+    """Simulate an EMS system and return its records and KPIs.
+
+    Parameters
+    ----------
+    spec : EmsSpec or dict
+        The system (a dict goes through :meth:`EmsSpec.from_dict`).
+    seed : int or numpy.random.SeedSequence
+        Run seed (``>= 0``), or a replication's child sequence. The same spec and seed give
+        identical tables.
+    until_s : float
+        Calls and walk-ins arrive on ``[0, until_s)``; KPIs cover ``[spec.warmup_s, until_s)``.
+    drain : bool
+        Keep running after ``until_s`` until every call has ended and every bed is free, so
+        that every call ends ``completed`` or ``lost``. Without it, unfinished calls are
+        ``open``.
+    policy : object, optional
+        Dispatch policy overriding the spec's (see :mod:`twin.agents.dispatch`).
+    calls : mapping or DataFrame, optional
+        Calls to replay (``time_s`` ascending in ``[0, until_s)``, ``zone_idx``, optional
+        ``type_idx``) instead of the Poisson arrivals.
+
+    Returns
+    -------
+    EmsResult
+        ``kpis`` holds ``n_calls, n_lost, lost_share``, response-time ``mean/p50/p90``
+        overall and per priority with ``response_p{k}_within_target`` where a target is
+        set, ``dispatch_wait_mean_s`` and ``dispatch_wait_share`` (served calls),
+        ``dispatch_queue_mean`` (time average), ``unit_utilisation_mean`` and, per ward,
+        ``hospital_<name>_{arrivals, blocked, blocking, occupancy_mean, utilisation,
+        bed_wait_mean_s}``.
+
+    Raises
+    ------
+    ScenarioError
+        A malformed spec, a negative seed, or ``until_s <= warmup_s``.
+    """
+    spec = EmsSpec.from_dict(spec) if not isinstance(spec, EmsSpec) else spec
+    if not isinstance(seed, np.random.SeedSequence) and (
+            isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
+        raise ScenarioError(f"run_ems: seed = {seed!r}; expected an integer >= 0 or a numpy SeedSequence")
+    if not (isinstance(until_s, (int, float)) and math.isfinite(until_s) and until_s > spec.warmup_s):
+        raise ScenarioError(f"run_ems: until_s = {until_s!r}; expected a finite number of seconds > warmup_s "
+                            f"= {spec.warmup_s}")
+    model = CityModel(spec, seed=seed, until_s=float(until_s), policy=policy, calls=calls)
+    logger.info("EMS run: %d calls, %d units, %d hospitals, until %.0f s", len(model.calls), spec.n_units,
+                spec.n_hospitals, until_s)
+    end_s = model.run(drain=drain)
+    kpis, units, admissions, occupancy, hospitals = _kpis_and_tables(model, spec.warmup_s, float(until_s))
+    ev = np.array(model.unit_events, dtype=np.float64).reshape(-1, 4)
+    unit_events = pd.DataFrame({"time_s": ev[:, 0], "unit_idx": ev[:, 1].astype(np.int32),
+                                "call_id": ev[:, 2].astype(np.int64),
+                                "event": np.asarray(UNIT_EVENTS, dtype=object)[ev[:, 3].astype(np.int64)]})
+    qs = np.array(model.dispatch.queue_series, dtype=np.float64)
+    dq = pd.DataFrame({"time_s": qs[:, 0], "queue_length": qs[:, 1].astype(np.int64)})
+    return EmsResult(calls=_calls_frame(model.calls), unit_events=unit_events, units=units, admissions=admissions,
+                     occupancy=occupancy, hospitals=hospitals, dispatch_queue=dq, kpis=kpis, seed=seed,
+                     until_s=float(until_s), end_s=end_s, spec=spec)
+
+
+def run_replications(spec, *, seed: int, n_replications: int, until_s: float, **kwargs):
+    """Independent replications of :func:`run_ems`, one child ``SeedSequence`` each.
+
+    The children come from ``numpy.random.SeedSequence(seed).spawn(n_replications)``, so
+    replication ``r`` is the same whatever ``n_replications`` is, and two specs run with
+    the same seed see the same calls (common random numbers). Returns a list of
+    :class:`~twin.emergency.EmsResult`.
+    """
+    if isinstance(n_replications, bool) or not isinstance(n_replications, (int, np.integer)) or n_replications < 1:
+        raise ScenarioError(f"run_replications: n_replications = {n_replications!r}; expected an integer >= 1")
+    spec = EmsSpec.from_dict(spec) if not isinstance(spec, EmsSpec) else spec
+    children = np.random.SeedSequence(seed).spawn(int(n_replications))
+    return [run_ems(spec, seed=child, until_s=until_s, **kwargs) for child in children]

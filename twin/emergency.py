@@ -1,0 +1,763 @@
+"""Emergency medical services: the scenario spec, distributions, codes and KPI arithmetic.
+
+This core module holds what the EMS actors (:mod:`twin.agents.ems`) and later the CLI,
+results writer and scenarios share, with no SimPy or Mesa in it:
+
+- :class:`EmsSpec` and its groups, frozen dataclasses with units in field names, built from
+  a plain dict (a TOML table) by :meth:`EmsSpec.from_dict` with clear
+  :class:`~twin.errors.ScenarioError` messages;
+- :class:`Dist`, a service/stay/processing-time distribution sampled by inverse transform
+  from pre-drawn uniforms (so a call keeps its dice whatever unit serves it: common random
+  numbers across policies);
+- the unit lifecycle and call-outcome codes, and the stream names of one run;
+- :func:`time_average` and :func:`response_summary`, the KPI arithmetic;
+- builders of the textbook systems the simulation is validated against
+  (:func:`loss_ward_spec`, :func:`pooled_fleet_spec`, :func:`hypercube_spec`) and
+  :func:`travel_time_matrix` from a :class:`~twin.graph.City`.
+
+Fidelity: locations are indices into one static travel-time matrix (seconds); units move
+on it without congestion. See :mod:`twin.agents.ems` for the process model.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import numbers
+from dataclasses import dataclass, field, fields
+
+import numpy as np
+from scipy.special import gammaincinv, ndtri
+
+from twin.errors import ScenarioError
+
+__all__ = [
+    "Dist",
+    "ZoneSpec",
+    "CallTypeSpec",
+    "UnitSpec",
+    "HospitalSpec",
+    "DispatchSpec",
+    "ServiceSpec",
+    "EmsSpec",
+    "EmsResult",
+    "UNIT_EVENTS",
+    "OUTCOMES",
+    "STREAMS",
+    "DIST_KINDS",
+    "POLICIES",
+    "time_average",
+    "response_summary",
+    "travel_time_matrix",
+    "loss_ward_spec",
+    "pooled_fleet_spec",
+    "hypercube_spec",
+]
+
+#: Unit lifecycle event codes (int8 in the unit-events table), in lifecycle order.
+UNIT_EVENTS = ("dispatched", "en_route", "on_scene", "transporting", "at_hospital", "handover", "available",
+               "returning", "at_station")
+#: Call outcome codes (int8 in the calls table): open only when a run is not drained.
+OUTCOMES = ("open", "completed", "lost")
+#: Named random streams of one run, spawned in this order from the run seed (STYLE §10).
+STREAMS = ("calls", "dispatch", "service", "hospital", "agents")
+#: Accepted distribution kinds.
+DIST_KINDS = ("constant", "exponential", "lognormal", "gamma")
+#: Accepted dispatch policies.
+POLICIES = ("nearest", "preference")
+SERVICE_MODES = ("path", "busy_time")
+RETURN_MODES = ("drive", "instant")
+WARD_MODES = ("loss", "queue")
+
+
+# --------------------------------------------------------------------------------------
+# parsing helpers
+
+def _fail(where, msg):
+    raise ScenarioError(f"{where}: {msg}")
+
+
+def _number(value, where, *, minimum=0.0, strict=False, allow_none=False):
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        _fail(where, f"found {value!r}; expected a finite number {'>' if strict else '>='} {minimum:g}")
+    if value < minimum or (strict and value == minimum):
+        _fail(where, f"found {value!r}; expected a number {'>' if strict else '>='} {minimum:g}")
+    return float(value)
+
+
+def _integer(value, where, *, minimum=0, maximum=None):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        _fail(where, f"found {value!r}; expected an integer >= {minimum}")
+    if value < minimum or (maximum is not None and value > maximum):
+        rng = f"in {minimum}..{maximum}" if maximum is not None else f">= {minimum}"
+        _fail(where, f"found {value!r}; expected an integer {rng}")
+    return int(value)
+
+
+def _choice(value, where, accepted):
+    if value not in accepted:
+        _fail(where, f"found {value!r}; expected one of {', '.join(repr(a) for a in accepted)}")
+    return value
+
+
+def _check_keys(data, cls, where):
+    if not isinstance(data, dict):
+        _fail(where, f"found {type(data).__name__} {data!r}; expected a table (dict) of {cls.__name__} fields")
+    names = [f.name for f in fields(cls)]
+    for key in data:
+        if key not in names:
+            close = difflib.get_close_matches(str(key), names, n=1)
+            hint = f"did you mean '{close[0]}'? " if close else ""
+            raise ScenarioError(f"unknown key '{key}' in {where}; {hint}accepted keys: {', '.join(names)}")
+
+
+def _build(cls, data, where, **converters):
+    """Build a frozen group from a dict: unknown keys are errors; converters parse fields."""
+    _check_keys(data, cls, where)
+    kwargs = {}
+    for key, value in data.items():
+        conv = converters.get(key)
+        kwargs[key] = conv(value, f"{where}.{key}") if conv else value
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:  # a missing required key
+        raise ScenarioError(f"{where}: {exc}") from None
+
+
+# --------------------------------------------------------------------------------------
+# distributions
+
+@dataclass(frozen=True)
+class Dist:
+    """A non-negative time distribution, sampled by inverse transform.
+
+    Attributes
+    ----------
+    kind : str
+        One of :data:`DIST_KINDS`.
+    mean_s : float
+        Mean in seconds, ``>= 0`` (``> 0`` except for ``constant``).
+    cv : float
+        Coefficient of variation (standard deviation / mean), ``> 0`` for ``lognormal`` and
+        ``gamma``; ignored (1) for ``exponential`` and (0) for ``constant``.
+
+    Examples
+    --------
+    >>> Dist("exponential", 60.0).ppf([0.5]).round(3)
+    array([41.589])
+    >>> Dist.parse(30, "x").kind
+    'constant'
+    """
+
+    kind: str
+    mean_s: float
+    cv: float = 1.0
+
+    def __post_init__(self):
+        _choice(self.kind, "distribution kind", DIST_KINDS)
+        _number(self.mean_s, f"{self.kind} distribution mean_s", strict=self.kind != "constant")
+        if self.kind in ("lognormal", "gamma"):
+            _number(self.cv, f"{self.kind} distribution cv", strict=True)
+
+    @classmethod
+    def parse(cls, value, where):
+        """A :class:`Dist` from a number (a constant, in seconds) or a table.
+
+        A table has ``kind`` and ``mean_s`` and, for lognormal and gamma, ``cv``.
+        """
+        if isinstance(value, Dist):
+            return value
+        if isinstance(value, numbers.Real) and not isinstance(value, bool):
+            return cls("constant", _number(value, where), 0.0)
+        if not isinstance(value, dict):
+            _fail(where, f"found {value!r}; expected a number of seconds or a table "
+                         f"{{kind = ..., mean_s = ..., cv = ...}} with kind in {', '.join(DIST_KINDS)}")
+        _check_keys(value, cls, where)
+        if "kind" not in value or "mean_s" not in value:
+            _fail(where, f"a distribution table needs 'kind' and 'mean_s'; found keys {sorted(value)}")
+        try:
+            return cls(value["kind"], value["mean_s"], value.get("cv", 1.0))
+        except ScenarioError as exc:
+            raise ScenarioError(f"{where}: {exc}") from None
+
+    @property
+    def is_zero(self) -> bool:
+        return self.kind == "constant" and self.mean_s == 0.0
+
+    def ppf(self, u):
+        """Quantiles at probabilities ``u`` in ``[0, 1)``, in seconds (ndarray of float64)."""
+        u = np.asarray(u, dtype=np.float64)
+        m = self.mean_s
+        if self.kind == "constant":
+            return np.full(u.shape, m)
+        if self.kind == "exponential":
+            return -m * np.log1p(-u)
+        if self.kind == "lognormal":
+            s2 = math.log1p(self.cv ** 2)
+            return np.exp(math.log(m) - 0.5 * s2 + math.sqrt(s2) * ndtri(u))
+        shape = 1.0 / self.cv ** 2                               # gamma
+        return gammaincinv(shape, u) * (m / shape)
+
+
+# --------------------------------------------------------------------------------------
+# spec groups
+
+@dataclass(frozen=True)
+class ZoneSpec:
+    """A demand zone (an atom): where calls come from.
+
+    Attributes
+    ----------
+    name : str
+    location_idx : int
+        Row/column of the zone in the travel-time matrix.
+    arrival_rate_per_h : float
+        Base call rate in calls/hour, multiplied by the hourly profile.
+    """
+
+    name: str
+    location_idx: int
+    arrival_rate_per_h: float
+
+
+@dataclass(frozen=True)
+class CallTypeSpec:
+    """A call type: its priority, share of calls and on-scene needs.
+
+    Attributes
+    ----------
+    name : str
+    priority : int
+        1 (most urgent) to 3. The dispatch queue is ordered by priority, then call time.
+    share : float
+        Fraction of all calls of this type (the shares of all types sum to 1).
+    on_scene : Dist
+        Time on scene, seconds (path mode).
+    transport_probability : float
+        Probability that the patient is taken to hospital (path mode), in [0, 1].
+    """
+
+    name: str
+    priority: int = 1
+    share: float = 1.0
+    on_scene: Dist = Dist("constant", 0.0, 0.0)
+    transport_probability: float = 0.0
+
+
+@dataclass(frozen=True)
+class UnitSpec:
+    """An ambulance (response unit) and its home station.
+
+    Attributes
+    ----------
+    name : str
+    station_idx : int
+        Location index of the home station.
+    busy_time : Dist or None
+        This unit's busy time in ``busy_time`` service mode; the service default when None.
+    """
+
+    name: str
+    station_idx: int
+    busy_time: Dist | None = None
+
+
+@dataclass(frozen=True)
+class HospitalSpec:
+    """A hospital ward with beds.
+
+    Attributes
+    ----------
+    name : str
+    location_idx : int
+    beds : int
+        Number of beds, ``>= 0``.
+    length_of_stay : Dist
+        Bed occupancy time of a patient, seconds.
+    mode : str
+        ``"loss"``: a patient finding every bed occupied is blocked (turned away, counted);
+        ``"queue"``: patients wait FCFS for a bed (an ambulance waits with its patient).
+    walk_in_rate_per_h : float
+        Poisson rate of admissions that do not come by ambulance, patients/hour.
+    """
+
+    name: str
+    location_idx: int
+    beds: int
+    length_of_stay: Dist = Dist("exponential", 86400.0)
+    mode: str = "loss"
+    walk_in_rate_per_h: float = 0.0
+
+
+@dataclass(frozen=True)
+class DispatchSpec:
+    """The dispatch centre.
+
+    Attributes
+    ----------
+    policy : str
+        ``"nearest"``: the idle unit with the least travel time from where it is
+        (ties: lowest unit index); ``"preference"``: the first idle unit on the zone's
+        fixed preference list.
+    preference_lists : tuple of tuple of int
+        One list of unit indices per zone (``preference`` policy only). A unit not on a
+        zone's list never serves it.
+    processing : Dist
+        Call-processing time from call to ready-to-dispatch, seconds.
+    max_queue : int or None
+        Calls that may wait for a unit; ``None`` is unlimited, ``0`` makes a loss system
+        (a ready call finding no eligible idle unit is lost, "unserved").
+    """
+
+    policy: str = "nearest"
+    preference_lists: tuple = ()
+    processing: Dist = Dist("constant", 0.0, 0.0)
+    max_queue: int | None = None
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """How a unit spends its busy time.
+
+    Attributes
+    ----------
+    mode : str
+        ``"path"``: turnout, travel to scene, on scene, transport to the nearest hospital
+        with probability ``transport_probability``, wait for a bed (queue wards),
+        handover, then available and returning. ``"busy_time"``: the textbook model — the
+        whole busy period is one draw of ``busy_time`` (the unit's own, else this one)
+        independent of location, then the unit is at its station again (instant return);
+        travel times are recorded for the KPIs but do not lengthen the busy period.
+    busy_time : Dist
+        Busy period in ``busy_time`` mode, seconds.
+    turnout : Dist
+        Dispatch to wheels rolling, seconds (path mode).
+    handover : Dist
+        Patient handover once a bed is granted, seconds (path mode).
+    return_mode : str
+        ``"drive"`` back to the station on the travel-time matrix (available meanwhile) or
+        ``"instant"`` (path mode).
+    """
+
+    mode: str = "path"
+    busy_time: Dist = Dist("exponential", 3600.0)
+    turnout: Dist = Dist("constant", 60.0, 0.0)
+    handover: Dist = Dist("constant", 900.0, 0.0)
+    return_mode: str = "drive"
+
+
+def _dist_conv(value, where):
+    return Dist.parse(value, where)
+
+
+def _tuple_of(cls, value, where, **converters):
+    if isinstance(value, dict) or not isinstance(value, (list, tuple)):
+        _fail(where, f"found {type(value).__name__}; expected a list of tables")
+    return tuple(item if isinstance(item, cls) else _build(cls, item, f"{where}[{i}]", **converters)
+                 for i, item in enumerate(value))
+
+
+@dataclass(frozen=True, eq=False)
+class EmsSpec:
+    """A whole EMS system on one static travel-time matrix (see the module docstring).
+
+    Attributes
+    ----------
+    travel_time_s : ndarray of float64, shape (n_locations, n_locations)
+        Travel time between locations (stations, hospitals, zones), seconds; ``inf`` where
+        unreachable. Use :func:`travel_time_matrix` for a :class:`~twin.graph.City`.
+    zones, call_types, units, hospitals : tuples of the groups above
+    dispatch : DispatchSpec
+    service : ServiceSpec
+    hourly_profile : tuple of 24 floats
+        Multiplier of every zone's rate in each hour of the day (hour 0 = first hour of the
+        run); defaults to flat.
+    response_target_s : tuple of 3 floats or None
+        Response-time target of priorities 1, 2, 3 for the "share within target" KPI
+        (default 480 s for P1, none for P2 and P3).
+    warmup_s : float
+        KPIs are computed over ``[warmup_s, until_s)``.
+
+    Raises
+    ------
+    ScenarioError
+        From ``__post_init__``: any inconsistency, with where it is and what is accepted.
+    """
+
+    travel_time_s: np.ndarray
+    zones: tuple = ()
+    call_types: tuple = (CallTypeSpec("emergency"),)
+    units: tuple = ()
+    hospitals: tuple = ()
+    dispatch: DispatchSpec = DispatchSpec()
+    service: ServiceSpec = ServiceSpec()
+    hourly_profile: tuple = (1.0,) * 24
+    response_target_s: tuple = (480.0, None, None)
+    warmup_s: float = 0.0
+
+    # ---- construction from plain data ------------------------------------------------
+    @classmethod
+    def from_dict(cls, data, where="ems") -> "EmsSpec":
+        """Build and validate a spec from nested dicts and lists (e.g. a parsed TOML table).
+
+        Distributions are a number (constant seconds) or ``{kind, mean_s, cv}`` tables.
+
+        Examples
+        --------
+        >>> spec = EmsSpec.from_dict({"travel_time_s": [[0.0]], "zones": [{"name": "z",
+        ...     "location_idx": 0, "arrival_rate_per_h": 2.0}],
+        ...     "units": [{"name": "a1", "station_idx": 0}]})
+        >>> spec.n_units, spec.n_locations
+        (1, 1)
+        """
+        if isinstance(data, EmsSpec):
+            return data
+        _check_keys(data, cls, where)
+        if "travel_time_s" not in data:
+            _fail(where, "missing 'travel_time_s' (a square matrix of seconds between locations)")
+        kw = dict(data)
+        if "zones" in kw:
+            kw["zones"] = _tuple_of(ZoneSpec, kw["zones"], f"{where}.zones")
+        if "call_types" in kw:
+            kw["call_types"] = _tuple_of(CallTypeSpec, kw["call_types"], f"{where}.call_types", on_scene=_dist_conv)
+        if "units" in kw:
+            kw["units"] = _tuple_of(UnitSpec, kw["units"], f"{where}.units", busy_time=_dist_conv)
+        if "hospitals" in kw:
+            kw["hospitals"] = _tuple_of(HospitalSpec, kw["hospitals"], f"{where}.hospitals",
+                                        length_of_stay=_dist_conv)
+        if "dispatch" in kw and not isinstance(kw["dispatch"], DispatchSpec):
+            kw["dispatch"] = _build(DispatchSpec, kw["dispatch"], f"{where}.dispatch", processing=_dist_conv)
+        if "service" in kw and not isinstance(kw["service"], ServiceSpec):
+            kw["service"] = _build(ServiceSpec, kw["service"], f"{where}.service", busy_time=_dist_conv,
+                                   turnout=_dist_conv, handover=_dist_conv)
+        return cls(**kw)
+
+    # ---- validation --------------------------------------------------------------------
+    def __post_init__(self):
+        w = "ems"
+        tt = self.travel_time_s
+        try:
+            tt = np.array(tt, dtype=np.float64)
+        except (TypeError, ValueError):
+            _fail(f"{w}.travel_time_s", "expected a square matrix of numbers (seconds)")
+        if tt.ndim != 2 or tt.shape[0] != tt.shape[1] or tt.shape[0] == 0:
+            _fail(f"{w}.travel_time_s", f"shape {tt.shape}; expected a non-empty square matrix "
+                                        f"(n_locations, n_locations)")
+        bad = np.argwhere(np.isnan(tt) | (tt < 0))
+        if len(bad):
+            i, j = bad[0]
+            _fail(f"{w}.travel_time_s[{i}][{j}]", f"found {tt[i, j]}; expected seconds >= 0 (inf if unreachable)")
+        tt.setflags(write=False)
+        object.__setattr__(self, "travel_time_s", tt)
+        n_loc = tt.shape[0]
+        for name in ("zones", "call_types", "units", "hospitals", "hourly_profile", "response_target_s"):
+            value = getattr(self, name)
+            if not isinstance(value, (list, tuple)):
+                _fail(f"{w}.{name}", f"found {type(value).__name__}; expected a list")
+            object.__setattr__(self, name, tuple(value))
+        object.__setattr__(self, "warmup_s", _number(self.warmup_s, f"{w}.warmup_s"))
+
+        for i, z in enumerate(self.zones):
+            at = f"{w}.zones[{i}] ('{z.name}')"
+            _integer(z.location_idx, f"{at}.location_idx", maximum=n_loc - 1)
+            _number(z.arrival_rate_per_h, f"{at}.arrival_rate_per_h")
+        if len(self.call_types) == 0:
+            _fail(f"{w}.call_types", "empty; expected at least one call type")
+        for i, c in enumerate(self.call_types):
+            at = f"{w}.call_types[{i}] ('{c.name}')"
+            _integer(c.priority, f"{at}.priority", minimum=1, maximum=3)
+            _number(c.share, f"{at}.share")
+            _number(c.transport_probability, f"{at}.transport_probability")
+            if c.transport_probability > 1:
+                _fail(f"{at}.transport_probability",
+                      f"found {c.transport_probability}; expected a probability in [0, 1]")
+            if not isinstance(c.on_scene, Dist):
+                _fail(f"{at}.on_scene", f"found {c.on_scene!r}; expected a Dist")
+        total = sum(c.share for c in self.call_types)
+        if not math.isclose(total, 1.0, rel_tol=0, abs_tol=1e-9):
+            _fail(f"{w}.call_types", f"shares sum to {total}; expected 1")
+        for i, u in enumerate(self.units):
+            at = f"{w}.units[{i}] ('{u.name}')"
+            _integer(u.station_idx, f"{at}.station_idx", maximum=n_loc - 1)
+            if u.busy_time is not None and not isinstance(u.busy_time, Dist):
+                _fail(f"{at}.busy_time", f"found {u.busy_time!r}; expected a Dist or None")
+        for i, h in enumerate(self.hospitals):
+            at = f"{w}.hospitals[{i}] ('{h.name}')"
+            _integer(h.location_idx, f"{at}.location_idx", maximum=n_loc - 1)
+            _integer(h.beds, f"{at}.beds")
+            _choice(h.mode, f"{at}.mode", WARD_MODES)
+            _number(h.walk_in_rate_per_h, f"{at}.walk_in_rate_per_h")
+            if not isinstance(h.length_of_stay, Dist):
+                _fail(f"{at}.length_of_stay", f"found {h.length_of_stay!r}; expected a Dist")
+            if h.mode == "queue" and h.beds == 0 and (h.walk_in_rate_per_h > 0 or self._transports()):
+                _fail(f"{at}.beds", "found 0 beds in a queue ward; patients would wait forever. "
+                                    "Use beds >= 1 or mode = 'loss'")
+        for name, label in ((self.zones, "zone"), (self.units, "unit"), (self.hospitals, "hospital"),
+                            (self.call_types, "call type")):
+            names = [x.name for x in name]
+            dup = sorted({n for n in names if names.count(n) > 1})
+            if dup:
+                _fail(w, f"duplicate {label} names {dup}; expected unique names")
+
+        d = self.dispatch
+        _choice(d.policy, f"{w}.dispatch.policy", POLICIES)
+        if d.max_queue is not None:
+            _integer(d.max_queue, f"{w}.dispatch.max_queue")
+        if not isinstance(d.processing, Dist):
+            _fail(f"{w}.dispatch.processing", f"found {d.processing!r}; expected a Dist")
+        n_units = len(self.units)
+        if d.policy == "preference":
+            lists = d.preference_lists
+            if not isinstance(lists, (list, tuple)) or len(lists) != len(self.zones):
+                found = len(lists) if isinstance(lists, (list, tuple)) else repr(lists)
+                _fail(f"{w}.dispatch.preference_lists", f"found {found} lists for {len(self.zones)} zones; expected "
+                                                        f"one list of unit indices per zone")
+            clean = []
+            for j, lst in enumerate(lists):
+                at = f"{w}.dispatch.preference_lists[{j}]"
+                if not isinstance(lst, (list, tuple)) or len(lst) == 0:
+                    _fail(at, f"found {lst!r}; expected a non-empty list of unit indices")
+                lst = tuple(_integer(u, at, maximum=n_units - 1) for u in lst)
+                if len(set(lst)) != len(lst):
+                    _fail(at, f"found {list(lst)}; expected distinct unit indices")
+                clean.append(lst)
+            object.__setattr__(self, "dispatch", DispatchSpec(d.policy, tuple(clean), d.processing, d.max_queue))
+        elif d.preference_lists:
+            _fail(f"{w}.dispatch.preference_lists", "given with policy = 'nearest'; set policy = 'preference' "
+                                                    "or drop the lists")
+
+        s = self.service
+        _choice(s.mode, f"{w}.service.mode", SERVICE_MODES)
+        _choice(s.return_mode, f"{w}.service.return_mode", RETURN_MODES)
+        for name in ("busy_time", "turnout", "handover"):
+            if not isinstance(getattr(s, name), Dist):
+                _fail(f"{w}.service.{name}", f"found {getattr(s, name)!r}; expected a Dist")
+
+        if len(self.hourly_profile) != 24:
+            _fail(f"{w}.hourly_profile", f"{len(self.hourly_profile)} values; expected 24 (one per hour)")
+        prof = tuple(_number(v, f"{w}.hourly_profile[{h}]") for h, v in enumerate(self.hourly_profile))
+        object.__setattr__(self, "hourly_profile", prof)
+        if len(self.response_target_s) != 3:
+            _fail(f"{w}.response_target_s", f"{len(self.response_target_s)} values; expected 3 (P1, P2, P3; "
+                                            f"null for none)")
+        object.__setattr__(self, "response_target_s", tuple(
+            _number(v, f"{w}.response_target_s[{k}]", strict=True, allow_none=True)
+            for k, v in enumerate(self.response_target_s)))
+
+        # Reachability: every call must be able to end (STYLE §9: fail at the boundary).
+        has_demand = any(z.arrival_rate_per_h > 0 for z in self.zones)
+        if has_demand and n_units == 0:
+            _fail(f"{w}.units", "no units but zones have calls; add units or set arrival_rate_per_h = 0")
+        for j, z in enumerate(self.zones):
+            if z.arrival_rate_per_h == 0:
+                continue
+            cand = (range(n_units) if d.policy == "nearest" else self.dispatch.preference_lists[j])
+            if not any(math.isfinite(tt[self.units[u].station_idx, z.location_idx]) for u in cand):
+                _fail(f"{w}.zones[{j}] ('{z.name}')", "no eligible unit's station can reach this zone "
+                                                      "(all travel times are inf)")
+            if s.mode == "path" and self._transports():
+                if not self.hospitals:
+                    _fail(f"{w}.hospitals", "calls are transported (transport_probability > 0) but there "
+                                            "are no hospitals")
+                if not any(math.isfinite(tt[z.location_idx, h.location_idx]) for h in self.hospitals):
+                    _fail(f"{w}.zones[{j}] ('{z.name}')", "no hospital is reachable from this zone")
+
+    def _transports(self):
+        return any(c.transport_probability > 0 for c in self.call_types)
+
+    # ---- convenience -------------------------------------------------------------------
+    @property
+    def n_locations(self) -> int:
+        return self.travel_time_s.shape[0]
+
+    @property
+    def n_units(self) -> int:
+        return len(self.units)
+
+    @property
+    def n_zones(self) -> int:
+        return len(self.zones)
+
+    @property
+    def n_hospitals(self) -> int:
+        return len(self.hospitals)
+
+
+@dataclass(frozen=True, eq=False)
+class EmsResult:
+    """Outputs of one EMS run (tables are pandas DataFrames; times in seconds from start).
+
+    Attributes
+    ----------
+    calls : DataFrame
+        One row per call: ``call_id, time_s, zone_idx, type_idx, priority, ready_s,
+        dispatched_s, unit_idx, travel_s, on_scene_s, transport, hospital_idx,
+        at_hospital_s, bed_s, available_s, outcome`` (name from :data:`OUTCOMES`),
+        ``wait_s`` (ready to dispatch) and ``response_s`` (call to first unit on scene).
+        NaN / -1 where a stage did not happen.
+    unit_events : DataFrame
+        ``time_s, unit_idx, call_id, event`` (name from :data:`UNIT_EVENTS`), in event order.
+    units : DataFrame
+        One row per unit: ``unit_idx, name, n_dispatches, busy_s, utilisation`` over the
+        KPI window.
+    admissions : DataFrame
+        One row per patient arriving at a ward: ``hospital_idx, call_id`` (-1 walk-in),
+        ``arrival_s, bed_s, discharge_s, blocked``.
+    hospitals : DataFrame
+        One row per ward over the KPI window: ``hospital_idx, name, beds, arrivals,
+        blocked, blocking, occupancy_mean, occupancy_max, utilisation, bed_wait_mean_s,
+        waiting_mean``.
+    occupancy : DataFrame
+        Step series of every ward: ``time_s, hospital_idx, occupied_beds, waiting`` (values
+        from ``time_s`` on); wards start empty.
+    dispatch_queue : DataFrame
+        Step series ``time_s, queue_length`` of the dispatch queue.
+    kpis : dict
+        Scalar KPIs over ``[warmup_s, until_s)`` (see :func:`twin.agents.ems.run_ems`).
+    seed : int or numpy.random.SeedSequence
+    until_s, end_s : float
+        End of arrivals, and the time the (drained) run stopped.
+    spec : EmsSpec
+    """
+
+    calls: object
+    unit_events: object
+    units: object
+    admissions: object
+    hospitals: object
+    occupancy: object
+    dispatch_queue: object
+    kpis: dict
+    seed: int
+    until_s: float
+    end_s: float
+    spec: EmsSpec = field(repr=False)
+
+
+# --------------------------------------------------------------------------------------
+# KPI arithmetic
+
+def time_average(times_s, values, start_s, end_s, initial=0.0, *, integral=False) -> float:
+    """Time average (or integral) of a right-continuous step function over ``[start_s, end_s)``.
+
+    Parameters
+    ----------
+    times_s : array-like of float, sorted ascending
+        Times at which the value changes.
+    values : array-like of float
+        The value from ``times_s[k]`` until the next change (the last one at a shared time
+        wins).
+    start_s, end_s : float
+        The window, ``start_s < end_s``.
+    initial : float
+        The value before the first change.
+    integral : bool
+        Return the integral (value × seconds) instead of the average.
+
+    Examples
+    --------
+    >>> time_average([1.0, 3.0], [2.0, 0.0], 0.0, 4.0)
+    1.0
+    """
+    t = np.asarray(times_s, dtype=np.float64)
+    v = np.asarray(values, dtype=np.float64)
+    if not end_s > start_s:
+        raise ValueError(f"window [{start_s}, {end_s}) is empty")
+    # value at start: last change at or before start
+    k = np.searchsorted(t, start_s, side="right")
+    v0 = v[k - 1] if k > 0 else initial
+    inside = (t > start_s) & (t < end_s)
+    tt = np.concatenate([[start_s], t[inside], [end_s]])
+    vv = np.concatenate([[v0], v[inside]])
+    total = float(np.sum(vv * np.diff(tt)))
+    return total if integral else total / (end_s - start_s)
+
+
+def response_summary(response_s, target_s=None) -> dict:
+    """Mean, median, 90th percentile and count of response times, and share within target.
+
+    NaN entries (unserved calls) are left out. Returns NaN statistics for no data.
+    """
+    r = np.asarray(response_s, dtype=np.float64)
+    r = r[~np.isnan(r)]
+    out = {"n": int(len(r)),
+           "mean_s": float(r.mean()) if len(r) else math.nan,
+           "p50_s": float(np.percentile(r, 50)) if len(r) else math.nan,
+           "p90_s": float(np.percentile(r, 90)) if len(r) else math.nan}
+    if target_s is not None:
+        out["target_s"] = float(target_s)
+        out["within_target"] = float(np.mean(r <= target_s)) if len(r) else math.nan
+    return out
+
+
+def travel_time_matrix(city, node_ids, link_cost_s=None) -> np.ndarray:
+    """Static travel times between the given nodes of a city, seconds.
+
+    The result indexes locations in ``node_ids`` order (stations, hospitals and zone
+    centroids alike), ready for :attr:`EmsSpec.travel_time_s`.
+
+    Parameters
+    ----------
+    city : twin.graph.City
+    node_ids : sequence of node ids
+    link_cost_s : ndarray of float64, shape (n_links,), optional
+        Link costs (free-flow times when omitted), see :meth:`twin.graph.City.travel_times`.
+    """
+    return city.travel_times(list(node_ids), list(node_ids), link_cost_s=link_cost_s)
+
+
+# --------------------------------------------------------------------------------------
+# textbook systems
+
+def loss_ward_spec(beds, admission_rate_per_h, length_of_stay, *, mode="loss", warmup_s=0.0) -> EmsSpec:
+    """One ward with Poisson admissions and no ambulances: M/G/c/c (loss) or M/G/c (queue)."""
+    return EmsSpec(travel_time_s=np.zeros((1, 1)),
+                   hospitals=(HospitalSpec("ward", 0, beds, Dist.parse(length_of_stay, "length_of_stay"), mode,
+                                           admission_rate_per_h),),
+                   warmup_s=warmup_s)
+
+
+def pooled_fleet_spec(n_units, call_rate_per_h, busy_time, *, max_queue=None, warmup_s=0.0) -> EmsSpec:
+    """``n_units`` identical units at one station serving one zone with no travel and no
+    hospital: an M/G/c queue (``max_queue=None``) or loss system (``max_queue=0``)."""
+    return EmsSpec(travel_time_s=np.zeros((1, 1)),
+                   zones=(ZoneSpec("zone", 0, call_rate_per_h),),
+                   units=tuple(UnitSpec(f"unit{i}", 0) for i in range(n_units)),
+                   dispatch=DispatchSpec("nearest", (), Dist("constant", 0.0, 0.0), max_queue),
+                   service=ServiceSpec(mode="busy_time", busy_time=Dist.parse(busy_time, "busy_time")),
+                   warmup_s=warmup_s)
+
+
+def hypercube_spec(arrival_rate_per_h, mean_busy_s, preference_lists, travel_time_s, *, variant="loss",
+                   warmup_s=0.0) -> EmsSpec:
+    """Larson's hypercube system: distinguishable units, Poisson atoms, fixed preference
+    lists, exponential busy time independent of travel, instant return.
+
+    Parameters
+    ----------
+    arrival_rate_per_h : sequence of float, shape (J,)
+    mean_busy_s : sequence of float, shape (N,)
+        Mean busy time of each unit (``1 / μ_n``), seconds.
+    preference_lists : sequence of J sequences of unit indices
+    travel_time_s : array-like, shape (N, J)
+        Travel time from unit ``n``'s station to atom ``j``. Locations ``0..N-1`` are the
+        stations and ``N..N+J-1`` the atoms in the resulting spec.
+    variant : {"loss", "queue"}
+    """
+    tau = np.asarray(travel_time_s, dtype=np.float64)
+    n, j = len(mean_busy_s), len(arrival_rate_per_h)
+    if tau.shape != (n, j):
+        raise ScenarioError(f"hypercube travel_time_s has shape {tau.shape}; expected ({n}, {j}) (unit x atom)")
+    _choice(variant, "hypercube variant", ("loss", "queue"))
+    tt = np.zeros((n + j, n + j))
+    tt[:n, n:] = tau
+    tt[n:, :n] = tau.T
+    return EmsSpec(travel_time_s=tt,
+                   zones=tuple(ZoneSpec(f"atom{a}", n + a, r) for a, r in enumerate(arrival_rate_per_h)),
+                   units=tuple(UnitSpec(f"unit{u}", u, Dist("exponential", m)) for u, m in enumerate(mean_busy_s)),
+                   dispatch=DispatchSpec("preference", tuple(tuple(p) for p in preference_lists),
+                                         Dist("constant", 0.0, 0.0), 0 if variant == "loss" else None),
+                   service=ServiceSpec(mode="busy_time"),
+                   warmup_s=warmup_s)
