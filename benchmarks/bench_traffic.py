@@ -18,7 +18,7 @@ departure) and veh-km. Compile time is measured apart (first run in a fresh numb
 
 Usage::
 
-    python benchmarks/bench_traffic.py [--cases 10:10000,30:50000,30:200000] [--no-peers] [--sumo]
+    python benchmarks/bench_traffic.py [--cases 10:10000,30:50000,30:200000] [--no-peers] [--sumo] [--chicago]
 """
 
 import argparse
@@ -86,8 +86,40 @@ def twin_one(workdir, n, N):
     }))
 
 
+def chicago(shared, reroute_shares=(0.0, 0.2)):
+    """Chicago-Sketch with its full TNTP demand spread over a 3-hour peak (routing included)."""
+    import numpy as np
+
+    import twin
+    from twin.data.tntp import read_tntp_trips
+
+    root = Path(shared) / "tntp" / "Chicago-Sketch"
+    city = twin.load_city(root / "ChicagoSketch_net.tntp")
+    tr = read_tntp_trips(root / "ChicagoSketch_trips.tntp")
+    rng = np.random.default_rng(0)
+    dem = tr["demand_veh_per_h"]
+    # whole trips per OD pair: floor plus a Bernoulli draw of the fraction (expected total kept)
+    n = np.floor(dem).astype(np.int64) + (rng.random(len(dem)) < dem - np.floor(dem))
+    trips = {"origin": np.repeat(tr["origin_zone"], n), "destination": np.repeat(tr["destination_zone"], n)}
+    trips["depart_s"] = rng.uniform(0.0, 3 * 3600.0, len(trips["origin"]))
+    twin.simulate_traffic(city, {k: v[:100] for k, v in trips.items()}, until_s=600)   # compile / cache load
+    print(f"\n## Chicago-Sketch: {city.n_nodes} nodes, {city.n_links} links, {len(trips['origin']):,} trips "
+          f"(TNTP demand less {tr['intrazonal_dropped_trips']:,.0f} intrazonal) departing over 3 h, horizon 6 h")
+    print("| re-route share | wall s (routing included) | kernel s | completed | en route at 6 h | mean TT s "
+          "| congestion index | forced / teleports |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for share in reroute_shares:
+        t0 = time.perf_counter()
+        res = twin.simulate_traffic(city, trips, until_s=6 * 3600, reroute_share=share)
+        wall = time.perf_counter() - t0
+        k = res.kpis
+        print(f"| {share} | {wall:.1f} | {res.meta['kernel_s']:.1f} | {k['completed']:,} | {k['en_route']:,} | "
+              f"{k['mean_travel_time_s']:.0f} | {k['congestion_index']:.2f} | {k['forced_moves']} / {k['teleports']} |")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--chicago", action="store_true", help="also run Chicago-Sketch with its full TNTP demand")
     ap.add_argument("--cases", default="10:10000,10:50000,30:50000,30:200000")
     ap.add_argument("--no-peers", action="store_true")
     ap.add_argument("--sumo", action="store_true", help="also run SUMO meso (slow: minutes per case)")
@@ -153,6 +185,8 @@ def main():
         print(f"\ntwin first call (kernel compile into a fresh cache + 50 trips): {first['first_call_s']} s; "
               f"routing shown apart: " + ", ".join(f"grid{r['grid']}/{r['trips'] // 1000}k {r['route_s']} s"
                                                    for r in records if r.get("peer") == "twin" and "route_s" in r))
+    if args.chicago:
+        chicago(HERE.parent.parent / "shared" / "data")
     if args.json:
         with open(args.json, "a") as fh:
             for r in records:
