@@ -9,6 +9,7 @@
                                                mesoscopic traffic; prints network KPIs
     twin render RUN.h5 [--layer congestion] [--time 08:00] [--out frame.png|day.gif]
     twin plot RUN.h5 {travel-times,network,...} [--out chart.png]
+    twin view RUN.h5 [--layer congestion]     interactive window with a time slider (needs a display)
 
 CITY is an embedded city name (default ``hefei-baohe``), a TNTP ``*_net.tntp`` or OSM
 ``.osm[.gz|.bz2]`` path, or a synthetic spec such as ``grid:10x10``. ``-v`` / ``-q`` set
@@ -316,10 +317,11 @@ def build_parser():
     p.add_argument("--out", help="write network, trips, link series and KPIs to this results file (HDF5)")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     p.set_defaults(func=_cmd_traffic)
-    from twin.viz.cli import add_plot_parser, add_render_parser   # imports no VTK until a command runs
+    from twin.viz.cli import add_plot_parser, add_render_parser, add_view_parser   # no VTK until a command runs
 
     add_render_parser(sub)
     add_plot_parser(sub)
+    add_view_parser(sub)
     return ap
 
 

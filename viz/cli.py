@@ -23,7 +23,7 @@ from pathlib import Path
 from twin.viz.charts import CHARTS
 from twin.viz.layers import LINK_LAYERS, parse_clock_s
 
-__all__ = ["add_render_parser", "add_plot_parser", "render_main", "plot_main"]
+__all__ = ["add_render_parser", "add_plot_parser", "add_view_parser", "render_main", "plot_main", "view_main"]
 
 
 def _clock_arg(text):
@@ -133,4 +133,51 @@ def plot_main(args) -> int:
     out = Path(args.out) if args.out else Path(args.results).with_name(f"{Path(args.results).stem}_{args.kind}.png")
     plot_chart(args.results, args.kind, out, prefix=args.prefix)
     sys.stdout.write(f"wrote {out}\n")
+    return 0
+
+
+def add_view_parser(subparsers):
+    """Add the ``view`` command (an interactive window with a time slider) to ``subparsers``."""
+    p = subparsers.add_parser("view", help="open a results file in an interactive 3D window (needs a display)")
+    p.add_argument("results", help="results file (HDF5) written by e.g. `twin traffic --out`")
+    p.add_argument("--layer", choices=list(LINK_LAYERS), default="congestion", help="colour layer")
+    p.add_argument("--time", type=_clock_arg, default=None, help="start at this clock time (HH:MM)")
+    p.add_argument("--city", help="draw this city's road geometry")
+    p.set_defaults(func=view_main)
+    return p
+
+
+def view_main(args) -> int:
+    """Run ``twin view``: the same drawing as ``twin render`` in a window, with a time slider.
+
+    Returns 2 with a message when no display is available (use ``twin render`` instead).
+    """
+    import os
+
+    if sys.platform.startswith("linux") and not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
+        sys.stderr.write("twin view: error: no display (DISPLAY is not set); use `twin render RESULTS --out x.png` "
+                         "to draw off-screen\n")
+        return 2
+    import pyvista as pv
+
+    from twin.loading import load_city
+    from twin.results import open_results
+    from twin.viz.plot import plot_run
+
+    results = open_results(args.results)
+    times = results.array(f"/timeseries/traffic_links/time_s")
+    network = load_city(args.city) if args.city else None
+    pl = pv.Plotter(off_screen=False)
+    state = {"t": float(args.time) if args.time is not None else None}
+
+    def draw(t):
+        pl.clear_actors()
+        plot_run(results, time_s=t, layer=args.layer, network=network, plotter=pl)
+
+    draw(state["t"])
+    if len(times) > 1:
+        pl.add_slider_widget(lambda value: draw(float(value)), [float(times[0]), float(times[-1])],
+                             value=float(state["t"] if state["t"] is not None else times[0]),
+                             title="time (s)", pointa=(0.1, 0.92), pointb=(0.6, 0.92))
+    pl.show()
     return 0
