@@ -151,7 +151,7 @@ def simulate_queue(
     ring, ring_head, ring_count, hole_head, hole_count, head_due, head_since, node_wake,
     acc, acc_step, status, arrive_step,
     # outputs
-    inflow, outflow, tt_sum_steps, occ_part, step_counts, counters,
+    inflow, outflow, tt_sum_steps, occ_part, dep_wait, step_counts, counters,
 ):
     """Run the spatial-queue model for ``n_steps`` ticks (see module docstring).
 
@@ -236,6 +236,10 @@ def simulate_queue(
     inflow, outflow, tt_sum_steps : (n_iv, n_links)
         Per-interval vehicles entering and leaving each link, and the sum of the link
         ticks of those leaving.
+    dep_wait : int64 (n_iv, n_links, 2)
+        Per interval and first link: vehicles that entered the network there (``[..., 0]``)
+        and the ticks they waited to enter after their departure time (``[..., 1]``). The
+        wait at the origin belongs to no link's travel time; route choice needs it.
     occ_part : int64 (n_iv, n_links)
         Within-interval part of the vehicle-ticks present: an entry at tick ``k`` adds the
         ticks left in its interval, an exit subtracts them. The caller adds
@@ -454,6 +458,8 @@ def simulate_queue(
                         node_wake[hn] = head_due[L]
                 ring_count[L] += 1
                 occ_part[iv, L] += iv_end - k
+                dep_wait[iv, L, 0] += 1
+                dep_wait[iv, L, 1] += k - depart_step[v]
                 status[v] = STATUS_EN_ROUTE
                 inflow[iv, L] += 1
                 counters[1] += 1

@@ -25,7 +25,7 @@ from twin.errors import DemandError, NetworkError
 from twin.graph import City
 
 __all__ = ["simulate_traffic", "TrafficEngine", "TrafficResult", "TrafficParams", "link_arrays", "read_trips",
-           "read_events"]
+           "read_events", "dynamic_user_equilibrium", "DueResult"]
 
 logger = logging.getLogger(__name__)
 
@@ -246,7 +246,7 @@ class TrafficResult:
             "depart_s": "s", "arrive_s": "s", "travel_time_s": "s", "free_flow_time_s": "s", "length_m": "m",
             "n_links": "1", "origin": "", "destination": "", "status": ""})
         units = {"inflow_veh": "veh", "outflow_veh": "veh", "occupancy_veh": "veh",
-                 "mean_travel_time_s": "s", "speed_mps": "m/s"}
+                 "mean_travel_time_s": "s", "speed_mps": "m/s", "entry_wait_s": "s"}
         writer.write_array(f"/timeseries/{prefix}_links/time_s", self.links["time_s"], units="s")
         for name, u in units.items():
             writer.write_array(f"/timeseries/{prefix}_links/{name}", self.links[name].astype(np.float32), units=u,
@@ -404,6 +404,30 @@ def read_events(city: City, events):
     return [(t, a, links, cap) for t, a, links, cap, _ in out]
 
 
+def _check_routes(city, o_idx, d_idx, route_off, route_links):
+    """Given routes must be connected walks from each trip's origin to its destination."""
+    n = len(o_idx)
+    if route_off.shape != (n + 1,) or route_off[0] != 0 or np.any(np.diff(route_off) < 0) \
+            or route_off[-1] != len(route_links):
+        raise DemandError(f"routes: offsets must have shape ({n + 1},), start at 0, not decrease and end at "
+                          f"len(links) = {len(route_links)}")
+    if len(route_links) and (route_links.min() < 0 or route_links.max() >= city.n_links):
+        raise DemandError(f"routes: link indices must be in 0..{city.n_links - 1}")
+    lens = np.diff(route_off)
+    has = lens > 0
+    first = route_links[route_off[:-1][has]]
+    last = route_links[route_off[1:][has] - 1]
+    bad = np.flatnonzero(has)[(city.link_from_idx[first] != o_idx[has]) | (city.link_to_idx[last] != d_idx[has])]
+    if len(bad):
+        raise DemandError(f"routes of trips {bad[:5].tolist()} do not run from their origin to their destination")
+    inner = np.ones(len(route_links), dtype=bool)
+    inner[route_off[1:][has] - 1] = False
+    gaps = np.flatnonzero(inner & (city.link_to_idx[route_links] != np.roll(city.link_from_idx[route_links], -1)))
+    if len(gaps):
+        trip = np.searchsorted(route_off, gaps[0], side="right") - 1
+        raise DemandError(f"route of trip {int(trip)} is not connected at position {int(gaps[0] - route_off[trip])}")
+
+
 def _gather_index(starts, lens):
     """Indices of the concatenated slices ``[starts[i], starts[i] + lens[i])``, in order."""
     lens = np.asarray(lens, dtype=np.int64)
@@ -421,7 +445,8 @@ class TrafficEngine:
     """
 
     def __init__(self, city: City, trips, *, until_s, seed=0, dt_s=1.0, interval_s=300.0, stuck_time_s=300.0,
-                 stop_when_done=True, events=None, signals=None, reroute_share=0.0, reroute_interval_s=300.0):
+                 stop_when_done=True, events=None, signals=None, reroute_share=0.0, reroute_interval_s=300.0,
+                 routes=None):
         from twin.kernels import traffic as K
 
         self.K = K
@@ -469,7 +494,12 @@ class TrafficEngine:
             self.sig_green_from = np.zeros(city.n_links, dtype=np.int32)
             self.sig_green_to = np.zeros(city.n_links, dtype=np.int32)
 
-        route_off, route_links, unroutable = _routes(city, o_idx, d_idx)
+        if routes is None:
+            route_off, route_links, unroutable = _routes(city, o_idx, d_idx)
+        else:
+            route_off, route_links = (np.asarray(a, dtype=np.int64) for a in routes)
+            _check_routes(city, o_idx, d_idx, route_off, route_links)
+            unroutable = np.diff(route_off) == 0
         if unroutable.any():
             logger.warning("%d trips have no route (destination unreachable); they are reported 'unroutable'",
                            int(unroutable.sum()))
@@ -522,6 +552,7 @@ class TrafficEngine:
             outflow=np.zeros((n_iv, city.n_links), dtype=np.int32),
             tt_sum_steps=np.zeros((n_iv, city.n_links), dtype=np.int64),
             occ_part=np.zeros((n_iv, city.n_links), dtype=np.int64),
+            dep_wait=np.zeros((n_iv, city.n_links, 2), dtype=np.int64),
             step_counts=np.zeros((self.n_steps_total, 3), dtype=np.int64),
             counters=np.zeros(len(K.COUNTER_NAMES), np.int64),
         )
@@ -856,8 +887,11 @@ def _assemble(city, trips, o_idx, d_idx, depart_s, route_off, route_links, state
     if n_iv and k_end < n_iv * spi:
         last_iv = (k_end - 1) // spi if k_end else 0
         occupancy[last_iv] = out["occ_vsteps"][last_iv] / max(1, k_end - last_iv * spi)
+    dw = out["dep_wait"]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        entry_wait = np.where(dw[..., 0] > 0, dw[..., 1] * dt / dw[..., 0], np.nan)
     links = dict(time_s=np.arange(n_iv) * spi * dt, inflow_veh=inflow, outflow_veh=outflow, occupancy_veh=occupancy,
-                 mean_travel_time_s=mean_tt, speed_mps=speed)
+                 mean_travel_time_s=mean_tt, speed_mps=speed, entry_wait_s=entry_wait)
     arrived = status == 3
     counts = np.bincount(status.astype(np.int64), minlength=5)
     tta = tt[arrived]
@@ -875,3 +909,139 @@ def _assemble(city, trips, o_idx, d_idx, depart_s, route_off, route_links, state
     )
     meta = dict(link_moves=int(outflow.sum()), ticks=k_end)
     return TrafficResult(trips=table, links=links, kpis=kpis, step_counts=step_counts, params=params, meta=meta)
+
+
+@dataclass(eq=False)
+class DueResult:
+    """What :func:`dynamic_user_equilibrium` returns.
+
+    Attributes
+    ----------
+    result : TrafficResult
+        The last iteration's simulation.
+    rel_gap : ndarray of float64, shape (iterations,)
+        Relative gap of each iteration's simulation (see :func:`dynamic_user_equilibrium`).
+    mean_travel_time_s : ndarray of float64, shape (iterations,)
+        Mean travel time of the completed trips in each iteration, seconds.
+    switched : ndarray of int64, shape (iterations,)
+        Trips that took a new route after each iteration.
+    routes : (ndarray, ndarray)
+        The last iteration's route offsets and links (input to ``TrafficEngine(routes=...)``).
+    """
+
+    result: TrafficResult
+    rel_gap: np.ndarray
+    mean_travel_time_s: np.ndarray
+    switched: np.ndarray
+    routes: tuple
+
+
+def _route_costs(route_off, route_links, cost_by_trip_iv, trip_iv):
+    """Cost of each trip's route on the link costs of its departure interval."""
+    lens = np.diff(route_off)
+    if not len(route_links):
+        return np.zeros(len(lens))
+    owner_iv = np.repeat(trip_iv, lens)
+    vals = cost_by_trip_iv[owner_iv, route_links]
+    out = np.add.reduceat(np.append(vals, 0.0), route_off[:-1])
+    out[lens == 0] = 0.0
+    return out
+
+
+def dynamic_user_equilibrium(city: City, trips, *, until_s, iterations=10, rel_gap=1e-3, seed=0, dt_s=1.0,
+                             interval_s=300.0, stuck_time_s=300.0, progress=None, **options) -> DueResult:
+    """Day-to-day route choice toward dynamic user equilibrium by the method of successive averages.
+
+    Each iteration simulates the day with the current routes, reads the experienced
+    travel time of every link in every interval (``mean_travel_time_s``; free-flow where
+    no vehicle left the link), and finds each trip's best route on the link times of its
+    departure interval, each link's time including the mean wait of the trips that entered
+    the network on it. A share ``1 / (n + 2)`` of the trips (seeded draw) whose best route
+    is faster than their current one take it for the next day (MSA on route flows).
+
+    Parameters
+    ----------
+    iterations : int
+        Most days to simulate.
+    rel_gap : float
+        Stop when the relative gap falls to this value.
+    **options
+        Passed to :class:`TrafficEngine` (``events``, ``signals`` ...; not ``routes``).
+
+    Returns
+    -------
+    DueResult
+
+    Notes
+    -----
+    Relative gap of a day: ``sum(experienced - best) / sum(experienced)`` over the trips
+    that completed, where *experienced* is the trip's simulated travel time and *best* the
+    least cost on the link times of its departure interval (a snapshot of the time-
+    dependent costs, not a time-dependent shortest path: a documented approximation). It
+    is 0 at equilibrium under that snapshot, and may be slightly negative.
+    """
+    if not (isinstance(iterations, int) and iterations >= 1):
+        raise DemandError(f"iterations = {iterations!r}; expected an integer >= 1")
+    if "routes" in options:
+        raise DemandError("dynamic_user_equilibrium chooses the routes; do not pass routes=")
+    o_idx, d_idx, depart_s = read_trips(city, trips)
+    rng = np.random.default_rng(np.random.SeedSequence(int(seed)).spawn(2)[1])
+    route_off, route_links, _ = _routes(city, o_idx, d_idx)
+    spi_s = float(interval_s)
+    gaps, means, switched = [], [], []
+    res = None
+    for n in range(iterations):
+        eng = TrafficEngine(city, trips, until_s=until_s, seed=seed, dt_s=dt_s, interval_s=interval_s,
+                            stuck_time_s=stuck_time_s, routes=(route_off, route_links), **options)
+        eng.run()
+        res = eng.result()
+        mtt = res.links["mean_travel_time_s"]
+        link_t = np.where(np.isfinite(mtt), mtt, city.free_flow_time_s[None, :])
+        # trips that could not enter a full first link waited at their origin: that wait
+        # is charged to the link (a full link delays entry from upstream too, where it
+        # shows in the upstream link's time: an approximation, documented)
+        link_t = link_t + np.nan_to_num(res.links["entry_wait_s"], nan=0.0)
+        trip_iv = np.minimum((depart_s // spi_s).astype(np.int64), len(link_t) - 1)
+        tt = res.trips["travel_time_s"].to_numpy()
+        done = np.isfinite(tt)
+        # best routes on the snapshot costs of each departure interval
+        best_off = np.zeros(len(o_idx) + 1, dtype=np.int64)
+        best_parts, best_cost = [None] * len(link_t), np.full(len(o_idx), np.inf)
+        lens = np.zeros(len(o_idx), dtype=np.int64)
+        for iv in np.unique(trip_iv):
+            sel = np.flatnonzero(trip_iv == iv)
+            ro, rl, unr = _routes(city, o_idx[sel], d_idx[sel], link_cost_s=link_t[iv])
+            best_parts[iv] = (sel, ro, rl)
+            lens[sel] = np.diff(ro)
+            best_cost[sel] = _route_costs(ro, rl, link_t[iv][None, :], np.zeros(len(sel), dtype=np.int64))
+        np.cumsum(lens, out=best_off[1:])
+        best_links = np.empty(int(best_off[-1]), dtype=np.int64)
+        for part in best_parts:
+            if part is None:
+                continue
+            sel, ro, rl = part
+            best_links[_gather_index(best_off[:-1][sel], np.diff(ro))] = rl
+        exp = tt[done]
+        gap = float((exp - best_cost[done]).sum() / exp.sum()) if done.any() and exp.sum() > 0 else float("nan")
+        gaps.append(gap)
+        means.append(float(exp.mean()) if done.any() else float("nan"))
+        logger.info("DUE iteration %d: relative gap %.3e, mean travel time %.1f s", n, gap, means[-1])
+        if progress is not None:
+            progress(n + 1, iterations)
+        if gap <= rel_gap or n == iterations - 1:
+            switched.append(0)
+            break
+        cur_cost = _route_costs(route_off, route_links, link_t, trip_iv)
+        better = best_cost < cur_cost - 1e-6
+        switch = better & (rng.random(len(o_idx)) < 1.0 / (n + 2))
+        switched.append(int(switch.sum()))
+        # new routes: the best route where switching, else the current one
+        new_lens = np.where(switch, lens, np.diff(route_off))
+        new_off = np.zeros(len(o_idx) + 1, dtype=np.int64)
+        np.cumsum(new_lens, out=new_off[1:])
+        src = np.concatenate([route_links, best_links])
+        starts = np.where(switch, best_off[:-1] + len(route_links), route_off[:-1])
+        route_links = src[_gather_index(starts, new_lens)]
+        route_off = new_off
+    return DueResult(result=res, rel_gap=np.array(gaps), mean_travel_time_s=np.array(means),
+                     switched=np.array(switched, dtype=np.int64), routes=(route_off, route_links))

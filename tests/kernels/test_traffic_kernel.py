@@ -153,6 +153,7 @@ def run_kernel(nw, routes, depart_step, *, n_steps, stuck_steps=10**9, seed=0, s
     out = dict(
         inflow=np.zeros((n_iv, n_links), dtype=np.int32), outflow=np.zeros((n_iv, n_links), dtype=np.int32),
         tt_sum_steps=np.zeros((n_iv, n_links), dtype=np.int64), occ_part=np.zeros((n_iv, n_links), dtype=np.int64),
+        dep_wait=np.zeros((n_iv, n_links, 2), dtype=np.int64),
         step_counts=np.zeros((n_steps, 3), dtype=np.int64), counters=np.zeros(len(K.COUNTER_NAMES), np.int64))
     args = dict(in_indptr=in_indptr, in_link=in_link, link_head=link_head, ff_steps=nw["ff_steps"],
                 cap_per_step=nw["cap_per_step"], storage=nw["storage"], hole_steps=nw["hole_steps"],

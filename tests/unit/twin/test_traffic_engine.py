@@ -197,3 +197,43 @@ def test_same_seed_gives_identical_results_files(tmp_path):
             res.write(w)
         digests.append(hashlib.sha256(path.read_bytes()).hexdigest())
     assert digests[0] == digests[1]
+
+
+def two_route_city():
+    """Origin 0 to destination 3 by a short narrow route (0-1-3) or a longer wide one (0-2-3)."""
+    return twin.load_city(RawNetwork(
+        name="two-routes", source="test", node_ids=np.arange(4), x_m=np.array([0.0, 500, 500, 1000]),
+        y_m=np.array([0.0, 200, -200, 0]), link_from_idx=np.array([0, 1, 0, 2]), link_to_idx=np.array([1, 3, 2, 3]),
+        length_m=np.array([500.0, 500, 800, 800]), free_speed_mps=np.full(4, 10.0), lanes=np.array([1.0, 1, 2, 2]),
+        capacity_veh_per_h=np.array([900.0, 900, 3600, 3600])))
+
+
+def test_dynamic_user_equilibrium_spreads_load_and_closes_the_gap():
+    """Wardrop: 2,400 veh/h for 30 min exceed the short route's 900 veh/h, so at equilibrium both
+    routes are used and their experienced times approach each other; MSA lowers the gap and the
+    mean travel time from the all-or-nothing start (the usual DUE behaviour)."""
+    from twin.traffic import dynamic_user_equilibrium
+
+    city = two_route_city()
+    n = 1200
+    trips = {"origin": np.zeros(n, int), "destination": np.full(n, 3), "depart_s": np.arange(n) * 1.5}
+    due = dynamic_user_equilibrium(city, trips, until_s=4 * 3600, iterations=8, rel_gap=1e-4, seed=2)
+    assert due.rel_gap[-1] < 0.5 * due.rel_gap[0]
+    assert due.mean_travel_time_s[-1] < due.mean_travel_time_s[0]
+    off, links = due.routes
+    wide = np.array([2 in links[off[v]:off[v + 1]] for v in range(n)])
+    assert 0.1 < wide.mean() < 0.9                                   # both routes used
+    again = dynamic_user_equilibrium(city, trips, until_s=4 * 3600, iterations=8, rel_gap=1e-4, seed=2)
+    np.testing.assert_array_equal(due.rel_gap, again.rel_gap)        # deterministic
+
+
+def test_given_routes_are_checked():
+    city = two_route_city()
+    trips = {"origin": [0], "destination": [3], "depart_s": [0.0]}
+    with pytest.raises(DemandError, match="do not run from their origin"):
+        TrafficEngine(city, trips, until_s=100, routes=(np.array([0, 1]), np.array([2])))
+    with pytest.raises(DemandError, match="not connected"):
+        TrafficEngine(city, trips, until_s=100, routes=(np.array([0, 2]), np.array([0, 3])))
+    eng = TrafficEngine(city, trips, until_s=1000, routes=(np.array([0, 2]), np.array([2, 3])))
+    eng.run()
+    assert eng.result().trips.loc[0, "length_m"] == 1600.0
