@@ -27,6 +27,7 @@ __all__ = [
     "simulate_traffic",
     "static_assignment",
     "fixed_time_plan",
+    "synthesize_population",
     "SignalPlan",
     "ResultsWriter",
     "TwinError",
@@ -42,6 +43,7 @@ _LAZY = {
     "simulate_traffic": ("twin.traffic", "simulate_traffic"),
     "static_assignment": ("twin.assignment", "static_assignment"),
     "fixed_time_plan": ("twin.signals", "fixed_time_plan"),
+    "synthesize_population": ("twin.agents.population", "synthesize_population"),
     "SignalPlan": ("twin.signals", "SignalPlan"),
     "ResultsWriter": ("twin.results", "ResultsWriter"),
 }

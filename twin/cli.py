@@ -10,6 +10,7 @@
     twin render RUN.h5 [--layer congestion] [--time 08:00] [--out frame.png|day.gif]
     twin plot RUN.h5 {travel-times,network,...} [--out chart.png]
     twin view RUN.h5 [--layer congestion]     interactive window with a time slider (needs a display)
+    twin population CITY [--persons N] [--seed S] [--zones z.csv] [--facilities f.csv] [--out pop.h5]
 
 CITY is an embedded city name (default ``hefei-baohe``), a TNTP ``*_net.tntp`` or OSM
 ``.osm[.gz|.bz2]`` path, or a synthetic spec such as ``grid:10x10``. ``-v`` / ``-q`` set
@@ -322,6 +323,9 @@ def build_parser():
     add_render_parser(sub)
     add_plot_parser(sub)
     add_view_parser(sub)
+    from twin.agents.population import add_population_parser
+
+    add_population_parser(sub)
     return ap
 
 
