@@ -23,6 +23,13 @@ busy period is one draw of the unit's busy-time distribution, independent of tra
 then the unit is at its station (instant return). The travel time from station to zone
 is recorded, and ``on_scene_at_s = dispatched_s + travel_s`` is nominal.
 
+Travel times come from a *travel-time provider* (``CityModel.travel``): by default
+:class:`StaticTravelTimes` reads ``spec.travel_time_s``. Another provider (the runner's
+traffic coupling, :class:`twin.runner.TrafficTravelTimes`) can answer from live, congested
+link times; the model asks it whenever a leg starts (wheels rolling to the scene, leaving
+the scene for hospital, starting to return) and when the nearest-idle policy compares units,
+and the leg then lasts that long (no re-timing en route).
+
 Ties at equal times follow SimPy's FIFO event order; a unit that becomes available takes
 the first queued call (priority, call time, call id) it is eligible for before any later
 event is processed.
@@ -39,12 +46,12 @@ import pandas as pd
 import simpy
 
 from twin.agents.calls import generate_calls, poisson_arrivals, spawn_streams
-from twin.agents.dispatch import DispatchCentre, make_policy
+from twin.agents.dispatch import DispatchCentre, NearestIdle, make_policy
 from twin.agents.hospital import Hospital
 from twin.emergency import OUTCOMES, UNIT_EVENTS, EmsResult, EmsSpec, UnitSpec, response_summary, time_average
 from twin.errors import ScenarioError
 
-__all__ = ["CityModel", "Unit", "run_ems", "run_replications"]
+__all__ = ["CityModel", "Unit", "StaticTravelTimes", "run_ems", "run_replications"]
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +60,51 @@ logger = logging.getLogger(__name__)
  AT_STATION) = (UNIT_EVENTS.index(name) for name in UNIT_EVENTS)
 IDLE_STATES = (AVAILABLE, RETURNING, AT_STATION)
 COMPLETED, LOST = OUTCOMES.index("completed"), OUTCOMES.index("lost")
+
+
+class StaticTravelTimes:
+    """The default travel-time provider: the spec's static matrix (no congestion).
+
+    A provider is any object with two methods:
+
+    ``start(model)``
+        Called once when the model is built (after its agents, before the call source);
+        it may start SimPy processes on ``model.env`` (e.g. a traffic clock).
+    ``time_s(origin_idx, destination_idx)``
+        Travel time now, in seconds, from location ``origin_idx`` (an int, or a sequence
+        of ints giving an ndarray of float64) to location ``destination_idx``; ``inf``
+        when unreachable.
+
+    Parameters
+    ----------
+    travel_time_s : ndarray of float64, shape (n_locations, n_locations)
+    """
+
+    def __init__(self, travel_time_s):
+        self.travel_time_s = travel_time_s
+
+    def start(self, model) -> None:
+        return None
+
+    def time_s(self, origin_idx, destination_idx):
+        if isinstance(origin_idx, (int, np.integer)):
+            return float(self.travel_time_s[origin_idx, destination_idx])
+        return self.travel_time_s[np.asarray(origin_idx, dtype=np.int64), destination_idx]
+
+
+class _NearestIdleNow(NearestIdle):
+    """:class:`~twin.agents.dispatch.NearestIdle` on the provider's current travel times.
+
+    Used when a non-static provider is given; eligibility (a finite static time) is unchanged.
+    """
+
+    def choose(self, model, call_idx, idle_units):
+        if not idle_units:
+            return None
+        dest = model.zone_location[model.calls.zone_idx[call_idx]]
+        tt = np.asarray(model.travel.time_s([u.location_idx for u in idle_units], dest), dtype=np.float64)
+        k = int(np.argmin(tt))
+        return idle_units[k] if math.isfinite(tt[k]) else None
 
 
 class Unit(mesa.Agent):
@@ -102,7 +154,7 @@ class Unit(mesa.Agent):
 
     def _serve_textbook(self, c):
         model, calls = self.model, self.model.calls
-        travel = float(model.spec.travel_time_s[self.station_idx, model.zone_location[calls.zone_idx[c]]])
+        travel = model.travel.time_s(self.station_idx, int(model.zone_location[calls.zone_idx[c]]))
         calls.travel_s[c] = travel
         calls.on_scene_at_s[c] = self.env.now + travel
         yield self.env.timeout(float(self.busy_time.ppf(calls.u_busy[c])))
@@ -111,12 +163,12 @@ class Unit(mesa.Agent):
 
     def _serve_path(self, c):
         env, model, calls = self.env, self.model, self.model.calls
-        tt = model.spec.travel_time_s
+        travel_time_s = model.travel.time_s
         if calls.turnout_s[c] > 0:
             yield env.timeout(float(calls.turnout_s[c]))
         self._log(c, EN_ROUTE)
         dest = int(model.zone_location[calls.zone_idx[c]])
-        travel = float(tt[self.location_idx, dest])
+        travel = travel_time_s(self.location_idx, dest)
         calls.travel_s[c] = travel
         yield env.timeout(travel)
         self.location_idx = dest
@@ -126,7 +178,7 @@ class Unit(mesa.Agent):
         if calls.transport[c]:
             hosp = model.hospitals[calls.hospital_idx[c]]
             self._log(c, TRANSPORTING)
-            yield env.timeout(float(tt[dest, hosp.spec.location_idx]))
+            yield env.timeout(travel_time_s(dest, hosp.spec.location_idx))
             self.location_idx = hosp.spec.location_idx
             calls.at_hospital_s[c] = env.now
             self._log(c, AT_HOSPITAL)
@@ -153,7 +205,7 @@ class Unit(mesa.Agent):
     def _return(self, c):
         self._log(c, RETURNING)
         try:
-            yield self.env.timeout(float(self.model.spec.travel_time_s[self.location_idx, self.station_idx]))
+            yield self.env.timeout(self.model.travel.time_s(self.location_idx, self.station_idx))
         except simpy.Interrupt:
             return
         self.location_idx = self.station_idx
@@ -174,6 +226,10 @@ class CityModel(mesa.Model):
         A dispatch policy overriding ``spec.dispatch.policy`` (see :mod:`twin.agents.dispatch`).
     calls : mapping, optional
         Given calls (``time_s, zone_idx, type_idx``) instead of Poisson arrivals.
+    travel : travel-time provider, optional
+        Where units' travel times come from (see :class:`StaticTravelTimes`, the default).
+        With another provider and the ``nearest`` policy, units are compared on the
+        provider's current times.
 
     Attributes
     ----------
@@ -185,7 +241,7 @@ class CityModel(mesa.Model):
     unit_events : list of (time_s, unit_idx, call_idx, code)
     """
 
-    def __init__(self, spec: EmsSpec, *, seed, until_s: float, policy=None, calls=None):
+    def __init__(self, spec: EmsSpec, *, seed, until_s: float, policy=None, calls=None, travel=None):
         streams = spawn_streams(seed)
         super().__init__(rng=streams["agents"])
         self.spec = spec
@@ -195,8 +251,11 @@ class CityModel(mesa.Model):
         self.calls = generate_calls(spec, self.until_s, streams, calls)
         self.zone_location = np.array([z.location_idx for z in spec.zones], dtype=np.int64)
         self.unit_events = []
-        self.dispatch = DispatchCentre(self, policy if policy is not None else make_policy(spec.dispatch),
-                                       spec.dispatch.max_queue)
+        self.travel = travel if travel is not None else StaticTravelTimes(spec.travel_time_s)
+        if policy is None:
+            policy = (_NearestIdleNow() if travel is not None and spec.dispatch.policy == "nearest"
+                      else make_policy(spec.dispatch))
+        self.dispatch = DispatchCentre(self, policy, spec.dispatch.max_queue)
         self.units = [Unit(self, i, u) for i, u in enumerate(spec.units)]
         self.hospitals = [Hospital(self, h, hs) for h, hs in enumerate(spec.hospitals)]
         hstreams = streams["hospital"].spawn(len(self.hospitals)) if self.hospitals else []
@@ -204,6 +263,7 @@ class CityModel(mesa.Model):
             t = poisson_arrivals(rng, hosp.spec.walk_in_rate_per_h / 3600.0, self.until_s)
             if len(t):
                 self.env.process(hosp.walk_in_source(t, rng.random(len(t))))
+        self.travel.start(self)
         if len(self.calls):
             self.env.process(self._call_source())
 
@@ -217,12 +277,21 @@ class CityModel(mesa.Model):
             yield env.timeout(times[c] - env.now)
             dispatch.receive(c)
 
-    def run(self, drain: bool = True) -> float:
+    def run(self, drain: bool = True, progress=None) -> float:
         """Run to ``until_s`` and, with ``drain``, on until every call and stay has ended.
 
+        ``progress(done_s, total_s)``, when given, is called after every simulated hour up
+        to ``until_s`` (running in hour steps does not change the event order).
         Returns the end time in seconds.
         """
-        self.env.run(until=self.until_s)
+        if progress is not None:
+            t = 0.0
+            while t < self.until_s:
+                t = min(t + 3600.0, self.until_s)
+                self.env.run(until=t)
+                progress(t, self.until_s)
+        else:
+            self.env.run(until=self.until_s)
         if drain:
             self.env.run()
         return float(self.env.now)
@@ -314,7 +383,8 @@ def _kpis_and_tables(model, start, end):
     return kpis, units, admissions, occupancy, hospitals
 
 
-def run_ems(spec, *, seed, until_s: float, drain: bool = True, policy=None, calls=None) -> EmsResult:
+def run_ems(spec, *, seed, until_s: float, drain: bool = True, policy=None, calls=None, travel=None,
+            progress=None) -> EmsResult:
     """Simulate an EMS system and return its records and KPIs.
 
     Parameters
@@ -335,6 +405,11 @@ def run_ems(spec, *, seed, until_s: float, drain: bool = True, policy=None, call
     calls : mapping or DataFrame, optional
         Calls to replay (``time_s`` ascending in ``[0, until_s)``, ``zone_idx``, optional
         ``type_idx``) instead of the Poisson arrivals.
+    travel : travel-time provider, optional
+        Live travel times instead of ``spec.travel_time_s`` (see :class:`StaticTravelTimes`;
+        :func:`twin.runner.run` passes its traffic coupling here).
+    progress : callable(done_s, total_s), optional
+        Called after every simulated hour up to ``until_s``.
 
     Returns
     -------
@@ -358,10 +433,10 @@ def run_ems(spec, *, seed, until_s: float, drain: bool = True, policy=None, call
     if not (isinstance(until_s, (int, float)) and math.isfinite(until_s) and until_s > spec.warmup_s):
         raise ScenarioError(f"run_ems: until_s = {until_s!r}; expected a finite number of seconds > warmup_s "
                             f"= {spec.warmup_s}")
-    model = CityModel(spec, seed=seed, until_s=float(until_s), policy=policy, calls=calls)
+    model = CityModel(spec, seed=seed, until_s=float(until_s), policy=policy, calls=calls, travel=travel)
     logger.info("EMS run: %d calls, %d units, %d hospitals, until %.0f s", len(model.calls), spec.n_units,
                 spec.n_hospitals, until_s)
-    end_s = model.run(drain=drain)
+    end_s = model.run(drain=drain, progress=progress)
     kpis, units, admissions, occupancy, hospitals = _kpis_and_tables(model, spec.warmup_s, float(until_s))
     ev = np.array(model.unit_events, dtype=np.float64).reshape(-1, 4)
     unit_events = pd.DataFrame({"time_s": ev[:, 0], "unit_idx": ev[:, 1].astype(np.int32),

@@ -5,6 +5,8 @@
     twin --version
     twin info [CITY] [--out city.h5]          counts, components, bounding box, lane-km by road class
     twin route [CITY] FROM TO                  least free-flow-time path, its length and time
+    twin run SCENARIO [--out run.h5] [--seed N] [--set KEY=VALUE ...] [--list] [--keys]
+                                               emergency response (and coupled traffic) on a city; KPI table
     twin traffic CITY [TRIPS.csv | --random-trips N] [--until 4h] [--out run.h5]
                                                mesoscopic traffic; prints network KPIs
     twin render RUN.h5 [--layer congestion] [--time 08:00] [--out frame.png|day.gif]
@@ -318,6 +320,9 @@ def build_parser():
     p.add_argument("--out", help="write network, trips, link series and KPIs to this results file (HDF5)")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     p.set_defaults(func=_cmd_traffic)
+    from twin.runner import add_run_parser
+
+    add_run_parser(sub)
     from twin.viz.cli import add_plot_parser, add_render_parser, add_view_parser   # no VTK until a command runs
 
     add_render_parser(sub)

@@ -10,7 +10,10 @@ results writer and scenarios share, with no SimPy or Mesa in it:
   from pre-drawn uniforms (so a call keeps its dice whatever unit serves it: common random
   numbers across policies);
 - the unit lifecycle and call-outcome codes, and the stream names of one run;
-- :func:`time_average` and :func:`response_summary`, the KPI arithmetic;
+- :func:`time_average`, :func:`response_summary` and :func:`district_summary` (per-district
+  response and the central-vs-peripheral equity gap), the KPI arithmetic;
+- :class:`EmsLayout` (where locations and zones sit on a city) and
+  :meth:`EmsResult.write`, the EMS part of a results file;
 - builders of the textbook systems the simulation is validated against
   (:func:`loss_ward_spec`, :func:`pooled_fleet_spec`, :func:`hypercube_spec`) and
   :func:`travel_time_matrix` from a :class:`~twin.graph.City`.
@@ -41,6 +44,7 @@ __all__ = [
     "ServiceSpec",
     "EmsSpec",
     "EmsResult",
+    "EmsLayout",
     "UNIT_EVENTS",
     "OUTCOMES",
     "STREAMS",
@@ -48,6 +52,7 @@ __all__ = [
     "POLICIES",
     "time_average",
     "response_summary",
+    "district_summary",
     "travel_time_matrix",
     "loss_ward_spec",
     "pooled_fleet_spec",
@@ -586,6 +591,54 @@ class EmsSpec:
 
 
 @dataclass(frozen=True, eq=False)
+class EmsLayout:
+    """Where an :class:`EmsSpec`'s abstract locations and zones sit on a city.
+
+    Used for results files and district KPIs; an :class:`EmsSpec` alone has none of this.
+
+    Attributes
+    ----------
+    location_node_idx : ndarray of int32, shape (n_locations,)
+        City node index of each location, -1 for none.
+    location_node_id : ndarray, shape (n_locations,), or None
+        External node id of each location (int64 or str).
+    zone_district_idx : ndarray of int32, shape (n_zones,)
+        District (report area) of each EMS zone; several zones may share one (calls spread
+        over a district's nodes).
+    district_names : tuple of str
+    district_central : ndarray of bool, shape (n_districts,)
+        Central districts for the equity gap; all False disables the gap.
+    station_names : tuple of str
+        One name per station, in station order.
+    station_location_idx : tuple of int
+        Location of each station (a unit's ``station_idx``).
+    """
+
+    location_node_idx: np.ndarray
+    location_node_id: np.ndarray | None
+    zone_district_idx: np.ndarray
+    district_names: tuple
+    district_central: np.ndarray
+    station_names: tuple
+    station_location_idx: tuple
+
+    @classmethod
+    def default(cls, spec: "EmsSpec") -> "EmsLayout":
+        """No city: every zone is its own district, none central; one station per distinct
+        unit home location, named ``station<location_idx>``."""
+        locs = tuple(sorted({u.station_idx for u in spec.units}))
+        return cls(location_node_idx=np.full(spec.n_locations, -1, dtype=np.int32), location_node_id=None,
+                   zone_district_idx=np.arange(spec.n_zones, dtype=np.int32),
+                   district_names=tuple(z.name for z in spec.zones),
+                   district_central=np.zeros(spec.n_zones, dtype=bool),
+                   station_names=tuple(f"station{i}" for i in locs), station_location_idx=locs)
+
+
+def _kpi_units(name):
+    return "s" if name.endswith("_s") else "1"
+
+
+@dataclass(frozen=True, eq=False)
 class EmsResult:
     """Outputs of one EMS run (tables are pandas DataFrames; times in seconds from start).
 
@@ -634,6 +687,191 @@ class EmsResult:
     until_s: float
     end_s: float
     spec: EmsSpec = field(repr=False)
+
+    def district_kpis(self, layout: "EmsLayout | None" = None):
+        """Per-district response KPIs and the equity gap over the KPI window.
+
+        See :func:`district_summary`; ``layout`` defaults to :meth:`EmsLayout.default`.
+        """
+        layout = layout if layout is not None else EmsLayout.default(self.spec)
+        return district_summary(self.calls, layout.zone_district_idx, layout.district_names,
+                                layout.district_central, self.spec.response_target_s,
+                                self.kpis["window_start_s"], self.kpis["window_end_s"])
+
+    def write(self, writer, *, prefix="ems", layout: "EmsLayout | None" = None) -> None:
+        """Write the run into an open :class:`twin.results.ResultsWriter`.
+
+        Datasets (``p`` is ``prefix``; every one with units; times in seconds from the start):
+
+        ``/events/p_calls``
+            One row per call: ``call_id, zone_idx, zone, district_idx, node_idx`` (of the
+            call's location, -1 without a city), ``type_idx, type, priority``, the times
+            ``call_s, ready_s, dispatch_s, on_scene_s, at_hospital_s, bed_s, complete_s``
+            (unit free again) and ``travel_s, wait_s`` (ready to dispatch),
+            ``response_time_s`` (call to first unit on scene), ``state`` (terminal state,
+            one of :data:`OUTCOMES`), ``unit_idx, hospital_idx, transport``. NaN / -1 where
+            a stage did not happen.
+        ``/events/p_unit_events``
+            ``time_s, unit_idx, call_id, event`` (:data:`UNIT_EVENTS` names).
+        ``/events/p_admissions``
+            ``hospital_idx, call_id`` (-1 walk-in), ``arrival_s, bed_s, discharge_s, blocked``.
+        ``/network/p_stations``, ``/network/p_units``, ``/network/hospitals``, ``/network/p_zones``, ``/network/p_districts``
+            Stations (``name, location_idx, node_idx, n_units``), units (``name,
+            station_idx``), hospitals (``name, location_idx, node_idx, beds, mode``), zones
+            and districts (``central``).
+        ``/timeseries/p_hospital_occupancy``
+            ``occupancy_beds`` and ``waiting_patients``, time × hospital, a step series at
+            every change (value from ``time_s`` on).
+        ``/timeseries/p_dispatch_queue``
+            ``queue_length``, time × 1.
+        ``/summary/p_<kpi>``
+            The scalar KPIs of :func:`twin.agents.ems.run_ems` (per-ward ones go to the
+            table ``/summary/p_hospitals``) plus ``n_blocked``, ``blocking`` (blocked /
+            arrivals over all wards), ``n_unserved`` and ``unserved_share`` (lost or open
+            calls), and the equity gap of :func:`district_summary`. Tables
+            ``/summary/p_units``, ``p_hospitals``, ``p_districts``.
+        """
+        spec, lay = self.spec, layout if layout is not None else EmsLayout.default(self.spec)
+        p = prefix
+        c = self.calls
+        zone_idx = c["zone_idx"].to_numpy(np.int32)
+        zloc = np.array([z.location_idx for z in spec.zones], dtype=np.int64)
+        type_names = np.array([t.name for t in spec.call_types] or [""], dtype=object)
+        zone_names = np.array([z.name for z in spec.zones] or [""], dtype=object)
+        node_of_loc = np.asarray(lay.location_node_idx, dtype=np.int32)
+        times = {"call_s": "time_s", "ready_s": "ready_s", "dispatch_s": "dispatched_s", "on_scene_s": "on_scene_s",
+                 "at_hospital_s": "at_hospital_s", "bed_s": "bed_s", "complete_s": "available_s",
+                 "travel_s": "travel_s", "wait_s": "wait_s", "response_time_s": "response_s"}
+        cols = {"call_id": c["call_id"].to_numpy(np.int64), "zone_idx": zone_idx,
+                "zone": zone_names[zone_idx].astype(str) if len(c) else np.array([], dtype=str),
+                "district_idx": np.asarray(lay.zone_district_idx, dtype=np.int32)[zone_idx],
+                "node_idx": node_of_loc[zloc[zone_idx]] if len(c) else np.array([], dtype=np.int32),
+                "type_idx": c["type_idx"].to_numpy(np.int16),
+                "type": type_names[c["type_idx"].to_numpy(np.int64)].astype(str) if len(c) else np.array([], dtype=str),
+                "priority": c["priority"].to_numpy(np.int8)}
+        cols.update({k: c[v].to_numpy(np.float64) for k, v in times.items()})
+        cols.update({"state": c["outcome"].astype(str).to_numpy().astype(str), "unit_idx": c["unit_idx"].to_numpy(np.int32),
+                     "hospital_idx": c["hospital_idx"].to_numpy(np.int32), "transport": c["transport"].to_numpy(bool)})
+        units = {k: "" for k in cols}
+        units.update({k: "s" for k in times})
+        writer.write_table(f"/events/{p}_calls", cols, units=units)
+
+        ue = self.unit_events
+        writer.write_table(f"/events/{p}_unit_events", {
+            "time_s": ue["time_s"].to_numpy(np.float64), "unit_idx": ue["unit_idx"].to_numpy(np.int32),
+            "call_id": ue["call_id"].to_numpy(np.int64), "event": ue["event"].astype(str).to_numpy().astype(str)},
+            units={"time_s": "s", "unit_idx": "", "call_id": "", "event": ""})
+        ad = self.admissions
+        writer.write_table(f"/events/{p}_admissions", {
+            "hospital_idx": ad["hospital_idx"].to_numpy(np.int32), "call_id": ad["call_id"].to_numpy(np.int64),
+            "arrival_s": ad["arrival_s"].to_numpy(np.float64), "bed_s": ad["bed_s"].to_numpy(np.float64),
+            "discharge_s": ad["discharge_s"].to_numpy(np.float64), "blocked": ad["blocked"].to_numpy(bool)},
+            units={"hospital_idx": "", "call_id": "", "arrival_s": "s", "bed_s": "s", "discharge_s": "s",
+                   "blocked": ""})
+
+        # ---- network: where things are
+        st_loc = np.asarray(lay.station_location_idx, dtype=np.int32)
+        unit_station = np.array([int(np.flatnonzero(st_loc == u.station_idx)[0]) if (st_loc == u.station_idx).any()
+                                 else -1 for u in spec.units], dtype=np.int32)
+        writer.write_table(f"/network/{p}_stations", {
+            "station_idx": np.arange(len(st_loc), dtype=np.int32), "name": np.array(lay.station_names, dtype=str),
+            "location_idx": st_loc, "node_idx": node_of_loc[st_loc],
+            "n_units": np.bincount(unit_station[unit_station >= 0], minlength=len(st_loc)).astype(np.int32)},
+            units={"station_idx": "", "name": "", "location_idx": "", "node_idx": "", "n_units": "1"})
+        writer.write_table(f"/network/{p}_units", {
+            "unit_idx": np.arange(spec.n_units, dtype=np.int32),
+            "name": np.array([u.name for u in spec.units], dtype=str), "station_idx": unit_station,
+            "location_idx": np.array([u.station_idx for u in spec.units], dtype=np.int32)},
+            units={"unit_idx": "", "name": "", "station_idx": "", "location_idx": ""})
+        hloc = np.array([h.location_idx for h in spec.hospitals], dtype=np.int32)
+        writer.write_table("/network/hospitals", {
+            "hospital_idx": np.arange(spec.n_hospitals, dtype=np.int32),
+            "name": np.array([h.name for h in spec.hospitals], dtype=str), "location_idx": hloc,
+            "node_idx": node_of_loc[hloc], "beds": np.array([h.beds for h in spec.hospitals], dtype=np.int64),
+            "mode": np.array([h.mode for h in spec.hospitals], dtype=str)},
+            units={"hospital_idx": "", "name": "", "location_idx": "", "node_idx": "", "beds": "beds", "mode": ""})
+        writer.write_table(f"/network/{p}_zones", {
+            "zone_idx": np.arange(spec.n_zones, dtype=np.int32), "name": np.array([z.name for z in spec.zones], dtype=str),
+            "location_idx": zloc.astype(np.int32), "node_idx": node_of_loc[zloc],
+            "district_idx": np.asarray(lay.zone_district_idx, dtype=np.int32),
+            "arrival_rate_per_h": np.array([z.arrival_rate_per_h for z in spec.zones], dtype=np.float64)},
+            units={"zone_idx": "", "name": "", "location_idx": "", "node_idx": "", "district_idx": "",
+                   "arrival_rate_per_h": "1/h"})
+        writer.write_table(f"/network/{p}_districts", {
+            "district_idx": np.arange(len(lay.district_names), dtype=np.int32),
+            "name": np.array(lay.district_names, dtype=str), "central": np.asarray(lay.district_central, dtype=bool)},
+            units={"district_idx": "", "name": "", "central": ""})
+        if lay.location_node_id is not None:
+            ids = np.asarray(lay.location_node_id)
+            writer.write_table(f"/network/{p}_locations", {
+                "location_idx": np.arange(spec.n_locations, dtype=np.int32), "node_idx": node_of_loc,
+                "node_id": ids if ids.dtype.kind in "iu" else ids.astype(str)},
+                units={"location_idx": "", "node_idx": "", "node_id": ""})
+
+        # ---- time series: one row per change time (the last value at a shared time wins)
+        if spec.n_hospitals:
+            occ = self.occupancy
+            t_all = np.unique(occ["time_s"].to_numpy(np.float64))
+            beds = np.zeros((len(t_all), spec.n_hospitals), dtype=np.float32)
+            waiting = np.zeros_like(beds)
+            for h in range(spec.n_hospitals):
+                rows = occ[occ["hospital_idx"] == h]
+                t_h = rows["time_s"].to_numpy(np.float64)
+                k = np.searchsorted(t_h, t_all, side="right") - 1      # last change at or before t
+                ok = k >= 0
+                beds[ok, h] = rows["occupied_beds"].to_numpy()[k[ok]]
+                waiting[ok, h] = rows["waiting"].to_numpy()[k[ok]]
+            app = writer.series_appender(f"{p}_hospital_occupancy", {
+                "occupancy_beds": (spec.n_hospitals, "beds"), "waiting_patients": (spec.n_hospitals, "1")})
+            for i, t in enumerate(t_all):
+                app.append(float(t), occupancy_beds=beds[i], waiting_patients=waiting[i])
+        dq = self.dispatch_queue
+        t_q = dq["time_s"].to_numpy(np.float64)
+        keep = np.append(t_q[1:] != t_q[:-1], True)                   # last value at a shared time
+        app = writer.series_appender(f"{p}_dispatch_queue", {"queue_length": (1, "1")})
+        for t, q in zip(t_q[keep], dq["queue_length"].to_numpy()[keep]):
+            app.append(float(t), queue_length=np.array([q], dtype=np.float32))
+
+        # ---- summary
+        for name, value in self.kpis.items():
+            if name.startswith("hospital_"):
+                continue
+            writer.write_summary(f"{p}_{name}", value, units=_kpi_units(name))
+        hosp = self.hospitals
+        n_arr, n_blk = int(hosp["arrivals"].sum()), int(hosp["blocked"].sum())
+        inwin = (c["time_s"] >= self.kpis["window_start_s"]) & (c["time_s"] < self.kpis["window_end_s"])
+        n_unserved = int((inwin & c["outcome"].isin(["lost", "open"])).sum())
+        extra = {"n_blocked": n_blk, "blocking": n_blk / n_arr if n_arr else math.nan, "n_unserved": n_unserved,
+                 "unserved_share": n_unserved / int(inwin.sum()) if inwin.any() else math.nan}
+        districts, gap = self.district_kpis(lay)
+        extra.update(gap)
+        for name, value in extra.items():
+            writer.write_summary(f"{p}_{name}", value, units=_kpi_units(name))
+        u = self.units
+        writer.write_table(f"/summary/{p}_units", {
+            "unit_idx": u["unit_idx"].to_numpy(np.int32), "name": u["name"].astype(str).to_numpy().astype(str),
+            "n_dispatches": u["n_dispatches"].to_numpy(np.int64), "busy_s": u["busy_s"].to_numpy(np.float64),
+            "utilisation": u["utilisation"].to_numpy(np.float64)},
+            units={"unit_idx": "", "name": "", "n_dispatches": "1", "busy_s": "s", "utilisation": "1"})
+        hcols = {k: hosp[k].to_numpy(np.float64) for k in ("blocking", "occupancy_mean", "utilisation",
+                                                             "bed_wait_mean_s", "waiting_mean")}
+        writer.write_table(f"/summary/{p}_hospitals", {
+            "hospital_idx": hosp["hospital_idx"].to_numpy(np.int32), "name": hosp["name"].astype(str).to_numpy().astype(str),
+            "beds": hosp["beds"].to_numpy(np.int64), "arrivals": hosp["arrivals"].to_numpy(np.int64),
+            "blocked": hosp["blocked"].to_numpy(np.int64), "occupancy_max": hosp["occupancy_max"].to_numpy(np.int64),
+            **hcols},
+            units={"hospital_idx": "", "name": "", "beds": "beds", "arrivals": "1", "blocked": "1", "occupancy_max": "beds",
+                   "blocking": "1", "occupancy_mean": "beds", "utilisation": "1", "bed_wait_mean_s": "s",
+                   "waiting_mean": "1"})
+        writer.write_table(f"/summary/{p}_districts", {
+            "district_idx": districts["district_idx"].to_numpy(np.int32),
+            "name": districts["name"].astype(str).to_numpy().astype(str),
+            "central": districts["central"].to_numpy(bool),
+            **{k: districts[k].to_numpy(np.int64) for k in ("n_calls", "n_unserved")},
+            **{k: districts[k].to_numpy(np.float64) for k in ("response_mean_s", "response_p90_s", "within_target",
+                                                                "response_p1_mean_s")}},
+            units={"district_idx": "", "name": "", "central": "", "n_calls": "1", "n_unserved": "1",
+                   "response_mean_s": "s", "response_p90_s": "s", "within_target": "1", "response_p1_mean_s": "s"})
 
 
 # --------------------------------------------------------------------------------------
@@ -690,6 +928,82 @@ def response_summary(response_s, target_s=None) -> dict:
         out["target_s"] = float(target_s)
         out["within_target"] = float(np.mean(r <= target_s)) if len(r) else math.nan
     return out
+
+
+def district_summary(calls, zone_district_idx, district_names, district_central, response_target_s, start_s,
+                     end_s):
+    """Response KPIs per district and the central-vs-peripheral equity gap.
+
+    Parameters
+    ----------
+    calls : DataFrame
+        :attr:`EmsResult.calls` (columns ``time_s, zone_idx, priority, response_s, outcome``).
+    zone_district_idx : ndarray of int, shape (n_zones,)
+        District of each EMS zone.
+    district_names : sequence of str, length n_districts
+    district_central : ndarray of bool, shape (n_districts,)
+    response_target_s : sequence of 3 floats or None
+        Target of priorities 1, 2, 3 (None: no target).
+    start_s, end_s : float
+        Calls received in ``[start_s, end_s)`` count.
+
+    Returns
+    -------
+    districts : DataFrame
+        One row per district: ``district_idx, name, central, n_calls, n_unserved`` (lost or
+        open), ``response_mean_s, response_p90_s`` (served calls, all priorities),
+        ``within_target`` (share of served calls of a priority with a target that met it)
+        and ``response_p1_mean_s``.
+    gap : dict
+        ``equity_gap_response_mean_s`` and ``equity_gap_response_p90_s`` (peripheral minus
+        central, over the pooled calls of each group) and ``equity_gap_within_target``
+        (central minus peripheral share): positive when the periphery is served worse. NaN
+        when no district is central, none is peripheral, or a group has no served call.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> calls = pd.DataFrame({"time_s": [1.0, 2.0, 3.0], "zone_idx": [0, 1, 1], "priority": [1, 1, 2],
+    ...                       "response_s": [300.0, 600.0, 900.0], "outcome": ["completed"] * 3})
+    >>> d, gap = district_summary(calls, [0, 1], ["c", "p"], np.array([True, False]), (480.0, None, None),
+    ...                           0.0, 10.0)
+    >>> d["response_mean_s"].tolist(), gap["equity_gap_response_mean_s"], d["within_target"].tolist()
+    ([300.0, 750.0], 450.0, [1.0, 0.0])
+    """
+    import pandas as pd
+
+    names = list(district_names)
+    central = np.asarray(district_central, dtype=bool)
+    t = calls["time_s"].to_numpy(np.float64)
+    inwin = (t >= start_s) & (t < end_s)
+    dist = np.asarray(zone_district_idx, dtype=np.int64)[calls["zone_idx"].to_numpy(np.int64)] if len(calls) \
+        else np.empty(0, np.int64)
+    resp = calls["response_s"].to_numpy(np.float64)
+    prio = calls["priority"].to_numpy(np.int64)
+    target = np.array([math.nan if v is None else v for v in response_target_s], dtype=np.float64)
+    tgt = target[prio - 1] if len(prio) else np.empty(0)
+    unserved = calls["outcome"].isin(["lost", "open"]).to_numpy()
+
+    def stats(sel):
+        r = resp[sel & ~np.isnan(resp)]
+        has_t = sel & ~np.isnan(resp) & ~np.isnan(tgt)
+        p1 = resp[sel & (prio == 1) & ~np.isnan(resp)]
+        return (int(sel.sum()), int((sel & unserved).sum()), float(r.mean()) if len(r) else math.nan,
+                float(np.percentile(r, 90)) if len(r) else math.nan,
+                float(np.mean(resp[has_t] <= tgt[has_t])) if has_t.any() else math.nan,
+                float(p1.mean()) if len(p1) else math.nan)
+
+    rows = [(d, names[d], bool(central[d])) + stats(inwin & (dist == d)) for d in range(len(names))]
+    table = pd.DataFrame(rows, columns=["district_idx", "name", "central", "n_calls", "n_unserved",
+                                        "response_mean_s", "response_p90_s", "within_target", "response_p1_mean_s"])
+    gap = {"equity_gap_response_mean_s": math.nan, "equity_gap_response_p90_s": math.nan,
+           "equity_gap_within_target": math.nan}
+    if central.any() and not central.all() and len(calls):
+        c = stats(inwin & central[dist])
+        p = stats(inwin & ~central[dist])
+        gap = {"equity_gap_response_mean_s": p[2] - c[2], "equity_gap_response_p90_s": p[3] - c[3],
+               "equity_gap_within_target": c[4] - p[4]}
+    return table, gap
 
 
 def travel_time_matrix(city, node_ids, link_cost_s=None) -> np.ndarray:

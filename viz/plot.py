@@ -291,7 +291,7 @@ def _fit_top_down(pl, bounds, *, bottom=0.17, top=0.91, side=0.03):
 
 def plot_run(results, *, time_s=None, layer="congestion", scalars=None, cmap=None, clim=None, off_screen=True,
              plotter=None, screenshot=None, title=None, series="traffic_links", network=None, tubes=True,
-             tube_radius_m=None, window_size=DEFAULT_WINDOW_SIZE):
+             tube_radius_m=None, window_size=DEFAULT_WINDOW_SIZE, facilities=True):
     """Draw the road network coloured by a link time series at one interval.
 
     Parameters
@@ -332,6 +332,10 @@ def plot_run(results, *, time_s=None, layer="congestion", scalars=None, cmap=Non
         drawn wider than they are, as on a printed map).
     window_size : (int, int), default (1024, 768)
         Pixels of a new plotter.
+    facilities : bool, default True
+        Where the file has them (an emergency run), draw hospitals as markers coloured by
+        bed occupancy at the drawn interval (occupied / beds) and ambulance stations as
+        black markers, both labelled.
 
     Returns
     -------
@@ -359,8 +363,11 @@ def plot_run(results, *, time_s=None, layer="congestion", scalars=None, cmap=Non
         view = _LinkView(res, layer=layer, scalars=scalars, cmap=cmap, clim=clim, series=series, network=network,
                          tubes=tubes, tube_radius_m=tube_radius_m)
         i = _pick_interval(view.series, time_s)
+        marks = _facilities(res, view, i) if facilities else []
     pl = plotter if plotter is not None else pv.Plotter(off_screen=off_screen, window_size=list(window_size))
     _draw(pl, view, i, title)
+    for mark in marks:
+        _draw_facility(pl, **mark)
     if screenshot is not None:
         pl.screenshot(os.fspath(screenshot))
         logger.info("wrote %s", screenshot)
@@ -478,3 +485,47 @@ def add_points(plotter, points, *, scalars=None, cmap="plasma", clim=None, point
                             scalar_bar_args=dict(title=scalar_bar_title or scalars, vertical=True, position_x=0.86,
                                                  position_y=0.25, height=0.5, width=0.06, color="black",
                                                  title_font_size=14, label_font_size=12))
+
+
+def _facilities(res, view, i):
+    """Hospital and station markers of an emergency run (empty for a traffic-only file)."""
+    keys = set(res.keys("/network"))
+    nodes = res.table("/network/nodes")
+    x, y = nodes["x_m"].to_numpy(), nodes["y_m"].to_numpy()
+    marks = []
+    if "/network/hospitals" in keys:
+        h = res.table("/network/hospitals")
+        occ = np.full(len(h), np.nan)
+        occ_path = "/timeseries/ems_hospital_occupancy/occupancy_beds"
+        if occ_path in set(res.keys("/timeseries")):
+            t_occ = res.array("/timeseries/ems_hospital_occupancy/time_s")
+            beds_t = res.array(occ_path)
+            t_mid = float(view.series.time_s[i]) + 0.5 * float(view.series.interval_s)
+            k = int(np.clip(np.searchsorted(t_occ, t_mid, side="right") - 1, 0, len(t_occ) - 1))
+            occ = np.asarray(beds_t[k], dtype=np.float64) / np.maximum(h["beds"].to_numpy(), 1)
+        idx = h["node_idx"].to_numpy()
+        marks.append(dict(x=x[idx], y=y[idx], values=occ, labels=[f"H {n}" for n in h["name"]],
+                          title="hospital beds occupied (share)", color=None))
+    if "/network/ems_stations" in keys:
+        st = res.table("/network/ems_stations")
+        idx = st["node_idx"].to_numpy()
+        labels = [f"S {n} ({u})" for n, u in zip(st["name"], st.get("n_units", [""] * len(st)))]
+        marks.append(dict(x=x[idx], y=y[idx], values=None, labels=labels, title=None, color="black"))
+    return marks
+
+
+def _draw_facility(pl, *, x, y, values, labels, title, color):
+    from twin.viz.mesh import points_mesh
+
+    z = np.full(len(x), 5.0)
+    pts = points_mesh(x, y, None if values is None else {"value": values})
+    pts.points[:, 2] = z
+    if values is None or np.all(np.isnan(values)):
+        pl.add_mesh(pts, color=color or "black", point_size=16, render_points_as_spheres=True, lighting=False)
+    else:
+        pl.add_mesh(pts, scalars="value", cmap="cool", clim=[0.0, 1.0], point_size=22, render_points_as_spheres=True,
+                    lighting=False, nan_color="grey",
+                    scalar_bar_args=dict(title=title, vertical=True, position_x=0.88, position_y=0.25, height=0.5,
+                                         width=0.05, title_font_size=12, label_font_size=11))
+    pl.add_point_labels(pts.points, list(labels), font_size=12, point_size=1, shape_opacity=0.6,
+                        always_visible=True, show_points=False)

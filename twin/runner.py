@@ -1,0 +1,1253 @@
+"""Run a scenario file: emergency response on a city, optionally coupled with traffic.
+
+A scenario is a TOML file (``tomllib``) whose tables map to the frozen groups below
+(units in the field names, a description in each field's metadata)::
+
+    [city]        name = "hefei-baohe"          embedded city, network file or "grid:6x6"
+    [run]         until_s, seed, drain
+    [kpi]         warmup_s, response_target_s = [P1, P2, P3], central_zones
+    [calls]       locations = "nodes" | "centroid"; rate_per_h (total or per zone) or
+                  population (per zone) with rate_per_1000_per_day; hourly_profile (24)
+    [[call_types]] name, priority, share, on_scene, transport_probability
+    [[stations]]  name, node, ambulances, busy_time
+    [[hospitals]] name, node, beds, length_of_stay, mode, walk_in_rate_per_h
+    [dispatch]    policy, processing, max_queue
+    [service]     mode, turnout, handover, return_mode, busy_time, emergency_speed_factor
+    [traffic]     random_trips, trips, window_start_s, window_s, until_s, dt_s, sync_s,
+                  reroute_share, reroute_interval_s, signals, signal_cycle_s   (optional)
+
+Durations are seconds: a number (constant) or a table ``{kind = "lognormal", mean_s = 900,
+cv = 0.5}`` (see :class:`twin.emergency.Dist`). Zone ids are the city's district ids
+(``City.zone_ids``; TOML keys are strings, matched against ``str(zone_id)``). Node ids are
+the city's external node ids. :func:`scenario_fields` lists every key with its description.
+
+Mapping onto :class:`~twin.emergency.EmsSpec`
+---------------------------------------------
+*Locations* are city nodes: stations first, then hospitals, then call locations, each node
+once. The static travel-time matrix is the least free-flow time between them divided by
+``service.emergency_speed_factor`` per link. *Call locations*: with ``locations = "nodes"``
+(default) a district's calls are spread over all of its nodes with equal weight (one EMS
+zone per node, rate = district rate / number of nodes); with ``"centroid"`` they all come
+from one node per district, the node nearest the mean coordinate of the district's nodes
+(its lowest-index node when the city has no coordinates). A city without districts is one
+district, ``"city"``. A district rate is ``rate_per_h`` (a table by zone id, or one total
+split in proportion to the districts' node counts) or ``population / 1000 ×
+rate_per_1000_per_day / 24`` per hour; districts without an entry get no calls. Every
+district rate is multiplied by ``hourly_profile[h]`` in hour ``h`` of the day (so a profile
+averaging 1 keeps the daily total). Each station's ``ambulances`` become units
+``<station>-1``, ``<station>-2`` ...
+
+Traffic coupling (fidelity)
+---------------------------
+With a ``[traffic]`` table that has demand (``random_trips > 0`` or a ``trips`` CSV), the
+runner builds a :class:`~twin.traffic.TrafficEngine` on the same city and advances it in
+lockstep with the SimPy clock: a process at SimPy's ``URGENT`` priority calls
+``engine.run_until(env.now)`` every ``sync_s`` seconds (default 60) up to the traffic
+horizon (``traffic.until_s``, default ``run.until_s``); link times stay as last seen after
+it. Whenever a unit starts a leg (to the scene after turnout, scene to hospital, return to
+station), and when the nearest-idle policy compares units, the travel time is the least-cost
+path on the *current* link costs ``free_flow_time_s / emergency_speed_factor + queue delay``
+(the delay is ``TrafficEngine.link_travel_times_s() - free_flow_time_s``: vehicles already
+queued at the link's end over its capacity). The leg then lasts that long. Ambulances are
+not vehicles of the traffic model yet: they add no load, get no priority at queues or
+signals, and are not re-timed when congestion changes mid-leg. The hospital a call goes to
+is fixed on static times. Without ``[traffic]`` (or with no demand) times are the static
+matrix.
+
+Randomness: the run seed spawns the EMS streams :data:`twin.emergency.STREAMS` and two more,
+``traffic_demand`` (random trips) and ``traffic`` (engine), all from
+``numpy.random.SeedSequence(seed)`` in that order, so a run with and without traffic sees the
+same calls and per-call dice (common random numbers).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import logging
+import math
+import numbers
+import sys
+import time
+import tomllib
+from dataclasses import dataclass, field, fields
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from twin.emergency import (CallTypeSpec, DispatchSpec, Dist, EmsLayout, EmsResult, EmsSpec, HospitalSpec,
+                            ServiceSpec, STREAMS, UnitSpec, ZoneSpec, travel_time_matrix)
+from twin.errors import ScenarioError, TwinError
+
+__all__ = [
+    "run",
+    "load_scenario",
+    "Scenario",
+    "RunResult",
+    "TrafficTravelTimes",
+    "builtin_scenarios",
+    "scenario_fields",
+    "apply_overrides",
+    "dump_toml",
+    "write_run",
+    "format_kpis",
+    "add_run_parser",
+    "run_main",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Streams spawned from the run seed, in order: the EMS ones, then traffic demand and engine.
+RUN_STREAMS = tuple(STREAMS) + ("traffic_demand", "traffic")
+
+
+# --------------------------------------------------------------------------------------
+# scenario groups
+
+def _f(default, kind, description, **opts):
+    return field(default=default, metadata={"kind": kind, "description": description, **opts})
+
+
+_DIST = "a number of seconds or a table {kind, mean_s, cv}"
+
+
+@dataclass(frozen=True)
+class CityGroup:
+    """``[city]``: the road network."""
+
+    name: str = _f("hefei-baohe", "str", "embedded city name, network file (relative to the scenario file) "
+                                         "or synthetic spec such as 'grid:6x6'")
+
+
+@dataclass(frozen=True)
+class RunGroup:
+    """``[run]``: horizon and seed."""
+
+    until_s: float = _f(86400.0, "float", "calls arrive on [0, until_s), seconds", minimum=0.0, strict=True)
+    seed: int = _f(0, "int", "run seed (>= 0); twin run --seed overrides it", minimum=0)
+    drain: bool = _f(True, "bool", "keep running after until_s until every call has ended")
+    description: str = _f("", "str", "free text shown by twin run")
+
+
+@dataclass(frozen=True)
+class KpiGroup:
+    """``[kpi]``: how KPIs are computed."""
+
+    warmup_s: float = _f(0.0, "float", "KPIs cover calls received in [warmup_s, until_s), seconds", minimum=0.0)
+    response_target_s: tuple = _f((480.0,), "floats", "response-time targets of priorities 1, 2, 3 (seconds; "
+                                                      "a shorter list leaves the rest without a target)",
+                                  min_len=0, max_len=3, minimum=0.0, strict=True)
+    central_zones: tuple | None = _f(None, "ids", "zone ids counted as central for the equity gap (default: the "
+                                                  "city's meta['central_zone_ids'])")
+
+
+@dataclass(frozen=True)
+class CallsGroup:
+    """``[calls]``: where and how often calls arise."""
+
+    locations: str = _f("nodes", "choice", "'nodes': a district's calls spread equally over its nodes; "
+                                           "'centroid': from the node nearest its mean coordinate",
+                        choices=("nodes", "centroid"))
+    rate_per_h: object = _f(None, "rates", "calls/hour: one total (split by district node counts) or a table "
+                                           "zone id -> calls/hour")
+    population: dict | None = _f(None, "table", "zone id -> residents (with rate_per_1000_per_day)")
+    rate_per_1000_per_day: float | None = _f(None, "float", "calls per 1,000 residents per day", minimum=0.0)
+    hourly_profile: tuple = _f((1.0,) * 24, "floats", "24 multipliers of the rates, hour 0 = first hour of the run",
+                               min_len=24, max_len=24, minimum=0.0)
+
+
+@dataclass(frozen=True)
+class CallTypeGroup:
+    """``[[call_types]]``: one call type (see :class:`twin.emergency.CallTypeSpec`)."""
+
+    name: str = _f("", "str", "call type name")
+    priority: int = _f(1, "int", "1 (most urgent) to 3", minimum=1, maximum=3)
+    share: float = _f(1.0, "float", "fraction of calls of this type (shares sum to 1)", minimum=0.0)
+    on_scene: Dist = _f(Dist("constant", 0.0, 0.0), "dist", f"time on scene: {_DIST}")
+    transport_probability: float = _f(0.0, "float", "probability of transport to hospital", minimum=0.0,
+                                      maximum=1.0)
+
+
+@dataclass(frozen=True)
+class StationGroup:
+    """``[[stations]]``: an ambulance station."""
+
+    name: str = _f("", "str", "station name (units are <name>-1, <name>-2 ...)")
+    node: object = _f(None, "node", "city node id of the station")
+    ambulances: int = _f(1, "int", "ambulances based here", minimum=0)
+    busy_time: Dist | None = _f(None, "dist", f"busy time in service.mode = 'busy_time': {_DIST}")
+
+
+@dataclass(frozen=True)
+class HospitalGroup:
+    """``[[hospitals]]``: a hospital (one ward of beds, see :class:`twin.emergency.HospitalSpec`)."""
+
+    name: str = _f("", "str", "hospital name")
+    node: object = _f(None, "node", "city node id of the hospital")
+    beds: int = _f(1, "int", "beds", minimum=0)
+    length_of_stay: Dist = _f(Dist("exponential", 86400.0), "dist", f"bed occupancy per patient: {_DIST}")
+    mode: str = _f("loss", "choice", "'loss': a patient finding no bed is turned away; 'queue': waits",
+                   choices=("loss", "queue"))
+    walk_in_rate_per_h: float = _f(0.0, "float", "admissions not by ambulance, patients/hour", minimum=0.0)
+
+
+@dataclass(frozen=True)
+class DispatchGroup:
+    """``[dispatch]``: the dispatch centre."""
+
+    policy: str = _f("nearest", "choice", "'nearest': the idle unit with the least travel time now",
+                     choices=("nearest",))
+    processing: Dist = _f(Dist("constant", 0.0, 0.0), "dist", f"call processing time: {_DIST}")
+    max_queue: int | None = _f(None, "int", "calls that may wait for a unit (omit for unlimited; 0 = loss "
+                                            "system)", minimum=0)
+
+
+@dataclass(frozen=True)
+class ServiceGroup:
+    """``[service]``: how units spend their busy time (see :class:`twin.emergency.ServiceSpec`)."""
+
+    mode: str = _f("path", "choice", "'path': turnout, travel, scene, transport, handover, return; "
+                                     "'busy_time': one draw of busy_time", choices=("path", "busy_time"))
+    turnout: Dist = _f(Dist("constant", 60.0, 0.0), "dist", f"dispatch to wheels rolling: {_DIST}")
+    handover: Dist = _f(Dist("constant", 900.0, 0.0), "dist", f"patient handover at hospital: {_DIST}")
+    return_mode: str = _f("drive", "choice", "'drive' back to the station or 'instant'",
+                          choices=("drive", "instant"))
+    busy_time: Dist = _f(Dist("exponential", 3600.0), "dist", f"busy period in busy_time mode: {_DIST}")
+    emergency_speed_factor: float = _f(1.0, "float", "ambulance speed / link free-flow speed (queue delays are "
+                                                     "not scaled)", minimum=0.0, strict=True)
+
+
+@dataclass(frozen=True)
+class TrafficGroup:
+    """``[traffic]``: background traffic coupled to the EMS clock (optional table)."""
+
+    random_trips: int = _f(0, "int", "uniform random OD trips (twin.cli.random_trips)", minimum=0)
+    trips: str = _f("", "str", "CSV of trips (origin, destination, depart_s), relative to the scenario file")
+    window_start_s: float = _f(0.0, "float", "start of the random trips' departure window, seconds", minimum=0.0)
+    window_s: float = _f(3600.0, "float", "length of the departure window, seconds", minimum=0.0, strict=True)
+    until_s: float | None = _f(None, "float", "traffic horizon, seconds (default run.until_s)", minimum=0.0,
+                               strict=True)
+    dt_s: float = _f(1.0, "float", "traffic tick, seconds", minimum=0.0, strict=True)
+    sync_s: float = _f(60.0, "float", "the EMS reads link times this often, seconds", minimum=0.0, strict=True)
+    reroute_share: float = _f(0.0, "float", "share of vehicles re-routing en route", minimum=0.0, maximum=1.0)
+    reroute_interval_s: float = _f(300.0, "float", "re-routing period, seconds", minimum=0.0, strict=True)
+    signals: bool = _f(False, "bool", "fixed-time signals at every node with 3+ in-links")
+    signal_cycle_s: float = _f(90.0, "float", "signal cycle with signals = true, seconds", minimum=0.0, strict=True)
+
+
+#: Top-level tables: name -> (group class, is an array of tables).
+GROUPS = {
+    "city": (CityGroup, False), "run": (RunGroup, False), "kpi": (KpiGroup, False), "calls": (CallsGroup, False),
+    "call_types": (CallTypeGroup, True), "stations": (StationGroup, True), "hospitals": (HospitalGroup, True),
+    "dispatch": (DispatchGroup, False), "service": (ServiceGroup, False), "traffic": (TrafficGroup, False),
+}
+
+
+def scenario_fields() -> dict:
+    """Every scenario key, ``"table.key" -> description`` (for docs and ``twin run --keys``)."""
+    return {f"{t}.{f.name}": f.metadata["description"] for t, (cls, _) in GROUPS.items() for f in fields(cls)}
+
+
+# --------------------------------------------------------------------------------------
+# parsing and validation
+
+def _did_you_mean(key, accepted):
+    close = difflib.get_close_matches(str(key), list(accepted), n=1)
+    return f"did you mean '{close[0]}'? " if close else ""
+
+
+def _is_number(v):
+    return isinstance(v, numbers.Real) and not isinstance(v, bool)
+
+
+def _bound_text(meta):
+    lo, hi, strict = meta.get("minimum"), meta.get("maximum"), meta.get("strict", False)
+    parts = []
+    if lo is not None:
+        parts.append(f"{'>' if strict else '>='} {lo:g}")
+    if hi is not None:
+        parts.append(f"<= {hi:g}")
+    return " and ".join(parts)
+
+
+def _in_bounds(v, meta):
+    lo, hi, strict = meta.get("minimum"), meta.get("maximum"), meta.get("strict", False)
+    if lo is not None and (v < lo or (strict and v == lo)):
+        return False
+    return hi is None or v <= hi
+
+
+def _convert(value, meta, where):
+    """Check one value against its field's kind; returns the converted value."""
+    kind = meta["kind"]
+
+    def bad(expected):
+        raise ScenarioError(f"{where} = {value!r}; expected {expected}")
+
+    if kind == "str":
+        return value if isinstance(value, str) else bad("a string")
+    if kind == "bool":
+        return value if isinstance(value, bool) else bad("true or false")
+    if kind == "choice":
+        return value if value in meta["choices"] else bad("one of " + ", ".join(repr(c) for c in meta["choices"]))
+    if kind == "int":
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not _in_bounds(value, meta):
+            bad(f"an integer {_bound_text(meta)}")
+        return int(value)
+    if kind == "float":
+        if not _is_number(value) or not math.isfinite(value) or not _in_bounds(value, meta):
+            bad(f"a finite number {_bound_text(meta)}")
+        return float(value)
+    if kind == "floats":
+        lo_n, hi_n = meta.get("min_len", 0), meta.get("max_len")
+        n_text = f"{lo_n}" if lo_n == hi_n else f"{lo_n} to {hi_n}"
+        if not isinstance(value, (list, tuple)) or not (lo_n <= len(value) <= (hi_n or len(value))):
+            bad(f"a list of {n_text} numbers {_bound_text(meta)}")
+        for v in value:
+            if not _is_number(v) or not math.isfinite(v) or not _in_bounds(v, meta):
+                bad(f"a list of {n_text} numbers {_bound_text(meta)} (found {v!r})")
+        return tuple(float(v) for v in value)
+    if kind == "dist":
+        try:
+            return Dist.parse(value, where)
+        except ScenarioError as exc:
+            if "expected one of" in str(exc):
+                raise
+            raise ScenarioError(f"{exc}; accepted: {_DIST}") from None
+    if kind == "node":
+        return value if (isinstance(value, str) or (isinstance(value, numbers.Integral)
+                                                    and not isinstance(value, bool))) else bad("a node id")
+    if kind == "ids":
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, (str, numbers.Integral)) for v in value):
+            bad("a list of zone ids")
+        return tuple(value)
+    if kind in ("table", "rates"):
+        if kind == "rates" and _is_number(value):
+            if not math.isfinite(value) or value < 0:
+                bad("a number >= 0 or a table zone id -> number >= 0")
+            return float(value)
+        if not isinstance(value, dict):
+            bad("a table zone id -> number >= 0" + (" or one number >= 0" if kind == "rates" else ""))
+        out = {}
+        for k, v in value.items():
+            if not _is_number(v) or not math.isfinite(v) or v < 0:
+                raise ScenarioError(f"{where}.{k} = {v!r}; expected a number >= 0")
+            out[str(k)] = float(v)
+        return out
+    raise AssertionError(kind)  # pragma: no cover
+
+
+def _parse_group(cls, data, where):
+    """Build a group from a table: unknown keys are errors (with a suggestion)."""
+    if not isinstance(data, dict):
+        raise ScenarioError(f"{where}: found {type(data).__name__} {data!r}; expected a table")
+    names = {f.name: f for f in fields(cls)}
+    kwargs = {}
+    for key, value in data.items():
+        if key not in names:
+            raise ScenarioError(f"unknown key '{key}' in {where}; {_did_you_mean(key, names)}"
+                                f"accepted keys: {', '.join(names)}")
+        kwargs[key] = _convert(value, names[key].metadata, f"{where} {key}")
+    return cls(**kwargs)
+
+
+def _where(source, table, index=None, name=None):
+    label = f"[{table}]" if index is None else f"[{table}.{index}]" + (f" ('{name}')" if name else "")
+    return f"{source}: {label}"
+
+
+def parse_groups(data: dict, source: str) -> dict:
+    """Validate a scenario dict into its groups: table name -> group (list for arrays)."""
+    if not isinstance(data, dict):
+        raise ScenarioError(f"{source}: expected a TOML document of tables; found {type(data).__name__}")
+    for key in data:
+        if key not in GROUPS:
+            raise ScenarioError(f"unknown table '{key}' in {source}; {_did_you_mean(key, GROUPS)}"
+                                f"accepted tables: {', '.join(GROUPS)}")
+    out = {}
+    for table, (cls, is_array) in GROUPS.items():
+        if not is_array:
+            if table == "traffic" and table not in data:
+                out[table] = None
+                continue
+            out[table] = _parse_group(cls, data.get(table, {}), _where(source, table))
+            continue
+        items = data.get(table, [])
+        if isinstance(items, dict) or not isinstance(items, list):
+            raise ScenarioError(f"{_where(source, table)}: expected an array of tables [[{table}]]")
+        groups = []
+        for i, item in enumerate(items):
+            name = item.get("name") if isinstance(item, dict) else None
+            g = _parse_group(cls, item, _where(source, table, i, name))
+            if not g.name:
+                g = dataclasses.replace(g, name=f"{table.rstrip('s')}{i}")
+            groups.append(g)
+        out[table] = groups
+    for table in ("stations", "hospitals"):
+        for i, g in enumerate(out[table]):
+            if g.node is None:
+                raise ScenarioError(f"{_where(source, table, i, g.name)}: missing 'node' (the city node id)")
+    if not out["call_types"]:
+        out["call_types"] = [CallTypeGroup(name="emergency")]
+    calls = out["calls"]
+    by_rate, by_pop = calls.rate_per_h is not None, calls.population is not None
+    if by_rate == by_pop or (by_pop != (calls.rate_per_1000_per_day is not None)):
+        raise ScenarioError(f"{_where(source, 'calls')}: give either rate_per_h (a total or a table zone id -> "
+                            f"calls/hour) or population (zone id -> residents) with rate_per_1000_per_day")
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# --set overrides
+
+def _parse_override_value(text, meta):
+    kind = meta.get("kind") if meta else None
+    try:
+        value = tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = text
+    if kind in ("str", "choice") and not isinstance(value, str):
+        value = text
+    if kind == "float" and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if kind == "node" and isinstance(value, float):
+        value = text
+    return value
+
+
+def apply_overrides(data: dict, overrides, source="scenario") -> dict:
+    """Apply dotted ``key=value`` overrides to a scenario dict (a deep copy is returned).
+
+    Parameters
+    ----------
+    data : dict
+        A parsed scenario (``tomllib.loads`` output).
+    overrides : sequence of str or dict
+        ``"run.seed=3"``, ``"hospitals.0.beds=20"``, ``"hospitals.central.beds=20"`` (an
+        array item by index or name), ``"calls.rate_per_h.5=2.0"`` (a zone's entry),
+        ``"hospitals.0.length_of_stay.mean_s=7200"`` (a field of a distribution table),
+        ``"traffic.random_trips=2000"`` (creates ``[traffic]`` when absent). Values are TOML
+        values (``3``, ``2.5``, ``true``, ``"x"``, ``[1, 2]``); anything that does not parse
+        is taken as a string (``city.name=grid:6x6``). Integers given for float keys become
+        floats.
+
+    Raises
+    ------
+    ScenarioError
+        A malformed override, an unknown table or key (with a suggestion), or an array index
+        out of range.
+
+    Examples
+    --------
+    >>> apply_overrides({"run": {"seed": 1}}, ["run.seed=3", "run.until_s=3600"])["run"]
+    {'seed': 3, 'until_s': 3600.0}
+    """
+    data = json.loads(json.dumps(data))  # a deep copy of plain TOML data
+    if isinstance(overrides, dict):
+        overrides = [f"{k}={json.dumps(v) if isinstance(v, str) else v}" for k, v in overrides.items()]
+    for item in overrides or ():
+        if not isinstance(item, str) or "=" not in item:
+            raise ScenarioError(f"--set {item!r}: expected KEY=VALUE with a dotted key, e.g. run.seed=3")
+        key, text = (s.strip() for s in item.split("=", 1))
+        parts = key.split(".")
+        where = f"--set {key}"
+        table = parts[0]
+        if table not in GROUPS:
+            raise ScenarioError(f"{where}: unknown table '{table}' in {source}; {_did_you_mean(table, GROUPS)}"
+                                f"accepted tables: {', '.join(GROUPS)}")
+        cls, is_array = GROUPS[table]
+        rest = parts[1:]
+        if is_array:
+            items = data.setdefault(table, [])
+            if not rest:
+                raise ScenarioError(f"{where}: expected {table}.<index or name>.<key>")
+            sel = rest[0]
+            if not items:
+                raise ScenarioError(f"{where}: {source} has no [[{table}]] items to override")
+            names = [it.get("name") for it in items]
+            if sel.isdigit() and int(sel) < len(items):
+                parent = items[int(sel)]
+            elif sel in names:
+                parent = items[names.index(sel)]
+            else:
+                raise ScenarioError(f"{where}: no [[{table}]] item '{sel}' in {source}; expected an index "
+                                    f"0..{len(items) - 1} or a name in {names}")
+            rest = rest[1:]
+        else:
+            parent = data.setdefault(table, {})
+        if not rest:
+            raise ScenarioError(f"{where}: expected a key of [{table}]: {', '.join(f.name for f in fields(cls))}")
+        names = {f.name: f for f in fields(cls)}
+        if rest[0] not in names:
+            raise ScenarioError(f"{where}: unknown key '{table}.{rest[0]}' in {source}; "
+                                f"{_did_you_mean(rest[0], names)}accepted keys of [{table}]: {', '.join(names)}")
+        meta = names[rest[0]].metadata
+        if len(rest) == 1:
+            parent[rest[0]] = _parse_override_value(text, meta)
+        elif len(rest) == 2 and meta["kind"] in ("table", "rates", "dist"):
+            sub = parent.get(rest[0])
+            if sub is None and meta["kind"] != "dist":
+                sub = parent[rest[0]] = {}
+            if not isinstance(sub, dict):
+                raise ScenarioError(f"{where}: '{table}.{rest[0]}' is {sub!r}, not a table; set it whole "
+                                    f"({table}.{rest[0]}=...)")
+            sub[rest[1]] = _parse_override_value(text, {"kind": "str" if rest[1] == "kind" else "float"})
+        else:
+            raise ScenarioError(f"{where}: '{table}.{rest[0]}' has no sub-key '{'.'.join(rest[1:])}'")
+    return data
+
+
+# --------------------------------------------------------------------------------------
+# TOML writing (for the resolved scenario in /meta)
+
+def _toml_key(k):
+    k = str(k)
+    return k if k and all(c.isalnum() or c in "_-" for c in k) and k.isascii() else json.dumps(k)
+
+
+def _toml_value(v):
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, numbers.Integral):
+        return str(int(v))
+    if isinstance(v, numbers.Real):
+        v = float(v)
+        return "nan" if math.isnan(v) else ("inf" if v == math.inf else "-inf" if v == -math.inf else repr(v))
+    if isinstance(v, str):
+        return json.dumps(v)
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{_toml_key(k)} = {_toml_value(x)}" for k, x in v.items() if x is not None) + "}"
+    raise TypeError(f"cannot write {type(v).__name__} {v!r} as TOML")
+
+
+def dump_toml(data: dict) -> str:
+    """TOML text of a scenario dict: tables, arrays of tables, inline tables below them.
+
+    ``None`` values are left out (TOML has no null). ``tomllib.loads(dump_toml(d))``
+    gives ``d`` back for such plain data.
+
+    Examples
+    --------
+    >>> print(dump_toml({"run": {"seed": 1}, "stations": [{"node": 5, "ambulances": 2}]}))
+    [run]
+    seed = 1
+    <BLANKLINE>
+    [[stations]]
+    node = 5
+    ambulances = 2
+    <BLANKLINE>
+    """
+    lines = []
+    for key, value in data.items():
+        if value is None or isinstance(value, dict) or (isinstance(value, list) and value
+                                                        and all(isinstance(x, dict) for x in value)):
+            continue
+        lines.append(f"{_toml_key(key)} = {_toml_value(value)}")
+    for key, value in data.items():
+        if isinstance(value, dict):
+            lines += ["" if lines else None, f"[{_toml_key(key)}]"]
+            lines += [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items() if v is not None]
+        elif isinstance(value, list) and value and all(isinstance(x, dict) for x in value):
+            for item in value:
+                lines += ["" if lines else None, f"[[{_toml_key(key)}]]"]
+                lines += [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in item.items() if v is not None]
+    return "\n".join(x for x in lines if x is not None) + "\n"
+
+
+def _plain(value):
+    if isinstance(value, Dist):
+        if value.kind == "constant":
+            return value.mean_s
+        d = {"kind": value.kind, "mean_s": value.mean_s}
+        if value.kind in ("lognormal", "gamma"):
+            d["cv"] = value.cv
+        return d
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _resolved_data(groups) -> dict:
+    out = {}
+    for table, value in groups.items():
+        if value is None:
+            continue
+        if isinstance(value, list):
+            out[table] = [{f.name: _plain(getattr(g, f.name)) for f in fields(g)
+                           if getattr(g, f.name) is not None} for g in value]
+        else:
+            out[table] = {f.name: _plain(getattr(value, f.name)) for f in fields(value)
+                          if getattr(value, f.name) is not None}
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# the scenario on a city
+
+@dataclass(frozen=True, eq=False)
+class Scenario:
+    """A validated scenario on its city, ready to run.
+
+    Attributes
+    ----------
+    name : str
+        File stem (``hefei_day``) or ``"scenario"``.
+    source : str
+        Label used in messages: the file name, ``<name>.toml`` for a built-in.
+    path : pathlib.Path or None
+        The file, when read from one (relative paths in it are resolved against its folder).
+    text : str
+        The scenario text as given (before overrides).
+    overrides : tuple of str
+    data : dict
+        The resolved scenario (overrides applied, defaults filled in); :attr:`resolved_text`
+        is its TOML.
+    groups : dict
+        Table name -> validated group (lists for ``call_types``, ``stations``, ``hospitals``;
+        ``traffic`` is None when absent).
+    city : twin.graph.City
+    ems : EmsSpec
+    layout : EmsLayout
+        Where locations, stations and districts are on the city.
+    """
+
+    name: str
+    source: str
+    path: Path | None
+    text: str
+    overrides: tuple
+    data: dict
+    groups: dict
+    city: object = field(repr=False)
+    ems: EmsSpec = field(repr=False)
+    layout: EmsLayout = field(repr=False)
+
+    @property
+    def resolved_text(self) -> str:
+        return dump_toml(self.data)
+
+    @property
+    def run_group(self) -> RunGroup:
+        return self.groups["run"]
+
+    @property
+    def traffic(self) -> TrafficGroup | None:
+        return self.groups["traffic"]
+
+
+def builtin_scenarios() -> list:
+    """Names of the built-in scenarios (``scenarios/*.toml``), sorted."""
+    root = resources.files("twin.scenarios")
+    return sorted(p.name[:-5] for p in root.iterdir() if p.name.endswith(".toml"))
+
+
+def _read_source(spec):
+    """(name, source label, path or None, text) of a path, a built-in name or TOML text."""
+    if isinstance(spec, Path) or (isinstance(spec, str) and "\n" not in spec):
+        path = Path(spec)
+        if path.is_file():
+            try:
+                return path.stem, path.name, path, path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ScenarioError(f"cannot read scenario file {str(path)!r}: {exc}") from None
+        name = path.name[:-5] if path.name.endswith(".toml") else path.name
+        if str(spec) == path.name or str(spec) == name:
+            res = resources.files("twin.scenarios").joinpath(f"{name}.toml")
+            if res.is_file():
+                return name, f"{name}.toml", None, res.read_text(encoding="utf-8")
+        raise ScenarioError(f"no scenario file {str(spec)!r} and no built-in scenario of that name; built-in "
+                            f"scenarios: {', '.join(builtin_scenarios())}")
+    if isinstance(spec, str):
+        return "scenario", "<scenario text>", None, spec
+    raise TypeError(f"expected a scenario path, built-in name, TOML text or dict; got {type(spec).__name__}")
+
+
+def load_scenario(spec, *, overrides=None) -> Scenario:
+    """Read, override and validate a scenario, load its city and build the EMS spec.
+
+    Parameters
+    ----------
+    spec : str, pathlib.Path, dict or Scenario
+        A TOML file, a built-in scenario name (``"hefei_day"``, see
+        :func:`builtin_scenarios`; used when no such file exists), TOML text, a parsed dict,
+        or a :class:`Scenario` (re-resolved with ``overrides``).
+    overrides : sequence of str or dict, optional
+        Dotted ``key=value`` overrides (see :func:`apply_overrides`).
+
+    Returns
+    -------
+    Scenario
+
+    Raises
+    ------
+    ScenarioError
+        Malformed TOML, unknown tables or keys, bad values, unknown node or zone ids — each
+        message names the file, the table and the key, what was found and what is accepted.
+    """
+    from twin.loading import load_city
+
+    if isinstance(spec, Scenario):
+        name, source, path, text = spec.name, spec.source, spec.path, spec.text
+        raw = spec.data
+        overrides = tuple(spec.overrides) + tuple(_override_list(overrides))
+    elif isinstance(spec, dict):
+        name, source, path, text, raw = "scenario", "<scenario dict>", None, dump_toml(spec), spec
+    else:
+        name, source, path, text = _read_source(spec)
+        try:
+            raw = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ScenarioError(f"{source}: not valid TOML: {exc}") from None
+    overrides = tuple(_override_list(overrides))
+    data = apply_overrides(raw, overrides, source) if overrides else raw
+    label = source + (" (with --set overrides)" if overrides else "")
+    groups = parse_groups(data, label)
+
+    city_name = groups["city"].name
+    if path is not None and (path.parent / city_name).is_file():
+        city_name = str(path.parent / city_name)
+    try:
+        city = load_city(city_name)
+    except TwinError as exc:
+        raise ScenarioError(f"{label}: [city] name = {groups['city'].name!r}: {exc}") from None
+    ems, layout = _build_ems(groups, city, label)
+    return Scenario(name=name, source=source, path=path, text=text, overrides=overrides,
+                    data=_resolved_data(groups), groups=groups, city=city, ems=ems, layout=layout)
+
+
+def _override_list(overrides):
+    if overrides is None:
+        return []
+    if isinstance(overrides, dict):
+        return [f"{k}={json.dumps(v) if isinstance(v, str) else _toml_value(v)}" for k, v in overrides.items()]
+    if isinstance(overrides, str):
+        return [overrides]
+    return list(overrides)
+
+
+def _node_idx(city, node, where):
+    value = node
+    if isinstance(node, str) and city.node_ids.dtype.kind in "iu":
+        try:
+            value = int(node)
+        except ValueError:
+            pass
+    try:
+        return int(np.atleast_1d(city.node_index([value]))[0])
+    except TwinError as exc:
+        raise ScenarioError(f"{where} node = {node!r}: not a node of city {city.name!r} ({exc})") from None
+
+
+def _build_ems(groups, city, label):
+    run, kpi, calls = groups["run"], groups["kpi"], groups["calls"]
+    # districts
+    if city.n_zones:
+        district_names = tuple(str(z) for z in city.zone_ids)
+        district_of_node = np.asarray(city.zone_of_node, dtype=np.int64)
+    else:
+        district_names = ("city",)
+        district_of_node = np.zeros(city.n_nodes, dtype=np.int64)
+    n_d = len(district_names)
+    nodes_of = [np.flatnonzero(district_of_node == d) for d in range(n_d)]
+    index_of = {n: d for d, n in enumerate(district_names)}
+
+    def district(key, where):
+        if key not in index_of:
+            raise ScenarioError(f"{where}: unknown zone id {key!r}; city {city.name!r} has zones "
+                                f"{', '.join(district_names)}")
+        return index_of[key]
+
+    rate = np.zeros(n_d)
+    if calls.rate_per_h is not None and not isinstance(calls.rate_per_h, dict):
+        counts = np.array([len(n) for n in nodes_of], dtype=np.float64)
+        rate = calls.rate_per_h * counts / counts.sum()
+    else:
+        table = calls.rate_per_h if calls.rate_per_h is not None else calls.population
+        key = "rate_per_h" if calls.rate_per_h is not None else "population"
+        factor = 1.0 if calls.rate_per_h is not None else calls.rate_per_1000_per_day / 1000.0 / 24.0
+        for k, v in table.items():
+            rate[district(k, f"{label}: [calls] {key}.{k}")] = v * factor
+    for d in range(n_d):
+        if rate[d] > 0 and len(nodes_of[d]) == 0:
+            raise ScenarioError(f"{label}: [calls] zone {district_names[d]!r} has calls but no nodes")
+
+    # locations: stations, hospitals, then call locations; each node once
+    loc_of_node = {}
+
+    def loc(node_idx):
+        return loc_of_node.setdefault(int(node_idx), len(loc_of_node))
+
+    station_loc = [loc(_node_idx(city, s.node, f"{label}: [stations.{i}] ('{s.name}')"))
+                   for i, s in enumerate(groups["stations"])]
+    hospital_loc = [loc(_node_idx(city, h.node, f"{label}: [hospitals.{i}] ('{h.name}')"))
+                    for i, h in enumerate(groups["hospitals"])]
+    zones, zone_district = [], []
+    for d in range(n_d):
+        if rate[d] <= 0:
+            continue
+        members = nodes_of[d]
+        if calls.locations == "centroid":
+            x, y = city.x_m[members], city.y_m[members]
+            if np.isfinite(x).all() and np.isfinite(y).all():
+                members = members[[int(np.argmin((x - x.mean()) ** 2 + (y - y.mean()) ** 2))]]
+            else:
+                members = members[:1]
+        for n in members:
+            name = district_names[d] if calls.locations == "centroid" else f"{district_names[d]}:{city.node_ids[n]}"
+            zones.append(ZoneSpec(name, loc(n), float(rate[d] / len(members))))
+            zone_district.append(d)
+    loc_nodes = np.array(sorted(loc_of_node, key=loc_of_node.get), dtype=np.int64)
+    factor = groups["service"].emergency_speed_factor
+    tt = travel_time_matrix(city, city.node_ids[loc_nodes], link_cost_s=city.free_flow_time_s / factor)
+
+    units = []
+    for s, sloc in zip(groups["stations"], station_loc):
+        units += [UnitSpec(f"{s.name}-{k + 1}", sloc, s.busy_time) for k in range(s.ambulances)]
+    hospitals = [HospitalSpec(h.name, hloc, h.beds, h.length_of_stay, h.mode, h.walk_in_rate_per_h)
+                 for h, hloc in zip(groups["hospitals"], hospital_loc)]
+    call_types = [CallTypeSpec(c.name, c.priority, c.share, c.on_scene, c.transport_probability)
+                  for c in groups["call_types"]]
+    dsp, svc = groups["dispatch"], groups["service"]
+    targets = tuple(kpi.response_target_s) + (None,) * (3 - len(kpi.response_target_s))
+    if kpi.warmup_s >= run.until_s:
+        raise ScenarioError(f"{label}: [kpi] warmup_s = {kpi.warmup_s}; expected less than [run] until_s = "
+                            f"{run.until_s}")
+    try:
+        ems = EmsSpec(travel_time_s=tt, zones=tuple(zones), call_types=tuple(call_types), units=tuple(units),
+                      hospitals=tuple(hospitals),
+                      dispatch=DispatchSpec(dsp.policy, (), dsp.processing, dsp.max_queue),
+                      service=ServiceSpec(svc.mode, svc.busy_time, svc.turnout, svc.handover, svc.return_mode),
+                      hourly_profile=tuple(calls.hourly_profile), response_target_s=targets,
+                      warmup_s=kpi.warmup_s)
+    except ScenarioError as exc:
+        raise ScenarioError(f"{label}: {exc}") from None
+
+    central_ids = kpi.central_zones if kpi.central_zones is not None else tuple(city.meta.get("central_zone_ids", ()))
+    central = np.zeros(n_d, dtype=bool)
+    for z in central_ids:
+        central[district(str(z), f"{label}: [kpi] central_zones")] = True
+    st_names = tuple(s.name for s in groups["stations"])
+    for i, n in enumerate(st_names):
+        if st_names.count(n) > 1:
+            raise ScenarioError(f"{label}: [stations.{i}] name = {n!r}; station names must be unique")
+    layout = EmsLayout(location_node_idx=loc_nodes.astype(np.int32), location_node_id=city.node_ids[loc_nodes],
+                       zone_district_idx=np.array(zone_district, dtype=np.int32), district_names=district_names,
+                       district_central=central, station_names=st_names, station_location_idx=tuple(station_loc))
+    return ems, layout
+
+
+# --------------------------------------------------------------------------------------
+# traffic coupling
+
+def _urgent_timeout(env, delay_s):
+    """A timeout at SimPy's URGENT priority: at a shared time it fires before normal events."""
+    import simpy.events
+
+    ev = env.event()
+    ev._ok, ev._value = True, None          # a triggered event, as simpy.Timeout builds it
+    env.schedule(ev, simpy.events.URGENT, delay_s)
+    return ev
+
+
+class TrafficTravelTimes:
+    """Travel-time provider for :class:`twin.agents.ems.CityModel` on live traffic.
+
+    Parameters
+    ----------
+    engine : twin.traffic.TrafficEngine
+        Advanced to the SimPy clock every ``sync_s`` seconds by :meth:`start`'s process.
+    location_node_idx : ndarray of int, shape (n_locations,)
+        City node of each EMS location.
+    sync_s : float
+        Synchronisation period, seconds.
+    until_s : float
+        Last synchronisation time (the traffic horizon); later legs see the last link times.
+    emergency_speed_factor : float
+        Ambulance speed over link free-flow speed (queue delays are not scaled).
+
+    Notes
+    -----
+    Link costs are ``free_flow_time_s / emergency_speed_factor + (live - free_flow_time_s)``
+    with ``live = engine.link_travel_times_s()``; least-cost rows from an origin are cached
+    until the next synchronisation. See the module docstring for the fidelity.
+    """
+
+    def __init__(self, engine, location_node_idx, *, sync_s=60.0, until_s, emergency_speed_factor=1.0):
+        self.engine = engine
+        self.city = engine.city
+        self.loc_nodes = np.asarray(location_node_idx, dtype=np.int64)
+        self.sync_s = float(sync_s)
+        self.until_s = float(until_s)
+        self.factor = float(emergency_speed_factor)
+        self._cost = None
+        self._rows = {}
+        self.n_syncs = 0
+
+    def start(self, model) -> None:
+        model.env.process(self._sync(model.env))
+
+    def _sync(self, env):
+        while True:
+            self.engine.run_until(min(env.now, self.until_s))
+            self._cost = None
+            self._rows.clear()
+            self.n_syncs += 1
+            if env.now >= self.until_s:
+                return
+            yield _urgent_timeout(env, min(self.sync_s, self.until_s - env.now))
+
+    def link_cost_s(self) -> np.ndarray:
+        """Current ambulance cost of every link, seconds (``inf`` when closed)."""
+        if self._cost is None:
+            ff = self.city.free_flow_time_s
+            live = self.engine.link_travel_times_s()
+            cost = ff / self.factor + np.maximum(live - ff, 0.0)
+            cost[~np.isfinite(live)] = np.inf
+            self._cost = cost
+        return self._cost
+
+    def _row(self, origin):
+        row = self._rows.get(origin)
+        if row is None:
+            ids = self.city.node_ids
+            row = self.city.travel_times(ids[self.loc_nodes[origin]], ids[self.loc_nodes],
+                                         link_cost_s=self.link_cost_s())[0]
+            self._rows[origin] = row
+        return row
+
+    def time_s(self, origin_idx, destination_idx):
+        if isinstance(origin_idx, (int, np.integer)):
+            return float(self._row(int(origin_idx))[destination_idx])
+        return np.array([self._row(int(o))[destination_idx] for o in origin_idx], dtype=np.float64)
+
+
+def _stream_seeds(seed):
+    """Integer seeds of the traffic streams (children 5 and 6 of SeedSequence(seed))."""
+    children = np.random.SeedSequence(seed).spawn(len(RUN_STREAMS))
+    return {name: int(c.generate_state(1, dtype=np.uint32)[0]) for name, c in zip(RUN_STREAMS, children)
+            if name.startswith("traffic")}
+
+
+def _traffic_trips(scenario, seed_demand):
+    import pandas as pd
+
+    from twin.cli import random_trips
+
+    tg, city = scenario.traffic, scenario.city
+    parts = []
+    if tg.trips:
+        path = Path(tg.trips)
+        if not path.is_absolute() and scenario.path is not None:
+            path = scenario.path.parent / path
+        try:
+            parts.append(pd.read_csv(path))
+        except (OSError, ValueError) as exc:
+            raise ScenarioError(f"{scenario.source}: [traffic] trips = {tg.trips!r}: cannot read {path}: {exc}") \
+                from None
+    if tg.random_trips:
+        t = random_trips(city, tg.random_trips, tg.window_s, seed_demand)
+        t["depart_s"] = t["depart_s"] + tg.window_start_s
+        parts.append(pd.DataFrame(t))
+    if not parts:
+        return None
+    trips = pd.concat(parts, ignore_index=True)
+    return trips.sort_values("depart_s", kind="stable").reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------------------
+# running
+
+@dataclass(frozen=True, eq=False)
+class RunResult:
+    """What :func:`run` returns.
+
+    Attributes
+    ----------
+    scenario : Scenario
+    seed : int
+    ems : EmsResult
+    traffic : twin.traffic.TrafficResult or None
+        The coupled traffic run (None without ``[traffic]`` demand).
+    districts : DataFrame
+        Per-district response KPIs (:func:`twin.emergency.district_summary`).
+    kpis : dict
+        ``ems.kpis`` plus ``n_blocked``, ``blocking``, ``n_unserved`` and the equity gap.
+    path : pathlib.Path or None
+        The results file, when written.
+    wall_s : float
+        Wall-clock seconds of the simulation.
+    n_syncs : int
+        Traffic synchronisations done (0 without traffic).
+    """
+
+    scenario: Scenario
+    seed: int
+    ems: EmsResult
+    traffic: object
+    districts: object
+    kpis: dict
+    path: Path | None
+    wall_s: float
+    n_syncs: int = 0
+
+
+def run(spec_or_path, *, seed=None, out=None, overrides=None, progress=None, overwrite=False) -> RunResult:
+    """Run a scenario and optionally write its results file.
+
+    Parameters
+    ----------
+    spec_or_path : str, pathlib.Path, dict or Scenario
+        What :func:`load_scenario` accepts (a file, a built-in name such as ``"hefei_day"``,
+        TOML text, a dict or a loaded scenario).
+    seed : int, optional
+        Run seed; ``[run] seed`` when omitted.
+    out : str or os.PathLike, optional
+        Write one HDF5 results file here (see :func:`write_run`).
+    overrides : sequence of str or dict, optional
+        Dotted ``key=value`` overrides (:func:`apply_overrides`).
+    progress : callable(done_s, total_s), optional
+        Called after each simulated hour up to ``until_s``.
+    overwrite : bool
+        Replace an existing ``out``.
+
+    Returns
+    -------
+    RunResult
+
+    Raises
+    ------
+    ScenarioError
+        A malformed scenario or seed.
+    ResultsError
+        ``out`` exists and ``overwrite`` is False, or its folder does not exist (checked
+        before simulating).
+
+    Examples
+    --------
+    >>> res = run("hefei_day", overrides=["run.until_s=3600", "traffic.random_trips=500"])
+    >>> res.kpis["n_calls"] > 0, res.traffic is not None
+    (True, True)
+    """
+    from twin.agents.ems import run_ems
+    from twin.errors import ResultsError
+
+    scenario = load_scenario(spec_or_path, overrides=overrides) if (overrides or not isinstance(
+        spec_or_path, Scenario)) else spec_or_path
+    rg = scenario.run_group
+    seed = rg.seed if seed is None else seed
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ScenarioError(f"run seed = {seed!r}; expected an integer >= 0")
+    seed = int(seed)
+    if out is not None:
+        out = Path(out)
+        if out.exists() and not overwrite:
+            raise ResultsError(f"results file {str(out)!r} already exists; pass overwrite=True (--overwrite)")
+        if not out.parent.is_dir():
+            raise ResultsError(f"cannot write results to {str(out)!r}: folder {str(out.parent)!r} does not exist")
+
+    t0 = time.perf_counter()
+    engine = travel = None
+    tg = scenario.traffic
+    if tg is not None:
+        seeds = _stream_seeds(seed)
+        trips = _traffic_trips(scenario, seeds["traffic_demand"])
+        if trips is None:
+            logger.info("[traffic] has no demand (random_trips = 0, no trips file): static travel times")
+        else:
+            from twin.traffic import TrafficEngine
+
+            signals = None
+            if tg.signals:
+                from twin.signals import fixed_time_plan
+
+                signals = fixed_time_plan(scenario.city, cycle_s=tg.signal_cycle_s)
+            horizon = tg.until_s if tg.until_s is not None else rg.until_s
+            engine = TrafficEngine(scenario.city, trips, until_s=horizon, seed=seeds["traffic"], dt_s=tg.dt_s,
+                                   reroute_share=tg.reroute_share, reroute_interval_s=tg.reroute_interval_s,
+                                   signals=signals)
+            travel = TrafficTravelTimes(engine, scenario.layout.location_node_idx, sync_s=tg.sync_s, until_s=horizon,
+                                        emergency_speed_factor=scenario.groups["service"].emergency_speed_factor)
+            logger.info("traffic coupled: %d trips, sync every %.0f s up to %.0f s", len(trips), tg.sync_s, horizon)
+    ems = run_ems(scenario.ems, seed=seed, until_s=rg.until_s, drain=rg.drain, travel=travel, progress=progress)
+    traffic = None
+    if engine is not None:
+        engine.run_until(travel.until_s)
+        traffic = engine.result()
+    wall_s = time.perf_counter() - t0
+    districts, gap = ems.district_kpis(scenario.layout)
+    kpis = dict(ems.kpis)
+    hosp = ems.hospitals
+    n_arr, n_blk = int(hosp["arrivals"].sum()), int(hosp["blocked"].sum())
+    kpis.update(n_blocked=n_blk, blocking=n_blk / n_arr if n_arr else math.nan,
+                n_unserved=kpis["n_lost"] + kpis["n_open"],
+                unserved_share=(kpis["n_lost"] + kpis["n_open"]) / kpis["n_calls"] if kpis["n_calls"] else math.nan)
+    kpis.update(gap)
+    result = RunResult(scenario=scenario, seed=seed, ems=ems, traffic=traffic, districts=districts, kpis=kpis,
+                       path=None, wall_s=wall_s, n_syncs=travel.n_syncs if travel is not None else 0)
+    if out is not None:
+        write_run(out, result, overwrite=overwrite)
+        result = dataclasses.replace(result, path=out)
+    return result
+
+
+def _versions():
+    import importlib.metadata as md
+
+    out = {"python": sys.version.split()[0]}
+    for pkg in ("numpy", "numba", "simpy", "mesa", "h5py", "pandas"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:  # pragma: no cover
+            pass
+    return out
+
+
+def write_run(path, result: RunResult, *, overwrite=False) -> Path:
+    """Write a run to one HDF5 results file (``<path>.partial``, renamed on a clean close).
+
+    ``/meta`` holds the resolved scenario TOML (``scenario``), the text as given
+    (``scenario_original``), the overrides, seed, stream names, city, horizon and package
+    versions; ``/network`` the city (:func:`twin.graph.write_network`) and the EMS
+    layout; then the traffic outputs (``traffic_*``, when coupled) and the EMS outputs
+    (``ems_*``, see :meth:`twin.emergency.EmsResult.write`).
+    """
+    from twin.graph import write_network
+    from twin.results import ResultsWriter
+
+    sc = result.scenario
+    tg = sc.traffic
+    meta = {"command": "run", "scenario_name": sc.name, "scenario_source": sc.source, "scenario": sc.resolved_text,
+            "scenario_original": sc.text, "overrides": list(sc.overrides), "seed": int(result.seed),
+            "streams": list(RUN_STREAMS), "city": sc.city.name, "until_s": float(sc.run_group.until_s),
+            "coupling": "traffic at leg start" if result.traffic is not None else "static free-flow",
+            "versions": _versions()}
+    if result.traffic is not None:
+        meta.update(dt_s=float(tg.dt_s), interval_s=float(result.traffic.params.interval_s), sync_s=float(tg.sync_s))
+    with ResultsWriter(path, meta=meta, overwrite=overwrite) as writer:
+        write_network(writer, sc.city)
+        if result.traffic is not None:
+            result.traffic.write(writer)
+        result.ems.write(writer, layout=sc.layout)
+    logger.info("wrote %s", path)
+    return Path(path)
+
+
+# --------------------------------------------------------------------------------------
+# command line
+
+def _fmt_min(s):
+    return "-" if s is None or not math.isfinite(s) else f"{s / 60:.1f} min"
+
+
+def _fmt_pct(x):
+    return "-" if x is None or not math.isfinite(x) else f"{100 * x:.1f} %"
+
+
+def format_kpis(result: RunResult) -> str:
+    """The KPI table ``twin run`` prints."""
+    k, sc, ems = result.kpis, result.scenario, result.ems
+    days = sc.run_group.until_s / 86400.0
+    lines = [f"{'calls':<34} {k['n_calls']:,}  ({k['n_calls'] / days:,.0f}/day; lost {k['n_lost']}, "
+             f"open {k['n_open']})",
+             f"{'response time mean':<34} {_fmt_min(k['response_mean_s'])}",
+             f"{'response time p90':<34} {_fmt_min(k['response_p90_s'])}"]
+    for p in (1, 2, 3):
+        if f"response_p{p}_within_target" in k:
+            lab = f"P{p} within {k[f'response_p{p}_target_s'] / 60:g} min"
+            lines.append(f"{lab:<34} {_fmt_pct(k[f'response_p{p}_within_target'])}  "
+                         f"({k[f'response_p{p}_n']} calls, mean {_fmt_min(k[f'response_p{p}_mean_s'])})")
+    lines += [f"{'unit utilisation (mean)':<34} {_fmt_pct(k['unit_utilisation_mean'])}",
+              f"{'dispatch wait (share waiting)':<34} {_fmt_pct(k['dispatch_wait_share'])}",
+              f"{'hospital blocking':<34} {_fmt_pct(k['blocking'])}  ({k['n_blocked']} of "
+              f"{int(ems.hospitals['arrivals'].sum())} arrivals)"]
+    for _, h in ems.hospitals.iterrows():
+        lines.append(f"  {h['name']:<32} {h['beds']} beds, mean occupied {h['occupancy_mean']:.1f}, "
+                     f"blocking {_fmt_pct(h['blocking'])}")
+    gm = k["equity_gap_response_mean_s"]
+    if math.isfinite(gm):
+        lines.append(f"{'equity gap, peripheral - central':<34} mean {gm / 60:+.1f} min, p90 "
+                     f"{k['equity_gap_response_p90_s'] / 60:+.1f} min, within target "
+                     f"{-100 * k['equity_gap_within_target'] + 0.0:+.1f} pp")
+    else:
+        lines.append(f"{'equity gap, peripheral - central':<34} - (no central or no peripheral calls)")
+    lines.append("")
+    lines.append(f"  {'zone':<10} {'central':>7} {'calls':>6} {'mean':>9} {'p90':>9} {'in target':>10}")
+    for _, d in result.districts.iterrows():
+        lines.append(f"  {d['name']:<10} {'yes' if d['central'] else '':>7} {d['n_calls']:>6} "
+                     f"{_fmt_min(d['response_mean_s']):>9} {_fmt_min(d['response_p90_s']):>9} "
+                     f"{_fmt_pct(d['within_target']):>10}")
+    if result.traffic is not None:
+        t = result.traffic.kpis
+        lines += ["", f"{'traffic':<34} {len(result.traffic.trips):,} trips, completed {t['completed']:,}, "
+                      f"congestion index {t['congestion_index']:.3f}, mean trip {_fmt_min(t['mean_travel_time_s'])}"]
+    return "\n".join(lines) + "\n"
+
+
+def add_run_parser(subparsers):
+    """Add ``twin run`` to the CLI's subparsers (``twin.cli.build_parser`` calls this)."""
+    p = subparsers.add_parser("run", help="run a scenario (EMS on a city, optionally coupled with traffic)",
+                              description="Run a scenario TOML file or a built-in scenario and print its KPIs.")
+    p.add_argument("scenario", nargs="?", help="scenario TOML file or built-in name (e.g. hefei_day)")
+    p.add_argument("--out", help="write the results file (HDF5) here")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    p.add_argument("--seed", type=int, help="run seed (default: [run] seed)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a scenario value, e.g. --set run.until_s=3600 --set hospitals.0.beds=20 (repeatable)")
+    p.add_argument("--list", action="store_true", help="list the built-in scenarios and exit")
+    p.add_argument("--keys", action="store_true", help="list every scenario key with its description and exit")
+    p.set_defaults(func=run_main)
+    return p
+
+
+def run_main(args) -> int:
+    """``twin run``: run, print the KPI table, write ``--out``."""
+    out = sys.stdout
+    if args.list:
+        for name in builtin_scenarios():
+            out.write(f"{name}\n")
+        return 0
+    if args.keys:
+        for key, desc in scenario_fields().items():
+            out.write(f"{key:<34} {desc}\n")
+        return 0
+    if not args.scenario:
+        raise ScenarioError(f"give a scenario file or built-in name; built-in scenarios: "
+                            f"{', '.join(builtin_scenarios())}")
+    scenario = load_scenario(args.scenario, overrides=args.overrides)
+    rg = scenario.run_group
+    bar = None
+    if not getattr(args, "quiet", False) and sys.stderr.isatty():
+        from tqdm import tqdm
+
+        bar = tqdm(total=round(rg.until_s), unit="sim-s", desc="run", leave=False)
+
+    def progress(done_s, total_s):
+        if bar is not None:
+            bar.update(round(done_s) - bar.n)
+
+    try:
+        res = run(scenario, seed=args.seed, out=args.out, progress=progress, overwrite=args.overwrite)
+    finally:
+        if bar is not None:
+            bar.close()
+    city = scenario.city
+    tg = scenario.traffic
+    traffic = (f"traffic coupled every {tg.sync_s:g} s ({len(res.traffic.trips):,} trips)"
+               if res.traffic is not None else "static free-flow travel times")
+    out.write(f"scenario {scenario.name} on {city.name} ({city.n_nodes:,} nodes): {rg.until_s / 3600:g} h, seed "
+              f"{res.seed}, {scenario.ems.n_units} units, {scenario.ems.n_hospitals} hospitals; {traffic}\n")
+    if rg.description:
+        out.write(f"{rg.description}\n")
+    out.write(f"simulated in {res.wall_s:.2f} s wall\n\n")
+    out.write(format_kpis(res))
+    if res.path is not None:
+        out.write(f"\nwrote {res.path}\n")
+    return 0
