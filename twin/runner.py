@@ -46,11 +46,14 @@ lockstep with the SimPy clock: a process at SimPy's ``URGENT`` priority calls
 horizon (``traffic.until_s``, default ``run.until_s``); link times stay as last seen after
 it. Whenever a unit starts a leg (to the scene after turnout, scene to hospital, return to
 station), and when the nearest-idle policy compares units, the travel time is the least-cost
-path on the *current* link costs ``free_flow_time_s / emergency_speed_factor + queue delay``
+path on the *current* link costs ``free_flow_time_s / emergency_speed_factor +
+service.queue_delay_share × queue delay``
 (the delay is ``TrafficEngine.link_travel_times_s() - free_flow_time_s``: vehicles already
 queued at the link's end over its capacity). The leg then lasts that long. Ambulances are
-not vehicles of the traffic model yet: they add no load, get no priority at queues or
-signals, and are not re-timed when congestion changes mid-leg. The hospital a call goes to
+not vehicles of the traffic model yet: they add no load, and are not re-timed when congestion
+changes mid-leg; priority at queues and signals is the share of the queue delay they keep
+(``service.queue_delay_share``: 1 none, 0 full bypass and preemption), so the "green wave"
+claim (priority roughly halves ambulance travel time in congestion) can be tested. The hospital a call goes to
 is fixed on static times. Without ``[traffic]`` (or with no demand) times are the static
 matrix.
 
@@ -217,6 +220,9 @@ class ServiceGroup:
     busy_time: Dist = _f(Dist("exponential", 3600.0), "dist", f"busy period in busy_time mode: {_DIST}")
     emergency_speed_factor: float = _f(1.0, "float", "ambulance speed / link free-flow speed (queue delays are "
                                                      "not scaled)", minimum=0.0, strict=True)
+    queue_delay_share: float = _f(1.0, "float", "share of a link's live queue delay an ambulance suffers: 1 = "
+                                                "stuck like everyone, 0 = full priority (queue bypass and signal "
+                                                "preemption, the 'green wave')", minimum=0.0)
 
 
 @dataclass(frozen=True)
@@ -872,21 +878,26 @@ class TrafficTravelTimes:
         Last synchronisation time (the traffic horizon); later legs see the last link times.
     emergency_speed_factor : float
         Ambulance speed over link free-flow speed (queue delays are not scaled).
+    queue_delay_share : float
+        Share of the live queue delay an ambulance suffers (1: none of the priority
+        measures; 0: it bypasses queues and signals preempt for it).
 
     Notes
     -----
-    Link costs are ``free_flow_time_s / emergency_speed_factor + (live - free_flow_time_s)``
+    Link costs are ``free_flow_time_s / emergency_speed_factor + share × (live - free_flow_time_s)``
     with ``live = engine.link_travel_times_s()``; least-cost rows from an origin are cached
     until the next synchronisation. See the module docstring for the fidelity.
     """
 
-    def __init__(self, engine, location_node_idx, *, sync_s=60.0, until_s, emergency_speed_factor=1.0):
+    def __init__(self, engine, location_node_idx, *, sync_s=60.0, until_s, emergency_speed_factor=1.0,
+                 queue_delay_share=1.0):
         self.engine = engine
         self.city = engine.city
         self.loc_nodes = np.asarray(location_node_idx, dtype=np.int64)
         self.sync_s = float(sync_s)
         self.until_s = float(until_s)
         self.factor = float(emergency_speed_factor)
+        self.queue_share = float(queue_delay_share)
         self._cost = None
         self._rows = {}
         self.n_syncs = 0
@@ -909,7 +920,7 @@ class TrafficTravelTimes:
         if self._cost is None:
             ff = self.city.free_flow_time_s
             live = self.engine.link_travel_times_s()
-            cost = ff / self.factor + np.maximum(live - ff, 0.0)
+            cost = ff / self.factor + self.queue_share * np.maximum(live - ff, 0.0)
             cost[~np.isfinite(live)] = np.inf
             self._cost = cost
         return self._cost
@@ -1074,7 +1085,8 @@ def run(spec_or_path, *, seed=None, out=None, overrides=None, progress=None, ove
                                    reroute_share=tg.reroute_share, reroute_interval_s=tg.reroute_interval_s,
                                    signals=signals)
             travel = TrafficTravelTimes(engine, scenario.layout.location_node_idx, sync_s=tg.sync_s, until_s=horizon,
-                                        emergency_speed_factor=scenario.groups["service"].emergency_speed_factor)
+                                        emergency_speed_factor=scenario.groups["service"].emergency_speed_factor,
+                                        queue_delay_share=scenario.groups["service"].queue_delay_share)
             logger.info("traffic coupled: %d trips, sync every %.0f s up to %.0f s", len(trips), tg.sync_s, horizon)
     ems = run_ems(scenario.ems, seed=seed, until_s=rg.until_s, drain=rg.drain, travel=travel, progress=progress)
     traffic = None
