@@ -340,7 +340,9 @@ def plot_run(results, *, time_s=None, layer="congestion", scalars=None, cmap=Non
     Returns
     -------
     pyvista.Plotter
-        The plotter, with the link mesh as actor ``"links"`` (its ``cell_data`` hold the
+        The plotter, with the link mesh as actor ``"links"`` (and, for an emergency run,
+        hospitals, stations and the ambulances where they are at the interval's middle,
+        red markers) (its ``cell_data`` hold the
         drawn values under the layer name). Call ``show()`` on an on-screen plotter, and
         ``close()`` when done.
 
@@ -506,6 +508,11 @@ def _facilities(res, view, i):
         idx = h["node_idx"].to_numpy()
         marks.append(dict(x=x[idx], y=y[idx], values=occ, labels=[f"H {n}" for n in h["name"]],
                           title="hospital beds occupied (share)", color=None))
+    units = _unit_positions(res, x, y, float(view.series.time_s[i]) + 0.5 * float(view.series.interval_s))
+    if units is not None:
+        ux, uy, busy = units
+        marks.append(dict(x=ux, y=uy, values=None, labels=[("busy" if b else "") for b in busy], title=None,
+                          color="red", small=True))
     if "/network/ems_stations" in keys:
         st = res.table("/network/ems_stations")
         idx = st["node_idx"].to_numpy()
@@ -514,9 +521,65 @@ def _facilities(res, view, i):
     return marks
 
 
-def _draw_facility(pl, *, x, y, values, labels, title, color):
+def _unit_positions(res, x, y, t_s):
+    """Where each ambulance is at ``t_s``: (x, y, busy) from the unit events, or None.
+
+    At its station, the call's node or the hospital; on a leg (en route, transporting,
+    returning) on the straight line between the leg's ends, in proportion to elapsed time
+    (a drawing aid, not the route driven).
+    """
+    keys = set(res.keys("/events")) | set(res.keys("/network"))
+    need = {"/events/ems_unit_events", "/events/ems_calls", "/network/ems_units", "/network/ems_locations"}
+    if not need <= keys:
+        return None
+    ev = res.table("/events/ems_unit_events").sort_values(["unit_idx", "time_s"], kind="stable")
+    calls = res.table("/events/ems_calls").set_index("call_id")
+    units = res.table("/network/ems_units")
+    loc_node = res.table("/network/ems_locations").set_index("location_idx")["node_idx"]
+    hosp_node = (res.table("/network/hospitals").set_index("hospital_idx")["node_idx"]
+                 if "/network/hospitals" in keys else None)
+    ux = np.empty(len(units))
+    uy = np.empty(len(units))
+    busy = np.zeros(len(units), dtype=bool)
+    for u, row in units.iterrows():
+        home = int(loc_node[row["location_idx"]])
+        pos = (x[home], y[home])
+        e = ev[ev["unit_idx"] == row["unit_idx"]]
+        times, kinds, cids = e["time_s"].to_numpy(), e["event"].to_numpy(), e["call_id"].to_numpy()
+        k = int(np.searchsorted(times, t_s, side="right")) - 1
+        if k >= 0:
+            call = calls.loc[cids[k]] if cids[k] in calls.index else None
+            scene = (x[int(call["node_idx"])], y[int(call["node_idx"])]) if call is not None else pos
+            h = int(call["hospital_idx"]) if call is not None else -1
+            hosp = (x[int(hosp_node[h])], y[int(hosp_node[h])]) if (h >= 0 and hosp_node is not None) else scene
+            ends = {"en_route": (pos, scene), "transporting": (scene, hosp), "returning": (hosp, pos)}
+            at = {"dispatched": pos, "on_scene": scene, "at_hospital": hosp, "handover": hosp,
+                  "available": hosp if h >= 0 else scene, "at_station": pos}
+            kind = kinds[k]
+            if kind in ends:
+                (ax, ay), (bx, by) = ends[kind]
+                if kind == "returning" and h < 0:
+                    ax, ay = scene
+                t1 = times[k + 1] if k + 1 < len(times) else times[k]
+                f = 0.0 if t1 <= times[k] else min(1.0, (t_s - times[k]) / (t1 - times[k]))
+                pos = (ax + f * (bx - ax), ay + f * (by - ay))
+            else:
+                pos = at.get(kind, pos)
+            busy[u] = kind not in ("at_station",)
+        ux[u], uy[u] = pos
+    return ux, uy, busy
+
+
+def _draw_facility(pl, *, x, y, values, labels, title, color, small=False):
     from twin.viz.mesh import points_mesh
 
+    if small:                                             # units: small markers, no labels
+        pts = points_mesh(x, y, None)
+        pts.points[:, 2] = 8.0
+        pl.add_mesh(pts, color=color, point_size=10, render_points_as_spheres=True, lighting=False)
+        pl.add_text(f"{color}: ambulances ({sum(1 for b in labels if b)} busy); H: hospitals; S: stations (units)",
+                    position="lower_left", font_size=9, color="black", name="units_legend")
+        return
     z = np.full(len(x), 5.0)
     pts = points_mesh(x, y, None if values is None else {"value": values})
     pts.points[:, 2] = z
