@@ -90,9 +90,11 @@ class CallTable:
     """Struct-of-arrays record of every call (inputs drawn up front, outputs filled in).
 
     Input arrays: ``time_s, zone_idx, type_idx, priority, processing_s, u_busy, turnout_s,
-    on_scene_s, transport, handover_s, u_los, hospital_idx``. Output arrays, NaN or -1 until
-    set: ``ready_s, dispatched_s, unit_idx, travel_s, on_scene_at_s, at_hospital_s, bed_s,
-    available_s, outcome`` (codes of :data:`twin.emergency.OUTCOMES`).
+    on_scene_s, transport, handover_s, u_los, hospital_idx, n_slots`` (units required).
+    Output arrays, NaN or -1 until set: ``ready_s, dispatched_s, unit_idx, travel_s,
+    on_scene_at_s, at_hospital_s, bed_s, available_s, outcome`` (codes of
+    :data:`twin.emergency.OUTCOMES`), ``n_units`` (units sent so far) and ``open_slots``
+    (required units not yet free again; the call is completed at 0).
     """
 
     time_s: np.ndarray
@@ -107,6 +109,7 @@ class CallTable:
     handover_s: np.ndarray
     u_los: np.ndarray
     hospital_idx: np.ndarray
+    n_slots: np.ndarray | None = None
 
     def __post_init__(self):
         n = len(self.time_s)
@@ -115,6 +118,10 @@ class CallTable:
             setattr(self, name, np.full(n, NAN))
         self.unit_idx = np.full(n, -1, dtype=np.int32)
         self.outcome = np.zeros(n, dtype=np.int8)
+        if self.n_slots is None:
+            self.n_slots = np.ones(n, dtype=np.int16)
+        self.n_units = np.zeros(n, dtype=np.int16)
+        self.open_slots = self.n_slots.copy()
 
     def __len__(self):
         return len(self.time_s)
@@ -175,4 +182,5 @@ def generate_calls(spec: EmsSpec, until_s, streams, calls=None) -> CallTable:
         hosp[:] = -1
     return CallTable(time_s=t, zone_idx=zone, type_idx=ctype, priority=prio, processing_s=processing,
                      u_busy=u_busy, turnout_s=turnout, on_scene_s=on_scene, transport=transport,
-                     handover_s=handover, u_los=u_los, hospital_idx=hosp)
+                     handover_s=handover, u_los=u_los, hospital_idx=hosp,
+                     n_slots=np.array([len(c.slots) for c in spec.call_types], dtype=np.int16)[ctype])

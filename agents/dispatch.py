@@ -1,10 +1,15 @@
 """The dispatch centre and its unit-selection policies (plug-ins).
 
 A call reaches the centre at its call time, is processed for ``processing_s`` and becomes
-*ready*. The policy then picks an eligible idle unit. If there is none the call joins the
-dispatch queue, ordered by priority, then call time, then call id; with ``max_queue``
-calls already waiting (``0`` for a loss system) it is lost instead. When a unit becomes
-available it takes the first queued call, in that order, it is eligible for.
+*ready*. The call type names the units it needs, one *slot* per unit with a kind and an
+optional fallback kind (see :attr:`twin.emergency.CallTypeSpec.slots`). For each slot in
+order the policy picks an eligible idle unit of the slot's kind, else of its fallback
+kind. Units found are dispatched at once (partial dispatch). If a slot stays open the call
+joins (or stays in) the dispatch queue, ordered by priority, then call time, then call id;
+a call that got no unit at all is lost instead when ``max_queue`` calls already wait
+(``0`` for a loss system). When a unit becomes available it takes the first queued call,
+in that order, that it is eligible for and that has an open slot of its kind (one of its
+kind first, else one it is the fallback for).
 
 A policy is any object with two methods (see :class:`NearestIdle`):
 ``choose(model, call_idx, idle_units) -> Unit | None`` and
@@ -88,8 +93,10 @@ class DispatchCentre(mesa.Agent):
     ----------
     queue : list
         Heap of ``(priority, time_s, call_idx)``.
+    pending : dict
+        Open slots (indices into the call type's slots) of each queued call.
     queue_series : list of (time_s, length)
-        Step series of the queue length.
+        Step series of the queue length (calls with an open slot).
     """
 
     def __init__(self, model, policy, max_queue=None):
@@ -98,6 +105,7 @@ class DispatchCentre(mesa.Agent):
         self.policy = policy
         self.max_queue = max_queue
         self.queue = []
+        self.pending = {}
         self.queue_series = [(0.0, 0)]
         self._instant = model.spec.dispatch.processing.is_zero
 
@@ -112,18 +120,47 @@ class DispatchCentre(mesa.Agent):
         yield self.env.timeout(float(self.model.calls.processing_s[call_idx]))
         self._ready(call_idx)
 
+    def _pick(self, call_idx, kind, fallback):
+        """The policy's choice among idle units of ``kind``, else of ``fallback`` (or None)."""
+        model = self.model
+        unit = self.policy.choose(model, call_idx, model.idle_units(kind))
+        if unit is None and fallback >= 0:
+            unit = self.policy.choose(model, call_idx, model.idle_units(fallback))
+        return unit
+
     def _ready(self, call_idx):
         model = self.model
         calls = model.calls
         calls.ready_s[call_idx] = self.env.now
-        unit = self.policy.choose(model, call_idx, model.idle_units())
-        if unit is not None:
-            unit.assign(call_idx)
-        elif self.max_queue is not None and len(self.queue) >= self.max_queue:
+        slots = model.type_slots[calls.type_idx[call_idx]]
+        pending = []
+        for s, (kind, fallback) in enumerate(slots):
+            unit = self._pick(call_idx, kind, fallback)
+            if unit is None:
+                pending.append(s)
+            else:
+                unit.assign(call_idx, s)
+        if not pending:
+            return
+        if len(pending) == len(slots) and self.max_queue is not None and len(self.queue) >= self.max_queue:
             calls.outcome[call_idx] = LOST
+            return
+        self.pending[call_idx] = pending
+        heapq.heappush(self.queue, (int(calls.priority[call_idx]), float(calls.time_s[call_idx]), call_idx))
+        self.queue_series.append((self.env.now, len(self.queue)))
+
+    def _slot_for(self, unit, call_idx):
+        """The open slot of a queued call that ``unit`` may fill (its own kind first), or None."""
+        slots = self.model.type_slots[self.model.calls.type_idx[call_idx]]
+        pending = self.pending[call_idx]
+        for s in pending:
+            if slots[s][0] == unit.kind:
+                break
         else:
-            heapq.heappush(self.queue, (int(calls.priority[call_idx]), float(calls.time_s[call_idx]), call_idx))
-            self.queue_series.append((self.env.now, len(self.queue)))
+            s = next((s for s in pending if slots[s][1] == unit.kind), None)
+            if s is None:
+                return None
+        return s if self.policy.eligible(self.model, unit, call_idx) else None
 
     def unit_free(self, unit) -> bool:
         """``unit`` has just become available; give it the first queued call it may serve.
@@ -132,14 +169,25 @@ class DispatchCentre(mesa.Agent):
         """
         if not self.queue:
             return False
-        if self.policy.eligible(self.model, unit, self.queue[0][2]):
-            entry = heapq.heappop(self.queue)
-        else:
-            entry = next((e for e in sorted(self.queue) if self.policy.eligible(self.model, unit, e[2])), None)
-            if entry is None:
+        entry = self.queue[0]
+        slot = self._slot_for(unit, entry[2])
+        if slot is None:
+            for entry in sorted(self.queue):
+                slot = self._slot_for(unit, entry[2])
+                if slot is not None:
+                    break
+            else:
                 return False
-            self.queue.remove(entry)
-            heapq.heapify(self.queue)
-        self.queue_series.append((self.env.now, len(self.queue)))
-        unit.assign(entry[2])
+        call_idx = entry[2]
+        pending = self.pending[call_idx]
+        pending.remove(slot)
+        if not pending:
+            del self.pending[call_idx]
+            if entry is self.queue[0]:
+                heapq.heappop(self.queue)
+            else:
+                self.queue.remove(entry)
+                heapq.heapify(self.queue)
+            self.queue_series.append((self.env.now, len(self.queue)))
+        unit.assign(call_idx, slot)
         return True

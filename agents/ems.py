@@ -1,7 +1,8 @@
 """Emergency response on one SimPy clock: units, hospitals and dispatch in a Mesa model.
 
 :class:`CityModel` is a :class:`mesa.Model` that holds the :class:`simpy.Environment`
-clock (float seconds from the start) and the few actors — :class:`Unit` (ambulances),
+clock (float seconds from the start) and the few actors — :class:`Unit` (ALS and BLS
+ambulances, fire engines, police cars),
 :class:`~twin.agents.hospital.Hospital` wards and one
 :class:`~twin.agents.dispatch.DispatchCentre` — as Mesa agents that own SimPy processes
 and resources. Calls are the many: one :class:`~twin.agents.calls.CallTable` of arrays.
@@ -30,6 +31,21 @@ link times; the model asks it whenever a leg starts (wheels rolling to the scene
 the scene for hospital, starting to return) and when the nearest-idle policy compares units,
 and the leg then lasts that long (no re-timing en route).
 
+*Several units per call.* A call type ``requires`` units by kind (one ALS ambulance by
+default; e.g. two fire engines and an ambulance for a fire), one *slot* per unit. When the
+call is ready each slot, in requirement order, takes the policy's choice among the idle
+units of its kind, else of its fallback kind (ALS -> BLS by default). Slots left unfilled
+keep the call in the dispatch queue (partial dispatch: the units found go at once); each
+freed unit takes the first queued call with an open slot of its kind (or of a kind it is
+the fallback for). The queue limit ``max_queue`` applies to calls that got no unit at all:
+only those are lost. Every unit runs its own lifecycle; only the unit filling the call's
+first ambulance slot transports (if the call is transported), the others go back after the
+on-scene time. The call's response time ends when its first unit is on scene; the call is
+completed when its last unit is free. ``calls.unit_idx``, ``dispatched_s`` and
+``travel_s`` are those of the first unit dispatched (travel: of the first on scene), and
+``available_s`` the time the last unit was free; ``EmsResult.assignments`` lists every
+unit sent.
+
 Ties at equal times follow SimPy's FIFO event order; a unit that becomes available takes
 the first queued call (priority, call time, call id) it is eligible for before any later
 event is processed.
@@ -48,7 +64,8 @@ import simpy
 from twin.agents.calls import generate_calls, poisson_arrivals, spawn_streams
 from twin.agents.dispatch import DispatchCentre, NearestIdle, make_policy
 from twin.agents.hospital import Hospital
-from twin.emergency import OUTCOMES, UNIT_EVENTS, EmsResult, EmsSpec, UnitSpec, response_summary, time_average
+from twin.emergency import (AMBULANCE_KINDS, OUTCOMES, UNIT_EVENTS, UNIT_KINDS, EmsResult, EmsSpec, UnitSpec,
+                            response_summary, time_average)
 from twin.errors import ScenarioError
 
 __all__ = ["CityModel", "Unit", "StaticTravelTimes", "run_ems", "run_replications"]
@@ -108,12 +125,14 @@ class _NearestIdleNow(NearestIdle):
 
 
 class Unit(mesa.Agent):
-    """An ambulance: a Mesa agent whose assignments are SimPy processes.
+    """A response unit: a Mesa agent whose assignments are SimPy processes.
 
     Attributes
     ----------
     unit_idx : int
         Row of the unit in ``spec.units`` and in the units table.
+    kind : int
+        Index of the unit's kind in :data:`twin.emergency.UNIT_KINDS`.
     location_idx : int
         Last fixed location (station, scene or hospital) in the travel-time matrix.
     state : int
@@ -128,6 +147,10 @@ class Unit(mesa.Agent):
         self.station_idx = spec.station_idx
         self.location_idx = spec.station_idx
         self.state = AT_STATION
+        self.kind = UNIT_KINDS.index(spec.kind)
+        self.is_ambulance = spec.kind in AMBULANCE_KINDS
+        self._transports = False
+        self._row = None
         self.busy_time = spec.busy_time if spec.busy_time is not None else model.spec.service.busy_time
         self._return_proc = None
         self._textbook = model.spec.service.mode == "busy_time"
@@ -141,22 +164,31 @@ class Unit(mesa.Agent):
         self.state = code
         self.model.unit_events.append((self.env.now, self.unit_idx, call_idx, code))
 
-    def assign(self, call_idx: int):
-        """Dispatch this (idle) unit to a call now."""
+    def assign(self, call_idx: int, slot: int = 0):
+        """Dispatch this (idle) unit to a call now, filling requirement ``slot`` of it."""
         if self.state == RETURNING and self._return_proc is not None and self._return_proc.is_alive:
             self._return_proc.interrupt("dispatched")
         self._return_proc = None
-        calls = self.model.calls
-        calls.dispatched_s[call_idx] = self.env.now
-        calls.unit_idx[call_idx] = self.unit_idx
+        model = self.model
+        calls, now = model.calls, self.env.now
+        if calls.unit_idx[call_idx] < 0:                  # the call's first unit
+            calls.dispatched_s[call_idx] = now
+            calls.unit_idx[call_idx] = self.unit_idx
+        calls.n_units[call_idx] += 1
+        self._transports = self.is_ambulance and slot == model.transport_slot[calls.type_idx[call_idx]]
+        self._row = [call_idx, self.unit_idx, slot, now, math.nan, math.nan]
+        model.assignments.append(self._row)
         self._log(call_idx, DISPATCHED)
         self.env.process(self._serve_textbook(call_idx) if self._textbook else self._serve_path(call_idx))
 
     def _serve_textbook(self, c):
         model, calls = self.model, self.model.calls
         travel = model.travel.time_s(self.station_idx, int(model.zone_location[calls.zone_idx[c]]))
-        calls.travel_s[c] = travel
-        calls.on_scene_at_s[c] = self.env.now + travel
+        arrive = self.env.now + travel
+        if not arrive >= calls.on_scene_at_s[c]:          # NaN (first unit) or earlier than the first
+            calls.travel_s[c] = travel
+            calls.on_scene_at_s[c] = arrive
+        self._row[4] = arrive
         yield self.env.timeout(float(self.busy_time.ppf(calls.u_busy[c])))
         self.location_idx = self.station_idx
         self._release(c)
@@ -169,13 +201,17 @@ class Unit(mesa.Agent):
         self._log(c, EN_ROUTE)
         dest = int(model.zone_location[calls.zone_idx[c]])
         travel = travel_time_s(self.location_idx, dest)
-        calls.travel_s[c] = travel
+        if calls.travel_s[c] != calls.travel_s[c]:        # NaN: the first unit rolling
+            calls.travel_s[c] = travel
         yield env.timeout(travel)
         self.location_idx = dest
-        calls.on_scene_at_s[c] = env.now
+        if calls.on_scene_at_s[c] != calls.on_scene_at_s[c]:   # the first unit on scene
+            calls.on_scene_at_s[c] = env.now
+            calls.travel_s[c] = travel
+        self._row[4] = env.now
         self._log(c, ON_SCENE)
         yield env.timeout(float(calls.on_scene_s[c]))
-        if calls.transport[c]:
+        if self._transports and calls.transport[c]:
             hosp = model.hospitals[calls.hospital_idx[c]]
             self._log(c, TRANSPORTING)
             yield env.timeout(travel_time_s(dest, hosp.spec.location_idx))
@@ -191,8 +227,11 @@ class Unit(mesa.Agent):
 
     def _release(self, c):
         calls = self.model.calls
+        self._row[5] = self.env.now
         calls.available_s[c] = self.env.now
-        calls.outcome[c] = COMPLETED
+        calls.open_slots[c] -= 1
+        if calls.open_slots[c] == 0:                      # the call's last unit is free
+            calls.outcome[c] = COMPLETED
         self._log(c, AVAILABLE)
         if self.model.dispatch.unit_free(self):
             return
@@ -239,6 +278,12 @@ class CityModel(mesa.Model):
     hospitals : list of Hospital
     dispatch : DispatchCentre
     unit_events : list of (time_s, unit_idx, call_idx, code)
+    assignments : list of [call_idx, unit_idx, slot, dispatched_s, on_scene_s, available_s]
+        One row per unit sent to a call (NaN until reached).
+    type_slots : list of tuple of (kind, fallback kind or -1)
+        The requirement slots of each call type, as :data:`~twin.emergency.UNIT_KINDS` indices.
+    transport_slot : ndarray of int64, shape (n_call_types,)
+        The slot whose unit transports (the first ambulance slot), -1 for none.
     """
 
     def __init__(self, spec: EmsSpec, *, seed, until_s: float, policy=None, calls=None, travel=None):
@@ -251,12 +296,20 @@ class CityModel(mesa.Model):
         self.calls = generate_calls(spec, self.until_s, streams, calls)
         self.zone_location = np.array([z.location_idx for z in spec.zones], dtype=np.int64)
         self.unit_events = []
+        self.assignments = []
+        code = {k: i for i, k in enumerate(UNIT_KINDS)}
+        self.type_slots = [tuple((code[k], code[f] if f is not None else -1) for k, f in ct.slots)
+                           for ct in spec.call_types]
+        amb = {code[k] for k in AMBULANCE_KINDS}
+        self.transport_slot = np.array([next((s for s, (k, f) in enumerate(slots) if k in amb or f in amb), -1)
+                                        for slots in self.type_slots], dtype=np.int64)
         self.travel = travel if travel is not None else StaticTravelTimes(spec.travel_time_s)
         if policy is None:
             policy = (_NearestIdleNow() if travel is not None and spec.dispatch.policy == "nearest"
                       else make_policy(spec.dispatch))
         self.dispatch = DispatchCentre(self, policy, spec.dispatch.max_queue)
         self.units = [Unit(self, i, u) for i, u in enumerate(spec.units)]
+        self.units_of_kind = [[u for u in self.units if u.kind == k] for k in range(len(UNIT_KINDS))]
         self.hospitals = [Hospital(self, h, hs) for h, hs in enumerate(spec.hospitals)]
         hstreams = streams["hospital"].spawn(len(self.hospitals)) if self.hospitals else []
         for hosp, rng in zip(self.hospitals, hstreams):
@@ -267,9 +320,11 @@ class CityModel(mesa.Model):
         if len(self.calls):
             self.env.process(self._call_source())
 
-    def idle_units(self):
-        """Units free for dispatch, in unit-index order."""
-        return [u for u in self.units if u.state in IDLE_STATES]
+    def idle_units(self, kind=None):
+        """Units free for dispatch (of one kind, a :data:`~twin.emergency.UNIT_KINDS`
+        index, when given), in unit-index order."""
+        units = self.units if kind is None else self.units_of_kind[kind]
+        return [u for u in units if u.state in IDLE_STATES]
 
     def _call_source(self):
         env, times, dispatch = self.env, self.calls.time_s, self.dispatch
@@ -308,8 +363,19 @@ def _calls_frame(calls):
         "dispatched_s": calls.dispatched_s, "unit_idx": calls.unit_idx, "travel_s": calls.travel_s,
         "on_scene_s": calls.on_scene_at_s, "transport": calls.transport, "hospital_idx": calls.hospital_idx,
         "at_hospital_s": calls.at_hospital_s, "bed_s": calls.bed_s, "available_s": calls.available_s,
-        "outcome": outcome, "wait_s": calls.dispatched_s - calls.ready_s,
+        "outcome": outcome, "n_units": calls.n_units, "wait_s": calls.dispatched_s - calls.ready_s,
         "response_s": calls.on_scene_at_s - calls.time_s})
+
+
+def _assignments_frame(model):
+    """Every unit sent, in call order (then dispatch order): one row per assignment."""
+    cols = ["call_id", "unit_idx", "slot", "dispatched_s", "on_scene_s", "available_s"]
+    a = np.array(model.assignments, dtype=np.float64).reshape(-1, 6)
+    a = a[np.argsort(a[:, 0], kind="stable")]
+    frame = pd.DataFrame(a, columns=cols)
+    for name, dtype in (("call_id", np.int64), ("unit_idx", np.int32), ("slot", np.int16)):
+        frame[name] = frame[name].astype(dtype)
+    return frame
 
 
 def _overlap(a, b, start, end):
@@ -342,12 +408,15 @@ def _kpis_and_tables(model, start, end):
     qs = np.array(model.dispatch.queue_series, dtype=np.float64)
     kpis["dispatch_queue_mean"] = time_average(qs[:, 0], qs[:, 1], start, end)
 
-    had = ~np.isnan(calls.dispatched_s)
-    busy = _overlap(calls.dispatched_s[had], calls.available_s[had], start, end)
-    busy_s = np.bincount(calls.unit_idx[had], weights=busy, minlength=spec.n_units)
-    disp_in = had & (calls.dispatched_s >= start) & (calls.dispatched_s < end)
-    n_disp = np.bincount(calls.unit_idx[disp_in], minlength=spec.n_units)
+    asg = _assignments_frame(model)
+    a_unit = asg["unit_idx"].to_numpy(np.int64)
+    a_disp, a_free = asg["dispatched_s"].to_numpy(), asg["available_s"].to_numpy()
+    busy = _overlap(a_disp, np.where(np.isnan(a_free), np.inf, a_free), start, end)   # still busy: to the end
+    busy_s = np.bincount(a_unit, weights=busy, minlength=spec.n_units)
+    disp_in = (a_disp >= start) & (a_disp < end)
+    n_disp = np.bincount(a_unit[disp_in], minlength=spec.n_units)
     units = pd.DataFrame({"unit_idx": np.arange(spec.n_units), "name": [u.name for u in spec.units],
+                          "kind": [u.kind for u in spec.units],
                           "station_idx": [u.station_idx for u in spec.units], "n_dispatches": n_disp,
                           "busy_s": busy_s, "utilisation": busy_s / span})
     kpis["unit_utilisation_mean"] = float(units["utilisation"].mean()) if spec.n_units else math.nan
@@ -380,7 +449,7 @@ def _kpis_and_tables(model, start, end):
     hospitals = pd.DataFrame(hosp_rows, columns=["hospital_idx", "name", "beds", "arrivals", "blocked", "blocking",
                                                  "occupancy_mean", "occupancy_max", "utilisation", "bed_wait_mean_s",
                                                  "waiting_mean"])
-    return kpis, units, admissions, occupancy, hospitals
+    return kpis, units, admissions, occupancy, hospitals, asg
 
 
 def run_ems(spec, *, seed, until_s: float, drain: bool = True, policy=None, calls=None, travel=None,
@@ -437,7 +506,7 @@ def run_ems(spec, *, seed, until_s: float, drain: bool = True, policy=None, call
     logger.info("EMS run: %d calls, %d units, %d hospitals, until %.0f s", len(model.calls), spec.n_units,
                 spec.n_hospitals, until_s)
     end_s = model.run(drain=drain, progress=progress)
-    kpis, units, admissions, occupancy, hospitals = _kpis_and_tables(model, spec.warmup_s, float(until_s))
+    kpis, units, admissions, occupancy, hospitals, assignments = _kpis_and_tables(model, spec.warmup_s, float(until_s))
     ev = np.array(model.unit_events, dtype=np.float64).reshape(-1, 4)
     unit_events = pd.DataFrame({"time_s": ev[:, 0], "unit_idx": ev[:, 1].astype(np.int32),
                                 "call_id": ev[:, 2].astype(np.int64),
@@ -446,7 +515,7 @@ def run_ems(spec, *, seed, until_s: float, drain: bool = True, policy=None, call
     dq = pd.DataFrame({"time_s": qs[:, 0], "queue_length": qs[:, 1].astype(np.int64)})
     return EmsResult(calls=_calls_frame(model.calls), unit_events=unit_events, units=units, admissions=admissions,
                      occupancy=occupancy, hospitals=hospitals, dispatch_queue=dq, kpis=kpis, seed=seed,
-                     until_s=float(until_s), end_s=end_s, spec=spec)
+                     until_s=float(until_s), end_s=end_s, spec=spec, assignments=assignments)
 
 
 def run_replications(spec, *, seed: int, n_replications: int, until_s: float, **kwargs):

@@ -24,6 +24,7 @@ on it without congestion. See :mod:`twin.agents.ems` for the process model.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import math
 import numbers
@@ -50,6 +51,8 @@ __all__ = [
     "STREAMS",
     "DIST_KINDS",
     "POLICIES",
+    "UNIT_KINDS",
+    "AMBULANCE_KINDS",
     "time_average",
     "response_summary",
     "district_summary",
@@ -70,6 +73,10 @@ STREAMS = ("calls", "dispatch", "service", "hospital", "agents")
 DIST_KINDS = ("constant", "exponential", "lognormal", "gamma")
 #: Accepted dispatch policies.
 POLICIES = ("nearest", "preference")
+#: Unit kinds: advanced and basic life support ambulances, fire engines, police cars.
+UNIT_KINDS = ("als", "bls", "fire", "police")
+#: The unit kinds that can transport a patient to hospital.
+AMBULANCE_KINDS = ("als", "bls")
 SERVICE_MODES = ("path", "busy_time")
 RETURN_MODES = ("drive", "instant")
 WARD_MODES = ("loss", "queue")
@@ -241,7 +248,22 @@ class CallTypeSpec:
     on_scene : Dist
         Time on scene, seconds (path mode).
     transport_probability : float
-        Probability that the patient is taken to hospital (path mode), in [0, 1].
+        Probability that the patient is taken to hospital (path mode), in [0, 1]. Only an
+        ambulance transports: the unit filling the first requirement whose kind (or
+        fallback) is ``"als"`` or ``"bls"``; a call type with a transport probability must
+        require one.
+    requires : tuple of (str, int)
+        Units the call needs, ``(kind, count)`` pairs with kinds in :data:`UNIT_KINDS`
+        (a dict ``{"fire": 2, "als": 1}`` is accepted and kept in its order). Default: one
+        ALS ambulance. Each unit is one *slot*, filled in this order at dispatch.
+    fallback : tuple of (str, str)
+        ``(kind, substitute)`` pairs: a slot of ``kind`` with no idle unit of that kind is
+        filled by an idle ``substitute`` (one step, not chained). Default ``als -> bls``.
+
+    Notes
+    -----
+    A call is *served* (its response time ends) when the first of its units arrives on
+    scene, and *completed* when the last one is free again.
     """
 
     name: str
@@ -249,11 +271,19 @@ class CallTypeSpec:
     share: float = 1.0
     on_scene: Dist = Dist("constant", 0.0, 0.0)
     transport_probability: float = 0.0
+    requires: tuple = (("als", 1),)
+    fallback: tuple = (("als", "bls"),)
+
+    @property
+    def slots(self) -> tuple:
+        """One ``(kind, fallback kind or None)`` per unit needed, in requirement order."""
+        fb = dict(self.fallback)
+        return tuple((k, fb.get(k)) for k, n in self.requires for _ in range(n))
 
 
 @dataclass(frozen=True)
 class UnitSpec:
-    """An ambulance (response unit) and its home station.
+    """A response unit (ambulance, fire engine or police car) and its home station.
 
     Attributes
     ----------
@@ -262,11 +292,14 @@ class UnitSpec:
         Location index of the home station.
     busy_time : Dist or None
         This unit's busy time in ``busy_time`` service mode; the service default when None.
+    kind : str
+        One of :data:`UNIT_KINDS` (default ``"als"``, an advanced-life-support ambulance).
     """
 
     name: str
     station_idx: int
     busy_time: Dist | None = None
+    kind: str = "als"
 
 
 @dataclass(frozen=True)
@@ -480,6 +513,8 @@ class EmsSpec:
                       f"found {c.transport_probability}; expected a probability in [0, 1]")
             if not isinstance(c.on_scene, Dist):
                 _fail(f"{at}.on_scene", f"found {c.on_scene!r}; expected a Dist")
+        object.__setattr__(self, "call_types", tuple(self._check_needs(c, f"{w}.call_types[{i}] ('{c.name}')")
+                                                     for i, c in enumerate(self.call_types)))
         total = sum(c.share for c in self.call_types)
         if not math.isclose(total, 1.0, rel_tol=0, abs_tol=1e-9):
             _fail(f"{w}.call_types", f"shares sum to {total}; expected 1")
@@ -488,6 +523,7 @@ class EmsSpec:
             _integer(u.station_idx, f"{at}.station_idx", maximum=n_loc - 1)
             if u.busy_time is not None and not isinstance(u.busy_time, Dist):
                 _fail(f"{at}.busy_time", f"found {u.busy_time!r}; expected a Dist or None")
+            _choice(u.kind, f"{at}.kind", UNIT_KINDS)
         for i, h in enumerate(self.hospitals):
             at = f"{w}.hospitals[{i}] ('{h.name}')"
             _integer(h.location_idx, f"{at}.location_idx", maximum=n_loc - 1)
@@ -555,6 +591,20 @@ class EmsSpec:
         has_demand = any(z.arrival_rate_per_h > 0 for z in self.zones)
         if has_demand and n_units == 0:
             _fail(f"{w}.units", "no units but zones have calls; add units or set arrival_rate_per_h = 0")
+        if has_demand:
+            n_kind = {k: sum(u.kind == k for u in self.units) for k in UNIT_KINDS}
+            for i, c in enumerate(self.call_types):
+                if c.share == 0:
+                    continue
+                fb = dict(c.fallback)
+                for kind, n in c.requires:
+                    have = n_kind[kind] + (n_kind[fb[kind]] if kind in fb else 0)
+                    if have < n:
+                        sub = f" or its fallback '{fb[kind]}'" if kind in fb else ""
+                        _fail(f"{w}.call_types[{i}] ('{c.name}')",
+                              f"requires {n} '{kind}' unit(s) but the system has {have} of kind '{kind}'{sub}; "
+                              f"no unit set can serve this call type (units by kind: "
+                              f"{', '.join(f'{k}={v}' for k, v in n_kind.items())})")
         for j, z in enumerate(self.zones):
             if z.arrival_rate_per_h == 0:
                 continue
@@ -568,6 +618,43 @@ class EmsSpec:
                                             "are no hospitals")
                 if not any(math.isfinite(tt[z.location_idx, h.location_idx]) for h in self.hospitals):
                     _fail(f"{w}.zones[{j}] ('{z.name}')", "no hospital is reachable from this zone")
+
+    @staticmethod
+    def _check_needs(c, at):
+        """``c`` with ``requires`` and ``fallback`` as checked tuples of pairs."""
+        def pairs(value, name):
+            if isinstance(value, dict):
+                value = tuple(value.items())
+            if not isinstance(value, (list, tuple)) or not all(isinstance(p, (list, tuple)) and len(p) == 2
+                                                                for p in value):
+                _fail(f"{at}.{name}", f"found {value!r}; expected a table kind -> "
+                                      f"{'count' if name == 'requires' else 'kind'}")
+            return tuple(tuple(p) for p in value)
+
+        req = pairs(c.requires, "requires")
+        out = []
+        for kind, n in req:
+            _choice(kind, f"{at}.requires", UNIT_KINDS)
+            out.append((kind, _integer(n, f"{at}.requires.{kind}")))
+        if len({k for k, _ in out}) != len(out):
+            _fail(f"{at}.requires", f"found {list(req)}; expected each kind once")
+        if sum(n for _, n in out) == 0:
+            _fail(f"{at}.requires", f"found {dict(out)}; expected at least one unit")
+        fbs = pairs(c.fallback, "fallback")
+        for kind, sub in fbs:
+            _choice(kind, f"{at}.fallback", UNIT_KINDS)
+            _choice(sub, f"{at}.fallback.{kind}", UNIT_KINDS)
+            if sub == kind:
+                _fail(f"{at}.fallback.{kind}", f"found {sub!r}; expected a different kind")
+        if len({k for k, _ in fbs}) != len(fbs):
+            _fail(f"{at}.fallback", f"found {list(fbs)}; expected each kind once")
+        fb = dict(fbs)
+        if c.transport_probability > 0 and not any(k in AMBULANCE_KINDS or fb.get(k) in AMBULANCE_KINDS
+                                                   for k, n in out if n > 0):
+            _fail(f"{at}.transport_probability", f"found {c.transport_probability} but the call type requires "
+                                                 f"no ambulance ({', '.join(AMBULANCE_KINDS)}); only ambulances "
+                                                 f"transport")
+        return dataclasses.replace(c, requires=tuple(p for p in out if p[1] > 0), fallback=fbs)
 
     def _transports(self):
         return any(c.transport_probability > 0 for c in self.call_types)
@@ -648,13 +735,14 @@ class EmsResult:
         One row per call: ``call_id, time_s, zone_idx, type_idx, priority, ready_s,
         dispatched_s, unit_idx, travel_s, on_scene_s, transport, hospital_idx,
         at_hospital_s, bed_s, available_s, outcome`` (name from :data:`OUTCOMES`),
-        ``wait_s`` (ready to dispatch) and ``response_s`` (call to first unit on scene).
+        ``n_units`` (units sent), ``wait_s`` (ready to dispatch) and ``response_s`` (call
+        to first unit on scene).
         NaN / -1 where a stage did not happen.
     unit_events : DataFrame
         ``time_s, unit_idx, call_id, event`` (name from :data:`UNIT_EVENTS`), in event order.
     units : DataFrame
-        One row per unit: ``unit_idx, name, n_dispatches, busy_s, utilisation`` over the
-        KPI window.
+        One row per unit: ``unit_idx, name, kind, station_idx, n_dispatches, busy_s,
+        utilisation`` over the KPI window.
     admissions : DataFrame
         One row per patient arriving at a ward: ``hospital_idx, call_id`` (-1 walk-in),
         ``arrival_s, bed_s, discharge_s, blocked``.
@@ -673,6 +761,10 @@ class EmsResult:
     until_s, end_s : float
         End of arrivals, and the time the (drained) run stopped.
     spec : EmsSpec
+    assignments : DataFrame or None
+        One row per unit sent to a call, in call order: ``call_id, unit_idx, slot``
+        (requirement slot filled), ``dispatched_s, on_scene_s, available_s`` (NaN where
+        not reached).
     """
 
     calls: object
@@ -687,6 +779,7 @@ class EmsResult:
     until_s: float
     end_s: float
     spec: EmsSpec = field(repr=False)
+    assignments: object = field(default=None, repr=False)
 
     def district_kpis(self, layout: "EmsLayout | None" = None):
         """Per-district response KPIs and the equity gap over the KPI window.

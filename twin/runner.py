@@ -8,8 +8,8 @@ A scenario is a TOML file (``tomllib``) whose tables map to the frozen groups be
     [kpi]         warmup_s, response_target_s = [P1, P2, P3], central_zones
     [calls]       locations = "nodes" | "centroid"; rate_per_h (total or per zone) or
                   population (per zone) with rate_per_1000_per_day; hourly_profile (24)
-    [[call_types]] name, priority, share, on_scene, transport_probability
-    [[stations]]  name, node, ambulances, busy_time
+    [[call_types]] name, priority, share, on_scene, transport_probability, requires, fallback
+    [[stations]]  name, node, ambulances, als, bls, fire, police, busy_time
     [[hospitals]] name, node, beds, length_of_stay, mode, walk_in_rate_per_h
     [dispatch]    policy, processing, max_queue
     [service]     mode, turnout, handover, return_mode, busy_time, emergency_speed_factor
@@ -34,8 +34,13 @@ district, ``"city"``. A district rate is ``rate_per_h`` (a table by zone id, or 
 split in proportion to the districts' node counts) or ``population / 1000 ×
 rate_per_1000_per_day / 24`` per hour; districts without an entry get no calls. Every
 district rate is multiplied by ``hourly_profile[h]`` in hour ``h`` of the day (so a profile
-averaging 1 keeps the daily total). Each station's ``ambulances`` become units
-``<station>-1``, ``<station>-2`` ...
+averaging 1 keeps the daily total). Each station's ``ambulances`` become ALS units
+``<station>-1``, ``<station>-2`` ... and its ``als``, ``bls``, ``fire`` and ``police``
+counts units ``<station>-<kind>-1`` ... of those kinds (a station with no count at all has
+one ambulance). A call type's ``requires = {fire = 2, als = 1}`` names the units it needs
+and ``fallback = {als = "bls"}`` the substitutes (defaults: one ALS, ``als -> bls``; see
+:class:`twin.emergency.CallTypeSpec`). A call type that the stations' units cannot serve
+is an error at load time.
 
 Traffic coupling (fidelity)
 ---------------------------
@@ -81,7 +86,7 @@ from pathlib import Path
 import numpy as np
 
 from twin.emergency import (CallTypeSpec, DispatchSpec, Dist, EmsLayout, EmsResult, EmsSpec, HospitalSpec,
-                            ServiceSpec, STREAMS, UnitSpec, ZoneSpec, travel_time_matrix)
+                            ServiceSpec, STREAMS, UNIT_KINDS, UnitSpec, ZoneSpec, travel_time_matrix)
 from twin.errors import ScenarioError, TwinError
 
 __all__ = [
@@ -171,15 +176,24 @@ class CallTypeGroup:
     on_scene: Dist = _f(Dist("constant", 0.0, 0.0), "dist", f"time on scene: {_DIST}")
     transport_probability: float = _f(0.0, "float", "probability of transport to hospital", minimum=0.0,
                                       maximum=1.0)
+    requires: dict | None = _f(None, "counts", "units needed, kind -> count, kinds in als, bls, fire, police "
+                                               "(default {als = 1})", choices=UNIT_KINDS)
+    fallback: dict | None = _f(None, "kinds", "substitute kinds, kind -> kind (default {als = 'bls'})",
+                               choices=UNIT_KINDS)
 
 
 @dataclass(frozen=True)
 class StationGroup:
-    """``[[stations]]``: an ambulance station."""
+    """``[[stations]]``: a station of ambulances, fire engines and police cars."""
 
-    name: str = _f("", "str", "station name (units are <name>-1, <name>-2 ...)")
+    name: str = _f("", "str", "station name (units are <name>-1, <name>-2 ... and <name>-<kind>-1 ...)")
     node: object = _f(None, "node", "city node id of the station")
-    ambulances: int = _f(1, "int", "ambulances based here", minimum=0)
+    ambulances: int | None = _f(None, "int", "ALS ambulances based here (default 1 when no kind count is given)",
+                                minimum=0)
+    als: int = _f(0, "int", "advanced-life-support ambulances based here", minimum=0)
+    bls: int = _f(0, "int", "basic-life-support ambulances based here", minimum=0)
+    fire: int = _f(0, "int", "fire engines based here", minimum=0)
+    police: int = _f(0, "int", "police cars based here", minimum=0)
     busy_time: Dist | None = _f(None, "dist", f"busy time in service.mode = 'busy_time': {_DIST}")
 
 
@@ -329,6 +343,18 @@ def _convert(value, meta, where):
         if not isinstance(value, (list, tuple)) or not all(isinstance(v, (str, numbers.Integral)) for v in value):
             bad("a list of zone ids")
         return tuple(value)
+    if kind in ("counts", "kinds"):
+        accepted = ", ".join(repr(c) for c in meta["choices"])
+        if not isinstance(value, dict) or not value:
+            bad(f"a table kind -> {'count' if kind == 'counts' else 'kind'} with kinds in {accepted}")
+        for k, v in value.items():
+            if k not in meta["choices"]:
+                raise ScenarioError(f"{where}: unknown unit kind {k!r}; expected one of {accepted}")
+            if kind == "counts" and (isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 0):
+                raise ScenarioError(f"{where}.{k} = {v!r}; expected an integer >= 0")
+            if kind == "kinds" and v not in meta["choices"]:
+                raise ScenarioError(f"{where}.{k} = {v!r}; unknown unit kind, expected one of {accepted}")
+        return {k: (int(v) if kind == "counts" else v) for k, v in value.items()}
     if kind in ("table", "rates"):
         if kind == "rates" and _is_number(value):
             if not math.isfinite(value) or value < 0:
@@ -816,10 +842,16 @@ def _build_ems(groups, city, label):
 
     units = []
     for s, sloc in zip(groups["stations"], station_loc):
-        units += [UnitSpec(f"{s.name}-{k + 1}", sloc, s.busy_time) for k in range(s.ambulances)]
+        kinds = {k: getattr(s, k) for k in UNIT_KINDS}
+        ambulances = s.ambulances if s.ambulances is not None else (0 if any(kinds.values()) else 1)
+        units += [UnitSpec(f"{s.name}-{k + 1}", sloc, s.busy_time) for k in range(ambulances)]
+        units += [UnitSpec(f"{s.name}-{kind}-{k + 1}", sloc, s.busy_time, kind)
+                  for kind, n in kinds.items() for k in range(n)]
     hospitals = [HospitalSpec(h.name, hloc, h.beds, h.length_of_stay, h.mode, h.walk_in_rate_per_h)
                  for h, hloc in zip(groups["hospitals"], hospital_loc)]
-    call_types = [CallTypeSpec(c.name, c.priority, c.share, c.on_scene, c.transport_probability)
+    call_types = [CallTypeSpec(c.name, c.priority, c.share, c.on_scene, c.transport_probability,
+                               **({"requires": c.requires} if c.requires is not None else {}),
+                               **({"fallback": c.fallback} if c.fallback is not None else {}))
                   for c in groups["call_types"]]
     dsp, svc = groups["dispatch"], groups["service"]
     targets = tuple(kpi.response_target_s) + (None,) * (3 - len(kpi.response_target_s))
