@@ -53,8 +53,9 @@ KNOWN_NETWORKS = {
     # README: minutes, miles, cents; Illinois State Plane coordinates in feet.
     "chicagosketch": {"time_unit": "min", "length_unit": "mi", "coord": "ft"},
     "chicagoregional": {"time_unit": "min", "length_unit": "mi", "coord": "ft"},
-    # Units not stated upstream; minutes as elsewhere, coordinates span 43.5 x 31.9,
-    # which fits central Berlin in kilometres.
+    # Units not stated upstream (its README leaves them blank); minutes and metres give a
+    # walking-pace median free speed, so read its times and lengths with care (a warning
+    # is logged). Coordinates span 43.5 x 31.9, which fits central Berlin in kilometres.
     "berlin-center": {"time_unit": "min", "length_unit": "m", "coord": "km"},
 }
 
@@ -313,6 +314,12 @@ def read_tntp_net(path, *, time_unit=None, length_unit=None, coord_unit=None, na
         logger.info("%s: %d links have a free-flow time but zero length; length set to time x median speed",
                     path, int(zero_len.sum()))
 
+    moving = np.isfinite(speed) & (fft_s > 0)
+    if moving.any():
+        med = float(np.median(speed[moving]))
+        if not 2.0 <= med <= 40.0:
+            logger.warning("%s: median free speed %.2f m/s is implausible for roads; check time_unit (%s) and "
+                           "length_unit (%s)", path, med, t_unit, l_unit)
     node_ids = np.arange(1, n_nodes + 1, dtype=np.int64)
     x = y = np.full(n_nodes, np.nan)
     lon = lat = None

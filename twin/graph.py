@@ -433,7 +433,9 @@ class City:
         ``G.graph["zone_ids"]`` keeps the zone order, empty zones included. Edges carry ``link_idx``, ``length_m``, ``free_speed_mps``,
         ``free_flow_time_s``, ``lanes``, ``capacity_veh_per_h``,
         ``jam_density_veh_per_km_per_lane``, ``bpr_alpha``, ``bpr_beta`` and ``road_class``
-        (its name). ``twin.load_city`` reads the result back to an equal city.
+        (its name). ``twin.load_city`` reads the result back to a city with the same nodes,
+        links, link attributes above and zones; link polylines and the extra per-link
+        columns of ``link_attrs`` (OSM names, TNTP tolls ...) are not carried.
         """
         import networkx as nx
 

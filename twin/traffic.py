@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from twin.errors import DemandError, NetworkError
+from twin.errors import DemandError, NetworkError, UnknownNodeError
 from twin.graph import City
 
 __all__ = ["simulate_traffic", "TrafficEngine", "TrafficResult", "TrafficParams", "link_arrays", "read_trips",
@@ -160,7 +160,8 @@ def read_trips(city: City, trips):
     d_idx = np.asarray(city.node_index(dest), dtype=np.int64).reshape(-1)
     same = np.flatnonzero(o_idx == d_idx)
     if len(same):
-        raise DemandError(f"trips rows {same[:5].tolist()}: origin == destination ({origin[same[0]]!r}); "
+        first = origin[same[0]].item() if isinstance(origin[same[0]], np.generic) else origin[same[0]]
+        raise DemandError(f"trips rows {same[:5].tolist()}: origin == destination ({first!r}); "
                           f"a trip must leave its origin")
     return o_idx, d_idx, depart
 
@@ -379,13 +380,20 @@ def read_events(city: City, events):
             raise DemandError(f"{where}: action = {action!r}; expected one of {list(EVENT_ACTIONS)}")
         link = row.get("link") if has_link else None
         if link is not None and not (isinstance(link, float) and math.isnan(link)):
-            if not float(link).is_integer() or not 0 <= int(link) < city.n_links:
+            try:
+                ok = float(link).is_integer() and 0 <= int(link) < city.n_links
+            except (TypeError, ValueError):
+                ok = False
+            if not ok:
                 raise DemandError(f"{where}: link = {link!r}; expected a link index in 0..{city.n_links - 1}")
             links = np.array([int(link)])
         else:
             if not has_pair:
                 raise DemandError(f"{where}: no link given")
-            a, b = city.node_index([row["from_node"], row["to_node"]])
+            try:
+                a, b = city.node_index([row["from_node"], row["to_node"]])
+            except UnknownNodeError as exc:
+                raise DemandError(f"{where}: {exc}") from None
             links = np.flatnonzero((city.link_from_idx == a) & (city.link_to_idx == b))
             if not len(links):
                 raise DemandError(f"{where}: no link from node {row['from_node']!r} to node {row['to_node']!r}")
@@ -402,6 +410,13 @@ def read_events(city: City, events):
         out.append((t, action, links, cap, i))
     out.sort(key=lambda e: (e[0], e[4]))
     return [(t, a, links, cap) for t, a, links, cap, _ in out]
+
+
+def _is_real(value) -> bool:
+    """A real number (Python or numpy), not a bool."""
+    import numbers
+
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
 
 
 def _check_routes(city, o_idx, d_idx, route_off, route_links):
@@ -453,13 +468,13 @@ class TrafficEngine:
         self.city = city
         self.params = params = TrafficParams(dt_s=float(dt_s), interval_s=float(interval_s),
                                              stuck_time_s=float(stuck_time_s), stop_when_done=bool(stop_when_done))
-        if not (isinstance(until_s, (int, float)) and math.isfinite(until_s) and until_s > 0):
+        if not (_is_real(until_s) and math.isfinite(until_s) and until_s > 0):
             raise DemandError(f"until_s = {until_s!r}; expected a finite number of seconds > 0")
         if not isinstance(seed, (int, np.integer)) or seed < 0:
             raise DemandError(f"seed = {seed!r}; expected an integer >= 0")
-        if not (isinstance(reroute_share, (int, float)) and 0.0 <= reroute_share <= 1.0):
+        if not (_is_real(reroute_share) and 0.0 <= reroute_share <= 1.0):
             raise DemandError(f"reroute_share = {reroute_share!r}; expected a share in [0, 1]")
-        if not (isinstance(reroute_interval_s, (int, float)) and math.isfinite(reroute_interval_s)
+        if not (_is_real(reroute_interval_s) and math.isfinite(reroute_interval_s)
                 and reroute_interval_s >= dt_s):
             raise DemandError(f"reroute_interval_s = {reroute_interval_s!r}; expected seconds >= dt_s")
         self.until_s = float(until_s)
@@ -506,6 +521,9 @@ class TrafficEngine:
         self.routable = ~unroutable
         self.n_steps_total = int(math.ceil(until_s / dt))
         self.spi = spi = max(1, int(round(params.interval_s / dt)))
+        if abs(spi * dt - params.interval_s) > 1e-9 * max(1.0, params.interval_s):
+            raise DemandError(f"interval_s = {params.interval_s} is not a whole number of ticks of dt_s = {dt}; "
+                              f"use e.g. {spi * dt:g} s")
         self.n_iv = n_iv = (self.n_steps_total + spi - 1) // spi
         self.depart_step = np.ceil(depart_s / dt - 1e-9).astype(np.int64)
         self.dep_order = np.lexsort((np.arange(n_veh), self.depart_step)).astype(np.int64)
@@ -855,8 +873,11 @@ class TrafficEngine:
             vsteps[last_iv + 1:] = 0
         outs = dict(out, occ_vsteps=vsteps)
         route_off, route_links = self.driven_routes()
+        # copies: a result taken mid-run must not change when the engine runs on
+        outs = {k: np.array(v, copy=True) for k, v in outs.items()}
+        st = {k: np.array(v, copy=True) for k, v in st.items()}
         res = _assemble(self.city, self.trips_in, self.o_idx, self.d_idx, self.depart_s, route_off, route_links,
-                        st, outs, self.la, self.params, k_end, spi, n_iv, out["step_counts"][:k_end], pd)
+                        st, outs, self.la, self.params, k_end, spi, n_iv, outs["step_counts"][:k_end], pd)
         res.kpis["rerouted"] = int(self.n_rerouted)
         res.meta["kernel_s"] = self.kernel_s
         return res
@@ -987,7 +1008,7 @@ def dynamic_user_equilibrium(city: City, trips, *, until_s, iterations=10, rel_g
     o_idx, d_idx, depart_s = read_trips(city, trips)
     rng = np.random.default_rng(np.random.SeedSequence(int(seed)).spawn(2)[1])
     route_off, route_links, _ = _routes(city, o_idx, d_idx)
-    spi_s = float(interval_s)
+    spi_s = None   # the engine's interval length, read from the first engine
     gaps, means, switched = [], [], []
     res = None
     for n in range(iterations):
@@ -995,6 +1016,7 @@ def dynamic_user_equilibrium(city: City, trips, *, until_s, iterations=10, rel_g
                             stuck_time_s=stuck_time_s, routes=(route_off, route_links), **options)
         eng.run()
         res = eng.result()
+        spi_s = eng.spi * eng.params.dt_s
         mtt = res.links["mean_travel_time_s"]
         link_t = np.where(np.isfinite(mtt), mtt, city.free_flow_time_s[None, :])
         # trips that could not enter a full first link waited at their origin: that wait

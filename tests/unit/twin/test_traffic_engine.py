@@ -237,3 +237,33 @@ def test_given_routes_are_checked():
     eng = TrafficEngine(city, trips, until_s=1000, routes=(np.array([0, 2]), np.array([2, 3])))
     eng.run()
     assert eng.result().trips.loc[0, "length_m"] == 1600.0
+
+
+def test_result_taken_mid_run_does_not_change():
+    from twin.cli import random_trips
+
+    city = twin.load_city("grid:5x5")
+    eng = TrafficEngine(city, random_trips(city, 2000, 900.0, 1), until_s=3000)
+    eng.run_until(600)
+    first = eng.result()
+    before = first.links["inflow_veh"].copy(), first.trips["arrive_s"].to_numpy().copy()
+    eng.run_until(1200)
+    np.testing.assert_array_equal(first.links["inflow_veh"], before[0])
+    np.testing.assert_array_equal(first.trips["arrive_s"].to_numpy(), before[1])
+
+
+def test_numpy_scalars_and_interval_in_ticks():
+    city = corridor([1800.0])
+    trips = {"origin": [0], "destination": [1], "depart_s": [0.0]}
+    assert simulate_traffic(city, trips, until_s=np.int64(200), reroute_share=np.float32(0.0)).kpis["completed"] == 1
+    with pytest.raises(DemandError, match=r"interval_s = 7\.0 is not a whole number of ticks of dt_s = 3\.0"):
+        simulate_traffic(city, trips, until_s=100, dt_s=3, interval_s=7)
+
+
+@pytest.mark.parametrize("row,match", [
+    ({"time_s": 0.0, "action": "close", "link": "a"}, r"events row 0: link = 'a'"),
+    ({"time_s": 0.0, "action": "close", "from_node": 99, "to_node": 1}, r"events row 0: unknown node id"),
+])
+def test_event_rows_are_named_in_errors(row, match):
+    with pytest.raises(DemandError, match=match):
+        read_events(corridor([1800.0, 1800.0]), [row])
