@@ -434,6 +434,7 @@ def render_movie(results, out_path, *, layer="congestion", fps=4, scalars=None, 
             raise ResultsError(f"no interval overlaps time_s = ({start}, {end}) s; the run records "
                                f"[{t[0]}, {t[-1] + view.series.interval_s}) s")
     pl = pv.Plotter(off_screen=True, window_size=list(window_size))
+    res_path = results if not hasattr(results, "table") else None
     try:
         _draw(pl, view, int(frames[0]), None)
         if suffix == ".gif":
@@ -443,6 +444,13 @@ def render_movie(results, out_path, *, layer="congestion", fps=4, scalars=None, 
         for n, i in enumerate(frames, 1):
             view.set_interval(int(i))
             _set_title(pl, view.title(int(i)))
+            # hospitals, stations and ambulances of an emergency run move with the frames
+            with _opened(results if res_path is None else res_path) as res:
+                marks = _facilities(res, view, int(i))
+            for name in [k for k in pl.actors if str(k).startswith("facility_")]:
+                pl.remove_actor(name)
+            for j, mark in enumerate(marks):
+                _draw_facility(pl, **mark, prefix=f"facility_{j}_")
             pl.write_frame()
             if progress is not None:
                 progress(n, len(frames))
@@ -570,13 +578,14 @@ def _unit_positions(res, x, y, t_s):
     return ux, uy, busy
 
 
-def _draw_facility(pl, *, x, y, values, labels, title, color, small=False):
+def _draw_facility(pl, *, x, y, values, labels, title, color, small=False, prefix="facility_"):
     from twin.viz.mesh import points_mesh
 
     if small:                                             # units: small markers, no labels
         pts = points_mesh(x, y, None)
         pts.points[:, 2] = 8.0
-        pl.add_mesh(pts, color=color, point_size=10, render_points_as_spheres=True, lighting=False)
+        pl.add_mesh(pts, color=color, point_size=10, render_points_as_spheres=True, lighting=False,
+                    name=prefix + "units")
         pl.add_text(f"{color}: ambulances ({sum(1 for b in labels if b)} busy); H: hospitals; S: stations (units)",
                     position="lower_left", font_size=9, color="black", name="units_legend")
         return
@@ -584,11 +593,12 @@ def _draw_facility(pl, *, x, y, values, labels, title, color, small=False):
     pts = points_mesh(x, y, None if values is None else {"value": values})
     pts.points[:, 2] = z
     if values is None or np.all(np.isnan(values)):
-        pl.add_mesh(pts, color=color or "black", point_size=16, render_points_as_spheres=True, lighting=False)
+        pl.add_mesh(pts, color=color or "black", point_size=16, render_points_as_spheres=True, lighting=False,
+                    name=prefix + "points")
     else:
         pl.add_mesh(pts, scalars="value", cmap="cool", clim=[0.0, 1.0], point_size=22, render_points_as_spheres=True,
-                    lighting=False, nan_color="grey",
+                    lighting=False, nan_color="grey", name=prefix + "points",
                     scalar_bar_args=dict(title=title, vertical=True, position_x=0.88, position_y=0.25, height=0.5,
                                          width=0.05, title_font_size=12, label_font_size=11))
     pl.add_point_labels(pts.points, list(labels), font_size=12, point_size=1, shape_opacity=0.6,
-                        always_visible=True, show_points=False)
+                        always_visible=True, show_points=False, name=prefix + "labels")
