@@ -19,6 +19,7 @@ departure) and veh-km. Compile time is measured apart (first run in a fresh numb
 Usage::
 
     python benchmarks/bench_traffic.py [--cases 10:10000,30:50000,30:200000] [--no-peers] [--sumo] [--chicago]
+                                       [--reroute 0.2]
 """
 
 import argparse
@@ -51,7 +52,7 @@ def last_json(text):
     return None
 
 
-def twin_one(workdir, n, N):
+def twin_one(workdir, n, N, reroute_share=0.0):
     """Child-process body: run twin on one case and print one JSON line."""
     import numpy as np
     import pandas as pd
@@ -71,7 +72,7 @@ def twin_one(workdir, n, N):
     T._routes(city, o, d)
     t_route = time.perf_counter() - t0
     t0 = time.perf_counter()
-    res = twin.simulate_traffic(city, trips, until_s=4 * 3600)
+    res = twin.simulate_traffic(city, trips, until_s=4 * 3600, reroute_share=reroute_share)
     t_total = time.perf_counter() - t0
     tt = res.trips["travel_time_s"].to_numpy()
     done = res.trips["status"].astype(str).to_numpy() == "arrived"
@@ -83,6 +84,7 @@ def twin_one(workdir, n, N):
         "mean_tt_s": round(float(np.mean(tt[done])), 1), "p90_tt_s": round(float(np.percentile(tt[done], 90)), 1),
         "veh_km": round(res.kpis["vkt_veh_km"]), "ff_mean_tt_s": round(float(trips["ff_tt_s"].mean()), 1),
         "forced_moves": res.kpis["forced_moves"], "sim_end_time_s": res.kpis["simulated_s"],
+        "reroute_share": reroute_share, "rerouted": res.kpis["rerouted"],
     }))
 
 
@@ -125,10 +127,12 @@ def main():
     ap.add_argument("--sumo", action="store_true", help="also run SUMO meso (slow: minutes per case)")
     ap.add_argument("--workdir", default=None, help="workload folder (default: a temporary one)")
     ap.add_argument("--json", default=None, help="append one JSON record per run to this file")
-    ap.add_argument("--one", nargs=3, help=argparse.SUPPRESS)
+    ap.add_argument("--reroute", type=float, default=0.0,
+                    help="share of twin's vehicles re-routing every 300 s on live times (UXsim always runs DUO)")
+    ap.add_argument("--one", nargs=4, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
-        twin_one(args.one[0], int(args.one[1]), int(args.one[2]))
+        twin_one(args.one[0], int(args.one[1]), int(args.one[2]), float(args.one[3]))
         return 0
     if not (ANCHORS / "gen_workload.py").exists():
         print(f"no workload generator at {ANCHORS}; ../shared is needed", file=sys.stderr)
@@ -149,8 +153,10 @@ def main():
         have_uxsim = False
     records = []
     for n, N in cases:
-        rc, wall, rss, out = run_child([py, __file__, "--one", workdir, str(n), str(N)], env=env)
+        rc, wall, rss, out = run_child([py, __file__, "--one", workdir, str(n), str(N), str(args.reroute)], env=env)
         rec = last_json(out) or {"peer": "twin", "grid": n, "trips": N, "error": out[-2000:]}
+        if args.reroute:
+            rec["peer"] = f"twin (re-route {args.reroute:g})"
         rec.update(peak_rss_mb=round(rss), process_wall_s=round(wall, 2))
         records.append(rec)
         if have_uxsim:
@@ -180,11 +186,11 @@ def main():
                   f"{r.get('end_to_end_s', r.get('process_wall_s', ''))} | {r.get('peak_rss_mb', '')} | "
                   f"{r.get('completed', '')} | {r.get('mean_tt_s', '')} | {r.get('p90_tt_s', '')} | "
                   f"{r.get('veh_km', '')} | {ratio} |")
-    first = next((r for r in records if r.get("peer") == "twin" and "first_call_s" in r), None)
+    first = next((r for r in records if str(r.get("peer", "")).startswith("twin") and "first_call_s" in r), None)
     if first:
         print(f"\ntwin first call (kernel compile into a fresh cache + 50 trips): {first['first_call_s']} s; "
               f"routing shown apart: " + ", ".join(f"grid{r['grid']}/{r['trips'] // 1000}k {r['route_s']} s"
-                                                   for r in records if r.get("peer") == "twin" and "route_s" in r))
+                                                   for r in records if str(r.get("peer", "")).startswith("twin") and "route_s" in r))
     if args.chicago:
         chicago(HERE.parent.parent / "shared" / "data")
     if args.json:
