@@ -20,10 +20,15 @@ Kinds
     Lines of every ``occupancy*`` variable of a ``/timeseries`` group whose name contains
     ``hospital``, one line per hospital (column), with the ``hospital`` names from a
     ``/network/hospitals`` table's ``name`` column when present.
+``compare``
+    Grouped bars of the key KPIs (:data:`COMPARE_KPIS`: EMS response mean and p90, P1
+    within target, unit utilisation, blocking; traffic mean travel time, congestion index,
+    VHT) of two runs, ``plot_chart(a, "compare", out, other=b)``, one panel per unit.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 
@@ -31,7 +36,7 @@ import numpy as np
 
 from twin.errors import ResultsError
 
-__all__ = ["CHARTS", "plot_chart", "register_chart"]
+__all__ = ["CHARTS", "COMPARE_KPIS", "compare_values", "plot_chart", "register_chart", "run_label"]
 
 logger = logging.getLogger(__name__)
 
@@ -156,12 +161,85 @@ def _hospital_occupancy(res, fig, prefix):
     axes[-1].set_xlabel("time from scenario start (h)")
 
 
+#: KPIs of the ``compare`` chart: (summary name, label, panel). Panels group KPIs of one unit.
+COMPARE_KPIS = (
+    ("ems_response_mean_s", "EMS response mean", "time (s)"),
+    ("ems_response_p90_s", "EMS response p90", "time (s)"),
+    ("traffic_mean_travel_time_s", "trip travel time mean", "time (s)"),
+    ("ems_response_p1_within_target", "P1 within target", "share / index (1)"),
+    ("ems_unit_utilisation_mean", "unit utilisation", "share / index (1)"),
+    ("ems_blocking", "hospital blocking", "share / index (1)"),
+    ("traffic_congestion_index", "congestion index", "share / index (1)"),
+    ("traffic_vht_veh_h", "vehicle-hours travelled", "VHT (veh*h)"),
+)
+
+
+def run_label(res):
+    """A run's name for legends: its ``/meta`` scenario name (with the seed), else the file name."""
+    meta = res.meta
+    name = meta.get("scenario_name") or meta.get("scenario_source")
+    if name and "\n" not in str(name):
+        return f"{name} (seed {meta['seed']})" if "seed" in meta else str(name)
+    return os.path.basename(str(res.path))
+
+
+def compare_values(res):
+    """The :data:`COMPARE_KPIS` a results file has: ``{summary name: value}`` (float)."""
+    summary = res.summary() if "/summary" in {k[:8] for k in res.keys()} else None
+    if summary is None or not len(summary):
+        return {}
+    values = dict(zip(summary["name"], summary["value"]))
+    out = {}
+    for name, _, _ in COMPARE_KPIS:
+        try:
+            out[name] = float(values[name])
+        except (KeyError, TypeError, ValueError):
+            continue
+    return out
+
+
+@register_chart("compare", "grouped bars of key KPIs of two runs (needs other=, CLI --other)")
+def _compare(res, fig, prefix, other=None):
+    if other is None:
+        raise ValueError("the compare chart needs a second run: plot_chart(a, 'compare', out, other=b) "
+                         "(CLI: twin plot A.h5 compare --other B.h5)")
+    runs = [(run_label(res), compare_values(res)), (run_label(other), compare_values(other))]
+    if runs[0][0] == runs[1][0]:
+        runs = [(f"A: {os.path.basename(str(res.path))}", runs[0][1]), (f"B: {os.path.basename(str(other.path))}",
+                                                                         runs[1][1])]
+    kpis = [k for k in COMPARE_KPIS if any(k[0] in v for _, v in runs)]
+    if not kpis:
+        raise ResultsError(f"neither {str(res.path)!r} nor {str(other.path)!r} has any of the compared KPIs "
+                           f"({', '.join(k[0] for k in COMPARE_KPIS)}) under /summary")
+    panels = list(dict.fromkeys(p for _, _, p in kpis))
+    widths = [sum(1 for k in kpis if k[2] == p) for p in panels]
+    axes = fig.subplots(1, len(panels), squeeze=False, gridspec_kw=dict(width_ratios=widths))[0]
+    colors = ("tab:blue", "tab:orange")
+    for ax, panel in zip(axes, panels):
+        rows = [k for k in kpis if k[2] == panel]
+        xs = np.arange(len(rows))
+        for j, (label, values) in enumerate(runs):
+            heights = [values.get(name, np.nan) for name, _, _ in rows]
+            bars = ax.bar(xs + (j - 0.5) * 0.4, np.nan_to_num(heights, nan=0.0), width=0.4, color=colors[j],
+                          label=label)
+            for bar, (name, _, _), h in zip(bars, rows, heights):
+                bar.set_gid(name)
+                bar.set_height(h)
+            ax.bar_label(bars, labels=["n/a" if not np.isfinite(h) else f"{h:.3g}" for h in heights],
+                         fontsize="x-small", padding=1)
+        ax.set_xticks(xs, [lab for _, lab, _ in rows], rotation=30, ha="right", fontsize="small")
+        ax.set_ylabel(panel)
+        ax.margins(y=0.12)
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncol=2, fontsize="small")
+    fig.suptitle(f"{runs[0][0]}  vs  {runs[1][0]}", fontsize="medium")
+
+
 def _city(res):
     city = res.meta.get("city")
     return f"{city}: " if city else ""
 
 
-def plot_chart(results, kind, out=None, *, prefix="traffic", figsize=(8.0, 5.0), dpi=100):
+def plot_chart(results, kind, out=None, *, prefix="traffic", figsize=(8.0, 5.0), dpi=100, other=None):
     """Draw one chart of a results file with matplotlib.
 
     Parameters
@@ -178,6 +256,10 @@ def plot_chart(results, kind, out=None, *, prefix="traffic", figsize=(8.0, 5.0),
     figsize : (float, float), default (8, 5)
         Inches.
     dpi : int, default 100
+    other : twin.results.Results, str or os.PathLike, optional
+        The second run of the ``"compare"`` chart (grouped bars of :data:`COMPARE_KPIS`
+        from both files' ``/summary``, labelled by :func:`run_label`); required there,
+        rejected by the other kinds.
 
     Returns
     -------
@@ -197,14 +279,25 @@ def plot_chart(results, kind, out=None, *, prefix="traffic", figsize=(8.0, 5.0),
     if kind not in CHARTS:
         raise ValueError(f"unknown chart kind {kind!r}; accepted: {', '.join(CHARTS)}")
     draw, _ = CHARTS[kind]
+    if other is not None and kind != "compare":
+        raise ValueError(f"other= is for the compare chart only; the {kind!r} chart draws one run")
     fig = Figure(figsize=figsize, dpi=dpi, layout="constrained")
-    if isinstance(results, Results):
-        draw(results, fig, prefix)
-    elif isinstance(results, (str, os.PathLike)):
-        with open_results(results) as res:
+
+    def opened(obj):
+        if isinstance(obj, Results):
+            return contextlib.nullcontext(obj)
+        if isinstance(obj, (str, os.PathLike)):
+            return open_results(obj)
+        raise TypeError(f"expected a results file (twin.open_results) or its path; got {type(obj).__name__}")
+
+    with opened(results) as res:
+        if kind == "compare":
+            if other is None:
+                draw(res, fig, prefix)                      # raises, saying what is missing
+            with opened(other) as res_b:
+                draw(res, fig, prefix, other=res_b)
+        else:
             draw(res, fig, prefix)
-    else:
-        raise TypeError(f"expected a results file (twin.open_results) or its path; got {type(results).__name__}")
     if out is not None:
         fig.savefig(os.fspath(out))
         logger.info("wrote %s", out)

@@ -12,6 +12,8 @@ Examples
     twin render run.h5 --layer congestion --time 00:40 --out congestion.png
     twin render run.h5 --layer speed --out speed.gif --fps 4
     twin plot run.h5 travel-times --out travel_times.png
+    twin render day.h5 --view tilted --calls-by response --out day.png
+    twin plot a.h5 compare --other b.h5 --out cmp.png
 """
 
 from __future__ import annotations
@@ -68,6 +70,10 @@ def add_render_parser(subparsers):
     p.add_argument("--lines", action="store_true", help="draw 3-pixel lines instead of lane-wide tubes")
     p.add_argument("--series", default="traffic_links", help="link series group under /timeseries "
                    "(default traffic_links)")
+    p.add_argument("--view", choices=["top", "tilted"], default="top",
+                   help="camera: top (straight down, default) or tilted (hospitals as bars of occupied beds)")
+    p.add_argument("--calls-by", choices=["priority", "response"], default="priority",
+                   help="colour of an emergency run's call markers (default priority)")
     p.set_defaults(func=render_main)
     return p
 
@@ -85,6 +91,7 @@ def add_plot_parser(subparsers):
     p.add_argument("kind", choices=list(CHARTS), help="; ".join(f"{k}: {d}" for k, (_, d) in CHARTS.items()))
     p.add_argument("--out", help="output image, format from the suffix (default <results>_<kind>.png)")
     p.add_argument("--prefix", default="traffic", help="prefix of the traffic datasets (default traffic)")
+    p.add_argument("--other", help="second results file (the compare chart: KPIs of RESULTS vs OTHER)")
     p.set_defaults(func=plot_main)
     return p
 
@@ -107,7 +114,8 @@ def _render(args) -> int:
 
     out = Path(args.out) if args.out else Path(args.results).with_name(f"{Path(args.results).stem}_{args.layer}.png")
     network = load_city(args.city) if args.city else None
-    common = dict(layer=args.layer, network=network, tubes=not args.lines, series=args.series)
+    common = dict(layer=args.layer, network=network, tubes=not args.lines, series=args.series, view=args.view,
+                  calls_by=args.calls_by)
     if out.suffix.lower() in (".gif", ".mp4"):
         from twin.viz.plot import render_movie
 
@@ -131,7 +139,11 @@ def plot_main(args) -> int:
     from twin.viz.charts import plot_chart
 
     out = Path(args.out) if args.out else Path(args.results).with_name(f"{Path(args.results).stem}_{args.kind}.png")
-    plot_chart(args.results, args.kind, out, prefix=args.prefix)
+    other = getattr(args, "other", None)
+    if (args.kind == "compare") != (other is not None):
+        sys.stderr.write("twin plot: error: --other B.h5 goes with the compare chart (and only with it)\n")
+        return 2
+    plot_chart(args.results, args.kind, out, prefix=args.prefix, other=other)
     sys.stdout.write(f"wrote {out}\n")
     return 0
 

@@ -41,13 +41,21 @@ from twin.viz.headless import prepare_offscreen
 from twin.viz.layers import LINK_LAYERS, LinkLayer, clock_text
 from twin.viz.mesh import NetworkArrays, _diagonal_m, city_mesh, network_arrays
 
-__all__ = ["link_layer_values", "plot_run", "render_movie", "add_points"]
+__all__ = ["link_layer_values", "plot_run", "render_movie", "add_points", "active_calls", "hospital_bars_mesh",
+           "PRIORITY_COLORS", "BAR_SHARE_OF_DIAGONAL"]
 
 logger = logging.getLogger(__name__)
 
 NAN_COLOR = "#c8c8c8"
 BACKGROUND = "white"
 DEFAULT_WINDOW_SIZE = (1024, 768)
+#: Marker colour of a call by priority (other priorities grey).
+PRIORITY_COLORS = {1: "red", 2: "orange", 3: "yellow"}
+#: Height of the tallest possible hospital bar (the hospital with the most beds, all occupied),
+#: as a share of the network's diagonal: ``m_per_bed = BAR_SHARE_OF_DIAGONAL * diagonal / max(beds)``.
+BAR_SHARE_OF_DIAGONAL = 0.25
+VIEWS = ("top", "tilted")
+CALLS_BY = ("priority", "response")
 
 
 class _LinkSeries:
@@ -246,7 +254,7 @@ class _LinkView:
         return f"{where}{self.layer.name} {clock_text(t0)}-{clock_text(t1)}"
 
 
-def _draw(pl, view: _LinkView, i, title):
+def _draw(pl, view: _LinkView, i, title, camera="top"):
     view.set_interval(i)
     pl.set_background(BACKGROUND)
     pl.add_mesh(view.mesh, scalars=view.layer.name, cmap=view.cmap, clim=view.clim, nan_color=NAN_COLOR,
@@ -256,7 +264,27 @@ def _draw(pl, view: _LinkView, i, title):
                                      title_font_size=16, label_font_size=14, color="black",
                                      nan_annotation=bool(np.isnan(view.values).any()), below_label=None))
     _set_title(pl, title if title is not None else view.title(i))
-    _fit_top_down(pl, view.mesh.bounds)
+    if camera == "tilted":
+        _fit_tilted(pl, view.mesh.bounds, _diagonal_m(view.net))
+    else:
+        _fit_top_down(pl, view.mesh.bounds)
+
+
+def _fit_tilted(pl, bounds, diagonal_m, *, elevation_deg=40.0):
+    """Look north from the south at ``elevation_deg`` above the horizon (perspective), so bars stand up."""
+    x0, x1, y0, y1 = bounds[0], bounds[1], bounds[2], bounds[3]
+    top = BAR_SHARE_OF_DIAGONAL * diagonal_m
+    pl.reset_camera(bounds=(x0, x1, y0, y1, 0.0, top))
+    cam = pl.camera
+    cam.parallel_projection = False
+    fx, fy = (x0 + x1) / 2.0, (y0 + y1) / 2.0
+    d = float(np.linalg.norm(np.subtract(cam.position, cam.focal_point)))
+    el = np.radians(elevation_deg)
+    cam.focal_point = (fx, fy, 0.0)
+    cam.position = (fx, fy - d * np.cos(el), d * np.sin(el))
+    cam.up = (0.0, 0.0, 1.0)
+    cam.zoom(1.3)
+    pl.renderer.ResetCameraClippingRange()
 
 
 def _set_title(pl, text):
@@ -291,7 +319,8 @@ def _fit_top_down(pl, bounds, *, bottom=0.17, top=0.91, side=0.03):
 
 def plot_run(results, *, time_s=None, layer="congestion", scalars=None, cmap=None, clim=None, off_screen=True,
              plotter=None, screenshot=None, title=None, series="traffic_links", network=None, tubes=True,
-             tube_radius_m=None, window_size=DEFAULT_WINDOW_SIZE, facilities=True):
+             tube_radius_m=None, window_size=DEFAULT_WINDOW_SIZE, facilities=True, view="top",
+             calls_by="priority"):
     """Draw the road network coloured by a link time series at one interval.
 
     Parameters
@@ -335,7 +364,21 @@ def plot_run(results, *, time_s=None, layer="congestion", scalars=None, cmap=Non
     facilities : bool, default True
         Where the file has them (an emergency run), draw hospitals as markers coloured by
         bed occupancy at the drawn interval (occupied / beds) and ambulance stations as
-        black markers, both labelled.
+        black markers, both labelled; and the calls active in the interval (see
+        :func:`active_calls`) as small markers coloured by ``calls_by``.
+    view : {"top", "tilted"}, default "top"
+        ``"top"`` looks straight down, north up (parallel projection). ``"tilted"`` looks
+        north from the south, 40 degrees above the horizon (perspective), and also draws
+        each hospital as a vertical bar (actor ``"facility_hospital_bars"``) whose height
+        is proportional to the beds occupied at the interval's middle, coloured by the
+        occupied share, inside a translucent bar as tall as all its beds. Scale: the
+        hospital with the most beds, all occupied, is :data:`BAR_SHARE_OF_DIAGONAL`
+        (25 %) of the network's diagonal (:func:`hospital_bars_mesh`).
+    calls_by : {"priority", "response"}, default "priority"
+        Colour of the call markers (actor ``"facility_calls"``, ``point_data``
+        ``call_id``, ``priority``, ``response_time_s``): by priority (P1 red, P2 orange,
+        P3 yellow, with a legend), or by response time (``plasma`` colour map, 0 to the
+        run's longest response, with a scalar bar in s; calls not yet reached grey).
 
     Returns
     -------
@@ -359,17 +402,19 @@ def plot_run(results, *, time_s=None, layer="congestion", scalars=None, cmap=Non
     >>> pl = plot_run("run.h5", time_s=1800, layer="congestion", screenshot="congestion.png")  # doctest: +SKIP
     >>> pl.close()  # doctest: +SKIP
     """
+    _check_view(view, calls_by)
     if plotter is None and off_screen:
         prepare_offscreen()
+    camera = view
     with _opened(results) as res:
         view = _LinkView(res, layer=layer, scalars=scalars, cmap=cmap, clim=clim, series=series, network=network,
                          tubes=tubes, tube_radius_m=tube_radius_m)
         i = _pick_interval(view.series, time_s)
-        marks = _facilities(res, view, i) if facilities else []
+        marks = _facilities(res, view, i, calls_by=calls_by, bars=camera == "tilted") if facilities else []
     pl = plotter if plotter is not None else pv.Plotter(off_screen=off_screen, window_size=list(window_size))
-    _draw(pl, view, i, title)
-    for mark in marks:
-        _draw_facility(pl, **mark)
+    _draw(pl, view, i, title, camera)
+    for j, mark in enumerate(marks):
+        _draw_facility(pl, **mark, prefix=f"facility_{j}_")
     if screenshot is not None:
         pl.screenshot(os.fspath(screenshot))
         logger.info("wrote %s", screenshot)
@@ -378,7 +423,7 @@ def plot_run(results, *, time_s=None, layer="congestion", scalars=None, cmap=Non
 
 def render_movie(results, out_path, *, layer="congestion", fps=4, scalars=None, cmap=None, clim=None,
                  series="traffic_links", network=None, tubes=True, tube_radius_m=None, time_s=None,
-                 window_size=(800, 600), progress=None):
+                 window_size=(800, 600), progress=None, facilities=True, view="top", calls_by="priority"):
     """Write one frame per interval of a link layer as an animated GIF or an MP4.
 
     Parameters
@@ -395,6 +440,8 @@ def render_movie(results, out_path, *, layer="congestion", fps=4, scalars=None, 
     window_size : (int, int), default (800, 600)
     progress : callable(done, total), optional
         Called after each frame.
+    facilities, view, calls_by
+        As in :func:`plot_run` (facilities, units and calls move with the frames).
 
     Returns
     -------
@@ -410,6 +457,8 @@ def render_movie(results, out_path, *, layer="congestion", fps=4, scalars=None, 
     ResultsError
         As :func:`plot_run`.
     """
+    _check_view(view, calls_by)
+    camera = view
     out = Path(os.fspath(out_path))
     suffix = out.suffix.lower()
     if suffix not in (".gif", ".mp4"):
@@ -436,7 +485,7 @@ def render_movie(results, out_path, *, layer="congestion", fps=4, scalars=None, 
     pl = pv.Plotter(off_screen=True, window_size=list(window_size))
     res_path = results if not hasattr(results, "table") else None
     try:
-        _draw(pl, view, int(frames[0]), None)
+        _draw(pl, view, int(frames[0]), None, camera)
         if suffix == ".gif":
             pl.open_gif(os.fspath(out), fps=fps)
         else:
@@ -446,7 +495,8 @@ def render_movie(results, out_path, *, layer="congestion", fps=4, scalars=None, 
             _set_title(pl, view.title(int(i)))
             # hospitals, stations and ambulances of an emergency run move with the frames
             with _opened(results if res_path is None else res_path) as res:
-                marks = _facilities(res, view, int(i))
+                marks = (_facilities(res, view, int(i), calls_by=calls_by, bars=camera == "tilted")
+                         if facilities else [])
             for name in [k for k in pl.actors if str(k).startswith("facility_")]:
                 pl.remove_actor(name)
             for j, mark in enumerate(marks):
@@ -497,12 +547,106 @@ def add_points(plotter, points, *, scalars=None, cmap="plasma", clim=None, point
                                                  title_font_size=14, label_font_size=12))
 
 
-def _facilities(res, view, i):
-    """Hospital and station markers of an emergency run (empty for a traffic-only file)."""
+def _check_view(view, calls_by):
+    if view not in VIEWS:
+        raise ValueError(f"unknown view {view!r}; accepted: {', '.join(VIEWS)}")
+    if calls_by not in CALLS_BY:
+        raise ValueError(f"unknown calls_by {calls_by!r}; accepted: {', '.join(CALLS_BY)}")
+
+
+def active_calls(calls, t0_s, t1_s):
+    """The calls active in the interval ``[t0_s, t1_s)``: a boolean mask over ``calls``' rows.
+
+    A call is active when its life ``[call_s, complete_s)`` overlaps the interval, or it
+    arrives within the interval (a call completed at once); a call not yet complete
+    (``complete_s`` NaN) stays active from ``call_s`` on.
+
+    Parameters
+    ----------
+    calls : pandas.DataFrame
+        ``/events/ems_calls`` (columns ``call_s`` and ``complete_s``, seconds).
+    t0_s, t1_s : float
+        Interval start and end, seconds from the scenario start.
+
+    Returns
+    -------
+    ndarray of bool, shape (len(calls),)
+    """
+    call = calls["call_s"].to_numpy(np.float64)
+    done = calls["complete_s"].to_numpy(np.float64) if "complete_s" in calls else np.full(len(call), np.nan)
+    with np.errstate(invalid="ignore"):
+        return (call < t1_s) & ((call >= t0_s) | (done > t0_s) | np.isnan(done))
+
+
+def hospital_bars_mesh(x_m, y_m, occupied_beds, beds, *, m_per_bed, radius_m):
+    """Hospitals as vertical cylinders standing on the ground, as tall as their occupied beds.
+
+    Parameters
+    ----------
+    x_m, y_m : array_like, shape (n,)
+        Hospital positions, metres.
+    occupied_beds : array_like, shape (n,)
+        Beds occupied (NaN draws a zero-height bar).
+    beds : array_like, shape (n,)
+        Beds of each hospital; the occupied share is ``occupied_beds / beds``.
+    m_per_bed : float
+        Bar height per occupied bed, metres (:func:`plot_run` uses
+        ``BAR_SHARE_OF_DIAGONAL * diagonal / max(beds)``).
+    radius_m : float
+        Bar radius, metres.
+
+    Returns
+    -------
+    pyvista.PolyData
+        One cylinder per hospital (bottom at z = 0, top at ``occupied_beds * m_per_bed``);
+        ``cell_data``: ``hospital_idx``, ``occupied_beds``, ``share`` (occupied / beds,
+        dimensionless), ``height_m``.
+    """
+    occupied = np.nan_to_num(np.asarray(occupied_beds, dtype=np.float64), nan=0.0)
+    beds = np.asarray(beds, dtype=np.float64)
+    parts = []
+    for k, (x, y, occ) in enumerate(zip(np.asarray(x_m, float), np.asarray(y_m, float), occupied)):
+        h = max(float(occ) * float(m_per_bed), 1e-6 * float(m_per_bed) + 1e-9)
+        cyl = pv.Cylinder(center=(x, y, h / 2.0), direction=(0.0, 0.0, 1.0), radius=radius_m, height=h,
+                          resolution=24, capping=True)
+        cyl.cell_data["hospital_idx"] = np.full(cyl.n_cells, k, dtype=np.int32)
+        cyl.cell_data["occupied_beds"] = np.full(cyl.n_cells, occ)
+        cyl.cell_data["share"] = np.full(cyl.n_cells, occ / beds[k] if beds[k] > 0 else np.nan)
+        cyl.cell_data["height_m"] = np.full(cyl.n_cells, float(occ) * float(m_per_bed))
+        parts.append(cyl)
+    if not parts:
+        return pv.PolyData()
+    return pv.merge(parts, merge_points=False) if len(parts) > 1 else parts[0]
+
+
+def _call_marks(res, x, y, t0, t1, calls_by, lift_m):
+    """The mark of the calls active in [t0, t1), or None where the file has no calls."""
+    if "/events/ems_calls" not in set(res.keys("/events")):
+        return None
+    calls = res.table("/events/ems_calls")
+    sel = active_calls(calls, t0, t1)
+    act = calls[sel]
+    rt = act["response_time_s"].to_numpy(np.float64) if "response_time_s" in act else np.full(len(act), np.nan)
+    with np.errstate(invalid="ignore"):
+        rt_all = calls["response_time_s"].to_numpy(np.float64) if "response_time_s" in calls else rt
+    hi = float(np.nanmax(rt_all)) if np.isfinite(rt_all).any() else 1.0
+    idx = act["node_idx"].to_numpy(np.int64)
+    return dict(kind="calls", x=x[idx], y=y[idx], call_id=act["call_id"].to_numpy() if "call_id" in act
+                else np.flatnonzero(sel), priority=act["priority"].to_numpy(np.int64) if "priority" in act
+                else np.zeros(len(act), np.int64), response_time_s=rt, calls_by=calls_by, clim=(0.0, max(hi, 1.0)),
+                lift_m=lift_m)
+
+
+def _facilities(res, view, i, *, calls_by="priority", bars=False):
+    """Hospital, station, unit and call markers of an emergency run (empty for a traffic-only file)."""
     keys = set(res.keys("/network"))
     nodes = res.table("/network/nodes")
     x, y = nodes["x_m"].to_numpy(), nodes["y_m"].to_numpy()
     marks = []
+    t0 = float(view.series.time_s[i])
+    calls = _call_marks(res, x, y, t0, t0 + float(view.series.interval_s), calls_by, 0.01 * _diagonal_m(view.net))
+    if calls is not None:
+        marks.append(calls)
     if "/network/hospitals" in keys:
         h = res.table("/network/hospitals")
         occ = np.full(len(h), np.nan)
@@ -514,6 +658,11 @@ def _facilities(res, view, i):
             k = int(np.clip(np.searchsorted(t_occ, t_mid, side="right") - 1, 0, len(t_occ) - 1))
             occ = np.asarray(beds_t[k], dtype=np.float64) / np.maximum(h["beds"].to_numpy(), 1)
         idx = h["node_idx"].to_numpy()
+        if bars:
+            beds = h["beds"].to_numpy(np.float64)
+            m_per_bed = BAR_SHARE_OF_DIAGONAL * _diagonal_m(view.net) / max(float(beds.max()), 1.0)
+            marks.append(dict(kind="bars", x=x[idx], y=y[idx], occupied=occ * np.maximum(beds, 1), beds=beds,
+                              m_per_bed=m_per_bed, radius_m=0.012 * _diagonal_m(view.net)))
         marks.append(dict(x=x[idx], y=y[idx], values=occ, labels=[f"H {n}" for n in h["name"]],
                           title="hospital beds occupied (share)", color=None))
     units = _unit_positions(res, x, y, float(view.series.time_s[i]) + 0.5 * float(view.series.interval_s))
@@ -578,8 +727,54 @@ def _unit_positions(res, x, y, t_s):
     return ux, uy, busy
 
 
-def _draw_facility(pl, *, x, y, values, labels, title, color, small=False, prefix="facility_"):
+def _draw_calls(pl, *, x, y, call_id, priority, response_time_s, calls_by, clim, lift_m):
     from twin.viz.mesh import points_mesh
+
+    pts = points_mesh(x, y, {"call_id": np.asarray(call_id), "priority": np.asarray(priority),
+                             "response_time_s": np.asarray(response_time_s, dtype=np.float64)})
+    if not pts.n_points:
+        return
+    # the coloured sphere sits above its black outline by more than the sprites' depth
+    pts.points[:, 2] = 1.0 + lift_m
+    outline = pts.copy()
+    outline.points[:, 2] = 1.0
+    pl.add_mesh(outline, color="black", point_size=12, render_points_as_spheres=True, lighting=False,
+                name="facility_calls_outline")
+    if calls_by == "response":
+        pl.add_mesh(pts, scalars="response_time_s", cmap="plasma", clim=list(clim), nan_color="grey",
+                    point_size=9, render_points_as_spheres=True, lighting=False, name="facility_calls",
+                    scalar_bar_args=dict(title="response (s)", vertical=True, position_x=0.03,
+                                         position_y=0.25, height=0.5, width=0.05, fmt="%.0f", n_labels=5,
+                                         title_font_size=12, label_font_size=11, color="black"))
+    else:
+        rgb = np.array([pv.Color(PRIORITY_COLORS.get(int(p), "grey")).int_rgb for p in priority], dtype=np.uint8)
+        pts.point_data["rgb"] = rgb
+        pl.add_mesh(pts, scalars="rgb", rgb=True, point_size=9, render_points_as_spheres=True, lighting=False,
+                    name="facility_calls")
+        counts = {p: int(np.sum(np.asarray(priority) == p)) for p in PRIORITY_COLORS}
+        legend = pl.add_legend(labels=[[f"calls P{p}: {counts[p]}", c] for p, c in PRIORITY_COLORS.items()],
+                               bcolor="#404040", border=True, face="circle", size=(0.15, 0.11),
+                               background_opacity=0.85, name="facility_calls_legend")
+        legend.SetPosition(0.01, 0.18)                    # above the bottom scalar bar, left
+        legend.SetPosition2(0.15, 0.11)
+
+
+def _draw_bars(pl, *, x, y, occupied, beds, m_per_bed, radius_m):
+    mesh = hospital_bars_mesh(x, y, occupied, beds, m_per_bed=m_per_bed, radius_m=radius_m)
+    full = hospital_bars_mesh(x, y, beds, beds, m_per_bed=m_per_bed, radius_m=radius_m * 1.15)
+    pl.add_mesh(full, color="grey", opacity=0.25, name="facility_hospital_capacity")
+    pl.add_mesh(mesh, scalars="share", cmap="cool", clim=[0.0, 1.0], nan_color="grey", show_scalar_bar=False,
+                ambient=0.4, diffuse=0.7, name="facility_hospital_bars")
+
+
+def _draw_facility(pl, *, x, y, values=None, labels=None, title=None, color=None, small=False,
+                   prefix="facility_", kind=None, **more):
+    from twin.viz.mesh import points_mesh
+
+    if kind == "calls":
+        return _draw_calls(pl, x=x, y=y, **more)
+    if kind == "bars":
+        return _draw_bars(pl, x=x, y=y, **more)
 
     if small:                                             # units: small markers, no labels
         pts = points_mesh(x, y, None)
