@@ -12,7 +12,9 @@ returns an :class:`~twin.emergency.EmsResult` of tables and KPIs.
 Process model (fidelity)
 ------------------------
 *Path mode.* Dispatched → (turnout) en route → (travel) on scene → (on-scene time)
-transporting with probability ``transport_probability`` to the hospital nearest the zone →
+transporting with probability ``transport_probability`` to the hospital nearest the zone
+(with hospital diversion: the nearest not on diversion when the transport starts, on current
+travel times; see :mod:`twin.agents.hospital` for ED → ward/ICU flow and transfers) →
 at hospital → (bed granted: immediately, after a wait in a queue ward, or blocked in a
 loss ward) handover → available → returning to station (driving, or instantly). An
 available unit may be dispatched while returning; its travel time is then counted from
@@ -212,13 +214,15 @@ class Unit(mesa.Agent):
         self._log(c, ON_SCENE)
         yield env.timeout(float(calls.on_scene_s[c]))
         if self._transports and calls.transport[c]:
+            if model.any_diversion:
+                calls.hospital_idx[c] = model.choose_hospital(c, dest)
             hosp = model.hospitals[calls.hospital_idx[c]]
             self._log(c, TRANSPORTING)
             yield env.timeout(travel_time_s(dest, hosp.spec.location_idx))
             self.location_idx = hosp.spec.location_idx
             calls.at_hospital_s[c] = env.now
             self._log(c, AT_HOSPITAL)
-            admitted = yield hosp.admit(c, float(calls.u_los[c]))
+            admitted = yield hosp.admit(c, float(calls.u_los[c]), int(calls.priority[c]))
             if admitted:
                 calls.bed_s[c] = env.now
             self._log(c, HANDOVER)
@@ -316,6 +320,14 @@ class CityModel(mesa.Model):
             t = poisson_arrivals(rng, hosp.spec.walk_in_rate_per_h / 3600.0, self.until_s)
             if len(t):
                 self.env.process(hosp.walk_in_source(t, rng.random(len(t))))
+        # Patient flow and diversion (optional): a further spawn, so the streams above are
+        # unchanged for specs that do not use them.
+        self.any_flow = any(h.has_flow for h in spec.hospitals)
+        self.any_diversion = any(h.diversion for h in spec.hospitals)
+        self.diverted = []      # (call_idx, time_s, nearest hospital_idx, chosen hospital_idx)
+        if self.any_flow:
+            for hosp, rng in zip(self.hospitals, streams["hospital"].spawn(len(self.hospitals))):
+                hosp.flow_rng = rng
         self.travel.start(self)
         if len(self.calls):
             self.env.process(self._call_source())
@@ -325,6 +337,32 @@ class CityModel(mesa.Model):
         index, when given), in unit-index order."""
         units = self.units if kind is None else self.units_of_kind[kind]
         return [u for u in units if u.state in IDLE_STATES]
+
+    def transfer_target(self, hospital):
+        """The hospital nearest ``hospital`` (travel time now; ties: lowest index) with a
+        free ICU bed, other than itself; None when there is none."""
+        cand = [h for h in self.hospitals if h is not hospital and h.has_free("icu")]
+        if not cand:
+            return None
+        tt = np.array([self.travel.time_s(hospital.spec.location_idx, h.spec.location_idx) for h in cand],
+                      dtype=np.float64)
+        k = int(np.argmin(tt))
+        return cand[k] if math.isfinite(tt[k]) else None
+
+    def choose_hospital(self, call_idx, origin_idx):
+        """Hospital for a transport leaving ``origin_idx`` now, with diversion: the nearest
+        (travel time now; ties: lowest index) not on diversion, else the nearest overall."""
+        tt = np.array([self.travel.time_s(origin_idx, h.spec.location_idx) for h in self.hospitals],
+                      dtype=np.float64)
+        order = np.argsort(tt, kind="stable")
+        order = [int(k) for k in order if math.isfinite(tt[k])]
+        if not order:
+            return int(self.calls.hospital_idx[call_idx])
+        nearest = order[0]
+        chosen = next((k for k in order if not self.hospitals[k].on_diversion), nearest)
+        if self.hospitals[nearest].on_diversion and chosen != nearest:
+            self.diverted.append((call_idx, self.env.now, nearest, chosen))
+        return chosen
 
     def _call_source(self):
         env, times, dispatch = self.env, self.calls.time_s, self.dispatch
@@ -452,6 +490,74 @@ def _kpis_and_tables(model, start, end):
     return kpis, units, admissions, occupancy, hospitals, asg
 
 
+STAY_COLUMNS = ["call_id", "pool", "hospital_idx", "from_hospital_idx", "request_s", "bed_s", "discharge_s",
+                "blocked", "transferred"]
+
+
+def _p90(x):
+    return float(np.percentile(x, 90)) if len(x) else math.nan
+
+
+def _flow_tables(model, start, end):
+    """Patient-flow and diversion KPIs and tables (only for specs that use them)."""
+    kpis = {}
+    rows = [r for h in model.hospitals for r in h.stays]
+    stays = pd.DataFrame(rows, columns=STAY_COLUMNS)
+    stays = stays.sort_values(["request_s", "call_id", "hospital_idx"], kind="stable").reset_index(drop=True)
+    stays["boarding_s"] = stays["bed_s"] - stays["request_s"]
+    inwin = (stays["request_s"] >= start) & (stays["request_s"] < end)
+    board = stays[inwin & ~stays["transferred"] & stays["bed_s"].notna()]
+    occ_rows, per_div, hrows = [], [], []
+    dv = pd.DataFrame(model.diverted, columns=["call_id", "time_s", "nearest_hospital_idx", "hospital_idx"])
+    dv = dv.astype({"call_id": np.int64, "time_s": np.float64, "nearest_hospital_idx": np.int32,
+                    "hospital_idx": np.int32})
+    dv_in = dv[(dv["time_s"] >= start) & (dv["time_s"] < end)]
+    for h in model.hospitals:
+        i = h.hospital_idx
+        log = np.array(h.diversion_log, dtype=np.float64)
+        on_t = log[:, 0]
+        div_s = time_average(on_t, log[:, 1], start, end, integral=True)
+        for (t0, on), nxt in zip(h.diversion_log, h.diversion_log[1:] + [(math.nan, None)]):
+            if on:
+                per_div.append((i, t0, nxt[0]))
+        row = {"hospital_idx": i, "name": h.spec.name,
+               "ward_beds": -1 if h.spec.ward_beds is None else h.spec.ward_beds,
+               "icu_beds": -1 if h.spec.icu_beds is None else h.spec.icu_beds}
+        mine = stays[inwin & (stays["hospital_idx"] == i)]
+        for name in ("ward", "icu"):
+            pm = mine[mine["pool"] == name]
+            row[f"{name}_admissions"] = int((pm["bed_s"].notna()).sum())
+            row[f"{name}_blocked"] = int(pm["blocked"].sum())
+            pool = h.pools.get(name)
+            if pool is not None:
+                ps = np.array(pool[3], dtype=np.float64)
+                occ_rows.append(pd.DataFrame({"time_s": ps[:, 0], "hospital_idx": i, "pool": name,
+                                              "occupied_beds": ps[:, 1].astype(np.int64),
+                                              "boarding": ps[:, 2].astype(np.int64)}))
+                row[f"{name}_occupancy_mean"] = time_average(ps[:, 0], ps[:, 1], start, end)
+            else:
+                row[f"{name}_occupancy_mean"] = math.nan
+        b = board[board["hospital_idx"] == i]["boarding_s"].to_numpy(np.float64)
+        row.update(n_boarded=int(np.sum(b > 0)), boarding_mean_s=float(b.mean()) if len(b) else math.nan,
+                   boarding_p90_s=_p90(b), diversion_h=div_s / 3600.0,
+                   diverted_from=int((dv_in["nearest_hospital_idx"] == i).sum()),
+                   diverted_to=int((dv_in["hospital_idx"] == i).sum()),
+                   transfers_out=int((inwin & stays["transferred"] & (stays["from_hospital_idx"] == i)).sum()),
+                   transfers_in=int((inwin & stays["transferred"] & (stays["hospital_idx"] == i)).sum()))
+        hrows.append(row)
+    b = board["boarding_s"].to_numpy(np.float64)
+    kpis.update(boarding_mean_s=float(b.mean()) if len(b) else math.nan, boarding_p90_s=_p90(b),
+                n_boarded=int(np.sum(b > 0)), n_diverted=len(dv_in),
+                diversion_h=float(sum(r["diversion_h"] for r in hrows)),
+                n_transfers=int((inwin & stays["transferred"]).sum()),
+                n_inpatient_blocked=int((inwin & stays["blocked"]).sum()))
+    flow = pd.DataFrame(hrows)
+    periods = pd.DataFrame(per_div, columns=["hospital_idx", "start_s", "end_s"])
+    pool_occ = (pd.concat(occ_rows, ignore_index=True) if occ_rows else
+                pd.DataFrame(columns=["time_s", "hospital_idx", "pool", "occupied_beds", "boarding"]))
+    return kpis, stays, dv, periods, flow, pool_occ
+
+
 def run_ems(spec, *, seed, until_s: float, drain: bool = True, policy=None, calls=None, travel=None,
             progress=None) -> EmsResult:
     """Simulate an EMS system and return its records and KPIs.
@@ -507,6 +613,12 @@ def run_ems(spec, *, seed, until_s: float, drain: bool = True, policy=None, call
                 spec.n_hospitals, until_s)
     end_s = model.run(drain=drain, progress=progress)
     kpis, units, admissions, occupancy, hospitals, assignments = _kpis_and_tables(model, spec.warmup_s, float(until_s))
+    flow = {}
+    if model.any_flow or model.any_diversion:
+        fk, stays, diverted, periods, flow_h, pool_occ = _flow_tables(model, spec.warmup_s, float(until_s))
+        kpis.update(fk)
+        flow = dict(stays=stays, diverted=diverted, diversion_periods=periods, hospital_flow=flow_h,
+                    pool_occupancy=pool_occ)
     ev = np.array(model.unit_events, dtype=np.float64).reshape(-1, 4)
     unit_events = pd.DataFrame({"time_s": ev[:, 0], "unit_idx": ev[:, 1].astype(np.int32),
                                 "call_id": ev[:, 2].astype(np.int64),
@@ -515,7 +627,7 @@ def run_ems(spec, *, seed, until_s: float, drain: bool = True, policy=None, call
     dq = pd.DataFrame({"time_s": qs[:, 0], "queue_length": qs[:, 1].astype(np.int64)})
     return EmsResult(calls=_calls_frame(model.calls), unit_events=unit_events, units=units, admissions=admissions,
                      occupancy=occupancy, hospitals=hospitals, dispatch_queue=dq, kpis=kpis, seed=seed,
-                     until_s=float(until_s), end_s=end_s, spec=spec, assignments=assignments)
+                     until_s=float(until_s), end_s=end_s, spec=spec, assignments=assignments, **flow)
 
 
 def run_replications(spec, *, seed: int, n_replications: int, until_s: float, **kwargs):

@@ -6,6 +6,19 @@ bed occupied is blocked (turned away and counted), as in Erlang's loss system; i
 *queue* ward patients wait FCFS for a bed, and an ambulance waits with its patient
 (offload delay). A patient holds the bed for a length of stay drawn from the ward's
 distribution by inverse transform of a pre-drawn uniform.
+
+Patient flow (optional, :class:`~twin.emergency.HospitalSpec` ``ward_beds``, ``icu_beds``,
+``diversion``, ``transfer``). The ward above is then the emergency department (ED). After
+the ED stay a patient needs a ward or ICU bed with the priority's probabilities (drawn,
+with the inpatient length of stay, from the hospital's own ``flow`` stream at the moment
+the ED stay ends). A patient who finds the pool full *boards*: keeps the ED bed and waits
+FCFS for a ward / ICU bed (``boarding = true``), or is counted as blocked and leaves
+(``boarding = false``, the pool is a loss system). An ICU patient of a hospital with
+``transfer = true`` and no free ICU bed of its own goes at once to the nearest hospital
+(travel time now) with a free ICU bed instead, freeing the ED bed; the transfer takes no
+ambulance and no time (a simplification). Diversion: a hospital with ``diversion = true``
+is on diversion while its ED (or ICU) occupancy is at least ``diversion_threshold`` of
+its beds; the changes are logged in ``diversion_log``.
 """
 
 from __future__ import annotations
@@ -51,18 +64,52 @@ class Hospital(mesa.Agent):
         # admissions: (call_id, arrival_s, bed_s, discharge_s, blocked)
         self.admissions = []
         self.series = [(0.0, 0, 0)]
+        # patient flow: pool -> [Resource, occupied, boarding, series [(t, occupied, boarding)]]
+        self.pools = {}
+        for name, n in (("ward", spec.ward_beds), ("icu", spec.icu_beds)):
+            if n is not None:
+                self.pools[name] = [simpy.Resource(self.env, capacity=max(1, n)), 0, 0, [(0.0, 0, 0)], n]
+        # stays: [call_id, pool, hospital_idx (where the bed is), ed_hospital_idx, request_s, bed_s,
+        #         discharge_s, blocked, transferred]
+        self.stays = []
+        self.flow_rng = None
+        self.on_diversion = False
+        self.diversion_log = [(0.0, False)]
 
     def _record(self):
         self.series.append((self.env.now, self.occupied, self.waiting))
+        self._check_diversion()
 
-    def admit(self, call_id: int, u_los: float) -> simpy.Event:
+    def _check_diversion(self):
+        spec = self.spec
+        if not spec.diversion:
+            return
+        thr = spec.diversion_threshold
+        on = spec.beds > 0 and self.occupied >= thr * spec.beds - 1e-9
+        icu = self.pools.get("icu")
+        if icu is not None and icu[4] > 0 and icu[1] >= thr * icu[4] - 1e-9:
+            on = True
+        if spec.beds == 0 and spec.mode == "loss":
+            on = True
+        if on != self.on_diversion:
+            self.on_diversion = on
+            self.diversion_log.append((self.env.now, on))
+
+    def _pool_record(self, name):
+        pool = self.pools[name]
+        pool[3].append((self.env.now, pool[1], pool[2]))
+        if name == "icu":
+            self._check_diversion()
+
+    def admit(self, call_id: int, u_los: float, priority: int = 3) -> simpy.Event:
         """Bring a patient to the ward now; returns an event that fires when the patient
-        has a bed (value ``True``) or is blocked (value ``False``, loss wards)."""
+        has a bed (value ``True``) or is blocked (value ``False``, loss wards).
+        ``priority`` (1..3) selects the ward / ICU admission probabilities."""
         granted = self.env.event()
-        self.env.process(self._stay(call_id, u_los, granted))
+        self.env.process(self._stay(call_id, u_los, granted, priority))
         return granted
 
-    def _stay(self, call_id, u_los, granted):
+    def _stay(self, call_id, u_los, granted, priority=3):
         env = self.env
         row = [call_id, env.now, math.nan, math.nan, False]
         self.admissions.append(row)
@@ -80,9 +127,70 @@ class Hospital(mesa.Agent):
             self._record()
             granted.succeed(True)
             yield env.timeout(float(self.spec.length_of_stay.ppf(u_los)))
+            if self.spec.has_flow:
+                yield from self._after_ed(call_id, priority)
             self.occupied -= 1
             row[3] = env.now
         self._record()
+
+    # ---- patient flow -------------------------------------------------------------------
+    def _after_ed(self, call_id, priority):
+        """At the end of the ED stay (holding the ED bed): route to ward / ICU / home, board
+        while the pool is full. Returns when the ED bed can be freed."""
+        spec, env = self.spec, self.env
+        u, u_los = self.flow_rng.random(2)
+        k = int(priority) - 1
+        p_ward, p_icu = spec.ward_probability[k], spec.icu_probability[k]
+        if u < p_ward:
+            name = "ward"
+        elif u < p_ward + p_icu:
+            name = "icu"
+        else:
+            return
+        los = float((spec.ward_los if name == "ward" else spec.icu_los).ppf(u_los))
+        pool = self.pools.get(name)
+        if name == "icu" and spec.transfer and (pool is None or pool[1] >= pool[4]):
+            target = self.model.transfer_target(self)
+            if target is not None:
+                target.start_stay(call_id, "icu", los, self.hospital_idx, transferred=True)
+                return
+        row = [call_id, name, self.hospital_idx, self.hospital_idx, env.now, math.nan, math.nan, False, False]
+        self.stays.append(row)
+        if pool is None or pool[4] == 0 or (not spec.boarding and pool[1] >= pool[4]):
+            row[7] = True
+            return
+        req = pool[0].request()
+        if not req.triggered:                          # boarding: wait in the ED bed
+            pool[2] += 1
+            self._pool_record(name)
+            yield req
+            pool[2] -= 1
+        pool[1] += 1
+        row[5] = env.now
+        self._pool_record(name)
+        env.process(self._inpatient(pool, name, req, los, row))
+
+    def start_stay(self, call_id, name, los, from_idx, transferred=False):
+        """Put a patient into a free bed of pool ``name`` now (a transfer in)."""
+        pool = self.pools[name]
+        row = [call_id, name, self.hospital_idx, from_idx, self.env.now, self.env.now, math.nan, False, transferred]
+        self.stays.append(row)
+        req = pool[0].request()
+        assert req.triggered, "start_stay needs a free bed"
+        pool[1] += 1
+        self._pool_record(name)
+        self.env.process(self._inpatient(pool, name, req, los, row))
+
+    def has_free(self, name) -> bool:
+        pool = self.pools.get(name)
+        return pool is not None and pool[1] < pool[4]
+
+    def _inpatient(self, pool, name, req, los, row):
+        yield self.env.timeout(los)
+        pool[0].release(req)
+        pool[1] -= 1
+        row[6] = self.env.now
+        self._pool_record(name)
 
     def walk_in_source(self, arrivals_s: np.ndarray, u_los: np.ndarray):
         """SimPy process admitting pre-drawn walk-in patients at ``arrivals_s``."""

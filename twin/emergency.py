@@ -319,6 +319,34 @@ class HospitalSpec:
         ``"queue"``: patients wait FCFS for a bed (an ambulance waits with its patient).
     walk_in_rate_per_h : float
         Poisson rate of admissions that do not come by ambulance, patients/hour.
+
+    Patient flow (all optional; the defaults keep a single ward of ``beds``). With a
+    ward or ICU pool, ``beds`` / ``length_of_stay`` / ``mode`` describe the emergency
+    department (ED):
+
+    ward_beds, icu_beds : int or None
+        Inpatient pools (``None``: none). After the ED stay a patient of priority ``k``
+        needs a ward bed with probability ``ward_probability[k-1]`` and an ICU bed with
+        ``icu_probability[k-1]`` (else goes home). Walk-ins count as priority 3.
+    ward_los, icu_los : Dist
+        Bed occupancy of a ward and an ICU patient, seconds.
+    ward_probability, icu_probability : tuple of 3 floats
+        By call priority P1, P2, P3; ``ward + icu <= 1`` per priority.
+    boarding : bool
+        True: a patient finding the ward / ICU full *boards* in the ED (keeping the ED bed)
+        until one frees (FCFS). False: the pool is a loss system (the patient is counted
+        as blocked and leaves the ED).
+    diversion : bool
+        The hospital is on diversion while its ED (or, with an ICU pool, its ICU) has at
+        least ``diversion_threshold`` of its beds occupied; ambulances then take the
+        nearest hospital not on diversion (the nearest overall when all are).
+    diversion_threshold : float
+        Occupied share of beds in ``(0, 1]`` that starts diversion (1: full).
+    transfer : bool
+        A patient needing ICU when this hospital has no ICU pool, or its ICU is full, is
+        transferred at once to the nearest hospital (travel time now) with a free ICU bed,
+        releasing the ED bed; without such a hospital the patient boards (or is blocked).
+        Simplification: the transfer takes no ambulance and no travel time.
     """
 
     name: str
@@ -327,6 +355,21 @@ class HospitalSpec:
     length_of_stay: Dist = Dist("exponential", 86400.0)
     mode: str = "loss"
     walk_in_rate_per_h: float = 0.0
+    ward_beds: int | None = None
+    ward_los: Dist = Dist("exponential", 4 * 86400.0)
+    icu_beds: int | None = None
+    icu_los: Dist = Dist("exponential", 3 * 86400.0)
+    ward_probability: tuple = (0.0, 0.0, 0.0)
+    icu_probability: tuple = (0.0, 0.0, 0.0)
+    boarding: bool = True
+    diversion: bool = False
+    diversion_threshold: float = 1.0
+    transfer: bool = False
+
+    @property
+    def has_flow(self) -> bool:
+        """True when the hospital uses any patient-flow option (ward, ICU, transfer)."""
+        return self.ward_beds is not None or self.icu_beds is not None or self.transfer
 
 
 @dataclass(frozen=True)
@@ -464,7 +507,7 @@ class EmsSpec:
             kw["units"] = _tuple_of(UnitSpec, kw["units"], f"{where}.units", busy_time=_dist_conv)
         if "hospitals" in kw:
             kw["hospitals"] = _tuple_of(HospitalSpec, kw["hospitals"], f"{where}.hospitals",
-                                        length_of_stay=_dist_conv)
+                                        length_of_stay=_dist_conv, ward_los=_dist_conv, icu_los=_dist_conv)
         if "dispatch" in kw and not isinstance(kw["dispatch"], DispatchSpec):
             kw["dispatch"] = _build(DispatchSpec, kw["dispatch"], f"{where}.dispatch", processing=_dist_conv)
         if "service" in kw and not isinstance(kw["service"], ServiceSpec):
@@ -535,6 +578,14 @@ class EmsSpec:
             if h.mode == "queue" and h.beds == 0 and (h.walk_in_rate_per_h > 0 or self._transports()):
                 _fail(f"{at}.beds", "found 0 beds in a queue ward; patients would wait forever. "
                                     "Use beds >= 1 or mode = 'loss'")
+        clean = [self._check_flow(h, f"{w}.hospitals[{i}] ('{h.name}')") for i, h in enumerate(self.hospitals)]
+        object.__setattr__(self, "hospitals", tuple(clean))
+        for i, h in enumerate(self.hospitals):
+            at = f"{w}.hospitals[{i}] ('{h.name}')"
+            if any(h.icu_probability) and h.icu_beds is None and h.transfer and \
+                    not any(g.icu_beds for g in self.hospitals):
+                _fail(f"{at}.icu_probability", "ICU patients would be transferred but no hospital has icu_beds "
+                                               ">= 1; add an ICU pool somewhere or set icu_probability to 0")
         for name, label in ((self.zones, "zone"), (self.units, "unit"), (self.hospitals, "hospital"),
                             (self.call_types, "call type")):
             names = [x.name for x in name]
@@ -656,6 +707,42 @@ class EmsSpec:
                                                  f"transport")
         return dataclasses.replace(c, requires=tuple(p for p in out if p[1] > 0), fallback=fbs)
 
+    @staticmethod
+    def _check_flow(h, at):
+        """``h`` with its patient-flow fields checked (probabilities as float tuples)."""
+        for name in ("ward_beds", "icu_beds"):
+            if getattr(h, name) is not None:
+                _integer(getattr(h, name), f"{at}.{name}")
+        for name in ("ward_los", "icu_los"):
+            if not isinstance(getattr(h, name), Dist):
+                _fail(f"{at}.{name}", f"found {getattr(h, name)!r}; expected a Dist")
+        for name in ("boarding", "diversion", "transfer"):
+            if not isinstance(getattr(h, name), bool):
+                _fail(f"{at}.{name}", f"found {getattr(h, name)!r}; expected true or false")
+        thr = _number(h.diversion_threshold, f"{at}.diversion_threshold", strict=True)
+        if thr > 1:
+            _fail(f"{at}.diversion_threshold", f"found {thr!r}; expected an occupied share of beds in (0, 1]")
+        probs = {}
+        for name in ("ward_probability", "icu_probability"):
+            v = getattr(h, name)
+            if not isinstance(v, (list, tuple)) or len(v) != 3:
+                _fail(f"{at}.{name}", f"found {v!r}; expected 3 probabilities (P1, P2, P3)")
+            probs[name] = tuple(_number(x, f"{at}.{name}[{k}]") for k, x in enumerate(v))
+            if max(probs[name]) > 1:
+                _fail(f"{at}.{name}", f"found {list(v)}; expected probabilities in [0, 1]")
+        for k in range(3):
+            if probs["ward_probability"][k] + probs["icu_probability"][k] > 1 + 1e-12:
+                _fail(f"{at}", f"ward_probability[{k}] + icu_probability[{k}] = "
+                               f"{probs['ward_probability'][k] + probs['icu_probability'][k]}; expected <= 1")
+        if any(probs["ward_probability"]) and h.ward_beds is None:
+            _fail(f"{at}.ward_probability", "ward admissions given but no ward_beds; add ward_beds or set "
+                                            "ward_probability to 0")
+        if any(probs["icu_probability"]) and h.icu_beds is None and not h.transfer:
+            _fail(f"{at}.icu_probability", "ICU admissions given but no icu_beds and transfer = false; add "
+                                           "icu_beds, set transfer = true, or set icu_probability to 0")
+        return dataclasses.replace(h, ward_probability=probs["ward_probability"],
+                                   icu_probability=probs["icu_probability"], diversion_threshold=thr)
+
     def _transports(self):
         return any(c.transport_probability > 0 for c in self.call_types)
 
@@ -722,7 +809,7 @@ class EmsLayout:
 
 
 def _kpi_units(name):
-    return "s" if name.endswith("_s") else "1"
+    return "s" if name.endswith("_s") else "h" if name.endswith("_h") else "1"
 
 
 @dataclass(frozen=True, eq=False)
@@ -765,6 +852,19 @@ class EmsResult:
         One row per unit sent to a call, in call order: ``call_id, unit_idx, slot``
         (requirement slot filled), ``dispatched_s, on_scene_s, available_s`` (NaN where
         not reached).
+    stays, diverted, diversion_periods, hospital_flow, pool_occupancy : DataFrame or None
+        Only when a hospital uses patient flow or diversion (see :class:`HospitalSpec`).
+        ``stays``: one row per ward / ICU request: ``call_id`` (-1 walk-in), ``pool``
+        (``ward``/``icu``), ``hospital_idx`` (where the bed is), ``from_hospital_idx`` (the
+        ED), ``request_s`` (end of ED stay), ``bed_s``, ``discharge_s``, ``blocked``,
+        ``transferred``, ``boarding_s`` (``bed_s - request_s``). ``diverted``: one row per
+        diverted transport: ``call_id, time_s, nearest_hospital_idx, hospital_idx``.
+        ``diversion_periods``: ``hospital_idx, start_s, end_s`` (NaN: still on).
+        ``hospital_flow``: one row per hospital over the KPI window: ``ward_beds,
+        icu_beds`` (-1 none), ``{ward,icu}_{admissions,blocked,occupancy_mean}``,
+        ``n_boarded, boarding_mean_s, boarding_p90_s, diversion_h, diverted_from,
+        diverted_to, transfers_out, transfers_in``. ``pool_occupancy``: step series
+        ``time_s, hospital_idx, pool, occupied_beds, boarding``.
     """
 
     calls: object
@@ -780,6 +880,11 @@ class EmsResult:
     end_s: float
     spec: EmsSpec = field(repr=False)
     assignments: object = field(default=None, repr=False)
+    stays: object = field(default=None, repr=False)
+    diverted: object = field(default=None, repr=False)
+    diversion_periods: object = field(default=None, repr=False)
+    hospital_flow: object = field(default=None, repr=False)
+    pool_occupancy: object = field(default=None, repr=False)
 
     def district_kpis(self, layout: "EmsLayout | None" = None):
         """Per-district response KPIs and the equity gap over the KPI window.
@@ -823,6 +928,11 @@ class EmsResult:
             arrivals over all wards), ``n_unserved`` and ``unserved_share`` (lost or open
             calls), and the equity gap of :func:`district_summary`. Tables
             ``/summary/p_units``, ``p_hospitals``, ``p_districts``.
+        ``/events/p_inpatient_stays``, ``/events/p_diverted_transports``, ``/events/p_diversion_periods``, ``/summary/p_hospital_flow``
+            Only with patient flow or diversion: the :attr:`stays`, :attr:`diverted`,
+            :attr:`diversion_periods` and :attr:`hospital_flow` tables, with units; the
+            scalar KPIs ``boarding_mean_s, boarding_p90_s, n_boarded, n_diverted,
+            diversion_h, n_transfers, n_inpatient_blocked`` go to ``/summary/p_<kpi>``.
         """
         spec, lay = self.spec, layout if layout is not None else EmsLayout.default(self.spec)
         p = prefix
@@ -956,6 +1066,8 @@ class EmsResult:
             units={"hospital_idx": "", "name": "", "beds": "beds", "arrivals": "1", "blocked": "1", "occupancy_max": "beds",
                    "blocking": "1", "occupancy_mean": "beds", "utilisation": "1", "bed_wait_mean_s": "s",
                    "waiting_mean": "1"})
+        if self.stays is not None:
+            self._write_flow(writer, p)
         writer.write_table(f"/summary/{p}_districts", {
             "district_idx": districts["district_idx"].to_numpy(np.int32),
             "name": districts["name"].astype(str).to_numpy().astype(str),
@@ -965,6 +1077,39 @@ class EmsResult:
                                                                 "response_p1_mean_s")}},
             units={"district_idx": "", "name": "", "central": "", "n_calls": "1", "n_unserved": "1",
                    "response_mean_s": "s", "response_p90_s": "s", "within_target": "1", "response_p1_mean_s": "s"})
+
+    def _write_flow(self, writer, p):
+        st = self.stays
+        writer.write_table(f"/events/{p}_inpatient_stays", {
+            "call_id": st["call_id"].to_numpy(np.int64), "pool": st["pool"].astype(str).to_numpy().astype(str),
+            "hospital_idx": st["hospital_idx"].to_numpy(np.int32),
+            "from_hospital_idx": st["from_hospital_idx"].to_numpy(np.int32),
+            **{k: st[k].to_numpy(np.float64) for k in ("request_s", "bed_s", "discharge_s", "boarding_s")},
+            "blocked": st["blocked"].to_numpy(bool), "transferred": st["transferred"].to_numpy(bool)},
+            units={"call_id": "", "pool": "", "hospital_idx": "", "from_hospital_idx": "", "request_s": "s",
+                   "bed_s": "s", "discharge_s": "s", "boarding_s": "s", "blocked": "", "transferred": ""})
+        dv = self.diverted
+        writer.write_table(f"/events/{p}_diverted_transports", {
+            "call_id": dv["call_id"].to_numpy(np.int64), "time_s": dv["time_s"].to_numpy(np.float64),
+            "nearest_hospital_idx": dv["nearest_hospital_idx"].to_numpy(np.int32),
+            "hospital_idx": dv["hospital_idx"].to_numpy(np.int32)},
+            units={"call_id": "", "time_s": "s", "nearest_hospital_idx": "", "hospital_idx": ""})
+        dp = self.diversion_periods
+        writer.write_table(f"/events/{p}_diversion_periods", {
+            "hospital_idx": dp["hospital_idx"].to_numpy(np.int32), "start_s": dp["start_s"].to_numpy(np.float64),
+            "end_s": dp["end_s"].to_numpy(np.float64)},
+            units={"hospital_idx": "", "start_s": "s", "end_s": "s"})
+        hf = self.hospital_flow
+        ints = ("hospital_idx", "ward_beds", "icu_beds", "ward_admissions", "ward_blocked", "icu_admissions",
+                "icu_blocked", "n_boarded", "diverted_from", "diverted_to", "transfers_out", "transfers_in")
+        floats = {"ward_occupancy_mean": "beds", "icu_occupancy_mean": "beds", "boarding_mean_s": "s",
+                  "boarding_p90_s": "s", "diversion_h": "h"}
+        cols = {k: hf[k].to_numpy(np.int64) for k in ints}
+        cols["name"] = hf["name"].astype(str).to_numpy().astype(str)
+        cols.update({k: hf[k].to_numpy(np.float64) for k in floats})
+        units = {k: "1" for k in ints}
+        units.update(hospital_idx="", name="", ward_beds="beds", icu_beds="beds", **floats)
+        writer.write_table(f"/summary/{p}_hospital_flow", cols, units=units)
 
 
 # --------------------------------------------------------------------------------------

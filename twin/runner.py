@@ -10,7 +10,9 @@ A scenario is a TOML file (``tomllib``) whose tables map to the frozen groups be
                   population (per zone) with rate_per_1000_per_day; hourly_profile (24)
     [[call_types]] name, priority, share, on_scene, transport_probability, requires, fallback
     [[stations]]  name, node, ambulances, als, bls, fire, police, busy_time
-    [[hospitals]] name, node, beds, length_of_stay, mode, walk_in_rate_per_h
+    [[hospitals]] name, node, beds, length_of_stay, mode, walk_in_rate_per_h; patient flow (optional):
+                  ward_beds, ward_los, icu_beds, icu_los, ward_probability, icu_probability,
+                  boarding, diversion, diversion_threshold, transfer
     [dispatch]    policy, processing, max_queue
     [service]     mode, turnout, handover, return_mode, busy_time, emergency_speed_factor
     [traffic]     random_trips, trips, window_start_s, window_s, until_s, dt_s, sync_s,
@@ -59,8 +61,9 @@ not vehicles of the traffic model yet: they add no load, and are not re-timed wh
 changes mid-leg; priority at queues and signals is the share of the queue delay they keep
 (``service.queue_delay_share``: 1 none, 0 full bypass and preemption), so the "green wave"
 claim (priority roughly halves ambulance travel time in congestion) can be tested. The hospital a call goes to
-is fixed on static times. Without ``[traffic]`` (or with no demand) times are the static
-matrix.
+is fixed on static times, unless a hospital has ``diversion = true``: then it is chosen when
+the transport leaves the scene, on the current times, skipping hospitals on diversion.
+Without ``[traffic]`` (or with no demand) times are the static matrix.
 
 Randomness: the run seed spawns the EMS streams :data:`twin.emergency.STREAMS` and two more,
 ``traffic_demand`` (random trips) and ``traffic`` (engine), all from
@@ -208,6 +211,25 @@ class HospitalGroup:
     mode: str = _f("loss", "choice", "'loss': a patient finding no bed is turned away; 'queue': waits",
                    choices=("loss", "queue"))
     walk_in_rate_per_h: float = _f(0.0, "float", "admissions not by ambulance, patients/hour", minimum=0.0)
+    ward_beds: int | None = _f(None, "int", "inpatient ward beds after the ED stay (omit: no ward pool; then beds "
+                                             "is the emergency department)", minimum=0)
+    ward_los: Dist = _f(Dist("exponential", 4 * 86400.0), "dist", f"ward bed occupancy per patient: {_DIST}")
+    icu_beds: int | None = _f(None, "int", "ICU beds after the ED stay (omit: no ICU pool)", minimum=0)
+    icu_los: Dist = _f(Dist("exponential", 3 * 86400.0), "dist", f"ICU bed occupancy per patient: {_DIST}")
+    ward_probability: tuple = _f((0.0, 0.0, 0.0), "floats", "probability an ED patient of priority P1, P2, P3 "
+                                                            "needs a ward bed (walk-ins count as P3)",
+                                 min_len=3, max_len=3, minimum=0.0, maximum=1.0)
+    icu_probability: tuple = _f((0.0, 0.0, 0.0), "floats", "probability an ED patient of priority P1, P2, P3 "
+                                                           "needs an ICU bed", min_len=3, max_len=3, minimum=0.0,
+                                maximum=1.0)
+    boarding: bool = _f(True, "bool", "true: a patient finding the ward/ICU full boards in the ED (keeps the ED "
+                                      "bed) until one frees; false: blocked (loss)")
+    diversion: bool = _f(False, "bool", "go on diversion while the ED (or ICU) is full: ambulances take the "
+                                        "nearest hospital not on diversion")
+    diversion_threshold: float = _f(1.0, "float", "occupied share of ED (or ICU) beds that starts diversion",
+                                    minimum=0.0, strict=True, maximum=1.0)
+    transfer: bool = _f(False, "bool", "ICU patients finding no free ICU bed here go at once to the nearest "
+                                       "hospital with one (no ambulance, no travel time)")
 
 
 @dataclass(frozen=True)
@@ -847,7 +869,11 @@ def _build_ems(groups, city, label):
         units += [UnitSpec(f"{s.name}-{k + 1}", sloc, s.busy_time) for k in range(ambulances)]
         units += [UnitSpec(f"{s.name}-{kind}-{k + 1}", sloc, s.busy_time, kind)
                   for kind, n in kinds.items() for k in range(n)]
-    hospitals = [HospitalSpec(h.name, hloc, h.beds, h.length_of_stay, h.mode, h.walk_in_rate_per_h)
+    hospitals = [HospitalSpec(h.name, hloc, h.beds, h.length_of_stay, h.mode, h.walk_in_rate_per_h,
+                              ward_beds=h.ward_beds, ward_los=h.ward_los, icu_beds=h.icu_beds, icu_los=h.icu_los,
+                              ward_probability=h.ward_probability, icu_probability=h.icu_probability,
+                              boarding=h.boarding, diversion=h.diversion,
+                              diversion_threshold=h.diversion_threshold, transfer=h.transfer)
                  for h, hloc in zip(groups["hospitals"], hospital_loc)]
     call_types = [CallTypeSpec(c.name, c.priority, c.share, c.on_scene, c.transport_probability,
                                **({"requires": c.requires} if c.requires is not None else {}),
