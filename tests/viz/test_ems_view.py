@@ -53,3 +53,41 @@ def test_render_shows_facilities_and_units(offscreen, day_file, tmp_path):
     assert out.stat().st_size > 10_000
     # not blank: many colours, and some of the hospital colour map (cyan-magenta) present
     assert len(np.unique(img.reshape(-1, img.shape[-1]), axis=0)) > 50
+
+
+def _compare_with_baseline(img, name, tmp_path):
+    """As tests/viz/test_render.py: not blank, then pyvista.compare_images against a baseline."""
+    import os
+    from pathlib import Path
+
+    import pyvista as pv
+
+    baselines = Path(__file__).resolve().parent / "baselines"
+    img = np.asarray(img)
+    assert len(np.unique(img.reshape(-1, img.shape[-1]), axis=0)) > 20, f"{name}: the image is (nearly) blank"
+    baseline = baselines / f"{name}.png"
+    if os.environ.get("TWIN_UPDATE_BASELINES") == "1" or not baseline.exists():
+        import imageio.v3 as iio
+
+        iio.imwrite(baseline, img)
+        if os.environ.get("TWIN_UPDATE_BASELINES") != "1":
+            pytest.fail(f"no baseline {baseline}; wrote one from this run: look at it, then commit it")
+        return
+    error = pv.compare_images(img, str(baseline))
+    if error > 500.0:   # same tolerance as test_render.py (different views score ~9,000)
+        import imageio.v3 as iio
+
+        iio.imwrite(tmp_path / f"{name}.png", img)
+        pytest.fail(f"{name}: image error {error:.0f} > 500 against {baseline}")
+
+
+@pytest.mark.parametrize("view", ["top", "tilted"])
+def test_ems_views_match_their_baselines(offscreen, day_file, tmp_path, view):
+    from twin.viz.plot import plot_run
+
+    pl = plot_run(day_file, time_s=8.5 * 3600, layer="congestion", view=view)
+    try:
+        img = pl.screenshot(return_img=True)
+    finally:
+        pl.close()
+    _compare_with_baseline(img, f"ems_{view}", tmp_path)
