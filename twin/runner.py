@@ -17,6 +17,7 @@ A scenario is a TOML file (``tomllib``) whose tables map to the frozen groups be
     [service]     mode, turnout, handover, return_mode, busy_time, emergency_speed_factor
     [traffic]     random_trips, trips, window_start_s, window_s, until_s, dt_s, sync_s,
                   reroute_share, reroute_interval_s, signals, signal_cycle_s   (optional)
+    [population]  persons, seed, calls_from_presence, traffic_from_cars   (optional)
 
 Durations are seconds: a number (constant) or a table ``{kind = "lognormal", mean_s = 900,
 cv = 0.5}`` (see :class:`twin.emergency.Dist`). Zone ids are the city's district ids
@@ -65,10 +66,40 @@ is fixed on static times, unless a hospital has ``diversion = true``: then it is
 the transport leaves the scene, on the current times, skipping hospitals on diversion.
 Without ``[traffic]`` (or with no demand) times are the static matrix.
 
-Randomness: the run seed spawns the EMS streams :data:`twin.emergency.STREAMS` and two more,
-``traffic_demand`` (random trips) and ``traffic`` (engine), all from
-``numpy.random.SeedSequence(seed)`` in that order, so a run with and without traffic sees the
-same calls and per-call dice (common random numbers).
+Synthetic population (fidelity)
+-------------------------------
+An optional ``[population]`` table synthesises ``persons`` people and their day
+(:func:`twin.agents.population.synthesize_population`, seed ``[population] seed`` or, when
+omitted, the ``population`` stream of the run seed, so ``--seed`` changes the population too).
+
+* ``calls_from_presence = true`` (default): call rates follow the people *present* in each
+  district (``Population.present_by_zone`` at 00:00, 01:00 ... 23:00; the run's hour 0 is
+  taken as midnight) times ``[calls] rate_per_1000_per_day`` (required; ``[calls]
+  rate_per_h`` and ``population`` must then be absent). The EMS model has one hourly
+  profile for all zones, so a district's base rate is its presence averaged over the day
+  with ``hourly_profile`` weights, ``rate_d = r / 1000 / 24 × Σ_h P[h, d] w[h] / Σ_h w[h]``,
+  and the hourly profile stays ``[calls] hourly_profile``. This is exact for each
+  district's expected calls per day (``r / 1000 / 24 × Σ_h P[h, d] w[h]``, as a per-zone,
+  per-hour model would give) and for the city-wide expected calls in every hour (the
+  presence rows sum to ``persons``, so the city's presence profile is flat); what is lost is
+  the shift *within* the day between districts (more calls in business districts by day, in
+  residential ones at night): in hour ``h`` district ``d`` gets ``rate_d w[h]`` rather than
+  ``r / 1000 / 24 × P[h, d] w[h]``.
+* ``traffic_from_cars = true`` (default): when ``[traffic]`` has no demand (no
+  ``random_trips``, no ``trips``; the table may be absent, its other keys then take their
+  defaults) the background traffic is the population's car legs
+  (``Population.vehicle_trips()``), less the few whose origin and destination are the same
+  node (the traffic model rejects them). The traffic horizon is then ``traffic.until_s`` or,
+  by default, ``max(run.until_s, 86400)`` so the whole day of car legs is simulated.
+* The results file gets the population (``Population.write``: ``/events/population_*``,
+  ``/timeseries/population_present``, ``/summary/population_*``) and ``twin run`` prints a
+  population line.
+
+Randomness: the run seed spawns the EMS streams :data:`twin.emergency.STREAMS` and three more,
+``traffic_demand`` (random trips), ``traffic`` (engine) and ``population`` (synthesis), all
+from ``numpy.random.SeedSequence(seed)`` in that order, so a run with and without traffic
+sees the same calls and per-call dice (common random numbers), and adding the population
+stream changed no earlier stream.
 """
 
 from __future__ import annotations
@@ -110,8 +141,9 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: Streams spawned from the run seed, in order: the EMS ones, then traffic demand and engine.
-RUN_STREAMS = tuple(STREAMS) + ("traffic_demand", "traffic")
+#: Streams spawned from the run seed, in order: the EMS ones, then traffic demand and engine, then
+#: the synthetic population (spawned last, so the earlier streams are unchanged).
+RUN_STREAMS = tuple(STREAMS) + ("traffic_demand", "traffic", "population")
 
 
 # --------------------------------------------------------------------------------------
@@ -279,11 +311,26 @@ class TrafficGroup:
     signal_cycle_s: float = _f(90.0, "float", "signal cycle with signals = true, seconds", minimum=0.0, strict=True)
 
 
+@dataclass(frozen=True)
+class PopulationGroup:
+    """``[population]``: a synthetic population feeding calls and traffic (optional table)."""
+
+    persons: int | None = _f(None, "int", "persons to synthesise (twin.agents.population.synthesize_population)",
+                             minimum=1)
+    seed: int | None = _f(None, "int", "population seed (default: the 'population' stream of the run seed)",
+                          minimum=0)
+    calls_from_presence: bool = _f(True, "bool", "call rates from the persons present in each district "
+                                                 "(needs [calls] rate_per_1000_per_day)")
+    traffic_from_cars: bool = _f(True, "bool", "background traffic = the population's car legs when [traffic] "
+                                               "has no random_trips or trips")
+
+
 #: Top-level tables: name -> (group class, is an array of tables).
 GROUPS = {
     "city": (CityGroup, False), "run": (RunGroup, False), "kpi": (KpiGroup, False), "calls": (CallsGroup, False),
     "call_types": (CallTypeGroup, True), "stations": (StationGroup, True), "hospitals": (HospitalGroup, True),
     "dispatch": (DispatchGroup, False), "service": (ServiceGroup, False), "traffic": (TrafficGroup, False),
+    "population": (PopulationGroup, False),
 }
 
 
@@ -423,7 +470,7 @@ def parse_groups(data: dict, source: str) -> dict:
     out = {}
     for table, (cls, is_array) in GROUPS.items():
         if not is_array:
-            if table == "traffic" and table not in data:
+            if table in ("traffic", "population") and table not in data:
                 out[table] = None
                 continue
             out[table] = _parse_group(cls, data.get(table, {}), _where(source, table))
@@ -447,7 +494,21 @@ def parse_groups(data: dict, source: str) -> dict:
         out["call_types"] = [CallTypeGroup(name="emergency")]
     calls = out["calls"]
     by_rate, by_pop = calls.rate_per_h is not None, calls.population is not None
-    if by_rate == by_pop or (by_pop != (calls.rate_per_1000_per_day is not None)):
+    pg = out["population"]
+    if pg is not None and pg.persons is None:
+        raise ScenarioError(f"{_where(source, 'population')}: missing 'persons' (the number of persons to "
+                            f"synthesise, an integer >= 1)")
+    if pg is not None and pg.calls_from_presence:
+        if calls.rate_per_1000_per_day is None:
+            raise ScenarioError(f"{_where(source, 'population')} calls_from_presence = true needs "
+                                f"{_where(source, 'calls')} rate_per_1000_per_day (calls per 1,000 persons present "
+                                f"per day); add it, or set calls_from_presence = false")
+        if by_rate or by_pop:
+            key = "rate_per_h" if by_rate else "population"
+            raise ScenarioError(f"{_where(source, 'calls')} {key} conflicts with {_where(source, 'population')} "
+                                f"calls_from_presence = true (rates come from the persons present); remove "
+                                f"{key}, or set calls_from_presence = false")
+    elif by_rate == by_pop or (by_pop != (calls.rate_per_1000_per_day is not None)):
         raise ScenarioError(f"{_where(source, 'calls')}: give either rate_per_h (a total or a table zone id -> "
                             f"calls/hour) or population (zone id -> residents) with rate_per_1000_per_day")
     return out
@@ -671,6 +732,8 @@ class Scenario:
     ems : EmsSpec
     layout : EmsLayout
         Where locations, stations and districts are on the city.
+    population : twin.agents.population.Population or None
+        The synthetic population of ``[population]`` (on the scenario's run seed).
     """
 
     name: str
@@ -683,6 +746,7 @@ class Scenario:
     city: object = field(repr=False)
     ems: EmsSpec = field(repr=False)
     layout: EmsLayout = field(repr=False)
+    population: object = field(default=None, repr=False)
 
     @property
     def resolved_text(self) -> str:
@@ -772,9 +836,32 @@ def load_scenario(spec, *, overrides=None) -> Scenario:
         city = load_city(city_name)
     except TwinError as exc:
         raise ScenarioError(f"{label}: [city] name = {groups['city'].name!r}: {exc}") from None
-    ems, layout = _build_ems(groups, city, label)
+    population = _synthesize(groups, city, label, groups["run"].seed)
+    ems, layout = _build_ems(groups, city, label, population)
     return Scenario(name=name, source=source, path=path, text=text, overrides=overrides,
-                    data=_resolved_data(groups), groups=groups, city=city, ems=ems, layout=layout)
+                    data=_resolved_data(groups), groups=groups, city=city, ems=ems, layout=layout,
+                    population=population)
+
+
+def population_seed(groups_or_scenario, run_seed) -> int | None:
+    """Seed of the ``[population]`` synthesis for a run seed (None without the table)."""
+    groups = getattr(groups_or_scenario, "groups", groups_or_scenario)
+    pg = groups.get("population")
+    if pg is None:
+        return None
+    return int(pg.seed) if pg.seed is not None else _stream_seeds(run_seed)["population"]
+
+
+def _synthesize(groups, city, label, run_seed):
+    pg = groups.get("population")
+    if pg is None:
+        return None
+    from twin.agents.population import synthesize_population
+
+    try:
+        return synthesize_population(city, pg.persons, seed=population_seed(groups, run_seed))
+    except ScenarioError as exc:
+        raise ScenarioError(f"{label}: [population] persons = {pg.persons}: {exc}") from None
 
 
 def _override_list(overrides):
@@ -800,8 +887,22 @@ def _node_idx(city, node, where):
         raise ScenarioError(f"{where} node = {node!r}: not a node of city {city.name!r} ({exc})") from None
 
 
-def _build_ems(groups, city, label):
+def presence_rates_per_h(population, calls) -> np.ndarray:
+    """District base call rates (calls/hour, city zone order) from the persons present.
+
+    ``r / 1000 / 24 × Σ_h P[h, d] w[h] / Σ_h w[h]`` with ``P = population.present_by_zone()``
+    (hours 0..23), ``w = calls.hourly_profile`` and ``r = calls.rate_per_1000_per_day`` (see
+    the module docstring for the fidelity).
+    """
+    present = population.present_by_zone().to_numpy(dtype=np.float64)       # (24, n_zones)
+    w = np.asarray(calls.hourly_profile, dtype=np.float64)
+    mean = (w @ present) / w.sum() if w.sum() > 0 else present.mean(axis=0)
+    return mean * calls.rate_per_1000_per_day / 1000.0 / 24.0
+
+
+def _build_ems(groups, city, label, population=None):
     run, kpi, calls = groups["run"], groups["kpi"], groups["calls"]
+    pg = groups.get("population")
     # districts
     if city.n_zones:
         district_names = tuple(str(z) for z in city.zone_ids)
@@ -820,7 +921,9 @@ def _build_ems(groups, city, label):
         return index_of[key]
 
     rate = np.zeros(n_d)
-    if calls.rate_per_h is not None and not isinstance(calls.rate_per_h, dict):
+    if pg is not None and pg.calls_from_presence:
+        rate = presence_rates_per_h(population, calls)
+    elif calls.rate_per_h is not None and not isinstance(calls.rate_per_h, dict):
         counts = np.array([len(n) for n in nodes_of], dtype=np.float64)
         rate = calls.rate_per_h * counts / counts.sum()
     else:
@@ -999,10 +1102,21 @@ class TrafficTravelTimes:
 
 
 def _stream_seeds(seed):
-    """Integer seeds of the traffic streams (children 5 and 6 of SeedSequence(seed))."""
+    """Integer seeds of the traffic and population streams (children 5, 6, 7 of SeedSequence(seed))."""
     children = np.random.SeedSequence(seed).spawn(len(RUN_STREAMS))
     return {name: int(c.generate_state(1, dtype=np.uint32)[0]) for name, c in zip(RUN_STREAMS, children)
-            if name.startswith("traffic")}
+            if name not in STREAMS}
+
+
+def car_trips(population):
+    """The population's car legs as traffic demand (``origin``, ``destination``, ``depart_s``).
+
+    Legs whose origin and destination are the same node are left out (the traffic model
+    rejects them).
+    """
+    t = population.vehicle_trips()
+    t = t[t["origin"].to_numpy() != t["destination"].to_numpy()]
+    return t[["origin", "destination", "depart_s"]].reset_index(drop=True)
 
 
 def _traffic_trips(scenario, seed_demand):
@@ -1055,6 +1169,11 @@ class RunResult:
         Wall-clock seconds of the simulation.
     n_syncs : int
         Traffic synchronisations done (0 without traffic).
+    population : twin.agents.population.Population or None
+        The ``[population]`` of this run's seed.
+    traffic_group : TrafficGroup or None
+        The traffic settings used (defaults when the traffic came from the population's cars
+        without a ``[traffic]`` table).
     """
 
     scenario: Scenario
@@ -1066,6 +1185,16 @@ class RunResult:
     path: Path | None
     wall_s: float
     n_syncs: int = 0
+    population: object = None
+    traffic_group: TrafficGroup | None = None
+
+    @property
+    def traffic_from_cars(self) -> bool:
+        """Whether the coupled traffic is the population's car legs."""
+        sc = self.scenario.groups
+        pg, tg = sc.get("population"), sc.get("traffic")
+        return bool(pg is not None and pg.traffic_from_cars and self.traffic is not None
+                    and not (tg is not None and (tg.random_trips or tg.trips)))
 
 
 def run(spec_or_path, *, seed=None, out=None, overrides=None, progress=None, overwrite=False) -> RunResult:
@@ -1123,11 +1252,20 @@ def run(spec_or_path, *, seed=None, out=None, overrides=None, progress=None, ove
             raise ResultsError(f"cannot write results to {str(out)!r}: folder {str(out.parent)!r} does not exist")
 
     t0 = time.perf_counter()
+    pg = scenario.groups.get("population")
+    if pg is not None and population_seed(scenario, seed) != population_seed(scenario, rg.seed):
+        pop = _synthesize(scenario.groups, scenario.city, scenario.source, seed)
+        ems_spec, layout = _build_ems(scenario.groups, scenario.city, scenario.source, pop)
+        scenario = dataclasses.replace(scenario, ems=ems_spec, layout=layout, population=pop)
     engine = travel = None
     tg = scenario.traffic
+    cars = None
+    if pg is not None and pg.traffic_from_cars and (tg is None or (not tg.random_trips and not tg.trips)):
+        tg = tg if tg is not None else TrafficGroup()
+        cars = car_trips(scenario.population)
     if tg is not None:
         seeds = _stream_seeds(seed)
-        trips = _traffic_trips(scenario, seeds["traffic_demand"])
+        trips = cars if cars is not None else _traffic_trips(scenario, seeds["traffic_demand"])
         if trips is None:
             logger.info("[traffic] has no demand (random_trips = 0, no trips file): static travel times")
         else:
@@ -1138,14 +1276,16 @@ def run(spec_or_path, *, seed=None, out=None, overrides=None, progress=None, ove
                 from twin.signals import fixed_time_plan
 
                 signals = fixed_time_plan(scenario.city, cycle_s=tg.signal_cycle_s)
-            horizon = tg.until_s if tg.until_s is not None else rg.until_s
+            horizon = tg.until_s if tg.until_s is not None else (
+                max(rg.until_s, 86400.0) if cars is not None else rg.until_s)
             engine = TrafficEngine(scenario.city, trips, until_s=horizon, seed=seeds["traffic"], dt_s=tg.dt_s,
                                    reroute_share=tg.reroute_share, reroute_interval_s=tg.reroute_interval_s,
                                    signals=signals)
             travel = TrafficTravelTimes(engine, scenario.layout.location_node_idx, sync_s=tg.sync_s, until_s=horizon,
                                         emergency_speed_factor=scenario.groups["service"].emergency_speed_factor,
                                         queue_delay_share=scenario.groups["service"].queue_delay_share)
-            logger.info("traffic coupled: %d trips, sync every %.0f s up to %.0f s", len(trips), tg.sync_s, horizon)
+            logger.info("traffic coupled: %d %strips, sync every %.0f s up to %.0f s", len(trips),
+                        "population car " if cars is not None else "", tg.sync_s, horizon)
     ems = run_ems(scenario.ems, seed=seed, until_s=rg.until_s, drain=rg.drain, travel=travel, progress=progress)
     traffic = None
     if engine is not None:
@@ -1161,7 +1301,8 @@ def run(spec_or_path, *, seed=None, out=None, overrides=None, progress=None, ove
                 unserved_share=(kpis["n_lost"] + kpis["n_open"]) / kpis["n_calls"] if kpis["n_calls"] else math.nan)
     kpis.update(gap)
     result = RunResult(scenario=scenario, seed=seed, ems=ems, traffic=traffic, districts=districts, kpis=kpis,
-                       path=None, wall_s=wall_s, n_syncs=travel.n_syncs if travel is not None else 0)
+                       path=None, wall_s=wall_s, n_syncs=travel.n_syncs if travel is not None else 0,
+                       population=scenario.population, traffic_group=tg if engine is not None else None)
     if out is not None:
         write_run(out, result, overwrite=overwrite)
         result = dataclasses.replace(result, path=out)
@@ -1193,7 +1334,7 @@ def write_run(path, result: RunResult, *, overwrite=False) -> Path:
     from twin.results import ResultsWriter
 
     sc = result.scenario
-    tg = sc.traffic
+    tg = result.traffic_group or sc.traffic or TrafficGroup()
     meta = {"command": "run", "scenario_name": sc.name, "scenario_source": sc.source, "scenario": sc.resolved_text,
             "scenario_original": sc.text, "overrides": list(sc.overrides), "seed": int(result.seed),
             "streams": list(RUN_STREAMS), "city": sc.city.name, "until_s": float(sc.run_group.until_s),
@@ -1201,8 +1342,15 @@ def write_run(path, result: RunResult, *, overwrite=False) -> Path:
             "versions": _versions()}
     if result.traffic is not None:
         meta.update(dt_s=float(tg.dt_s), interval_s=float(result.traffic.params.interval_s), sync_s=float(tg.sync_s))
+    pop = result.population
+    if pop is not None:
+        pg = sc.groups["population"]
+        meta.update(population_persons=int(pop.n_persons), calls_from_presence=bool(pg.calls_from_presence),
+                    traffic_from_cars=result.traffic_from_cars)
     with ResultsWriter(path, meta=meta, overwrite=overwrite) as writer:
         write_network(writer, sc.city)
+        if pop is not None:
+            pop.write(writer)
         if result.traffic is not None:
             result.traffic.write(writer)
         result.ems.write(writer, layout=sc.layout)
@@ -1254,6 +1402,15 @@ def format_kpis(result: RunResult) -> str:
         lines.append(f"  {d['name']:<10} {'yes' if d['central'] else '':>7} {d['n_calls']:>6} "
                      f"{_fmt_min(d['response_mean_s']):>9} {_fmt_min(d['response_p90_s']):>9} "
                      f"{_fmt_pct(d['within_target']):>10}")
+    pop = result.population
+    if pop is not None:
+        pg = sc.groups["population"]
+        s = pop.summary()
+        uses = [u for u, on in (("calls from presence", pg.calls_from_presence),
+                                ("traffic from car legs", result.traffic_from_cars)) if on]
+        lines += ["", f"{'population':<34} {pop.n_persons:,} persons, {pop.n_households:,} households, "
+                      f"{s['trips_per_person']:.2f} trips/person, car share {_fmt_pct(s['mode_share_car'])}"
+                      f" (seed {pop.meta['seed']}; {', '.join(uses) or 'not coupled'})"]
     if result.traffic is not None:
         t = result.traffic.kpis
         lines += ["", f"{'traffic':<34} {len(result.traffic.trips):,} trips, completed {t['completed']:,}, "
@@ -1309,7 +1466,7 @@ def run_main(args) -> int:
         if bar is not None:
             bar.close()
     city = scenario.city
-    tg = scenario.traffic
+    tg = res.traffic_group or scenario.traffic
     traffic = (f"traffic coupled every {tg.sync_s:g} s ({len(res.traffic.trips):,} trips)"
                if res.traffic is not None else "static free-flow travel times")
     out.write(f"scenario {scenario.name} on {city.name} ({city.n_nodes:,} nodes): {rg.until_s / 3600:g} h, seed "
