@@ -34,7 +34,9 @@ Defaults and sources (all overridable; they are defaults, not local data)
   17.95 %, 15-59 63.35 %, 60+ 18.70 %, 65+ 13.50 %; 80+ 35.8 million = 2.54 %).
 - Household sizes 1..6+: 25.39 / 29.68 / 20.99 / 13.17 / 6.19 / 4.58 % of family households,
   China Population Census Yearbook 2020, family households by size (national); mean 2.62
-  persons. The 6+ class is synthesised as 6-person households.
+  persons. The 6+ class is synthesised as 6-person households. (The 80+ share and the
+  household sizes beyond the 1-person share and the mean were entered without an offline
+  copy of the yearbook at hand: verify them against the tables before relying on them.)
 - Sex: 51.24 % male (7th census). Workers 45 % of residents (assumption: national employed
   persons are 53 % of the population but include rural and 65+ workers); students 17 %
   (2020 enrolment, primary to tertiary, about 240 million of 1412 million).
@@ -757,7 +759,8 @@ class Population:
         return pd.DataFrame(out, index=pd.Index(times, name="time_s"), columns=self.city.zone_ids)
 
     # accessibility ----------------------------------------------------------------
-    def accessibility(self, *, walk_limit_s=900.0, drive_limit_s=1800.0, elderly_age=65) -> Accessibility:
+    def accessibility(self, *, walk_limit_s=900.0, drive_limit_s=1800.0, elderly_age=65,
+                      link_cost_s=None) -> Accessibility:
         """The 15-minute life circle, per district and central vs peripheral.
 
         Parameters
@@ -765,8 +768,13 @@ class Population:
         walk_limit_s : float, default 900
             Walking time limit to an elderly-care centre or clinic (walk speed of the run).
         drive_limit_s : float, default 1800
-            Free-flow driving time limit to a hospital.
+            Driving time limit to a hospital.
         elderly_age : int, default 65
+        link_cost_s : ndarray of float64, shape (n_links,), optional
+            Link travel times for the driving times, seconds: free flow when omitted;
+            congested times from a traffic run (e.g. ``TrafficEngine.link_travel_times_s()``
+            at the peak, or a ``mean_travel_time_s`` row of its link series) give the
+            congested accessibility.
 
         Returns
         -------
@@ -785,7 +793,14 @@ class Population:
         hosp = self._row_of(fac["node_idx"].to_numpy()[(fac["kind"] == "hospital").to_numpy()])
         n_rows = len(self._matrix_nodes)
         walk_ok = (self._distance_m[:, care].min(axis=1) / walk <= walk_limit_s) if len(care) else np.zeros(n_rows, bool)
-        drive_ok = (self._car_time_s[:, hosp].min(axis=1) <= drive_limit_s) if len(hosp) else np.zeros(n_rows, bool)
+        if not len(hosp):
+            drive_ok = np.zeros(n_rows, bool)
+        elif link_cost_s is None:
+            drive_ok = self._car_time_s[:, hosp].min(axis=1) <= drive_limit_s
+        else:
+            ids = self.city.node_ids
+            car = self.city.travel_times(ids[self._matrix_nodes], ids[self._matrix_nodes[hosp]], link_cost_s=link_cost_s)
+            drive_ok = car.min(axis=1) <= drive_limit_s
         zone = self.home_zone_idx
         nz = self.city.n_zones
         elderly = self.age >= elderly_age

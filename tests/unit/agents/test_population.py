@@ -173,3 +173,21 @@ def test_destination_that_cannot_reach_home_is_named():
     fac = pd.DataFrame({"kind": ["school", "market", "park", "clinic", "elderly_care"], "node": [3, 3, 3, 3, 3]})
     with pytest.raises(ScenarioError, match=r"node [12] cannot be reached by road from node [34] \(zone 'B'\)"):
         synthesize_population(city, 400, seed=1, facilities=fac)
+
+
+def test_congested_accessibility_is_never_better_than_free_flow():
+    """Driving times on congested link costs (>= free flow) can only shrink the share of
+    residents within 30 min of a hospital; free-flow costs given explicitly change nothing."""
+    import twin
+    from twin.agents.population import synthesize_population
+
+    city = twin.load_city("grid:8x8")
+    pop = synthesize_population(city, 5000, seed=4)
+    free = pop.accessibility(drive_limit_s=600).by_zone["hospital_drive_share"].to_numpy()
+    same = pop.accessibility(drive_limit_s=600, link_cost_s=city.free_flow_time_s).by_zone["hospital_drive_share"]
+    np.testing.assert_allclose(same.to_numpy(), free)
+    slow = pop.accessibility(drive_limit_s=600, link_cost_s=3.0 * city.free_flow_time_s)
+    slow_share = slow.by_zone["hospital_drive_share"].to_numpy()
+    ok = np.isfinite(free)
+    assert np.all(slow_share[ok] <= free[ok] + 1e-12)
+    assert slow_share[ok].sum() < free[ok].sum()
