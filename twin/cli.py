@@ -7,6 +7,8 @@
     twin route [CITY] FROM TO                  least free-flow-time path, its length and time
     twin run SCENARIO [--out run.h5] [--seed N] [--set KEY=VALUE ...] [--list] [--keys]
                                                emergency response (and coupled traffic) on a city; KPI table
+    twin replicate SCENARIO -n 10 [--dask [ADDRESS]]   KPI means with confidence intervals
+    twin compare A [B] --set-b KEY=VALUE -n 10  paired differences on common random numbers
     twin traffic CITY [TRIPS.csv | --random-trips N] [--until 4h] [--out run.h5]
                                                mesoscopic traffic; prints network KPIs
     twin render RUN.h5 [--layer congestion] [--time 08:00] [--out frame.png|day.gif]
@@ -277,6 +279,47 @@ def _cmd_traffic(args):
     return 0
 
 
+def _print_table(df, out, columns):
+    out.write("{:<34} ".format("kpi") + " ".join(f"{c:>12}" for c in columns) + "\n")
+    for kpi, row in df.iterrows():
+        cells = []
+        for c in columns:
+            v = row[c]
+            cells.append(f"{v!s:>12}" if isinstance(v, (bool, np.bool_)) else f"{float(v):>12.4g}")
+        out.write(f"{kpi:<34} " + " ".join(cells) + "\n")
+
+
+def _dask_arg(value):
+    return True if value == "local" else value
+
+
+def _cmd_replicate(args):
+    from twin.ensemble import replicate
+
+    res = replicate(args.scenario, replications=args.replications, seed=args.seed, overrides=args.set,
+                    confidence=args.confidence, dask=_dask_arg(args.dask) if args.dask else False)
+    sys.stdout.write(f"{args.scenario}: {args.replications} replications (seed {args.seed}), "
+                     f"{100 * args.confidence:g}% intervals\n\n")
+    _print_table(res.summary, sys.stdout, ["mean", "half_width", "low", "high", "n"])
+    return 0
+
+
+def _cmd_compare(args):
+    from twin.ensemble import compare
+
+    res = compare(args.a, args.b or args.a, replications=args.replications, seed=args.seed, overrides_a=args.set_a,
+                  overrides_b=args.set_b, confidence=args.confidence,
+                  dask=_dask_arg(args.dask) if args.dask else False)
+    sys.stdout.write(f"B - A on common random numbers: {args.replications} replications (seed {args.seed}), "
+                     f"{100 * args.confidence:g}% intervals\n  A = {args.a} {' '.join(args.set_a or [])}\n"
+                     f"  B = {args.b or args.a} {' '.join(args.set_b or [])}\n\n")
+    table = res.difference.copy()
+    table.insert(0, "A", res.a.summary["mean"].reindex(table.index))
+    table.insert(1, "B", res.b.summary["mean"].reindex(table.index))
+    _print_table(table, sys.stdout, ["A", "B", "mean", "half_width", "significant"])
+    return 0
+
+
 def build_parser():
     from twin._version import __version__
     from twin.data.embedded import DEFAULT_CITY
@@ -323,6 +366,26 @@ def build_parser():
     from twin.runner import add_run_parser
 
     add_run_parser(sub)
+    p = sub.add_parser("replicate", help="run a scenario on independent streams; KPI means with confidence intervals")
+    p.add_argument("scenario", help="scenario TOML file or built-in name")
+    p.add_argument("--replications", "-n", type=int, default=10)
+    p.add_argument("--seed", type=int, default=0, help="master seed of the replication streams (default 0)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override for every replication")
+    p.add_argument("--confidence", type=float, default=0.95)
+    p.add_argument("--dask", nargs="?", const="local", metavar="ADDRESS",
+                   help="run on Dask: a local cluster, or the scheduler at ADDRESS")
+    p.set_defaults(func=_cmd_replicate)
+    p = sub.add_parser("compare", help="compare two scenarios (or override sets) on common random numbers")
+    p.add_argument("a", help="scenario A (file or built-in name)")
+    p.add_argument("b", nargs="?", help="scenario B (default: A, changed by --set-b)")
+    p.add_argument("--set-a", action="append", metavar="KEY=VALUE", help="override for A")
+    p.add_argument("--set-b", action="append", metavar="KEY=VALUE", help="override for B")
+    p.add_argument("--replications", "-n", type=int, default=10)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--confidence", type=float, default=0.95)
+    p.add_argument("--dask", nargs="?", const="local", metavar="ADDRESS",
+                   help="run on Dask: a local cluster, or the scheduler at ADDRESS")
+    p.set_defaults(func=_cmd_compare)
     from twin.viz.cli import add_plot_parser, add_render_parser, add_view_parser   # no VTK until a command runs
 
     add_render_parser(sub)
