@@ -455,7 +455,8 @@ class TrafficEngine:
 
     :func:`simulate_traffic` is the usual entry point; the engine is what it drives, and
     what a coupled simulation (the emergency model's SimPy clock) steps through time:
-    :meth:`run_until`, :meth:`link_travel_times_s`, :meth:`route_travel_time_s`.
+    :meth:`run_until`, :meth:`link_travel_times_s`, :meth:`route_travel_time_s`,
+    :meth:`insert_vehicle` and :meth:`arrival_event`.
     Parameters as for :func:`simulate_traffic`.
     """
 
@@ -689,6 +690,115 @@ class TrafficEngine:
         if changed_open:
             # after a reopening everyone reconsiders (switching only to a faster route)
             self._reroute(share=1.0 if reopened else 0.0, not_started=reopened)
+
+    # ---------------------------------------------------------------- insertion
+    def insert_vehicle(self, origin, destination, *, depart_s=None, link_cost_s=None) -> int:
+        """Add a vehicle during the run, routed on the current link times; return its index.
+
+        Parameters
+        ----------
+        origin, destination : node id
+            External node ids (different).
+        depart_s : float, optional
+            Departure time, seconds; the current time when omitted (never earlier than it).
+        link_cost_s : ndarray, shape (n_links,), optional
+            Link costs for its route; the live :meth:`link_travel_times_s` when omitted.
+
+        Returns
+        -------
+        int
+            The vehicle's index: its row in the result's ``trips`` table. Poll
+            :meth:`arrival_s` (or use :meth:`arrival_event` with SimPy) to learn when it arrives.
+
+        Raises
+        ------
+        DemandError
+            ``origin == destination``, or no open route joins them.
+        UnknownNodeError
+            A node id is not in the city.
+
+        Notes
+        -----
+        The vehicle is an ordinary vehicle of the model (no priority). Arrays grow by one
+        per insertion (O(vehicles) each), which suits the tens to thousands of vehicles a
+        coupled model inserts, not a whole demand.
+        """
+        K = self.K
+        dt = self.params.dt_s
+        o, d = (int(i) for i in self.city.node_index([origin, destination]))
+        if o == d:
+            raise DemandError(f"insert_vehicle: origin == destination ({origin!r}); a trip must leave its origin")
+        if link_cost_s is None:
+            cost = self.link_travel_times_s()
+            cost = np.where(np.isfinite(cost), cost, CLOSED_COST_S)
+        else:
+            cost = self.city._checked_cost(link_cost_s)
+        ro, rl, unr = _routes(self.city, np.array([o]), np.array([d]), link_cost_s=cost)
+        if unr[0] or cost[rl].sum() >= CLOSED_COST_S:
+            raise DemandError(f"insert_vehicle: no open route from node {origin!r} to node {destination!r}")
+        step = self.now_step if depart_s is None else max(self.now_step, int(math.ceil(float(depart_s) / dt - 1e-9)))
+        v = self.n_veh
+        # the new vehicle's route, with its sentinel, at the end of route_seq
+        need = len(rl) + 1
+        if self.route_used + need > len(self.route_seq):
+            grow = max(need, len(self.route_seq) // 2)
+            self._check_route_size(self.route_used + grow)
+            self.route_seq = np.concatenate([self.route_seq, np.empty(grow, dtype=np.int32)])
+            self.route_owner = np.concatenate([self.route_owner, np.empty(grow, dtype=np.int32)])
+        start = self.route_used
+        self.route_seq[start:start + len(rl)] = rl
+        self.route_seq[start + len(rl)] = -1 - v
+        self.route_owner[start:start + need] = v
+        self.route_used += need
+        grow1 = lambda a, x: np.append(a, np.asarray([x], dtype=a.dtype))   # noqa: E731
+        self.o_idx, self.d_idx = grow1(self.o_idx, o), grow1(self.d_idx, d)
+        self.depart_s = grow1(self.depart_s, step * dt)
+        self.routable = grow1(self.routable, True)
+        self.depart_step = grow1(self.depart_step, step)
+        self.route_start = grow1(self.route_start, start)
+        self.seg_start = grow1(self.seg_start, start)
+        self.seg_end = grow1(self.seg_end, start + len(rl))
+        self.state["status"] = grow1(self.state["status"], K.STATUS_NOT_DEPARTED)
+        self.state["arrive_step"] = grow1(self.state["arrive_step"], -1)
+        self.n_veh = v + 1
+        # vehicles already released keep their places at the front of the departure order
+        self.dep_order = np.lexsort((np.arange(self.n_veh), self.depart_step)).astype(np.int64)
+        self._build_departure_groups()
+        self.trips_in = None
+        return v
+
+    def arrival_s(self, vehicle) -> float:
+        """Arrival time of a vehicle, seconds, or NaN while it has not arrived."""
+        k = int(self.state["arrive_step"][int(vehicle)])
+        return k * self.params.dt_s if k >= 0 else math.nan
+
+    def arrival_event(self, env, vehicle, *, poll_s=None):
+        """A SimPy event that succeeds, with the arrival time as its value, once the vehicle arrives.
+
+        A SimPy process advances this engine (``run_until(env.now)``) and polls every
+        ``poll_s`` seconds (default: the tick): the event fires at the first poll after the
+        arrival has been simulated, so it is late by at most ``poll_s``; its value is the
+        exact arrival time. Advance the engine to ``env.now`` (``run_until``) before
+        :meth:`insert_vehicle`, or pass ``depart_s=env.now``.
+        """
+        poll = float(poll_s) if poll_s is not None else self.params.dt_s
+        event = env.event()
+
+        def watch():
+            while True:
+                self.run_until(env.now)
+                t = self.arrival_s(vehicle)
+                if not math.isnan(t):
+                    event.succeed(t)
+                    return
+                if self.now_step >= self.n_steps_total:
+                    event.fail(DemandError(f"vehicle {vehicle} did not arrive by the traffic horizon "
+                                           f"({self.n_steps_total * self.params.dt_s:.0f} s)"))
+                    return
+                yield env.timeout(poll)
+
+        env.process(watch())
+        return event
 
     # ---------------------------------------------------------------- live state
     def _on_road(self):

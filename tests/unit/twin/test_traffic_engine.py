@@ -267,3 +267,38 @@ def test_numpy_scalars_and_interval_in_ticks():
 def test_event_rows_are_named_in_errors(row, match):
     with pytest.raises(DemandError, match=match):
         read_events(corridor([1800.0, 1800.0]), [row])
+
+
+def test_insert_vehicle_and_arrival_event_on_the_simpy_clock():
+    """A vehicle inserted at t = 600 s on an empty-ish grid arrives after its free-flow time;
+    the SimPy event fires at the first poll at or after the arrival (within one poll) and
+    carries the exact arrival time. Nothing else changes: the other trips are conserved."""
+    import simpy
+
+    from twin.cli import random_trips
+
+    city = twin.load_city("grid:6x6")
+    trips = random_trips(city, 300, 1800.0, 2)
+    eng = TrafficEngine(city, trips, until_s=7200, stop_when_done=False)
+    env = simpy.Environment()
+    log = []
+
+    def ambulance(env):
+        yield env.timeout(600)
+        eng.run_until(env.now)
+        v = eng.insert_vehicle(city.node_ids[0], city.node_ids[-1], depart_s=env.now)
+        t = yield eng.arrival_event(env, v, poll_s=10.0)
+        log.append((v, env.now, t))
+
+    env.process(ambulance(env))
+    env.run(until=7200)
+    (v, fired, arrived), = log
+    assert v == 300
+    assert arrived == pytest.approx(600.0 + city.path_cost(city.node_ids[0], city.node_ids[-1]))
+    assert arrived <= fired <= arrived + 10.0
+    res = eng.result()
+    assert len(res.trips) == 301 and res.trips.loc[300, "depart_s"] == 600.0
+    k = res.kpis
+    assert k["completed"] + k["en_route"] + k["waiting"] + k["not_departed"] + k["unroutable"] == 301
+    with pytest.raises(DemandError, match="origin == destination"):
+        eng.insert_vehicle(city.node_ids[0], city.node_ids[0])
