@@ -233,6 +233,19 @@ def default_zone_table(city, total_persons=DEFAULT_TOTAL_PERSONS) -> pd.DataFram
     return table
 
 
+def _read_table(source, what):
+    """A CSV path or DataFrame as a DataFrame, and how to name it in messages."""
+    where = str(source) if isinstance(source, (str, Path)) else what
+    if isinstance(source, (str, Path)):
+        try:
+            return pd.read_csv(source), where
+        except (OSError, ValueError) as exc:
+            raise ScenarioError(f"cannot read {what} {where}: {exc}") from None
+    if isinstance(source, pd.DataFrame):
+        return source.reset_index(drop=True), where
+    raise TypeError(f"{what}: got {type(source).__name__}; expected a CSV path or a pandas DataFrame")
+
+
 def read_zone_table(source, city, *, base=None) -> pd.DataFrame:
     """Override zone inputs from a CSV file or DataFrame, one row per zone.
 
@@ -258,16 +271,7 @@ def read_zone_table(source, city, *, base=None) -> pd.DataFrame:
         negative, NaN or non-numeric count, shares that do not sum to 1, ``workers`` or
         ``students`` outside [0, 1] or summing above 1; the message names the row and zone.
     """
-    where = str(source) if isinstance(source, (str, Path)) else "zone table"
-    if isinstance(source, (str, Path)):
-        try:
-            df = pd.read_csv(source)
-        except (OSError, ValueError) as exc:
-            raise ScenarioError(f"cannot read zone table {where}: {exc}") from None
-    elif isinstance(source, pd.DataFrame):
-        df = source.reset_index(drop=True)
-    else:
-        raise TypeError(f"zone table: got {type(source).__name__}; expected a CSV path or a pandas DataFrame")
+    df, where = _read_table(source, "zone table")
     table = (default_zone_table(city) if base is None else base).copy()
     unknown = [c for c in df.columns if c not in ZONE_COLUMNS]
     if unknown:
@@ -391,16 +395,7 @@ def read_facilities(source, city) -> pd.DataFrame:
         Missing column, unknown kind, unknown node, a node outside every zone, or a
         negative or NaN weight; the message names the row.
     """
-    where = str(source) if isinstance(source, (str, Path)) else "facility table"
-    if isinstance(source, (str, Path)):
-        try:
-            df = pd.read_csv(source)
-        except (OSError, ValueError) as exc:
-            raise ScenarioError(f"cannot read facility table {where}: {exc}") from None
-    elif isinstance(source, pd.DataFrame):
-        df = source.reset_index(drop=True)
-    else:
-        raise TypeError(f"facility table: got {type(source).__name__}; expected a CSV path or a pandas DataFrame")
+    df, where = _read_table(source, "facility table")
     missing = [c for c in ("kind", "node") if c not in df.columns]
     unknown = [c for c in df.columns if c not in ("kind", "node", "weight")]
     if missing or unknown:

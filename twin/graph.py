@@ -397,20 +397,14 @@ class City:
 
     def path_cost(self, origin, destination, link_cost_s=None) -> float:
         """Least cost (seconds with the default costs) from ``origin`` to ``destination``; ``inf`` if unreachable."""
-        from twin.kernels.routing import bidirectional_dijkstra
-
-        o, d = (int(i) for i in self.node_index([origin, destination]))
-        cost = self._checked_cost(link_cost_s)
-        buf = np.empty(self.n_nodes + 1, dtype=np.int64)
-        best, _ = bidirectional_dijkstra(*self._stars(cost), self.link_from_idx, self.link_to_idx,
-                                         self.no_through, o, d, buf)
-        return float(best)
+        return self._search(origin, destination, link_cost_s)[0]
 
     def _stars(self, cost):
         return (self.fwd_indptr, self.fwd_head, np.ascontiguousarray(cost[self.fwd_link]), self.fwd_link,
                 self.rev_indptr, self.rev_tail, np.ascontiguousarray(cost[self.rev_link]), self.rev_link)
 
-    def _path(self, origin, destination, link_cost_s):
+    def _search(self, origin, destination, link_cost_s):
+        """Bidirectional Dijkstra: (least cost, links written to the buffer or -1, buffer)."""
         from twin.kernels.routing import bidirectional_dijkstra
 
         o, d = (int(i) for i in self.node_index([origin, destination]))
@@ -418,9 +412,13 @@ class City:
         buf = np.empty(self.n_nodes + 1, dtype=np.int64)
         best, k = bidirectional_dijkstra(*self._stars(cost), self.link_from_idx, self.link_to_idx,
                                          self.no_through, o, d, buf)
+        return float(best), k, buf
+
+    def _path(self, origin, destination, link_cost_s):
+        best, k, buf = self._search(origin, destination, link_cost_s)
         if k < 0:
             raise NetworkError(f"city {self.name!r}: node {destination!r} cannot be reached from node {origin!r}")
-        return float(best), buf[:k].copy()
+        return best, buf[:k].copy()
 
     # ------------------------------------------------------------------ interchange
     def to_networkx(self):

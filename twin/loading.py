@@ -28,13 +28,19 @@ def city_sources() -> str:
             f"({', '.join(sorted(EMBEDDED_CITIES))})")
 
 
-def _call(reader, args, options, what):
+def _check_options(reader, options, what, exclude=()):
+    """Refuse options ``reader`` does not take as keywords, listing those it does."""
     params = inspect.signature(reader).parameters
-    if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
-        accepted = [k for k, p in params.items() if p.kind is p.KEYWORD_ONLY]
-        unknown = sorted(set(options) - set(accepted))
-        if unknown:
-            raise NetworkError(f"unknown option(s) {unknown} for {what}; accepted: {accepted}")
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return
+    accepted = [k for k, p in params.items() if p.kind is p.KEYWORD_ONLY and k not in exclude]
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise NetworkError(f"unknown option(s) {unknown} for {what}; accepted: {accepted}")
+
+
+def _call(reader, args, options, what):
+    _check_options(reader, options, what)
     return reader(*args, **options)
 
 
@@ -130,9 +136,5 @@ def _read_embedded_checked(name, options):
     from twin.data.embedded import read_embedded
     from twin.data.osm import read_osm
 
-    params = inspect.signature(read_osm).parameters
-    accepted = [k for k, p in params.items() if p.kind is p.KEYWORD_ONLY and k != "name"]
-    unknown = sorted(set(options) - set(accepted))
-    if unknown:
-        raise NetworkError(f"unknown option(s) {unknown} for embedded city {name!r}; accepted: {accepted}")
+    _check_options(read_osm, options, f"embedded city {name!r}", exclude=("name",))
     return read_embedded(name, **options)

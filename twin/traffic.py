@@ -480,7 +480,6 @@ class TrafficEngine:
             raise DemandError(f"reroute_interval_s = {reroute_interval_s!r}; expected seconds >= dt_s")
         self.until_s = float(until_s)
         self.seed = int(seed)
-        self.trips_in = trips
         o_idx, d_idx, depart_s = read_trips(city, trips)
         self.o_idx, self.d_idx, self.depart_s = o_idx, d_idx, depart_s
         n_veh = self.n_veh = len(o_idx)
@@ -764,7 +763,6 @@ class TrafficEngine:
         # vehicles already released keep their places at the front of the departure order
         self.dep_order = np.lexsort((np.arange(self.n_veh), self.depart_step)).astype(np.int64)
         self._build_departure_groups()
-        self.trips_in = None
         return v
 
     def arrival_s(self, vehicle) -> float:
@@ -986,15 +984,15 @@ class TrafficEngine:
         # copies: a result taken mid-run must not change when the engine runs on
         outs = {k: np.array(v, copy=True) for k, v in outs.items()}
         st = {k: np.array(v, copy=True) for k, v in st.items()}
-        res = _assemble(self.city, self.trips_in, self.o_idx, self.d_idx, self.depart_s, route_off, route_links,
-                        st, outs, self.la, self.params, k_end, spi, n_iv, outs["step_counts"][:k_end], pd)
+        res = _assemble(self.city, self.o_idx, self.d_idx, self.depart_s, route_off, route_links,
+                        st, outs, self.params, k_end, spi, n_iv, outs["step_counts"][:k_end], pd)
         res.kpis["rerouted"] = int(self.n_rerouted)
         res.meta["kernel_s"] = self.kernel_s
         return res
 
 
-def _assemble(city, trips, o_idx, d_idx, depart_s, route_off, route_links, state, out, la, params, k_end, spi,
-              n_iv, step_counts, pd):
+def _assemble(city, o_idx, d_idx, depart_s, route_off, route_links, state, out, params, k_end, spi, n_iv,
+              step_counts, pd):
     dt = params.dt_s
     status = state["status"]
     arrive_s = np.where(state["arrive_step"] >= 0, state["arrive_step"] * dt, np.nan)
