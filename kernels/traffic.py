@@ -53,14 +53,62 @@ sees one signal).
 Closed links accept no vehicle: no departure enters one, no forced move pushes into
 one, and a teleport skips over one; vehicles already on a closed link may leave it.
 
+Emergency priority (``priority`` on, ``veh_class == 1``): an emergency vehicle with
+priority is not a FIFO entity. It never enters a link's ring, so it
+
+- is not held by the queue, the outflow budget or the node draw: it passes the queued
+  part of a link on the shoulder or the opposing lane at ``bypass_speed_mps`` and the rest
+  at free speed. Entering link ``N`` at tick ``k`` it is due at ``k + T`` with
+  ``T = max(ff_steps, round_half_up(((1 - f) t_ff + max(f t_ff, l_q / v_bypass)) / dt))``,
+  ``l_q = min(length, q × queue_m_per_veh)`` the length of the queue it finds (``q`` the
+  vehicles on ``N`` already due, ``queue_m_per_veh = 1 / (lanes × jam density)`` the
+  effective vehicle length per lane) and ``f = l_q / length``; with no queue ``T =
+  ff_steps``. The queue is read once, at entry (a vehicle does not see the queue grow or
+  shrink while it drives the link);
+- ignores red signals (preemption: its own green wherever it arrives; the cross traffic's
+  signal timing is not changed, i.e. no recovery loss is modelled);
+- takes no storage (it does not block entry and is not blocked by a full link: it may
+  exceed a link's storage by any number of emergency vehicles) and leaves no hole;
+- is blocked only by a closed link: it waits at the end of its link (or, at departure,
+  at its origin) until that opens or it is re-routed; no stuck rule or teleport applies.
+
+Priority vehicles move in a fourth phase of each tick, after nodes and departures, in
+vehicle index order: a departed one enters its first link in its departure tick, one
+that is due moves into its next link (or arrives) — one link per tick at most. They count
+in the link in-/outflows, occupancy and travel times like any vehicle. With priority off
+an emergency vehicle is an ordinary one; runs without priority vehicles are unchanged to
+the byte. The bypass rule is a kinematic simplification in the spirit of the emergency
+lanes of SUMO's ``bluelight`` device (which lets such vehicles pass queues on a virtual
+lane at reduced speed) and of signal pre-emption (Nelson & Bullock 2000): it makes the
+"green wave halves ambulance travel time" claim testable against its closed form, not
+true by construction (see ``tests/validation/test_emergency_priority.py``).
+
+Max-pressure signals (Varaiya 2013; normalised by storage as Kouvelas, Lioris, Fayazi &
+Varaiya 2014): a controlled node has phases, each a set of its in-links (in
+``twin.signals`` the two approach directions). Every ``mp_period_steps`` ticks (the
+minimum green), at the start of the tick, each node gives the next period to the phase
+of largest pressure ``sum_L s_L (q_L / S_L - mean_v o_N(v))`` (``q_L`` vehicles queued on
+``L``, ``S_L`` its storage, ``s_L`` its saturation flow, ``o_N(v)`` the occupied share of
+the next link of each queued vehicle; the routes give the turning shares), keeping the
+current phase on ties; a switch costs ``mp_lost_steps`` ticks of red for everyone (amber
+and all-red). The decision is written into the links' signal windows (cycle = period), so
+the node model is the fixed-time one: a max-pressure link discharges only in its green.
+Approximation: the stuck rule on a controlled link counts the green ticks of the
+*current* decision's window extended back periodically (past decisions are not kept).
+
 This module imports only numpy, numba and math (STYLE §2).
 """
+
+import math
 
 import numpy as np
 from numba import njit
 
 __all__ = [
     "simulate_queue",
+    "max_pressure_decide",
+    "VEH_ORDINARY",
+    "VEH_EMERGENCY",
     "COUNTER_NAMES",
     "STATUS_NOT_DEPARTED",
     "STATUS_WAITING",
@@ -75,6 +123,10 @@ STATUS_WAITING = 1      # departed, waiting to enter its first link
 STATUS_EN_ROUTE = 2
 STATUS_ARRIVED = 3
 STATUS_UNROUTABLE = 4
+
+#: Vehicle classes (int8, ``veh_class``).
+VEH_ORDINARY = 0
+VEH_EMERGENCY = 1
 
 #: ``head_due`` of an empty link.
 NEVER = 2**62
@@ -138,6 +190,125 @@ def _green_before(n, cycle, g_from, g_to):
 
 
 @njit(cache=True, nogil=True)
+def _bypass_steps(N, k, ring, ring_start, ring_cap, ring_head, ring_count, ff_steps, bypass_speed_mps, dt_s,
+                  length_m, ff_time_s, queue_m_per_veh):
+    """Ticks an emergency vehicle with priority takes on link ``N`` that it enters at tick ``k``.
+
+    ``q`` = the vehicles on ``N`` already due (queued at its downstream end); their queue is
+    ``min(length, q * queue_m_per_veh)`` metres long, a share ``f`` of the link. The free
+    part takes ``(1 - f) t_ff``, the queued part ``max(f t_ff, queue / bypass_speed)``
+    (never faster than free flow); the total is rounded half up to ticks, at least
+    ``ff_steps``. With no queue it is exactly ``ff_steps``.
+    """
+    base = ring_start[N]
+    rc = ring_cap[N]
+    h = ring_head[N]
+    q = 0
+    for j in range(ring_count[N]):
+        s = h + j
+        if s >= rc:
+            s -= rc
+        if (ring[base + s] >> 32) <= k:
+            q += 1
+    if q == 0:
+        return ff_steps[N]
+    ln = length_m[N]
+    qm = q * queue_m_per_veh[N]
+    if qm > ln:
+        qm = ln
+    f = qm / ln if ln > 0.0 else 0.0
+    t_q = qm / bypass_speed_mps
+    t_q_free = ff_time_s[N] * f
+    if t_q < t_q_free:
+        t_q = t_q_free
+    steps = int(math.floor((ff_time_s[N] * (1.0 - f) + t_q) / dt_s + 0.5))
+    return steps if steps > ff_steps[N] else ff_steps[N]
+
+
+@njit(cache=True, nogil=True)
+def _link_pressure(L, k, ring, ring_start, ring_cap, ring_head, ring_count, hole_head, hole_count, storage,
+                   cap_per_step, route_seq):
+    """Max-pressure weight of in-link ``L`` at tick ``k`` (normalised, Kouvelas et al. 2014).
+
+    ``s_L (q_L / S_L - (1 / q_L) sum_v o_N(v))``: ``q_L`` the vehicles queued on ``L`` (due),
+    ``S`` storage, ``s_L`` the saturation flow (``cap_per_step``), and for each queued
+    vehicle ``v`` (ring order) ``o`` the occupied share ``min(1, (vehicles + pending holes) /
+    storage)`` of its next link ``N(v)`` (0 when ``L`` is its last link). 0 with no queue.
+    """
+    base = ring_start[L]
+    rc = ring_cap[L]
+    h = ring_head[L]
+    q = 0
+    down = 0.0
+    for j in range(ring_count[L]):
+        s = h + j
+        if s >= rc:
+            s -= rc
+        entry = ring[base + s]
+        if (entry >> 32) > k:
+            continue
+        q += 1
+        nxt = route_seq[(entry & MASK32) + 1]
+        if nxt >= 0:
+            _release_holes(nxt, k, ring, ring_start, ring_cap, hole_head, hole_count)
+            o = (ring_count[nxt] + hole_count[nxt]) / storage[nxt]
+            down += o if o < 1.0 else 1.0
+    if q == 0:
+        return 0.0
+    return cap_per_step[L] * (q / storage[L] - down / q)
+
+
+@njit(cache=True, nogil=True)
+def max_pressure_decide(k, mp_phase_indptr, mp_link_indptr, mp_link, mp_period_steps, mp_lost_steps, mp_phase,
+                        ring, ring_start, ring_cap, ring_head, ring_count, hole_head, hole_count, storage,
+                        cap_per_step, route_seq, link_head, node_wake, sig_green_from, sig_green_to):
+    """Give each max-pressure node's green, for the ``mp_period_steps`` ticks from ``k``, to its best phase.
+
+    Controlled node ``i`` has phases ``mp_phase_indptr[i] .. mp_phase_indptr[i+1]``; phase
+    ``p``'s in-links are ``mp_link[mp_link_indptr[p]:mp_link_indptr[p+1]]``. A phase's
+    pressure is the sum of its links' :func:`_link_pressure` (in link order). The node keeps
+    its current phase ``mp_phase[i]`` (an index within the node, -1 before the first
+    decision) when that has the largest pressure, else takes the first phase with the
+    largest pressure. The chosen phase's links are green in ``[lost, period)`` of the
+    period (``lost = 0`` when the phase continues, ``mp_lost_steps`` after a switch: amber
+    and all-red), the other phases' links red (``from == to == 0``). Writes
+    ``sig_green_from``/``sig_green_to`` (the links' ``sig_cycle`` is the period) and wakes
+    the node at ``k``.
+    """
+    n_mp = mp_phase_indptr.shape[0] - 1
+    for i in range(n_mp):
+        p0 = mp_phase_indptr[i]
+        cur = mp_phase[i]
+        best = 0
+        best_p = -np.inf
+        cur_p = -np.inf
+        for ph in range(p0, mp_phase_indptr[i + 1]):
+            pr = 0.0
+            for s in range(mp_link_indptr[ph], mp_link_indptr[ph + 1]):
+                pr += _link_pressure(mp_link[s], k, ring, ring_start, ring_cap, ring_head, ring_count, hole_head,
+                                     hole_count, storage, cap_per_step, route_seq)
+            if pr > best_p:
+                best_p = pr
+                best = ph - p0
+            if ph - p0 == cur:
+                cur_p = pr
+        if cur >= 0 and cur_p == best_p:
+            best = cur
+        lost = 0 if best == cur else mp_lost_steps
+        mp_phase[i] = best
+        for ph in range(p0, mp_phase_indptr[i + 1]):
+            green = ph - p0 == best
+            for s in range(mp_link_indptr[ph], mp_link_indptr[ph + 1]):
+                L = mp_link[s]
+                sig_green_from[L] = lost if green else 0
+                sig_green_to[L] = mp_period_steps if green else 0
+                hn = link_head[L]
+                if node_wake[hn] > k:
+                    node_wake[hn] = k
+    return 0
+
+
+@njit(cache=True, nogil=True)
 def simulate_queue(
     # network
     in_indptr, in_link, link_head, ff_steps, cap_per_step, storage, hole_steps,
@@ -147,9 +318,13 @@ def simulate_queue(
     route_seq, route_start, depart_step, dep_order, dep_link_indptr, dep_link_order,
     # parameters
     n_steps, stuck_steps, seed, steps_per_interval, stop_when_done,
+    # emergency priority
+    veh_class, priority, bypass_speed_mps, dt_s, length_m, ff_time_s, queue_m_per_veh,
+    # max-pressure signal control
+    mp_phase_indptr, mp_link_indptr, mp_link, mp_period_steps, mp_lost_steps,
     # state (in/out)
     ring, ring_head, ring_count, hole_head, hole_count, head_due, head_since, node_wake,
-    acc, acc_step, status, arrive_step,
+    acc, acc_step, status, arrive_step, ev_entry, ev_enter_step, mp_phase,
     # outputs
     inflow, outflow, tt_sum_steps, occ_part, dep_wait, step_counts, counters,
 ):
@@ -206,6 +381,25 @@ def simulate_queue(
         Ticks per output interval.
     stop_when_done : bool
         Stop early once every routable vehicle has arrived.
+    veh_class : int8 (n_veh,)
+        :data:`VEH_ORDINARY` (0) or :data:`VEH_EMERGENCY` (1). Read only when ``priority``.
+    priority : bool
+        Emergency priority on: emergency vehicles bypass queues, budgets, storage and red
+        signals (module docstring). Off: every vehicle is ordinary, whatever its class.
+    bypass_speed_mps : float
+        Speed at which a priority vehicle passes a link's queued part, m/s (> 0).
+    dt_s : float
+        Tick length, seconds (for the bypass time).
+    length_m, ff_time_s, queue_m_per_veh : float64 (n_links,)
+        Link length, free-flow time (s) and queue length per queued vehicle (effective
+        vehicle length / lanes = 1 / (lanes × jam density), metres), for the bypass time.
+    mp_phase_indptr, mp_link_indptr, mp_link : int64 (n_mp+1,), int64 (n_phases+1,), int32
+        Max-pressure control (see :func:`max_pressure_decide`): the phases of each
+        controlled node and the in-links of each phase (each link in one phase at most;
+        its ``sig_cycle`` must be ``mp_period_steps``). ``n_mp = 0``: none.
+    mp_period_steps, mp_lost_steps : int
+        Decision period (every tick ``k`` with ``k % period == 0``) and the lost time
+        (amber + all-red) after a phase switch, ticks; ``0 <= lost < period``.
     ring : int64 (sum(ring_cap),)
         Per-link FIFO rings. Slots ``ring_head .. ring_head + ring_count`` hold vehicles,
         each ``due_tick << 32 | route_index``: the tick the vehicle may leave and its
@@ -233,6 +427,11 @@ def simulate_queue(
         Outflow budget and the tick it was last topped up.
     status, arrive_step : int8, int64 (n_veh,)
         State code and arrival tick (-1 until arrival).
+    ev_entry, ev_enter_step : int64 (n_veh,)
+        A priority vehicle on a link: ``due_tick << 32 | route_index`` as in the rings
+        (-1 when not on a link) and the tick it entered the link. Unused for others.
+    mp_phase : int32 (n_mp,)
+        Current phase of each max-pressure node, an index within the node (-1: none yet).
     inflow, outflow, tt_sum_steps : (n_iv, n_links)
         Per-interval vehicles entering and leaving each link, and the sum of the link
         ticks of those leaving.
@@ -282,11 +481,30 @@ def simulate_queue(
             n_active += 1
     cand = np.empty(in_link.shape[0], dtype=np.int64)
     cand_w = np.empty(in_link.shape[0], dtype=np.float64)
+    # emergency vehicles with priority bypass the queues (phase 4 of a tick)
+    n_ev = 0
+    if priority:
+        for v in range(n_veh_total):
+            if veh_class[v] != VEH_ORDINARY and status[v] != STATUS_UNROUTABLE:
+                n_ev += 1
+    ev_list = np.empty(n_ev, dtype=np.int64)
+    if n_ev > 0:
+        e = 0
+        for v in range(n_veh_total):
+            if veh_class[v] != VEH_ORDINARY and status[v] != STATUS_UNROUTABLE:
+                ev_list[e] = v
+                e += 1
+    n_mp = mp_phase_indptr.shape[0] - 1
     ran = 0
     for k in range(k0, k0 + n_steps):
         ran += 1
         iv = min(k // steps_per_interval, n_iv - 1)
         iv_end = (iv + 1) * steps_per_interval
+        # ------------------------------------------------------- max-pressure
+        if n_mp > 0 and k % mp_period_steps == 0:
+            max_pressure_decide(k, mp_phase_indptr, mp_link_indptr, mp_link, mp_period_steps, mp_lost_steps,
+                                mp_phase, ring, ring_start, ring_cap, ring_head, ring_count, hole_head, hole_count,
+                                storage, cap_per_step, route_seq, link_head, node_wake, sig_green_from, sig_green_to)
         # ---------------------------------------------------------------- nodes
         for node in range(n_nodes):
             if node_wake[node] > k:
@@ -427,6 +645,8 @@ def simulate_queue(
                 continue
             status[v] = STATUS_WAITING
             counters[0] += 1
+            if priority and veh_class[v] != VEH_ORDINARY:
+                continue          # enters in phase 4, past any queue at the origin
             L = route_seq[route_start[v]]
             if not is_active[L]:
                 is_active[L] = True
@@ -441,7 +661,7 @@ def simulate_queue(
             end = dep_link_indptr[L + 1]
             while p < end:
                 v = dep_link_order[p]
-                if status[v] == STATUS_UNROUTABLE:
+                if status[v] == STATUS_UNROUTABLE or (priority and veh_class[v] != VEH_ORDINARY):
                     p += 1
                     continue
                 if status[v] != STATUS_WAITING or ring_count[L] + hole_count[L] >= storage[L] or not link_open[L]:
@@ -472,6 +692,49 @@ def simulate_queue(
                 active[j] = active[n_active]
             else:
                 j += 1
+        # ------------------------------------------- emergency vehicles (priority)
+        for e in range(n_ev):
+            v = ev_list[e]
+            sv = status[v]
+            if sv == STATUS_WAITING:
+                L = route_seq[route_start[v]]
+                if not link_open[L]:
+                    continue
+                nd = np.int64(k) + _bypass_steps(L, k, ring, ring_start, ring_cap, ring_head, ring_count, ff_steps,
+                                                 bypass_speed_mps, dt_s, length_m, ff_time_s, queue_m_per_veh)
+                ev_entry[v] = (nd << 32) | route_start[v]
+                ev_enter_step[v] = k
+                status[v] = STATUS_EN_ROUTE
+                occ_part[iv, L] += iv_end - k
+                inflow[iv, L] += 1
+                dep_wait[iv, L, 0] += 1
+                dep_wait[iv, L, 1] += k - depart_step[v]
+                counters[1] += 1
+            elif sv == STATUS_EN_ROUTE:
+                entry = ev_entry[v]
+                if (entry >> 32) > k:
+                    continue
+                r = entry & MASK32
+                L = route_seq[r]
+                nxt = route_seq[r + 1]
+                if nxt >= 0 and not link_open[nxt]:
+                    continue      # waits at the end of L for the link to open (or a re-route)
+                occ_part[iv, L] -= iv_end - k
+                outflow[iv, L] += 1
+                tt_sum_steps[iv, L] += k - ev_enter_step[v]
+                if nxt < 0:
+                    status[v] = STATUS_ARRIVED
+                    arrive_step[v] = k
+                    ev_entry[v] = -1
+                    counters[2] += 1
+                else:
+                    nd = np.int64(k) + _bypass_steps(nxt, k, ring, ring_start, ring_cap, ring_head, ring_count,
+                                                     ff_steps, bypass_speed_mps, dt_s, length_m, ff_time_s,
+                                                     queue_m_per_veh)
+                    ev_entry[v] = (nd << 32) | (r + 1)
+                    ev_enter_step[v] = k
+                    occ_part[iv, nxt] += iv_end - k
+                    inflow[iv, nxt] += 1
         if k < step_counts.shape[0]:
             step_counts[k, 0] = counters[0]
             step_counts[k, 1] = counters[1] - counters[2]

@@ -235,13 +235,15 @@ def _cmd_traffic(args):
             raise DemandError(f"cannot read events file {args.events}: {exc}") from None
     signals = None
     if args.signals:
-        from twin.signals import fixed_time_plan
+        from twin.signals import signal_plan
 
-        signals = fixed_time_plan(city, cycle_s=args.cycle)
+        signals = signal_plan(city, args.signals, cycle_s=args.cycle, min_green_s=args.min_green,
+                              lost_time_s=args.lost_time)
     res = twin.simulate_traffic(city, trips, until_s=args.until, seed=args.seed, dt_s=args.dt,
                                 interval_s=args.interval, events=events, signals=signals,
                                 reroute_share=args.reroute, reroute_interval_s=args.reroute_interval,
-                                progress=progress)
+                                emergency_priority=not args.no_emergency_priority,
+                                bypass_speed_mps=args.bypass_speed, progress=progress)
     wall = time.perf_counter() - t0
     if bar is not None:
         bar.close()
@@ -357,9 +359,19 @@ def build_parser():
                    help="share of vehicles on the road that re-route on live times (default 0)")
     p.add_argument("--reroute-interval", type=parse_duration_s, default=300.0,
                    help="re-routing period (default 300 s)")
-    p.add_argument("--signals", action="store_true",
-                   help="fixed-time signals at every node with 3+ in-links (twin.signals.fixed_time_plan)")
-    p.add_argument("--cycle", type=parse_duration_s, default=90.0, help="signal cycle with --signals (default 90 s)")
+    p.add_argument("--signals", nargs="?", const="fixed-time", choices=["none", "fixed-time", "max-pressure"],
+                   help="signals at every node with 3+ in-links: fixed-time (Webster split; the default when "
+                        "given alone) or max-pressure (adaptive, twin.signals.max_pressure_plan)")
+    p.add_argument("--cycle", type=parse_duration_s, default=90.0,
+                   help="fixed-time signal cycle (default 90 s)")
+    p.add_argument("--min-green", type=parse_duration_s, default=15.0,
+                   help="max-pressure decision period / shortest green (default 15 s)")
+    p.add_argument("--lost-time", type=parse_duration_s, default=4.0,
+                   help="lost time (amber + all-red) per phase change (default 4 s)")
+    p.add_argument("--no-emergency-priority", action="store_true",
+                   help="trips with vehicle_class 'emergency' drive as cars (no pre-emption, no queue bypass)")
+    p.add_argument("--bypass-speed", type=float, default=5.0, metavar="M_PER_S",
+                   help="speed at which emergency vehicles pass queues, m/s (default 5)")
     p.add_argument("--out", help="write network, trips, link series and KPIs to this results file (HDF5)")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     p.set_defaults(func=_cmd_traffic)

@@ -7,12 +7,19 @@ signal acts at the link's downstream end: the link discharges vehicles only in i
 :meth:`SignalPlan.to_ticks`). A whole link sees one signal: there are no turn-specific
 phases or lanes, no actuation and no pedestrian phases.
 
-Two builders:
+Builders:
 
 - :func:`fixed_time_plan` — a two-phase plan (north-south, east-west) at every node with
   enough in-links, green split by capacity (the rule is in its docstring);
 - :meth:`SignalPlan.from_table` — explicit rows ``(from_node, to_node, cycle_s,
-  green_start_s, green_s)``, one per in-link.
+  green_start_s, green_s)``, one per in-link;
+- :func:`max_pressure_plan` — adaptive control (Varaiya 2013, normalised as Kouvelas et al.
+  2014): the same nodes and two phases (approach directions), but every ``min_green_s``
+  each node gives green to the phase of largest pressure, paying ``lost_time_s`` on a
+  switch. The pressure rule and its fidelity are in :mod:`twin.kernels.traffic`;
+  :class:`MaxPressurePlan` holds the phases;
+- :func:`signal_plan` — one of the above by name (``"none"``, ``"fixed-time"``,
+  ``"max-pressure"``), for the CLI and scenario files.
 
 Green here is *effective* green (Webster; HCM ``g``): the displayed green plus amber less
 the start-up and clearance lost time. The kernel discharges a queued link at its
@@ -32,7 +39,11 @@ import numpy as np
 from twin.errors import ScenarioError, UnknownNodeError
 from twin.graph import City
 
-__all__ = ["SignalPlan", "fixed_time_plan", "approach_direction"]
+__all__ = ["SignalPlan", "MaxPressurePlan", "fixed_time_plan", "max_pressure_plan", "signal_plan",
+           "approach_direction", "SIGNAL_MODES"]
+
+#: Signal control modes :func:`signal_plan` accepts.
+SIGNAL_MODES = ("none", "fixed-time", "max-pressure")
 
 logger = logging.getLogger(__name__)
 
@@ -396,3 +407,221 @@ def fixed_time_plan(city: City, *, nodes=None, cycle_s=90.0, lost_time_s=4.0, mi
             start[g_links] = g0
             green[g_links] = g
     return SignalPlan(cycle, start, green)
+
+
+def _two_phase_nodes(city: City, nodes, min_in_links, what):
+    """Nodes and their (north-south, east-west) in-link groups, as :func:`fixed_time_plan` picks them."""
+    if isinstance(min_in_links, bool) or not isinstance(min_in_links, (int, np.integer)) or min_in_links < 1:
+        raise ScenarioError(f"min_in_links = {min_in_links!r}; expected an integer >= 1")
+    if not city.has_coordinates:
+        raise ScenarioError(f"city {city.name!r} has no node coordinates to group approaches by direction")
+    dx, dy = approach_direction(city)
+    ns = np.abs(dy) >= np.abs(dx)
+    in_count = np.diff(city.rev_indptr)
+    if nodes is None:
+        chosen = np.flatnonzero((in_count >= min_in_links) & ~np.asarray(city.no_through, dtype=bool))
+    else:
+        chosen = np.unique(np.asarray(city.node_index(list(nodes)), dtype=np.int64).reshape(-1))
+    out = []
+    for node in chosen.tolist():
+        links = np.asarray(city.rev_link[city.rev_indptr[node]:city.rev_indptr[node + 1]], dtype=np.int64)
+        groups = (links[ns[links]], links[~ns[links]])
+        if not (len(groups[0]) and len(groups[1])):
+            if nodes is not None:
+                one = "north-south" if len(groups[0]) else "east-west"
+                raise ScenarioError(f"node {_node_id(city, node)!r}: every in-link approaches {one} "
+                                    f"({len(links)} in-links); a two-phase {what} needs both directions")
+            continue
+        out.append((node, groups))
+    return out
+
+
+@dataclass(frozen=True, eq=False)
+class MaxPressurePlan:
+    """Max-pressure signal control: the phases of each controlled node.
+
+    Attributes
+    ----------
+    n_links : int
+        Links of the city the plan was built for.
+    nodes : ndarray of int64 (n_mp,)
+        Controlled node indices.
+    phase_indptr : ndarray of int64 (n_mp + 1,)
+        Phases of node ``i``: ``phase_indptr[i] .. phase_indptr[i + 1]``.
+    link_indptr : ndarray of int64 (n_phases + 1,), links : ndarray of int32
+        In-links of each phase (each link in one phase at most, and an in-link of its node).
+    min_green_s : float
+        Decision period (a decided green lasts at least this long), seconds.
+    lost_time_s : float
+        Amber plus all-red after a phase switch, seconds, ``0 <= lost_time_s < min_green_s``.
+    """
+
+    n_links: int
+    nodes: np.ndarray
+    phase_indptr: np.ndarray
+    link_indptr: np.ndarray
+    links: np.ndarray
+    min_green_s: float
+    lost_time_s: float
+
+    def __post_init__(self):
+        g, lost = _number(self.min_green_s), _number(self.lost_time_s)
+        if g is None or not (math.isfinite(g) and g > 0):
+            raise ScenarioError(f"max-pressure min_green_s = {self.min_green_s!r}; expected a finite number of "
+                                f"seconds > 0")
+        if lost is None or not (math.isfinite(lost) and 0 <= lost < g):
+            raise ScenarioError(f"max-pressure lost_time_s = {self.lost_time_s!r}; expected seconds >= 0 and < "
+                                f"min_green_s = {g}")
+        for name, dtype in (("nodes", np.int64), ("phase_indptr", np.int64), ("link_indptr", np.int64),
+                            ("links", np.int32)):
+            object.__setattr__(self, name, _frozen(getattr(self, name), dtype))
+        if len(self.phase_indptr) != len(self.nodes) + 1 or self.phase_indptr[-1] != len(self.link_indptr) - 1 \
+                or self.link_indptr[-1] != len(self.links):
+            raise ScenarioError("MaxPressurePlan: phase_indptr, link_indptr and links do not fit together")
+        if len(np.unique(self.links)) != len(self.links):
+            raise ScenarioError("MaxPressurePlan: a link is in two phases; each link belongs to one phase at most")
+        if len(self.links) and (self.links.min() < 0 or self.links.max() >= self.n_links):
+            raise ScenarioError(f"MaxPressurePlan: link indices must be in 0..{self.n_links - 1}")
+
+    @property
+    def signalised(self) -> np.ndarray:
+        """Bool mask of the controlled links."""
+        m = np.zeros(self.n_links, dtype=bool)
+        m[self.links] = True
+        return m
+
+    def to_ticks(self, dt_s: float):
+        """The kernel's arrays for a tick of ``dt_s`` seconds.
+
+        Returns
+        -------
+        sig_cycle, sig_green_from, sig_green_to : ndarray of int32 (n_links,)
+            Controlled links: cycle = the period in ticks, red (``0, 0``) until the first
+            decision at tick 0; others unsignalised (0).
+        kernel : dict
+            ``mp_phase_indptr``, ``mp_link_indptr``, ``mp_link``, ``mp_period_steps`` (at
+            least 2 ticks) and ``mp_lost_steps`` (rounded half up, below the period).
+
+        Raises
+        ------
+        ScenarioError
+            ``dt_s`` is not a finite number > 0.
+        """
+        dt = _number(dt_s)
+        if dt is None or not (math.isfinite(dt) and dt > 0):
+            raise ScenarioError(f"dt_s = {dt_s!r}; expected a finite number of seconds > 0")
+        period = max(2, int(math.floor(self.min_green_s / dt + 0.5)))
+        lost = min(period - 1, int(math.floor(self.lost_time_s / dt + 0.5)))
+        if abs(period * dt - self.min_green_s) > 1e-6 or abs(lost * dt - self.lost_time_s) > 1e-6:
+            logger.warning("max-pressure min_green_s = %g s and lost_time_s = %g s are not whole ticks of %g s; "
+                           "using %d and %d ticks", self.min_green_s, self.lost_time_s, dt, period, lost)
+        sig_cycle = np.zeros(self.n_links, dtype=np.int32)
+        sig_cycle[self.links] = period
+        zeros = np.zeros(self.n_links, dtype=np.int32)
+        return sig_cycle, zeros, zeros.copy(), dict(
+            mp_phase_indptr=np.array(self.phase_indptr), mp_link_indptr=np.array(self.link_indptr),
+            mp_link=np.array(self.links), mp_period_steps=period, mp_lost_steps=lost)
+
+
+def max_pressure_plan(city: City, *, nodes=None, min_green_s=15.0, lost_time_s=4.0, min_in_links=3,
+                      phases=None) -> MaxPressurePlan:
+    """Max-pressure control at the city's intersections (Varaiya 2013).
+
+    Rule
+    ----
+    - **Which nodes and phases**: as :func:`fixed_time_plan`: every node with at least
+      ``min_in_links`` in-links in both approach groups (not a no-through node), or the
+      given ``nodes``; phase 0 is the north-south group of in-links, phase 1 the east-west
+      group (``|dy| >= |dx|`` of the last segment). With ``phases`` the phases are given
+      instead: ``{node id: [[(from_node, to_node), ...] per phase]}``.
+    - **Control**: every ``min_green_s`` each node gives green to the phase with the
+      largest pressure (normalised queues, routes as turning shares; rule and fidelity in
+      :mod:`twin.kernels.traffic`), keeping its phase on ties; a switch starts the green
+      ``lost_time_s`` late (amber and all-red, the same lost time as a fixed-time phase).
+
+    Parameters
+    ----------
+    city : City
+    nodes : sequence of node ids, optional
+    min_green_s : float
+        Decision period, seconds (default 15), > ``lost_time_s``.
+    lost_time_s : float
+        Lost time per switch, seconds (default 4), >= 0.
+    min_in_links : int
+        Default node rule's threshold (default 3).
+    phases : dict, optional
+        Explicit phases per node (overrides ``nodes``).
+
+    Returns
+    -------
+    MaxPressurePlan
+
+    Raises
+    ------
+    ScenarioError
+        Bad parameters, a city without coordinates, a given node with in-links in one
+        group only, a phase link that is not an in-link of its node, or a link in two phases.
+
+    Examples
+    --------
+    >>> import twin
+    >>> from twin.signals import max_pressure_plan
+    >>> city = twin.load_city("grid:3x3")
+    >>> plan = max_pressure_plan(city, min_green_s=10.0, lost_time_s=2.0)
+    >>> len(plan.nodes), int(plan.signalised.sum())
+    (5, 16)
+    """
+    for name, v in (("min_green_s", min_green_s), ("lost_time_s", lost_time_s)):
+        x = _number(v)
+        if x is None or not math.isfinite(x):
+            raise ScenarioError(f"max-pressure {name} = {v!r}; expected a finite number of seconds")
+    if phases is not None:
+        link_of = {}
+        for L, (a, b) in enumerate(zip(city.link_from_idx.tolist(), city.link_to_idx.tolist())):
+            link_of.setdefault((a, b), []).append(L)
+        groups_of = []
+        for node_id, node_phases in phases.items():
+            node = int(np.asarray(city.node_index([node_id])).reshape(-1)[0])
+            groups = []
+            for j, ph in enumerate(node_phases):
+                links = []
+                for pair in ph:
+                    a, b = (int(i) for i in city.node_index(list(pair)))
+                    if b != node or (a, b) not in link_of:
+                        raise ScenarioError(f"max-pressure phase {j} of node {node_id!r}: {pair!r} is not an "
+                                            f"in-link of the node")
+                    links += link_of[(a, b)]
+                groups.append(np.array(links, dtype=np.int64))
+            groups_of.append((node, tuple(groups)))
+    else:
+        groups_of = _two_phase_nodes(city, nodes, min_in_links, "max-pressure plan")
+    node_idx = [n for n, _ in groups_of]
+    phase_indptr = np.zeros(len(groups_of) + 1, dtype=np.int64)
+    np.cumsum([len(g) for _, g in groups_of], out=phase_indptr[1:])
+    all_phases = [ph for _, g in groups_of for ph in g]
+    link_indptr = np.zeros(len(all_phases) + 1, dtype=np.int64)
+    np.cumsum([len(ph) for ph in all_phases], out=link_indptr[1:])
+    links = np.concatenate(all_phases).astype(np.int32) if all_phases else np.zeros(0, dtype=np.int32)
+    return MaxPressurePlan(city.n_links, np.array(node_idx, dtype=np.int64), phase_indptr, link_indptr, links,
+                           float(min_green_s), float(lost_time_s))
+
+
+def signal_plan(city: City, mode: str, *, cycle_s=90.0, min_green_s=15.0, lost_time_s=4.0, **options):
+    """The signal control named ``mode``: ``"none"`` (None), ``"fixed-time"`` or ``"max-pressure"``.
+
+    ``cycle_s`` is the fixed-time cycle; ``min_green_s`` the max-pressure decision period;
+    ``lost_time_s`` the lost time of both;
+    ``options`` go to the builder.
+
+    Raises
+    ------
+    ScenarioError
+        An unknown mode (the message lists :data:`SIGNAL_MODES`), or the builder's errors.
+    """
+    if mode == "none":
+        return None
+    if mode == "fixed-time":
+        return fixed_time_plan(city, cycle_s=cycle_s, lost_time_s=lost_time_s, **options)
+    if mode == "max-pressure":
+        return max_pressure_plan(city, min_green_s=min_green_s, lost_time_s=lost_time_s, **options)
+    raise ScenarioError(f"unknown signal mode {mode!r}; expected one of {list(SIGNAL_MODES)}")

@@ -7,9 +7,15 @@ validates the demand, routes it, turns the city into the kernel's arrays, runs t
 kernel in blocks (for progress and, later, for coupling with the SimPy clock), and
 assembles per-trip records, per-interval link series and network KPIs.
 
-Routes are least free-flow-time paths (one shortest-path tree per distinct origin), fixed
-for the trip. Not yet here (see the traffic issue): signals, emergency priority, closures
-and capacity events, en-route re-routing and day-to-day dynamic equilibrium.
+Routes are least free-flow-time paths (one shortest-path tree per distinct origin); a share
+of the vehicles re-routes en route on live link times (:class:`TrafficEngine`), and
+closures, reopenings and capacity changes apply at their times. Signals are fixed-time
+or max-pressure (:mod:`twin.signals`). Emergency vehicles (a trips table's optional
+``vehicle_class`` column, or ``insert_vehicle(..., emergency=True)``) get priority when
+``emergency_priority`` is on: signal pre-emption and queue bypass at ``bypass_speed_mps``
+(the rule, its fidelity and sources are in :mod:`twin.kernels.traffic`), and they
+re-route on their own live link times at every re-routing period, whatever the share.
+:func:`dynamic_user_equilibrium` iterates day-to-day route choice.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from twin.errors import DemandError, NetworkError, UnknownNodeError
 from twin.graph import City
 
 __all__ = ["simulate_traffic", "TrafficEngine", "TrafficResult", "TrafficParams", "link_arrays", "read_trips",
-           "read_events", "dynamic_user_equilibrium", "DueResult"]
+           "read_vehicle_class", "read_events", "dynamic_user_equilibrium", "DueResult", "DEFAULT_BYPASS_SPEED_MPS"]
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +39,13 @@ STATUS_NAMES = ("not_departed", "waiting", "en_route", "arrived", "unroutable")
 
 #: Routing cost of a closed link when re-routing, seconds (prohibitive but finite).
 CLOSED_COST_S = 1e12
+
+#: Default speed at which an emergency vehicle with priority passes a queue, m/s (18 km/h:
+#: threading through a stopped queue on the shoulder or the opposing lane).
+DEFAULT_BYPASS_SPEED_MPS = 5.0
+
+#: Accepted values of a trips table's ``vehicle_class`` column and their codes.
+VEHICLE_CLASSES = {"car": 0, "emergency": 1, 0: 0, 1: 1}
 
 
 @dataclass(frozen=True)
@@ -166,6 +179,39 @@ def read_trips(city: City, trips):
     return o_idx, d_idx, depart
 
 
+def read_vehicle_class(trips, n):
+    """The optional ``vehicle_class`` column of a trips table as int8 codes (0 car, 1 emergency).
+
+    Accepts ``"car"``/``"emergency"`` (any case) or 0/1; all cars when the column is absent.
+
+    Raises
+    ------
+    DemandError
+        Any other value (the message names the first offending rows).
+    """
+    try:
+        col = trips["vehicle_class"]
+    except (KeyError, IndexError, TypeError):
+        return np.zeros(n, dtype=np.int8)
+    vals = np.asarray(col, dtype=object).reshape(-1)
+    if len(vals) != n:
+        raise DemandError(f"trips column 'vehicle_class' has {len(vals)} rows; expected {n}")
+    out = np.zeros(n, dtype=np.int8)
+    bad = []
+    for i, x in enumerate(vals.tolist()):
+        key = x.strip().lower() if isinstance(x, str) else x
+        if isinstance(key, float) and key.is_integer():
+            key = int(key)
+        if isinstance(key, bool) or key not in VEHICLE_CLASSES:
+            bad.append(i)
+            continue
+        out[i] = VEHICLE_CLASSES[key]
+    if bad:
+        raise DemandError(f"trips rows {bad[:5]}: vehicle_class = {[vals[i] for i in bad[:5]]}; expected 'car' "
+                          f"or 'emergency' (or 0 / 1)")
+    return out
+
+
 def _routes(city: City, o_idx, d_idx, link_cost_s=None):
     """Least-cost routes for every trip: flat link array and offsets; empty if unreachable."""
     from twin.kernels.routing import tree_routes
@@ -262,6 +308,7 @@ class TrafficResult:
 
 def simulate_traffic(city: City, trips, *, until_s, seed=0, dt_s=1.0, interval_s=300.0, stuck_time_s=300.0,
                      stop_when_done=True, events=None, signals=None, reroute_share=0.0, reroute_interval_s=300.0,
+                     emergency_priority=True, bypass_speed_mps=DEFAULT_BYPASS_SPEED_MPS,
                      progress=None) -> TrafficResult:
     """Simulate trips through the city's road network (mesoscopic, per vehicle).
 
@@ -269,7 +316,9 @@ def simulate_traffic(city: City, trips, *, until_s, seed=0, dt_s=1.0, interval_s
     ----------
     city : City
     trips : pandas.DataFrame or dict of array-like
-        Columns ``origin``, ``destination`` (external node ids), ``depart_s`` (seconds).
+        Columns ``origin``, ``destination`` (external node ids), ``depart_s`` (seconds),
+        and optionally ``vehicle_class`` (``"car"``/``"emergency"`` or 0/1; see
+        :func:`read_vehicle_class`).
     until_s : float
         Simulated horizon in seconds; trips unfinished by then are reported ``en_route``
         or ``waiting``.
@@ -282,14 +331,21 @@ def simulate_traffic(city: City, trips, *, until_s, seed=0, dt_s=1.0, interval_s
         Network events (see :func:`read_events`): link closures, reopenings and capacity
         changes at given times. Vehicles whose remaining route crosses a closed link are
         re-routed at the closure (and new departures route around it).
-    signals : twin.signals.SignalPlan, optional
-        Fixed-time signal plans per in-link.
+    signals : twin.signals.SignalPlan or twin.signals.MaxPressurePlan, optional
+        Fixed-time signal plans per in-link, or max-pressure control (see
+        :func:`twin.signals.signal_plan`).
     reroute_share : float
         Share (0..1) of the vehicles on the road that reconsider their route every
         ``reroute_interval_s`` on the current link travel times, switching when the new
-        route is faster (en-route re-routing, as SUMO's rerouting device).
+        route is faster (en-route re-routing, as SUMO's rerouting device). Emergency
+        vehicles always reconsider, every ``reroute_interval_s``, whatever the share.
     reroute_interval_s : float
         Period of that re-routing, seconds.
+    emergency_priority : bool
+        Emergency vehicles (``vehicle_class`` 1) pass queues and red signals (default
+        True; the rule is in :mod:`twin.kernels.traffic`). False: they drive as cars.
+    bypass_speed_mps : float
+        Speed at which they pass a queue, m/s (> 0; default 5).
     progress : callable(done_s, total_s), optional
         Called after each block of simulated time.
 
@@ -314,12 +370,13 @@ def simulate_traffic(city: City, trips, *, until_s, seed=0, dt_s=1.0, interval_s
     >>> import twin
     >>> city = twin.load_city("grid:4x4")
     >>> res = twin.simulate_traffic(city, {"origin": [1], "destination": [16], "depart_s": [0.0]}, until_s=3600)
-    >>> res.trips.loc[0, "status"], res.trips.loc[0, "travel_time_s"] == res.trips.loc[0, "free_flow_time_s"]
+    >>> res.trips.loc[0, "status"], bool(res.trips.loc[0, "travel_time_s"] == res.trips.loc[0, "free_flow_time_s"])
     ('arrived', True)
     """
     engine = TrafficEngine(city, trips, until_s=until_s, seed=seed, dt_s=dt_s, interval_s=interval_s,
                            stuck_time_s=stuck_time_s, stop_when_done=stop_when_done, events=events, signals=signals,
-                           reroute_share=reroute_share, reroute_interval_s=reroute_interval_s)
+                           reroute_share=reroute_share, reroute_interval_s=reroute_interval_s,
+                           emergency_priority=emergency_priority, bypass_speed_mps=bypass_speed_mps)
     engine.run(progress=progress)
     return engine.result()
 
@@ -462,7 +519,7 @@ class TrafficEngine:
 
     def __init__(self, city: City, trips, *, until_s, seed=0, dt_s=1.0, interval_s=300.0, stuck_time_s=300.0,
                  stop_when_done=True, events=None, signals=None, reroute_share=0.0, reroute_interval_s=300.0,
-                 routes=None):
+                 routes=None, emergency_priority=True, bypass_speed_mps=DEFAULT_BYPASS_SPEED_MPS):
         from twin.kernels import traffic as K
 
         self.K = K
@@ -478,9 +535,16 @@ class TrafficEngine:
         if not (_is_real(reroute_interval_s) and math.isfinite(reroute_interval_s)
                 and reroute_interval_s >= dt_s):
             raise DemandError(f"reroute_interval_s = {reroute_interval_s!r}; expected seconds >= dt_s")
+        if not isinstance(emergency_priority, (bool, np.bool_)):
+            raise DemandError(f"emergency_priority = {emergency_priority!r}; expected True or False")
+        if not (_is_real(bypass_speed_mps) and math.isfinite(bypass_speed_mps) and bypass_speed_mps > 0):
+            raise DemandError(f"bypass_speed_mps = {bypass_speed_mps!r}; expected a finite speed > 0 m/s")
+        self.emergency_priority = bool(emergency_priority)
+        self.bypass_speed_mps = float(bypass_speed_mps)
         self.until_s = float(until_s)
         self.seed = int(seed)
         o_idx, d_idx, depart_s = read_trips(city, trips)
+        self.veh_class = read_vehicle_class(trips, len(o_idx))
         self.o_idx, self.d_idx, self.depart_s = o_idx, d_idx, depart_s
         n_veh = self.n_veh = len(o_idx)
         dt = params.dt_s
@@ -496,11 +560,17 @@ class TrafficEngine:
         self.reroute_steps = max(1, int(round(reroute_interval_s / dt)))
         seq = np.random.SeedSequence(self.seed)
         self.rng_reroute = np.random.default_rng(seq.spawn(1)[0])
+        self.mp = dict(mp_phase_indptr=np.zeros(1, dtype=np.int64), mp_link_indptr=np.zeros(1, dtype=np.int64),
+                       mp_link=np.zeros(0, dtype=np.int32), mp_period_steps=1, mp_lost_steps=0)
         if signals is not None:
             if not hasattr(signals, "to_ticks"):
-                raise DemandError(f"signals must be a twin.signals.SignalPlan; got {type(signals).__name__}")
+                raise DemandError(f"signals must be a twin.signals.SignalPlan or MaxPressurePlan; got "
+                                  f"{type(signals).__name__}")
+            ticks = signals.to_ticks(dt)
+            if len(ticks) == 4:                     # max-pressure: the kernel decides the windows
+                self.mp = ticks[3]
             self.sig_cycle, self.sig_green_from, self.sig_green_to = (
-                np.ascontiguousarray(a, dtype=np.int32) for a in signals.to_ticks(dt))
+                np.array(a, dtype=np.int32) for a in ticks[:3])
             if self.sig_cycle.shape != (city.n_links,):
                 raise DemandError(f"the signal plan covers {len(self.sig_cycle)} links; city {city.name!r} has "
                                   f"{city.n_links} (build it with twin.signals for this city)")
@@ -564,7 +634,11 @@ class TrafficEngine:
             acc_step=np.zeros(city.n_links, dtype=np.int64),
             status=np.where(unroutable, K.STATUS_UNROUTABLE, K.STATUS_NOT_DEPARTED).astype(np.int8),
             arrive_step=np.full(n_veh, -1, dtype=np.int64),
+            ev_entry=np.full(n_veh, -1, dtype=np.int64), ev_enter_step=np.zeros(n_veh, dtype=np.int64),
+            mp_phase=np.full(len(self.mp["mp_phase_indptr"]) - 1, -1, dtype=np.int32),
         )
+        # emergency bypass: queue metres per queued vehicle = effective vehicle length / lanes
+        self.queue_m_per_veh = 1000.0 / (city.jam_density_veh_per_km_per_lane * city.lanes)
         self.out = dict(
             inflow=np.zeros((n_iv, city.n_links), dtype=np.int32),
             outflow=np.zeros((n_iv, city.n_links), dtype=np.int32),
@@ -622,7 +696,10 @@ class TrafficEngine:
             route_start=self.route_start, depart_step=self.depart_step, dep_order=self.dep_order,
             dep_link_indptr=self.dep_link_indptr, dep_link_order=self.dl_order,
             n_steps=int(n_steps), stuck_steps=self.stuck_steps, seed=self.seed, steps_per_interval=self.spi,
-            stop_when_done=self.params.stop_when_done, **self.state, **self.out)
+            stop_when_done=self.params.stop_when_done, veh_class=self.veh_class, priority=self.emergency_priority,
+            bypass_speed_mps=self.bypass_speed_mps, dt_s=self.params.dt_s, length_m=self.city.length_m,
+            ff_time_s=self.city.free_flow_time_s, queue_m_per_veh=self.queue_m_per_veh, **self.mp,
+            **self.state, **self.out)
         if not self.link_open.all() or self.sig_cycle.any():
             missing = [p for p in ("link_open", "sig_cycle") if p not in self._kernel_params]
             if missing:
@@ -647,16 +724,22 @@ class TrafficEngine:
         while self.now_step < k_stop and not self._all_done():
             k = self.now_step
             self._apply_events(k)
-            if self.reroute_share > 0 and k > 0 and k % self.reroute_steps == 0:
+            rerouting = self.reroute_share > 0 or self._ev_pending()
+            if rerouting and k > 0 and k % self.reroute_steps == 0:
                 self._reroute(share=self.reroute_share)
             nxt = min(k_stop, (k // block + 1) * block)
             if self.event_ptr < len(self.events):
                 nxt = min(nxt, max(k + 1, int(math.ceil(self.events[self.event_ptr][0] / dt - 1e-9))))
-            if self.reroute_share > 0:
+            if rerouting:
                 nxt = min(nxt, (k // self.reroute_steps + 1) * self.reroute_steps)
             self._kernel(nxt - k)
             if progress is not None:
                 progress(min(self.now_s, self.until_s), self.until_s)
+
+    def _ev_pending(self):
+        """Whether an emergency vehicle has not arrived yet (it re-routes at every opportunity)."""
+        ev = self.veh_class != 0
+        return bool(ev.any()) and bool((self.state["status"][ev] < self.K.STATUS_ARRIVED).any())
 
     def _apply_events(self, k):
         dt = self.params.dt_s
@@ -691,7 +774,7 @@ class TrafficEngine:
             self._reroute(share=1.0 if reopened else 0.0, not_started=reopened)
 
     # ---------------------------------------------------------------- insertion
-    def insert_vehicle(self, origin, destination, *, depart_s=None, link_cost_s=None) -> int:
+    def insert_vehicle(self, origin, destination, *, depart_s=None, link_cost_s=None, emergency=False) -> int:
         """Add a vehicle during the run, routed on the current link times; return its index.
 
         Parameters
@@ -701,7 +784,11 @@ class TrafficEngine:
         depart_s : float, optional
             Departure time, seconds; the current time when omitted (never earlier than it).
         link_cost_s : ndarray, shape (n_links,), optional
-            Link costs for its route; the live :meth:`link_travel_times_s` when omitted.
+            Link costs for its route; the live :meth:`link_travel_times_s` when omitted
+            (for an emergency vehicle, its own live times: ``emergency=True``).
+        emergency : bool
+            An emergency vehicle: with the engine's ``emergency_priority`` it passes queues
+            and red signals, and it re-routes on live times at every re-routing period.
 
         Returns
         -------
@@ -718,7 +805,7 @@ class TrafficEngine:
 
         Notes
         -----
-        The vehicle is an ordinary vehicle of the model (no priority). Arrays grow by one
+        Without ``emergency`` the vehicle is an ordinary vehicle of the model. Arrays grow by one
         per insertion (O(vehicles) each), which suits the tens to thousands of vehicles a
         coupled model inserts, not a whole demand.
         """
@@ -727,8 +814,10 @@ class TrafficEngine:
         o, d = (int(i) for i in self.city.node_index([origin, destination]))
         if o == d:
             raise DemandError(f"insert_vehicle: origin == destination ({origin!r}); a trip must leave its origin")
+        if not isinstance(emergency, (bool, np.bool_)):
+            raise DemandError(f"insert_vehicle: emergency = {emergency!r}; expected True or False")
         if link_cost_s is None:
-            cost = self.link_travel_times_s()
+            cost = self.link_travel_times_s(emergency=bool(emergency))
             cost = np.where(np.isfinite(cost), cost, CLOSED_COST_S)
         else:
             cost = self.city._checked_cost(link_cost_s)
@@ -759,10 +848,25 @@ class TrafficEngine:
         self.seg_end = grow1(self.seg_end, start + len(rl))
         self.state["status"] = grow1(self.state["status"], K.STATUS_NOT_DEPARTED)
         self.state["arrive_step"] = grow1(self.state["arrive_step"], -1)
+        self.state["ev_entry"] = grow1(self.state["ev_entry"], -1)
+        self.state["ev_enter_step"] = grow1(self.state["ev_enter_step"], 0)
+        self.veh_class = grow1(self.veh_class, 1 if emergency else 0)
         self.n_veh = v + 1
-        # vehicles already released keep their places at the front of the departure order
-        self.dep_order = np.lexsort((np.arange(self.n_veh), self.depart_step)).astype(np.int64)
-        self._build_departure_groups()
+        # O(vehicles) insertion into both departure orders, keeping the kernel's contract (no
+        # re-sort): dep_order is sorted by (depart_step, index) and the new vehicle has the
+        # largest index and a step not released yet, so it goes after every vehicle departing
+        # at or before its step; in its first link's group (entered vehicles first, then by
+        # depart_step and index) it goes after the entered prefix and the earlier departures.
+        pos = int(np.searchsorted(self.depart_step[self.dep_order], step, side="right"))
+        self.dep_order = np.insert(self.dep_order, pos, v)
+        first = int(rl[0])
+        lo, hi = int(self.dep_link_indptr[first]), int(self.dep_link_indptr[first + 1])
+        grp = self.dl_order[lo:hi]
+        entered = self.state["status"][grp] >= K.STATUS_EN_ROUTE
+        n_pre = int(np.argmin(entered)) if not entered.all() else len(grp)
+        at = lo + n_pre + int(np.searchsorted(self.depart_step[grp[n_pre:]], step, side="right"))
+        self.dl_order = np.insert(self.dl_order, at, v)
+        self.dep_link_indptr[first + 1:] += 1
         return v
 
     def arrival_s(self, vehicle) -> float:
@@ -770,37 +874,99 @@ class TrafficEngine:
         k = int(self.state["arrive_step"][int(vehicle)])
         return k * self.params.dt_s if k >= 0 else math.nan
 
+    def link_exits(self) -> np.ndarray:
+        """Vehicles that have left each link so far (cumulative over the run), shape (n_links,).
+
+        Differences between two calls give the vehicles (and, times ``city.length_m``, the
+        vehicle-metres) driven on each link in between; finished output intervals are summed
+        once, so a call costs O(links).
+        """
+        out, spi = self.out["outflow"], self.spi
+        if not hasattr(self, "_exits_iv"):
+            self._exits_iv, self._exits_done = 0, np.zeros(out.shape[1], dtype=np.int64)
+        iv_now = min(self.now_step // spi, out.shape[0] - 1)
+        if iv_now > self._exits_iv:
+            self._exits_done += out[self._exits_iv:iv_now].sum(axis=0).astype(np.int64)
+            self._exits_iv = iv_now
+        return self._exits_done + out[iv_now]
+
+    def arrival_lower_bound_s(self, vehicle) -> float:
+        """Earliest time the vehicle can still arrive, seconds, or NaN where not known cheaply.
+
+        Known for a vehicle not yet on the road (its departure plus its route's free-flow
+        ticks) and for an emergency vehicle bypassing queues (the due tick of its current
+        link plus the free-flow ticks of the rest of its route); no vehicle of the model
+        travels a link faster than its free-flow ticks, so it is a true lower bound. The
+        arrival time itself once arrived.
+        """
+        v = int(vehicle)
+        K, dt = self.K, self.params.dt_s
+        status = int(self.state["status"][v])
+        if status == K.STATUS_ARRIVED:
+            return self.arrival_s(v)
+        ff = self.la["ff_steps"]
+        if status <= K.STATUS_WAITING:
+            r0, k0 = int(self.route_start[v]), max(int(self.depart_step[v]), self.now_step)
+        elif self.emergency_priority and self.veh_class[v] != 0 and self.state["ev_entry"][v] >= 0:
+            entry = int(self.state["ev_entry"][v])
+            r0, k0 = (entry & 0xFFFFFFFF) + 1, max(entry >> 32, self.now_step)
+        else:
+            return math.nan
+        end = int(self.seg_end[v])          # the sentinel of the current segment
+        if not int(self.seg_start[v]) <= r0 <= end:
+            end = r0
+            while self.route_seq[end] >= 0:
+                end += 1
+        return (k0 + int(ff[self.route_seq[r0:end]].sum())) * dt
+
     def arrival_event(self, env, vehicle, *, poll_s=None):
         """A SimPy event that succeeds, with the arrival time as its value, once the vehicle arrives.
 
-        A SimPy process advances this engine (``run_until(env.now)``) and polls every
-        ``poll_s`` seconds (default: the tick): the event fires at the first poll after the
-        arrival has been simulated, so it is late by at most ``poll_s``; its value is the
-        exact arrival time. Advance the engine to ``env.now`` (``run_until``) before
-        :meth:`insert_vehicle`, or pass ``depart_s=env.now``.
+        A SimPy process advances this engine and checks the vehicle. With ``poll_s`` it checks
+        every ``poll_s`` seconds (``run_until(env.now)``): the event fires at the first check
+        after the arrival has been simulated, late by at most ``poll_s``. Without it (the
+        default) it sleeps until :meth:`arrival_lower_bound_s` where that is known (a vehicle
+        not yet on the road, an emergency vehicle bypassing queues), else one tick; at each
+        check it also simulates the tick that starts at ``env.now``, so the event fires at the
+        arrival's own time, not later: its value equals ``env.now`` then. That look-ahead means
+        a vehicle inserted later at the same instant departs one tick later. Advance the engine
+        to ``env.now`` (``run_until``) before :meth:`insert_vehicle`, or pass ``depart_s=env.now``.
         """
-        poll = float(poll_s) if poll_s is not None else self.params.dt_s
+        dt = self.params.dt_s
         event = env.event()
 
         def watch():
             while True:
-                self.run_until(env.now)
+                if poll_s is None:
+                    self.run_until(env.now + dt)
+                else:
+                    self.run_until(env.now)
                 t = self.arrival_s(vehicle)
                 if not math.isnan(t):
                     event.succeed(t)
                     return
                 if self.now_step >= self.n_steps_total:
                     event.fail(DemandError(f"vehicle {vehicle} did not arrive by the traffic horizon "
-                                           f"({self.n_steps_total * self.params.dt_s:.0f} s)"))
+                                           f"({self.n_steps_total * dt:.0f} s)"))
                     return
-                yield env.timeout(poll)
+                if poll_s is not None:
+                    wait = float(poll_s)
+                else:
+                    lb = self.arrival_lower_bound_s(vehicle)
+                    wait = lb - env.now if math.isfinite(lb) and lb - env.now >= dt else dt
+                yield env.timeout(wait)
 
         env.process(watch())
         return event
 
     # ---------------------------------------------------------------- live state
     def _on_road(self):
-        """(vehicle, link, route position, due tick) of every vehicle on a link, in ring order."""
+        """(vehicle, link, route position, due tick, slot) of every vehicle on a link.
+
+        Vehicles in the rings first (ring order, ``slot`` their ring slot), then the
+        emergency vehicles with priority that bypass the rings (vehicle order, ``slot =
+        -1 - vehicle``).
+        """
         st = self.state
         counts = st["ring_count"].astype(np.int64)
         total = int(counts.sum())
@@ -809,22 +975,40 @@ class TrafficEngine:
         j = np.arange(total) - first
         slot = self.ring_start[link] + (st["ring_head"][link].astype(np.int64) + j) % self.ring_cap[link]
         entry = st["ring"][slot]
+        ev = np.flatnonzero(st["ev_entry"] >= 0)
+        if len(ev):
+            entry = np.concatenate([entry, st["ev_entry"][ev]])
+            slot = np.concatenate([slot, -1 - ev.astype(np.int64)])
         pos = entry & self.K.MASK32
         due = entry >> 32
         veh = self.route_owner[pos]
+        if len(ev):
+            link = np.concatenate([link, self.route_seq[pos[total:]].astype(np.int64)])
         return veh, link, pos, due, slot
 
-    def link_travel_times_s(self) -> np.ndarray:
+    def link_travel_times_s(self, *, emergency=False) -> np.ndarray:
         """Current travel time of every link, seconds (``inf`` when closed).
 
         Free-flow time plus the point-queue delay of the vehicles already due at the
         link's end: ``queued / capacity``. A live estimate for routing, not a forecast.
+        With ``emergency`` and the engine's priority on: the time an emergency vehicle
+        entering now would take (the bypass rule of :mod:`twin.kernels.traffic`, in
+        seconds, not rounded to ticks).
         """
-        veh, link, pos, due, _ = self._on_road()
-        queued = np.bincount(link[due <= self.now_step], minlength=self.city.n_links)
-        with np.errstate(divide="ignore"):
-            delay = queued * self.params.dt_s / self.cap_per_step
-        t = self.city.free_flow_time_s + delay
+        veh, link, pos, due, slot = self._on_road()
+        in_ring = slot >= 0                  # bypassing emergency vehicles hold no queue
+        queued = np.bincount(link[in_ring & (due <= self.now_step)], minlength=self.city.n_links)
+        city = self.city
+        if emergency and self.emergency_priority:
+            q_m = np.minimum(city.length_m, queued * self.queue_m_per_veh)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                f = np.where(city.length_m > 0, q_m / city.length_m, 0.0)
+            t = city.free_flow_time_s * (1.0 - f) + np.maximum(city.free_flow_time_s * f,
+                                                                 q_m / self.bypass_speed_mps)
+        else:
+            with np.errstate(divide="ignore"):
+                delay = queued * self.params.dt_s / self.cap_per_step
+            t = city.free_flow_time_s + delay
         t[~self.link_open] = np.inf
         return t
 
@@ -892,15 +1076,24 @@ class TrafficEngine:
         must = (self._segment_sums(pos + 1, end, closed_f) > 0 if closed_any
                 else np.zeros(len(veh), dtype=bool))
         pick = must | (self.rng_reroute.random(len(veh)) < share) if share > 0 else must
+        # emergency vehicles always reconsider, on their own live link times
+        is_ev = self.veh_class[veh] != 0
+        pick = pick | is_ev
         origin = self.city.link_to_idx[link].astype(np.int64)
         dest = self.d_idx[veh]
         pick &= origin != dest
-        if pick.any():
-            sel = np.flatnonzero(pick)
-            ro, rl, unr = _routes(self.city, origin[sel], dest[sel], link_cost_s=cost)
-            new_cost = np.add.reduceat(np.append(cost[rl], 0.0), ro[:-1]) if len(rl) else np.zeros(len(sel))
+        groups = [(pick & ~is_ev, cost)]
+        if is_ev.any():
+            ev_cost = self.link_travel_times_s(emergency=True)
+            groups.append((pick & is_ev, np.where(np.isfinite(ev_cost), ev_cost, CLOSED_COST_S)))
+        for group, gcost in groups:
+            if not group.any():
+                continue
+            sel = np.flatnonzero(group)
+            ro, rl, unr = _routes(self.city, origin[sel], dest[sel], link_cost_s=gcost)
+            new_cost = np.add.reduceat(np.append(gcost[rl], 0.0), ro[:-1]) if len(rl) else np.zeros(len(sel))
             new_cost = np.where(np.diff(ro) > 0, new_cost, np.inf)
-            old_cost = self._segment_sums(pos[sel] + 1, end[sel], cost)
+            old_cost = self._segment_sums(pos[sel] + 1, end[sel], gcost)
             better = ~unr & ((new_cost < old_cost - 1e-9) | must[sel]) & (new_cost < CLOSED_COST_S)
             if better.any():
                 b = np.flatnonzero(better)
@@ -915,8 +1108,13 @@ class TrafficEngine:
                 seg_links[~head_pos] = rl[_gather_index(ro[:-1][b], lens)]
                 vs = veh[sel[b]].astype(np.int64)
                 new_start = self._append_segments(vs, pos[sel[b]], seg_links, seg_off)
-                # point the ring entries at the new segments (due tick kept)
-                self.state["ring"][slot[sel[b]]] = (due[sel[b]] << 32) | new_start
+                # point the ring entries (or a bypassing emergency vehicle's entry) at the
+                # new segments, due tick kept
+                new_entry = (due[sel[b]] << 32) | new_start
+                sl = slot[sel[b]]
+                ring_vehicle = sl >= 0
+                self.state["ring"][sl[ring_vehicle]] = new_entry[ring_vehicle]
+                self.state["ev_entry"][-1 - sl[~ring_vehicle]] = new_entry[~ring_vehicle]
                 self.n_rerouted += len(b)
         # 2. vehicles not yet on the road whose route crosses a closed link: from the origin
         if closed_any or not_started:
@@ -977,7 +1175,12 @@ class TrafficEngine:
         vsteps = out["occ_part"] + spi * present_start
         if n_iv and k_end < n_iv * spi:
             last_iv = max(k_end - 1, 0) // spi
-            vsteps[last_iv] -= st["ring_count"].astype(np.int64) * ((last_iv + 1) * spi - k_end)
+            present = st["ring_count"].astype(np.int64)
+            ev = np.flatnonzero(st["ev_entry"] >= 0)
+            if len(ev):
+                on = self.route_seq[st["ev_entry"][ev] & self.K.MASK32]
+                present = present + np.bincount(on, minlength=self.city.n_links)
+            vsteps[last_iv] -= present * ((last_iv + 1) * spi - k_end)
             vsteps[last_iv + 1:] = 0
         outs = dict(out, occ_vsteps=vsteps)
         route_off, route_links = self.driven_routes()
@@ -986,6 +1189,8 @@ class TrafficEngine:
         st = {k: np.array(v, copy=True) for k, v in st.items()}
         res = _assemble(self.city, self.o_idx, self.d_idx, self.depart_s, route_off, route_links,
                         st, outs, self.params, k_end, spi, n_iv, outs["step_counts"][:k_end], pd)
+        res.trips["vehicle_class"] = pd.Categorical.from_codes(np.minimum(self.veh_class, 1).astype(np.int8),
+                                                               categories=["car", "emergency"])
         res.kpis["rerouted"] = int(self.n_rerouted)
         res.meta["kernel_s"] = self.kernel_s
         return res

@@ -125,7 +125,10 @@ __all__ += ["simulate_queue_reference"]
 
 def simulate_queue_reference(in_links, ff_steps, cap_per_step, storage, hole_steps, ring_cap, routes, depart_step,
                              n_steps, stuck_steps, seed, steps_per_interval, stop_when_done=True, *,
-                             sig_cycle=None, sig_green_from=None, sig_green_to=None, link_open=None):
+                             sig_cycle=None, sig_green_from=None, sig_green_to=None, link_open=None,
+                             veh_class=None, priority=False, bypass_speed_mps=1.0, dt_s=1.0, length_m=None,
+                             ff_time_s=None, queue_m_per_veh=None, mp_phases=None, mp_period_steps=1,
+                             mp_lost_steps=0):
     """The spatial-queue model of :mod:`twin.kernels.traffic`, written from its docstring.
 
     One object per thing: each link has a ``deque`` of ``(due tick, vehicle, position in
@@ -168,7 +171,27 @@ def simulate_queue_reference(in_links, ff_steps, cap_per_step, storage, hole_ste
        order and queue for their first link; then each open link takes its waiting vehicles
        in that order while ``vehicles + pending holes < storage`` (no stuck rule for them),
        each due at ``k + ff_steps``.
-    4. If ``stop_when_done`` and every routable vehicle has arrived, stop.
+    4. Emergency vehicles with priority (``priority`` and ``veh_class[v] == 1``; they are
+       never in a link's deque, take no storage, ignore signals and budgets, and are left
+       out of step 3's queues), in vehicle order: a departed one enters its first link if it
+       is open; one on a link whose due tick has come leaves it, arriving if it was the
+       last link, else entering its next link if that is open (else it waits). Entering
+       link ``N`` at ``k`` it is due at ``k + T``: ``q`` = vehicles in ``N``'s deque with
+       ``due <= k``; ``T = ff_steps(N)`` if ``q == 0``, else ``queue = min(length, q ×
+       queue_m_per_veh)``, ``f = queue / length`` (0 if length is 0), ``T = max(ff_steps,
+       floor((ff_time (1 - f) + max(ff_time f, queue / bypass_speed)) / dt + 0.5))``.
+    5. If ``stop_when_done`` and every routable vehicle has arrived, stop.
+
+    Max-pressure (``mp_phases``: per controlled node, a list of phases, each a list of
+    in-links): those links get ``sig_cycle = mp_period_steps`` and start red (``from = to
+    = 0``). At the start of every tick ``k`` with ``k % mp_period_steps == 0``, before step
+    1, each node (in list order) computes each phase's pressure, the sum over its links (in
+    order) of ``cap (q / storage - down / q)`` (0 if ``q == 0``), with ``q`` the vehicles
+    in the link's deque with ``due <= k`` and ``down`` the sum, over them in deque order,
+    of ``min(1, (vehicles + pending holes) / storage)`` of their next link (0 if none);
+    keeps its current phase if its pressure equals the largest, else takes the first
+    phase with the largest; the chosen links get ``from = lost, to = period`` (``lost =
+    0`` if the phase is kept, else ``mp_lost_steps``), the others ``from = to = 0``.
 
     Parameters
     ----------
@@ -187,6 +210,10 @@ def simulate_queue_reference(in_links, ff_steps, cap_per_step, storage, hole_ste
         Fixed-time signals as the kernel takes them (cycle 0: unsignalised); default none.
     link_open : array-like of bool (n_links,), optional
         Default: every link open.
+    veh_class, priority, bypass_speed_mps, dt_s, length_m, ff_time_s, queue_m_per_veh
+        Emergency priority (step 4); ``veh_class`` defaults to all ordinary.
+    mp_phases, mp_period_steps, mp_lost_steps
+        Max-pressure control (above); default none.
 
     Returns
     -------
@@ -196,6 +223,7 @@ def simulate_queue_reference(in_links, ff_steps, cap_per_step, storage, hole_ste
         with ``n_iv = ceil(n_steps / spi)``), ``forced_moves`` (int), ``ticks`` (ticks run)
         and ``step_counts`` (int64, ticks × (departed, in network, arrived)).
     """
+    import math
     from collections import deque
 
     from twin.kernels import traffic as K
@@ -213,6 +241,15 @@ def simulate_queue_reference(in_links, ff_steps, cap_per_step, storage, hole_ste
     sig_from = [0] * n_links if sig_green_from is None else [int(x) for x in sig_green_from]
     sig_to = [0] * n_links if sig_green_to is None else [int(x) for x in sig_green_to]
     link_open = [True] * n_links if link_open is None else [bool(x) for x in link_open]
+    veh_class = [0] * len(routes) if veh_class is None else [int(x) for x in veh_class]
+    is_ev = [bool(priority) and c != 0 and bool(r) for c, r in zip(veh_class, routes)]
+    mp_phases = [] if mp_phases is None else [[[int(L) for L in ph] for ph in node] for node in mp_phases]
+    mp_current = [-1] * len(mp_phases)
+    for node in mp_phases:
+        for ph in node:
+            for L in ph:
+                sig_cycle[L], sig_from[L], sig_to[L] = int(mp_period_steps), 0, 0
+    ev_on = {}                                     # emergency vehicle -> [due, position in route, entry tick]
     spi = int(steps_per_interval)
     n_iv = -(-int(n_steps) // spi)
 
@@ -304,10 +341,50 @@ def simulate_queue_reference(in_links, ff_steps, cap_per_step, storage, hole_ste
             else:
                 enter(N, v, new_pos, k, iv, extra)
 
+    def bypass_ticks(N, k):
+        q = sum(1 for due, _, _ in vehicles[N] if due <= k)
+        if q == 0:
+            return ff[N]
+        length = float(length_m[N])
+        queue = min(length, q * float(queue_m_per_veh[N]))
+        f = queue / length if length > 0 else 0.0
+        t = float(ff_time_s[N]) * (1.0 - f) + max(float(ff_time_s[N]) * f, queue / float(bypass_speed_mps))
+        return max(ff[N], math.floor(t / float(dt_s) + 0.5))
+
+    def pressure(L, k):
+        q, down = 0, 0.0
+        for due, v, pos in vehicles[L]:
+            if due > k:
+                continue
+            q += 1
+            if pos + 1 < len(routes[v]):
+                N = routes[v][pos + 1]
+                down += min(1.0, (len(vehicles[N]) + pending_holes(N, k)) / storage[N])
+        return 0.0 if q == 0 else cap[L] * (q / storage[L] - down / q)
+
+    def decide(k):
+        for i, phases in enumerate(mp_phases):
+            pr = []
+            for ph in phases:
+                total = 0.0
+                for L in ph:
+                    total += pressure(L, k)
+                pr.append(total)
+            best = pr.index(max(pr))
+            if mp_current[i] >= 0 and pr[mp_current[i]] == max(pr):
+                best = mp_current[i]
+            lost = 0 if best == mp_current[i] else int(mp_lost_steps)
+            mp_current[i] = best
+            for j, ph in enumerate(phases):
+                for L in ph:
+                    sig_from[L], sig_to[L] = (lost, int(mp_period_steps)) if j == best else (0, 0)
+
     ticks = 0
     for k in range(int(n_steps)):
         ticks += 1
         iv = min(k // spi, n_iv - 1)
+        if mp_phases and k % int(mp_period_steps) == 0:
+            decide(k)
         for node in range(n_nodes):
             cands = [L for L in in_links[node] if vehicles[L] and vehicles[L][0][0] <= k and green(L, k)]
             total = 0.0
@@ -336,13 +413,40 @@ def simulate_queue_reference(in_links, ff_steps, cap_per_step, storage, hole_ste
             v = to_depart.popleft()
             status[v] = K.STATUS_WAITING
             tally["departed"] += 1
-            waiting[routes[v][0]].append(v)
+            if not is_ev[v]:
+                waiting[routes[v][0]].append(v)
         for L in range(n_links):
             while waiting[L] and link_open[L] and has_space(L, k):
                 v = waiting[L].popleft()
                 enter(L, v, 0, k, iv)
                 status[v] = K.STATUS_EN_ROUTE
                 tally["entered"] += 1
+        for v in range(n_veh):
+            if not is_ev[v]:
+                continue
+            if status[v] == K.STATUS_WAITING:
+                L = routes[v][0]
+                if link_open[L]:
+                    ev_on[v] = [k + bypass_ticks(L, k), 0, k]
+                    inflow[iv, L] += 1
+                    status[v] = K.STATUS_EN_ROUTE
+                    tally["entered"] += 1
+            elif status[v] == K.STATUS_EN_ROUTE and ev_on[v][0] <= k:
+                _, pos, _ = ev_on[v]
+                L = routes[v][pos]
+                if pos + 1 < len(routes[v]):
+                    N = routes[v][pos + 1]
+                    if not link_open[N]:
+                        continue
+                    outflow[iv, L] += 1
+                    ev_on[v] = [k + bypass_ticks(N, k), pos + 1, k]
+                    inflow[iv, N] += 1
+                else:
+                    outflow[iv, L] += 1
+                    del ev_on[v]
+                    status[v] = K.STATUS_ARRIVED
+                    arrive_step[v] = k
+                    tally["arrived"] += 1
         step_counts.append((tally["departed"], tally["entered"] - tally["arrived"], tally["arrived"]))
         if stop_when_done and tally["arrived"] >= routable:
             break

@@ -107,13 +107,43 @@ def control_arrays(n_links, signals=None, link_open=None):
     return dict(sig_cycle=cycle, sig_green_from=g_from, sig_green_to=g_to, link_open=is_open)
 
 
+def priority_arrays(nw, n_veh, veh_class=None, priority=False, bypass_speed_mps=2.0, dt_s=1.0):
+    """The kernel's emergency-priority inputs for a hand-built network.
+
+    Link geometry is made up from the tick counts so the bypass rule has numbers to work
+    on: length = 10 m per free-flow tick (10 m/s at ``dt_s`` 1), queue 7.5 m per vehicle
+    divided by the storage's lanes proxy (1 lane).
+    """
+    ff = np.asarray(nw["ff_steps"], dtype=np.float64)
+    return dict(veh_class=(np.zeros(n_veh, dtype=np.int8) if veh_class is None
+                           else np.asarray(veh_class, dtype=np.int8)),
+                priority=bool(priority), bypass_speed_mps=float(bypass_speed_mps), dt_s=float(dt_s),
+                length_m=10.0 * ff, ff_time_s=ff * dt_s, queue_m_per_veh=np.full(len(ff), 7.5))
+
+
+def mp_arrays(n_links, mp_phases=None, mp_period_steps=1, mp_lost_steps=0):
+    """The kernel's max-pressure inputs from ``[[links of phase, ...] per node, ...]``."""
+    mp_phases = [] if mp_phases is None else mp_phases
+    phase_indptr = np.zeros(len(mp_phases) + 1, dtype=np.int64)
+    np.cumsum([len(node) for node in mp_phases], out=phase_indptr[1:])
+    phases = [ph for node in mp_phases for ph in node]
+    link_indptr = np.zeros(len(phases) + 1, dtype=np.int64)
+    np.cumsum([len(ph) for ph in phases], out=link_indptr[1:])
+    links = np.array([L for ph in phases for L in ph], dtype=np.int32)
+    return dict(mp_phase_indptr=phase_indptr, mp_link_indptr=link_indptr, mp_link=links,
+                mp_period_steps=int(mp_period_steps), mp_lost_steps=int(mp_lost_steps))
+
+
 def run_kernel(nw, routes, depart_step, *, n_steps, stuck_steps=10**9, seed=0, spi=None, stop_when_done=True,
-               block=None, kernel=None, signals=None, link_open=None):
+               block=None, kernel=None, signals=None, link_open=None, veh_class=None, priority=False,
+               bypass_speed_mps=2.0, mp_phases=None, mp_period_steps=1, mp_lost_steps=0):
     """Build the kernel's arrays as ``simulate_traffic`` does and run it in blocks of ``block`` ticks.
 
     ``signals`` (``(cycle, green_from, green_to)`` link arrays) and ``link_open`` default to
-    no signals and every link open. Returns the reference's dict (and ``state`` and
-    ``out``, every array the kernel wrote).
+    no signals and every link open; ``veh_class``/``priority``/``bypass_speed_mps`` to no
+    emergency vehicle (see :func:`priority_arrays`); ``mp_phases`` (phases of each
+    max-pressure node, each a list of in-links) to none. Returns the reference's dict (and
+    ``state`` and ``out``, every array the kernel wrote).
     """
     kernel = K.simulate_queue if kernel is None else kernel
     n_links, n_veh = len(nw["ff_steps"]), len(routes)
@@ -149,7 +179,13 @@ def run_kernel(nw, routes, depart_step, *, n_steps, stuck_steps=10**9, seed=0, s
         node_wake=np.full(nw["n_nodes"], K.NEVER, dtype=np.int64),
         acc=nw["cap_per_step"] + 1.0, acc_step=np.zeros(n_links, dtype=np.int64),
         status=np.where(ok, K.STATUS_NOT_DEPARTED, K.STATUS_UNROUTABLE).astype(np.int8),
-        arrive_step=np.full(n_veh, -1, dtype=np.int64))
+        arrive_step=np.full(n_veh, -1, dtype=np.int64), ev_entry=np.full(n_veh, -1, dtype=np.int64),
+        ev_enter_step=np.zeros(n_veh, dtype=np.int64),
+        mp_phase=np.full(0 if mp_phases is None else len(mp_phases), -1, dtype=np.int32))
+    control = control_arrays(n_links, signals, link_open)
+    mp = mp_arrays(n_links, mp_phases, mp_period_steps, mp_lost_steps)
+    for L in mp["mp_link"]:                          # max-pressure links: cycle = period, red until decided
+        control["sig_cycle"][L], control["sig_green_from"][L], control["sig_green_to"][L] = mp_period_steps, 0, 0
     out = dict(
         inflow=np.zeros((n_iv, n_links), dtype=np.int32), outflow=np.zeros((n_iv, n_links), dtype=np.int32),
         tt_sum_steps=np.zeros((n_iv, n_links), dtype=np.int64), occ_part=np.zeros((n_iv, n_links), dtype=np.int64),
@@ -160,7 +196,8 @@ def run_kernel(nw, routes, depart_step, *, n_steps, stuck_steps=10**9, seed=0, s
                 ring_start=ring_start, ring_cap=ring_cap, route_seq=route_seq, route_start=route_start,
                 depart_step=depart_step, dep_order=dep_order, dep_link_indptr=dep_link_indptr,
                 dep_link_order=dl_order, stuck_steps=int(stuck_steps), seed=int(seed), steps_per_interval=int(spi),
-                stop_when_done=bool(stop_when_done), **control_arrays(n_links, signals, link_open), **state, **out)
+                stop_when_done=bool(stop_when_done), **control, **state, **out, **mp,
+                **priority_arrays(nw, n_veh, veh_class, priority, bypass_speed_mps))
     names = list(inspect.signature(getattr(K.simulate_queue, "py_func", K.simulate_queue)).parameters)
     while out["counters"][4] < n_steps:
         args["n_steps"] = min(block, n_steps - int(out["counters"][4]))
@@ -175,10 +212,15 @@ def run_kernel(nw, routes, depart_step, *, n_steps, stuck_steps=10**9, seed=0, s
 
 
 def run_reference(nw, routes, depart_step, *, n_steps, stuck_steps=10**9, seed=0, spi=None, stop_when_done=True,
-                  signals=None, link_open=None):
+                  signals=None, link_open=None, veh_class=None, priority=False, bypass_speed_mps=2.0,
+                  mp_phases=None, mp_period_steps=1, mp_lost_steps=0):
     in_indptr, in_link = _in_star(nw)
     in_links = [in_link[in_indptr[n]:in_indptr[n + 1]].tolist() for n in range(nw["n_nodes"])]
     control = {} if signals is None and link_open is None else control_arrays(len(nw["ff_steps"]), signals, link_open)
+    if veh_class is not None or priority:
+        control.update(priority_arrays(nw, len(routes), veh_class, priority, bypass_speed_mps))
+    if mp_phases is not None:
+        control.update(mp_phases=mp_phases, mp_period_steps=mp_period_steps, mp_lost_steps=mp_lost_steps)
     return simulate_queue_reference(in_links, nw["ff_steps"], nw["cap_per_step"], nw["storage"], nw["hole_steps"],
                                     nw["storage"] + 2, routes, depart_step, n_steps, stuck_steps, seed,
                                     n_steps if spi is None else spi, stop_when_done, **control)
@@ -687,4 +729,174 @@ def test_python_body_matches_compiled_with_signals():
     for part in ("state", "out"):
         for name, a in compiled[part].items():
             np.testing.assert_array_equal(python[part][name], a, err_msg=name)
+    assert_kernel_matches(compiled, run_reference(nw, routes, depart, **{k: v for k, v in kw.items() if k != "block"}))
+
+
+# ------------------------------------------------------------------------------------------
+# emergency priority
+# ------------------------------------------------------------------------------------------
+
+def bypass_closed_form(q, ff_steps, bypass_speed_mps, dt_s=1.0):
+    """The module docstring's bypass ticks on a link of :func:`priority_arrays` (10 m/tick, 7.5 m/veh)."""
+    if q == 0:
+        return ff_steps
+    length, t_ff = 10.0 * ff_steps, ff_steps * dt_s
+    queue = min(length, 7.5 * q)
+    f = queue / length
+    return max(ff_steps, math.floor((t_ff * (1 - f) + max(t_ff * f, queue / bypass_speed_mps)) / dt_s + 0.5))
+
+
+def test_emergency_vehicle_bypasses_a_queue():
+    """One link (ff 10, 0.2 veh/tick): ten cars at 0, then an emergency vehicle at 12.
+
+    At 12 one car has left (the full budget at 10), so nine are queued: with priority the
+    emergency vehicle is due after the bypass time of a nine-vehicle queue, whatever the
+    cars do; without it, it is the eleventh car in the queue. The cars are not delayed
+    by it (it takes no budget) — their arrivals are those of the run without it.
+    """
+    nw = net(2, [(0, 1, 10, 0.2, 50, 1)])
+    routes, depart = [[0]] * 11, [0] * 10 + [12]
+    cls = [0] * 10 + [1]
+    got, ref = both_kernel(nw, routes, depart, n_steps=200, veh_class=cls, priority=True, bypass_speed_mps=2.0)
+    assert ref["arrive_step"][10] == 12 + bypass_closed_form(9, 10, 2.0)
+    cars = run_reference(nw, routes[:10], depart[:10], n_steps=200)
+    assert ref["arrive_step"][:10].tolist() == cars["arrive_step"].tolist()
+    off, _ = both_kernel(nw, routes, depart, n_steps=200, veh_class=cls, priority=False)
+    plain, _ = both_kernel(nw, routes, depart, n_steps=200)
+    assert off["arrive_step"].tolist() == plain["arrive_step"].tolist()
+    assert off["arrive_step"][10] > ref["arrive_step"][10]
+    # faster bypass, shorter time; a bypass speed above free speed is capped at free flow
+    fast, _ = both_kernel(nw, routes, depart, n_steps=200, veh_class=cls, priority=True, bypass_speed_mps=100.0)
+    assert fast["arrive_step"][10] == 12 + 10
+
+
+def test_emergency_vehicle_ignores_red_and_storage():
+    """A (ff 3, storage 1, red for ever) -> B: a car waits at the red; the emergency vehicle
+    departing at 1 finds A full, enters anyway, and passes the red and the one-car queue."""
+    nw = net(3, [(0, 1, 3, 1.0, 1, 1), (1, 2, 2, 1.0, 1, 1)])
+    signals = ([10, 0], [0, 0], [0, 0])                 # from == to: never green
+    got, ref = both_kernel(nw, [[0, 1], [0, 1]], [0, 1], n_steps=40, signals=signals, veh_class=[0, 1],
+                           priority=True, bypass_speed_mps=2.0, stop_when_done=False)
+    t_a = bypass_closed_form(0, 3, 2.0)                 # the car is not yet due at 1: no queue
+    assert ref["arrive_step"].tolist() == [-1, 1 + t_a + 2]
+    assert ref["status"].tolist() == [K.STATUS_EN_ROUTE, K.STATUS_ARRIVED]
+    assert ref["inflow"][0].tolist() == [2, 1] and ref["outflow"][0].tolist() == [1, 1]
+
+
+def test_emergency_vehicle_waits_for_a_closed_link():
+    """An emergency vehicle does not enter a closed link (at departure or en route)."""
+    nw = net(3, [(0, 1, 2, 1.0, 5, 1), (1, 2, 2, 1.0, 5, 1)])
+    got, ref = both_kernel(nw, [[0, 1], [1]], [0, 0], n_steps=30, link_open=[True, False], veh_class=[1, 1],
+                           priority=True)
+    assert ref["status"].tolist() == [K.STATUS_EN_ROUTE, K.STATUS_WAITING]
+    assert ref["step_counts"][-1].tolist() == [2, 1, 0]
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=SEEDS)
+def test_random_emergency_vehicles_match_reference(seed):
+    """Random networks, signals and closures with about one vehicle in five an emergency
+    vehicle, priority on or off, random bypass speeds, run in blocks."""
+    rng = np.random.default_rng(seed)
+    nw = random_network(rng)
+    n_veh = int(rng.integers(1, 60))
+    routes = random_routes(rng, nw, n_veh)
+    depart = rng.integers(0, 60, size=n_veh)
+    depart[rng.random(n_veh) < 0.4] = int(rng.integers(0, 10))
+    signals, link_open = random_controls(rng, len(nw["ff_steps"]))
+    n_steps = int(rng.integers(5, 300))
+    both_kernel(nw, routes, depart, n_steps=n_steps, stuck_steps=int(rng.choice([1, 3, 10, 10**9])),
+                seed=int(rng.integers(0, 2**31)), spi=int(rng.choice([1, 7, 50])),
+                stop_when_done=bool(rng.random() < 0.7), block=int(rng.integers(1, n_steps + 1)),
+                signals=signals if rng.random() < 0.6 else None,
+                link_open=link_open if rng.random() < 0.3 else None,
+                veh_class=(rng.random(n_veh) < 0.2).astype(np.int8), priority=bool(rng.random() < 0.8),
+                bypass_speed_mps=float(rng.choice([0.5, 2.0, 7.0, 50.0])))
+
+
+# ------------------------------------------------------------------------------------------
+# max-pressure
+# ------------------------------------------------------------------------------------------
+
+def test_max_pressure_serves_the_heavier_approach():
+    """Node 2 with in-links A (0->2) and B (1->2), each its own phase; period 5, lost 1.
+
+    Eight cars on A and two on B, all queued by tick 5: at 0 nothing is queued (all
+    pressures 0) so phase 0 (A) is taken with the lost tick; A stays green while its
+    normalised queue is the larger, and B gets the green only when its pressure wins.
+    The kernel and the reference agree exactly, and the first B departure happens in a
+    B green window that follows a switch (so it starts one lost tick into a period).
+    """
+    nw = net(4, [(0, 2, 1, 1.0, 20, 1), (1, 2, 1, 1.0, 20, 1), (2, 3, 1, 5.0, 40, 1)])
+    routes = [[0, 2]] * 8 + [[1, 2]] * 2
+    got, ref = both_kernel(nw, routes, [0] * 10, n_steps=80, spi=1, mp_phases=[[[0], [1]]], mp_period_steps=5,
+                           mp_lost_steps=1)
+    a_out = np.flatnonzero(ref["outflow"][:, 0])
+    b_out = np.flatnonzero(ref["outflow"][:, 1])
+    assert a_out.min() == 1 and b_out.min() > a_out.min()
+    assert b_out.min() % 5 == 1                        # one lost tick after the switch
+    assert (ref["status"] == K.STATUS_ARRIVED).all()
+    assert got["state"]["mp_phase"].tolist() in ([0], [1])
+
+
+def random_mp_phases(rng, nw):
+    """Max-pressure phases at random nodes with >= 2 in-links: their in-links split into 1-3 phases
+    (some links left unsignalised)."""
+    nodes = []
+    for n in range(nw["n_nodes"]):
+        links = np.flatnonzero(nw["head"] == n)
+        if len(links) < 2 or rng.random() < 0.3:
+            continue
+        links = links[rng.random(len(links)) < 0.9]
+        if not len(links):
+            continue
+        k = int(rng.integers(1, min(3, len(links)) + 1))
+        which = rng.integers(0, k, size=len(links))
+        phases = [links[which == j].tolist() for j in range(k) if (which == j).any()]
+        nodes.append(phases)
+    return nodes
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=SEEDS)
+def test_random_max_pressure_matches_reference(seed):
+    """Random networks with max-pressure at random nodes (random periods and lost times),
+    emergency vehicles sometimes, closures sometimes, run in blocks."""
+    rng = np.random.default_rng(seed)
+    nw = random_network(rng)
+    n_veh = int(rng.integers(1, 60))
+    routes = random_routes(rng, nw, n_veh)
+    depart = rng.integers(0, 60, size=n_veh)
+    depart[rng.random(n_veh) < 0.4] = int(rng.integers(0, 10))
+    period = int(rng.integers(2, 12))
+    _, link_open = random_controls(rng, len(nw["ff_steps"]))
+    n_steps = int(rng.integers(5, 300))
+    both_kernel(nw, routes, depart, n_steps=n_steps, stuck_steps=int(rng.choice([1, 3, 10, 10**9])),
+                seed=int(rng.integers(0, 2**31)), spi=int(rng.choice([1, 7, 50])),
+                stop_when_done=bool(rng.random() < 0.7), block=int(rng.integers(1, n_steps + 1)),
+                link_open=link_open if rng.random() < 0.3 else None,
+                veh_class=(rng.random(n_veh) < 0.1).astype(np.int8), priority=bool(rng.random() < 0.5),
+                mp_phases=random_mp_phases(rng, nw), mp_period_steps=period,
+                mp_lost_steps=int(rng.integers(0, period)))
+
+
+def test_python_body_matches_compiled_with_priority_and_max_pressure():
+    """``simulate_queue.py_func`` writes exactly what the compiled kernel writes, with emergency
+    vehicles and max-pressure nodes."""
+    if not hasattr(K.simulate_queue, "py_func"):
+        pytest.skip("NUMBA_DISABLE_JIT: simulate_queue is already Python")
+    rng = np.random.default_rng(10)
+    nw = net(4, [(0, 2, 2, 0.3, 2, 1), (1, 2, 1, 0.7, 3, 2), (2, 3, 1, 1.5, 2, 1), (3, 0, 1, 0.5, 2, 2),
+                 (3, 1, 2, 1.0, 1, 1)])
+    routes = [r for r in random_routes(rng, nw, 30) if r]
+    depart = rng.integers(0, 20, size=len(routes))
+    cls = (np.arange(len(routes)) % 4 == 0).astype(np.int8)
+    kw = dict(n_steps=150, stuck_steps=5, seed=99, spi=17, block=40, veh_class=cls, priority=True,
+              bypass_speed_mps=1.5, mp_phases=[[[0], [1]]], mp_period_steps=6, mp_lost_steps=2)
+    compiled = run_kernel(nw, routes, depart, **kw)
+    python = run_kernel(nw, routes, depart, kernel=K.simulate_queue.py_func, **kw)
+    for part in ("state", "out"):
+        for name, a in compiled[part].items():
+            np.testing.assert_array_equal(python[part][name], a, err_msg=name)
+    assert (compiled["status"][cls == 1] == K.STATUS_ARRIVED).all()
     assert_kernel_matches(compiled, run_reference(nw, routes, depart, **{k: v for k, v in kw.items() if k != "block"}))

@@ -63,10 +63,13 @@ def run_link(ff_steps, cap_per_step, depart_step, n_steps, sig_cycle, sig_green_
         np.zeros(1, dtype=np.int64), ring_cap,
         route_seq, 2 * np.arange(n_veh, dtype=np.int64), depart, order, np.array([0, n_veh], dtype=np.int64), order,
         n_steps, 10**9, 0, 1, False,
+        np.zeros(n_veh, np.int8), False, 1.0, 1.0, np.ones(1), np.ones(1), np.ones(1),     # no emergency priority
+        np.zeros(1, np.int64), np.zeros(1, np.int64), np.zeros(0, np.int32), 1, 0,        # no max-pressure
         np.zeros(int(ring_cap[0]), dtype=np.int64), np.zeros(1, np.int32), np.zeros(1, np.int32),
         np.zeros(1, np.int32), np.zeros(1, np.int32), np.full(1, K.NEVER, dtype=np.int64), np.zeros(1, np.int64),
         np.full(2, K.NEVER, dtype=np.int64), cap + 1.0, np.zeros(1, np.int64),
-        np.zeros(n_veh, dtype=np.int8), arrive,
+        np.zeros(n_veh, dtype=np.int8), arrive, np.full(n_veh, -1, np.int64), np.zeros(n_veh, np.int64),
+        np.zeros(0, np.int32),
         np.zeros((n_steps, 1), np.int32), outflow, np.zeros((n_steps, 1), np.int64), np.zeros((n_steps, 1), np.int64),
         np.zeros((n_steps, 1, 2), np.int64), np.zeros((n_steps, 3), np.int64), np.zeros(len(K.COUNTER_NAMES), np.int64))
     return arrive, outflow[:, 0]
