@@ -5,8 +5,8 @@ type (a home-based tour, possibly chaining two out-of-home stops, or a day at ho
 tour's departure time and each stop's duration from truncated normal distributions; each
 stop's place by a gravity (destination-logit) model from the previous place; and one mode
 for the whole tour by a multinomial logit on the times of the tour's first leg. Travel times
-are static: free-flow car times and shortest-distance / mode-speed times on the city graph
-(no congestion feedback).
+are static within one synthesis: car times on free-flow (or given congested) link times, and
+shortest-distance / mode-speed times on the city graph for the other modes.
 
 Every default below is a documented *assumption*, overridable through
 :class:`ActivityParams` and :class:`ModeParams`:

@@ -22,24 +22,52 @@ replacement with age-dependent weights (Efraimidis & Spirakis 2006 weighted samp
 their counts match the zone shares exactly.
 
 *Day* (:mod:`twin.agents.activities`): one tour-based day per person; gravity destination
-choice on free-flow car times; tour-level multinomial-logit mode choice; times from clipped
-normal departure and duration distributions. Car legs are trips for traffic
-(:meth:`Population.vehicle_trips`); other modes move at mode speeds over shortest network
-distances. No congestion feedback and no joint household scheduling.
+choice on car times (free flow, or the congested link times given as ``link_cost_s``);
+tour-level multinomial-logit mode choice; times from clipped normal departure and duration
+distributions. Car legs are trips for traffic (:meth:`Population.vehicle_trips`); other
+modes move at mode speeds over shortest network distances. No joint household scheduling.
+
+*Congestion feedback* is one step at a time, by the caller: synthesise on link times from a
+traffic run (``synthesize_population(..., link_cost_s=...)``: destination and mode choice
+and car-leg durations on those times), or keep the choices and re-time the plans from the
+observed car-leg times (:meth:`Population.with_travel_times`). No equilibrium loop is run.
+
+*Where is everyone* (:meth:`Population.location_at`): at an activity, its node; while
+travelling, the node of the trip's least-cost route reached at the elapsed fraction of the
+trip (shortest-path trees per origin, built once and cached).
+
+*Storage*: :meth:`Population.write` to the HDF5 results store and
+:func:`read_population` / :meth:`Population.read` back, exactly.
 
 Defaults and sources (all overridable; they are defaults, not local data)
 --------------------------------------------------------------------------
-- Age bands 0-14 / 15-59 / 60-64 / 65-79 / 80+: 17.95 / 63.35 / 5.20 / 10.96 / 2.54 %,
-  China, 7th National Population Census 2020 (NBS communiqué No. 5, 11 May 2021: 0-14
-  17.95 %, 15-59 63.35 %, 60+ 18.70 %, 65+ 13.50 %; 80+ 35.8 million = 2.54 %).
-- Household sizes 1..6+: 25.39 / 29.68 / 20.99 / 13.17 / 6.19 / 4.58 % of family households,
-  China Population Census Yearbook 2020, family households by size (national); mean 2.62
-  persons. The 6+ class is synthesised as 6-person households. (The 80+ share and the
-  household sizes beyond the 1-person share and the mean were entered without an offline
-  copy of the yearbook at hand: verify them against the tables before relying on them.)
-- Sex: 51.24 % male (7th census). Workers 45 % of residents (assumption: national employed
-  persons are 53 % of the population but include rural and 65+ workers); students 17 %
-  (2020 enrolment, primary to tertiary, about 240 million of 1412 million).
+The person and household shares are **national** figures for mainland China from the 7th
+National Population Census (reference time 1 November 2020), not figures for Anhui
+province, Hefei or Baohe District; a real city differs (Hefei, a migrant destination, is
+younger than the national mean). Every zone gets the same national shares. Override them
+per zone with a zone table (CSV or DataFrame, :func:`read_zone_table`; ``twin population
+--zones zones.csv``). :data:`DEFAULT_SOURCES` lists each figure with its scope, source and
+status; in short:
+
+- Age bands 0-14 / 15-59 / 60-64 / 65-79 / 80+: 17.95 / 63.35 / 5.20 / 10.96 / 2.54 %.
+  0-14, 15-59, 60+ (18.70 %) and 65+ (13.50 %) are the published national shares (NBS,
+  Communiqué of the 7th National Population Census No. 5, age composition, 11 May 2021;
+  also given at the State Council Information Office press conference that day). 60-64 is
+  derived (18.70 - 13.50). The 80+ share is 35.8 million aged 80+ over the census total of
+  1,411.78 million; the 35.8 million was entered from memory of the census yearbook's
+  national age table and is not checked against it (approximate, about +-0.1 percentage
+  point), and 65-79 (13.50 - 2.54) inherits that uncertainty.
+- Household sizes 1..6+: 25.39 / 29.68 / 20.99 / 13.17 / 6.19 / 4.58 % of family households
+  (national). Only the mean, 2.62 persons per family household (Communiqué No. 2,
+  households), is checked against a published source. The distribution was entered from
+  memory of the China Population Census Yearbook 2020 (family households by size) and is
+  approximate (each share perhaps +-1 percentage point); it is consistent with the mean
+  (2.59 with the 6+ class counted as 6; 6+ households are synthesised as 6 persons).
+- Sex: 51.24 % male (national), derived from the published sex ratio of 105.07 males per 100
+  females (Communiqué No. 4, sex composition; also in Xinhua's census highlights of
+  11 May 2021): 105.07 / 205.07. Workers 45 % of residents and students 17 % are assumptions, not census
+  figures (national employed persons are about 53 % of the population but include rural
+  and 65+ workers; about 240 million enrolled, primary to tertiary, in 2020).
 - Chronic condition prevalence by band 2 / 15 / 55 / 70 / 80 % (assumption, in line with
   the National Health Commission's statement that about 78 % of people aged 60+ have at
   least one chronic disease). "Elderly living alone" = aged 65+ in a 1-person household.
@@ -58,6 +86,7 @@ Defaults and sources (all overridable; they are defaults, not local data)
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
@@ -70,14 +99,14 @@ import pandas as pd
 from twin.agents.activities import (
     ACTIVITIES, CAR, FACILITY_KINDS, FACILITY_OF_ACTIVITY, HOME, MODES, OTHER, PATTERNS, PERSON_TYPES, RETIREE,
     SCHOOL, STUDENT, TRAVEL, WALK, WORK, WORKER, ActivityParams, ModeParams, mode_probabilities)
-from twin.errors import ScenarioError, UnknownNodeError
-from twin.kernels.population import choose_from_cumulative, locate_persons
+from twin.errors import NetworkError, ResultsError, ScenarioError, TwinError, UnknownNodeError
+from twin.kernels.population import choose_from_cumulative, locate_persons, locate_persons_on_routes
 
 __all__ = [
     "AGE_BANDS", "AGE_COLUMNS", "HOUSEHOLD_COLUMNS", "HOUSEHOLD_SIZES", "ZONE_COLUMNS", "IPF_SEED",
-    "CHRONIC", "ELDERLY_ALONE",
+    "CHRONIC", "ELDERLY_ALONE", "DEFAULT_SOURCES",
     "default_zone_table", "read_zone_table", "place_facilities", "read_facilities", "ipf",
-    "synthesize_population", "Population", "Locations", "Accessibility",
+    "synthesize_population", "read_population", "Population", "Locations", "Accessibility",
     "add_population_parser", "population_main",
 ]
 
@@ -88,6 +117,30 @@ AGE_BANDS = (("age_0_14", 0, 15), ("age_15_59", 15, 60), ("age_60_64", 60, 65), 
              ("age_80_plus", 80, 95))
 AGE_COLUMNS = tuple(b[0] for b in AGE_BANDS)
 CENSUS_2020_AGE_SHARES = (0.1795, 0.6335, 0.0520, 0.1096, 0.0254)
+#: Every default person/household figure: (figure, value, scope, source, status). "published"
+#: = checked against the source named; "derived" = arithmetic on published figures;
+#: "approximate" = entered from memory of the source, not checked; "assumption" = no source.
+DEFAULT_SOURCES = (
+    ("age 0-14 share", 0.1795, "China (national)", "NBS, 7th census Communique No. 5 (age), 11 May 2021", "published"),
+    ("age 15-59 share", 0.6335, "China (national)", "NBS, 7th census Communique No. 5 (age), 11 May 2021", "published"),
+    ("age 60+ share", 0.1870, "China (national)", "NBS, 7th census Communique No. 5 (age), 11 May 2021", "published"),
+    ("age 65+ share", 0.1350, "China (national)", "NBS, 7th census Communique No. 5 (age), 11 May 2021", "published"),
+    ("age 60-64 share", 0.0520, "China (national)", "60+ minus 65+", "derived"),
+    ("age 80+ share", 0.0254, "China (national)",
+     "35.8 million aged 80+ (China Population Census Yearbook 2020) / 1,411.78 million", "approximate"),
+    ("age 65-79 share", 0.1096, "China (national)", "65+ minus 80+", "approximate"),
+    ("persons per family household", 2.62, "China (national)",
+     "NBS, 7th census Communique No. 2 (households), 11 May 2021", "published"),
+    ("family households by size 1..6+", (0.2539, 0.2968, 0.2099, 0.1317, 0.0619, 0.0458), "China (national)",
+     "China Population Census Yearbook 2020, family households by size", "approximate"),
+    ("male share", 0.5124, "China (national)",
+     "sex ratio 105.07 (NBS, 7th census Communique No. 4, sex composition): 105.07 / 205.07", "derived"),
+    ("workers share of residents", 0.45, "model", "assumption (see module docstring)", "assumption"),
+    ("students share of residents", 0.17, "model", "assumption (see module docstring)", "assumption"),
+    ("chronic condition by age band", (0.02, 0.15, 0.55, 0.70, 0.80), "model",
+     "assumption, in line with the National Health Commission's ~78 % of 60+ with a chronic disease",
+     "assumption"),
+)
 #: Household sizes synthesised (the 6+ class as 6) and their zone-table columns.
 HOUSEHOLD_SIZES = (1, 2, 3, 4, 5, 6)
 HOUSEHOLD_COLUMNS = ("hh_1", "hh_2", "hh_3", "hh_4", "hh_5", "hh_6plus")
@@ -121,7 +174,10 @@ _STUDENT_WEIGHT = [(6, 15, 1.0), (15, 18, 0.9), (18, 23, 0.5), (23, 30, 0.05)]
 _WORKER_WEIGHT = [(18, 60, 1.0), (60, 65, 0.35), (65, 70, 0.1)]
 _PATTERN_NAMES = tuple(PATTERNS)
 _STREAMS = ("households", "persons", "facilities", "homes", "patterns", "timing", "destinations", "modes")
-_OPTIONS = ("zones", "facilities", "activities", "modes", "progress")
+_OPTIONS = ("zones", "facilities", "activities", "modes", "progress", "link_cost_s")
+#: Cost kind (first axis of the route trees) that routes each mode: car on car link times,
+#: the other modes on link lengths (they move at a mode speed over the shortest distance).
+_TREE_OF_MODE = np.array([0 if m == "car" else 1 for m in MODES], dtype=np.int64)
 _SHARE_TOL = 1e-3
 
 
@@ -188,6 +244,12 @@ def default_zone_table(city, total_persons=DEFAULT_TOTAL_PERSONS) -> pd.DataFram
     pandas.DataFrame
         One row per zone, in ``city.zone_ids`` order, columns :data:`ZONE_COLUMNS`;
         ``attrs["source"]`` says how residents and jobs were split.
+
+    Notes
+    -----
+    The age, household-size and sex shares are national figures of China's 2020 census,
+    the same in every zone (scope, source and status of each in :data:`DEFAULT_SOURCES`);
+    give local figures per zone with :func:`read_zone_table`.
 
     Raises
     ------
@@ -633,6 +695,8 @@ class Population:
     _matrix_nodes: np.ndarray = field(default=None, repr=False)
     _car_time_s: np.ndarray = field(default=None, repr=False)
     _distance_m: np.ndarray = field(default=None, repr=False)
+    _car_link_cost_s: np.ndarray = field(default=None, repr=False)
+    _cache: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self):
         n = len(self.age)
@@ -719,12 +783,26 @@ class Population:
         return t[["origin", "destination", "depart_s", "person"]].reset_index(drop=True)
 
     # where is everyone ----------------------------------------------------------
-    def location_at(self, t_s) -> Locations:
+    def location_at(self, t_s, *, along_routes=True) -> Locations:
         """Node, zone and activity of every person at time ``t_s`` (seconds after midnight).
 
-        While travelling, a person is at the trip's origin before the trip's mid-time and
-        at its destination afterwards, with activity ``travel``. Vectorised (numba,
-        ``twin.kernels.population.locate_persons``), parallel over persons.
+        Parameters
+        ----------
+        t_s : float
+            The instant.
+        along_routes : bool, default True
+            Place a traveller on its trip's route: the trip's least-cost path (car legs by
+            the car link times the plan was made with, other modes by link length) at the
+            node reached after the elapsed fraction of the trip (see
+            ``twin.kernels.population.locate_persons_on_routes``). The first call builds and
+            caches one shortest-path tree per trip-origin node and cost kind
+            (:meth:`route_trees`). With False, a traveller is at the trip's origin before
+            its mid-time and at its destination afterwards (no trees needed).
+
+        Returns
+        -------
+        Locations
+            Travellers have activity ``travel``. Vectorised (numba), parallel over persons.
 
         Raises
         ------
@@ -736,9 +814,106 @@ class Population:
             raise ScenarioError(f"location_at: t_s = {t_s}; expected finite seconds after midnight")
         node = np.empty(self.n_persons, dtype=np.int32)
         act = np.empty(self.n_persons, dtype=np.int8)
-        n_trav = locate_persons(t_s, self.act_indptr, self.act_start_s, self.act_end_s, self.act_node_idx,
-                                self.act_type, TRAVEL, node, act)
+        if along_routes:
+            row_of, dist, pred = self.route_trees()
+            n_trav = locate_persons_on_routes(t_s, self.act_indptr, self.act_start_s, self.act_end_s,
+                                              self.act_node_idx, self.act_type, self.act_mode, TRAVEL, row_of,
+                                              _TREE_OF_MODE, dist, pred, node, act)
+        else:
+            n_trav = locate_persons(t_s, self.act_indptr, self.act_start_s, self.act_end_s, self.act_node_idx,
+                                    self.act_type, TRAVEL, node, act)
         return Locations(t_s, node, self.city.zone_of_node[node], act, int(n_trav))
+
+    def route_trees(self):
+        """Shortest-path trees from every activity node, built on first use and cached.
+
+        Returns
+        -------
+        row_of_node : ndarray of int64, shape (n_nodes,)
+            Tree row of each node (-1 outside every zone: no trip starts there).
+        dist : ndarray of float64, shape (2, n_rows, n_nodes)
+            Least cost from each row's node: ``[0]`` car time (s) on the car link times of
+            the plans (free flow, or ``link_cost_s`` of the synthesis), ``[1]`` length (m).
+        pred_node : ndarray of int32, shape (2, n_rows, n_nodes)
+            Predecessor node on each least-cost path (-1 at the root and unreachable nodes).
+
+        Notes
+        -----
+        One Dijkstra per zone node and cost kind (``twin.kernels.routing.dijkstra_sssp``);
+        memory ``24 * n_rows * n_nodes`` bytes (0.6 MB on the embedded city, 8.7 MB on
+        Chicago-Sketch), independent of the number of persons.
+        """
+        if "trees" not in self._cache:
+            self._cache["trees"] = _route_trees(self.city, self._matrix_nodes, self._car_link_cost_s)
+        return self._cache["trees"]
+
+    def with_travel_times(self, car_travel_time_s) -> "Population":
+        """A copy whose plans are re-timed from observed car travel times.
+
+        Parameters
+        ----------
+        car_travel_time_s : array-like of float, shape (n_vehicle_trips,)
+            Observed node-to-node travel time of each car leg, seconds, in the row order of
+            :meth:`vehicle_trips` (e.g. the travel times of a traffic run on that demand);
+            NaN keeps a leg's planned time.
+
+        Returns
+        -------
+        Population
+            Car legs take ``observed + terminal_s["car"]`` (the parking time of the plan's
+            mode parameters); every later departure and arrival of the person shifts so
+            that activity durations are kept, so the plans stay continuous (each trip
+            departs when the previous activity ends) and time-consistent
+            (``start <= end <= next start``). Destinations, modes and routes are unchanged.
+            ``meta["retimed"]`` counts the legs changed and their mean delay.
+
+        Raises
+        ------
+        ScenarioError
+            Wrong length, or a negative or infinite time (the row, person and trip are named).
+        """
+        obs = np.asarray(car_travel_time_s, dtype=np.float64).ravel()
+        slots = self._vehicle_trip_slots()
+        if obs.shape != (len(slots),):
+            raise ScenarioError(f"with_travel_times: got {obs.size} car travel times; expected one per row of "
+                                f"vehicle_trips() ({len(slots)})")
+        bad = np.flatnonzero(~np.isnan(obs) & ~(np.isfinite(obs) & (obs >= 0)))
+        if len(bad):
+            i = int(bad[0])
+            k = int(slots[i])
+            person = int(np.searchsorted(self.act_indptr, k, side="right") - 1)
+            raise ScenarioError(f"with_travel_times: row {i} (person {person}, trip from node "
+                                f"{_py(self.city.node_ids[self.act_node_idx[k - 1]])!r} to "
+                                f"{_py(self.city.node_ids[self.act_node_idx[k]])!r}) has travel time {obs[i]}; "
+                                "expected seconds >= 0 or NaN (keep the plan)")
+        terminal = self.meta.get("modes", {}).get("terminal_s", {}).get("car", ModeParams().terminal_s["car"])
+        dur = self.act_start_s.copy()
+        dur[1:] -= self.act_end_s[:-1]                     # planned duration of the trip arriving at each slot
+        dur[self.act_indptr[:-1]] = 0.0
+        ok = ~np.isnan(obs)
+        new_dur = dur.copy()
+        new_dur[slots[ok]] = obs[ok] + terminal
+        start, end = self.act_start_s.copy(), self.act_end_s.copy()
+        stay = self.act_end_s - self.act_start_s           # kept; inf for the last activity
+        touched = new_dur != dur                           # slots from the first changed leg on are re-timed
+        lengths = np.diff(self.act_indptr)
+        for j in range(1, int(lengths.max()) if len(lengths) else 0):
+            k = self.act_indptr[:-1][lengths > j] + j
+            touched[k] |= touched[k - 1]
+            k = k[touched[k]]
+            start[k] = end[k - 1] + new_dur[k]
+            end[k] = np.where(np.isfinite(stay[k]), start[k] + stay[k], np.inf)
+        delay = new_dur[slots[ok]] - dur[slots[ok]]
+        meta = {**self.meta, "retimed": {"car_legs": int(ok.sum()),
+                                         "mean_delay_s": float(delay.mean()) if len(delay) else 0.0}}
+        return dataclasses.replace(self, act_start_s=start, act_end_s=end, meta=meta, _cache={})
+
+    def _vehicle_trip_slots(self):
+        """Activity slots of the car legs, in :meth:`vehicle_trips` row order."""
+        k = self._trip_slots()
+        k = k[self.act_mode[k] == CAR]
+        person = np.searchsorted(self.act_indptr, k, side="right") - 1
+        return k[np.lexsort((person, self.act_end_s[k - 1]))]
 
     def present_by_zone(self, times_s=None) -> pd.DataFrame:
         """Persons present in each zone at each time (default: every hour 00:00..23:00).
@@ -790,9 +965,10 @@ class Population:
         walk_ok = (self._distance_m[:, care].min(axis=1) / walk <= walk_limit_s) if len(care) else np.zeros(n_rows, bool)
         if not len(hosp):
             drive_ok = np.zeros(n_rows, bool)
-        elif link_cost_s is None:
+        elif link_cost_s is None and self._car_link_cost_s is None:
             drive_ok = self._car_time_s[:, hosp].min(axis=1) <= drive_limit_s
         else:
+            link_cost_s = self.city.free_flow_time_s if link_cost_s is None else link_cost_s
             ids = self.city.node_ids
             car = self.city.travel_times(ids[self._matrix_nodes], ids[self._matrix_nodes[hosp]], link_cost_s=link_cost_s)
             drive_ok = car.min(axis=1) <= drive_limit_s
@@ -851,6 +1027,102 @@ class Population:
         out["abs_error"] = (out["synthesised"] - out["target"]).abs()
         return out
 
+    # equality and reading back --------------------------------------------------------
+    def equals(self, other) -> bool:
+        """Whether two populations hold identical arrays, facilities, zone inputs and meta.
+
+        The cities must have the same size; the wall-clock ``meta["timings_s"]`` is ignored.
+        """
+        if not isinstance(other, Population) or self.city.n_nodes != other.city.n_nodes:
+            return False
+        names = [*_PERSON_DTYPES, *_HOUSEHOLD_DTYPES, *_ACTIVITY_DTYPES, "act_indptr"]
+        pairs = [(getattr(self, k), getattr(other, k)) for k in names]
+        if not all(x.dtype == y.dtype and np.array_equal(x, y) for x, y in pairs):
+            return False
+        a, b = self._car_link_cost_s, other._car_link_cost_s
+        if (a is None) != (b is None) or (a is not None and not np.array_equal(a, b)):
+            return False
+        try:
+            pd.testing.assert_frame_equal(self.facilities, other.facilities)
+            pd.testing.assert_frame_equal(self.zone_table, other.zone_table)
+        except AssertionError:
+            return False
+        def state(meta):
+            return {k: v for k, v in _jsonable(meta).items() if k != "timings_s"}
+
+        return state(self.meta) == state(other.meta)
+
+    @classmethod
+    def read(cls, path, city=None, *, prefix="population") -> "Population":
+        """Load a population from a results file written by :meth:`write`.
+
+        Parameters
+        ----------
+        path : str or Path
+            The HDF5 results file.
+        city : twin.City, optional
+            The city it was synthesised on; when omitted, ``load_city`` of the stored
+            name, then of the stored source path, the first with the stored size (works for
+            embedded cities and network files still in place; pass ``city`` for synthetic or
+            in-memory cities).
+        prefix : str, default "population"
+            The prefix the population was written under.
+
+        Returns
+        -------
+        Population
+            Equal to the one written (:meth:`equals`): person, household and plan arrays
+            with their dtypes, facilities, zone inputs, meta and the car link costs of the
+            plans; travel-time matrices are recomputed from the city.
+
+        Raises
+        ------
+        ResultsError
+            No population under ``prefix`` (or one written before read-back was
+            supported), or a city whose size differs from the stored one.
+        """
+        from twin.results import open_results
+
+        with open_results(path) as res:
+            meta_all = res.meta
+            if f"{prefix}_meta" not in meta_all or f"{prefix}_city" not in meta_all:
+                raise ResultsError(f"{str(path)!r} holds no population written under prefix {prefix!r} with its "
+                                   f"metadata (/meta/{prefix}_meta); write it with Population.write")
+            info = meta_all[f"{prefix}_city"]
+            city = _city_for(info, city, path)
+            persons = res.table(f"/events/{prefix}_persons")
+            hh = res.table(f"/events/{prefix}_households")
+            acts = res.table(f"/events/{prefix}_activities")
+            fac = res.table(f"/events/{prefix}_facilities")
+            zones = res.table(f"/events/{prefix}_zones")
+            cost_path = f"/network/{prefix}_car_link_cost_s"
+            car_cost = np.ascontiguousarray(res.array(cost_path), dtype=np.float64) if cost_path in res.keys() else None
+        arr = {k: np.ascontiguousarray(persons[k].to_numpy(), dtype=d) for k, d in _PERSON_DTYPES.items()}
+        for k, col in (("hh_size", "size"), ("hh_zone_idx", "zone_idx"), ("hh_node_idx", "home_node_idx"),
+                       ("hh_car", "car")):
+            arr[k] = np.ascontiguousarray(hh[col].to_numpy(), dtype=_HOUSEHOLD_DTYPES[k])
+        for k, col in (("act_type", "type"), ("act_node_idx", "node_idx"), ("act_start_s", "start_s"),
+                       ("act_end_s", "end_s"), ("act_mode", "arrival_mode")):
+            arr[k] = np.ascontiguousarray(acts[col].to_numpy(), dtype=_ACTIVITY_DTYPES[k])
+        n = len(arr["age"])
+        person = acts["person"].to_numpy()
+        if len(person) and (np.diff(person) < 0).any():
+            raise ResultsError(f"{str(path)!r}: /events/{prefix}_activities is not in person order")
+        indptr = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(np.bincount(person, minlength=n), out=indptr[1:])
+        facilities = pd.DataFrame({"kind": [FACILITY_KINDS[int(c)] for c in fac["kind"].to_numpy()],
+                                   "node_idx": fac["node_idx"].to_numpy().astype(np.int32),
+                                   "weight": fac["weight"].to_numpy().astype(np.float64)})
+        zt = pd.DataFrame({"zone_id": city.zone_ids,
+                           **{c: zones[c].to_numpy().astype(np.float64) for c in ZONE_COLUMNS[1:]}})
+        zt.attrs["source"] = str(meta_all.get(f"{prefix}_zone_source", ""))
+        nodes = _activity_nodes(city)
+        ids = city.node_ids[nodes]
+        return cls(city=city, **arr, act_indptr=indptr, facilities=facilities, zone_table=zt,
+                   meta=meta_all[f"{prefix}_meta"], _matrix_nodes=nodes,
+                   _car_time_s=city.travel_times(ids, ids, link_cost_s=car_cost),
+                   _distance_m=city.travel_times(ids, ids, link_cost_s=city.length_m), _car_link_cost_s=car_cost)
+
     # summary and storage ------------------------------------------------------------
     def summary(self) -> dict:
         """Headline figures: counts, trips per person, mode and purpose shares, bytes per person."""
@@ -880,7 +1152,22 @@ class Population:
                                                  "sex": ["female", "male"],
                                                  "health_flags": {"chronic": CHRONIC, "elderly_alone": ELDERLY_ALONE}},
                              f"{prefix}_seed": int(self.meta["seed"]),
-                             f"{prefix}_zone_source": str(self.zone_table.attrs.get("source", ""))})
+                             f"{prefix}_zone_source": str(self.zone_table.attrs.get("source", "")),
+                             # wall-clock timings stay out of the file: one seed, byte-identical files
+                             f"{prefix}_meta": {k: v for k, v in _jsonable(self.meta).items() if k != "timings_s"},
+                             f"{prefix}_city": {"name": str(self.city.name), "source": str(self.city.source),
+                                                "n_nodes": int(self.city.n_nodes), "n_links": int(self.city.n_links),
+                                                "n_zones": int(self.city.n_zones)}})
+        zt = self.zone_table
+        zone_col = zt["zone_id"].to_numpy()
+        writer.write_table(f"/events/{prefix}_zones",
+                           {"zone_id": zone_col if zone_col.dtype.kind in "iu" else zone_col.astype(str),
+                            **{c: zt[c].to_numpy(np.float64) for c in ZONE_COLUMNS[1:]}},
+                           units={"zone_id": "", "persons": "persons", "jobs": "jobs",
+                                  **{c: "1" for c in ZONE_COLUMNS[1:] if c not in ("persons", "jobs")}})
+        if self._car_link_cost_s is not None:
+            writer.write_array(f"/network/{prefix}_car_link_cost_s", self._car_link_cost_s, units="s",
+                               attrs={"description": "car link travel times the population's plans were made with"})
         writer.write_table(f"/events/{prefix}_persons", {k: getattr(self, k) for k in _PERSON_DTYPES},
                            units={"age": "year", **{k: "" for k in _PERSON_DTYPES if k != "age"}})
         writer.write_table(f"/events/{prefix}_households",
@@ -918,6 +1205,47 @@ class Population:
             writer.write_summary(f"{prefix}_{name}", float(value), units="1")
 
 
+def _jsonable(value):
+    """``value`` with numpy scalars and tuples made plain, for JSON metadata."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return _py(value)
+
+
+def read_population(path, city=None, *, prefix="population") -> "Population":
+    """Load a population written by :meth:`Population.write` (see :meth:`Population.read`)."""
+    return Population.read(path, city, prefix=prefix)
+
+
+def _city_for(info, city, path):
+    """The city a stored population belongs to, checked against the stored sizes."""
+    want = {k: info.get(k) for k in ("n_nodes", "n_links", "n_zones")}
+
+    def size(c):
+        return {"n_nodes": c.n_nodes, "n_links": c.n_links, "n_zones": c.n_zones}
+
+    if city is None:
+        from twin.loading import load_city
+
+        for spec in (info.get("name"), info.get("source")):
+            try:
+                city = load_city(spec)
+            except (TwinError, OSError, ValueError, TypeError):
+                continue
+            if size(city) == want:
+                break
+        else:
+            raise ResultsError(f"{str(path)!r}: cannot load the population's city {info.get('name')!r} (source "
+                               f"{info.get('source')!r}) with {want}; pass city= to read it")
+    got = size(city)
+    if got != want:
+        raise ResultsError(f"{str(path)!r}: the population was made on city {info.get('name')!r} with {want}; the "
+                           f"city given has {got}")
+    return city
+
+
 def _py(value):
     """A numpy scalar as the plain Python value, for messages."""
     return value.item() if isinstance(value, np.generic) else value
@@ -946,7 +1274,12 @@ def synthesize_population(city, n_persons=None, *, seed, **options) -> Populatio
         path or DataFrame, :func:`read_facilities`), ``activities``
         (:class:`~twin.agents.activities.ActivityParams`), ``modes``
         (:class:`~twin.agents.activities.ModeParams`), ``progress`` (callable
-        ``progress(done, total)`` over 6 phases).
+        ``progress(done, total)`` over 6 phases), ``link_cost_s`` (ndarray of float64,
+        shape (n_links,): car link travel times in seconds, e.g. congested times from a
+        traffic run; default free flow). ``link_cost_s`` sets the car times of destination
+        choice (gravity), mode choice and car-leg durations, and the car routes of
+        :meth:`Population.location_at`; walk, bike and transit times do not depend on it,
+        and :meth:`Population.accessibility` stays free flow unless given its own costs.
 
     Returns
     -------
@@ -992,6 +1325,12 @@ def synthesize_population(city, n_persons=None, *, seed, **options) -> Populatio
         raise TypeError(f"activities must be an ActivityParams; got {type(act_params).__name__}")
     if not isinstance(mode_params, ModeParams):
         raise TypeError(f"modes must be a ModeParams; got {type(mode_params).__name__}")
+    car_cost = options.get("link_cost_s")
+    if car_cost is not None:
+        try:
+            car_cost = np.array(city._checked_cost(car_cost), dtype=np.float64)
+        except NetworkError as exc:
+            raise ScenarioError(f"synthesize_population: {exc}") from None
     streams = dict(zip(_STREAMS, (np.random.default_rng(s) for s in np.random.SeedSequence(int(seed)).spawn(len(_STREAMS)))))
 
     zt = default_zone_table(city)
@@ -1094,7 +1433,7 @@ def synthesize_population(city, n_persons=None, *, seed, **options) -> Populatio
 
     # 4. travel-time matrices over zone nodes ------------------------------------------
     ids = city.node_ids[nodes]
-    car_time = city.travel_times(ids, ids)
+    car_time = city.travel_times(ids, ids, link_cost_s=car_cost)
     distance = city.travel_times(ids, ids, link_cost_s=city.length_m)
     row_of = np.full(city.n_nodes, -1, dtype=np.int64)
     row_of[nodes] = np.arange(len(nodes))
@@ -1118,11 +1457,35 @@ def synthesize_population(city, n_persons=None, *, seed, **options) -> Populatio
         facilities=facilities, zone_table=zt,
         meta={"seed": int(seed), "ipf_iterations": int(n_iter), "ipf_max_rel_error": float(err.max()),
               "age_adjusted_zones": int((excess > 0).sum()),
-              "streams": list(_STREAMS), "modes": {"speed_mps": dict(mode_params.speed_mps)},
+              "streams": list(_STREAMS), "modes": {"speed_mps": dict(mode_params.speed_mps),
+                                                   "terminal_s": dict(mode_params.terminal_s)},
+              "car_link_cost": "free flow" if car_cost is None else "link_cost_s",
               "timings_s": timings, "zone_source": zt.attrs.get("source", "")},
-        _matrix_nodes=nodes, _car_time_s=car_time, _distance_m=distance)
+        _matrix_nodes=nodes, _car_time_s=car_time, _distance_m=distance, _car_link_cost_s=car_cost)
     phase("done", 6)
     return pop
+
+
+def _route_trees(city, rows_nodes, car_link_cost_s):
+    """(row_of_node, dist, pred_node) of :meth:`Population.route_trees`."""
+    from twin.kernels.routing import dijkstra_sssp
+
+    n, m = city.n_nodes, city.n_links
+    row_of = np.full(n, -1, dtype=np.int64)
+    row_of[rows_nodes] = np.arange(len(rows_nodes))
+    dist = np.empty((2, len(rows_nodes), n))
+    pred = np.empty((2, len(rows_nodes), n), dtype=np.int32)
+    pred_link = np.empty(n, dtype=np.int64)
+    heap_d, heap_v = np.empty(m + 1), np.empty(m + 1, dtype=np.int64)
+    no_target = np.zeros(n, dtype=np.bool_)
+    car = city.free_flow_time_s if car_link_cost_s is None else car_link_cost_s
+    for kind, cost in enumerate((car, city.length_m)):
+        slot_cost = np.ascontiguousarray(np.asarray(cost, dtype=np.float64)[city.fwd_link])
+        for r, node in enumerate(rows_nodes):
+            dijkstra_sssp(city.fwd_indptr, city.fwd_head, slot_cost, city.fwd_link, city.no_through, int(node),
+                          no_target, n + 1, dist[kind, r], pred_link, heap_d, heap_v)
+            pred[kind, r] = np.where(pred_link >= 0, city.link_from_idx[np.maximum(pred_link, 0)], -1)
+    return row_of, dist, pred
 
 
 class _DestinationChooser:

@@ -6,6 +6,12 @@ in time order; slot ``k`` is at node ``act_node_idx[k]`` from ``act_start_s[k]``
 Between two activities the person travels; the trip of slot ``k`` (k not first) departs at
 ``act_end_s[k - 1]`` and arrives at ``act_start_s[k]``.
 
+``locate_persons_on_routes`` places a traveller on the trip's route instead: the trip's
+shortest path (by its mode's link costs) is read from a shortest-path tree rooted at the
+trip's origin (``tree_dist``/``tree_pred_node``, one tree per origin row and cost kind), and
+the traveller is at the last path node whose cost from the origin is at most the elapsed
+fraction of the trip times the path's cost.
+
 Randomness comes in as data (pre-drawn uniforms); kernels never draw. Both kernels run in
 parallel over independent items and write only item ``i``'s output slots, so results do not
 depend on the thread count.
@@ -13,9 +19,11 @@ depend on the thread count.
 This module imports only numpy, numba and math (STYLE §2).
 """
 
+import math
+
 from numba import njit, prange
 
-__all__ = ["locate_persons", "choose_from_cumulative"]
+__all__ = ["locate_persons", "locate_persons_on_routes", "choose_from_cumulative"]
 
 
 @njit(cache=True, nogil=True, parallel=True)
@@ -72,6 +80,81 @@ def locate_persons(t_s, act_indptr, act_start_s, act_end_s, act_node_idx, act_ty
             out_node_idx[p] = act_node_idx[k] if t_s < mid_s else act_node_idx[k + 1]
             out_activity[p] = travel_code
             travelling += 1
+    return travelling
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def locate_persons_on_routes(t_s, act_indptr, act_start_s, act_end_s, act_node_idx, act_type, act_mode,
+                             travel_code, row_of_node, tree_of_mode, tree_dist, tree_pred_node,
+                             out_node_idx, out_activity):
+    """Node and activity of every person at time ``t_s``, travellers placed along their route.
+
+    Parameters
+    ----------
+    t_s, act_indptr, act_start_s, act_end_s, act_node_idx, act_type, travel_code
+        As in :func:`locate_persons`.
+    act_mode : ndarray of int8, shape (n_activities,)
+        Mode of the trip arriving at each activity (ignored for a person's first activity).
+    row_of_node : ndarray of int64, shape (n_nodes,)
+        Tree row of each node (the trip origins' rows; -1 for a node no trip starts from).
+    tree_of_mode : ndarray of int64, shape (n_modes,)
+        Which cost kind (first axis of the trees) routes each mode.
+    tree_dist : ndarray of float64, shape (n_kinds, n_rows, n_nodes)
+        Least cost from the row's origin to each node (``inf`` where unreachable).
+    tree_pred_node : ndarray of int32, shape (n_kinds, n_rows, n_nodes)
+        Predecessor of each node on its least-cost path from the row's origin; -1 at the
+        origin and at unreachable nodes.
+    out_node_idx, out_activity : ndarray of int32 / int8, shape (n_persons,)
+        Output, as in :func:`locate_persons`; a traveller's node is on the trip's route.
+
+    Returns
+    -------
+    int
+        Number of persons travelling at ``t_s``.
+
+    Notes
+    -----
+    A traveller on trip ``k + 1`` (departs ``d = end[k]``, arrives ``a = start[k + 1]``) has
+    covered the fraction ``f = (t_s - d) / (a - d)`` of the trip, and so the cost
+    ``c = f * C`` of its route of least cost ``C``; its node is the last route node whose
+    cost from the origin is ``<= c``: the origin at departure, then each route node in turn
+    (monotone along the route). The route is walked back from the destination through the
+    predecessors, so the work per traveller is the route's length in links. Fixed terminal
+    times (parking, waiting) are spread evenly over the trip. Where the destination is
+    unreachable in the tree (costs inconsistent with the plan) the mid-time rule of
+    :func:`locate_persons` is used.
+    """
+    n = act_indptr.shape[0] - 1
+    travelling = 0
+    for p in prange(n):
+        lo = act_indptr[p]
+        hi = act_indptr[p + 1]
+        k = lo
+        while k + 1 < hi and act_start_s[k + 1] <= t_s:
+            k += 1
+        if t_s < act_end_s[k] or k + 1 == hi:
+            out_node_idx[p] = act_node_idx[k]
+            out_activity[p] = act_type[k]
+            continue
+        travelling += 1
+        out_activity[p] = travel_code
+        o = act_node_idx[k]
+        d = act_node_idx[k + 1]
+        dep = act_end_s[k]
+        arr = act_start_s[k + 1]
+        kind = tree_of_mode[act_mode[k + 1]]
+        row = row_of_node[o]
+        if row < 0 or not tree_dist[kind, row, d] < math.inf:
+            out_node_idx[p] = o if t_s < 0.5 * (dep + arr) else d
+            continue
+        target = (t_s - dep) / (arr - dep) * tree_dist[kind, row, d]
+        v = d
+        while v != o and tree_dist[kind, row, v] > target:
+            u = tree_pred_node[kind, row, v]
+            if u < 0:
+                break
+            v = u
+        out_node_idx[p] = v
     return travelling
 
 

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-__all__ = ["locate_persons_reference", "choose_from_cumulative_reference"]
+__all__ = ["locate_persons_reference", "locate_persons_on_routes_reference", "choose_from_cumulative_reference"]
 
 
 def locate_persons_reference(t_s, act_indptr, act_start_s, act_end_s, act_node_idx, act_type, travel_code):
@@ -31,3 +31,27 @@ def choose_from_cumulative_reference(cum_weight, row_idx, u):
     for i, r in enumerate(row_idx):
         out[i] = np.searchsorted(cum_weight[r], u[i] * cum_weight[r, -1], side="right")
     return out
+
+
+def locate_persons_on_routes_reference(t_s, act_indptr, act_start_s, act_end_s, act_node_idx, act_type, act_mode,
+                                       travel_code, row_of_node, tree_of_mode, tree_dist, tree_pred_node):
+    """Return (node_idx, activity, n_travelling): a traveller at the last node of its route,
+    listed origin to destination, whose cost from the origin is <= the elapsed fraction of the
+    trip times the route's cost."""
+    node, activity, travelling = locate_persons_reference(t_s, act_indptr, act_start_s, act_end_s, act_node_idx,
+                                                          act_type, travel_code)
+    for p in np.flatnonzero(activity == travel_code):
+        slots = list(range(act_indptr[p], act_indptr[p + 1]))
+        k = [s for s in slots if act_start_s[s] <= t_s][-1]
+        o, d = act_node_idx[k], act_node_idx[k + 1]
+        kind, row = tree_of_mode[act_mode[k + 1]], row_of_node[o]
+        dep, arr = act_end_s[k], act_start_s[k + 1]
+        if row < 0 or not np.isfinite(tree_dist[kind, row, d]):
+            continue  # the mid-time rule of the plain reference stands
+        route = [d]
+        while route[-1] != o:
+            route.append(tree_pred_node[kind, row, route[-1]])
+        route.reverse()
+        target = (t_s - dep) / (arr - dep) * tree_dist[kind, row, d]
+        node[p] = [v for v in route if tree_dist[kind, row, v] <= target][-1]
+    return node, activity, travelling

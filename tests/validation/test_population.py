@@ -179,3 +179,99 @@ def test_accessibility_shares_are_consistent(pop):
     # nothing is beyond an hour's walk: with a 1-hour limit everyone qualifies (4.4 x 3.3 km city)
     assert pop.accessibility(walk_limit_s=3600.0 * 3).summary["elderly_care_walk_share_all"] == 1.0
     assert pop.accessibility(walk_limit_s=0.0).summary["elderly_care_walk_share_all"] < 1.0
+
+
+def _mode_costs(city):
+    """All-pairs least cost by cost kind: [0] car free-flow seconds, [1] metres (other modes)."""
+    ids = city.node_ids
+    return city.travel_times(ids, ids), city.travel_times(ids, ids, link_cost_s=city.length_m)
+
+
+def test_travellers_are_on_a_shortest_path_and_move_forward(pop, baohe):
+    """A traveller between departure and arrival is on a least-cost path of its mode
+    (C(o, v) + C(v, d) == C(o, d), by all-pairs costs computed apart), advances along it as
+    time passes, is at the origin at departure and at the destination at arrival."""
+    costs = _mode_costs(baohe)
+    t = pop.trips(ids=False)
+    o, d = t["origin_idx"].to_numpy(), t["destination_idx"].to_numpy()
+    dep, arr = t["depart_s"].to_numpy(), t["arrive_s"].to_numpy()
+    kind = np.where(t["mode"].cat.codes.to_numpy() == 0, 0, 1)
+    person = t["person"].to_numpy()
+    last = np.full(len(t), -1.0)
+    n_checked = 0
+    moved_inside = 0
+    for t_s in np.arange(6.5 * 3600, 9.5 * 3600, 120.0):
+        loc = pop.location_at(t_s)
+        on = np.flatnonzero((dep <= t_s) & (t_s < arr))
+        v = loc.node_idx[person[on]]
+        assert (loc.activity[person[on]] == TRAVEL).all()
+        for c in (0, 1):
+            s = on[kind[on] == c]
+            vs = v[kind[on] == c]
+            C = costs[c]
+            np.testing.assert_allclose(C[o[s], vs] + C[vs, d[s]], C[o[s], d[s]], rtol=1e-9, atol=1e-6)
+            here = C[o[s], vs]
+            assert (here >= last[s] - 1e-9).all(), "a traveller moved backwards along its route"
+            last[s] = here
+        moved_inside += int(((v != o[on]) & (v != d[on])).sum())
+        n_checked += len(on)
+    assert n_checked > 10_000 and moved_inside > 0.2 * n_checked
+    rng = np.random.default_rng(0)
+    for i in rng.choice(np.flatnonzero(arr > dep), 15, replace=False):
+        assert pop.location_at(dep[i]).node_idx[person[i]] == o[i]
+        at_arrival = pop.location_at(arr[i])
+        assert at_arrival.node_idx[person[i]] == d[i] and at_arrival.activity[person[i]] != TRAVEL
+
+
+def test_higher_car_link_costs_shift_modes_from_car_and_lengthen_car_legs(baohe):
+    """Congestion feedback: synthesising on car link times three times free flow lowers the car
+    share (logit on a slower car) and lengthens car legs (their durations use the link times);
+    walk, bike and transit legs keep mode-speed times. Free-flow costs given explicitly change
+    nothing."""
+    free = synthesize_population(baohe, 20_000, seed=3)
+    same = synthesize_population(baohe, 20_000, seed=3, link_cost_s=baohe.free_flow_time_s)
+    np.testing.assert_array_equal(free.act_start_s, same.act_start_s)
+    np.testing.assert_array_equal(free.act_mode, same.act_mode)
+    slow = synthesize_population(baohe, 20_000, seed=3, link_cost_s=3.0 * baohe.free_flow_time_s)
+    assert slow.summary()["mode_share_car"] < free.summary()["mode_share_car"] - 0.02
+
+    def car_leg_network_s(p):
+        t = p.trips(ids=False)
+        car = t[t["mode"] == "car"]
+        return float((car["arrive_s"] - car["depart_s"]).mean()) - 300.0
+
+    assert car_leg_network_s(slow) > 1.5 * car_leg_network_s(free)
+    # a car leg's duration is its least time on the given link costs plus the parking time
+    t = slow.trips(ids=False)
+    car = t[t["mode"] == "car"]
+    C = baohe.travel_times(baohe.node_ids, baohe.node_ids, link_cost_s=3.0 * baohe.free_flow_time_s)
+    np.testing.assert_allclose((car["arrive_s"] - car["depart_s"]).to_numpy(),
+                               C[car["origin_idx"], car["destination_idx"]] + 300.0, rtol=1e-9)
+
+
+def test_retimed_plans_stay_continuous_and_consistent(baohe):
+    """Re-time car legs with observed times (here: least times on link costs twice free flow,
+    standing in for a traffic run's): continuity and time consistency hold, each observed leg
+    lasts its observed time plus parking, activity durations are kept, and later activities
+    shift by the accumulated delay."""
+    pop = synthesize_population(baohe, 4_000, seed=8)
+    vt = pop.vehicle_trips()
+    C = baohe.travel_times(baohe.node_ids, baohe.node_ids, link_cost_s=2.0 * baohe.free_flow_time_s)
+    o, d = baohe.node_index(vt["origin"].to_numpy()), baohe.node_index(vt["destination"].to_numpy())
+    obs = C[o, d]
+    new = pop.with_travel_times(obs)
+    k = new._trip_slots()
+    assert (new.act_start_s[k] >= new.act_end_s[k - 1]).all() and (new.act_end_s >= new.act_start_s).all()
+    slots = pop._vehicle_trip_slots()  # the rows of pop.vehicle_trips(), which obs follows
+    np.testing.assert_allclose(new.act_start_s[slots] - new.act_end_s[slots - 1], obs + 300.0, rtol=1e-9)
+    shift = new.act_start_s - pop.act_start_s
+    person = np.repeat(np.arange(pop.n_persons), np.diff(pop.act_indptr))
+    delay = np.zeros(len(shift))
+    delay[slots] = (obs + 300.0) - (pop.act_start_s[slots] - pop.act_end_s[slots - 1])
+    expect = np.zeros(len(shift))
+    for j in range(len(shift)):  # accumulated delay within each person's day
+        expect[j] = delay[j] + (expect[j - 1] if j and person[j - 1] == person[j] else 0.0)
+    np.testing.assert_allclose(shift, expect, atol=1e-6)
+    assert (delay[slots] >= -1e-6).all() and (delay[slots] > 1.0).mean() > 0.9  # o == d legs take no time
+    for t_s in (7 * 3600.0, 8 * 3600.0, 18 * 3600.0):
+        assert (new.location_at(t_s).node_idx >= 0).all()
