@@ -13,7 +13,12 @@ kind first, else one it is the fallback for).
 
 A policy is any object with two methods (see :class:`NearestIdle`):
 ``choose(model, call_idx, idle_units) -> Unit | None`` and
-``eligible(model, unit, call_idx) -> bool``.
+``eligible(model, unit, call_idx) -> bool``. Units drive to the call's
+``calls.location_idx`` (its zone's location; the sending hospital for an inter-hospital
+transfer, which is never lost and which the preference policy serves as ``nearest`` does).
+
+:class:`Relocator` is the optional move-up (system-status management) of idle units to a
+compliance table (see :class:`twin.emergency.RelocationSpec`).
 """
 
 from __future__ import annotations
@@ -23,10 +28,11 @@ import math
 
 import mesa
 import numpy as np
+from scipy.optimize import linear_sum_assignment
 
 from twin.emergency import OUTCOMES
 
-__all__ = ["DispatchCentre", "NearestIdle", "PreferenceList", "make_policy"]
+__all__ = ["DispatchCentre", "NearestIdle", "PreferenceList", "Relocator", "make_policy"]
 
 LOST = OUTCOMES.index("lost")
 
@@ -43,13 +49,13 @@ class NearestIdle:
     def choose(self, model, call_idx, idle_units):
         if not idle_units:
             return None
-        dest = model.zone_location[model.calls.zone_idx[call_idx]]
+        dest = model.calls.location_idx[call_idx]
         tt = model.spec.travel_time_s[[u.location_idx for u in idle_units], dest]
         k = int(np.argmin(tt))
         return idle_units[k] if math.isfinite(tt[k]) else None
 
     def eligible(self, model, unit, call_idx):
-        dest = model.zone_location[model.calls.zone_idx[call_idx]]
+        dest = model.calls.location_idx[call_idx]
         return math.isfinite(model.spec.travel_time_s[unit.location_idx, dest])
 
 
@@ -69,14 +75,20 @@ class PreferenceList:
         self._members = [set(p) for p in self.lists]
 
     def choose(self, model, call_idx, idle_units):
+        zone = model.calls.zone_idx[call_idx]
+        if zone < 0:                                    # not a zone's call: a transfer
+            return NearestIdle.choose(self, model, call_idx, idle_units)
         idle = {u.unit_idx: u for u in idle_units}
-        for unit_idx in self.lists[model.calls.zone_idx[call_idx]]:
+        for unit_idx in self.lists[zone]:
             if unit_idx in idle:
                 return idle[unit_idx]
         return None
 
     def eligible(self, model, unit, call_idx):
-        return unit.unit_idx in self._members[model.calls.zone_idx[call_idx]]
+        zone = model.calls.zone_idx[call_idx]
+        if zone < 0:
+            return NearestIdle.eligible(self, model, unit, call_idx)
+        return unit.unit_idx in self._members[zone]
 
 
 def make_policy(dispatch_spec):
@@ -134,15 +146,21 @@ class DispatchCentre(mesa.Agent):
         calls.ready_s[call_idx] = self.env.now
         slots = model.type_slots[calls.type_idx[call_idx]]
         pending = []
+        sent = []
         for s, (kind, fallback) in enumerate(slots):
             unit = self._pick(call_idx, kind, fallback)
             if unit is None:
                 pending.append(s)
             else:
                 unit.assign(call_idx, s)
+                sent.append(unit.kind)
+        if sent and model.relocator is not None:
+            for kind in sorted(set(sent)):
+                model.relocator.changed(kind)
         if not pending:
             return
-        if len(pending) == len(slots) and self.max_queue is not None and len(self.queue) >= self.max_queue:
+        if (len(pending) == len(slots) and self.max_queue is not None and len(self.queue) >= self.max_queue
+                and not model.is_transfer(call_idx)):
             calls.outcome[call_idx] = LOST
             return
         self.pending[call_idx] = pending
@@ -191,3 +209,80 @@ class DispatchCentre(mesa.Agent):
             self.queue_series.append((self.env.now, len(self.queue)))
         unit.assign(call_idx, slot)
         return True
+
+
+class Relocator:
+    """Move-up of idle units to a compliance table (system-status management).
+
+    Parameters
+    ----------
+    model : CityModel
+    rules : sequence of twin.emergency.RelocationSpec
+    compliance_rate : float
+        Probability that a move order is obeyed.
+    rng : numpy.random.Generator
+        Draws the compliance of each order (only when ``compliance_rate < 1``).
+
+    Attributes
+    ----------
+    moves : list of [time_s, unit_idx, from_location_idx, to_location_idx, planned_s, end_s,
+        driven_s, obeyed, completed]
+        One row per move order (refused ones too, with ``obeyed`` False and no driving).
+
+    Notes
+    -----
+    The assignment of the available units of a table's kinds to the row's stations
+    minimises the summed travel time now (cost 0 for a unit at or heading to the station)
+    and is exact: :func:`scipy.optimize.linear_sum_assignment` (the Hungarian method's
+    successor, Crouse 2016); its ties are deterministic. Units are taken in unit-index
+    order. An unreachable station (infinite time) is not assigned.
+    """
+
+    def __init__(self, model, rules, compliance_rate, rng):
+        from twin.emergency import UNIT_KINDS
+
+        self.model = model
+        self.compliance_rate = float(compliance_rate)
+        self.rng = rng
+        self.moves = []
+        self.rules = []
+        self.rule_of_kind = {}
+        for i, r in enumerate(rules):
+            codes = {UNIT_KINDS.index(k) for k in r.kinds}
+            units = [u for u in model.units if u.kind in codes]
+            self.rules.append((units, [np.asarray(row, dtype=np.int64) for row in r.table]))
+            for k in codes:
+                self.rule_of_kind[k] = i
+
+    def changed(self, kind, call_idx=-1):
+        """A unit of ``kind`` became busy or free: re-balance its table now."""
+        i = self.rule_of_kind.get(kind)
+        if i is None:
+            return
+        units, rows = self.rules[i]
+        idle = [u for u in units if u.idle]
+        if not idle:
+            return
+        row = rows[min(len(idle), len(rows)) - 1]
+        if not len(row):
+            return
+        travel = self.model.travel
+        origins = [u.location_idx for u in idle]
+        cost = np.empty((len(idle), len(row)))
+        for j, s in enumerate(row):
+            cost[:, j] = np.asarray(travel.time_s(origins, int(s)), dtype=np.float64)
+        dest = np.array([u.dest_idx for u in idle], dtype=np.int64)
+        cost[dest[:, None] == row[None, :]] = 0.0
+        finite = np.isfinite(cost)
+        big = (cost[finite].sum() + 1.0) * (len(idle) + 1) if finite.any() else 1.0
+        r_idx, c_idx = linear_sum_assignment(np.where(finite, cost, big))
+        now = self.model.env.now
+        for r, c in zip(r_idx, c_idx):
+            unit, target = idle[r], int(row[c])
+            if unit.dest_idx == target or not finite[r, c]:
+                continue
+            obeyed = self.compliance_rate >= 1.0 or bool(self.rng.random() < self.compliance_rate)
+            rec = [now, unit.unit_idx, unit.location_idx, target, float(cost[r, c]), math.nan, 0.0, obeyed, False]
+            self.moves.append(rec)
+            if obeyed:
+                unit.move_to(target, row=rec)

@@ -31,7 +31,13 @@ Travel times come from a *travel-time provider* (``CityModel.travel``): by defau
 traffic coupling, :class:`twin.runner.TrafficTravelTimes`) can answer from live, congested
 link times; the model asks it whenever a leg starts (wheels rolling to the scene, leaving
 the scene for hospital, starting to return) and when the nearest-idle policy compares units,
-and the leg then lasts that long (no re-timing en route).
+and the leg then lasts that long (no re-timing en route). A provider with a ``drive(env,
+origin_idx, destination_idx, *, leg, priority)`` method instead moves the unit as a vehicle
+(the runner's traffic coupling with ``ambulances_in_traffic``): each leg (``leg`` one of
+``"response"``, ``"transport"``, ``"transfer"``, ``"return"``; ``priority`` the call's)
+waits on the event it returns and lasts until the vehicle arrives; ``time_s`` then serves
+as the estimate for dispatch choices, hospital choice and ``calls.travel_s`` until the
+unit is on scene (then the driven time).
 
 *Several units per call.* A call type ``requires`` units by kind (one ALS ambulance by
 default; e.g. two fire engines and an ambulance for a fire), one *slot* per unit. When the
@@ -48,6 +54,16 @@ completed when its last unit is free. ``calls.unit_idx``, ``dispatched_s`` and
 ``available_s`` the time the last unit was free; ``EmsResult.assignments`` lists every
 unit sent.
 
+*Move-up* (optional, ``DispatchSpec.relocation``): whenever a unit of a table's kinds
+becomes busy or free, :class:`~twin.agents.dispatch.Relocator` re-assigns the available
+units to the table's row for their count; a unit ordered elsewhere drives there
+(``relocating``, then ``at_station``) and can be dispatched on the way, from the place it
+started moving. A unit freed after a call returns to its home station unless ordered.
+
+*Calls during the run*: :meth:`CityModel.add_calls` (traffic crashes) and
+:meth:`CityModel.request_transfer` (inter-hospital transfers by ambulance) append rows to
+the call table.
+
 Ties at equal times follow SimPy's FIFO event order; a unit that becomes available takes
 the first queued call (priority, call time, call id) it is eligible for before any later
 event is processed.
@@ -63,21 +79,23 @@ import numpy as np
 import pandas as pd
 import simpy
 
-from twin.agents.calls import generate_calls, poisson_arrivals, spawn_streams
-from twin.agents.dispatch import DispatchCentre, NearestIdle, make_policy
+from twin.agents.calls import CallTable, draw_call_table, generate_calls, poisson_arrivals, spawn_streams
+from twin.agents.dispatch import DispatchCentre, NearestIdle, Relocator, make_policy
 from twin.agents.hospital import Hospital
 from twin.emergency import (AMBULANCE_KINDS, OUTCOMES, UNIT_EVENTS, UNIT_KINDS, EmsResult, EmsSpec, UnitSpec,
                             response_summary, time_average)
 from twin.errors import ScenarioError
 
-__all__ = ["CityModel", "Unit", "StaticTravelTimes", "run_ems", "run_replications"]
+__all__ = ["CityModel", "Unit", "StaticTravelTimes", "run_ems", "run_replications", "TRANSFER_TYPE"]
 
 logger = logging.getLogger(__name__)
 
 # Lifecycle and outcome codes: indices into twin.emergency.UNIT_EVENTS and OUTCOMES.
 (DISPATCHED, EN_ROUTE, ON_SCENE, TRANSPORTING, AT_HOSPITAL, HANDOVER, AVAILABLE, RETURNING,
- AT_STATION) = (UNIT_EVENTS.index(name) for name in UNIT_EVENTS)
-IDLE_STATES = (AVAILABLE, RETURNING, AT_STATION)
+ AT_STATION, RELOCATING) = (UNIT_EVENTS.index(name) for name in UNIT_EVENTS)
+IDLE_STATES = (AVAILABLE, RETURNING, AT_STATION, RELOCATING)
+#: Name of the internal call type of inter-hospital transfers (type index n_call_types).
+TRANSFER_TYPE = "inter-hospital transfer"
 COMPLETED, LOST = OUTCOMES.index("completed"), OUTCOMES.index("lost")
 
 
@@ -120,7 +138,7 @@ class _NearestIdleNow(NearestIdle):
     def choose(self, model, call_idx, idle_units):
         if not idle_units:
             return None
-        dest = model.zone_location[model.calls.zone_idx[call_idx]]
+        dest = model.calls.location_idx[call_idx]
         tt = np.asarray(model.travel.time_s([u.location_idx for u in idle_units], dest), dtype=np.float64)
         k = int(np.argmin(tt))
         return idle_units[k] if math.isfinite(tt[k]) else None
@@ -154,9 +172,12 @@ class Unit(mesa.Agent):
         self._transports = False
         self._row = None
         self.busy_time = spec.busy_time if spec.busy_time is not None else model.spec.service.busy_time
-        self._return_proc = None
+        self._move_proc = None
+        self.dest_idx = spec.station_idx          # where an idle unit is or is heading
+        self._reloc_row = None
         self._textbook = model.spec.service.mode == "busy_time"
         self._instant_return = model.spec.service.return_mode == "instant"
+        self._drive_leg = getattr(model.travel, "drive", None)   # units as vehicles in traffic
 
     @property
     def idle(self) -> bool:
@@ -168,9 +189,8 @@ class Unit(mesa.Agent):
 
     def assign(self, call_idx: int, slot: int = 0):
         """Dispatch this (idle) unit to a call now, filling requirement ``slot`` of it."""
-        if self.state == RETURNING and self._return_proc is not None and self._return_proc.is_alive:
-            self._return_proc.interrupt("dispatched")
-        self._return_proc = None
+        if self._move_proc is not None:
+            self._stop_move("dispatched")
         model = self.model
         calls, now = model.calls, self.env.now
         if calls.unit_idx[call_idx] < 0:                  # the call's first unit
@@ -181,11 +201,14 @@ class Unit(mesa.Agent):
         self._row = [call_idx, self.unit_idx, slot, now, math.nan, math.nan]
         model.assignments.append(self._row)
         self._log(call_idx, DISPATCHED)
-        self.env.process(self._serve_textbook(call_idx) if self._textbook else self._serve_path(call_idx))
+        if calls.type_idx[call_idx] >= model.n_call_types:
+            self.env.process(self._serve_transfer(call_idx))
+        else:
+            self.env.process(self._serve_textbook(call_idx) if self._textbook else self._serve_path(call_idx))
 
     def _serve_textbook(self, c):
         model, calls = self.model, self.model.calls
-        travel = model.travel.time_s(self.station_idx, int(model.zone_location[calls.zone_idx[c]]))
+        travel = model.travel.time_s(self.location_idx, int(calls.location_idx[c]))
         arrive = self.env.now + travel
         if not arrive >= calls.on_scene_at_s[c]:          # NaN (first unit) or earlier than the first
             calls.travel_s[c] = travel
@@ -195,17 +218,32 @@ class Unit(mesa.Agent):
         self.location_idx = self.station_idx
         self._release(c)
 
+    def _leg(self, origin, dest, leg, c, planned_s=None):
+        """Drive from ``origin`` to ``dest`` for call ``c``; return the seconds it took.
+
+        On the provider's times (``planned_s``, else ``travel.time_s``), or as a vehicle of
+        the provider's ``drive`` when it has one (the leg then lasts until the vehicle arrives).
+        """
+        env = self.env
+        if self._drive_leg is None:
+            t = planned_s if planned_s is not None else self.model.travel.time_s(origin, dest)
+            yield env.timeout(t)
+            return t
+        t0 = env.now
+        yield self._drive_leg(env, origin, dest, leg=leg, priority=int(self.model.calls.priority[c]))
+        return env.now - t0
+
     def _serve_path(self, c):
         env, model, calls = self.env, self.model, self.model.calls
         travel_time_s = model.travel.time_s
         if calls.turnout_s[c] > 0:
             yield env.timeout(float(calls.turnout_s[c]))
         self._log(c, EN_ROUTE)
-        dest = int(model.zone_location[calls.zone_idx[c]])
+        dest = int(calls.location_idx[c])
         travel = travel_time_s(self.location_idx, dest)
         if calls.travel_s[c] != calls.travel_s[c]:        # NaN: the first unit rolling
             calls.travel_s[c] = travel
-        yield env.timeout(travel)
+        travel = yield from self._leg(self.location_idx, dest, "response", c, travel)
         self.location_idx = dest
         if calls.on_scene_at_s[c] != calls.on_scene_at_s[c]:   # the first unit on scene
             calls.on_scene_at_s[c] = env.now
@@ -218,7 +256,7 @@ class Unit(mesa.Agent):
                 calls.hospital_idx[c] = model.choose_hospital(c, dest)
             hosp = model.hospitals[calls.hospital_idx[c]]
             self._log(c, TRANSPORTING)
-            yield env.timeout(travel_time_s(dest, hosp.spec.location_idx))
+            yield from self._leg(dest, hosp.spec.location_idx, "transport", c)
             self.location_idx = hosp.spec.location_idx
             calls.at_hospital_s[c] = env.now
             self._log(c, AT_HOSPITAL)
@@ -229,30 +267,104 @@ class Unit(mesa.Agent):
             yield env.timeout(float(calls.handover_s[c]))
         self._release(c)
 
+    def _serve_transfer(self, c):
+        """An inter-hospital transfer: drive to the sending hospital, load the patient
+        (handover time; the ED bed is freed), drive to the receiving one, hand over into
+        the reserved ICU bed, handover time again."""
+        env, model, calls = self.env, self.model, self.model.calls
+        travel_time_s = model.travel.time_s
+        if calls.turnout_s[c] > 0:
+            yield env.timeout(float(calls.turnout_s[c]))
+        self._log(c, EN_ROUTE)
+        origin = int(calls.location_idx[c])
+        travel = travel_time_s(self.location_idx, origin)
+        calls.travel_s[c] = yield from self._leg(self.location_idx, origin, "transfer", c, travel)
+        self.location_idx = origin
+        calls.on_scene_at_s[c] = env.now
+        self._row[4] = env.now
+        self._log(c, ON_SCENE)
+        yield env.timeout(float(calls.on_scene_s[c]))
+        transfer = model.transfers[c]
+        transfer.picked_up.succeed()
+        hosp = model.hospitals[calls.hospital_idx[c]]
+        self._log(c, TRANSPORTING)
+        yield from self._leg(origin, hosp.spec.location_idx, "transfer", c)
+        self.location_idx = hosp.spec.location_idx
+        calls.at_hospital_s[c] = calls.bed_s[c] = env.now
+        self._log(c, AT_HOSPITAL)
+        hosp.begin_reserved(transfer.row, transfer.request, transfer.los_s)
+        self._log(c, HANDOVER)
+        yield env.timeout(float(calls.handover_s[c]))
+        self._release(c)
+
     def _release(self, c):
-        calls = self.model.calls
+        model = self.model
+        calls = model.calls
         self._row[5] = self.env.now
         calls.available_s[c] = self.env.now
         calls.open_slots[c] -= 1
         if calls.open_slots[c] == 0:                      # the call's last unit is free
             calls.outcome[c] = COMPLETED
         self._log(c, AVAILABLE)
-        if self.model.dispatch.unit_free(self):
+        if model.dispatch.unit_free(self):
             return
-        if self.location_idx == self.station_idx or self._textbook or self._instant_return:
+        at_home = self.location_idx == self.station_idx or self._textbook or self._instant_return
+        self.dest_idx = self.station_idx
+        if at_home:
             self.location_idx = self.station_idx
             self._log(c, AT_STATION)
-        else:
-            self._return_proc = self.env.process(self._return(c))
+        if model.relocator is not None:
+            model.relocator.changed(self.kind, c)         # may order this unit elsewhere
+        if not at_home and self._move_proc is None:
+            self.move_to(self.station_idx, RETURNING, c)
 
-    def _return(self, c):
-        self._log(c, RETURNING)
+    def move_to(self, dest_idx: int, code: int = RELOCATING, call_idx: int = -1, row=None):
+        """Drive this idle unit to location ``dest_idx`` now (returning or relocating),
+        redirecting it if it is already moving. ``row`` is its relocation record."""
+        if self._move_proc is not None:
+            self._stop_move("redirected")
+        self.dest_idx = dest_idx
+        self._reloc_row = row
+        self._move_proc = self.env.process(self._drive(dest_idx, code, call_idx))
+
+    def _stop_move(self, cause):
+        if self._move_proc.is_alive:
+            self._move_proc.interrupt(cause)
+        row = self._reloc_row
+        if row is not None:                                # driven until now (interrupted)
+            row[5] = self.env.now
+            row[6] = self.env.now - row[0]
+            self._reloc_row = None
+        self._move_proc = None
+
+    def _drive(self, dest, code, c):
+        self._log(c, code)
         try:
-            yield self.env.timeout(self.model.travel.time_s(self.location_idx, self.station_idx))
+            if self._drive_leg is None:
+                yield self.env.timeout(self.model.travel.time_s(self.location_idx, dest))
+            else:   # a redirected unit's vehicle drives on to the end of this leg in the traffic model
+                yield self._drive_leg(self.env, self.location_idx, dest, leg="return", priority=0)
         except simpy.Interrupt:
             return
-        self.location_idx = self.station_idx
+        self._move_proc = None
+        row = self._reloc_row
+        if row is not None:
+            row[5] = self.env.now
+            row[6] = self.env.now - row[0]
+            row[8] = True
+            self._reloc_row = None
+        self.location_idx = dest
         self._log(c, AT_STATION)
+
+
+class _Transfer:
+    """An inter-hospital transfer in progress (see :meth:`CityModel.request_transfer`)."""
+
+    __slots__ = ("row", "request", "los_s", "picked_up", "from_hospital_idx")
+
+    def __init__(self, row, request, los_s, picked_up, from_hospital_idx):
+        self.row, self.request, self.los_s = row, request, los_s
+        self.picked_up, self.from_hospital_idx = picked_up, from_hospital_idx
 
 
 class CityModel(mesa.Model):
@@ -301,9 +413,12 @@ class CityModel(mesa.Model):
         self.zone_location = np.array([z.location_idx for z in spec.zones], dtype=np.int64)
         self.unit_events = []
         self.assignments = []
+        self.calls.location_idx = self.zone_location[self.calls.zone_idx].astype(np.int32)
         code = {k: i for i, k in enumerate(UNIT_KINDS)}
+        self.n_call_types = len(spec.call_types)
+        # the call types, then the internal inter-hospital transfer type (one ALS, else BLS)
         self.type_slots = [tuple((code[k], code[f] if f is not None else -1) for k, f in ct.slots)
-                           for ct in spec.call_types]
+                           for ct in spec.call_types] + [((code["als"], code["bls"]),)]
         amb = {code[k] for k in AMBULANCE_KINDS}
         self.transport_slot = np.array([next((s for s, (k, f) in enumerate(slots) if k in amb or f in amb), -1)
                                         for slots in self.type_slots], dtype=np.int64)
@@ -314,6 +429,16 @@ class CityModel(mesa.Model):
         self.dispatch = DispatchCentre(self, policy, spec.dispatch.max_queue)
         self.units = [Unit(self, i, u) for i, u in enumerate(spec.units)]
         self.units_of_kind = [[u for u in self.units if u.kind == k] for k in range(len(UNIT_KINDS))]
+        # Move-up and transfers by ambulance (optional): their generators are children of
+        # existing streams, spawned only when used, so other runs' draws are unchanged.
+        self.relocator = None
+        if spec.dispatch.relocation:
+            self.relocator = Relocator(self, spec.dispatch.relocation, spec.dispatch.compliance_rate,
+                                       streams["dispatch"].spawn(1)[0])
+        self.transfers = {}     # call_idx -> _Transfer
+        self.transfer_rng = (streams["service"].spawn(1)[0]
+                             if any(h.transfer_by_ambulance for h in spec.hospitals) else None)
+        self._n_first_calls = len(self.calls)
         self.hospitals = [Hospital(self, h, hs) for h, hs in enumerate(spec.hospitals)]
         hstreams = streams["hospital"].spawn(len(self.hospitals)) if self.hospitals else []
         for hosp, rng in zip(self.hospitals, hstreams):
@@ -364,11 +489,56 @@ class CityModel(mesa.Model):
             self.diverted.append((call_idx, self.env.now, nearest, chosen))
         return chosen
 
-    def _call_source(self):
+    def _call_source(self, first=0, stop=None):
         env, times, dispatch = self.env, self.calls.time_s, self.dispatch
-        for c in range(len(times)):
+        for c in range(first, len(times) if stop is None else stop):
             yield env.timeout(times[c] - env.now)
             dispatch.receive(c)
+
+    def add_calls(self, time_s, zone_idx, type_idx, rng) -> np.ndarray:
+        """Add calls that arise during the run (e.g. traffic crashes); returns their indices.
+
+        ``time_s`` (ascending, ``>= env.now``), ``zone_idx`` and ``type_idx`` are arrays; each
+        call's dice are drawn from ``rng``. The calls reach the dispatch centre at their times.
+        """
+        t = np.asarray(time_s, dtype=np.float64)
+        if not len(t):
+            return np.empty(0, dtype=np.int64)
+        if np.any(np.diff(t) < 0) or t[0] < self.env.now:
+            raise ValueError(f"add_calls: times must be ascending and >= now = {self.env.now}")
+        table = draw_call_table(self.spec, t, zone_idx, type_idx, {"dispatch": rng, "service": rng, "hospital": rng})
+        table.location_idx = self.zone_location[table.zone_idx].astype(np.int32)
+        idx = self.calls.append(table)
+        self.env.process(self._call_source(int(idx[0]), int(idx[-1]) + 1))
+        return idx
+
+    def request_transfer(self, sending, receiving, row, request, los_s):
+        """Ask dispatch now for an ambulance to move a patient (stay ``row``) from hospital
+        ``sending`` to the ICU bed ``request`` reserved at ``receiving``; returns the event
+        that fires when the patient has been loaded (the ED bed can then be freed)."""
+        rng, spec = self.transfer_rng, self.spec
+        now = self.env.now
+        n_t = self.n_call_types
+        u_busy, u_turn = rng.random(2)
+        table = CallTable(time_s=np.array([now]), zone_idx=np.array([-1], np.int32),
+                          type_idx=np.array([n_t], np.int16), priority=np.array([3], np.int8),
+                          processing_s=np.zeros(1), u_busy=np.array([u_busy]),
+                          turnout_s=spec.service.turnout.ppf([u_turn]),
+                          on_scene_s=np.array([float(spec.service.handover.ppf(rng.random()))]),
+                          transport=np.array([True]),
+                          handover_s=np.array([float(spec.service.handover.ppf(rng.random()))]),
+                          u_los=np.zeros(1), hospital_idx=np.array([receiving.hospital_idx], np.int32),
+                          n_slots=np.ones(1, np.int16),
+                          location_idx=np.array([sending.spec.location_idx], np.int32))
+        c = int(self.calls.append(table)[0])
+        transfer = _Transfer(row, request, los_s, self.env.event(), sending.hospital_idx)
+        self.transfers[c] = transfer
+        self.dispatch.receive(c)
+        return transfer.picked_up
+
+    def is_transfer(self, call_idx) -> bool:
+        """Whether a call is an inter-hospital transfer request (never lost)."""
+        return self.calls.type_idx[call_idx] >= self.n_call_types
 
     def run(self, drain: bool = True, progress=None) -> float:
         """Run to ``until_s`` and, with ``drain``, on until every call and stay has ended.
@@ -401,7 +571,8 @@ def _calls_frame(calls):
         "dispatched_s": calls.dispatched_s, "unit_idx": calls.unit_idx, "travel_s": calls.travel_s,
         "on_scene_s": calls.on_scene_at_s, "transport": calls.transport, "hospital_idx": calls.hospital_idx,
         "at_hospital_s": calls.at_hospital_s, "bed_s": calls.bed_s, "available_s": calls.available_s,
-        "outcome": outcome, "n_units": calls.n_units, "wait_s": calls.dispatched_s - calls.ready_s,
+        "outcome": outcome, "n_units": calls.n_units, "location_idx": calls.location_idx,
+        "wait_s": calls.dispatched_s - calls.ready_s,
         "response_s": calls.on_scene_at_s - calls.time_s})
 
 
@@ -424,7 +595,7 @@ def _kpis_and_tables(model, start, end):
     spec, calls = model.spec, model.calls
     span = end - start
     kpis = {"window_start_s": start, "window_end_s": end}
-    inwin = (calls.time_s >= start) & (calls.time_s < end)
+    inwin = (calls.time_s >= start) & (calls.time_s < end) & (calls.type_idx < model.n_call_types)
     n = int(inwin.sum())
     kpis["n_calls"] = n
     kpis["n_lost"] = int(np.sum(inwin & (calls.outcome == LOST)))
@@ -558,6 +729,40 @@ def _flow_tables(model, start, end):
     return kpis, stays, dv, periods, flow, pool_occ
 
 
+RELOCATION_COLUMNS = ["time_s", "unit_idx", "from_location_idx", "to_location_idx", "planned_s", "end_s",
+                      "driven_s", "obeyed", "completed"]
+
+
+def _relocation_table(model, start, end):
+    """Move orders and the relocation KPIs over the window (orders given in it)."""
+    rel = pd.DataFrame(model.relocator.moves, columns=RELOCATION_COLUMNS)
+    rel = rel.astype({"time_s": np.float64, "unit_idx": np.int32, "from_location_idx": np.int32,
+                      "to_location_idx": np.int32, "planned_s": np.float64, "end_s": np.float64,
+                      "driven_s": np.float64, "obeyed": bool, "completed": bool})
+    t = rel["time_s"].to_numpy()
+    w = rel[(t >= start) & (t < end)]
+    kpis = {"relocation_orders": len(w), "relocation_moves": int(w["obeyed"].sum()),
+            "relocation_refused": int((~w["obeyed"]).sum()), "relocation_completed": int(w["completed"].sum()),
+            "relocation_diverted": int((w["obeyed"] & ~w["completed"] & w["end_s"].notna()).sum()),
+            "relocation_driving_s": float(w["driven_s"].sum()),
+            "relocation_driving_mean_s": float(w.loc[w["obeyed"], "driven_s"].mean()) if w["obeyed"].any()
+            else math.nan}
+    return kpis, rel
+
+
+def _transfer_kpis(model, start, end):
+    """Inter-hospital transfers by ambulance: count, wait for the ambulance, total time."""
+    calls = model.calls
+    idx = np.array(sorted(model.transfers), dtype=np.int64)
+    t = calls.time_s[idx]
+    idx = idx[(t >= start) & (t < end)]
+    wait = calls.on_scene_at_s[idx] - calls.time_s[idx]
+    total = calls.bed_s[idx] - calls.time_s[idx]
+    return {"n_transfers_ambulance": int(len(idx)),
+            "transfer_pickup_mean_s": float(np.nanmean(wait)) if np.isfinite(wait).any() else math.nan,
+            "transfer_time_mean_s": float(np.nanmean(total)) if np.isfinite(total).any() else math.nan}
+
+
 def run_ems(spec, *, seed, until_s: float, drain: bool = True, policy=None, calls=None, travel=None,
             progress=None) -> EmsResult:
     """Simulate an EMS system and return its records and KPIs.
@@ -619,6 +824,12 @@ def run_ems(spec, *, seed, until_s: float, drain: bool = True, policy=None, call
         kpis.update(fk)
         flow = dict(stays=stays, diverted=diverted, diversion_periods=periods, hospital_flow=flow_h,
                     pool_occupancy=pool_occ)
+    extra = {}
+    if model.relocator is not None:
+        rk, extra["relocations"] = _relocation_table(model, spec.warmup_s, float(until_s))
+        kpis.update(rk)
+    if model.transfer_rng is not None:
+        kpis.update(_transfer_kpis(model, spec.warmup_s, float(until_s)))
     ev = np.array(model.unit_events, dtype=np.float64).reshape(-1, 4)
     unit_events = pd.DataFrame({"time_s": ev[:, 0], "unit_idx": ev[:, 1].astype(np.int32),
                                 "call_id": ev[:, 2].astype(np.int64),
@@ -627,7 +838,7 @@ def run_ems(spec, *, seed, until_s: float, drain: bool = True, policy=None, call
     dq = pd.DataFrame({"time_s": qs[:, 0], "queue_length": qs[:, 1].astype(np.int64)})
     return EmsResult(calls=_calls_frame(model.calls), unit_events=unit_events, units=units, admissions=admissions,
                      occupancy=occupancy, hospitals=hospitals, dispatch_queue=dq, kpis=kpis, seed=seed,
-                     until_s=float(until_s), end_s=end_s, spec=spec, assignments=assignments, **flow)
+                     until_s=float(until_s), end_s=end_s, spec=spec, assignments=assignments, **flow, **extra)
 
 
 def run_replications(spec, *, seed: int, n_replications: int, until_s: float, **kwargs):

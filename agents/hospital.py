@@ -16,7 +16,10 @@ FCFS for a ward / ICU bed (``boarding = true``), or is counted as blocked and le
 (``boarding = false``, the pool is a loss system). An ICU patient of a hospital with
 ``transfer = true`` and no free ICU bed of its own goes at once to the nearest hospital
 (travel time now) with a free ICU bed instead, freeing the ED bed; the transfer takes no
-ambulance and no time (a simplification). Diversion: a hospital with ``diversion = true``
+ambulance and no time (a simplification), unless ``transfer_by_ambulance``: then the
+receiving ICU bed is reserved at once, an inter-hospital transfer (priority 3) is sent to
+the dispatch centre, and the patient boards in the ED until the ambulance has loaded them
+(see :meth:`twin.agents.ems.CityModel.request_transfer`). Diversion: a hospital with ``diversion = true``
 is on diversion while its ED (or ICU) occupancy is at least ``diversion_threshold`` of
 its beds; the changes are logged in ``diversion_log``.
 """
@@ -152,6 +155,10 @@ class Hospital(mesa.Agent):
         if name == "icu" and spec.transfer and (pool is None or pool[1] >= pool[4]):
             target = self.model.transfer_target(self)
             if target is not None:
+                if spec.transfer_by_ambulance:
+                    row, req = target.reserve(call_id, "icu", self.hospital_idx)
+                    yield self.model.request_transfer(self, target, row, req, los)
+                    return
                 target.start_stay(call_id, "icu", los, self.hospital_idx, transferred=True)
                 return
         row = [call_id, name, self.hospital_idx, self.hospital_idx, env.now, math.nan, math.nan, False, False]
@@ -180,6 +187,23 @@ class Hospital(mesa.Agent):
         pool[1] += 1
         self._pool_record(name)
         self.env.process(self._inpatient(pool, name, req, los, row))
+
+    def reserve(self, call_id, name, from_idx):
+        """Hold a free bed of pool ``name`` now for a patient on the way (a transfer in by
+        ambulance); returns the stay row and the granted request (see :meth:`begin_reserved`)."""
+        pool = self.pools[name]
+        row = [call_id, name, self.hospital_idx, from_idx, self.env.now, math.nan, math.nan, False, True]
+        self.stays.append(row)
+        req = pool[0].request()
+        assert req.triggered, "reserve needs a free bed"
+        pool[1] += 1
+        self._pool_record(name)
+        return row, req
+
+    def begin_reserved(self, row, req, los):
+        """The patient of a reserved bed (:meth:`reserve`) arrives now; the stay starts."""
+        row[5] = self.env.now
+        self.env.process(self._inpatient(self.pools[row[1]], row[1], req, los, row))
 
     def has_free(self, name) -> bool:
         pool = self.pools.get(name)

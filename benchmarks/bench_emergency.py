@@ -22,10 +22,19 @@ Events are SimPy events *scheduled* (``Environment._eid``), equal to those proce
 both runs are drained; the engine's count comes from a second, identical run of
 :class:`twin.agents.ems.CityModel` (whose simulation-only time is reported too).
 
+A second, optional measure (``--traffic-days N``) runs the same system day by day with
+traffic coupled: for each of N days, ``TRAFFIC_TRIPS`` uniform random car trips departing
+over the day (:func:`twin.cli.random_trips`, seed = the day) run in a
+:class:`twin.traffic.TrafficEngine` advanced in lockstep with the EMS clock by
+:class:`twin.runner.TrafficTravelTimes` (sync every 60 s, 1 s ticks), and the ambulances
+drive on the live link times. It reports the wall time per day, split into the traffic
+kernel and the rest, and the EMS events per second. The default benchmark is unchanged.
+
 Usage (from the repository root)::
 
     python benchmarks/bench_emergency.py                 # one year, seed 1
     python benchmarks/bench_emergency.py --days 30 --repeat 3
+    python benchmarks/bench_emergency.py --traffic-days 3
 """
 
 from __future__ import annotations
@@ -61,8 +70,12 @@ N_STATIONS, N_HOSPITALS, N_ZONES, BEDS = 25, 10, 200, 40
 TURNOUT_S, HANDOVER_S, LOS_MEAN_S = 60.0, 900.0, 4 * 3600.0
 
 
-def build_spec(seed=0):
-    """The benchmark system on ``grid:30x30`` (see the module docstring)."""
+TRAFFIC_TRIPS = 100_000
+
+
+def build_spec(seed=0, *, with_layout=False):
+    """The benchmark system on ``grid:30x30`` (see the module docstring); with
+    ``with_layout`` also the city and the city node index of each location."""
     rng = np.random.default_rng(seed)
     city = twin.load_city("grid:30x30")
     nodes = rng.choice(city.n_nodes, size=N_STATIONS + N_HOSPITALS + N_ZONES, replace=False)
@@ -79,10 +92,40 @@ def build_spec(seed=0):
                        for name, prio, share, scene, p_tr, req, fb in CALL_TYPES)
     hospitals = tuple(HospitalSpec(f"h{h}", N_STATIONS + h, BEDS, Dist("exponential", LOS_MEAN_S), "queue")
                       for h in range(N_HOSPITALS))
-    return EmsSpec(travel_time_s=tt, zones=zones, call_types=call_types, units=tuple(units), hospitals=hospitals,
+    spec = EmsSpec(travel_time_s=tt, zones=zones, call_types=call_types, units=tuple(units), hospitals=hospitals,
                    dispatch=DispatchSpec("nearest", (), Dist("constant", 0.0, 0.0), None),
                    service=ServiceSpec("path", turnout=Dist("constant", TURNOUT_S, 0.0),
                                        handover=Dist("constant", HANDOVER_S, 0.0), return_mode="drive"))
+    return (spec, city, nodes) if with_layout else spec
+
+
+def run_traffic_days(n_days, seed, n_trips=TRAFFIC_TRIPS):
+    """The system day by day with traffic coupled (see the module docstring); prints a table."""
+    from twin.cli import random_trips
+    from twin.runner import TrafficTravelTimes
+    from twin.traffic import TrafficEngine
+
+    spec, city, nodes = build_spec(with_layout=True)
+    print(f"traffic-coupled days: {n_trips:,} random trips/day over 24 h on {city.name} ({city.n_links} links), "
+          f"sync 60 s, dt 1 s")
+    print(f"{'day':>4s} {'calls':>7s} {'events':>9s} {'wall s':>8s} {'traffic s':>10s} {'ems s':>8s} "
+          f"{'events/s':>10s} {'resp mean s':>11s}")
+    walls = []
+    for day in range(n_days):
+        t0 = time.perf_counter()
+        engine = TrafficEngine(city, random_trips(city, n_trips, 86400.0, seed * 1000 + day), until_s=86400.0,
+                               seed=day)
+        travel = TrafficTravelTimes(engine, nodes, sync_s=60.0, until_s=86400.0, emergency_speed_factor=1.5)
+        model = CityModel(spec, seed=seed * 1000 + day, until_s=86400.0, travel=travel)
+        model.run()
+        wall = time.perf_counter() - t0
+        walls.append(wall)
+        ev = next(model.env._eid)
+        resp = model.calls.on_scene_at_s - model.calls.time_s
+        print(f"{day:4d} {len(model.calls):7d} {ev:9d} {wall:8.2f} {engine.kernel_s:10.2f} "
+              f"{wall - engine.kernel_s:8.2f} {ev / wall:10.0f} {np.nanmean(resp):11.1f}")
+    print(f"mean wall per traffic-coupled day {np.mean(walls):.2f} s (first day includes numba compilation "
+          f"unless cached); later days mean {np.mean(walls[1:]) if len(walls) > 1 else float('nan'):.2f} s")
 
 
 # --------------------------------------------------------------------------------------
@@ -205,7 +248,12 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--repeat", type=int, default=1, help="best of N wall times")
     ap.add_argument("--profile", action="store_true", help="cProfile one engine run, print the top 25")
+    ap.add_argument("--traffic-days", type=int, default=0, metavar="N",
+                    help="instead: N simulated days, each with the traffic engine coupled (wall per day, events/s)")
     args = ap.parse_args(argv)
+    if args.traffic_days:
+        run_traffic_days(args.traffic_days, args.seed)
+        return
     until_s = args.days * 86400.0
     t0 = time.perf_counter()
     spec = build_spec()

@@ -42,6 +42,7 @@ __all__ = [
     "UnitSpec",
     "HospitalSpec",
     "DispatchSpec",
+    "RelocationSpec",
     "ServiceSpec",
     "EmsSpec",
     "EmsResult",
@@ -64,7 +65,7 @@ __all__ = [
 
 #: Unit lifecycle event codes (int8 in the unit-events table), in lifecycle order.
 UNIT_EVENTS = ("dispatched", "en_route", "on_scene", "transporting", "at_hospital", "handover", "available",
-               "returning", "at_station")
+               "returning", "at_station", "relocating")
 #: Call outcome codes (int8 in the calls table): open only when a run is not drained.
 OUTCOMES = ("open", "completed", "lost")
 #: Named random streams of one run, spawned in this order from the run seed (STYLE §10).
@@ -346,7 +347,15 @@ class HospitalSpec:
         A patient needing ICU when this hospital has no ICU pool, or its ICU is full, is
         transferred at once to the nearest hospital (travel time now) with a free ICU bed,
         releasing the ED bed; without such a hospital the patient boards (or is blocked).
-        Simplification: the transfer takes no ambulance and no travel time.
+        Simplification: the transfer takes no ambulance and no travel time, unless
+        ``transfer_by_ambulance``.
+    transfer_by_ambulance : bool
+        With ``transfer``: the transfer is a dispatch request of priority 3 (an
+        inter-hospital transfer call, one ALS ambulance, else BLS): the ICU bed at the
+        target is reserved at once, the patient boards in the ED (keeping the ED bed) until
+        the ambulance has driven to this hospital and loaded them (``service.handover``),
+        then is driven to the target and takes the reserved bed on arrival. A transfer
+        request is never lost (it waits in the dispatch queue whatever ``max_queue`` is).
     """
 
     name: str
@@ -365,11 +374,42 @@ class HospitalSpec:
     diversion: bool = False
     diversion_threshold: float = 1.0
     transfer: bool = False
+    transfer_by_ambulance: bool = False
 
     @property
     def has_flow(self) -> bool:
         """True when the hospital uses any patient-flow option (ward, ICU, transfer)."""
         return self.ward_beds is not None or self.icu_beds is not None or self.transfer
+
+
+@dataclass(frozen=True)
+class RelocationSpec:
+    """A move-up (system-status management) compliance table for some unit kinds.
+
+    Attributes
+    ----------
+    kinds : tuple of str
+        The unit kinds counted and moved by this table (default the ambulances, ALS and BLS).
+    table : tuple of tuple of int
+        Row ``n - 1`` lists the station locations (``station_idx`` values, one entry per
+        unit, a location may repeat) that the ``n`` available units of these kinds should
+        occupy; with more available units than rows, the last row applies and the extra
+        units stay where they are going. Each row has at most ``n`` entries.
+
+    Notes
+    -----
+    Whenever a unit of these kinds becomes busy or free, the available ones (at a
+    station, returning, or relocating) are assigned to the row's stations so that the
+    total travel time from where they are (now, from the travel-time provider; 0 for a
+    unit already at or heading to that station) is least — an exact minimum-cost
+    assignment (Hungarian method, :func:`scipy.optimize.linear_sum_assignment`). A unit
+    assigned to another station than the one it is at or heading to gets a move order,
+    obeyed with probability ``DispatchSpec.compliance_rate``. A relocating unit is
+    available for dispatch (and is then diverted to the call from where it started moving).
+    """
+
+    kinds: tuple = ("als", "bls")
+    table: tuple = ()
 
 
 @dataclass(frozen=True)
@@ -390,12 +430,20 @@ class DispatchSpec:
     max_queue : int or None
         Calls that may wait for a unit; ``None`` is unlimited, ``0`` makes a loss system
         (a ready call finding no eligible idle unit is lost, "unserved").
+    relocation : tuple of RelocationSpec
+        Move-up compliance tables (optional; none: units always return home). The kinds of
+        two tables must not overlap.
+    compliance_rate : float
+        Probability in ``[0, 1]`` that a move order is obeyed (drawn from the seeded
+        ``dispatch`` stream's own child; a refused order is re-considered at the next change).
     """
 
     policy: str = "nearest"
     preference_lists: tuple = ()
     processing: Dist = Dist("constant", 0.0, 0.0)
     max_queue: int | None = None
+    relocation: tuple = ()
+    compliance_rate: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -460,6 +508,13 @@ class EmsSpec:
         (default 480 s for P1, none for P2 and P3).
     warmup_s : float
         KPIs are computed over ``[warmup_s, until_s)``.
+    rate_table_per_h : ndarray of float64, shape (24, n_zones, n_call_types), or None
+        Call rates by hour of the day (hour 0 = first hour of the run, repeating), zone and
+        call type, calls/hour. When given it replaces ``arrival_rate_per_h ×
+        hourly_profile × share`` for generating calls, so zones may have their own daily
+        profiles and type mixes (per-district rates, a population present by hour);
+        ``zones[].arrival_rate_per_h`` and the shares are then only descriptive.
+        ``None`` (default): the product form.
 
     Raises
     ------
@@ -477,6 +532,7 @@ class EmsSpec:
     hourly_profile: tuple = (1.0,) * 24
     response_target_s: tuple = (480.0, None, None)
     warmup_s: float = 0.0
+    rate_table_per_h: object = None
 
     # ---- construction from plain data ------------------------------------------------
     @classmethod
@@ -539,6 +595,20 @@ class EmsSpec:
                 _fail(f"{w}.{name}", f"found {type(value).__name__}; expected a list")
             object.__setattr__(self, name, tuple(value))
         object.__setattr__(self, "warmup_s", _number(self.warmup_s, f"{w}.warmup_s"))
+        if self.rate_table_per_h is not None:
+            try:
+                rt = np.array(self.rate_table_per_h, dtype=np.float64)
+            except (TypeError, ValueError):
+                _fail(f"{w}.rate_table_per_h", "expected an array of calls/hour, shape (24, n_zones, n_call_types)")
+            want = (24, len(self.zones), len(self.call_types))
+            if rt.shape != want:
+                _fail(f"{w}.rate_table_per_h", f"shape {rt.shape}; expected (24, n_zones, n_call_types) = {want}")
+            bad = np.argwhere(~np.isfinite(rt) | (rt < 0))
+            if len(bad):
+                h, j, k = bad[0]
+                _fail(f"{w}.rate_table_per_h[{h}][{j}][{k}]", f"found {rt[h, j, k]}; expected calls/hour >= 0")
+            rt.setflags(write=False)
+            object.__setattr__(self, "rate_table_per_h", rt)
 
         for i, z in enumerate(self.zones):
             at = f"{w}.zones[{i}] ('{z.name}')"
@@ -615,10 +685,11 @@ class EmsSpec:
                 if len(set(lst)) != len(lst):
                     _fail(at, f"found {list(lst)}; expected distinct unit indices")
                 clean.append(lst)
-            object.__setattr__(self, "dispatch", DispatchSpec(d.policy, tuple(clean), d.processing, d.max_queue))
+            object.__setattr__(self, "dispatch", dataclasses.replace(d, preference_lists=tuple(clean)))
         elif d.preference_lists:
             _fail(f"{w}.dispatch.preference_lists", "given with policy = 'nearest'; set policy = 'preference' "
                                                     "or drop the lists")
+        self._check_relocation(n_loc)
 
         s = self.service
         _choice(s.mode, f"{w}.service.mode", SERVICE_MODES)
@@ -639,13 +710,17 @@ class EmsSpec:
             for k, v in enumerate(self.response_target_s)))
 
         # Reachability: every call must be able to end (STYLE §9: fail at the boundary).
-        has_demand = any(z.arrival_rate_per_h > 0 for z in self.zones)
+        rt = self.rate_table_per_h
+        zone_demand = ([z.arrival_rate_per_h > 0 for z in self.zones] if rt is None
+                       else list(rt.sum(axis=(0, 2)) > 0))
+        type_demand = ([c.share > 0 for c in self.call_types] if rt is None else list(rt.sum(axis=(0, 1)) > 0))
+        has_demand = any(zone_demand)
         if has_demand and n_units == 0:
             _fail(f"{w}.units", "no units but zones have calls; add units or set arrival_rate_per_h = 0")
         if has_demand:
             n_kind = {k: sum(u.kind == k for u in self.units) for k in UNIT_KINDS}
             for i, c in enumerate(self.call_types):
-                if c.share == 0:
+                if not type_demand[i]:
                     continue
                 fb = dict(c.fallback)
                 for kind, n in c.requires:
@@ -657,7 +732,7 @@ class EmsSpec:
                               f"no unit set can serve this call type (units by kind: "
                               f"{', '.join(f'{k}={v}' for k, v in n_kind.items())})")
         for j, z in enumerate(self.zones):
-            if z.arrival_rate_per_h == 0:
+            if not zone_demand[j]:
                 continue
             cand = (range(n_units) if d.policy == "nearest" else self.dispatch.preference_lists[j])
             if not any(math.isfinite(tt[self.units[u].station_idx, z.location_idx]) for u in cand):
@@ -669,6 +744,54 @@ class EmsSpec:
                                             "are no hospitals")
                 if not any(math.isfinite(tt[z.location_idx, h.location_idx]) for h in self.hospitals):
                     _fail(f"{w}.zones[{j}] ('{z.name}')", "no hospital is reachable from this zone")
+        if any(h.transfer_by_ambulance for h in self.hospitals) and not any(u.kind in AMBULANCE_KINDS
+                                                                            for u in self.units):
+            _fail(f"{w}.hospitals", "transfer_by_ambulance = true but there are no ambulances (als, bls) to "
+                                    "drive the transfers")
+
+    def _check_relocation(self, n_loc):
+        d, w = self.dispatch, "ems.dispatch"
+        rate = _number(d.compliance_rate, f"{w}.compliance_rate")
+        if rate > 1:
+            _fail(f"{w}.compliance_rate", f"found {rate!r}; expected a probability in [0, 1]")
+        rules = d.relocation
+        if not isinstance(rules, (list, tuple)):
+            _fail(f"{w}.relocation", f"found {type(rules).__name__}; expected a list of RelocationSpec")
+        stations = {u.station_idx for u in self.units}
+        seen, clean = set(), []
+        for i, r in enumerate(rules):
+            at = f"{w}.relocation[{i}]"
+            if isinstance(r, dict):
+                r = _build(RelocationSpec, r, at)
+            if not isinstance(r, RelocationSpec):
+                _fail(at, f"found {r!r}; expected a RelocationSpec or a table {{kinds, table}}")
+            kinds = (r.kinds,) if isinstance(r.kinds, str) else tuple(r.kinds)
+            for k in kinds:
+                _choice(k, f"{at}.kinds", UNIT_KINDS)
+            if not kinds or seen & set(kinds):
+                _fail(f"{at}.kinds", f"found {list(kinds)}; expected a non-empty list of kinds not in another "
+                                     f"relocation table")
+            seen |= set(kinds)
+            if not isinstance(r.table, (list, tuple)) or not r.table:
+                _fail(f"{at}.table", f"found {r.table!r}; expected a non-empty list of rows (row n-1: the "
+                                     f"stations n available units should occupy)")
+            n_kind = sum(u.kind in kinds for u in self.units)
+            rows = []
+            for n, row in enumerate(r.table, start=1):
+                rat = f"{at}.table[{n - 1}]"
+                if not isinstance(row, (list, tuple)) or len(row) > n:
+                    _fail(rat, f"found {row!r}; expected a list of at most {n} station location(s) for {n} "
+                               f"available unit(s)")
+                row = tuple(_integer(x, rat, maximum=n_loc - 1) for x in row)
+                for x in row:
+                    if x not in stations:
+                        _fail(rat, f"location {x} is not a station (stations: {sorted(stations)})")
+                rows.append(row)
+            if len(rows) > max(n_kind, 1):
+                _fail(f"{at}.table", f"{len(rows)} rows but only {n_kind} unit(s) of kinds {list(kinds)}; "
+                                     f"expected at most one row per unit")
+            clean.append(RelocationSpec(kinds, tuple(rows)))
+        object.__setattr__(self, "dispatch", dataclasses.replace(d, relocation=tuple(clean), compliance_rate=rate))
 
     @staticmethod
     def _check_needs(c, at):
@@ -716,7 +839,7 @@ class EmsSpec:
         for name in ("ward_los", "icu_los"):
             if not isinstance(getattr(h, name), Dist):
                 _fail(f"{at}.{name}", f"found {getattr(h, name)!r}; expected a Dist")
-        for name in ("boarding", "diversion", "transfer"):
+        for name in ("boarding", "diversion", "transfer", "transfer_by_ambulance"):
             if not isinstance(getattr(h, name), bool):
                 _fail(f"{at}.{name}", f"found {getattr(h, name)!r}; expected true or false")
         thr = _number(h.diversion_threshold, f"{at}.diversion_threshold", strict=True)
@@ -737,6 +860,8 @@ class EmsSpec:
         if any(probs["ward_probability"]) and h.ward_beds is None:
             _fail(f"{at}.ward_probability", "ward admissions given but no ward_beds; add ward_beds or set "
                                             "ward_probability to 0")
+        if h.transfer_by_ambulance and not h.transfer:
+            _fail(f"{at}.transfer_by_ambulance", "true but transfer = false; set transfer = true as well")
         if any(probs["icu_probability"]) and h.icu_beds is None and not h.transfer:
             _fail(f"{at}.icu_probability", "ICU admissions given but no icu_beds and transfer = false; add "
                                            "icu_beds, set transfer = true, or set icu_probability to 0")
@@ -822,9 +947,13 @@ class EmsResult:
         One row per call: ``call_id, time_s, zone_idx, type_idx, priority, ready_s,
         dispatched_s, unit_idx, travel_s, on_scene_s, transport, hospital_idx,
         at_hospital_s, bed_s, available_s, outcome`` (name from :data:`OUTCOMES`),
-        ``n_units`` (units sent), ``wait_s`` (ready to dispatch) and ``response_s`` (call
-        to first unit on scene).
-        NaN / -1 where a stage did not happen.
+        ``n_units`` (units sent), ``location_idx`` (where units drove to), ``wait_s``
+        (ready to dispatch) and ``response_s`` (call to first unit on scene).
+        NaN / -1 where a stage did not happen. Inter-hospital transfers by ambulance (see
+        :class:`HospitalSpec`) are rows too, with ``zone_idx`` -1 and ``type_idx`` =
+        ``len(spec.call_types)`` (type name ``"inter-hospital transfer"``): ``on_scene_s``
+        is the ambulance at the sending hospital, ``bed_s`` its arrival at the receiving one;
+        they are left out of the call KPIs and district tables.
     unit_events : DataFrame
         ``time_s, unit_idx, call_id, event`` (name from :data:`UNIT_EVENTS`), in event order.
     units : DataFrame
@@ -865,6 +994,11 @@ class EmsResult:
         ``n_boarded, boarding_mean_s, boarding_p90_s, diversion_h, diverted_from,
         diverted_to, transfers_out, transfers_in``. ``pool_occupancy``: step series
         ``time_s, hospital_idx, pool, occupied_beds, boarding``.
+    relocations : DataFrame or None
+        Only with move-up (``DispatchSpec.relocation``): one row per move order,
+        ``time_s, unit_idx, from_location_idx, to_location_idx, planned_s`` (travel time
+        when ordered), ``end_s`` (arrival, or diversion/redirection; NaN while driving or
+        refused), ``driven_s, obeyed, completed``.
     """
 
     calls: object
@@ -885,6 +1019,7 @@ class EmsResult:
     diversion_periods: object = field(default=None, repr=False)
     hospital_flow: object = field(default=None, repr=False)
     pool_occupancy: object = field(default=None, repr=False)
+    relocations: object = field(default=None, repr=False)
 
     def district_kpis(self, layout: "EmsLayout | None" = None):
         """Per-district response KPIs and the equity gap over the KPI window.
@@ -892,7 +1027,10 @@ class EmsResult:
         See :func:`district_summary`; ``layout`` defaults to :meth:`EmsLayout.default`.
         """
         layout = layout if layout is not None else EmsLayout.default(self.spec)
-        return district_summary(self.calls, layout.zone_district_idx, layout.district_names,
+        calls = self.calls
+        if len(calls) and (calls["zone_idx"].to_numpy() < 0).any():      # inter-hospital transfers
+            calls = calls[calls["zone_idx"].to_numpy() >= 0]
+        return district_summary(calls, layout.zone_district_idx, layout.district_names,
                                 layout.district_central, self.spec.response_target_s,
                                 self.kpis["window_start_s"], self.kpis["window_end_s"])
 
@@ -910,7 +1048,13 @@ class EmsResult:
             one of :data:`OUTCOMES`), ``unit_idx, hospital_idx, transport``. NaN / -1 where
             a stage did not happen.
         ``/events/p_unit_events``
-            ``time_s, unit_idx, call_id, event`` (:data:`UNIT_EVENTS` names).
+            ``time_s, unit_idx, call_id, event`` (:data:`UNIT_EVENTS` names; call_id -1 for
+            a relocation move).
+        ``/events/p_assignments``
+            The dispatch assignments: one row per unit sent to a call, in call order,
+            ``call_id, unit_idx, slot, dispatched_s, on_scene_s, available_s``.
+        ``/events/p_relocations``
+            Only with move-up: the :attr:`relocations` table.
         ``/events/p_admissions``
             ``hospital_idx, call_id`` (-1 walk-in), ``arrival_s, bed_s, discharge_s, blocked``.
         ``/network/p_stations``, ``/network/p_units``, ``/network/hospitals``, ``/network/p_zones``, ``/network/p_districts``
@@ -939,16 +1083,19 @@ class EmsResult:
         c = self.calls
         zone_idx = c["zone_idx"].to_numpy(np.int32)
         zloc = np.array([z.location_idx for z in spec.zones], dtype=np.int64)
-        type_names = np.array([t.name for t in spec.call_types] or [""], dtype=object)
-        zone_names = np.array([z.name for z in spec.zones] or [""], dtype=object)
+        type_names = np.array([t.name for t in spec.call_types] + ["inter-hospital transfer"], dtype=object)
+        zone_names = np.array([z.name for z in spec.zones] + [""], dtype=object)      # [-1]: no zone
         node_of_loc = np.asarray(lay.location_node_idx, dtype=np.int32)
+        zone_district = np.append(np.asarray(lay.zone_district_idx, dtype=np.int32), -1)
+        call_loc = (c["location_idx"].to_numpy(np.int64) if "location_idx" in c
+                    else zloc[zone_idx] if len(c) else np.empty(0, np.int64))
         times = {"call_s": "time_s", "ready_s": "ready_s", "dispatch_s": "dispatched_s", "on_scene_s": "on_scene_s",
                  "at_hospital_s": "at_hospital_s", "bed_s": "bed_s", "complete_s": "available_s",
                  "travel_s": "travel_s", "wait_s": "wait_s", "response_time_s": "response_s"}
         cols = {"call_id": c["call_id"].to_numpy(np.int64), "zone_idx": zone_idx,
                 "zone": zone_names[zone_idx].astype(str) if len(c) else np.array([], dtype=str),
-                "district_idx": np.asarray(lay.zone_district_idx, dtype=np.int32)[zone_idx],
-                "node_idx": node_of_loc[zloc[zone_idx]] if len(c) else np.array([], dtype=np.int32),
+                "district_idx": zone_district[zone_idx],
+                "node_idx": node_of_loc[call_loc] if len(c) else np.array([], dtype=np.int32),
                 "type_idx": c["type_idx"].to_numpy(np.int16),
                 "type": type_names[c["type_idx"].to_numpy(np.int64)].astype(str) if len(c) else np.array([], dtype=str),
                 "priority": c["priority"].to_numpy(np.int8)}
@@ -964,6 +1111,24 @@ class EmsResult:
             "time_s": ue["time_s"].to_numpy(np.float64), "unit_idx": ue["unit_idx"].to_numpy(np.int32),
             "call_id": ue["call_id"].to_numpy(np.int64), "event": ue["event"].astype(str).to_numpy().astype(str)},
             units={"time_s": "s", "unit_idx": "", "call_id": "", "event": ""})
+        if self.assignments is not None:
+            a = self.assignments
+            writer.write_table(f"/events/{p}_assignments", {
+                "call_id": a["call_id"].to_numpy(np.int64), "unit_idx": a["unit_idx"].to_numpy(np.int32),
+                "slot": a["slot"].to_numpy(np.int16),
+                **{k: a[k].to_numpy(np.float64) for k in ("dispatched_s", "on_scene_s", "available_s")}},
+                units={"call_id": "", "unit_idx": "", "slot": "", "dispatched_s": "s", "on_scene_s": "s",
+                       "available_s": "s"})
+        if self.relocations is not None:
+            r = self.relocations
+            writer.write_table(f"/events/{p}_relocations", {
+                "time_s": r["time_s"].to_numpy(np.float64), "unit_idx": r["unit_idx"].to_numpy(np.int32),
+                "from_location_idx": r["from_location_idx"].to_numpy(np.int32),
+                "to_location_idx": r["to_location_idx"].to_numpy(np.int32),
+                **{k: r[k].to_numpy(np.float64) for k in ("planned_s", "end_s", "driven_s")},
+                "obeyed": r["obeyed"].to_numpy(bool), "completed": r["completed"].to_numpy(bool)},
+                units={"time_s": "s", "unit_idx": "", "from_location_idx": "", "to_location_idx": "",
+                       "planned_s": "s", "end_s": "s", "driven_s": "s", "obeyed": "", "completed": ""})
         ad = self.admissions
         writer.write_table(f"/events/{p}_admissions", {
             "hospital_idx": ad["hospital_idx"].to_numpy(np.int32), "call_id": ad["call_id"].to_numpy(np.int64),
@@ -1042,7 +1207,8 @@ class EmsResult:
             writer.write_summary(f"{p}_{name}", value, units=_kpi_units(name))
         hosp = self.hospitals
         n_arr, n_blk = int(hosp["arrivals"].sum()), int(hosp["blocked"].sum())
-        inwin = (c["time_s"] >= self.kpis["window_start_s"]) & (c["time_s"] < self.kpis["window_end_s"])
+        inwin = ((c["time_s"] >= self.kpis["window_start_s"]) & (c["time_s"] < self.kpis["window_end_s"])
+                 & (c["zone_idx"] >= 0))
         n_unserved = int((inwin & c["outcome"].isin(["lost", "open"])).sum())
         extra = {"n_blocked": n_blk, "blocking": n_blk / n_arr if n_arr else math.nan, "n_unserved": n_unserved,
                  "unserved_share": n_unserved / int(inwin.sum()) if inwin.any() else math.nan}

@@ -7,16 +7,19 @@ A scenario is a TOML file (``tomllib``) whose tables map to the frozen groups be
     [run]         until_s, seed, drain
     [kpi]         warmup_s, response_target_s = [P1, P2, P3], central_zones
     [calls]       locations = "nodes" | "centroid"; rate_per_h (total or per zone) or
-                  population (per zone) with rate_per_1000_per_day; hourly_profile (24)
-    [[call_types]] name, priority, share, on_scene, transport_probability, requires, fallback
+                  population (per zone) with rate_per_1000_per_day; hourly_profile (24);
+                  district_profiles (zone id -> 24)
+    [[call_types]] name, priority, share, on_scene, transport_probability, requires, fallback,
+                  rate_per_h (zone id -> calls/h), district_multiplier (zone id -> factor)
     [[stations]]  name, node, ambulances, als, bls, fire, police, busy_time
     [[hospitals]] name, node, beds, length_of_stay, mode, walk_in_rate_per_h; patient flow (optional):
                   ward_beds, ward_los, icu_beds, icu_los, ward_probability, icu_probability,
-                  boarding, diversion, diversion_threshold, transfer
-    [dispatch]    policy, processing, max_queue
+                  boarding, diversion, diversion_threshold, transfer, transfer_by_ambulance
+    [dispatch]    policy, processing, max_queue, relocation, compliance_rate
     [service]     mode, turnout, handover, return_mode, busy_time, emergency_speed_factor
     [traffic]     random_trips, trips, window_start_s, window_s, until_s, dt_s, sync_s,
-                  reroute_share, reroute_interval_s, signals, signal_cycle_s   (optional)
+                  reroute_share, reroute_interval_s, signals, signal_cycle_s,
+                  crash_call_type, crash_rate_per_million_veh_km   (optional)
     [population]  persons, seed, calls_from_presence, traffic_from_cars   (optional)
 
 Durations are seconds: a number (constant) or a table ``{kind = "lognormal", mean_s = 900,
@@ -37,7 +40,18 @@ district, ``"city"``. A district rate is ``rate_per_h`` (a table by zone id, or 
 split in proportion to the districts' node counts) or ``population / 1000 ×
 rate_per_1000_per_day / 24`` per hour; districts without an entry get no calls. Every
 district rate is multiplied by ``hourly_profile[h]`` in hour ``h`` of the day (so a profile
-averaging 1 keeps the daily total). Each station's ``ambulances`` become ALS units
+averaging 1 keeps the daily total), or by its own ``district_profiles[d][h]``. A call type
+takes ``share`` of a district's rate, times its ``district_multiplier[d]`` (default 1), unless
+it gives its own ``rate_per_h`` (zone id -> calls/hour, times the district's profile). Any of
+these, or calls from presence, builds the per-(hour, zone, type) table
+``EmsSpec.rate_table_per_h`` (each cell its own Poisson process); otherwise the spec keeps the
+product form and its random draws.
+
+*Move-up.* ``[dispatch] relocation = [{kinds = ["als", "bls"], table = [["central"],
+["central", "north"], ...]}]`` is a compliance table by station name: row ``n - 1`` lists
+the stations ``n`` available units should occupy (see :class:`twin.emergency.RelocationSpec`:
+least-total-travel-time assignment on the current times, moves obeyed with probability
+``compliance_rate``, a moving unit is available for dispatch). Each station's ``ambulances`` become ALS units
 ``<station>-1``, ``<station>-2`` ... and its ``als``, ``bls``, ``fire`` and ``police``
 counts units ``<station>-<kind>-1`` ... of those kinds (a station with no count at all has
 one ambulance). A call type's ``requires = {fire = 2, als = 1}`` names the units it needs
@@ -52,19 +66,46 @@ runner builds a :class:`~twin.traffic.TrafficEngine` on the same city and advanc
 lockstep with the SimPy clock: a process at SimPy's ``URGENT`` priority calls
 ``engine.run_until(env.now)`` every ``sync_s`` seconds (default 60) up to the traffic
 horizon (``traffic.until_s``, default ``run.until_s``); link times stay as last seen after
-it. Whenever a unit starts a leg (to the scene after turnout, scene to hospital, return to
-station), and when the nearest-idle policy compares units, the travel time is the least-cost
+it.
+
+*Units as vehicles* (``ambulances_in_traffic = true``, the default). Every leg a unit drives
+(to the scene, scene to hospital, between hospitals, back to its station or to a move-up
+post) is a vehicle inserted into the engine at the leg's start
+(:meth:`~twin.traffic.TrafficEngine.insert_vehicle`, routed on the current link times) and
+the leg lasts until that vehicle arrives in the traffic model
+(:meth:`~twin.traffic.TrafficEngine.arrival_event`, which fires at the simulated arrival
+time itself). Units thus add load, queue, and are re-timed by congestion met on the way.
+Lights and sirens: response legs to calls of priority ``<= lights_and_sirens_priority``
+(default 2) and transports of priority-1 patients are emergency vehicles; with
+``emergency_priority`` (default true) they pass queues at ``bypass_speed_mps`` and red
+signals (the kernel's priority rule, :mod:`twin.kernels.traffic`) and re-route on live times
+every re-routing period. Dispatch and hospital choices use the engine's emergency link
+times (``link_travel_times_s(emergency=True)``) as estimates. Limits: a unit redirected
+while returning leaves its vehicle to finish the old leg (one extra car), and starts the
+new leg from where the old one started; legs starting after the traffic horizon, or not
+finished by it, take the last link times. ``[service] emergency_speed_factor`` and
+``queue_delay_share`` must stay 1 here (they belong to the next mode).
+
+*Legs timed at their start* (``ambulances_in_traffic = false``). Whenever a unit starts a
+leg, and when the nearest-idle policy compares units, the travel time is the least-cost
 path on the *current* link costs ``free_flow_time_s / emergency_speed_factor +
-service.queue_delay_share × queue delay``
-(the delay is ``TrafficEngine.link_travel_times_s() - free_flow_time_s``: vehicles already
-queued at the link's end over its capacity). The leg then lasts that long. Ambulances are
-not vehicles of the traffic model yet: they add no load, and are not re-timed when congestion
-changes mid-leg; priority at queues and signals is the share of the queue delay they keep
-(``service.queue_delay_share``: 1 none, 0 full bypass and preemption), so the "green wave"
-claim (priority roughly halves ambulance travel time in congestion) can be tested. The hospital a call goes to
-is fixed on static times, unless a hospital has ``diversion = true``: then it is chosen when
-the transport leaves the scene, on the current times, skipping hospitals on diversion.
-Without ``[traffic]`` (or with no demand) times are the static matrix.
+service.queue_delay_share × queue delay`` (the delay is ``TrafficEngine.link_travel_times_s()
+- free_flow_time_s``: vehicles already queued at the link's end over its capacity). The leg
+then lasts that long: the ambulance adds no load and is not re-timed when congestion changes
+mid-leg; priority is the share of the queue delay it keeps (1 none, 0 full bypass and
+preemption).
+
+The hospital a call goes to is fixed on static times, unless a hospital has ``diversion =
+true``: then it is chosen when the transport leaves the scene, on the current times,
+skipping hospitals on diversion. Without ``[traffic]`` (or with no demand) times are the static matrix.
+
+*Traffic crashes.* With ``crash_call_type`` naming a call type (usually of ``share = 0``),
+crash calls arise from the coupled traffic's exposure: at every sync, each EMS zone gets
+``Poisson(crash_rate_per_million_veh_km × vehicle-km driven on its links since the last
+sync / 1e6)`` calls in the next sync period (:class:`CrashCalls`; a link belongs to its
+tail node's zone, and with crash calls every district with nodes has zones). The default
+rate, :data:`CRASH_RATE_PER_MILLION_VEH_KM` = 0.37, is the US injury-crash rate (NHTSA,
+Traffic Safety Facts 2019). Its random draws come from the ``crashes`` stream.
 
 Synthetic population (fidelity)
 -------------------------------
@@ -73,18 +114,13 @@ An optional ``[population]`` table synthesises ``persons`` people and their day
 omitted, the ``population`` stream of the run seed, so ``--seed`` changes the population too).
 
 * ``calls_from_presence = true`` (default): call rates follow the people *present* in each
-  district (``Population.present_by_zone`` at 00:00, 01:00 ... 23:00; the run's hour 0 is
-  taken as midnight) times ``[calls] rate_per_1000_per_day`` (required; ``[calls]
-  rate_per_h`` and ``population`` must then be absent). The EMS model has one hourly
-  profile for all zones, so a district's base rate is its presence averaged over the day
-  with ``hourly_profile`` weights, ``rate_d = r / 1000 / 24 × Σ_h P[h, d] w[h] / Σ_h w[h]``,
-  and the hourly profile stays ``[calls] hourly_profile``. This is exact for each
-  district's expected calls per day (``r / 1000 / 24 × Σ_h P[h, d] w[h]``, as a per-zone,
-  per-hour model would give) and for the city-wide expected calls in every hour (the
-  presence rows sum to ``persons``, so the city's presence profile is flat); what is lost is
-  the shift *within* the day between districts (more calls in business districts by day, in
-  residential ones at night): in hour ``h`` district ``d`` gets ``rate_d w[h]`` rather than
-  ``r / 1000 / 24 × P[h, d] w[h]``.
+  district hour by hour (``Population.present_by_zone`` at 00:00, 01:00 ... 23:00; the run's
+  hour 0 is taken as midnight) times ``[calls] rate_per_1000_per_day`` (required; ``[calls]
+  rate_per_h`` and ``population`` must then be absent): in hour ``h`` district ``d`` gets
+  ``r / 1000 / 24 × P[h, d] × w[h]`` calls per hour, ``w`` the ``hourly_profile`` (or the
+  district's ``district_profiles`` entry), so the shift within the day between districts
+  (business districts by day, residential ones at night) is kept; the zones'
+  ``arrival_rate_per_h`` is then the daily mean (descriptive).
 * ``traffic_from_cars = true`` (default): when ``[traffic]`` has no demand (no
   ``random_trips``, no ``trips``; the table may be absent, its other keys then take their
   defaults) the background traffic is the population's car legs
@@ -119,8 +155,9 @@ from pathlib import Path
 
 import numpy as np
 
-from twin.emergency import (CallTypeSpec, DispatchSpec, Dist, EmsLayout, EmsResult, EmsSpec, HospitalSpec,
-                            ServiceSpec, STREAMS, UNIT_KINDS, UnitSpec, ZoneSpec, travel_time_matrix)
+from twin.emergency import (AMBULANCE_KINDS, CallTypeSpec, DispatchSpec, Dist, EmsLayout, EmsResult, EmsSpec,
+                            HospitalSpec, RelocationSpec, ServiceSpec, STREAMS, UNIT_KINDS, UnitSpec, ZoneSpec,
+                            travel_time_matrix)
 from twin.errors import ScenarioError, TwinError
 
 __all__ = [
@@ -129,6 +166,9 @@ __all__ = [
     "Scenario",
     "RunResult",
     "TrafficTravelTimes",
+    "CrashCalls",
+    "CRASH_RATE_PER_MILLION_VEH_KM",
+    "link_zone_index",
     "builtin_scenarios",
     "scenario_fields",
     "apply_overrides",
@@ -142,8 +182,16 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 #: Streams spawned from the run seed, in order: the EMS ones, then traffic demand and engine, then
-#: the synthetic population (spawned last, so the earlier streams are unchanged).
-RUN_STREAMS = tuple(STREAMS) + ("traffic_demand", "traffic", "population")
+#: the synthetic population, then traffic-crash calls (each added last, so the earlier streams
+#: are unchanged).
+RUN_STREAMS = tuple(STREAMS) + ("traffic_demand", "traffic", "population", "crashes")
+
+#: Default injury-crash rate per million vehicle-km: NHTSA, *Traffic Safety Facts 2019*
+#: (DOT HS 813 141, 2021), 1,916,000 police-reported injury crashes over 3,262 billion
+#: vehicle-miles travelled in the USA, i.e. 59 per 100 million vehicle-miles = 0.59 per
+#: million vehicle-miles = 0.37 per million vehicle-km. An order of magnitude, not a local
+#: calibration: override it with ``[traffic] crash_rate_per_million_veh_km``.
+CRASH_RATE_PER_MILLION_VEH_KM = 0.37
 
 
 # --------------------------------------------------------------------------------------
@@ -199,6 +247,8 @@ class CallsGroup:
     rate_per_1000_per_day: float | None = _f(None, "float", "calls per 1,000 residents per day", minimum=0.0)
     hourly_profile: tuple = _f((1.0,) * 24, "floats", "24 multipliers of the rates, hour 0 = first hour of the run",
                                min_len=24, max_len=24, minimum=0.0)
+    district_profiles: dict | None = _f(None, "profiles", "zone id -> 24 multipliers: that district's own hourly "
+                                                          "profile instead of hourly_profile")
 
 
 @dataclass(frozen=True)
@@ -215,6 +265,10 @@ class CallTypeGroup:
                                                "(default {als = 1})", choices=UNIT_KINDS)
     fallback: dict | None = _f(None, "kinds", "substitute kinds, kind -> kind (default {als = 'bls'})",
                                choices=UNIT_KINDS)
+    rate_per_h: dict | None = _f(None, "table", "zone id -> calls/hour of this type (its own rates, times the "
+                                                "district's hourly profile) instead of share x the district rate")
+    district_multiplier: dict | None = _f(None, "table", "zone id -> multiplier of this type's rate in that "
+                                                         "district (default 1)")
 
 
 @dataclass(frozen=True)
@@ -262,6 +316,9 @@ class HospitalGroup:
                                     minimum=0.0, strict=True, maximum=1.0)
     transfer: bool = _f(False, "bool", "ICU patients finding no free ICU bed here go at once to the nearest "
                                        "hospital with one (no ambulance, no travel time)")
+    transfer_by_ambulance: bool = _f(False, "bool", "with transfer: the transfer is an ambulance request of "
+                                                    "priority 3 (hospital to hospital); the patient boards until "
+                                                    "picked up")
 
 
 @dataclass(frozen=True)
@@ -273,6 +330,10 @@ class DispatchGroup:
     processing: Dist = _f(Dist("constant", 0.0, 0.0), "dist", f"call processing time: {_DIST}")
     max_queue: int | None = _f(None, "int", "calls that may wait for a unit (omit for unlimited; 0 = loss "
                                             "system)", minimum=0)
+    relocation: tuple | None = _f(None, "relocation", "move-up compliance tables: a list of {kinds = [...], table "
+                                                      "= [[stations for 1 free unit], [... for 2], ...]} (station "
+                                                      "names; kinds default ['als', 'bls'])")
+    compliance_rate: float = _f(1.0, "float", "probability a move-up order is obeyed", minimum=0.0, maximum=1.0)
 
 
 @dataclass(frozen=True)
@@ -307,8 +368,26 @@ class TrafficGroup:
     sync_s: float = _f(60.0, "float", "the EMS reads link times this often, seconds", minimum=0.0, strict=True)
     reroute_share: float = _f(0.0, "float", "share of vehicles re-routing en route", minimum=0.0, maximum=1.0)
     reroute_interval_s: float = _f(300.0, "float", "re-routing period, seconds", minimum=0.0, strict=True)
-    signals: bool = _f(False, "bool", "fixed-time signals at every node with 3+ in-links")
-    signal_cycle_s: float = _f(90.0, "float", "signal cycle with signals = true, seconds", minimum=0.0, strict=True)
+    signals: bool = _f(False, "bool", "signals at every node with 3+ in-links (control: signal_control)")
+    signal_control: str = _f("fixed-time", "choice", "with signals = true: 'fixed-time' (Webster splits) or "
+                                                     "'max-pressure' (Varaiya 2013)",
+                             choices=("fixed-time", "max-pressure"))
+    signal_cycle_s: float = _f(90.0, "float", "fixed-time signal cycle, seconds", minimum=0.0, strict=True)
+    min_green_s: float = _f(15.0, "float", "max-pressure decision period, seconds", minimum=0.0, strict=True)
+    ambulances_in_traffic: bool = _f(True, "bool", "units drive as vehicles of the traffic model (else each leg "
+                                                   "is timed on the live link times at its start)")
+    emergency_priority: bool = _f(True, "bool", "lights-and-sirens legs pass queues and red signals "
+                                                "(ambulances_in_traffic)")
+    bypass_speed_mps: float = _f(5.0, "float", "speed of an emergency vehicle past a queue, m/s", minimum=0.0,
+                                 strict=True)
+    lights_and_sirens_priority: int = _f(2, "int", "response legs to calls of this priority or more urgent (1 = "
+                                                   "most) use lights and sirens; transports only for priority 1",
+                                         minimum=0)
+    crash_call_type: str = _f("", "str", "call type of traffic crashes arising from the coupled traffic's "
+                                         "exposure (empty: none)")
+    crash_rate_per_million_veh_km: float = _f(CRASH_RATE_PER_MILLION_VEH_KM, "float",
+                                              "crash calls per million vehicle-km driven (default: US injury "
+                                              "crashes, NHTSA 2019)", minimum=0.0)
 
 
 @dataclass(frozen=True)
@@ -424,6 +503,43 @@ def _convert(value, meta, where):
             if kind == "kinds" and v not in meta["choices"]:
                 raise ScenarioError(f"{where}.{k} = {v!r}; unknown unit kind, expected one of {accepted}")
         return {k: (int(v) if kind == "counts" else v) for k, v in value.items()}
+    if kind == "profiles":
+        if not isinstance(value, dict):
+            bad("a table zone id -> list of 24 multipliers >= 0")
+        out = {}
+        for k, v in value.items():
+            if (not isinstance(v, (list, tuple)) or len(v) != 24
+                    or not all(_is_number(x) and math.isfinite(x) and x >= 0 for x in v)):
+                raise ScenarioError(f"{where}.{k} = {v!r}; expected a list of 24 multipliers >= 0")
+            out[str(k)] = tuple(float(x) for x in v)
+        return out
+    if kind == "relocation":
+        if isinstance(value, dict):
+            value = [value]
+        if not isinstance(value, (list, tuple)) or not value:
+            bad("a list of tables {kinds = [...], table = [[station names], ...]}")
+        out = []
+        for i, r in enumerate(value):
+            at = f"{where}[{i}]"
+            if not isinstance(r, dict):
+                raise ScenarioError(f"{at} = {r!r}; expected a table {{kinds = [...], table = [[...], ...]}}")
+            for key in r:
+                if key not in ("kinds", "table"):
+                    raise ScenarioError(f"unknown key '{key}' in {at}; accepted keys: kinds, table")
+            kinds = r.get("kinds", list(AMBULANCE_KINDS))
+            if isinstance(kinds, str):
+                kinds = [kinds]
+            if not isinstance(kinds, (list, tuple)) or not kinds or any(k not in UNIT_KINDS for k in kinds):
+                raise ScenarioError(f"{at}.kinds = {kinds!r}; expected a list of unit kinds in "
+                                    f"{', '.join(repr(k) for k in UNIT_KINDS)}")
+            table = r.get("table")
+            if (not isinstance(table, (list, tuple)) or not table
+                    or not all(isinstance(row, (list, tuple)) and all(isinstance(x, str) for x in row)
+                               for row in table)):
+                raise ScenarioError(f"{at}.table = {table!r}; expected a list of rows, row n-1 the station names "
+                                    f"n available units should occupy")
+            out.append({"kinds": tuple(kinds), "table": tuple(tuple(row) for row in table)})
+        return tuple(out)
     if kind in ("table", "rates"):
         if kind == "rates" and _is_number(value):
             if not math.isfinite(value) or value < 0:
@@ -601,7 +717,7 @@ def apply_overrides(data: dict, overrides, source="scenario") -> dict:
         meta = names[rest[0]].metadata
         if len(rest) == 1:
             parent[rest[0]] = _parse_override_value(text, meta)
-        elif len(rest) == 2 and meta["kind"] in ("table", "rates", "dist"):
+        elif len(rest) == 2 and meta["kind"] in ("table", "rates", "dist", "profiles"):
             sub = parent.get(rest[0])
             if sub is None and meta["kind"] != "dist":
                 sub = parent[rest[0]] = {}
@@ -888,21 +1004,69 @@ def _node_idx(city, node, where):
 
 
 def presence_rates_per_h(population, calls) -> np.ndarray:
-    """District base call rates (calls/hour, city zone order) from the persons present.
+    """District call rates by hour of the day (calls/hour, shape (24, n_zones), city zone
+    order) from the persons present.
 
-    ``r / 1000 / 24 × Σ_h P[h, d] w[h] / Σ_h w[h]`` with ``P = population.present_by_zone()``
-    (hours 0..23), ``w = calls.hourly_profile`` and ``r = calls.rate_per_1000_per_day`` (see
-    the module docstring for the fidelity).
+    ``r / 1000 / 24 × P[h, d] × w[h]`` with ``P = population.present_by_zone()`` (hours
+    0..23), ``w = calls.hourly_profile`` and ``r = calls.rate_per_1000_per_day`` (see the
+    module docstring for the fidelity).
     """
     present = population.present_by_zone().to_numpy(dtype=np.float64)       # (24, n_zones)
     w = np.asarray(calls.hourly_profile, dtype=np.float64)
-    mean = (w @ present) / w.sum() if w.sum() > 0 else present.mean(axis=0)
-    return mean * calls.rate_per_1000_per_day / 1000.0 / 24.0
+    return present * w[:, None] * calls.rate_per_1000_per_day / 1000.0 / 24.0
+
+
+def _district_rate_table(groups, city, label, population, district_names, nodes_of, district):
+    """Rates by hour, district and call type (calls/hour, shape (24, n_d, n_types)) and
+    whether the plain product form ``rate_d × hourly_profile × share`` describes them."""
+    calls, pg = groups["calls"], groups.get("population")
+    cts = groups["call_types"]
+    n_d, n_t = len(district_names), len(cts)
+    w = np.asarray(calls.hourly_profile, dtype=np.float64)
+    profile = np.repeat(w[:, None], n_d, axis=1)                            # (24, n_d)
+    for k, v in (calls.district_profiles or {}).items():
+        profile[:, district(k, f"{label}: [calls] district_profiles.{k}")] = v
+    if pg is not None and pg.calls_from_presence:
+        present = population.present_by_zone().to_numpy(dtype=np.float64)   # (24, n_d)
+        base = present * profile * calls.rate_per_1000_per_day / 1000.0 / 24.0
+    else:
+        base = _product_rates(groups, nodes_of, district, label, n_d)[None, :] * profile
+    out = np.empty((24, n_d, n_t))
+    for t, c in enumerate(cts):
+        at = f"{label}: [call_types.{t}] ('{c.name}')"
+        if c.rate_per_h is not None:
+            own = np.zeros(n_d)
+            for k, v in c.rate_per_h.items():
+                own[district(k, f"{at} rate_per_h.{k}")] = v
+            out[:, :, t] = own[None, :] * profile
+        else:
+            out[:, :, t] = base * c.share
+        for k, v in (c.district_multiplier or {}).items():
+            out[:, district(k, f"{at} district_multiplier.{k}"), t] *= v
+    product = not ((pg is not None and pg.calls_from_presence) or calls.district_profiles
+                   or any(c.rate_per_h is not None or c.district_multiplier for c in cts))
+    return out, product
+
+
+def _product_rates(groups, nodes_of, district, label, n_d):
+    """District base rates (calls/hour) of the product form, as computed before rate tables."""
+    calls = groups["calls"]
+    rate = np.zeros(n_d)
+    if calls.rate_per_h is not None and not isinstance(calls.rate_per_h, dict):
+        counts = np.array([len(n) for n in nodes_of], dtype=np.float64)
+        rate = calls.rate_per_h * counts / counts.sum()
+    else:
+        table = calls.rate_per_h if calls.rate_per_h is not None else calls.population
+        key = "rate_per_h" if calls.rate_per_h is not None else "population"
+        factor = 1.0 if calls.rate_per_h is not None else calls.rate_per_1000_per_day / 1000.0 / 24.0
+        for k, v in table.items():
+            rate[district(k, f"{label}: [calls] {key}.{k}")] = v * factor
+    return rate
 
 
 def _build_ems(groups, city, label, population=None):
     run, kpi, calls = groups["run"], groups["kpi"], groups["calls"]
-    pg = groups.get("population")
+    tg = groups.get("traffic")
     # districts
     if city.n_zones:
         district_names = tuple(str(z) for z in city.zone_ids)
@@ -920,18 +1084,15 @@ def _build_ems(groups, city, label, population=None):
                                 f"{', '.join(district_names)}")
         return index_of[key]
 
-    rate = np.zeros(n_d)
-    if pg is not None and pg.calls_from_presence:
-        rate = presence_rates_per_h(population, calls)
-    elif calls.rate_per_h is not None and not isinstance(calls.rate_per_h, dict):
-        counts = np.array([len(n) for n in nodes_of], dtype=np.float64)
-        rate = calls.rate_per_h * counts / counts.sum()
-    else:
-        table = calls.rate_per_h if calls.rate_per_h is not None else calls.population
-        key = "rate_per_h" if calls.rate_per_h is not None else "population"
-        factor = 1.0 if calls.rate_per_h is not None else calls.rate_per_1000_per_day / 1000.0 / 24.0
-        for k, v in table.items():
-            rate[district(k, f"{label}: [calls] {key}.{k}")] = v * factor
+    rate_dht, product = _district_rate_table(groups, city, label, population, district_names, nodes_of, district)
+    rate = rate_dht.sum(axis=2).mean(axis=0)                 # daily mean calls/hour per district
+    if product:                                               # exactly the old form: keep its numbers
+        rate = _product_rates(groups, nodes_of, district, label, n_d)
+    crash_type = tg.crash_call_type if tg is not None else ""
+    type_names = [c.name for c in groups["call_types"]]
+    if crash_type and crash_type not in type_names:
+        raise ScenarioError(f"{label}: [traffic] crash_call_type = {crash_type!r}: no such call type; call types: "
+                            f"{', '.join(repr(n) for n in type_names)}")
     for d in range(n_d):
         if rate[d] > 0 and len(nodes_of[d]) == 0:
             raise ScenarioError(f"{label}: [calls] zone {district_names[d]!r} has calls but no nodes")
@@ -946,9 +1107,9 @@ def _build_ems(groups, city, label, population=None):
                    for i, s in enumerate(groups["stations"])]
     hospital_loc = [loc(_node_idx(city, h.node, f"{label}: [hospitals.{i}] ('{h.name}')"))
                     for i, h in enumerate(groups["hospitals"])]
-    zones, zone_district = [], []
+    zones, zone_district, zone_rows = [], [], []
     for d in range(n_d):
-        if rate[d] <= 0:
+        if (rate[d] <= 0 and not crash_type) or len(nodes_of[d]) == 0:   # crash calls may come from anywhere
             continue
         members = nodes_of[d]
         if calls.locations == "centroid":
@@ -961,6 +1122,7 @@ def _build_ems(groups, city, label, population=None):
             name = district_names[d] if calls.locations == "centroid" else f"{district_names[d]}:{city.node_ids[n]}"
             zones.append(ZoneSpec(name, loc(n), float(rate[d] / len(members))))
             zone_district.append(d)
+            zone_rows.append(rate_dht[:, d, :] / len(members))
     loc_nodes = np.array(sorted(loc_of_node, key=loc_of_node.get), dtype=np.int64)
     factor = groups["service"].emergency_speed_factor
     tt = travel_time_matrix(city, city.node_ids[loc_nodes], link_cost_s=city.free_flow_time_s / factor)
@@ -976,13 +1138,32 @@ def _build_ems(groups, city, label, population=None):
                               ward_beds=h.ward_beds, ward_los=h.ward_los, icu_beds=h.icu_beds, icu_los=h.icu_los,
                               ward_probability=h.ward_probability, icu_probability=h.icu_probability,
                               boarding=h.boarding, diversion=h.diversion,
-                              diversion_threshold=h.diversion_threshold, transfer=h.transfer)
+                              diversion_threshold=h.diversion_threshold, transfer=h.transfer,
+                              transfer_by_ambulance=h.transfer_by_ambulance)
                  for h, hloc in zip(groups["hospitals"], hospital_loc)]
-    call_types = [CallTypeSpec(c.name, c.priority, c.share, c.on_scene, c.transport_probability,
+    shares = [c.share for c in groups["call_types"]]
+    rate_table = None
+    if not product:
+        rate_table = np.stack(zone_rows, axis=1) if zone_rows else np.zeros((24, 0, len(shares)))
+        total = rate_table.sum(axis=(0, 1))
+        if total.sum() > 0:                   # the shares the table implies (descriptive)
+            shares = [float(x) for x in total / total.sum()]
+    call_types = [CallTypeSpec(c.name, c.priority, sh, c.on_scene, c.transport_probability,
                                **({"requires": c.requires} if c.requires is not None else {}),
                                **({"fallback": c.fallback} if c.fallback is not None else {}))
-                  for c in groups["call_types"]]
+                  for c, sh in zip(groups["call_types"], shares)]
     dsp, svc = groups["dispatch"], groups["service"]
+    st_names = tuple(s.name for s in groups["stations"])
+    relocation = []
+    for i, r in enumerate(dsp.relocation or ()):
+        rows = []
+        for n, row in enumerate(r["table"]):
+            for name in row:
+                if name not in st_names:
+                    raise ScenarioError(f"{label}: [dispatch] relocation[{i}].table[{n}]: unknown station {name!r}; "
+                                        f"stations: {', '.join(repr(x) for x in st_names)}")
+            rows.append(tuple(station_loc[st_names.index(name)] for name in row))
+        relocation.append(RelocationSpec(tuple(r["kinds"]), tuple(rows)))
     targets = tuple(kpi.response_target_s) + (None,) * (3 - len(kpi.response_target_s))
     if kpi.warmup_s >= run.until_s:
         raise ScenarioError(f"{label}: [kpi] warmup_s = {kpi.warmup_s}; expected less than [run] until_s = "
@@ -990,18 +1171,26 @@ def _build_ems(groups, city, label, population=None):
     try:
         ems = EmsSpec(travel_time_s=tt, zones=tuple(zones), call_types=tuple(call_types), units=tuple(units),
                       hospitals=tuple(hospitals),
-                      dispatch=DispatchSpec(dsp.policy, (), dsp.processing, dsp.max_queue),
+                      dispatch=DispatchSpec(dsp.policy, (), dsp.processing, dsp.max_queue, tuple(relocation),
+                                            dsp.compliance_rate),
                       service=ServiceSpec(svc.mode, svc.busy_time, svc.turnout, svc.handover, svc.return_mode),
                       hourly_profile=tuple(calls.hourly_profile), response_target_s=targets,
-                      warmup_s=kpi.warmup_s)
+                      warmup_s=kpi.warmup_s, rate_table_per_h=rate_table)
     except ScenarioError as exc:
         raise ScenarioError(f"{label}: {exc}") from None
+    if crash_type:
+        c = ems.call_types[type_names.index(crash_type)]
+        n_kind = {k: sum(u.kind == k for u in ems.units) for k in UNIT_KINDS}
+        fb = dict(c.fallback)
+        for kind, n in c.requires:
+            if n_kind[kind] + (n_kind[fb[kind]] if kind in fb else 0) < n:
+                raise ScenarioError(f"{label}: [traffic] crash_call_type = {crash_type!r} requires {n} '{kind}' "
+                                    f"unit(s); the stations have {n_kind[kind]}")
 
     central_ids = kpi.central_zones if kpi.central_zones is not None else tuple(city.meta.get("central_zone_ids", ()))
     central = np.zeros(n_d, dtype=bool)
     for z in central_ids:
         central[district(str(z), f"{label}: [kpi] central_zones")] = True
-    st_names = tuple(s.name for s in groups["stations"])
     for i, n in enumerate(st_names):
         if st_names.count(n) > 1:
             raise ScenarioError(f"{label}: [stations.{i}] name = {n!r}; station names must be unique")
@@ -1041,18 +1230,40 @@ class TrafficTravelTimes:
         Ambulance speed over link free-flow speed (queue delays are not scaled).
     queue_delay_share : float
         Share of the live queue delay an ambulance suffers (1: none of the priority
-        measures; 0: it bypasses queues and signals preempt for it).
+        measures; 0: it bypasses queues and signals preempt for it). Without ``vehicles`` only.
+    vehicles : bool
+        Units drive as vehicles of the engine (:meth:`drive`); then ``emergency_speed_factor``
+        and ``queue_delay_share`` must be 1 (the kernel moves them at link speeds, with its
+        own priority rule).
+    lights_and_sirens_priority : int
+        With ``vehicles``: response legs to calls of priority ``<=`` this, and transports of
+        priority 1, are emergency vehicles (priority in the engine when it has
+        ``emergency_priority``); other legs are ordinary vehicles.
 
     Notes
     -----
-    Link costs are ``free_flow_time_s / emergency_speed_factor + share × (live - free_flow_time_s)``
-    with ``live = engine.link_travel_times_s()``; least-cost rows from an origin are cached
-    until the next synchronisation. See the module docstring for the fidelity.
+    Without ``vehicles``, link costs are ``free_flow_time_s / emergency_speed_factor + share ×
+    (live - free_flow_time_s)`` with ``live = engine.link_travel_times_s()``; with them, the
+    engine's own emergency link times (``link_travel_times_s(emergency=True)``: the bypass
+    time when priority is on). Least-cost rows from an origin are cached until the next
+    synchronisation. See the module docstring for the fidelity.
     """
 
     def __init__(self, engine, location_node_idx, *, sync_s=60.0, until_s, emergency_speed_factor=1.0,
-                 queue_delay_share=1.0):
+                 queue_delay_share=1.0, crashes=None, vehicles=False, lights_and_sirens_priority=2):
+        if vehicles and (emergency_speed_factor != 1.0 or queue_delay_share != 1.0):
+            raise ScenarioError("[service] emergency_speed_factor and queue_delay_share apply to legs timed on "
+                                "live link times; with [traffic] ambulances_in_traffic = true the units are "
+                                "vehicles of the traffic model (priority: [traffic] emergency_priority, "
+                                "bypass_speed_mps). Leave both at 1 or set ambulances_in_traffic = false")
+        self.vehicles = bool(vehicles)
+        self.ls_priority = int(lights_and_sirens_priority)
+        self.legs = []            # (vehicle index, leg code, emergency, start_s, end_s) of driven legs
+        if self.vehicles:
+            self.drive = self._drive_leg
         self.engine = engine
+        self.crashes = crashes
+        self.model = None
         self.city = engine.city
         self.loc_nodes = np.asarray(location_node_idx, dtype=np.int64)
         self.sync_s = float(sync_s)
@@ -1064,6 +1275,7 @@ class TrafficTravelTimes:
         self.n_syncs = 0
 
     def start(self, model) -> None:
+        self.model = model
         model.env.process(self._sync(model.env))
 
     def _sync(self, env):
@@ -1072,6 +1284,8 @@ class TrafficTravelTimes:
             self._cost = None
             self._rows.clear()
             self.n_syncs += 1
+            if self.crashes is not None:
+                self.crashes.on_sync(self.model, env.now, min(self.sync_s, self.until_s - env.now))
             if env.now >= self.until_s:
                 return
             yield _urgent_timeout(env, min(self.sync_s, self.until_s - env.now))
@@ -1079,12 +1293,60 @@ class TrafficTravelTimes:
     def link_cost_s(self) -> np.ndarray:
         """Current ambulance cost of every link, seconds (``inf`` when closed)."""
         if self._cost is None:
+            if self.vehicles:
+                self._cost = np.asarray(self.engine.link_travel_times_s(emergency=True), dtype=np.float64)
+                return self._cost
             ff = self.city.free_flow_time_s
             live = self.engine.link_travel_times_s()
             cost = ff / self.factor + self.queue_share * np.maximum(live - ff, 0.0)
             cost[~np.isfinite(live)] = np.inf
             self._cost = cost
         return self._cost
+
+    #: Leg codes of :attr:`legs`.
+    LEGS = ("response", "transport", "transfer", "return")
+
+    def _drive_leg(self, env, origin_idx, destination_idx, *, leg, priority):
+        """Drive one leg as a vehicle of the engine; a SimPy process ending when it arrives."""
+        emergency = (leg == "response" and 0 < priority <= self.ls_priority) or (leg == "transport" and priority == 1)
+        return env.process(self._leg(env, int(origin_idx), int(destination_idx), self.LEGS.index(leg), emergency))
+
+    def _leg(self, env, o, d, leg, emergency):
+        from twin.errors import DemandError
+
+        t0 = env.now
+        no, nd = int(self.loc_nodes[o]), int(self.loc_nodes[d])
+        if no == nd:
+            return
+        dt = self.engine.params.dt_s
+        if env.now + dt >= self.until_s:        # past the traffic horizon: the last link times
+            yield env.timeout(self.time_s(o, d))
+            return
+        self.engine.run_until(env.now)
+        ids = self.city.node_ids
+        v = self.engine.insert_vehicle(ids[no], ids[nd], depart_s=env.now, emergency=emergency)
+        try:
+            yield self.engine.arrival_event(env, v)
+        except DemandError:                     # the horizon came first: the rest at the last link times
+            left = self.time_s(o, d) - (env.now - t0)
+            if left > 0:
+                yield env.timeout(left)
+        self.legs.append((v, leg, emergency, t0, env.now))
+
+    def legs_table(self):
+        """Driven legs: ``vehicle`` (row of the traffic trips table), ``leg``, ``emergency``,
+        ``start_s``, ``end_s``, ``travel_time_s``."""
+        import pandas as pd
+
+        rows = self.legs
+        df = pd.DataFrame({
+            "vehicle": np.array([r[0] for r in rows], dtype=np.int64),
+            "leg": pd.Categorical([self.LEGS[r[1]] for r in rows], categories=list(self.LEGS)),
+            "emergency": np.array([r[2] for r in rows], dtype=bool),
+            "start_s": np.array([r[3] for r in rows], dtype=np.float64),
+            "end_s": np.array([r[4] for r in rows], dtype=np.float64)})
+        df["travel_time_s"] = df["end_s"] - df["start_s"]
+        return df
 
     def _row(self, origin):
         row = self._rows.get(origin)
@@ -1099,6 +1361,100 @@ class TrafficTravelTimes:
         if isinstance(origin_idx, (int, np.integer)):
             return float(self._row(int(origin_idx))[destination_idx])
         return np.array([self._row(int(o))[destination_idx] for o in origin_idx], dtype=np.float64)
+
+
+class CrashCalls:
+    """Traffic-crash calls from the coupled traffic's exposure, zone by zone.
+
+    Parameters
+    ----------
+    engine : twin.traffic.TrafficEngine
+    link_zone_idx : ndarray of int, shape (n_links,)
+        EMS zone of each link (its tail node's zone), -1 for none.
+    n_zones : int
+    type_idx : int
+        The call type of the crash calls.
+    rate_per_million_veh_km : float
+        Crash calls per million vehicle-km (default :data:`CRASH_RATE_PER_MILLION_VEH_KM`).
+    rng : numpy.random.Generator
+        The ``crashes`` stream (counts, times and each call's dice).
+    until_s : float
+        Calls arrive before this time (the run's ``until_s``).
+
+    Notes
+    -----
+    At every synchronisation at time ``t`` the vehicle-km driven on each zone's links since
+    the previous one, ``x_z`` (links' vehicle exits × length; read from the engine's
+    ``TrafficEngine.link_exits``, as its ``vkt_veh_km`` KPI counts them), give ``Poisson(rate × x_z /
+    1e6)`` crash calls in zone ``z``, placed uniformly in the next period ``[t, t + sync_s)``
+    (a one-period lag: the exposure is known only at its end), truncated at ``until_s``. The
+    rows of :attr:`exposure` (``start_s, end_s, zone_idx, veh_km, expected_calls, n_calls``)
+    record every period and zone with exposure; ``expected_calls`` is 0 for a period whose
+    calls would fall after ``until_s``.
+    """
+
+    COLUMNS = ["start_s", "end_s", "zone_idx", "veh_km", "expected_calls", "n_calls"]
+
+    def __init__(self, engine, link_zone_idx, n_zones, type_idx, rate_per_million_veh_km, rng, until_s):
+        self.engine = engine
+        self.length_km = engine.city.length_m / 1000.0
+        self.link_zone_idx = np.asarray(link_zone_idx, dtype=np.int64)
+        self._has_zone = self.link_zone_idx >= 0
+        self.n_zones = int(n_zones)
+        self.type_idx = int(type_idx)
+        self.rate = float(rate_per_million_veh_km)
+        self.rng = rng
+        self.until_s = float(until_s)
+        self._prev = np.zeros(engine.city.n_links)
+        self._t_prev = 0.0
+        self.exposure = []
+
+    def on_sync(self, model, now_s, next_sync_s):
+        total = self.engine.link_exits()
+        veh_km = (total - self._prev) * self.length_km
+        self._prev = total
+        x = np.bincount(self.link_zone_idx[self._has_zone], weights=veh_km[self._has_zone], minlength=self.n_zones)
+        t0, t1 = now_s, min(now_s + next_sync_s, self.until_s)
+        mean = self.rate * x / 1e6 if t1 > t0 else np.zeros_like(x)
+        counts = self.rng.poisson(mean)
+        for z in np.flatnonzero(x > 0):
+            self.exposure.append((self._t_prev, now_s, int(z), float(x[z]), float(mean[z]), int(counts[z])))
+        self._t_prev = now_s
+        n = int(counts.sum())
+        if n:
+            times = self.rng.uniform(t0, t1, size=n)
+            zones = np.repeat(np.arange(self.n_zones), counts)
+            order = np.argsort(times, kind="stable")
+            model.add_calls(times[order], zones[order], np.full(n, self.type_idx), self.rng)
+
+    def table(self):
+        """The exposure rows as a DataFrame."""
+        import pandas as pd
+
+        t = pd.DataFrame(self.exposure, columns=self.COLUMNS)
+        return t.astype({"start_s": np.float64, "end_s": np.float64, "zone_idx": np.int32, "veh_km": np.float64,
+                         "expected_calls": np.float64, "n_calls": np.int64})
+
+
+def link_zone_index(scenario) -> np.ndarray:
+    """EMS zone of every link of the scenario's city (its tail node's zone), -1 for none.
+
+    With ``[calls] locations = "nodes"`` a node is its own zone; with ``"centroid"`` every
+    node of a district belongs to the district's zone.
+    """
+    city, ems, lay = scenario.city, scenario.ems, scenario.layout
+    zone_of_node = np.full(city.n_nodes, -1, dtype=np.int64)
+    if scenario.groups["calls"].locations == "centroid":
+        district_of_node = (np.asarray(city.zone_of_node, dtype=np.int64) if city.n_zones
+                            else np.zeros(city.n_nodes, dtype=np.int64))
+        zone_of_district = np.full(len(lay.district_names), -1, dtype=np.int64)
+        zone_of_district[np.asarray(lay.zone_district_idx, dtype=np.int64)] = np.arange(ems.n_zones)
+        ok = district_of_node >= 0
+        zone_of_node[ok] = zone_of_district[district_of_node[ok]]
+    else:
+        nodes = np.asarray(lay.location_node_idx, dtype=np.int64)[[z.location_idx for z in ems.zones]]
+        zone_of_node[nodes] = np.arange(ems.n_zones)
+    return zone_of_node[np.asarray(city.link_from_idx, dtype=np.int64)]
 
 
 def _stream_seeds(seed):
@@ -1174,6 +1530,14 @@ class RunResult:
     traffic_group : TrafficGroup or None
         The traffic settings used (defaults when the traffic came from the population's cars
         without a ``[traffic]`` table).
+    crash_exposure : DataFrame or None
+        With ``[traffic] crash_call_type``: the exposure rows of :class:`CrashCalls`; the KPIs
+        then hold ``n_crash_calls``, ``crash_exposure_veh_km`` and ``crash_expected_calls``.
+    unit_legs : DataFrame or None
+        With ``[traffic] ambulances_in_traffic``: every leg the units drove as vehicles
+        (:meth:`TrafficTravelTimes.legs_table`; ``vehicle`` is the row of ``traffic.trips``);
+        the KPIs then hold ``unit_legs``, ``unit_legs_emergency`` and the mean driven time of
+        emergency and ordinary legs, ``unit_leg_emergency_mean_s`` / ``unit_leg_ordinary_mean_s``.
     """
 
     scenario: Scenario
@@ -1187,6 +1551,8 @@ class RunResult:
     n_syncs: int = 0
     population: object = None
     traffic_group: TrafficGroup | None = None
+    crash_exposure: object = None
+    unit_legs: object = None
 
     @property
     def traffic_from_cars(self) -> bool:
@@ -1273,17 +1639,27 @@ def run(spec_or_path, *, seed=None, out=None, overrides=None, progress=None, ove
 
             signals = None
             if tg.signals:
-                from twin.signals import fixed_time_plan
+                from twin.signals import signal_plan
 
-                signals = fixed_time_plan(scenario.city, cycle_s=tg.signal_cycle_s)
+                signals = signal_plan(scenario.city, tg.signal_control, cycle_s=tg.signal_cycle_s,
+                                      min_green_s=tg.min_green_s)
             horizon = tg.until_s if tg.until_s is not None else (
                 max(rg.until_s, 86400.0) if cars is not None else rg.until_s)
             engine = TrafficEngine(scenario.city, trips, until_s=horizon, seed=seeds["traffic"], dt_s=tg.dt_s,
                                    reroute_share=tg.reroute_share, reroute_interval_s=tg.reroute_interval_s,
-                                   signals=signals)
+                                   signals=signals, stop_when_done=False, emergency_priority=tg.emergency_priority,
+                                   bypass_speed_mps=tg.bypass_speed_mps)
+            crashes = None
+            if tg.crash_call_type:
+                names = [c.name for c in scenario.ems.call_types]
+                crashes = CrashCalls(engine, link_zone_index(scenario), scenario.ems.n_zones,
+                                     names.index(tg.crash_call_type), tg.crash_rate_per_million_veh_km,
+                                     np.random.default_rng(seeds["crashes"]), rg.until_s)
             travel = TrafficTravelTimes(engine, scenario.layout.location_node_idx, sync_s=tg.sync_s, until_s=horizon,
                                         emergency_speed_factor=scenario.groups["service"].emergency_speed_factor,
-                                        queue_delay_share=scenario.groups["service"].queue_delay_share)
+                                        queue_delay_share=scenario.groups["service"].queue_delay_share,
+                                        crashes=crashes, vehicles=tg.ambulances_in_traffic,
+                                        lights_and_sirens_priority=tg.lights_and_sirens_priority)
             logger.info("traffic coupled: %d %strips, sync every %.0f s up to %.0f s", len(trips),
                         "population car " if cars is not None else "", tg.sync_s, horizon)
     ems = run_ems(scenario.ems, seed=seed, until_s=rg.until_s, drain=rg.drain, travel=travel, progress=progress)
@@ -1300,9 +1676,24 @@ def run(spec_or_path, *, seed=None, out=None, overrides=None, progress=None, ove
                 n_unserved=kpis["n_lost"] + kpis["n_open"],
                 unserved_share=(kpis["n_lost"] + kpis["n_open"]) / kpis["n_calls"] if kpis["n_calls"] else math.nan)
     kpis.update(gap)
+    crash_table = None
+    if travel is not None and travel.crashes is not None:
+        crash_table = travel.crashes.table()
+        kpis.update(n_crash_calls=int(crash_table["n_calls"].sum()),
+                    crash_exposure_veh_km=float(crash_table["veh_km"].sum()),
+                    crash_expected_calls=float(crash_table["expected_calls"].sum()))
+    legs = None
+    if travel is not None and travel.vehicles:
+        legs = travel.legs_table()
+        em = legs["emergency"].to_numpy()
+        tt = legs["travel_time_s"].to_numpy()
+        kpis.update(unit_legs=len(legs), unit_legs_emergency=int(em.sum()),
+                    unit_leg_emergency_mean_s=float(tt[em].mean()) if em.any() else math.nan,
+                    unit_leg_ordinary_mean_s=float(tt[~em].mean()) if (~em).any() else math.nan)
     result = RunResult(scenario=scenario, seed=seed, ems=ems, traffic=traffic, districts=districts, kpis=kpis,
                        path=None, wall_s=wall_s, n_syncs=travel.n_syncs if travel is not None else 0,
-                       population=scenario.population, traffic_group=tg if engine is not None else None)
+                       population=scenario.population, traffic_group=tg if engine is not None else None,
+                       crash_exposure=crash_table, unit_legs=legs)
     if out is not None:
         write_run(out, result, overwrite=overwrite)
         result = dataclasses.replace(result, path=out)
@@ -1338,7 +1729,8 @@ def write_run(path, result: RunResult, *, overwrite=False) -> Path:
     meta = {"command": "run", "scenario_name": sc.name, "scenario_source": sc.source, "scenario": sc.resolved_text,
             "scenario_original": sc.text, "overrides": list(sc.overrides), "seed": int(result.seed),
             "streams": list(RUN_STREAMS), "city": sc.city.name, "until_s": float(sc.run_group.until_s),
-            "coupling": "traffic at leg start" if result.traffic is not None else "static free-flow",
+            "coupling": ("units as vehicles in traffic" if result.unit_legs is not None else
+                         "traffic at leg start" if result.traffic is not None else "static free-flow"),
             "versions": _versions()}
     if result.traffic is not None:
         meta.update(dt_s=float(tg.dt_s), interval_s=float(result.traffic.params.interval_s), sync_s=float(tg.sync_s))
@@ -1354,6 +1746,24 @@ def write_run(path, result: RunResult, *, overwrite=False) -> Path:
         if result.traffic is not None:
             result.traffic.write(writer)
         result.ems.write(writer, layout=sc.layout)
+        if result.crash_exposure is not None:
+            ce = result.crash_exposure
+            writer.write_table("/events/ems_crash_exposure", {k: ce[k].to_numpy() for k in CrashCalls.COLUMNS},
+                               units={"start_s": "s", "end_s": "s", "zone_idx": "", "veh_km": "veh*km",
+                                      "expected_calls": "1", "n_calls": "1"})
+            for name, unit in (("n_crash_calls", "1"), ("crash_exposure_veh_km", "veh*km"),
+                               ("crash_expected_calls", "1")):
+                writer.write_summary(f"ems_{name}", result.kpis[name], units=unit)
+        if result.unit_legs is not None:
+            lg = result.unit_legs
+            writer.write_table("/events/ems_unit_legs", {
+                "vehicle": lg["vehicle"].to_numpy(), "leg": lg["leg"].astype(str).to_numpy(),
+                "emergency": lg["emergency"].to_numpy(), "start_s": lg["start_s"].to_numpy(),
+                "end_s": lg["end_s"].to_numpy(), "travel_time_s": lg["travel_time_s"].to_numpy()},
+                units={"vehicle": "", "leg": "", "emergency": "", "start_s": "s", "end_s": "s", "travel_time_s": "s"})
+            for name, unit in (("unit_legs", "1"), ("unit_legs_emergency", "1"), ("unit_leg_emergency_mean_s", "s"),
+                               ("unit_leg_ordinary_mean_s", "s")):
+                writer.write_summary(f"ems_{name}", result.kpis[name], units=unit)
     logger.info("wrote %s", path)
     return Path(path)
 
@@ -1389,6 +1799,21 @@ def format_kpis(result: RunResult) -> str:
     for _, h in ems.hospitals.iterrows():
         lines.append(f"  {h['name']:<32} {h['beds']} beds, mean occupied {h['occupancy_mean']:.1f}, "
                      f"blocking {_fmt_pct(h['blocking'])}")
+    if "boarding_mean_s" in k:                  # patient flow or diversion
+        lines += [f"{'ED boarding':<34} mean {_fmt_min(k['boarding_mean_s'])}, p90 {_fmt_min(k['boarding_p90_s'])}"
+                  f"  ({k['n_boarded']} patients boarded)",
+                  f"{'diversion':<34} {k['diversion_h']:.1f} h  ({k['n_diverted']} transports diverted)",
+                  f"{'inter-hospital transfers':<34} {k['n_transfers']}"
+                  + (f"  ({k['n_transfers_ambulance']} by ambulance, pick-up mean "
+                     f"{_fmt_min(k['transfer_pickup_mean_s'])})" if "n_transfers_ambulance" in k else ""),
+                  f"{'ward/ICU blocked':<34} {k['n_inpatient_blocked']}"]
+    if "relocation_orders" in k:
+        lines.append(f"{'move-up relocations':<34} {k['relocation_moves']} moves "
+                     f"({k['relocation_refused']} refused, {k['relocation_diverted']} diverted to calls), "
+                     f"driving {k['relocation_driving_s'] / 3600:.1f} h")
+    if "n_crash_calls" in k:
+        lines.append(f"{'traffic-crash calls':<34} {k['n_crash_calls']}  (expected "
+                     f"{k['crash_expected_calls']:.2f} from {k['crash_exposure_veh_km']:,.0f} veh-km)")
     gm = k["equity_gap_response_mean_s"]
     if math.isfinite(gm):
         lines.append(f"{'equity gap, peripheral - central':<34} mean {gm / 60:+.1f} min, p90 "
@@ -1413,8 +1838,16 @@ def format_kpis(result: RunResult) -> str:
                       f" (seed {pop.meta['seed']}; {', '.join(uses) or 'not coupled'})"]
     if result.traffic is not None:
         t = result.traffic.kpis
-        lines += ["", f"{'traffic':<34} {len(result.traffic.trips):,} trips, completed {t['completed']:,}, "
+        n_legs = k.get("unit_legs", 0)
+        lines += ["", f"{'traffic':<34} {len(result.traffic.trips) - n_legs:,} trips"
+                      f"{f' + {n_legs:,} unit legs' if n_legs else ''}, completed {t['completed']:,}, "
                       f"congestion index {t['congestion_index']:.3f}, mean trip {_fmt_min(t['mean_travel_time_s'])}"]
+    if "unit_legs" in k:
+        tg = result.traffic_group
+        prio = "with priority" if tg is not None and tg.emergency_priority else "no priority"
+        lines.append(f"{'units as vehicles':<34} {k['unit_legs']:,} legs, {k['unit_legs_emergency']:,} lights and "
+                     f"sirens ({prio}) mean {_fmt_min(k['unit_leg_emergency_mean_s'])}, others mean "
+                     f"{_fmt_min(k['unit_leg_ordinary_mean_s'])}")
     return "\n".join(lines) + "\n"
 
 

@@ -215,11 +215,12 @@ def test_emergency_speed_factor_shortens_static_times():
 
 
 def test_priority_removes_the_queue_delay_green_wave():
-    """With full priority (queue_delay_share = 0: queue bypass and signal preemption) an
-    ambulance's leg costs its free-flow time whatever the congestion; without it the legs
-    dispatched from the station are longer. Common random numbers: same calls, same dice."""
+    """Legs timed at their start (ambulances_in_traffic = false): with full priority
+    (queue_delay_share = 0: queue bypass and signal preemption) an ambulance's leg costs its
+    free-flow time whatever the congestion; without it the legs dispatched from the station
+    are longer. Common random numbers: same calls, same dice."""
     over = ["stations.0.ambulances=3", "calls.rate_per_h=10", "traffic.random_trips=20000",
-            "traffic.window_s=900"]
+            "traffic.window_s=900", "traffic.ambulances_in_traffic=false"]
     stuck = run(SMALL, overrides=over + ["service.queue_delay_share=1"])
     green = run(SMALL, overrides=over + ["service.queue_delay_share=0"])
     a, b = stuck.ems.calls, green.ems.calls

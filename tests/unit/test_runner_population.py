@@ -1,5 +1,7 @@
 """[population] in scenarios: calls from presence, traffic from car legs, results, seeds."""
 
+import json
+
 import h5py
 import numpy as np
 import pytest
@@ -18,11 +20,12 @@ def scenario():
 
 
 def test_population_stream_is_spawned_after_the_others():
-    assert RUN_STREAMS[-1] == "population" and RUN_STREAMS[-3:-1] == ("traffic_demand", "traffic")
+    assert RUN_STREAMS[-2:] == ("population", "crashes") and RUN_STREAMS[-4:-2] == ("traffic_demand", "traffic")
     seeds = _stream_seeds(1)
-    old = np.random.SeedSequence(1).spawn(len(RUN_STREAMS) - 1)
+    old = np.random.SeedSequence(1).spawn(len(RUN_STREAMS) - 2)
     assert seeds["traffic"] == int(old[-1].generate_state(1, dtype=np.uint32)[0])
     assert seeds["population"] not in (seeds["traffic"], seeds["traffic_demand"])
+    assert seeds["crashes"] not in (seeds["traffic"], seeds["traffic_demand"], seeds["population"])
 
 
 def test_runs_and_writes_a_readable_file(tmp_path):
@@ -43,25 +46,30 @@ def test_runs_and_writes_a_readable_file(tmp_path):
         assert load_scenario(r.meta["scenario"]).data == res.scenario.data
 
 
-def test_call_rates_are_proportional_to_presence(scenario):
+def test_call_rates_follow_presence_hour_by_hour(scenario):
+    """Each district's rate in hour h is r / 1000 / 24 x P[h, d] x w[h] (no daily averaging),
+    so the daytime shift between districts is kept."""
     pop = synthesize_population(scenario.city, 3000, seed=population_seed(scenario, scenario.run_group.seed))
     present = pop.present_by_zone().to_numpy(dtype=float)                # (24, zones)
     calls = scenario.groups["calls"]
     w = np.asarray(calls.hourly_profile)
-    expected = (w @ present) / w.sum() * calls.rate_per_1000_per_day / 1000 / 24
-    got = np.zeros(len(expected))
-    for z, d in zip(scenario.ems.zones, scenario.layout.zone_district_idx):
-        got[d] += z.arrival_rate_per_h
+    expected = present * w[:, None] * calls.rate_per_1000_per_day / 1000 / 24
+    table = scenario.ems.rate_table_per_h                                  # (24, ems zones, types)
+    got = np.zeros_like(expected)
+    for j, d in enumerate(scenario.layout.zone_district_idx):
+        got[:, d] += table[:, j, :].sum(axis=1)
     np.testing.assert_allclose(got, expected, rtol=1e-12)
-    # expected calls per district and day equal the per-zone, per-hour presence model
-    np.testing.assert_allclose(got * w.sum(), (w[:, None] * present).sum(0) * 0.65 / 1000 / 24, rtol=1e-12)
-    assert tuple(scenario.ems.hourly_profile) == tuple(calls.hourly_profile)
-    # a flat profile: the daily-mean presence
-    flat = load_scenario(scenario, overrides=[f"calls.hourly_profile={[1.0] * 24}"])
-    rates = np.zeros(len(expected))
-    for z, d in zip(flat.ems.zones, flat.layout.zone_district_idx):
+    # the shift is real: district shares of the calls differ between 03:00 and 12:00
+    share = got / got.sum(axis=1, keepdims=True)
+    assert np.abs(share[3] - share[12]).max() > 0.01
+    # type mix is the shares in every hour and district
+    shares = np.array([c.share for c in scenario.groups["call_types"]])
+    np.testing.assert_allclose(table.sum(axis=(0, 1)) / table.sum(), shares, rtol=1e-12)
+    # zones carry the daily-mean rate (descriptive)
+    rates = np.zeros(present.shape[1])
+    for z, d in zip(scenario.ems.zones, scenario.layout.zone_district_idx):
         rates[d] += z.arrival_rate_per_h
-    np.testing.assert_allclose(rates, present.mean(0) * 0.65 / 1000 / 24, rtol=1e-12)
+    np.testing.assert_allclose(rates, expected.mean(0), rtol=1e-12)
 
 
 def test_traffic_trips_are_the_population_car_legs():

@@ -1,0 +1,58 @@
+"""Scenario call rates per district, type and hour: district profiles, type rates, multipliers."""
+
+import numpy as np
+import pytest
+
+from twin.errors import ScenarioError
+from twin.runner import load_scenario
+
+NIGHT = [3.0] * 6 + [0.5] * 12 + [2.0] * 6
+
+
+def district_rates(sc):
+    """(24, n_districts, n_types) from the EMS spec's per-zone table."""
+    t = sc.ems.rate_table_per_h
+    out = np.zeros((24, len(sc.layout.district_names), t.shape[2]))
+    for j, d in enumerate(sc.layout.zone_district_idx):
+        out[:, d, :] += t[:, j, :]
+    return out
+
+
+def test_plain_scenarios_keep_the_product_form():
+    assert load_scenario("hefei_day").ems.rate_table_per_h is None
+
+
+def test_district_profile_type_rate_and_multiplier():
+    base = load_scenario("hefei_day")
+    sc = load_scenario("hefei_day", overrides=[f"calls.district_profiles.5={NIGHT}",
+                                               "call_types.0.district_multiplier.7=2.0",
+                                               "call_types.2.rate_per_h.1=0.25"])
+    r = district_rates(sc)
+    calls = base.groups["calls"]
+    w = np.asarray(calls.hourly_profile)
+    pop = calls.population
+    names = sc.layout.district_names
+    d5, d7, d1 = names.index("5"), names.index("7"), names.index("1")
+    per_h = {k: v * calls.rate_per_1000_per_day / 1000 / 24 for k, v in pop.items()}
+    shares = [c.share for c in base.groups["call_types"]]
+    # district 5 follows its own profile, the others the common one
+    np.testing.assert_allclose(r[:, d5, 1], per_h["5"] * np.array(NIGHT) * shares[1], rtol=1e-12)
+    np.testing.assert_allclose(r[:, d1, 1], per_h["1"] * w * shares[1], rtol=1e-12)
+    # the multiplier doubles type 0 in district 7 only
+    np.testing.assert_allclose(r[:, d7, 0], 2.0 * per_h["7"] * w * shares[0], rtol=1e-12)
+    np.testing.assert_allclose(r[:, d7, 1], per_h["7"] * w * shares[1], rtol=1e-12)
+    # type 2 has its own rates: 0.25/h in district 1 (times its profile), none elsewhere
+    np.testing.assert_allclose(r[:, d1, 2], 0.25 * w, rtol=1e-12)
+    assert r[:, d7, 2].sum() == 0.0
+    # the spec's shares are those the table implies
+    got = np.array([c.share for c in sc.ems.call_types])
+    np.testing.assert_allclose(got, r.sum(axis=(0, 1)) / r.sum(), rtol=1e-9)
+
+
+def test_bad_rate_tables_are_named():
+    with pytest.raises(ScenarioError, match=r"district_profiles\.42: unknown zone id '42'"):
+        load_scenario("hefei_day", overrides=[f"calls.district_profiles.42={NIGHT}"])
+    with pytest.raises(ScenarioError, match=r"district_profiles.*expected a list of 24 multipliers"):
+        load_scenario("hefei_day", overrides=["calls.district_profiles.5=[1.0, 2.0]"])
+    with pytest.raises(ScenarioError, match=r"call_types.0\] \('life-threatening'\) district_multiplier.9x"):
+        load_scenario("hefei_day", overrides=["call_types.0.district_multiplier.9x=2.0"])
