@@ -5,7 +5,12 @@ Workload: ``../shared/anchors/traffic/gen_workload.py`` (seed 42): n x n grids o
 engine runs in its own child process so its peak RSS is its own (wait4 rusage, as the
 anchor scripts measure it). Peers are run through the anchor's own scripts when their
 package is installed (``pip install -e ".[bench]"``): UXsim's C++ engine (``deltan`` 5,
-its default DUO route choice) always, SUMO meso only with ``--sumo`` (minutes per case).
+its default DUO route choice) always, SUMO meso only with ``--sumo`` (minutes per case):
+SUMO's ``duarouter`` fixed shortest paths (``meso``) and its re-routing device on every vehicle
+(``meso-reroute``, period 300 s). With ``--sumo`` twin also runs on duarouter's exact routes:
+fixed (row "twin (SUMO routes)", beside SUMO meso) and with every vehicle re-routing on live
+times every 300 s (row "twin (SUMO routes, re-route 1)", beside meso-reroute). The same paths
+through both models separate the route effect from the model effect.
 
 twin: capacity 1,800 veh/h/lane (the value of the shared speed-limit probe), jam density
 one vehicle per 7.5 m of lane, dt 1 s, fixed least free-flow-time routes.
@@ -19,7 +24,7 @@ departure) and veh-km. Compile time is measured apart (first run in a fresh numb
 Usage::
 
     python benchmarks/bench_traffic.py [--cases 10:10000,30:50000,30:200000] [--no-peers] [--sumo] [--chicago]
-                                       [--reroute 0.2]
+                                       [--reroute 0.2] [--sumo-modes meso,meso-reroute]
 """
 
 import argparse
@@ -52,8 +57,32 @@ def last_json(text):
     return None
 
 
-def twin_one(workdir, n, N, reroute_share=0.0):
-    """Child-process body: run twin on one case and print one JSON line."""
+def read_sumo_routes(city, trips, rou_xml):
+    """duarouter's route per trip (vehicle ``t<trip_id>``) as twin route arrays (offsets, link indices)."""
+    import re
+
+    import numpy as np
+
+    text = Path(rou_xml).read_text()
+    edges = {int(m.group(1)): m.group(2).split()
+             for m in re.finditer(r'<vehicle id="t(\d+)"[^>]*>\s*<route edges="([^"]*)"', text)}
+    node = {int(v): i for i, v in enumerate(city.node_ids)}
+    link = {(int(a), int(b)): k for k, (a, b) in enumerate(zip(city.link_from_idx, city.link_to_idx))}
+    off, links = [0], []
+    for t in trips["trip_id"]:
+        for e in edges[int(t)]:  # edge ids are l<from>_<to> (the anchor's netconvert input)
+            a, b = e[1:].split("_")
+            links.append(link[(node[int(a)], node[int(b)])])
+        off.append(len(links))
+    return np.asarray(off, dtype=np.int64), np.asarray(links, dtype=np.int64)
+
+
+def twin_one(workdir, n, N, reroute_share=0.0, routes_xml="", warm_only=False):
+    """Child-process body: run twin on one case and print one JSON line.
+
+    With ``routes_xml`` (a duarouter route file) every trip follows duarouter's route instead
+    of twin's own least free-flow-time tree route.
+    """
     import numpy as np
     import pandas as pd
 
@@ -67,12 +96,25 @@ def twin_one(workdir, n, N, reroute_share=0.0):
     t0 = time.perf_counter()
     twin.simulate_traffic(city, trips.iloc[:50], until_s=3600)  # compile or load the kernels' cache
     t_warm = time.perf_counter() - t0
+    if warm_only:
+        print(json.dumps({"first_call_s": round(t_warm, 2)}))
+        return
     t0 = time.perf_counter()
     o, d, _ = T.read_trips(city, trips)
-    T._routes(city, o, d)
+    busiest = int(np.bincount(T._routes(city, o, d)[1], minlength=city.n_links).max())  # planned load
     t_route = time.perf_counter() - t0
     t0 = time.perf_counter()
-    res = twin.simulate_traffic(city, trips, until_s=4 * 3600, reroute_share=reroute_share)
+    if routes_xml:
+        # duarouter's paths (parsing them is not timed as routing); horizon long enough to clear jams
+        t_parse = time.perf_counter()
+        routes = read_sumo_routes(city, trips, routes_xml)
+        t0 += time.perf_counter() - t_parse
+        eng = T.TrafficEngine(city, trips, until_s=8 * 3600, routes=routes, reroute_share=reroute_share,
+                              reroute_interval_s=300.0)
+        eng.run()
+        res = eng.result()
+    else:
+        res = twin.simulate_traffic(city, trips, until_s=4 * 3600, reroute_share=reroute_share)
     t_total = time.perf_counter() - t0
     tt = res.trips["travel_time_s"].to_numpy()
     done = res.trips["status"].astype(str).to_numpy() == "arrived"
@@ -84,7 +126,8 @@ def twin_one(workdir, n, N, reroute_share=0.0):
         "mean_tt_s": round(float(np.mean(tt[done])), 1), "p90_tt_s": round(float(np.percentile(tt[done], 90)), 1),
         "veh_km": round(res.kpis["vkt_veh_km"]), "ff_mean_tt_s": round(float(trips["ff_tt_s"].mean()), 1),
         "forced_moves": res.kpis["forced_moves"], "sim_end_time_s": res.kpis["simulated_s"],
-        "reroute_share": reroute_share, "rerouted": res.kpis["rerouted"],
+        "reroute_share": reroute_share, "rerouted": res.kpis["rerouted"], "teleports": res.kpis["teleports"],
+        "max_link_volume_veh": int(np.bincount(routes[1], minlength=city.n_links).max()) if routes_xml else busiest,
     }))
 
 
@@ -125,14 +168,17 @@ def main():
     ap.add_argument("--cases", default="10:10000,10:50000,30:50000,30:200000")
     ap.add_argument("--no-peers", action="store_true")
     ap.add_argument("--sumo", action="store_true", help="also run SUMO meso (slow: minutes per case)")
+    ap.add_argument("--sumo-modes", default="meso,meso-reroute",
+                    help="SUMO runs with --sumo: meso (duarouter's fixed paths) and/or meso-reroute")
     ap.add_argument("--workdir", default=None, help="workload folder (default: a temporary one)")
     ap.add_argument("--json", default=None, help="append one JSON record per run to this file")
     ap.add_argument("--reroute", type=float, default=0.0,
                     help="share of twin's vehicles re-routing every 300 s on live times (UXsim always runs DUO)")
-    ap.add_argument("--one", nargs=4, help=argparse.SUPPRESS)
+    ap.add_argument("--one", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
-        twin_one(args.one[0], int(args.one[1]), int(args.one[2]), float(args.one[3]))
+        twin_one(args.one[0], int(args.one[1]), int(args.one[2]), float(args.one[3]),
+                 args.one[4] if len(args.one) > 4 else "", len(args.one) > 5)
         return 0
     if not (ANCHORS / "gen_workload.py").exists():
         print(f"no workload generator at {ANCHORS}; ../shared is needed", file=sys.stderr)
@@ -152,13 +198,19 @@ def main():
     except ImportError:
         have_uxsim = False
     records = []
+    # compile the kernels into the fresh cache in a child of its own, so no measured child's peak
+    # RSS includes LLVM's compile memory; the measured children load the cached kernels
+    n0, N0 = cases[0]
+    rc, wall, rss, out = run_child([py, __file__, "--one", workdir, str(n0), str(N0), "0", "", "warm"], env=env)
+    warm = last_json(out) or {}
     for n, N in cases:
-        rc, wall, rss, out = run_child([py, __file__, "--one", workdir, str(n), str(N), str(args.reroute)], env=env)
-        rec = last_json(out) or {"peer": "twin", "grid": n, "trips": N, "error": out[-2000:]}
-        if args.reroute:
-            rec["peer"] = f"twin (re-route {args.reroute:g})"
-        rec.update(peak_rss_mb=round(rss), process_wall_s=round(wall, 2))
-        records.append(rec)
+        shares = [0.0] + ([args.reroute] if args.reroute else [])
+        for share in shares:
+            rc, wall, rss, out = run_child([py, __file__, "--one", workdir, str(n), str(N), str(share)], env=env)
+            rec = last_json(out) or {"peer": "twin", "grid": n, "trips": N, "error": out[-2000:]}
+            rec["peer"] = f"twin (re-route {share:g})" if share else "twin (fixed routes)"
+            rec.update(peak_rss_mb=round(rss), process_wall_s=round(wall, 2))
+            records.append(rec)
         if have_uxsim:
             rc, wall, rss, out = run_child([py, str(ANCHORS / "bench_uxsim.py"), "--one", str(n), str(N), "5", "cpp"],
                                            env=env)
@@ -166,14 +218,28 @@ def main():
             rec.update(peak_rss_mb=round(rss), process_wall_s=round(wall, 2))
             records.append(rec)
         if args.sumo:
-            rc, wall, rss, out = run_child([py, str(ANCHORS / "bench_sumo.py"), f"{n}:{N}:meso-reroute"], env=env)
             res_file = Path(workdir) / "results" / "sumo.jsonl"
-            if res_file.exists():
-                rec = json.loads(res_file.read_text().strip().splitlines()[-1])
+            for mode in args.sumo_modes.split(","):
+                rc, wall, rss, out = run_child([py, str(ANCHORS / "bench_sumo.py"), f"{n}:{N}:{mode}"], env=env)
+                if rc == 0 and res_file.exists():
+                    records.append(json.loads(res_file.read_text().strip().splitlines()[-1]))
+                else:
+                    records.append({"peer": f"sumo-{mode}", "grid": n, "trips": N, "error": out[-2000:]})
+            # the same paths through twin: the route effect apart from the model effect. Fixed
+            # (as SUMO meso) and with every vehicle re-routing every 300 s (as meso-reroute)
+            rou = Path(workdir) / "sumo" / f"grid{n}" / f"N{N}.rou.xml"
+            for share, label in ((0.0, "twin (SUMO routes)"), (1.0, "twin (SUMO routes, re-route 1)")):
+                if not rou.exists() or ("meso-reroute" if share else "meso") not in args.sumo_modes.split(","):
+                    continue
+                rc, wall, rss, out = run_child([py, __file__, "--one", workdir, str(n), str(N), str(share), str(rou)],
+                                               env=env)
+                rec = last_json(out) or {"peer": "twin", "grid": n, "trips": N, "error": out[-2000:]}
+                rec["peer"] = label
+                rec.update(peak_rss_mb=round(rss), process_wall_s=round(wall, 2))
                 records.append(rec)
     print("| case | engine | sim s | trips/sim-s | end-to-end s | peak RSS MB | completed | mean TT s | p90 TT s "
-          "| veh-km | vs UXsim-cpp |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "| veh-km | teleports | busiest link veh | UXsim time / this |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for n, N in cases:
         rows = [r for r in records if r.get("grid") == n and r.get("trips") == N]
         ux = next((r for r in rows if str(r.get("peer", "")).startswith("uxsim") and "sim_s" in r), None)
@@ -185,12 +251,12 @@ def main():
             print(f"| grid{n}/{N // 1000}k | {r['peer']} | {r.get('sim_s', '')} | {r.get('trips_per_sim_s', '')} | "
                   f"{r.get('end_to_end_s', r.get('process_wall_s', ''))} | {r.get('peak_rss_mb', '')} | "
                   f"{r.get('completed', '')} | {r.get('mean_tt_s', '')} | {r.get('p90_tt_s', '')} | "
-                  f"{r.get('veh_km', '')} | {ratio} |")
-    first = next((r for r in records if str(r.get("peer", "")).startswith("twin") and "first_call_s" in r), None)
-    if first:
-        print(f"\ntwin first call (kernel compile into a fresh cache + 50 trips): {first['first_call_s']} s; "
-              f"routing shown apart: " + ", ".join(f"grid{r['grid']}/{r['trips'] // 1000}k {r['route_s']} s"
-                                                   for r in records if str(r.get("peer", "")).startswith("twin") and "route_s" in r))
+                  f"{r.get('veh_km', '')} | {r.get('teleports', '')} | {r.get('max_link_volume_veh', '')} | {ratio} |")
+    if "first_call_s" in warm:
+        print(f"\ntwin first call (kernel compile into a fresh cache + 50 trips, in a child of its own): "
+              f"{warm['first_call_s']} s; routing shown apart: "
+              + ", ".join(f"grid{r['grid']}/{r['trips'] // 1000}k {r['route_s']} s" for r in records
+                          if r.get("peer") == "twin (fixed routes)" and "route_s" in r))
     if args.chicago:
         chicago(HERE.parent.parent / "shared" / "data")
     if args.json:
