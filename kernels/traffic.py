@@ -106,6 +106,7 @@ from numba import njit
 
 __all__ = [
     "simulate_queue",
+    "vehicle_route_position",
     "max_pressure_decide",
     "VEH_ORDINARY",
     "VEH_EMERGENCY",
@@ -187,6 +188,32 @@ def _green_before(n, cycle, g_from, g_to):
     if g_from <= g_to:
         return (n // cycle) * (g_to - g_from) + max(0, min(m, g_to) - g_from)
     return (n // cycle) * (cycle - g_from + g_to) + min(m, g_to) + max(0, m - g_from)
+
+
+@njit(cache=True, nogil=True)
+def vehicle_route_position(r_lo, r_hi, route_seq, ring, ring_start, ring_cap, ring_head, ring_count):
+    """Where a vehicle is whose current route segment is ``route_seq[r_lo:r_hi]``.
+
+    Returns ``(r, due)``: the route index ``r`` of the ring entry that is the vehicle (route
+    indices belong to one vehicle each) and the tick it may leave that link, or ``(-1, -1)``
+    when it is in no ring (not yet entered, arrived, or an emergency vehicle bypassing the
+    rings). Scans the rings of the segment's links: O(segment links × ring occupancy).
+    """
+    for r in range(r_lo, r_hi):
+        L = route_seq[r]
+        if L < 0:
+            break
+        base = ring_start[L]
+        rc = ring_cap[L]
+        h = ring_head[L]
+        for j in range(ring_count[L]):
+            s = h + j
+            if s >= rc:
+                s -= rc
+            e = ring[base + s]
+            if (e & MASK32) == r:
+                return r, e >> 32
+    return -1, -1
 
 
 @njit(cache=True, nogil=True)

@@ -356,6 +356,29 @@ class City:
                          self.fwd_link, self.no_through, o_idx, d_idx, 4 * numba.get_num_threads(), out)
         return out
 
+    def travel_times_to(self, destinations, origins=None, link_cost_s=None) -> np.ndarray:
+        """Least travel times *to* nodes, in seconds: one backward search per destination.
+
+        The transpose of :meth:`travel_times`, cheaper when many origins share few
+        destinations (which unit is nearest a call): ``out[j, i]`` is the least time from
+        ``origins[i]`` to ``destinations[j]`` (all nodes in ``node_ids`` order when
+        ``origins`` is omitted), ``inf`` where unreachable; the same ``no_through`` rule and
+        errors as :meth:`travel_times`.
+        """
+        import numba
+
+        from twin.kernels.routing import many_to_many
+
+        d_idx = np.atleast_1d(self.node_index(destinations))
+        o_idx = (np.arange(self.n_nodes, dtype=np.int64) if origins is None
+                 else np.atleast_1d(self.node_index(origins)))
+        cost = self._checked_cost(link_cost_s)
+        out = np.empty((len(d_idx), len(o_idx)), dtype=np.float64)
+        if len(o_idx) and len(d_idx):
+            many_to_many(self.rev_indptr, self.rev_tail, np.ascontiguousarray(cost[self.rev_link]),
+                         self.rev_link, self.no_through, d_idx, o_idx, 4 * numba.get_num_threads(), out)
+        return out
+
     def shortest_path_tree(self, origin, link_cost_s=None):
         """One-to-all least costs and predecessor links from one origin.
 

@@ -893,11 +893,12 @@ class TrafficEngine:
     def arrival_lower_bound_s(self, vehicle) -> float:
         """Earliest time the vehicle can still arrive, seconds, or NaN where not known cheaply.
 
-        Known for a vehicle not yet on the road (its departure plus its route's free-flow
-        ticks) and for an emergency vehicle bypassing queues (the due tick of its current
-        link plus the free-flow ticks of the rest of its route); no vehicle of the model
-        travels a link faster than its free-flow ticks, so it is a true lower bound. The
-        arrival time itself once arrived.
+        For a vehicle not yet on the road: its departure plus its route's free-flow ticks;
+        on a link: the tick it may leave that link (its due tick; an emergency vehicle
+        bypassing queues has its own) plus the free-flow ticks of the rest of its route. No
+        vehicle of the model travels a link faster than its free-flow ticks, so it is a true
+        lower bound. The arrival time itself once arrived. NaN for a vehicle waiting to enter
+        its first link while others hold it back (rare: use a tick).
         """
         v = int(vehicle)
         K, dt = self.K, self.params.dt_s
@@ -911,7 +912,12 @@ class TrafficEngine:
             entry = int(self.state["ev_entry"][v])
             r0, k0 = (entry & 0xFFFFFFFF) + 1, max(entry >> 32, self.now_step)
         else:
-            return math.nan
+            st = self.state
+            r, due = K.vehicle_route_position(int(self.seg_start[v]), int(self.seg_end[v]), self.route_seq, st["ring"],
+                                              self.ring_start, self.ring_cap, st["ring_head"], st["ring_count"])
+            if r < 0:
+                return math.nan
+            r0, k0 = int(r) + 1, max(int(due), self.now_step)
         end = int(self.seg_end[v])          # the sentinel of the current segment
         if not int(self.seg_start[v]) <= r0 <= end:
             end = r0
@@ -925,8 +931,7 @@ class TrafficEngine:
         A SimPy process advances this engine and checks the vehicle. With ``poll_s`` it checks
         every ``poll_s`` seconds (``run_until(env.now)``): the event fires at the first check
         after the arrival has been simulated, late by at most ``poll_s``. Without it (the
-        default) it sleeps until :meth:`arrival_lower_bound_s` where that is known (a vehicle
-        not yet on the road, an emergency vehicle bypassing queues), else one tick; at each
+        default) it sleeps until :meth:`arrival_lower_bound_s` (else one tick); at each
         check it also simulates the tick that starts at ``env.now``, so the event fires at the
         arrival's own time, not later: its value equals ``env.now`` then. That look-ahead means
         a vehicle inserted later at the same instant departs one tick later. Advance the engine

@@ -450,3 +450,16 @@ def test_loading_twice_is_byte_identical(tmp_path, source):
         assert x.tobytes() == y.tobytes(), name
     assert a.road_class_names == b.road_class_names
     assert a.meta == b.meta
+
+
+def test_travel_times_to_is_the_transpose_with_no_through_nodes():
+    """Backward searches give the transpose of the forward matrix: exactly on the hand city
+    (integer costs, a no-through node), to rounding on a grid with random costs."""
+    city = hand_city(no_through=[20])
+    assert_array_equal(city.travel_times_to([10, 40, 50]), city.travel_times(city.node_ids, [10, 40, 50]).T)
+    grid = twin.load_city("grid:6x6")
+    cost = np.random.default_rng(0).uniform(1.0, 50.0, grid.n_links)
+    ids = grid.node_ids
+    # the same paths summed in the other order: equal to rounding
+    np.testing.assert_allclose(grid.travel_times_to(ids[[0, 7, 35]], ids, link_cost_s=cost),
+                               grid.travel_times(ids, ids[[0, 7, 35]], link_cost_s=cost).T, rtol=1e-13)

@@ -360,3 +360,30 @@ def test_emergency_arrival_event_fires_at_the_exact_arrival_time():
     assert fired == value == arrived
     assert arrived > 1000 + 150.0          # queues make it slower than free flow (3 x 50 s)
     assert len(checks) <= 6
+
+
+def test_vehicle_positions_and_arrival_lower_bounds():
+    """Mid-run on a loaded, re-routing grid: the kernel helper finds every vehicle in the rings
+    where the engine's vectorised scan (_on_road) finds it, and every vehicle's arrival lower
+    bound is at most its actual arrival time (free-flow ticks are the fastest a link is run)."""
+    from twin.cli import random_trips
+    from twin.kernels.traffic import vehicle_route_position
+
+    city = twin.load_city("grid:5x5")
+    eng = TrafficEngine(city, random_trips(city, 3000, 1200.0, 4), until_s=7200, stop_when_done=False,
+                        reroute_share=0.3, reroute_interval_s=120)
+    eng.run_until(900.0)
+    veh, link, pos, due, slot = eng._on_road()
+    st = eng.state
+    ring_veh = slot >= 0
+    assert ring_veh.sum() > 100
+    for v, p, d in zip(veh[ring_veh], pos[ring_veh], due[ring_veh]):
+        r, dd = vehicle_route_position(int(eng.seg_start[v]), int(eng.seg_end[v]), eng.route_seq, st["ring"],
+                                       eng.ring_start, eng.ring_cap, st["ring_head"], st["ring_count"])
+        assert (r, dd) == (p, d)
+    lb = np.array([eng.arrival_lower_bound_s(v) for v in range(eng.n_veh)])
+    eng.run()
+    arr = eng.result().trips["arrive_s"].to_numpy()
+    known = np.isfinite(lb) & np.isfinite(arr)
+    assert known.sum() > 1000
+    assert np.all(lb[known] <= arr[known] + 1e-9)
