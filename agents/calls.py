@@ -15,10 +15,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from twin.emergency import STREAMS, EmsSpec
+from twin.emergency import RUN_STREAMS, STREAMS, EmsSpec
 from twin.errors import ScenarioError
 
-__all__ = ["CallTable", "generate_calls", "spawn_streams", "poisson_arrivals", "table_arrivals", "draw_call_table"]
+__all__ = ["CallTable", "generate_calls", "spawn_streams", "run_stream", "poisson_arrivals", "table_arrivals",
+           "draw_call_table", "draw_incident_calls"]
 
 NAN = math.nan
 
@@ -31,6 +32,19 @@ def spawn_streams(seed):
     seq = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
     children = seq.spawn(len(STREAMS))
     return {name: np.random.default_rng(child) for name, child in zip(STREAMS, children)}
+
+
+def run_stream(seed, name) -> np.random.Generator:
+    """The generator of run stream ``name`` (:data:`twin.emergency.RUN_STREAMS`) of ``seed``.
+
+    It is child ``RUN_STREAMS.index(name)`` of ``seed`` (an int, or a replication's
+    :class:`numpy.random.SeedSequence`), the same as ``SeedSequence(seed).spawn(n)[index]``
+    for any ``n > index``, built without spawning (so no other child is touched).
+    """
+    seq = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
+    child = np.random.SeedSequence(seq.entropy, spawn_key=tuple(seq.spawn_key) + (RUN_STREAMS.index(name),),
+                                   pool_size=seq.pool_size)
+    return np.random.default_rng(child)
 
 
 def poisson_arrivals(rng, rate_per_s, until_s, profile=None, period_s=3600.0):
@@ -222,15 +236,20 @@ def generate_calls(spec: EmsSpec, until_s, streams, calls=None) -> CallTable:
     return draw_call_table(spec, t, zone, ctype, streams)
 
 
-def draw_call_table(spec: EmsSpec, time_s, zone_idx, type_idx, streams) -> CallTable:
+def draw_call_table(spec: EmsSpec, time_s, zone_idx, type_idx, streams, *, priority=None,
+                    transport_probability=None, location_idx=None) -> CallTable:
     """A :class:`CallTable` for given call times, zones and types, drawing each call's dice.
 
     ``streams`` maps ``dispatch``, ``service`` and ``hospital`` to generators (the run's
     streams for the calls drawn up front; one child generator for calls added later).
+    ``priority`` (int8 per call), ``transport_probability`` (one float) and ``location_idx``
+    (per call; the nearest hospital is then the location's, not the zone's) replace the
+    call types' and zones' when given (scripted incidents); the draws are the same.
     """
     t, zone, ctype = np.asarray(time_s, np.float64), np.asarray(zone_idx, np.int32), np.asarray(type_idx, np.int16)
     n = len(t)
-    prio = np.array([c.priority for c in spec.call_types], dtype=np.int8)[ctype]
+    prio = (np.array([c.priority for c in spec.call_types], dtype=np.int8)[ctype] if priority is None
+            else np.asarray(priority, dtype=np.int8))
 
     processing = spec.dispatch.processing.ppf(streams["dispatch"].random(n))
     srv = streams["service"]
@@ -241,7 +260,10 @@ def draw_call_table(spec: EmsSpec, time_s, zone_idx, type_idx, streams) -> CallT
     for k, c in enumerate(spec.call_types):
         sel = ctype == k
         on_scene[sel] = c.on_scene.ppf(u_scene[sel])
-    p_tr = np.array([c.transport_probability for c in spec.call_types])[ctype] if n else np.empty(0)
+    if transport_probability is not None:
+        p_tr = np.full(n, float(transport_probability))
+    else:
+        p_tr = np.array([c.transport_probability for c in spec.call_types])[ctype] if n else np.empty(0)
     transport = srv.random(n) < p_tr
     handover = spec.service.handover.ppf(srv.random(n))
     u_los = streams["hospital"].random(n)
@@ -250,9 +272,12 @@ def draw_call_table(spec: EmsSpec, time_s, zone_idx, type_idx, streams) -> CallT
     if spec.hospitals and n:
         tt = spec.travel_time_s
         hloc = np.array([h.location_idx for h in spec.hospitals])
-        zloc = np.array([z.location_idx for z in spec.zones])
-        nearest = np.argmin(tt[zloc][:, hloc], axis=1).astype(np.int32)
-        hosp = np.where(transport, nearest[zone], -1).astype(np.int32)
+        if location_idx is None:
+            zloc = np.array([z.location_idx for z in spec.zones])
+            nearest = np.argmin(tt[zloc][:, hloc], axis=1).astype(np.int32)[zone]
+        else:
+            nearest = np.argmin(tt[np.asarray(location_idx, dtype=np.int64)][:, hloc], axis=1).astype(np.int32)
+        hosp = np.where(transport, nearest, -1).astype(np.int32)
     transport &= hosp >= 0
     if spec.service.mode == "busy_time":      # the textbook model has no hospital leg
         transport[:] = False
@@ -260,4 +285,35 @@ def draw_call_table(spec: EmsSpec, time_s, zone_idx, type_idx, streams) -> CallT
     return CallTable(time_s=t, zone_idx=zone, type_idx=ctype, priority=prio, processing_s=processing,
                      u_busy=u_busy, turnout_s=turnout, on_scene_s=on_scene, transport=transport,
                      handover_s=handover, u_los=u_los, hospital_idx=hosp,
-                     n_slots=np.array([len(c.slots) for c in spec.call_types], dtype=np.int16)[ctype])
+                     n_slots=np.array([len(c.slots) for c in spec.call_types], dtype=np.int16)[ctype],
+                     location_idx=None if location_idx is None else np.asarray(location_idx, dtype=np.int32))
+
+
+def draw_incident_calls(spec: EmsSpec, rng) -> tuple:
+    """The calls of every scripted incident (:attr:`EmsSpec.incidents`), one per patient.
+
+    Incidents are drawn in spec order from ``rng`` (the run's ``incidents`` stream): for
+    each, the patients' priorities from its triage shares (``rng.choice``), sorted P1 first
+    (stable), then the patients' dice as :func:`draw_call_table` draws them. Patients have
+    ``zone_idx`` -1 and ``location_idx`` the incident's.
+
+    Returns
+    -------
+    tables : list of CallTable
+        One per incident, in spec order (calls at ``time_s``, the incident's time).
+    """
+    type_names = [c.name for c in spec.call_types]
+    streams = {"dispatch": rng, "service": rng, "hospital": rng}
+    tables = []
+    for inc in spec.incidents:
+        k = type_names.index(inc.call_type)
+        n = inc.patients
+        if inc.triage is None:
+            prio = np.full(n, spec.call_types[k].priority, dtype=np.int8)
+        else:
+            prio = np.sort(rng.choice(3, size=n, p=np.asarray(inc.triage, dtype=np.float64)) + 1,
+                           kind="stable").astype(np.int8)
+        tables.append(draw_call_table(spec, np.full(n, inc.time_s), np.full(n, -1, np.int32), np.full(n, k, np.int16),
+                                      streams, priority=prio, transport_probability=inc.transport_probability,
+                                      location_idx=np.full(n, inc.location_idx, np.int32)))
+    return tables

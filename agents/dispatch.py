@@ -15,7 +15,9 @@ A policy is any object with two methods (see :class:`NearestIdle`):
 ``choose(model, call_idx, idle_units) -> Unit | None`` and
 ``eligible(model, unit, call_idx) -> bool``. Units drive to the call's
 ``calls.location_idx`` (its zone's location; the sending hospital for an inter-hospital
-transfer, which is never lost and which the preference policy serves as ``nearest`` does).
+transfer, which is never lost and which the preference policy serves as ``nearest`` does;
+a scripted incident's patient, at the incident's location, is never lost either and is
+served the same way).
 
 :class:`Relocator` is the optional move-up (system-status management) of idle units to a
 compliance table (see :class:`twin.emergency.RelocationSpec`).
@@ -160,7 +162,7 @@ class DispatchCentre(mesa.Agent):
         if not pending:
             return
         if (len(pending) == len(slots) and self.max_queue is not None and len(self.queue) >= self.max_queue
-                and not model.is_transfer(call_idx)):
+                and not model.never_lost(call_idx)):
             calls.outcome[call_idx] = LOST
             return
         self.pending[call_idx] = pending

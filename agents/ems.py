@@ -64,6 +64,10 @@ started moving. A unit freed after a call returns to its home station unless ord
 :meth:`CityModel.request_transfer` (inter-hospital transfers by ambulance) append rows to
 the call table.
 
+*Scripted incidents* (``EmsSpec.incidents``, mass-casualty incidents): the patients' calls
+are appended to the call table when the model is built, after the drawn calls, and reach
+the dispatch centre at the incident's time (see :class:`~twin.emergency.IncidentSpec`).
+
 Ties at equal times follow SimPy's FIFO event order; a unit that becomes available takes
 the first queued call (priority, call time, call id) it is eligible for before any later
 event is processed.
@@ -79,7 +83,8 @@ import numpy as np
 import pandas as pd
 import simpy
 
-from twin.agents.calls import CallTable, draw_call_table, generate_calls, poisson_arrivals, spawn_streams
+from twin.agents.calls import (CallTable, draw_call_table, draw_incident_calls, generate_calls, poisson_arrivals,
+                               run_stream, spawn_streams)
 from twin.agents.dispatch import DispatchCentre, NearestIdle, Relocator, make_policy
 from twin.agents.hospital import Hospital
 from twin.emergency import (AMBULANCE_KINDS, OUTCOMES, UNIT_EVENTS, UNIT_KINDS, EmsResult, EmsSpec, UnitSpec,
@@ -455,7 +460,15 @@ class CityModel(mesa.Model):
                 hosp.flow_rng = rng
         self.travel.start(self)
         if len(self.calls):
-            self.env.process(self._call_source())
+            self.env.process(self._call_source(0, len(self.calls)))
+        # Scripted incidents (optional): appended after the drawn calls, from the run's own
+        # last stream, so runs without incidents are unchanged.
+        self.incident_calls = []     # per incident: its call indices
+        if spec.incidents:
+            for table in draw_incident_calls(spec, run_stream(seed, "incidents")):
+                idx = self.calls.append(table)
+                self.incident_calls.append(idx)
+                self.env.process(self._call_source(int(idx[0]), int(idx[-1]) + 1))
 
     def idle_units(self, kind=None):
         """Units free for dispatch (of one kind, a :data:`~twin.emergency.UNIT_KINDS`
@@ -540,6 +553,11 @@ class CityModel(mesa.Model):
         """Whether a call is an inter-hospital transfer request (never lost)."""
         return self.calls.type_idx[call_idx] >= self.n_call_types
 
+    def never_lost(self, call_idx) -> bool:
+        """Whether a call waits in the dispatch queue whatever ``max_queue`` is: a call with no
+        zone (an inter-hospital transfer or a scripted incident's patient)."""
+        return self.calls.zone_idx[call_idx] < 0
+
     def run(self, drain: bool = True, progress=None) -> float:
         """Run to ``until_s`` and, with ``drain``, on until every call and stay has ended.
 
@@ -595,7 +613,7 @@ def _kpis_and_tables(model, start, end):
     spec, calls = model.spec, model.calls
     span = end - start
     kpis = {"window_start_s": start, "window_end_s": end}
-    inwin = (calls.time_s >= start) & (calls.time_s < end) & (calls.type_idx < model.n_call_types)
+    inwin = (calls.time_s >= start) & (calls.time_s < end) & (calls.zone_idx >= 0)   # no transfers, incidents
     n = int(inwin.sum())
     kpis["n_calls"] = n
     kpis["n_lost"] = int(np.sum(inwin & (calls.outcome == LOST)))
@@ -763,6 +781,50 @@ def _transfer_kpis(model, start, end):
             "transfer_time_mean_s": float(np.nanmean(total)) if np.isfinite(total).any() else math.nan}
 
 
+INCIDENT_COLUMNS = ["incident_idx", "name", "location_idx", "time_s", "patients", "n_p1", "n_p2", "n_p3",
+                    "first_call_id", "n_transported", "last_on_scene_s", "scene_clear_s", "last_at_hospital_s",
+                    "complete_s", "n_hospitals_used", "hospitals"]
+
+
+def _max_or_nan(x):
+    """The largest value, NaN when empty or when any is NaN (a stage not reached by all)."""
+    return float(np.max(x)) if len(x) and not np.isnan(x).any() else math.nan
+
+
+def _incident_table(model):
+    """One row per scripted incident and its ``incident_<i>_*`` scalar KPIs (see
+    :attr:`twin.emergency.EmsResult.incidents`)."""
+    calls, spec = model.calls, model.spec
+    ev = np.array(model.unit_events, dtype=np.float64).reshape(-1, 4)
+    rows, kpis = [], {}
+    for i, (inc, idx) in enumerate(zip(spec.incidents, model.incident_calls)):
+        t0 = inc.time_s
+        prio = calls.priority[idx]
+        tr = calls.transport[idx]
+        done = bool((calls.outcome[idx] == COMPLETED).all())
+        # A unit leaves the scene when it starts transporting, else when it is free there.
+        mine = ev[np.isin(ev[:, 2], idx)]
+        leave = {}
+        for t, u, c, code in mine:
+            if code == TRANSPORTING or (code == AVAILABLE and (u, c) not in leave):
+                leave[(u, c)] = t
+        clear = max(leave.values()) - t0 if done and leave else math.nan
+        at_h = calls.at_hospital_s[idx[tr]]
+        used = sorted({int(h) for h in calls.hospital_idx[idx[tr]][~np.isnan(at_h)]})
+        row = {"incident_idx": i, "name": inc.name, "location_idx": inc.location_idx, "time_s": t0,
+               "patients": len(idx), "n_p1": int((prio == 1).sum()), "n_p2": int((prio == 2).sum()),
+               "n_p3": int((prio == 3).sum()), "first_call_id": int(idx[0]), "n_transported": int(tr.sum()),
+               "last_on_scene_s": _max_or_nan(calls.on_scene_at_s[idx] - t0), "scene_clear_s": clear,
+               "last_at_hospital_s": _max_or_nan(at_h - t0) if tr.any() and done else math.nan,
+               "complete_s": float(np.max(calls.available_s[idx])) - t0 if done else math.nan,
+               "n_hospitals_used": len(used), "hospitals": ";".join(spec.hospitals[h].name for h in used)}
+        rows.append(row)
+        for key in ("patients", "last_on_scene_s", "scene_clear_s", "last_at_hospital_s", "complete_s",
+                    "n_hospitals_used"):
+            kpis[f"incident_{i}_{key}"] = row[key]
+    return kpis, pd.DataFrame(rows, columns=INCIDENT_COLUMNS)
+
+
 def run_ems(spec, *, seed, until_s: float, drain: bool = True, policy=None, calls=None, travel=None,
             progress=None) -> EmsResult:
     """Simulate an EMS system and return its records and KPIs.
@@ -799,7 +861,10 @@ def run_ems(spec, *, seed, until_s: float, drain: bool = True, policy=None, call
         set, ``dispatch_wait_mean_s`` and ``dispatch_wait_share`` (served calls),
         ``dispatch_queue_mean`` (time average), ``unit_utilisation_mean`` and, per ward,
         ``hospital_<name>_{arrivals, blocked, blocking, occupancy_mean, utilisation,
-        bed_wait_mean_s}``.
+        bed_wait_mean_s}``. Scripted incidents' patients (and inter-hospital transfers)
+        are left out of these; with incidents, ``incident_<i>_{patients, last_on_scene_s,
+        scene_clear_s, last_at_hospital_s, complete_s, n_hospitals_used}`` per incident
+        ``i`` (see :attr:`~twin.emergency.EmsResult.incidents`).
 
     Raises
     ------
@@ -813,6 +878,10 @@ def run_ems(spec, *, seed, until_s: float, drain: bool = True, policy=None, call
     if not (isinstance(until_s, (int, float)) and math.isfinite(until_s) and until_s > spec.warmup_s):
         raise ScenarioError(f"run_ems: until_s = {until_s!r}; expected a finite number of seconds > warmup_s "
                             f"= {spec.warmup_s}")
+    for i, inc in enumerate(spec.incidents):
+        if not inc.time_s < until_s:
+            raise ScenarioError(f"ems.incidents[{i}] ('{inc.name}').time_s = {inc.time_s:g}; expected a time before "
+                                f"until_s = {until_s:g} s (calls arrive on [0, until_s))")
     model = CityModel(spec, seed=seed, until_s=float(until_s), policy=policy, calls=calls, travel=travel)
     logger.info("EMS run: %d calls, %d units, %d hospitals, until %.0f s", len(model.calls), spec.n_units,
                 spec.n_hospitals, until_s)
@@ -830,6 +899,9 @@ def run_ems(spec, *, seed, until_s: float, drain: bool = True, policy=None, call
         kpis.update(rk)
     if model.transfer_rng is not None:
         kpis.update(_transfer_kpis(model, spec.warmup_s, float(until_s)))
+    if spec.incidents:
+        ik, extra["incidents"] = _incident_table(model)
+        kpis.update(ik)
     ev = np.array(model.unit_events, dtype=np.float64).reshape(-1, 4)
     unit_events = pd.DataFrame({"time_s": ev[:, 0], "unit_idx": ev[:, 1].astype(np.int32),
                                 "call_id": ev[:, 2].astype(np.int64),

@@ -3,8 +3,10 @@
 A ward has ``beds`` beds (a :class:`simpy.Resource`). A patient arrives by ambulance or
 walks in (a Poisson stream of the ward's own). In a *loss* ward a patient who finds every
 bed occupied is blocked (turned away and counted), as in Erlang's loss system; in a
-*queue* ward patients wait FCFS for a bed, and an ambulance waits with its patient
-(offload delay). A patient holds the bed for a length of stay drawn from the ward's
+*queue* ward patients wait for a bed in triage order — priority 1 first, then 2, then 3
+(walk-ins count as 3), and by arrival time (then arrival order) within a priority
+(:class:`simpy.PriorityResource`, no pre-emption; with one priority this is FCFS) — and an
+ambulance waits with its patient (offload delay). A patient holds the bed for a length of stay drawn from the ward's
 distribution by inverse transform of a pre-drawn uniform.
 
 Patient flow (optional, :class:`~twin.emergency.HospitalSpec` ``ward_beds``, ``icu_beds``,
@@ -50,8 +52,9 @@ class Hospital(mesa.Agent):
 
     Attributes
     ----------
-    beds : simpy.Resource
-        Capacity ``spec.beds`` (at least 1 for SimPy; a 0-bed loss ward blocks everyone).
+    beds : simpy.Resource or simpy.PriorityResource
+        Capacity ``spec.beds`` (at least 1 for SimPy; a 0-bed loss ward blocks everyone);
+        a priority resource in a queue ward (waiting patients in triage order).
     occupied, waiting : int
         Beds in use and patients waiting for one (queue wards).
     """
@@ -61,7 +64,10 @@ class Hospital(mesa.Agent):
         self.env = model.env
         self.hospital_idx = hospital_idx
         self.spec = spec
-        self.beds = simpy.Resource(self.env, capacity=max(1, spec.beds))
+        # A loss ward never queues, so it keeps the plain resource.
+        self._by_priority = spec.mode == "queue"
+        self.beds = (simpy.PriorityResource if self._by_priority else simpy.Resource)(self.env,
+                                                                                       capacity=max(1, spec.beds))
         self.occupied = 0
         self.waiting = 0
         # admissions: (call_id, arrival_s, bed_s, discharge_s, blocked)
@@ -107,7 +113,8 @@ class Hospital(mesa.Agent):
     def admit(self, call_id: int, u_los: float, priority: int = 3) -> simpy.Event:
         """Bring a patient to the ward now; returns an event that fires when the patient
         has a bed (value ``True``) or is blocked (value ``False``, loss wards).
-        ``priority`` (1..3) selects the ward / ICU admission probabilities."""
+        ``priority`` (1..3) orders the wait for a bed in a queue ward (1 first) and selects
+        the ward / ICU admission probabilities."""
         granted = self.env.event()
         self.env.process(self._stay(call_id, u_los, granted, priority))
         return granted
@@ -120,7 +127,7 @@ class Hospital(mesa.Agent):
             row[4] = True
             granted.succeed(False)
             return
-        with self.beds.request() as req:
+        with (self.beds.request(priority=int(priority)) if self._by_priority else self.beds.request()) as req:
             self.waiting += 1
             self._record()
             yield req

@@ -26,15 +26,19 @@ A second, optional measure (``--traffic-days N``) runs the same system day by da
 traffic coupled: for each of N days, ``TRAFFIC_TRIPS`` uniform random car trips departing
 over the day (:func:`twin.cli.random_trips`, seed = the day) run in a
 :class:`twin.traffic.TrafficEngine` advanced in lockstep with the EMS clock by
-:class:`twin.runner.TrafficTravelTimes` (sync every 60 s, 1 s ticks), and the ambulances
-drive on the live link times. It reports the wall time per day, split into the traffic
-kernel and the rest, and the EMS events per second. The default benchmark is unchanged.
+:class:`twin.runner.TrafficTravelTimes` (sync every 60 s, 1 s ticks), and the units drive
+as vehicles of the traffic model (``vehicles=True``, as ``twin run``'s default
+``ambulances_in_traffic``: every leg a vehicle inserted into the engine, lights-and-sirens
+legs with emergency priority); ``--leg-start`` instead times each leg on the live link
+times at its start (speed factor 1.5, no load). It reports the wall time per day, split
+into the traffic kernel and the rest, the unit vehicles inserted and the EMS events per
+second. The default benchmark is unchanged.
 
 Usage (from the repository root)::
 
     python benchmarks/bench_emergency.py                 # one year, seed 1
     python benchmarks/bench_emergency.py --days 30 --repeat 3
-    python benchmarks/bench_emergency.py --traffic-days 3
+    python benchmarks/bench_emergency.py --traffic-days 3 [--leg-start]
 """
 
 from __future__ import annotations
@@ -99,7 +103,7 @@ def build_spec(seed=0, *, with_layout=False):
     return (spec, city, nodes) if with_layout else spec
 
 
-def run_traffic_days(n_days, seed, n_trips=TRAFFIC_TRIPS):
+def run_traffic_days(n_days, seed, n_trips=TRAFFIC_TRIPS, vehicles=True):
     """The system day by day with traffic coupled (see the module docstring); prints a table."""
     from twin.cli import random_trips
     from twin.runner import TrafficTravelTimes
@@ -107,15 +111,18 @@ def run_traffic_days(n_days, seed, n_trips=TRAFFIC_TRIPS):
 
     spec, city, nodes = build_spec(with_layout=True)
     print(f"traffic-coupled days: {n_trips:,} random trips/day over 24 h on {city.name} ({city.n_links} links), "
-          f"sync 60 s, dt 1 s")
+          f"sync 60 s, dt 1 s, {'units as vehicles with priority' if vehicles else 'legs timed at their start'}")
     print(f"{'day':>4s} {'calls':>7s} {'events':>9s} {'wall s':>8s} {'traffic s':>10s} {'ems s':>8s} "
-          f"{'events/s':>10s} {'resp mean s':>11s}")
+          f"{'unit veh':>9s} {'events/s':>10s} {'resp mean s':>11s}")
     walls = []
     for day in range(n_days):
         t0 = time.perf_counter()
         engine = TrafficEngine(city, random_trips(city, n_trips, 86400.0, seed * 1000 + day), until_s=86400.0,
-                               seed=day)
-        travel = TrafficTravelTimes(engine, nodes, sync_s=60.0, until_s=86400.0, emergency_speed_factor=1.5)
+                               seed=day, stop_when_done=False)
+        if vehicles:
+            travel = TrafficTravelTimes(engine, nodes, sync_s=60.0, until_s=86400.0, vehicles=True)
+        else:
+            travel = TrafficTravelTimes(engine, nodes, sync_s=60.0, until_s=86400.0, emergency_speed_factor=1.5)
         model = CityModel(spec, seed=seed * 1000 + day, until_s=86400.0, travel=travel)
         model.run()
         wall = time.perf_counter() - t0
@@ -123,7 +130,7 @@ def run_traffic_days(n_days, seed, n_trips=TRAFFIC_TRIPS):
         ev = next(model.env._eid)
         resp = model.calls.on_scene_at_s - model.calls.time_s
         print(f"{day:4d} {len(model.calls):7d} {ev:9d} {wall:8.2f} {engine.kernel_s:10.2f} "
-              f"{wall - engine.kernel_s:8.2f} {ev / wall:10.0f} {np.nanmean(resp):11.1f}")
+              f"{wall - engine.kernel_s:8.2f} {len(travel.legs):9d} {ev / wall:10.0f} {np.nanmean(resp):11.1f}")
     print(f"mean wall per traffic-coupled day {np.mean(walls):.2f} s (first day includes numba compilation "
           f"unless cached); later days mean {np.mean(walls[1:]) if len(walls) > 1 else float('nan'):.2f} s")
 
@@ -248,11 +255,13 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--repeat", type=int, default=1, help="best of N wall times")
     ap.add_argument("--profile", action="store_true", help="cProfile one engine run, print the top 25")
+    ap.add_argument("--leg-start", action="store_true",
+                    help="with --traffic-days: time legs on live link times at their start (no unit vehicles)")
     ap.add_argument("--traffic-days", type=int, default=0, metavar="N",
                     help="instead: N simulated days, each with the traffic engine coupled (wall per day, events/s)")
     args = ap.parse_args(argv)
     if args.traffic_days:
-        run_traffic_days(args.traffic_days, args.seed)
+        run_traffic_days(args.traffic_days, args.seed, vehicles=not args.leg_start)
         return
     until_s = args.days * 86400.0
     t0 = time.perf_counter()

@@ -44,12 +44,14 @@ __all__ = [
     "DispatchSpec",
     "RelocationSpec",
     "ServiceSpec",
+    "IncidentSpec",
     "EmsSpec",
     "EmsResult",
     "EmsLayout",
     "UNIT_EVENTS",
     "OUTCOMES",
     "STREAMS",
+    "RUN_STREAMS",
     "DIST_KINDS",
     "POLICIES",
     "UNIT_KINDS",
@@ -70,8 +72,12 @@ UNIT_EVENTS = ("dispatched", "en_route", "on_scene", "transporting", "at_hospita
 OUTCOMES = ("open", "completed", "lost")
 #: Named random streams of one run, spawned in this order from the run seed (STYLE §10).
 STREAMS = ("calls", "dispatch", "service", "hospital", "agents")
+#: Every stream of a scenario run, children of ``SeedSequence(seed)`` in this order: the EMS
+#: ones, traffic demand and engine, the synthetic population, traffic-crash calls, then the
+#: scripted incidents (each added last, so the earlier streams are unchanged).
+RUN_STREAMS = STREAMS + ("traffic_demand", "traffic", "population", "crashes", "incidents")
 #: Accepted distribution kinds.
-DIST_KINDS = ("constant", "exponential", "lognormal", "gamma")
+DIST_KINDS = ("constant", "exponential", "lognormal", "gamma", "empirical")
 #: Accepted dispatch policies.
 POLICIES = ("nearest", "preference")
 #: Unit kinds: advanced and basic life support ambulances, fire engines, police cars.
@@ -151,10 +157,27 @@ class Dist:
     kind : str
         One of :data:`DIST_KINDS`.
     mean_s : float
-        Mean in seconds, ``>= 0`` (``> 0`` except for ``constant``).
+        Mean in seconds, ``>= 0`` (``> 0`` except for ``constant``). For ``empirical`` it is
+        the table's weighted mean, computed (any value given is replaced).
     cv : float
         Coefficient of variation (standard deviation / mean), ``> 0`` for ``lognormal`` and
-        ``gamma``; ignored (1) for ``exponential`` and (0) for ``constant``.
+        ``gamma``; ignored (1) for ``exponential`` and (0) for ``constant``; the table's own
+        for ``empirical`` (computed).
+    values_s : tuple of float
+        ``empirical`` only: the table of observed values, seconds (``>= 0``, finite, any
+        order, repeats allowed).
+    weights : tuple of float
+        ``empirical`` only: a weight ``>= 0`` per value (relative frequencies, summing to
+        more than 0); empty for equal weights.
+
+    Notes
+    -----
+    ``empirical`` is *discrete*, without interpolation: the values are sorted (stably) and
+    ``ppf(u)`` is the smallest value ``x_k`` whose cumulative normalised weight exceeds
+    ``u``, ``x_k`` with ``W_{k-1} <= u < W_k``. A sample takes only the table's values,
+    with their weights as probabilities, so its mean is exactly the table's weighted mean
+    and its quantiles are the table's (a length-of-stay table from records, reproduced as
+    recorded).
 
     Examples
     --------
@@ -162,23 +185,67 @@ class Dist:
     array([41.589])
     >>> Dist.parse(30, "x").kind
     'constant'
+    >>> d = Dist.parse({"kind": "empirical", "values_s": [600, 60, 300], "weights": [1, 2, 1]}, "x")
+    >>> d.mean_s, d.ppf([0.0, 0.49, 0.5, 0.74, 0.75, 0.999]).tolist()
+    (255.0, [60.0, 60.0, 300.0, 300.0, 600.0, 600.0])
     """
 
     kind: str
     mean_s: float
     cv: float = 1.0
+    values_s: tuple = ()
+    weights: tuple = ()
 
     def __post_init__(self):
         _choice(self.kind, "distribution kind", DIST_KINDS)
+        if self.kind == "empirical":
+            self._init_empirical()
+            return
+        if self.values_s or self.weights:
+            _fail(f"{self.kind} distribution", "values_s and weights belong to kind = 'empirical'")
         _number(self.mean_s, f"{self.kind} distribution mean_s", strict=self.kind != "constant")
         if self.kind in ("lognormal", "gamma"):
             _number(self.cv, f"{self.kind} distribution cv", strict=True)
+
+    def _init_empirical(self):
+        where = "empirical distribution"
+        vals = self.values_s
+        if isinstance(vals, (str, bytes)) or not isinstance(vals, (list, tuple, np.ndarray)) or len(vals) == 0:
+            _fail(f"{where} values_s", f"found {vals!r}; expected a non-empty list of seconds >= 0")
+        vals = tuple(_number(v, f"{where} values_s[{k}]") for k, v in enumerate(vals))
+        w = self.weights
+        if w is None or (isinstance(w, (list, tuple, np.ndarray)) and len(w) == 0):
+            w = (1.0,) * len(vals)
+        if isinstance(w, (str, bytes)) or not isinstance(w, (list, tuple, np.ndarray)) or len(w) != len(vals):
+            _fail(f"{where} weights", f"found {w!r}; expected {len(vals)} weights >= 0 (one per value), or none")
+        w = tuple(_number(x, f"{where} weights[{k}]") for k, x in enumerate(w))
+        total = math.fsum(w)
+        if not total > 0:
+            _fail(f"{where} weights", f"found {list(w)}; expected weights >= 0 with a positive sum")
+        order = np.argsort(np.asarray(vals), kind="stable")
+        sorted_v = np.asarray(vals, dtype=np.float64)[order]
+        p = np.asarray(w, dtype=np.float64)[order] / total
+        cum = np.cumsum(p)
+        cum[-1] = 1.0
+        mean = float(np.dot(p, sorted_v))
+        var = float(np.dot(p, (sorted_v - mean) ** 2))
+        object.__setattr__(self, "values_s", vals)
+        object.__setattr__(self, "weights", w)
+        object.__setattr__(self, "mean_s", mean)
+        object.__setattr__(self, "cv", math.sqrt(var) / mean if mean > 0 else 0.0)
+        object.__setattr__(self, "_table", (sorted_v, cum))
+
+    @classmethod
+    def empirical(cls, values_s, weights=()) -> "Dist":
+        """An ``empirical`` distribution of a table of values (seconds) and optional weights."""
+        return cls("empirical", 0.0, 0.0, tuple(values_s), tuple(weights))
 
     @classmethod
     def parse(cls, value, where):
         """A :class:`Dist` from a number (a constant, in seconds) or a table.
 
-        A table has ``kind`` and ``mean_s`` and, for lognormal and gamma, ``cv``.
+        A table has ``kind`` and ``mean_s`` and, for lognormal and gamma, ``cv``; an
+        ``empirical`` table has ``values_s`` and optional ``weights`` instead.
         """
         if isinstance(value, Dist):
             return value
@@ -186,12 +253,24 @@ class Dist:
             return cls("constant", _number(value, where), 0.0)
         if not isinstance(value, dict):
             _fail(where, f"found {value!r}; expected a number of seconds or a table "
-                         f"{{kind = ..., mean_s = ..., cv = ...}} with kind in {', '.join(DIST_KINDS)}")
+                         f"{{kind = ..., mean_s = ..., cv = ...}} with kind in {', '.join(DIST_KINDS)} "
+                         f"(empirical: {{kind = 'empirical', values_s = [...], weights = [...]}})")
         _check_keys(value, cls, where)
+        if value.get("kind") == "empirical":
+            extra = sorted(k for k in value if k not in ("kind", "values_s", "weights"))
+            if extra or "values_s" not in value:
+                _fail(where, f"an empirical distribution table takes 'values_s' (seconds) and optional "
+                             f"'weights' (its mean is the table's); found keys {sorted(value)}")
+            try:
+                return cls.empirical(_seq(value["values_s"], f"{where}.values_s"),
+                                     _seq(value.get("weights", ()), f"{where}.weights"))
+            except ScenarioError as exc:
+                raise ScenarioError(f"{where}: {exc}") from None
         if "kind" not in value or "mean_s" not in value:
             _fail(where, f"a distribution table needs 'kind' and 'mean_s'; found keys {sorted(value)}")
         try:
-            return cls(value["kind"], value["mean_s"], value.get("cv", 1.0))
+            return cls(value["kind"], value["mean_s"], value.get("cv", 1.0), value.get("values_s", ()),
+                       value.get("weights", ()))
         except ScenarioError as exc:
             raise ScenarioError(f"{where}: {exc}") from None
 
@@ -210,8 +289,18 @@ class Dist:
         if self.kind == "lognormal":
             s2 = math.log1p(self.cv ** 2)
             return np.exp(math.log(m) - 0.5 * s2 + math.sqrt(s2) * ndtri(u))
+        if self.kind == "empirical":
+            vals, cum = self._table
+            k = np.searchsorted(cum, u, side="right")
+            return vals[np.minimum(k, len(vals) - 1)]
         shape = 1.0 / self.cv ** 2                               # gamma
         return gammaincinv(shape, u) * (m / shape)
+
+
+def _seq(value, where):
+    if isinstance(value, (str, bytes, dict)) or not isinstance(value, (list, tuple)):
+        _fail(where, f"found {value!r}; expected a list of numbers")
+    return tuple(value)
 
 
 # --------------------------------------------------------------------------------------
@@ -317,7 +406,8 @@ class HospitalSpec:
         Bed occupancy time of a patient, seconds.
     mode : str
         ``"loss"``: a patient finding every bed occupied is blocked (turned away, counted);
-        ``"queue"``: patients wait FCFS for a bed (an ambulance waits with its patient).
+        ``"queue"``: patients wait for a bed (an ambulance waits with its patient) in
+        triage order: priority 1 first, then by arrival (walk-ins count as priority 3).
     walk_in_rate_per_h : float
         Poisson rate of admissions that do not come by ambulance, patients/hour.
 
@@ -477,6 +567,52 @@ class ServiceSpec:
     return_mode: str = "drive"
 
 
+@dataclass(frozen=True)
+class IncidentSpec:
+    """A scripted incident: a mass-casualty incident (MCI) of ``patients`` at one place and time.
+
+    Attributes
+    ----------
+    name : str
+    location_idx : int
+        Where it happens (a location of the travel-time matrix).
+    time_s : float
+        When every patient's call arrives, seconds from the start (``>= 0``; before the
+        run's ``until_s``).
+    patients : int
+        Number of patients, ``>= 1``; one call each.
+    triage : tuple of 3 floats or None
+        Shares of priorities P1, P2, P3 among the patients (summing to 1); each patient's
+        priority is drawn from them. ``None``: every patient has the call type's priority.
+    call_type : str or None
+        Name of the call type whose needs the patients take (``requires``, ``fallback``,
+        ``on_scene``); ``None``: the first call type.
+    transport_probability : float
+        Probability in ``[0, 1]`` that a patient is taken to hospital; default 1 (every
+        patient is transported), whatever the call type's own.
+
+    Notes
+    -----
+    At ``time_s`` the ``patients`` calls (numbered P1 first, then P2, then P3; ties in draw
+    order) reach the dispatch centre one after another, at the incident's location and with
+    no zone (``zone_idx`` -1). Their priorities and per-call dice (processing, turnout,
+    on-scene, transport, handover, length of stay) come from the run's ``incidents`` stream
+    (:data:`RUN_STREAMS`), so calls of other runs keep their draws. A transported patient
+    goes to the hospital nearest the incident (static times; with diversion, the nearest
+    not on diversion when the transport starts). A patient's call is never lost: it waits
+    in the dispatch queue whatever ``max_queue`` is. Patients are left out of the routine
+    call KPIs and district tables; :attr:`EmsResult.incidents` reports each incident.
+    """
+
+    name: str
+    location_idx: int
+    time_s: float
+    patients: int
+    triage: tuple | None = None
+    call_type: str | None = None
+    transport_probability: float = 1.0
+
+
 def _dist_conv(value, where):
     return Dist.parse(value, where)
 
@@ -515,6 +651,8 @@ class EmsSpec:
         profiles and type mixes (per-district rates, a population present by hour);
         ``zones[].arrival_rate_per_h`` and the shares are then only descriptive.
         ``None`` (default): the product form.
+    incidents : tuple of IncidentSpec
+        Scripted mass-casualty incidents (default none).
 
     Raises
     ------
@@ -533,6 +671,7 @@ class EmsSpec:
     response_target_s: tuple = (480.0, None, None)
     warmup_s: float = 0.0
     rate_table_per_h: object = None
+    incidents: tuple = ()
 
     # ---- construction from plain data ------------------------------------------------
     @classmethod
@@ -569,6 +708,8 @@ class EmsSpec:
         if "service" in kw and not isinstance(kw["service"], ServiceSpec):
             kw["service"] = _build(ServiceSpec, kw["service"], f"{where}.service", busy_time=_dist_conv,
                                    turnout=_dist_conv, handover=_dist_conv)
+        if "incidents" in kw:
+            kw["incidents"] = _tuple_of(IncidentSpec, kw["incidents"], f"{where}.incidents")
         return cls(**kw)
 
     # ---- validation --------------------------------------------------------------------
@@ -748,6 +889,64 @@ class EmsSpec:
                                                                             for u in self.units):
             _fail(f"{w}.hospitals", "transfer_by_ambulance = true but there are no ambulances (als, bls) to "
                                     "drive the transfers")
+        if self.incidents:
+            self._check_incidents(tt)
+
+    def _check_incidents(self, tt):
+        """Check :attr:`incidents` (each error names the incident) and store them cleaned."""
+        w = "ems.incidents"
+        if not isinstance(self.incidents, (list, tuple)):
+            _fail(w, f"found {type(self.incidents).__name__}; expected a list of IncidentSpec")
+        type_names = [c.name for c in self.call_types]
+        n_kind = {k: sum(u.kind == k for u in self.units) for k in UNIT_KINDS}
+        clean = []
+        for i, inc in enumerate(self.incidents):
+            if isinstance(inc, dict):
+                inc = _build(IncidentSpec, inc, f"{w}[{i}]")
+            if not isinstance(inc, IncidentSpec):
+                _fail(f"{w}[{i}]", f"found {inc!r}; expected an IncidentSpec or a table")
+            at = f"{w}[{i}] ('{inc.name}')"
+            loc = _integer(inc.location_idx, f"{at}.location_idx", maximum=tt.shape[0] - 1)
+            t = _number(inc.time_s, f"{at}.time_s")
+            n = _integer(inc.patients, f"{at}.patients", minimum=1)
+            p_tr = _number(inc.transport_probability, f"{at}.transport_probability")
+            if p_tr > 1:
+                _fail(f"{at}.transport_probability", f"found {p_tr!r}; expected a probability in [0, 1]")
+            triage = inc.triage
+            if triage is not None:
+                if not isinstance(triage, (list, tuple)) or len(triage) != 3:
+                    _fail(f"{at}.triage", f"found {triage!r}; expected 3 shares (P1, P2, P3) summing to 1")
+                triage = tuple(_number(x, f"{at}.triage[P{k + 1}]") for k, x in enumerate(triage))
+                if not math.isclose(math.fsum(triage), 1.0, rel_tol=0, abs_tol=1e-9):
+                    _fail(f"{at}.triage", f"shares {list(triage)} sum to {math.fsum(triage):g}; expected 1")
+            ctype = inc.call_type if inc.call_type is not None else type_names[0]
+            if ctype not in type_names:
+                _fail(f"{at}.call_type", f"found {ctype!r}; expected one of {', '.join(map(repr, type_names))}")
+            c = self.call_types[type_names.index(ctype)]
+            fb = dict(c.fallback)
+            for kind, k in c.requires:
+                have = n_kind[kind] + (n_kind[fb[kind]] if kind in fb else 0)
+                if have < k:
+                    _fail(at, f"call type {ctype!r} requires {k} '{kind}' unit(s) but the system has {have}; "
+                              f"no unit set can serve the incident's patients")
+            slots = c.slots
+            if p_tr > 0 and not any(k in AMBULANCE_KINDS or f in AMBULANCE_KINDS for k, f in slots):
+                _fail(f"{at}.transport_probability", f"found {p_tr} but call type {ctype!r} requires no "
+                                                     f"ambulance ({', '.join(AMBULANCE_KINDS)}); only ambulances "
+                                                     f"transport")
+            if not any(math.isfinite(tt[u.station_idx, loc]) for u in self.units):
+                _fail(at, f"no unit's station can reach location {loc} (all travel times are inf)")
+            if p_tr > 0 and self.service.mode == "path":
+                if not self.hospitals:
+                    _fail(at, "patients are transported (transport_probability > 0) but there are no hospitals")
+                if not any(math.isfinite(tt[loc, h.location_idx]) for h in self.hospitals):
+                    _fail(at, f"no hospital is reachable from location {loc}")
+            clean.append(IncidentSpec(str(inc.name), loc, t, n, triage, ctype, p_tr))
+        names = [x.name for x in clean]
+        dup = sorted({x for x in names if names.count(x) > 1})
+        if dup:
+            _fail(w, f"duplicate incident names {dup}; expected unique names")
+        object.__setattr__(self, "incidents", tuple(clean))
 
     def _check_relocation(self, n_loc):
         d, w = self.dispatch, "ems.dispatch"
@@ -999,6 +1198,16 @@ class EmsResult:
         ``time_s, unit_idx, from_location_idx, to_location_idx, planned_s`` (travel time
         when ordered), ``end_s`` (arrival, or diversion/redirection; NaN while driving or
         refused), ``driven_s, obeyed, completed``.
+    incidents : DataFrame or None
+        Only with scripted incidents (:attr:`EmsSpec.incidents`): one row per incident,
+        ``incident_idx, name, location_idx, time_s, patients, n_p1, n_p2, n_p3,
+        first_call_id`` (its patients are calls ``first_call_id .. first_call_id + patients
+        - 1``), ``n_transported``, the durations from ``time_s`` ``last_on_scene_s`` (the
+        last patient's first unit on scene), ``scene_clear_s`` (the last patient transported
+        leaves the scene, or the last unit leaves it when none is), ``last_at_hospital_s``
+        (the last transported patient at hospital; NaN when none) and ``complete_s`` (the
+        last unit free), ``n_hospitals_used`` and ``hospitals`` (their names, ``;``-joined,
+        in hospital order). NaN where not reached (an undrained run).
     """
 
     calls: object
@@ -1020,6 +1229,7 @@ class EmsResult:
     hospital_flow: object = field(default=None, repr=False)
     pool_occupancy: object = field(default=None, repr=False)
     relocations: object = field(default=None, repr=False)
+    incidents: object = field(default=None, repr=False)
 
     def district_kpis(self, layout: "EmsLayout | None" = None):
         """Per-district response KPIs and the equity gap over the KPI window.
@@ -1077,6 +1287,9 @@ class EmsResult:
             :attr:`diversion_periods` and :attr:`hospital_flow` tables, with units; the
             scalar KPIs ``boarding_mean_s, boarding_p90_s, n_boarded, n_diverted,
             diversion_h, n_transfers, n_inpatient_blocked`` go to ``/summary/p_<kpi>``.
+        ``/events/p_incidents``
+            Only with scripted incidents: the :attr:`incidents` table plus ``node_idx``
+            (the per-incident ``incident_<i>_*`` KPIs are not written as scalars).
         """
         spec, lay = self.spec, layout if layout is not None else EmsLayout.default(self.spec)
         p = prefix
@@ -1202,7 +1415,7 @@ class EmsResult:
 
         # ---- summary
         for name, value in self.kpis.items():
-            if name.startswith("hospital_"):
+            if name.startswith(("hospital_", "incident_")):
                 continue
             writer.write_summary(f"{p}_{name}", value, units=_kpi_units(name))
         hosp = self.hospitals
@@ -1234,6 +1447,8 @@ class EmsResult:
                    "waiting_mean": "1"})
         if self.stays is not None:
             self._write_flow(writer, p)
+        if self.incidents is not None:
+            self._write_incidents(writer, p, node_of_loc)
         writer.write_table(f"/summary/{p}_districts", {
             "district_idx": districts["district_idx"].to_numpy(np.int32),
             "name": districts["name"].astype(str).to_numpy().astype(str),
@@ -1243,6 +1458,20 @@ class EmsResult:
                                                                 "response_p1_mean_s")}},
             units={"district_idx": "", "name": "", "central": "", "n_calls": "1", "n_unserved": "1",
                    "response_mean_s": "s", "response_p90_s": "s", "within_target": "1", "response_p1_mean_s": "s"})
+
+    def _write_incidents(self, writer, p, node_of_loc):
+        inc = self.incidents
+        durations = ("last_on_scene_s", "scene_clear_s", "last_at_hospital_s", "complete_s")
+        ints = ("patients", "n_p1", "n_p2", "n_p3", "n_transported", "n_hospitals_used")
+        loc = inc["location_idx"].to_numpy(np.int64)
+        writer.write_table(f"/events/{p}_incidents", {
+            "incident_idx": inc["incident_idx"].to_numpy(np.int32), "name": inc["name"].astype(str).to_numpy().astype(str),
+            "location_idx": loc.astype(np.int32), "node_idx": node_of_loc[loc] if len(loc) else np.empty(0, np.int32),
+            "time_s": inc["time_s"].to_numpy(np.float64), "first_call_id": inc["first_call_id"].to_numpy(np.int64),
+            **{k: inc[k].to_numpy(np.int64) for k in ints}, **{k: inc[k].to_numpy(np.float64) for k in durations},
+            "hospitals": inc["hospitals"].astype(str).to_numpy().astype(str)},
+            units={"incident_idx": "", "name": "", "location_idx": "", "node_idx": "", "time_s": "s",
+                   "first_call_id": "", **{k: "1" for k in ints}, **{k: "s" for k in durations}, "hospitals": ""})
 
     def _write_flow(self, writer, p):
         st = self.stays

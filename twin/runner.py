@@ -21,9 +21,11 @@ A scenario is a TOML file (``tomllib``) whose tables map to the frozen groups be
                   reroute_share, reroute_interval_s, signals, signal_cycle_s,
                   crash_call_type, crash_rate_per_million_veh_km   (optional)
     [population]  persons, seed, calls_from_presence, traffic_from_cars   (optional)
+    [[incidents]] name, node, time_s, patients, triage, call_type, transport_probability (optional)
 
 Durations are seconds: a number (constant) or a table ``{kind = "lognormal", mean_s = 900,
-cv = 0.5}`` (see :class:`twin.emergency.Dist`). Zone ids are the city's district ids
+cv = 0.5}``, or an empirical table ``{kind = "empirical", values_s = [3600, 7200, 86400],
+weights = [5, 3, 1]}`` (discrete, no interpolation; see :class:`twin.emergency.Dist`). Zone ids are the city's district ids
 (``City.zone_ids``; TOML keys are strings, matched against ``str(zone_id)``). Node ids are
 the city's external node ids. :func:`scenario_fields` lists every key with its description.
 
@@ -131,9 +133,27 @@ omitted, the ``population`` stream of the run seed, so ``--seed`` changes the po
   ``/timeseries/population_present``, ``/summary/population_*``) and ``twin run`` prints a
   population line.
 
+*Scripted incidents.* Each ``[[incidents]]`` table is a mass-casualty incident
+(:class:`twin.emergency.IncidentSpec`)::
+
+    [[incidents]]
+    name = "bus crash"
+    node = 123                     # city node id
+    time_s = 30600                 # 08:30
+    patients = 25
+    triage = { "1" = 0.2, "2" = 0.3, "3" = 0.5 }    # or [0.2, 0.3, 0.5]; omitted: the call type's priority
+    call_type = "trauma"           # optional: the first call type
+    transport_probability = 1.0    # optional: every patient is transported
+
+At ``time_s`` its ``patients`` calls (one per patient, priorities drawn from ``triage``)
+reach the dispatch centre from ``node``; each takes the call type's units and on-scene
+time. Their draws come from the ``incidents`` stream (the last of :data:`RUN_STREAMS`).
+The patients are left out of the routine call KPIs; ``twin run`` prints one line per
+incident and the results file gets ``/events/ems_incidents``.
+
 Randomness: the run seed spawns the EMS streams :data:`twin.emergency.STREAMS` and three more,
-``traffic_demand`` (random trips), ``traffic`` (engine) and ``population`` (synthesis), all
-from ``numpy.random.SeedSequence(seed)`` in that order, so a run with and without traffic
+``traffic_demand`` (random trips), ``traffic`` (engine), ``population`` (synthesis),
+``crashes`` and ``incidents``, all from ``numpy.random.SeedSequence(seed)`` in that order, so a run with and without traffic
 sees the same calls and per-call dice (common random numbers), and adding the population
 stream changed no earlier stream.
 """
@@ -155,9 +175,9 @@ from pathlib import Path
 
 import numpy as np
 
-from twin.emergency import (AMBULANCE_KINDS, CallTypeSpec, DispatchSpec, Dist, EmsLayout, EmsResult, EmsSpec,
-                            HospitalSpec, RelocationSpec, ServiceSpec, STREAMS, UNIT_KINDS, UnitSpec, ZoneSpec,
-                            travel_time_matrix)
+from twin.emergency import (AMBULANCE_KINDS, RUN_STREAMS, CallTypeSpec, DispatchSpec, Dist, EmsLayout, EmsResult,
+                            EmsSpec, HospitalSpec, IncidentSpec, RelocationSpec, ServiceSpec, STREAMS, UNIT_KINDS,
+                            UnitSpec, ZoneSpec, travel_time_matrix)
 from twin.errors import ScenarioError, TwinError
 
 __all__ = [
@@ -181,10 +201,9 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: Streams spawned from the run seed, in order: the EMS ones, then traffic demand and engine, then
-#: the synthetic population, then traffic-crash calls (each added last, so the earlier streams
-#: are unchanged).
-RUN_STREAMS = tuple(STREAMS) + ("traffic_demand", "traffic", "population", "crashes")
+# Streams spawned from the run seed, in order (twin.emergency.RUN_STREAMS): the EMS ones, then
+# traffic demand and engine, the synthetic population, traffic-crash calls, then scripted
+# incidents (each added last, so the earlier streams are unchanged).
 
 #: Default injury-crash rate per million vehicle-km: NHTSA, *Traffic Safety Facts 2019*
 #: (DOT HS 813 141, 2021), 1,916,000 police-reported injury crashes over 3,262 billion
@@ -201,7 +220,7 @@ def _f(default, kind, description, **opts):
     return field(default=default, metadata={"kind": kind, "description": description, **opts})
 
 
-_DIST = "a number of seconds or a table {kind, mean_s, cv}"
+_DIST = "a number of seconds or a table {kind, mean_s, cv} or {kind = 'empirical', values_s, weights}"
 
 
 @dataclass(frozen=True)
@@ -404,12 +423,30 @@ class PopulationGroup:
                                                "has no random_trips or trips")
 
 
+@dataclass(frozen=True)
+class IncidentGroup:
+    """``[[incidents]]``: a scripted mass-casualty incident (see :class:`twin.emergency.IncidentSpec`)."""
+
+    name: str = _f("", "str", "incident name")
+    node: object = _f(None, "node", "city node id where it happens")
+    time_s: float = _f(0.0, "float", "when the patients' calls arrive, seconds from the start (< run.until_s)",
+                       minimum=0.0)
+    patients: int = _f(1, "int", "number of patients, one call each", minimum=1)
+    triage: tuple | None = _f(None, "triage", "shares of priorities 1, 2, 3 among the patients, summing to 1: "
+                                              "{\"1\" = 0.2, \"2\" = 0.3, \"3\" = 0.5} or [0.2, 0.3, 0.5] "
+                                              "(omit: the call type's priority)")
+    call_type: str = _f("", "str", "call type whose units and on-scene time the patients take (default: the "
+                                   "first call type)")
+    transport_probability: float = _f(1.0, "float", "probability a patient is taken to hospital (default 1: "
+                                                    "all)", minimum=0.0, maximum=1.0)
+
+
 #: Top-level tables: name -> (group class, is an array of tables).
 GROUPS = {
     "city": (CityGroup, False), "run": (RunGroup, False), "kpi": (KpiGroup, False), "calls": (CallsGroup, False),
     "call_types": (CallTypeGroup, True), "stations": (StationGroup, True), "hospitals": (HospitalGroup, True),
     "dispatch": (DispatchGroup, False), "service": (ServiceGroup, False), "traffic": (TrafficGroup, False),
-    "population": (PopulationGroup, False),
+    "population": (PopulationGroup, False), "incidents": (IncidentGroup, True),
 }
 
 
@@ -503,6 +540,20 @@ def _convert(value, meta, where):
             if kind == "kinds" and v not in meta["choices"]:
                 raise ScenarioError(f"{where}.{k} = {v!r}; unknown unit kind, expected one of {accepted}")
         return {k: (int(v) if kind == "counts" else v) for k, v in value.items()}
+    if kind == "triage":
+        expected = 'shares of priorities 1, 2, 3: a table {"1" = ..., "2" = ..., "3" = ...} or a list of 3'
+        if isinstance(value, dict):
+            keys = {str(k).upper().removeprefix("P"): v for k, v in value.items()}
+            for k in keys:
+                if k not in ("1", "2", "3"):
+                    raise ScenarioError(f"{where}: unknown priority {k!r}; expected {expected}")
+            value = [keys.get(str(p), 0.0) for p in (1, 2, 3)]
+        if not isinstance(value, (list, tuple)) or len(value) != 3:
+            bad(expected)
+        for v in value:
+            if not _is_number(v) or not math.isfinite(v) or v < 0:
+                bad(f"{expected}, each a number >= 0 (found {v!r})")
+        return tuple(float(v) for v in value)
     if kind == "profiles":
         if not isinstance(value, dict):
             bad("a table zone id -> list of 24 multipliers >= 0")
@@ -602,7 +653,7 @@ def parse_groups(data: dict, source: str) -> dict:
                 g = dataclasses.replace(g, name=f"{table.rstrip('s')}{i}")
             groups.append(g)
         out[table] = groups
-    for table in ("stations", "hospitals"):
+    for table in ("stations", "hospitals", "incidents"):
         for i, g in enumerate(out[table]):
             if g.node is None:
                 raise ScenarioError(f"{_where(source, table, i, g.name)}: missing 'node' (the city node id)")
@@ -717,7 +768,7 @@ def apply_overrides(data: dict, overrides, source="scenario") -> dict:
         meta = names[rest[0]].metadata
         if len(rest) == 1:
             parent[rest[0]] = _parse_override_value(text, meta)
-        elif len(rest) == 2 and meta["kind"] in ("table", "rates", "dist", "profiles"):
+        elif len(rest) == 2 and meta["kind"] in ("table", "rates", "dist", "profiles", "triage"):
             sub = parent.get(rest[0])
             if sub is None and meta["kind"] != "dist":
                 sub = parent[rest[0]] = {}
@@ -793,6 +844,8 @@ def _plain(value):
     if isinstance(value, Dist):
         if value.kind == "constant":
             return value.mean_s
+        if value.kind == "empirical":
+            return {"kind": "empirical", "values_s": list(value.values_s), "weights": list(value.weights)}
         d = {"kind": value.kind, "mean_s": value.mean_s}
         if value.kind in ("lognormal", "gamma"):
             d["cv"] = value.cv
@@ -1123,6 +1176,16 @@ def _build_ems(groups, city, label, population=None):
             zones.append(ZoneSpec(name, loc(n), float(rate[d] / len(members))))
             zone_district.append(d)
             zone_rows.append(rate_dht[:, d, :] / len(members))
+    incidents = []
+    for i, g in enumerate(groups.get("incidents") or ()):
+        at = f"{label}: [incidents.{i}] ('{g.name}')"
+        if g.time_s >= run.until_s:
+            raise ScenarioError(f"{at} time_s = {g.time_s:g}; expected a time before [run] until_s = {run.until_s:g}")
+        if g.call_type and g.call_type not in type_names:
+            raise ScenarioError(f"{at} call_type = {g.call_type!r}: no such call type; call types: "
+                                f"{', '.join(repr(n) for n in type_names)}")
+        incidents.append(IncidentSpec(g.name, loc(_node_idx(city, g.node, at)), g.time_s, g.patients, g.triage,
+                                      g.call_type or None, g.transport_probability))
     loc_nodes = np.array(sorted(loc_of_node, key=loc_of_node.get), dtype=np.int64)
     factor = groups["service"].emergency_speed_factor
     tt = travel_time_matrix(city, city.node_ids[loc_nodes], link_cost_s=city.free_flow_time_s / factor)
@@ -1175,7 +1238,7 @@ def _build_ems(groups, city, label, population=None):
                                             dsp.compliance_rate),
                       service=ServiceSpec(svc.mode, svc.busy_time, svc.turnout, svc.handover, svc.return_mode),
                       hourly_profile=tuple(calls.hourly_profile), response_target_s=targets,
-                      warmup_s=kpi.warmup_s, rate_table_per_h=rate_table)
+                      warmup_s=kpi.warmup_s, rate_table_per_h=rate_table, incidents=tuple(incidents))
     except ScenarioError as exc:
         raise ScenarioError(f"{label}: {exc}") from None
     if crash_type:
@@ -1270,7 +1333,7 @@ class TrafficTravelTimes:
         self.until_s = float(until_s)
         self.factor = float(emergency_speed_factor)
         self.queue_share = float(queue_delay_share)
-        self._cost = None
+        self._cost = self._cost_car = None
         self._rows = {}
         self.n_syncs = 0
 
@@ -1281,7 +1344,7 @@ class TrafficTravelTimes:
     def _sync(self, env):
         while True:
             self.engine.run_until(min(env.now, self.until_s))
-            self._cost = None
+            self._cost = self._cost_car = None
             self._rows.clear()
             self.n_syncs += 1
             if self.crashes is not None:
@@ -1313,6 +1376,7 @@ class TrafficTravelTimes:
 
     def _leg(self, env, o, d, leg, emergency):
         from twin.errors import DemandError
+        from twin.traffic import CLOSED_COST_S
 
         t0 = env.now
         no, nd = int(self.loc_nodes[o]), int(self.loc_nodes[d])
@@ -1324,7 +1388,10 @@ class TrafficTravelTimes:
             return
         self.engine.run_until(env.now)
         ids = self.city.node_ids
-        v = self.engine.insert_vehicle(ids[no], ids[nd], depart_s=env.now, emergency=emergency)
+        # routed on this sync period's link times (those the dispatch estimates used)
+        cost = (np.where(np.isfinite(self.link_cost_s()), self.link_cost_s(), CLOSED_COST_S) if emergency
+                else self._ordinary_cost_s())
+        v = self.engine.insert_vehicle(ids[no], ids[nd], depart_s=env.now, emergency=emergency, link_cost_s=cost)
         try:
             yield self.engine.arrival_event(env, v)
         except DemandError:                     # the horizon came first: the rest at the last link times
@@ -1357,10 +1424,32 @@ class TrafficTravelTimes:
             self._rows[origin] = row
         return row
 
+    def _col(self, destination):
+        """Times from every location to ``destination`` (one backward search), cached like rows."""
+        key = -1 - destination
+        col = self._rows.get(key)
+        if col is None:
+            ids = self.city.node_ids
+            col = self.city.travel_times_to(ids[self.loc_nodes[destination]], ids[self.loc_nodes],
+                                            link_cost_s=self.link_cost_s())[0]
+            self._rows[key] = col
+        return col
+
     def time_s(self, origin_idx, destination_idx):
         if isinstance(origin_idx, (int, np.integer)):
             return float(self._row(int(origin_idx))[destination_idx])
+        if isinstance(destination_idx, (int, np.integer)):   # many units to one place: one backward search
+            return self._col(int(destination_idx))[np.asarray(origin_idx, dtype=np.int64)]
         return np.array([self._row(int(o))[destination_idx] for o in origin_idx], dtype=np.float64)
+
+    def _ordinary_cost_s(self):
+        """Current ordinary-vehicle link times, cached until the next synchronisation."""
+        if self._cost_car is None:
+            from twin.traffic import CLOSED_COST_S
+
+            cost = np.asarray(self.engine.link_travel_times_s(), dtype=np.float64)
+            self._cost_car = np.where(np.isfinite(cost), cost, CLOSED_COST_S)
+        return self._cost_car
 
 
 class CrashCalls:
@@ -1811,6 +1900,14 @@ def format_kpis(result: RunResult) -> str:
         lines.append(f"{'move-up relocations':<34} {k['relocation_moves']} moves "
                      f"({k['relocation_refused']} refused, {k['relocation_diverted']} diverted to calls), "
                      f"driving {k['relocation_driving_s'] / 3600:.1f} h")
+    if ems.incidents is not None:
+        for _, r in ems.incidents.iterrows():
+            lab = f"incident {r['name']!r}"
+            lines.append(f"{lab[:34]:<34} {r['patients']} patients (P1 {r['n_p1']}, P2 {r['n_p2']}, P3 "
+                         f"{r['n_p3']}) at {r['time_s'] / 3600:.2f} h: last on scene +{_fmt_min(r['last_on_scene_s'])}, "
+                         f"scene clear +{_fmt_min(r['scene_clear_s'])}, last at hospital "
+                         f"+{_fmt_min(r['last_at_hospital_s'])}, {r['n_hospitals_used']} hospital(s)"
+                         + (f" ({r['hospitals'].replace(';', ', ')})" if r['hospitals'] else ""))
     if "n_crash_calls" in k:
         lines.append(f"{'traffic-crash calls':<34} {k['n_crash_calls']}  (expected "
                      f"{k['crash_expected_calls']:.2f} from {k['crash_exposure_veh_km']:,.0f} veh-km)")

@@ -20,9 +20,10 @@ def scenario():
 
 
 def test_population_stream_is_spawned_after_the_others():
-    assert RUN_STREAMS[-2:] == ("population", "crashes") and RUN_STREAMS[-4:-2] == ("traffic_demand", "traffic")
+    assert RUN_STREAMS[-3:] == ("population", "crashes", "incidents")
+    assert RUN_STREAMS[-5:-3] == ("traffic_demand", "traffic")
     seeds = _stream_seeds(1)
-    old = np.random.SeedSequence(1).spawn(len(RUN_STREAMS) - 2)
+    old = np.random.SeedSequence(1).spawn(len(RUN_STREAMS) - 3)
     assert seeds["traffic"] == int(old[-1].generate_state(1, dtype=np.uint32)[0])
     assert seeds["population"] not in (seeds["traffic"], seeds["traffic_demand"])
     assert seeds["crashes"] not in (seeds["traffic"], seeds["traffic_demand"], seeds["population"])

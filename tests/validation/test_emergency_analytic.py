@@ -19,8 +19,8 @@ pass by being uninformative.
 Systems (all expressed through :class:`twin.emergency.EmsSpec` builders):
 
 - one ward with Poisson admissions and ``c`` beds, no waiting: Erlang B blocking, mean
-  occupied beds ``a(1-B)`` and utilisation ``a(1-B)/c``, for exponential and lognormal
-  stays of equal mean (insensitivity of M/G/c/c);
+  occupied beds ``a(1-B)`` and utilisation ``a(1-B)/c``, for exponential, lognormal and
+  empirical-table stays of equal mean (insensitivity of M/G/c/c);
 - a pooled fleet of ``c`` identical units with exponential busy time independent of
   location: Erlang C probability of waiting and M/M/c mean wait; with no queue, Erlang B;
 - Larson's hypercube (distinguishable units, fixed preference lists, exponential busy
@@ -71,15 +71,19 @@ WARD_BEDS = 5
 WARD_LOAD = 4.0                    # erlangs: 4 admissions/day x 1 day mean stay
 
 
+# An empirical length-of-stay table of mean exactly 1 day: 0.4 x 12 h + 0.4 x 1 d + 0.2 x 2 d.
+EMPIRICAL_LOS = Dist.empirical([0.5 * DAY_S, DAY_S, 2 * DAY_S], [0.4, 0.4, 0.2])
+
+
 @pytest.mark.parametrize("los", [Dist("exponential", DAY_S), Dist("lognormal", DAY_S, 0.5),
-                                 Dist("lognormal", DAY_S, 2.0)], ids=["exponential", "lognormal-cv0.5",
-                                                                      "lognormal-cv2"])
+                                 Dist("lognormal", DAY_S, 2.0), EMPIRICAL_LOS],
+                         ids=["exponential", "lognormal-cv0.5", "lognormal-cv2", "empirical"])
 def test_ward_loss_system_matches_erlang_b(los):
     """One ward, Poisson admissions, c = 5 beds, no waiting, a = 4 erlangs.
 
     Exact: B(5, 4) = 0.19907, mean occupied beds a(1-B) = 3.2037, utilisation 0.64075 — for
     any stay distribution with a 1-day mean (M/G/c/c insensitivity), here exponential and
-    lognormal with cv 0.5 and 2. R = 30 replications of 500 days (~2 000 admissions each)
+    lognormal with cv 0.5 and 2, and an empirical (discrete) table of the same mean. R = 30 replications of 500 days (~2 000 admissions each)
     after a 20-day warm-up (20 mean stays); k = 3 quantities. The interval must be within
     10 % of each value.
     """
