@@ -24,7 +24,11 @@ departure) and veh-km. Compile time is measured apart (first run in a fresh numb
 Usage::
 
     python benchmarks/bench_traffic.py [--cases 10:10000,30:50000,30:200000] [--no-peers] [--sumo] [--chicago]
-                                       [--reroute 0.2] [--sumo-modes meso,meso-reroute]
+                                       [--reroute 0.2] [--sumo-modes meso,meso-reroute] [--repeat 3]
+
+With ``--repeat K`` twin's and UXsim's children run K times each (a fresh process every
+time, as the machine is noisy): the table gives the median simulation seconds with the
+range, and the ratio of the medians.
 """
 
 import argparse
@@ -55,6 +59,23 @@ def last_json(text):
         if line.startswith("{") and line.endswith("}"):
             return json.loads(line)
     return None
+
+
+def repeated(run, base, k):
+    """Run a child ``k`` times; its record with the median ``sim_s`` (and the range as ``sim_s_range``)."""
+    recs = []
+    for _ in range(max(1, k)):
+        rc, wall, rss, out = run()
+        rec = last_json(out)
+        if rec is None:
+            return dict(base, error=out[-2000:])
+        rec.update(peak_rss_mb=round(rss), process_wall_s=round(wall, 2))
+        recs.append(rec)
+    recs.sort(key=lambda r: r["sim_s"])
+    med = dict(recs[len(recs) // 2])
+    if len(recs) > 1:
+        med["sim_s_range"] = f"{recs[0]['sim_s']}-{recs[-1]['sim_s']}"
+    return med
 
 
 def read_sumo_routes(city, trips, rou_xml):
@@ -174,6 +195,8 @@ def main():
     ap.add_argument("--json", default=None, help="append one JSON record per run to this file")
     ap.add_argument("--reroute", type=float, default=0.0,
                     help="share of twin's vehicles re-routing every 300 s on live times (UXsim always runs DUO)")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="run twin's and UXsim's children this many times each; report the median sim s and the range")
     ap.add_argument("--one", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
@@ -206,17 +229,15 @@ def main():
     for n, N in cases:
         shares = [0.0] + ([args.reroute] if args.reroute else [])
         for share in shares:
-            rc, wall, rss, out = run_child([py, __file__, "--one", workdir, str(n), str(N), str(share)], env=env)
-            rec = last_json(out) or {"peer": "twin", "grid": n, "trips": N, "error": out[-2000:]}
-            rec["peer"] = f"twin (re-route {share:g})" if share else "twin (fixed routes)"
-            rec.update(peak_rss_mb=round(rss), process_wall_s=round(wall, 2))
+            rec = repeated(lambda: run_child([py, __file__, "--one", workdir, str(n), str(N), str(share)], env=env),
+                           {"peer": "twin", "grid": n, "trips": N}, args.repeat)
+            if "error" not in rec:
+                rec["peer"] = f"twin (re-route {share:g})" if share else "twin (fixed routes)"
             records.append(rec)
         if have_uxsim:
-            rc, wall, rss, out = run_child([py, str(ANCHORS / "bench_uxsim.py"), "--one", str(n), str(N), "5", "cpp"],
-                                           env=env)
-            rec = last_json(out) or {"peer": "uxsim-cpp", "grid": n, "trips": N, "error": out[-2000:]}
-            rec.update(peak_rss_mb=round(rss), process_wall_s=round(wall, 2))
-            records.append(rec)
+            records.append(repeated(lambda: run_child([py, str(ANCHORS / "bench_uxsim.py"), "--one", str(n), str(N),
+                                                        "5", "cpp"], env=env),
+                                    {"peer": "uxsim-cpp", "grid": n, "trips": N}, args.repeat))
         if args.sumo:
             res_file = Path(workdir) / "results" / "sumo.jsonl"
             for mode in args.sumo_modes.split(","):
@@ -248,6 +269,8 @@ def main():
                 print(f"| grid{n}/{N // 1000}k | {r['peer']} | error: {r['error'][-200:]!r} |")
                 continue
             ratio = f"{ux['sim_s'] / r['sim_s']:.1f}x" if ux and r.get("sim_s") else ""
+            if r.get("sim_s_range"):
+                r = dict(r, sim_s=f"{r['sim_s']} ({r['sim_s_range']})")
             print(f"| grid{n}/{N // 1000}k | {r['peer']} | {r.get('sim_s', '')} | {r.get('trips_per_sim_s', '')} | "
                   f"{r.get('end_to_end_s', r.get('process_wall_s', ''))} | {r.get('peak_rss_mb', '')} | "
                   f"{r.get('completed', '')} | {r.get('mean_tt_s', '')} | {r.get('p90_tt_s', '')} | "

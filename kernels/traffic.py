@@ -101,8 +101,11 @@ This module imports only numpy, numba and math (STYLE §2).
 
 import math
 
+import numba
 import numpy as np
-from numba import njit
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic, overload
 
 __all__ = [
     "simulate_queue",
@@ -149,6 +152,37 @@ def _uniform(seed, k, node, draw):
     x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
     x = x ^ (x >> np.uint64(31))
     return float(x >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+
+
+def _prefetch(arr, i):
+    """Hint the CPU to fetch ``arr[i]`` into cache; a no-op when run as Python.
+
+    Compiled, it is ``llvm.prefetch`` (read, high locality), used where the kernel knows which
+    route entry and ring slots a vehicle will touch a little later. It changes no result
+    (the tests compare the kernel with its reference, and its Python body, exactly).
+    """
+
+
+if not numba.config.DISABLE_JIT:
+    @intrinsic
+    def _prefetch_intrinsic(typingctx, arr, idx):
+        def codegen(context, builder, signature, args):
+            aryty = signature.args[0]
+            ary = context.make_array(aryty)(context, builder, args[0])
+            ptr = cgutils.get_item_pointer(context, builder, aryty, ary, [args[1]], wraparound=False)
+            ir = cgutils.ir
+            i32, i8p = ir.IntType(32), ir.IntType(8).as_pointer()
+            fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
+            fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
+            builder.call(fn, [builder.bitcast(ptr, i8p), ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])
+            return context.get_dummy_value()
+        return types.void(arr, idx), codegen
+
+    @overload(_prefetch, inline="always")
+    def _prefetch_compiled(arr, i):
+        def impl(arr, i):
+            _prefetch_intrinsic(arr, i)
+        return impl
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -350,7 +384,7 @@ def simulate_queue(
     # max-pressure signal control
     mp_phase_indptr, mp_link_indptr, mp_link, mp_period_steps, mp_lost_steps,
     # state (in/out)
-    ring, ring_head, ring_count, hole_head, hole_count, head_due, head_since, node_wake,
+    ring, ring_next, ring_head, ring_count, hole_head, hole_count, head_due, head_since, node_wake,
     acc, acc_step, status, arrive_step, ev_entry, ev_enter_step, mp_phase,
     # outputs
     inflow, outflow, tt_sum_steps, occ_part, dep_wait, step_counts, counters,
@@ -434,6 +468,12 @@ def simulate_queue(
         ``hole_head``, hold holes, ``release_tick << 32``: a leaving vehicle's slot
         becomes its hole. Keeping no other per-vehicle state on the move path keeps the
         hot data small (the cost is memory traffic, as the shared speed-limit probe found).
+    ring_next : int32 (sum(ring_cap),)
+        For each vehicle slot of ``ring``, ``route_seq[route_index + 1]``: the link the
+        vehicle moves into next (or its ``-1 - vehicle`` sentinel), written when it enters
+        the link, while that part of ``route_seq`` is in cache; leaving then reads no
+        ``route_seq`` (a cache miss per move otherwise). Whoever rewrites a ring entry's
+        route index (re-routing) rewrites this too.
     ring_head, ring_count, hole_head, hole_count : int32 (n_links,)
         Ring positions and counts of vehicles and holes (``ring_count`` is the number of
         vehicles on the link).
@@ -543,6 +583,14 @@ def simulate_queue(
                 if head_due[L] <= k:
                     if sig_cycle[L] != 0 and not _is_green(k, sig_cycle[L], sig_green_from[L], sig_green_to[L]):
                         continue
+                    # the head's next-but-one link is read when it moves (below): fetch it now
+                    hs = ring_start[L] + ring_head[L]
+                    _prefetch(route_seq, (ring[hs] & MASK32) + 2)
+                    nx = ring_next[hs]
+                    if nx >= 0:                       # and where it enters its next link's ring
+                        t = ring_head[nx] + ring_count[nx]
+                        _prefetch(ring, ring_start[nx] + (t if t < ring_cap[nx] else t - ring_cap[nx]))
+                        _prefetch(ring, ring_start[nx] + hole_head[nx])
                     cand[nc] = L
                     cand_w[nc] = cap_per_step[L]
                     wsum += cap_per_step[L]
@@ -582,7 +630,7 @@ def simulate_queue(
                     if due > k:
                         break
                     r = entry & MASK32
-                    nxt = route_seq[r + 1]
+                    nxt = ring_next[slot]     # = route_seq[r + 1], stored on entry (no cache miss)
                     tr = r + 1        # route index of the link the vehicle moves into
                     extra = 0         # ticks added by a teleport
                     last = nxt < 0
@@ -625,7 +673,11 @@ def simulate_queue(
                     ring_head[L] = h
                     ring_count[L] -= 1
                     head_since[L] = k
-                    head_due[L] = (ring[base + h] >> 32) if ring_count[L] > 0 else NEVER
+                    if ring_count[L] > 0:
+                        head_due[L] = ring[base + h] >> 32
+                        _prefetch(route_seq, (ring[base + h] & MASK32) + 2)   # the new head's, for later
+                    else:
+                        head_due[L] = NEVER
                     occ_part[iv, L] -= iv_end - k
                     outflow[iv, L] += 1
                     tt_sum_steps[iv, L] += k - (due - ff_steps[L])
@@ -641,6 +693,7 @@ def simulate_queue(
                             tslot -= ring_cap[nxt]
                         nd = np.int64(k) + extra + ff_steps[nxt]
                         ring[nb + tslot] = (nd << 32) | tr
+                        ring_next[nb + tslot] = route_seq[tr + 1]
                         if ring_count[nxt] == 0:
                             head_due[nxt] = nd
                             head_since[nxt] = k
@@ -697,6 +750,7 @@ def simulate_queue(
                 if tslot >= ring_cap[L]:
                     tslot -= ring_cap[L]
                 ring[hb + tslot] = ((np.int64(k) + ff_steps[L]) << 32) | route_start[v]
+                ring_next[hb + tslot] = route_seq[route_start[v] + 1]
                 if ring_count[L] == 0:
                     head_due[L] = k + ff_steps[L]
                     head_since[L] = k

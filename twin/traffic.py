@@ -623,7 +623,7 @@ class TrafficEngine:
         total_ring = int(self.ring_cap.sum())
         K = self.K
         self.state = dict(
-            ring=np.zeros(total_ring, dtype=np.int64),
+            ring=np.zeros(total_ring, dtype=np.int64), ring_next=np.zeros(total_ring, dtype=np.int32),
             ring_head=np.zeros(city.n_links, dtype=np.int32), ring_count=np.zeros(city.n_links, dtype=np.int32),
             hole_head=np.zeros(city.n_links, dtype=np.int32), hole_count=np.zeros(city.n_links, dtype=np.int32),
             head_due=np.full(city.n_links, K.NEVER, dtype=np.int64),
@@ -1119,6 +1119,7 @@ class TrafficEngine:
                 sl = slot[sel[b]]
                 ring_vehicle = sl >= 0
                 self.state["ring"][sl[ring_vehicle]] = new_entry[ring_vehicle]
+                self.state["ring_next"][sl[ring_vehicle]] = self.route_seq[new_start[ring_vehicle] + 1]
                 self.state["ev_entry"][-1 - sl[~ring_vehicle]] = new_entry[~ring_vehicle]
                 self.n_rerouted += len(b)
         # 2. vehicles not yet on the road whose route crosses a closed link: from the origin

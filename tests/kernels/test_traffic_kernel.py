@@ -172,7 +172,7 @@ def run_kernel(nw, routes, depart_step, *, n_steps, stuck_steps=10**9, seed=0, s
     ring_start = np.zeros(n_links, dtype=np.int64)
     np.cumsum(ring_cap[:-1], out=ring_start[1:])
     state = dict(
-        ring=np.zeros(int(ring_cap.sum()), dtype=np.int64),
+        ring=np.zeros(int(ring_cap.sum()), dtype=np.int64), ring_next=np.zeros(int(ring_cap.sum()), dtype=np.int32),
         ring_head=np.zeros(n_links, dtype=np.int32), ring_count=np.zeros(n_links, dtype=np.int32),
         hole_head=np.zeros(n_links, dtype=np.int32), hole_count=np.zeros(n_links, dtype=np.int32),
         head_due=np.full(n_links, K.NEVER, dtype=np.int64), head_since=np.zeros(n_links, dtype=np.int64),

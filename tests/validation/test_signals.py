@@ -65,7 +65,8 @@ def run_link(ff_steps, cap_per_step, depart_step, n_steps, sig_cycle, sig_green_
         n_steps, 10**9, 0, 1, False,
         np.zeros(n_veh, np.int8), False, 1.0, 1.0, np.ones(1), np.ones(1), np.ones(1),     # no emergency priority
         np.zeros(1, np.int64), np.zeros(1, np.int64), np.zeros(0, np.int32), 1, 0,        # no max-pressure
-        np.zeros(int(ring_cap[0]), dtype=np.int64), np.zeros(1, np.int32), np.zeros(1, np.int32),
+        np.zeros(int(ring_cap[0]), dtype=np.int64), np.zeros(int(ring_cap[0]), dtype=np.int32),
+        np.zeros(1, np.int32), np.zeros(1, np.int32),
         np.zeros(1, np.int32), np.zeros(1, np.int32), np.full(1, K.NEVER, dtype=np.int64), np.zeros(1, np.int64),
         np.full(2, K.NEVER, dtype=np.int64), cap + 1.0, np.zeros(1, np.int64),
         np.zeros(n_veh, dtype=np.int8), arrive, np.full(n_veh, -1, np.int64), np.zeros(n_veh, np.int64),

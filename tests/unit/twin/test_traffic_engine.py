@@ -387,3 +387,22 @@ def test_vehicle_positions_and_arrival_lower_bounds():
     known = np.isfinite(lb) & np.isfinite(arr)
     assert known.sum() > 1000
     assert np.all(lb[known] <= arr[known] + 1e-9)
+
+
+def test_ring_next_matches_the_routes_through_reroutes_and_closures():
+    """The kernel's ring_next cache (the next link of each vehicle in a ring) equals
+    route_seq[route index + 1] at every check, through re-routes, a closure and a reopening."""
+    from twin.cli import random_trips
+
+    city = twin.load_city("grid:5x5")
+    events = pd.DataFrame({"time_s": [600.0, 1500.0], "link": [12, 12], "action": ["close", "open"]})
+    eng = TrafficEngine(city, random_trips(city, 3000, 1200.0, 6), until_s=7200, stop_when_done=False,
+                        reroute_share=0.5, reroute_interval_s=60, events=events)
+    checked = 0
+    for t in range(300, 3000, 300):
+        eng.run_until(float(t))
+        veh, link, pos, due, slot = eng._on_road()
+        ring = slot >= 0
+        np.testing.assert_array_equal(eng.state["ring_next"][slot[ring]], eng.route_seq[pos[ring] + 1])
+        checked += int(ring.sum())
+    assert checked > 1000 and eng.n_rerouted > 100
