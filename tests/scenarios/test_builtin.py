@@ -23,6 +23,7 @@ def tiny(name):
     if sc.traffic is not None:
         out += ["traffic.window_start_s=0", "traffic.window_s=3600",
                 f"traffic.random_trips={min(sc.traffic.random_trips, 2000)}"]
+    out += [f"incidents.{i}.time_s=1800" for i in range(len(sc.ems.incidents))]   # inside the two hours
     return out
 
 
@@ -42,7 +43,10 @@ def test_builtin_runs_and_writes_a_readable_results_file(name, tmp_path):
                      "/summary/ems_response_mean_s", "/summary/ems_unit_utilisation_mean"):
             assert path in keys
         calls = r.table("/events/ems_calls")
-        assert len(calls) == res.kpis["n_calls"] > 0
+        # routine calls have a zone; incident patients and transfers (zone -1) are counted apart
+        assert int((calls["zone_idx"] >= 0).sum()) == res.kpis["n_calls"] > 0
+        assert len(calls) == res.kpis["n_calls"] + sum(i.patients for i in res.scenario.ems.incidents) + \
+            res.kpis.get("n_transfers_ambulance", 0)
         assert set(calls["state"]) <= {"completed", "lost", "open"}
         assert r.meta["seed"] == 0 and r.meta["scenario_name"] == name
         # the resolved scenario in /meta runs again as it is
