@@ -6,8 +6,9 @@ engine runs in its own child process so its peak RSS is its own (wait4 rusage, a
 anchor scripts measure it). Peers are run through the anchor's own scripts when their
 package is installed (``pip install -e ".[bench]"``): UXsim's C++ engine (``deltan`` 5,
 its default DUO route choice) always, SUMO meso only with ``--sumo`` (minutes per case):
-SUMO's ``duarouter`` fixed shortest paths (``meso``) and its re-routing device on every vehicle
-(``meso-reroute``, period 300 s). With ``--sumo`` twin also runs on duarouter's exact routes:
+SUMO's ``duarouter`` fixed shortest paths (``meso``), the same with every driver at the speed
+limit (``meso-speeddev0``: SUMO's default speed factor N(1, 0.1) off, as twin and UXsim drive)
+and its re-routing device on every vehicle (``meso-reroute``, period 300 s). With ``--sumo`` twin also runs on duarouter's exact routes:
 fixed (row "twin (SUMO routes)", beside SUMO meso) and with every vehicle re-routing on live
 times every 300 s (row "twin (SUMO routes, re-route 1)", beside meso-reroute). The same paths
 through both models separate the route effect from the model effect.
@@ -59,6 +60,48 @@ def last_json(text):
         if line.startswith("{") and line.endswith("}"):
             return json.loads(line)
     return None
+
+
+def sumo_homogeneous(workdir, n, N, env):
+    """SUMO meso on the anchor's net and duarouter routes with every driver at the speed limit.
+
+    SUMO draws each vehicle's speed factor from N(1, 0.1) by default (``speedDev``); twin and
+    UXsim drive every vehicle at the link speed. ``--default.speeddev 0`` makes SUMO do the
+    same, so the light-traffic comparison is like for like. Needs the anchor's ``meso`` run
+    first (it builds the net and routes). Travel time = duration + departDelay, as the anchor.
+    """
+    import xml.etree.ElementTree as ET
+
+    import numpy as np
+
+    d = Path(workdir) / "sumo" / f"grid{n}"
+    net, rou, ti = d / "grid.net.xml", d / f"N{N}.rou.xml", d / f"N{N}.meso-speeddev0.tripinfo.xml"
+    base = {"peer": "sumo-meso-speeddev0", "grid": n, "trips": N}
+    if not (net.exists() and rou.exists()):
+        return dict(base, error="run the 'meso' mode first (it builds the net and routes)")
+    sys.path.insert(0, str(ANCHORS))
+    import bench_sumo
+
+    rc, wall, rss, out = run_child([bench_sumo.sumo_bin("sumo"), "-n", str(net), "-r", str(rou), "--mesosim", "true",
+                                    "--tripinfo-output", str(ti), "--duration-log.statistics", "true",
+                                    "--no-step-log", "true", "--no-warnings", "true", "--seed", "42",
+                                    "--default.speeddev", "0"], env=env)
+    if rc != 0:
+        return dict(base, error=out[-2000:])
+    tt, length = [], 0.0
+    for _, el in ET.iterparse(ti, events=("end",)):
+        if el.tag == "tripinfo":
+            tt.append(float(el.get("duration")) + float(el.get("departDelay", 0)))
+            length += float(el.get("routeLength"))
+            el.clear()
+    tt = np.array(tt)
+    import re
+
+    m = re.search(r"Duration:\s*([0-9.]+)\s*s", out) or re.search(r"Duration:\s*([0-9]+)ms", out)
+    sim_s = (float(m.group(1)) / (1000 if "ms" in m.group(0) else 1)) if m else wall
+    return dict(base, sim_s=round(sim_s, 2), trips_per_sim_s=round(N / sim_s), peak_rss_mb=round(rss),
+                completed=len(tt), mean_tt_s=round(float(tt.mean()), 1), p90_tt_s=round(float(np.percentile(tt, 90)), 1),
+                veh_km=round(length / 1000))
 
 
 def repeated(run, base, k):
@@ -189,8 +232,9 @@ def main():
     ap.add_argument("--cases", default="10:10000,10:50000,30:50000,30:200000")
     ap.add_argument("--no-peers", action="store_true")
     ap.add_argument("--sumo", action="store_true", help="also run SUMO meso (slow: minutes per case)")
-    ap.add_argument("--sumo-modes", default="meso,meso-reroute",
-                    help="SUMO runs with --sumo: meso (duarouter's fixed paths) and/or meso-reroute")
+    ap.add_argument("--sumo-modes", default="meso,meso-speeddev0,meso-reroute",
+                    help="SUMO runs with --sumo: meso (duarouter's fixed paths), meso-speeddev0 (the same with "
+                         "every driver at the speed limit, as twin and UXsim) and/or meso-reroute")
     ap.add_argument("--workdir", default=None, help="workload folder (default: a temporary one)")
     ap.add_argument("--json", default=None, help="append one JSON record per run to this file")
     ap.add_argument("--reroute", type=float, default=0.0,
@@ -241,6 +285,9 @@ def main():
         if args.sumo:
             res_file = Path(workdir) / "results" / "sumo.jsonl"
             for mode in args.sumo_modes.split(","):
+                if mode == "meso-speeddev0":
+                    records.append(sumo_homogeneous(workdir, n, N, env))
+                    continue
                 rc, wall, rss, out = run_child([py, str(ANCHORS / "bench_sumo.py"), f"{n}:{N}:{mode}"], env=env)
                 if rc == 0 and res_file.exists():
                     records.append(json.loads(res_file.read_text().strip().splitlines()[-1]))
