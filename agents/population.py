@@ -803,6 +803,9 @@ class Population:
         -------
         Locations
             Travellers have activity ``travel``. Vectorised (numba), parallel over persons.
+            ``zone_idx`` is the zone of ``node_idx``; a traveller on a node outside every
+            zone (the through nodes of TNTP cities) counts in the zone of the nearer end of
+            its trip, so everyone is in a zone at every time.
 
         Raises
         ------
@@ -822,7 +825,17 @@ class Population:
         else:
             n_trav = locate_persons(t_s, self.act_indptr, self.act_start_s, self.act_end_s, self.act_node_idx,
                                     self.act_type, TRAVEL, node, act)
-        return Locations(t_s, node, self.city.zone_of_node[node], act, int(n_trav))
+        zone = self.city.zone_of_node[node]
+        off = zone < 0
+        if off.any():
+            # a traveller on a node outside every zone (a TNTP through node): the zone of the
+            # nearer end of its trip, so every person is in some zone at every time
+            near = np.empty(self.n_persons, dtype=np.int32)
+            locate_persons(t_s, self.act_indptr, self.act_start_s, self.act_end_s, self.act_node_idx,
+                           self.act_type, TRAVEL, near, np.empty(self.n_persons, dtype=np.int8))
+            zone = zone.copy()
+            zone[off] = self.city.zone_of_node[near[off]]
+        return Locations(t_s, node, zone, act, int(n_trav))
 
     def route_trees(self):
         """Shortest-path trees from every activity node, built on first use and cached.
@@ -919,7 +932,8 @@ class Population:
         """Persons present in each zone at each time (default: every hour 00:00..23:00).
 
         Returns a DataFrame indexed by ``time_s`` with one column per zone id; rows sum to
-        ``n_persons`` (travellers count at the nearer end of their trip).
+        ``n_persons`` (travellers count in the zone of the node they are at, or of the
+        nearer end of their trip on a node outside every zone; see :meth:`location_at`).
         """
         times = np.arange(24) * 3600.0 if times_s is None else np.asarray(times_s, dtype=np.float64)
         out = np.empty((len(times), self.city.n_zones), dtype=np.int64)

@@ -275,3 +275,30 @@ def test_retimed_plans_stay_continuous_and_consistent(baohe):
     assert (delay[slots] >= -1e-6).all() and (delay[slots] > 1.0).mean() > 0.9  # o == d legs take no time
     for t_s in (7 * 3600.0, 8 * 3600.0, 18 * 3600.0):
         assert (new.location_at(t_s).node_idx >= 0).all()
+
+
+@pytest.mark.shared
+@pytest.mark.parametrize("rel", ["SiouxFalls/SiouxFalls_net.tntp", "Anaheim/Anaheim_net.tntp",
+                                 "Chicago-Sketch/ChicagoSketch_net.tntp", "Berlin-Center/berlin-center_net.tntp"])
+def test_synthesis_on_the_shared_tntp_cities(shared_data, rel):
+    """On the TNTP cities (zone demand as the proxy for residents and jobs) IPF converges,
+    the marginals hold within the stated bound, and everyone is on a node and in a zone at
+    08:30 and 03:00, travellers on through nodes (outside every zone) included: the hourly
+    presence sums to the population."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")                 # implausible-speed warnings of two TNTP files
+        city = twin.load_city(shared_data / "tntp" / rel)
+    pop = twin.synthesize_population(city, 6000, seed=3)
+    assert pop.meta["ipf_max_rel_error"] < 1e-10
+    m = pop.marginals()
+    assert ((m["abs_error"] <= 0.01 * m["target"]) | (m["abs_error"] <= 6.0)).all()
+    t = pop.trips(ids=False)
+    assert len(t) > pop.n_persons
+    for t_s in (8.5 * 3600, 3 * 3600):
+        loc = pop.location_at(t_s)
+        assert (loc.node_idx >= 0).all() and (loc.node_idx < city.n_nodes).all()
+        assert (loc.zone_idx >= 0).all() and (loc.zone_idx < city.n_zones).all()
+    assert (pop.location_at(3 * 3600).node_idx == pop.home_node_idx).all()
+    assert (pop.present_by_zone().sum(axis=1) == pop.n_persons).all()
