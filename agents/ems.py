@@ -445,6 +445,10 @@ class CityModel(mesa.Model):
                              if any(h.transfer_by_ambulance for h in spec.hospitals) else None)
         self._n_first_calls = len(self.calls)
         self.hospitals = [Hospital(self, h, hs) for h, hs in enumerate(spec.hospitals)]
+        # Every agent exists now. mesa.Agent numbers agents with a class-level dict keyed by
+        # model (mesa 3.x), which would keep this model and all it holds (a traffic engine
+        # too) alive for the life of the process: drop this model's entry.
+        getattr(mesa.Agent, "_ids", {}).pop(self, None)
         hstreams = streams["hospital"].spawn(len(self.hospitals)) if self.hospitals else []
         for hosp, rng in zip(self.hospitals, hstreams):
             t = poisson_arrivals(rng, hosp.spec.walk_in_rate_per_h / 3600.0, self.until_s)

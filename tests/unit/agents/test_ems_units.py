@@ -352,3 +352,28 @@ def test_scenario_kind_errors(tmp_path, old, new, match):
     assert old in TOML
     with pytest.raises(ScenarioError, match=match):
         load_scenario(write(tmp_path, TOML.replace(old, new, 1)))
+
+
+def test_a_finished_model_is_freed_with_its_traffic_engine():
+    """mesa 3's Agent numbers agents in a class-level dict keyed by model, which kept every
+    model (and the traffic engine its travel provider holds) alive for the whole process: a
+    year of traffic-coupled days ran out of memory. After a run, nothing holds the model."""
+    import gc
+    import weakref
+
+    from twin.agents.ems import CityModel
+    from twin.runner import run
+
+    sc = load_scenario("hefei_day", overrides=["run.until_s=3600", "traffic.window_start_s=0",
+                                               "traffic.random_trips=200"])
+    model = CityModel(sc.ems, seed=1, until_s=3600.0)
+    model.run()
+    ref = weakref.ref(model)
+    del model
+    gc.collect()
+    assert ref() is None
+    import mesa
+
+    run("hefei_day", overrides=["run.until_s=3600", "traffic.window_start_s=0", "traffic.random_trips=200"])
+    gc.collect()
+    assert not any(isinstance(k, CityModel) for k in getattr(mesa.Agent, "_ids", {}))
