@@ -277,13 +277,11 @@ class Unit(mesa.Agent):
         (handover time; the ED bed is freed), drive to the receiving one, hand over into
         the reserved ICU bed, handover time again."""
         env, model, calls = self.env, self.model, self.model.calls
-        travel_time_s = model.travel.time_s
         if calls.turnout_s[c] > 0:
             yield env.timeout(float(calls.turnout_s[c]))
         self._log(c, EN_ROUTE)
         origin = int(calls.location_idx[c])
-        travel = travel_time_s(self.location_idx, origin)
-        calls.travel_s[c] = yield from self._leg(self.location_idx, origin, "transfer", c, travel)
+        calls.travel_s[c] = yield from self._leg(self.location_idx, origin, "transfer", c)
         self.location_idx = origin
         calls.on_scene_at_s[c] = env.now
         self._row[4] = env.now

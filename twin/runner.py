@@ -178,7 +178,7 @@ import numpy as np
 from twin.emergency import (AMBULANCE_KINDS, RUN_STREAMS, CallTypeSpec, DispatchSpec, Dist, EmsLayout, EmsResult,
                             EmsSpec, HospitalSpec, IncidentSpec, RelocationSpec, ServiceSpec, STREAMS, UNIT_KINDS,
                             UnitSpec, ZoneSpec, travel_time_matrix)
-from twin.errors import ScenarioError, TwinError
+from twin.errors import DemandError, ScenarioError, TwinError
 
 __all__ = [
     "run",
@@ -1333,8 +1333,9 @@ class TrafficTravelTimes:
         self.until_s = float(until_s)
         self.factor = float(emergency_speed_factor)
         self.queue_share = float(queue_delay_share)
-        self._cost = self._cost_car = None
+        self._cost = None
         self._rows = {}
+        self._route_cost = {}          # emergency (bool) -> routing costs of unit vehicles
         self.n_syncs = 0
 
     def start(self, model) -> None:
@@ -1344,8 +1345,9 @@ class TrafficTravelTimes:
     def _sync(self, env):
         while True:
             self.engine.run_until(min(env.now, self.until_s))
-            self._cost = self._cost_car = None
+            self._cost = None
             self._rows.clear()
+            self._route_cost.clear()
             self.n_syncs += 1
             if self.crashes is not None:
                 self.crashes.on_sync(self.model, env.now, min(self.sync_s, self.until_s - env.now))
@@ -1375,9 +1377,6 @@ class TrafficTravelTimes:
         return env.process(self._leg(env, int(origin_idx), int(destination_idx), self.LEGS.index(leg), emergency))
 
     def _leg(self, env, o, d, leg, emergency):
-        from twin.errors import DemandError
-        from twin.traffic import CLOSED_COST_S
-
         t0 = env.now
         no, nd = int(self.loc_nodes[o]), int(self.loc_nodes[d])
         if no == nd:
@@ -1389,8 +1388,7 @@ class TrafficTravelTimes:
         self.engine.run_until(env.now)
         ids = self.city.node_ids
         # routed on this sync period's link times (those the dispatch estimates used)
-        cost = (np.where(np.isfinite(self.link_cost_s()), self.link_cost_s(), CLOSED_COST_S) if emergency
-                else self._ordinary_cost_s())
+        cost = self._route_cost_s(emergency)
         v = self.engine.insert_vehicle(ids[no], ids[nd], depart_s=env.now, emergency=emergency, link_cost_s=cost)
         try:
             yield self.engine.arrival_event(env, v)
@@ -1442,14 +1440,16 @@ class TrafficTravelTimes:
             return self._col(int(destination_idx))[np.asarray(origin_idx, dtype=np.int64)]
         return np.array([self._row(int(o))[destination_idx] for o in origin_idx], dtype=np.float64)
 
-    def _ordinary_cost_s(self):
-        """Current ordinary-vehicle link times, cached until the next synchronisation."""
-        if self._cost_car is None:
+    def _route_cost_s(self, emergency):
+        """Link costs a unit vehicle is routed on: the current emergency (or ordinary) link
+        times, closed links at the engine's finite closed cost; cached until the next sync."""
+        key = bool(emergency)
+        if key not in self._route_cost:
             from twin.traffic import CLOSED_COST_S
 
-            cost = np.asarray(self.engine.link_travel_times_s(), dtype=np.float64)
-            self._cost_car = np.where(np.isfinite(cost), cost, CLOSED_COST_S)
-        return self._cost_car
+            cost = self.link_cost_s() if key else np.asarray(self.engine.link_travel_times_s(), dtype=np.float64)
+            self._route_cost[key] = np.where(np.isfinite(cost), cost, CLOSED_COST_S)
+        return self._route_cost[key]
 
 
 class CrashCalls:
