@@ -25,6 +25,8 @@ def _register(name, path):
 
 # Plain reference implementations of the kernels: ``from twin_reference import ...``.
 _register("twin_reference", REPO_ROOT / "tests" / "kernels" / "reference.py")
+# Digests of the built-in scenarios' results files: ``from twin_digest import ...``.
+_register("twin_digest", REPO_ROOT / "tests" / "scenarios" / "digest.py")
 
 
 def _shared_data_dir():
