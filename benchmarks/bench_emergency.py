@@ -24,9 +24,9 @@ both runs are drained; the engine's count comes from a second, identical run of
 
 A second, optional measure (``--traffic-days N``) runs the same system day by day with
 traffic coupled: for each of N days, ``TRAFFIC_TRIPS`` uniform random car trips departing
-over the day (:func:`twin.cli.random_trips`, seed = the day) run in a
+over the day (:func:`twin.demand.random_trips`, seed = the day) run in a
 :class:`twin.traffic.TrafficEngine` advanced in lockstep with the EMS clock by
-:class:`twin.runner.TrafficTravelTimes` (sync every 60 s, 1 s ticks), and the units drive
+:class:`twin.scenarios.traffic.TrafficTravelTimes` (sync every 60 s, 1 s ticks), and the units drive
 as vehicles of the traffic model (``vehicles=True``, as ``twin run``'s default
 ``ambulances_in_traffic``: every leg a vehicle inserted into the engine, lights-and-sirens
 legs with emergency priority); ``--leg-start`` instead times each leg on the live link
@@ -105,8 +105,8 @@ def build_spec(seed=0, *, with_layout=False):
 
 def run_traffic_days(n_days, seed, n_trips=TRAFFIC_TRIPS, vehicles=True):
     """The system day by day with traffic coupled (see the module docstring); prints a table."""
-    from twin.cli import random_trips
-    from twin.runner import TrafficTravelTimes
+    from twin.demand import random_trips
+    from twin.scenarios.traffic import TrafficTravelTimes
     from twin.traffic import TrafficEngine
 
     spec, city, nodes = build_spec(with_layout=True)

@@ -1,17 +1,33 @@
-"""Built-in scenarios: ``*.toml`` specs run by :func:`twin.runner.run` (``twin run NAME``).
+"""Built-in scenarios and the flows a scenario can hold (STYLE §15).
+
+Scenarios: ``*.toml`` specs run by :func:`twin.runner.run` (``twin run NAME``):
 
 ``hefei_day``
     One day of emergency medical response on the embedded Hefei (Baohe) city: six
     ambulances at three stations, two emergency departments, about 160-190 calls, and a
-    morning peak of 10,000 random trips coupled to the EMS clock.
-
+    morning peak of 10,000 random trips coupled to the clock.
 ``hefei_people``
     The same EMS system with demand from a synthetic population of 50,000 persons
     (``[population]``): call rates follow the persons present in each district (about 40
     calls/day) and the background traffic is the population's car legs (about 8,500).
+``hefei_rush``
+    A morning rush through signals with a 10-casualty bus crash at 08:00 and move-up.
 
-List them with :func:`twin.runner.builtin_scenarios` or ``twin run --list``; the file
-layout is documented in :mod:`twin.runner`.
+Flows, one module each (the floor between the agents and the runner): ``ems``
+(:mod:`twin.scenarios.ems`), ``traffic``, ``population``, ``crashes``, ``incidents``.
+:data:`BUILTIN_FLOWS` is the one ordered list of built-in flows: its order fixes the random
+streams' order (new flows go last, so no earlier stream changes) and the order of the
+tables and of the report. Gallery scripts (``gallery_*.py``) load a built-in scenario,
+change it, run, compare and plot.
 """
 
-__all__: list[str] = []
+from twin.scenarios.crashes import CrashFlow
+from twin.scenarios.ems import EmsFlow
+from twin.scenarios.incidents import IncidentFlow
+from twin.scenarios.population import PopulationFlow
+from twin.scenarios.traffic import TrafficFlow
+
+__all__ = ["BUILTIN_FLOWS"]
+
+#: The built-in flows, in stream order.
+BUILTIN_FLOWS = (EmsFlow, TrafficFlow, PopulationFlow, CrashFlow, IncidentFlow)

@@ -31,6 +31,8 @@ import numpy as np
 
 __all__ = ["main", "city_info", "parse_duration_s", "random_trips"]
 
+from twin.demand import random_trips  # noqa: E402  (twin.cli.random_trips, as before)
+
 logger = logging.getLogger("twin.cli")
 
 
@@ -173,20 +175,6 @@ def parse_duration_s(text) -> float:
     if not parts or "".join(a + b for a, b in parts) != t:
         raise argparse.ArgumentTypeError(f"duration {text!r}; expected e.g. 3600, 4h, 90min, 1h30min, 45s")
     return sum(float(a) * {"h": 3600.0, "min": 60.0, "m": 60.0, "s": 1.0}[b] for a, b in parts)
-
-
-def random_trips(city, n_trips, window_s, seed):
-    """Uniform random OD demand: ``n_trips`` trips between distinct nodes, departures uniform in [0, window_s).
-
-    A documented stand-in for real demand (the population issue replaces it), drawn from
-    ``numpy.random.default_rng(seed)``; departures sorted.
-    """
-    rng = np.random.default_rng(seed)
-    o = rng.integers(0, city.n_nodes, size=n_trips)
-    d = rng.integers(0, city.n_nodes - 1, size=n_trips)
-    d = d + (d >= o)  # origin != destination
-    dep = np.sort(rng.uniform(0.0, window_s, size=n_trips))
-    return {"origin": city.node_ids[o], "destination": city.node_ids[d], "depart_s": dep}
 
 
 def _cmd_traffic(args):
@@ -375,7 +363,7 @@ def build_parser():
     p.add_argument("--out", help="write network, trips, link series and KPIs to this results file (HDF5)")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     p.set_defaults(func=_cmd_traffic)
-    from twin.runner import add_run_parser
+    from twin.cli_run import add_run_parser
 
     add_run_parser(sub)
     p = sub.add_parser("replicate", help="run a scenario on independent streams; KPI means with confidence intervals")
@@ -403,7 +391,7 @@ def build_parser():
     add_render_parser(sub)
     add_plot_parser(sub)
     add_view_parser(sub)
-    from twin.agents.population import add_population_parser
+    from twin.cli_population import add_population_parser
 
     add_population_parser(sub)
     return ap

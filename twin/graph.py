@@ -13,6 +13,7 @@ anything but the input.
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass, field
 
@@ -43,6 +44,133 @@ def _csr(key, other, n_nodes):
     np.cumsum(counts, out=indptr[1:])
     idt = _index_dtype(max(n_nodes, len(key)))
     return indptr, order.astype(idt), other[order].astype(idt)
+
+
+def _checked_node_ids(raw):
+    """External node ids as int64 or as str objects, checked to be unique."""
+    src = raw.source
+    n = raw.n_nodes
+    node_ids = np.asarray(raw.node_ids)
+    if node_ids.dtype.kind in "iu":
+        node_ids = node_ids.astype(np.int64)
+        uniq, counts = np.unique(node_ids, return_counts=True)
+        if len(uniq) != n:
+            raise NetworkError(f"{src}: node id {_py(uniq[counts > 1][0])} appears more than once; ids must be unique")
+    else:
+        node_ids = np.array([str(v) for v in node_ids], dtype=object)
+        seen = set()
+        for v in node_ids:
+            if v in seen:
+                raise NetworkError(f"{src}: node id {v!r} appears more than once; ids must be unique")
+            seen.add(v)
+    return node_ids
+
+
+def _link_where(raw, node_ids):
+    """Return ``where(k)``, the message prefix naming link ``k`` and its source line where known."""
+    src = raw.source
+
+    def where(k):
+        line = raw.link_attrs.get("source_line")
+        a, b = _py(node_ids[raw.link_from_idx[k]]), _py(node_ids[raw.link_to_idx[k]])
+        return f"{src}: link {k} ({a}->{b}" + (f", line {int(line[k])}" if line is not None else "") + ")"
+
+    return where
+
+
+def _check_link_ends(raw):
+    """Check that every link's tail and head index a node."""
+    src = raw.source
+    n = raw.n_nodes
+    for name in ("link_from_idx", "link_to_idx"):
+        a = getattr(raw, name)
+        bad = np.flatnonzero((a < 0) | (a >= n))
+        if len(bad):
+            raise NetworkError(f"{src}: link {bad[0]} has {name} = {a[bad[0]]}; expected a node index in [0, {n})")
+
+
+def _check_link_attr(where, name, a, *, positive, allow_inf=False):
+    """Refuse NaN, inf (unless ``allow_inf``) and values <= 0 (``positive``) or < 0 in a link attribute."""
+    bad_nan = np.flatnonzero(np.isnan(a))
+    if len(bad_nan):
+        k = bad_nan[0]
+        raise NetworkError(f"{where(k)}: {name} is NaN; expected a finite number "
+                           f"{'> 0' if positive else '>= 0'}")
+    if not allow_inf:
+        bad_inf = np.flatnonzero(np.isinf(a))
+        if len(bad_inf):
+            k = bad_inf[0]
+            raise NetworkError(f"{where(k)}: {name} = {a[k]}; expected a finite number")
+    bad = np.flatnonzero(a <= 0) if positive else np.flatnonzero(a < 0)
+    if len(bad):
+        k = bad[0]
+        raise NetworkError(f"{where(k)}: {name} = {_py(a[k])!r}; expected {'> 0' if positive else '>= 0'}")
+
+
+def _checked_link_values(raw, where):
+    """Checked link attributes, defaults filled in: (length_m, speed, fft, kj, alpha, beta)."""
+    m = raw.n_links
+    length_m = raw.length_m
+    speed = raw.free_speed_mps
+    fft = raw.free_flow_time_s
+    if fft is None:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            fft = length_m / speed
+    check = functools.partial(_check_link_attr, where)
+    check("length_m", length_m, positive=False)
+    check("free_flow_time_s", fft, positive=False)
+    check("free_speed_mps", speed, positive=True, allow_inf=True)
+    bad = np.flatnonzero(np.isinf(speed) & (fft > 0))
+    if len(bad):
+        raise NetworkError(f"{where(bad[0])}: free_speed_mps = inf with free_flow_time_s = {fft[bad[0]]}; "
+                           "an infinite speed is accepted only on zero-time links")
+    check("lanes", raw.lanes, positive=True)
+    check("capacity_veh_per_h", raw.capacity_veh_per_h, positive=True)
+    kj = raw.jam_density_veh_per_km_per_lane
+    if kj is None:
+        kj = np.full(m, DEFAULT_JAM_DENSITY_VEH_PER_KM_PER_LANE)
+    check("jam_density_veh_per_km_per_lane", kj, positive=True)
+    alpha = raw.bpr_alpha if raw.bpr_alpha is not None else np.full(m, 0.15)
+    beta = raw.bpr_beta if raw.bpr_beta is not None else np.full(m, 4.0)
+    check("bpr_alpha", alpha, positive=False)
+    check("bpr_beta", beta, positive=False)
+    return length_m, speed, fft, kj, alpha, beta
+
+
+def _check_coordinates(raw, node_ids):
+    """Check that node coordinates are finite and given for every node or for none."""
+    src = raw.source
+    x_m, y_m = raw.x_m, raw.y_m
+    missing = np.isnan(x_m) | np.isnan(y_m)
+    if missing.any() and not missing.all():
+        i = int(np.flatnonzero(missing)[0])
+        raise NetworkError(f"{src}: node {_py(node_ids[i])!r} has no coordinates (x_m/y_m NaN) while "
+                           f"{int((~missing).sum())} other nodes have them; give every node x, y or none")
+    if np.isinf(x_m).any() or np.isinf(y_m).any():
+        i = int(np.flatnonzero(np.isinf(x_m) | np.isinf(y_m))[0])
+        raise NetworkError(f"{src}: node {_py(node_ids[i])!r} has an infinite coordinate; expected finite metres")
+
+
+def _checked_zones(raw):
+    """Zone of each node, zone ids and the no-through flags, defaults filled in and checked."""
+    src = raw.source
+    n = raw.n_nodes
+    zone_of_node = raw.zone_of_node if raw.zone_of_node is not None else np.full(n, -1, dtype=np.int32)
+    zone_ids = np.asarray(raw.zone_ids) if raw.zone_ids is not None else np.arange(
+        1, int(zone_of_node.max()) + 2 if len(zone_of_node) else 1, dtype=np.int64)
+    if zone_of_node.shape != (n,) or (zone_of_node >= len(zone_ids)).any() or (zone_of_node < -1).any():
+        raise NetworkError(f"{src}: zone_of_node must have shape ({n},) with values -1 or 0..{len(zone_ids) - 1}")
+    no_through = raw.no_through if raw.no_through is not None else np.zeros(n, dtype=np.bool_)
+    return zone_of_node, zone_ids, no_through
+
+
+def _frozen(a):
+    """``a`` as a contiguous read-only array (None stays None)."""
+    if a is None:
+        return None
+    a = np.ascontiguousarray(a)
+    a.setflags(write=False)
+    return a
 
 
 @dataclass(frozen=True, eq=False)
@@ -139,91 +267,15 @@ class City:
             raise NetworkError(f"{src}: the network has no nodes; expected at least 2 nodes and 1 link")
         if m == 0:
             raise NetworkError(f"{src}: the network has no links; expected at least 1 link")
-        node_ids = np.asarray(raw.node_ids)
-        if node_ids.dtype.kind in "iu":
-            node_ids = node_ids.astype(np.int64)
-            uniq, counts = np.unique(node_ids, return_counts=True)
-            if len(uniq) != n:
-                raise NetworkError(f"{src}: node id {_py(uniq[counts > 1][0])} appears more than once; ids must be unique")
-        else:
-            node_ids = np.array([str(v) for v in node_ids], dtype=object)
-            seen = set()
-            for v in node_ids:
-                if v in seen:
-                    raise NetworkError(f"{src}: node id {v!r} appears more than once; ids must be unique")
-                seen.add(v)
-
-        def where(k):
-            line = raw.link_attrs.get("source_line")
-            a, b = _py(node_ids[raw.link_from_idx[k]]), _py(node_ids[raw.link_to_idx[k]])
-            return f"{src}: link {k} ({a}->{b}" + (f", line {int(line[k])}" if line is not None else "") + ")"
-
-        for name in ("link_from_idx", "link_to_idx"):
-            a = getattr(raw, name)
-            bad = np.flatnonzero((a < 0) | (a >= n))
-            if len(bad):
-                raise NetworkError(f"{src}: link {bad[0]} has {name} = {a[bad[0]]}; expected a node index in [0, {n})")
-
-        length_m = raw.length_m
-        speed = raw.free_speed_mps
-        fft = raw.free_flow_time_s
-        if fft is None:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                fft = length_m / speed
-
-        def check(name, a, *, positive, allow_inf=False):
-            bad_nan = np.flatnonzero(np.isnan(a))
-            if len(bad_nan):
-                k = bad_nan[0]
-                raise NetworkError(f"{where(k)}: {name} is NaN; expected a finite number "
-                                   f"{'> 0' if positive else '>= 0'}")
-            if not allow_inf:
-                bad_inf = np.flatnonzero(np.isinf(a))
-                if len(bad_inf):
-                    k = bad_inf[0]
-                    raise NetworkError(f"{where(k)}: {name} = {a[k]}; expected a finite number")
-            bad = np.flatnonzero(a <= 0) if positive else np.flatnonzero(a < 0)
-            if len(bad):
-                k = bad[0]
-                raise NetworkError(f"{where(k)}: {name} = {_py(a[k])!r}; expected {'> 0' if positive else '>= 0'}")
-
-        check("length_m", length_m, positive=False)
-        check("free_flow_time_s", fft, positive=False)
-        check("free_speed_mps", speed, positive=True, allow_inf=True)
-        bad = np.flatnonzero(np.isinf(speed) & (fft > 0))
-        if len(bad):
-            raise NetworkError(f"{where(bad[0])}: free_speed_mps = inf with free_flow_time_s = {fft[bad[0]]}; "
-                               "an infinite speed is accepted only on zero-time links")
-        check("lanes", raw.lanes, positive=True)
-        check("capacity_veh_per_h", raw.capacity_veh_per_h, positive=True)
-        kj = raw.jam_density_veh_per_km_per_lane
-        if kj is None:
-            kj = np.full(m, DEFAULT_JAM_DENSITY_VEH_PER_KM_PER_LANE)
-        check("jam_density_veh_per_km_per_lane", kj, positive=True)
-        alpha = raw.bpr_alpha if raw.bpr_alpha is not None else np.full(m, 0.15)
-        beta = raw.bpr_beta if raw.bpr_beta is not None else np.full(m, 4.0)
-        check("bpr_alpha", alpha, positive=False)
-        check("bpr_beta", beta, positive=False)
-
-        x_m, y_m = raw.x_m, raw.y_m
-        missing = np.isnan(x_m) | np.isnan(y_m)
-        if missing.any() and not missing.all():
-            i = int(np.flatnonzero(missing)[0])
-            raise NetworkError(f"{src}: node {_py(node_ids[i])!r} has no coordinates (x_m/y_m NaN) while "
-                               f"{int((~missing).sum())} other nodes have them; give every node x, y or none")
-        if np.isinf(x_m).any() or np.isinf(y_m).any():
-            i = int(np.flatnonzero(np.isinf(x_m) | np.isinf(y_m))[0])
-            raise NetworkError(f"{src}: node {_py(node_ids[i])!r} has an infinite coordinate; expected finite metres")
-
+        node_ids = _checked_node_ids(raw)
+        where = _link_where(raw, node_ids)
+        _check_link_ends(raw)
+        length_m, speed, fft, kj, alpha, beta = _checked_link_values(raw, where)
+        _check_coordinates(raw, node_ids)
         if len(raw.road_class) and (raw.road_class.min() < 0 or raw.road_class.max() >= len(raw.road_class_names)):
             raise NetworkError(f"{src}: road_class codes must index road_class_names "
                                f"(0..{len(raw.road_class_names) - 1})")
-        zone_of_node = raw.zone_of_node if raw.zone_of_node is not None else np.full(n, -1, dtype=np.int32)
-        zone_ids = np.asarray(raw.zone_ids) if raw.zone_ids is not None else np.arange(
-            1, int(zone_of_node.max()) + 2 if len(zone_of_node) else 1, dtype=np.int64)
-        if zone_of_node.shape != (n,) or (zone_of_node >= len(zone_ids)).any() or (zone_of_node < -1).any():
-            raise NetworkError(f"{src}: zone_of_node must have shape ({n},) with values -1 or 0..{len(zone_ids) - 1}")
-        no_through = raw.no_through if raw.no_through is not None else np.zeros(n, dtype=np.bool_)
+        zone_of_node, zone_ids, no_through = _checked_zones(raw)
 
         idt = _index_dtype(max(n, m))
         tail = raw.link_from_idx.astype(idt)
@@ -231,26 +283,19 @@ class City:
         fwd_indptr, fwd_link, fwd_head = _csr(tail, head, n)
         rev_indptr, rev_link, rev_tail = _csr(head, tail, n)
 
-        def frozen(a):
-            if a is None:
-                return None
-            a = np.ascontiguousarray(a)
-            a.setflags(write=False)
-            return a
-
         city = cls(
-            name=raw.name, source=src, node_ids=frozen(node_ids),
-            x_m=frozen(x_m), y_m=frozen(y_m), lon=frozen(raw.lon), lat=frozen(raw.lat),
-            link_from_idx=frozen(tail), link_to_idx=frozen(head),
-            length_m=frozen(length_m), free_speed_mps=frozen(speed), free_flow_time_s=frozen(fft),
-            lanes=frozen(raw.lanes), capacity_veh_per_h=frozen(raw.capacity_veh_per_h),
-            jam_density_veh_per_km_per_lane=frozen(kj), road_class=frozen(raw.road_class),
-            road_class_names=raw.road_class_names, bpr_alpha=frozen(alpha), bpr_beta=frozen(beta),
-            zone_of_node=frozen(zone_of_node), zone_ids=frozen(zone_ids), no_through=frozen(no_through),
-            geom_indptr=frozen(raw.geom_indptr), geom_x_m=frozen(raw.geom_x_m), geom_y_m=frozen(raw.geom_y_m),
-            link_attrs={k: frozen(np.asarray(v)) for k, v in raw.link_attrs.items()}, meta=dict(raw.meta),
-            fwd_indptr=frozen(fwd_indptr), fwd_link=frozen(fwd_link), fwd_head=frozen(fwd_head),
-            rev_indptr=frozen(rev_indptr), rev_link=frozen(rev_link), rev_tail=frozen(rev_tail),
+            name=raw.name, source=src, node_ids=_frozen(node_ids),
+            x_m=_frozen(raw.x_m), y_m=_frozen(raw.y_m), lon=_frozen(raw.lon), lat=_frozen(raw.lat),
+            link_from_idx=_frozen(tail), link_to_idx=_frozen(head),
+            length_m=_frozen(length_m), free_speed_mps=_frozen(speed), free_flow_time_s=_frozen(fft),
+            lanes=_frozen(raw.lanes), capacity_veh_per_h=_frozen(raw.capacity_veh_per_h),
+            jam_density_veh_per_km_per_lane=_frozen(kj), road_class=_frozen(raw.road_class),
+            road_class_names=raw.road_class_names, bpr_alpha=_frozen(alpha), bpr_beta=_frozen(beta),
+            zone_of_node=_frozen(zone_of_node), zone_ids=_frozen(zone_ids), no_through=_frozen(no_through),
+            geom_indptr=_frozen(raw.geom_indptr), geom_x_m=_frozen(raw.geom_x_m), geom_y_m=_frozen(raw.geom_y_m),
+            link_attrs={k: _frozen(np.asarray(v)) for k, v in raw.link_attrs.items()}, meta=dict(raw.meta),
+            fwd_indptr=_frozen(fwd_indptr), fwd_link=_frozen(fwd_link), fwd_head=_frozen(fwd_head),
+            rev_indptr=_frozen(rev_indptr), rev_link=_frozen(rev_link), rev_tail=_frozen(rev_tail),
             _id_lookup=_IdLookup(node_ids),
         )
         logger.info("compiled city %r: %d nodes, %d links", city.name, n, m)

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from twin.errors import ResultsError, ScenarioError
-from twin.runner import add_run_parser, apply_overrides, dump_toml, load_scenario, run, run_main
+from twin.cli_run import add_run_parser, run_main
+from twin.runner import apply_overrides, dump_toml, load_scenario, run
 
 SMALL = """
 [city]

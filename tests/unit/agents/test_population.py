@@ -10,8 +10,9 @@ import pytest
 import twin
 from twin.agents.activities import ActivityParams, ModeParams
 from twin.agents.population import (
-    ZONE_COLUMNS, add_population_parser, default_zone_table, population_main, read_zone_table,
+    ZONE_COLUMNS, default_zone_table, read_zone_table,
     synthesize_population)
+from twin.cli_population import add_population_parser, population_main
 from twin.errors import ScenarioError
 from twin.results import open_results
 

@@ -183,7 +183,7 @@ def test_same_seed_gives_identical_results_files(tmp_path):
     """STYLE §10: the same seed and inputs give byte-identical HDF5 datasets (here the whole file)."""
     import hashlib
 
-    from twin.cli import random_trips
+    from twin.demand import random_trips
     from twin.results import ResultsWriter
 
     city = twin.load_city("grid:6x6")
@@ -240,7 +240,7 @@ def test_given_routes_are_checked():
 
 
 def test_result_taken_mid_run_does_not_change():
-    from twin.cli import random_trips
+    from twin.demand import random_trips
 
     city = twin.load_city("grid:5x5")
     eng = TrafficEngine(city, random_trips(city, 2000, 900.0, 1), until_s=3000)
@@ -275,7 +275,7 @@ def test_insert_vehicle_and_arrival_event_on_the_simpy_clock():
     carries the exact arrival time. Nothing else changes: the other trips are conserved."""
     import simpy
 
-    from twin.cli import random_trips
+    from twin.demand import random_trips
 
     city = twin.load_city("grid:6x6")
     trips = random_trips(city, 300, 1800.0, 2)
@@ -308,7 +308,7 @@ def test_inserted_vehicles_run_exactly_as_the_same_vehicles_given_up_front():
     """Insertion keeps the kernel's departure contract without re-sorting: vehicles inserted
     mid-run (routed on free-flow costs) behave tick for tick as the same vehicles listed in
     the trips table from the start, on a loaded grid where they queue with the others."""
-    from twin.cli import random_trips
+    from twin.demand import random_trips
 
     city = twin.load_city("grid:5x5")
     trips = pd.DataFrame(random_trips(city, 2000, 1800.0, 3))
@@ -366,7 +366,7 @@ def test_vehicle_positions_and_arrival_lower_bounds():
     """Mid-run on a loaded, re-routing grid: the kernel helper finds every vehicle in the rings
     where the engine's vectorised scan (_on_road) finds it, and every vehicle's arrival lower
     bound is at most its actual arrival time (free-flow ticks are the fastest a link is run)."""
-    from twin.cli import random_trips
+    from twin.demand import random_trips
     from twin.kernels.traffic import vehicle_route_position
 
     city = twin.load_city("grid:5x5")
@@ -392,7 +392,7 @@ def test_vehicle_positions_and_arrival_lower_bounds():
 def test_ring_next_matches_the_routes_through_reroutes_and_closures():
     """The kernel's ring_next cache (the next link of each vehicle in a ring) equals
     route_seq[route index + 1] at every check, through re-routes, a closure and a reopening."""
-    from twin.cli import random_trips
+    from twin.demand import random_trips
 
     city = twin.load_city("grid:5x5")
     events = pd.DataFrame({"time_s": [600.0, 1500.0], "link": [12, 12], "action": ["close", "open"]})

@@ -9,7 +9,20 @@ import pytest
 import twin
 from twin.agents.population import synthesize_population
 from twin.errors import ScenarioError
-from twin.runner import RUN_STREAMS, _stream_seeds, car_trips, load_scenario, population_seed, run
+from twin.runner import RUN_STREAMS, load_scenario, run
+from twin.scenarios.population import car_trips
+from twin.scenarios.population import population_seed as _seed_of
+from twin.streams import StreamRegistry
+
+
+def population_seed(scenario, run_seed):
+    """The population seed of a scenario for a run seed (its [population] seed, or the stream's)."""
+    return _seed_of(scenario.groups["population"], StreamRegistry(run_seed, RUN_STREAMS))
+
+
+def _stream_seeds(seed):
+    reg = StreamRegistry(seed, RUN_STREAMS)
+    return {name: reg.int_seed(name) for name in RUN_STREAMS}
 
 TINY = ["run.until_s=7200", "population.persons=3000"]
 

@@ -1,0 +1,217 @@
+"""The EMS flow: calls, dispatch, units and hospitals (an event flow).
+
+Its tables are in :mod:`twin.scenarios.ems_tables`. At load time the flow maps them onto an
+:class:`~twin.emergency.EmsSpec` and its :class:`~twin.emergency.EmsLayout` on the city;
+at run time it builds a :class:`twin.agents.ems.CityModel` on the shared clock.
+
+Mapping (fidelity)
+------------------
+*Locations* are city nodes: stations first, then hospitals, then call locations, then the
+scenes other flows register (incidents), each node once. The static travel-time matrix is
+the least free-flow time between them divided by ``service.emergency_speed_factor`` per
+link. *Call locations*: with ``locations = "nodes"`` (default) a district's calls are spread
+over all of its nodes with equal weight (one EMS zone per node, rate = district rate / number
+of nodes); with ``"centroid"`` they all come from one node per district, the node nearest
+the mean coordinate of the district's nodes (its lowest-index node when the city has no
+coordinates). A city without districts is one district, ``"city"``. A district rate is
+``rate_per_h`` (a table by zone id, or one total split in proportion to the districts' node
+counts) or ``population / 1000 × rate_per_1000_per_day / 24`` per hour; districts without an
+entry get no calls, and no zones, unless another flow says calls may arise anywhere (crash
+calls: then every district with nodes has zones). Every district rate is multiplied by
+``hourly_profile[h]`` in hour ``h`` of the day (so a profile averaging 1 keeps the daily
+total), or by its own ``district_profiles[d][h]``. A call type takes ``share`` of a
+district's rate, times its ``district_multiplier[d]`` (default 1), unless it gives its own
+``rate_per_h`` (zone id -> calls/hour, times the district's profile). Any of these, or
+calls from presence, builds the per-(hour, zone, type) table ``EmsSpec.rate_table_per_h``
+(each cell its own Poisson process); otherwise the spec keeps the product form and its
+random draws.
+
+*Calls from presence* (a :class:`~twin.ports.Presence` port, e.g. ``[population]
+calls_from_presence``): in hour ``h`` district ``d`` gets ``r / 1000 / 24 × P[h, d] ×
+w[h]`` calls per hour, ``P`` the persons present, ``r`` the ``[calls]
+rate_per_1000_per_day`` (required; ``rate_per_h`` and ``population`` must then be absent),
+``w`` the ``hourly_profile`` (or the district's ``district_profiles`` entry), so the shift
+within the day between districts is kept; the zones' ``arrival_rate_per_h`` is then the
+daily mean (descriptive). The run's hour 0 is taken as midnight.
+
+*Move-up.* ``[dispatch] relocation = [{kinds = ["als", "bls"], table = [["central"],
+["central", "north"], ...]}]`` is a compliance table by station name: row ``n - 1`` lists
+the stations ``n`` available units should occupy (see :class:`twin.emergency.RelocationSpec`).
+Each station's ``ambulances`` become ALS units ``<station>-1``, ``<station>-2`` ... and its
+``als``, ``bls``, ``fire`` and ``police`` counts units ``<station>-<kind>-1`` ... of those
+kinds (a station with no count at all has one ambulance). A call type's ``requires = {fire =
+2, als = 1}`` names the units it needs and ``fallback = {als = "bls"}`` the substitutes
+(defaults: one ALS, ``als -> bls``). A call type that the stations' units cannot serve is an
+error at load time.
+
+The hospital a call goes to is fixed on static times, unless a hospital has ``diversion =
+true``: then it is chosen when the transport leaves the scene, on the current times,
+skipping hospitals on diversion. With a :class:`~twin.ports.LiveTravel` port (coupled
+traffic) travel times come from it; else they are the static matrix.
+
+Ports: provides :class:`~twin.ports.CallPlan` (plan time) and
+:class:`~twin.ports.CallIntake` (run time); uses :class:`~twin.ports.Presence` and
+:class:`~twin.ports.LiveTravel`. Streams: :data:`twin.emergency.STREAMS` (calls, dispatch,
+service, hospital, agents).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from twin.emergency import STREAMS
+from twin.flows import Flow, FlowResult
+from twin.ports import CallIntake, CallPlan, LiveTravel, Presence
+from twin.scenarios.ems_plan import EmsPlan
+from twin.scenarios.ems_tables import EMS_TABLES, CallTypeGroup
+
+__all__ = ["EmsFlow", "EmsPlan"]
+
+
+class _Intake:
+    """:class:`~twin.ports.CallIntake` on a built model."""
+
+    def __init__(self, model):
+        self.model = model
+        self.clock = model.env
+        self.result = None
+
+    def add_calls(self, time_s, zone_idx, type_idx, rng):
+        return self.model.add_calls(time_s, zone_idx, type_idx, rng)
+
+    def on_call(self, callback) -> None:
+        self.model.call_listeners.append(callback)
+
+    def incidents(self):
+        return None if self.result is None else self.result.incidents
+
+
+def _fmt_min(s):
+    return "-" if s is None or not math.isfinite(s) else f"{s / 60:.1f} min"
+
+
+def _fmt_pct(x):
+    return "-" if x is None or not math.isfinite(x) else f"{100 * x:.1f} %"
+
+
+class EmsFlow(Flow):
+    """Emergency response: calls from where people are, dispatch, units, hospitals."""
+
+    name = "ems"
+    tables = EMS_TABLES
+    streams = STREAMS
+    provides = (CallPlan, CallIntake)
+    uses = (Presence, LiveTravel)
+
+    def active(self, ctx):
+        return True
+
+    def plan(self, ctx):
+        groups = ctx.groups
+        if not groups["call_types"]:
+            groups["call_types"] = [CallTypeGroup(name="emergency")]
+        plan = EmsPlan(groups, ctx.city, ctx.source, ctx.port(Presence))
+        ctx.provide(CallPlan, plan)
+        return plan
+
+    def build(self, ctx):
+        from twin.agents.ems import CityModel
+
+        plan = ctx.plan(self)
+        spec, layout = plan.spec, plan.layout
+        live = ctx.port(LiveTravel)
+        svc = ctx.groups["service"]
+        travel = None
+        if live is not None:
+            travel = live.provider(layout.location_node_idx, emergency_speed_factor=svc.emergency_speed_factor,
+                                   queue_delay_share=svc.queue_delay_share)
+        streams = {name: ctx.streams.generator(name) for name in STREAMS}
+        incident_rng = ctx.streams.generator(plan.incident_stream) if plan.incident_stream else None
+        self.travel = travel
+        self.model = CityModel(spec, seed=ctx.seed, until_s=ctx.until_s, travel=travel, env=ctx.clock,
+                               streams=streams, incident_rng=incident_rng, start=False)
+        self.intake = _Intake(self.model)
+        ctx.provide(CallIntake, self.intake)
+
+    def start(self, ctx):
+        self.model.start()
+
+    def finish(self, ctx):
+        from twin.agents.ems import ems_result
+
+        plan = ctx.plan(self)
+        ems = ems_result(self.model, float(ctx.clock.now))
+        self.intake.result = ems
+        districts, gap = ems.district_kpis(plan.layout)
+        kpis = dict(ems.kpis)
+        hosp = ems.hospitals
+        n_arr, n_blk = int(hosp["arrivals"].sum()), int(hosp["blocked"].sum())
+        n_uns = kpis["n_lost"] + kpis["n_open"]
+        kpis.update(n_blocked=n_blk, blocking=n_blk / n_arr if n_arr else math.nan, n_unserved=n_uns,
+                    unserved_share=n_uns / kpis["n_calls"] if kpis["n_calls"] else math.nan)
+        kpis.update(gap)
+        days = ctx.until_s / 86400.0
+        lines = _report(kpis, ems, districts, days)
+
+        def write(writer):
+            ems.write(writer, layout=plan.layout)
+
+        header = f"{plan.spec.n_units} units, {plan.spec.n_hospitals} hospitals"
+        return FlowResult(self.name, kpis=kpis, lines=lines, write=write,
+                          values={"ems": ems, "districts": districts, "header": header})
+
+
+def _hospital_lines(k, ems):
+    lines = [f"{'hospital blocking':<34} {_fmt_pct(k['blocking'])}  ({k['n_blocked']} of "
+             f"{int(ems.hospitals['arrivals'].sum())} arrivals)"]
+    for _, h in ems.hospitals.iterrows():
+        lines.append(f"  {h['name']:<32} {h['beds']} beds, mean occupied {h['occupancy_mean']:.1f}, "
+                     f"blocking {_fmt_pct(h['blocking'])}")
+    if "boarding_mean_s" in k:                  # patient flow or diversion
+        lines += [f"{'ED boarding':<34} mean {_fmt_min(k['boarding_mean_s'])}, p90 {_fmt_min(k['boarding_p90_s'])}"
+                  f"  ({k['n_boarded']} patients boarded)",
+                  f"{'diversion':<34} {k['diversion_h']:.1f} h  ({k['n_diverted']} transports diverted)",
+                  f"{'inter-hospital transfers':<34} {k['n_transfers']}"
+                  + (f"  ({k['n_transfers_ambulance']} by ambulance, pick-up mean "
+                     f"{_fmt_min(k['transfer_pickup_mean_s'])})" if "n_transfers_ambulance" in k else ""),
+                  f"{'ward/ICU blocked':<34} {k['n_inpatient_blocked']}"]
+    return lines
+
+
+def _district_lines(k, districts):
+    gm = k["equity_gap_response_mean_s"]
+    if math.isfinite(gm):
+        lines = [f"{'equity gap, peripheral - central':<34} mean {gm / 60:+.1f} min, p90 "
+                 f"{k['equity_gap_response_p90_s'] / 60:+.1f} min, within target "
+                 f"{-100 * k['equity_gap_within_target'] + 0.0:+.1f} pp"]
+    else:
+        lines = [f"{'equity gap, peripheral - central':<34} - (no central or no peripheral calls)"]
+    lines += ["", f"  {'zone':<10} {'central':>7} {'calls':>6} {'mean':>9} {'p90':>9} {'in target':>10}"]
+    for _, d in districts.iterrows():
+        lines.append(f"  {d['name']:<10} {'yes' if d['central'] else '':>7} {d['n_calls']:>6} "
+                     f"{_fmt_min(d['response_mean_s']):>9} {_fmt_min(d['response_p90_s']):>9} "
+                     f"{_fmt_pct(d['within_target']):>10}")
+    return lines
+
+
+def _report(k, ems, districts, days):
+    """The KPI lines ``twin run`` prints for the EMS."""
+    lines = [f"{'calls':<34} {k['n_calls']:,}  ({k['n_calls'] / days:,.0f}/day; lost {k['n_lost']}, "
+             f"open {k['n_open']})",
+             f"{'response time mean':<34} {_fmt_min(k['response_mean_s'])}",
+             f"{'response time p90':<34} {_fmt_min(k['response_p90_s'])}"]
+    for p in (1, 2, 3):
+        if f"response_p{p}_within_target" in k:
+            lab = f"P{p} within {k[f'response_p{p}_target_s'] / 60:g} min"
+            lines.append(f"{lab:<34} {_fmt_pct(k[f'response_p{p}_within_target'])}  "
+                         f"({k[f'response_p{p}_n']} calls, mean {_fmt_min(k[f'response_p{p}_mean_s'])})")
+    lines += [f"{'unit utilisation (mean)':<34} {_fmt_pct(k['unit_utilisation_mean'])}",
+              f"{'dispatch wait (share waiting)':<34} {_fmt_pct(k['dispatch_wait_share'])}"]
+    lines += _hospital_lines(k, ems)
+    if "relocation_orders" in k:
+        lines.append(f"{'move-up relocations':<34} {k['relocation_moves']} moves "
+                     f"({k['relocation_refused']} refused, {k['relocation_diverted']} diverted to calls), "
+                     f"driving {k['relocation_driving_s'] / 3600:.1f} h")
+    return lines + _district_lines(k, districts)

@@ -1,0 +1,72 @@
+"""``twin run``: run a scenario, print each flow's report, write ``--out``."""
+
+from __future__ import annotations
+
+import sys
+
+from twin.errors import ScenarioError
+from twin.runner import builtin_scenarios, format_kpis, load_scenario, run, scenario_fields
+
+__all__ = ["add_run_parser", "run_main"]
+
+
+def add_run_parser(subparsers):
+    """Add ``twin run`` to the CLI's subparsers (``twin.cli.build_parser`` calls this)."""
+    p = subparsers.add_parser("run", help="run a scenario (EMS on a city, optionally coupled with traffic)",
+                              description="Run a scenario TOML file or a built-in scenario and print its KPIs.")
+    p.add_argument("scenario", nargs="?", help="scenario TOML file or built-in name (e.g. hefei_day)")
+    p.add_argument("--out", help="write the results file (HDF5) here")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    p.add_argument("--seed", type=int, help="run seed (default: [run] seed)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a scenario value, e.g. --set run.until_s=3600 --set hospitals.0.beds=20 (repeatable)")
+    p.add_argument("--list", action="store_true", help="list the built-in scenarios and exit")
+    p.add_argument("--keys", action="store_true", help="list every scenario key with its description and exit")
+    p.set_defaults(func=run_main)
+    return p
+
+
+def run_main(args) -> int:
+    """``twin run``: run, print the KPI report, write ``--out``."""
+    out = sys.stdout
+    if args.list:
+        for name in builtin_scenarios():
+            out.write(f"{name}\n")
+        return 0
+    if args.keys:
+        for key, desc in scenario_fields().items():
+            out.write(f"{key:<34} {desc}\n")
+        return 0
+    if not args.scenario:
+        raise ScenarioError(f"give a scenario file or built-in name; built-in scenarios: "
+                            f"{', '.join(builtin_scenarios())}")
+    scenario = load_scenario(args.scenario, overrides=args.overrides)
+    rg = scenario.run_group
+    bar = None
+    if not getattr(args, "quiet", False) and sys.stderr.isatty():
+        from tqdm import tqdm
+
+        bar = tqdm(total=round(rg.until_s), unit="sim-s", desc="run", leave=False)
+
+    def progress(done_s, total_s):
+        if bar is not None:
+            bar.update(round(done_s) - bar.n)
+
+    try:
+        res = run(scenario, seed=args.seed, out=args.out, progress=progress, overwrite=args.overwrite)
+    finally:
+        if bar is not None:
+            bar.close()
+    city = scenario.city
+    parts = [r.values["header"] for r in res.flows.values() if "header" in r.values]
+    if res.traffic is None:
+        parts.append("static free-flow travel times")
+    out.write(f"scenario {scenario.name} on {city.name} ({city.n_nodes:,} nodes): {rg.until_s / 3600:g} h, seed "
+              f"{res.seed}, {'; '.join(parts)}\n")
+    if rg.description:
+        out.write(f"{rg.description}\n")
+    out.write(f"simulated in {res.wall_s:.2f} s wall\n\n")
+    out.write(format_kpis(res))
+    if res.path is not None:
+        out.write(f"\nwrote {res.path}\n")
+    return 0

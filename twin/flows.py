@@ -1,0 +1,310 @@
+"""Flows on one clock: the contract a part of the city implements, and the simulation that runs them.
+
+A *flow* (STYLE §15) owns one part of the city's dynamics — population, traffic, EMS,
+crashes, incidents; later hazards or an epidemic. It declares
+
+* ``tables``: the scenario tables it owns (:class:`twin.spec.Table`), and ``renamed``
+  keys that moved into them;
+* ``streams``: its random stream names, appended to the run's
+  :class:`~twin.streams.StreamRegistry` in flow order;
+* ``provides`` / ``needs`` / ``uses``: the ports (:mod:`twin.ports`) it offers, requires and
+  may use when offered. Flows never import each other; they meet through ports;
+
+and implements the steps
+
+* ``active(ctx)``: whether this scenario uses it (default: one of its tables is present);
+* ``plan(ctx)``: load-time validation on the city (located :class:`ScenarioError` s) and
+  whatever the run needs that does not change during it (a spec, a population); may
+  ``ctx.provide`` plan-time ports. The plan is what ``Scenario.plans[name]`` holds;
+* ``build(ctx)``: allocate the run's state (arrays, agents) and provide run-time ports;
+* ``start(ctx)``: register processes on the shared clock ``ctx.clock`` (event flows) or a
+  block advance (array flows: advance to ``t`` before any other event at ``t`` reads them);
+* ``finish(ctx) -> FlowResult``: tables, KPIs with units, the results-file section, report
+  lines.
+
+Flows run in *dependency order*: a flow comes after every flow that provides a port it
+needs or uses, ties broken by the order of the flow list (which also fixes the stream
+order). :class:`Simulation` owns the clock (one :class:`simpy.Environment`, seconds from
+the start), builds the stream registry and the active flows, starts them in that order, runs
+and finishes. The core names no flow.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass, field
+
+from twin.errors import ScenarioError
+
+__all__ = ["Flow", "FlowResult", "PlanContext", "RunContext", "Simulation", "flow_order", "plan_flows",
+           "stream_names", "flow_tables"]
+
+logger = logging.getLogger(__name__)
+
+
+class Flow:
+    """Base of a flow: class attributes declare it, methods are its steps (see the module
+    docstring). Subclasses override what they need; the defaults do nothing."""
+
+    name: str = ""
+    tables: tuple = ()
+    renamed: dict = {}
+    streams: tuple = ()
+    provides: tuple = ()
+    needs: tuple = ()
+    uses: tuple = ()
+
+    def active(self, ctx: "PlanContext") -> bool:
+        return any(ctx.groups.get(t.name) not in (None, []) for t in self.tables)
+
+    def plan(self, ctx: "PlanContext"):
+        return None
+
+    def build(self, ctx: "RunContext") -> None:
+        pass
+
+    def start(self, ctx: "RunContext") -> None:
+        pass
+
+    def finish(self, ctx: "RunContext") -> "FlowResult":
+        return FlowResult(self.name)
+
+    def __repr__(self):
+        return f"<flow {self.name}>"
+
+
+@dataclass
+class FlowResult:
+    """What a flow's ``finish`` returns.
+
+    Attributes
+    ----------
+    name : str
+        The flow's name.
+    kpis : dict
+        KPIs (units in the names), merged into ``RunResult.kpis`` in flow order.
+    values : dict
+        Named results (tables, result objects), readable as ``RunResult.<name>``.
+    lines : list of str
+        Report lines, ``twin run`` prints them in flow order (a section each).
+    meta : dict
+        Entries for the results file's ``/meta``.
+    write : callable(writer) or None
+        Writes the flow's section of the results file.
+    """
+
+    name: str
+    kpis: dict = field(default_factory=dict)
+    values: dict = field(default_factory=dict)
+    lines: list = field(default_factory=list)
+    meta: dict = field(default_factory=dict)
+    write: object = None
+
+
+def _ports_of(flow, attr):
+    return tuple(getattr(flow, attr) or ())
+
+
+def flow_order(flows) -> list:
+    """The flows in dependency order: providers before the flows that need or use their
+    ports, ties by list position. A cycle or a needed port nobody provides is an error."""
+    flows = list(flows)
+    names = [f.name for f in flows]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup or not all(names):
+        raise ScenarioError(f"flow names must be unique and non-empty; found {names}")
+    providers = {}
+    for f in flows:
+        for p in _ports_of(f, "provides"):
+            providers.setdefault(p, []).append(f)
+    for f in flows:
+        for p in _ports_of(f, "needs"):
+            if p not in providers:
+                raise ScenarioError(f"flow {f.name!r} needs port {p.__name__}, which no flow provides "
+                                    f"(flows: {', '.join(names)})")
+    deps = {f.name: {g.name for p in _ports_of(f, "needs") + _ports_of(f, "uses") for g in providers.get(p, ())
+                     if g is not f} for f in flows}
+    done, out = set(), []
+    while len(out) < len(flows):
+        ready = [f for f in flows if f.name not in done and deps[f.name] <= done]
+        if not ready:
+            left = [f.name for f in flows if f.name not in done]
+            raise ScenarioError(f"flows {left} depend on each other's ports in a cycle")
+        out.append(ready[0])
+        done.add(ready[0].name)
+    return out
+
+
+def stream_names(flows) -> tuple:
+    """The run's stream names: each flow's ``streams`` in flow-list order."""
+    return tuple(s for f in flows for s in f.streams)
+
+
+def flow_tables(core_tables, flows) -> tuple:
+    """Every scenario table: the core's first, then each flow's in flow-list order."""
+    return tuple(core_tables) + tuple(t for f in flows for t in f.tables)
+
+
+class _Ports:
+    """Ports offered so far: port type -> the object that implements it."""
+
+    def __init__(self):
+        self._ports = {}
+
+    def provide(self, port, impl) -> None:
+        if port in self._ports:
+            raise ScenarioError(f"port {port.__name__} is provided twice")
+        self._ports[port] = impl
+
+    def port(self, port, default=None):
+        """The object offering ``port``, or ``default`` when no active flow offers it."""
+        return self._ports.get(port, default)
+
+    def has(self, port) -> bool:
+        return port in self._ports
+
+
+@dataclass(eq=False)
+class PlanContext(_Ports):
+    """What ``Flow.active`` and ``Flow.plan`` see at load time.
+
+    Attributes
+    ----------
+    groups : dict
+        Table name -> validated group (lists for arrays, None for absent optional tables).
+    city : twin.graph.City
+    source : str
+        Label for messages (the file name, with "(with --set overrides)").
+    path : pathlib.Path or None
+        The scenario file (relative paths in it resolve against its folder).
+    seed : int
+        The run seed the plans are made for.
+    streams : twin.streams.StreamRegistry
+        The run's streams (a plan may draw, e.g. a population synthesised on its stream).
+    previous : dict
+        Plans of an earlier planning of the same scenario (flow name -> plan), which a flow
+        may reuse when they do not depend on what changed (the seed).
+    """
+
+    groups: dict
+    city: object
+    source: str
+    path: object
+    seed: int
+    streams: object
+    previous: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        _Ports.__init__(self)
+
+
+@dataclass(eq=False)
+class RunContext(_Ports):
+    """What ``Flow.build``, ``start`` and ``finish`` see: the clock, streams, plans, ports.
+
+    Attributes
+    ----------
+    clock : simpy.Environment
+        The one clock, float seconds from the start of the scenario.
+    streams : twin.streams.StreamRegistry
+    scenario : object
+        The loaded scenario (``groups``, ``city``, ``plans``, ``source``, ``path``).
+    seed : int
+    until_s : float
+        The run's horizon: calls and arrivals on ``[0, until_s)``.
+    """
+
+    clock: object
+    streams: object
+    scenario: object
+    seed: int
+    until_s: float
+
+    def __post_init__(self):
+        _Ports.__init__(self)
+
+    @property
+    def groups(self) -> dict:
+        return self.scenario.groups
+
+    @property
+    def city(self):
+        return self.scenario.city
+
+    def plan(self, flow):
+        return self.scenario.plans.get(flow.name)
+
+
+def plan_flows(flows, ctx: PlanContext) -> tuple:
+    """Plan the active flows (classes) in dependency order; returns ``(active flow classes,
+    plans by name)``. A plan with a ``seal()`` method is sealed once every flow is planned
+    (flows planned later may have registered things with it through a port)."""
+    active, plans = [], {}
+    for cls in flow_order(flows):
+        f = cls()
+        if f.active(ctx):
+            plans[f.name] = f.plan(ctx)
+            active.append(cls)
+    for plan in plans.values():
+        if hasattr(plan, "seal"):
+            plan.seal()
+    return tuple(active), plans
+
+
+class Simulation:
+    """One run of a scenario's active flows on one clock.
+
+    Parameters
+    ----------
+    scenario : object
+        A loaded scenario with ``flows`` (the active flow classes in dependency order), ``plans``,
+        ``groups``, ``city``.
+    seed : int
+        The run seed (its streams: :class:`~twin.streams.StreamRegistry` of
+        ``scenario.stream_names``).
+    until_s : float
+        Calls and arrivals on ``[0, until_s)``.
+    drain : bool
+        After ``until_s``, run on until the clock has no event left.
+    """
+
+    def __init__(self, scenario, *, seed, until_s, drain=True):
+        import simpy
+
+        from twin.streams import StreamRegistry
+
+        self.scenario = scenario
+        self.flows = tuple(cls() for cls in scenario.flows)     # fresh flow objects: one run's state
+        self.ctx = RunContext(clock=simpy.Environment(), streams=StreamRegistry(seed, scenario.stream_names),
+                              scenario=scenario, seed=seed, until_s=float(until_s))
+        self.drain = bool(drain)
+
+    def run(self, progress=None) -> dict:
+        """Build, start, run and finish every flow; returns ``flow name -> FlowResult``.
+
+        ``progress(done_s, total_s)`` is called after every simulated hour up to ``until_s``
+        (running in hour steps does not change the event order).
+        """
+        ctx = self.ctx
+        for f in self.flows:
+            f.build(ctx)
+        for f in self.flows:
+            f.start(ctx)
+        env, until = ctx.clock, ctx.until_s
+        logger.info("simulation: flows %s until %.0f s", ", ".join(f.name for f in self.flows), until)
+        if progress is not None:
+            t = 0.0
+            while t < until:
+                t = min(t + 3600.0, until)
+                env.run(until=t)
+                progress(t, until)
+        else:
+            env.run(until=until)
+        if self.drain:
+            env.run()
+        results = {}
+        for f in self.flows:
+            r = f.finish(ctx)
+            results[f.name] = dataclasses.replace(r, name=f.name) if r.name != f.name else r
+        return results

@@ -1,0 +1,90 @@
+"""Ports: the small protocols through which flows meet (STYLE §15).
+
+A flow *provides* a port by handing an object that implements it to the context
+(``ctx.provide(Port, obj)``) and *uses* one by asking for it (``ctx.port(Port)``). The
+protocols say what a caller may rely on, with units; they are defined here, in the core, so
+no flow imports another. Plan-time ports are offered while a scenario loads
+(:class:`twin.flows.PlanContext`), run-time ports while a run builds
+(:class:`twin.flows.RunContext`).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+__all__ = ["Presence", "TripDemand", "LiveTravel", "Exposure", "CallPlan", "CallIntake"]
+
+
+class Presence(Protocol):
+    """Plan time: where people are, hour by hour (a synthetic population)."""
+
+    def present_by_zone(self):
+        """Persons present per city zone at 00:00, 01:00 ... 23:00: a DataFrame (24, n_zones)
+        in ``City.zone_ids`` order."""
+
+
+class TripDemand(Protocol):
+    """Plan time: background car trips for the traffic flow (a population's car legs)."""
+
+    #: The shortest traffic horizon the demand needs, seconds (a day of car legs: 86,400).
+    min_horizon_s: float
+
+    def trips(self):
+        """Trips ``origin``, ``destination`` (node ids), ``depart_s`` (seconds), depart order."""
+
+
+class LiveTravel(Protocol):
+    """Run time: travel times and vehicles on live traffic (the traffic flow)."""
+
+    def provider(self, location_node_idx, *, emergency_speed_factor=1.0, queue_delay_share=1.0):
+        """A travel-time provider over these city nodes (``time_s(o, d)`` in seconds between
+        location indices; with units as vehicles also ``drive(...)``), kept in step with the
+        traffic on the shared clock."""
+
+
+class Exposure(Protocol):
+    """Run time: what the traffic has driven, and a hook at each synchronisation."""
+
+    #: Link lengths, metres (City order).
+    length_m: object
+
+    def link_exits(self):
+        """Vehicles that have left each link so far (float array, City link order)."""
+
+    def on_sync(self, callback) -> None:
+        """Call ``callback(now_s, next_sync_s)`` after each synchronisation with the clock."""
+
+
+class CallPlan(Protocol):
+    """Plan time: the emergency calls' geography and types (the EMS flow)."""
+
+    n_zones: int
+
+    def zone_of_node(self):
+        """EMS zone of every city node (int array, -1 for none)."""
+
+    def call_type_index(self, name, where) -> int:
+        """Index of call type ``name``; a located ScenarioError when there is none."""
+
+    def check_servable(self, name, where) -> None:
+        """A located ScenarioError when the stations' units cannot serve call type ``name``."""
+
+    def add_incidents(self, incidents, stream) -> None:
+        """Scripted incidents (``twin.emergency.IncidentSpec`` with ``location_idx`` a city
+        node index), drawn from run stream ``stream``."""
+
+
+class CallIntake(Protocol):
+    """Run time: calls into the dispatch centre (the EMS flow)."""
+
+    clock: object
+
+    def add_calls(self, time_s, zone_idx, type_idx, rng):
+        """Calls arising during the run (times ascending, ``>= clock.now``, seconds); each
+        call's dice from ``rng``. Returns their call indices."""
+
+    def on_call(self, callback) -> None:
+        """Call ``callback(call_idx, time_s, priority)`` when a call reaches dispatch."""
+
+    def incidents(self):
+        """After the run: one row per scripted incident (DataFrame) or None."""
