@@ -15,9 +15,9 @@ uses :class:`~twin.ports.Exposure` (the traffic).
 
 from __future__ import annotations
 
-import numpy as np
-
 from dataclasses import dataclass
+
+import numpy as np
 
 from twin.flows import Flow, FlowResult
 from twin.ports import CallIntake, CallPlan, Exposure

@@ -59,7 +59,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 
 from twin.emergency import STREAMS
 from twin.flows import Flow, FlowResult

@@ -4,7 +4,7 @@ Floors, top to bottom (a module may import its own floor and the floors below it
 
     cli         twin.cli, twin.cli_* (parses, prints, draws bars)
     studies     twin.ensemble (later optimise, forecast)
-    runner      twin.runner (assembles a Simulation from a scenario's flows)
+    runner      twin.runner, twin.scenario (load a scenario, assemble a Simulation of its flows)
     flows       twin.scenarios.* (one module per flow, and the built-in flow list)
     agents      twin.agents.*
     core        twin.* (clock, flows contract, ports, spec machinery, streams, graph, results ...)
@@ -39,7 +39,7 @@ def layer_of(module):
         return "cli"
     if module == "twin.ensemble":
         return "studies"
-    if module == "twin.runner":
+    if module in ("twin.runner", "twin.scenario"):
         return "runner"
     for pkg, name in (("twin.scenarios", "flows"), ("twin.agents", "agents"), ("twin.viz", "viz"),
                       ("twin.data", "data"), ("twin.kernels", "kernels")):
