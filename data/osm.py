@@ -615,16 +615,9 @@ class _Segments:
         self.key_table = []  # (highway, lanes, speed_mps, capacity_veh_per_h, oneway)
 
 
-def _build_segments(parsed, source, meta):
-    segs = _Segments()
-    node_index = {}
+def _key_indexer(segs):
+    """Return ``key_of(highway, lanes, speed, oneway)``: the index of that key in ``segs.key_table``, added if new."""
     key_index = {}
-    coords = parsed.coords
-    bad = parsed.bad_coords
-    n_lanes_default = n_speed_default = n_too_short = n_split = 0
-    n_drivable_missing = n_drivable_ways_missing = 0
-    speed_unparsed = Counter()
-    oneway_unrecognised = Counter()
 
     def key_of(highway, lanes, speed, oneway):
         cap = HIGHWAY_DEFAULTS[highway].capacity_veh_per_h_per_lane * lanes
@@ -634,6 +627,13 @@ def _build_segments(parsed, source, meta):
             idx = key_index[k] = len(segs.key_table)
             segs.key_table.append(k)
         return idx
+
+    return key_of
+
+
+def _node_indexer(segs, coords, bad, source):
+    """Return ``index_of(ref, way_id)``: the segment-graph index of OSM node ``ref``, added if new."""
+    node_index = {}
 
     def index_of(ref, way_id):
         idx = node_index.get(ref)
@@ -651,6 +651,66 @@ def _build_segments(parsed, source, meta):
             segs.lat.append(lat)
         return idx
 
+    return index_of
+
+
+def _present_runs(refs, coords, bad):
+    """Split ``refs`` at nodes absent from the file, merging consecutive repeats.
+
+    Returns the runs of at least two nodes and the number of absent refs.
+    """
+    runs = [[]]
+    n_missing = 0
+    for r in refs:
+        if r in coords or r in bad:
+            if not runs[-1] or runs[-1][-1] != r:
+                runs[-1].append(r)
+        else:
+            n_missing += 1
+            if runs[-1]:
+                runs.append([])
+    return [run for run in runs if len(run) >= 2], n_missing
+
+
+def _way_speeds(tags, direction, defaults, speed_unparsed):
+    """Free speeds ``(forward, backward)`` in m/s, and whether a default was used.
+
+    An unparsable ``maxspeed`` is counted in ``speed_unparsed``.
+    """
+    base = tags.get("maxspeed")
+    speed_base = _speed_mps(base)
+    if base is not None and speed_base is None:
+        speed_unparsed[base] += 1
+    default_speed = kmh_to_mps(defaults.free_speed_kmh)
+    fwd_tag = "maxspeed:backward" if direction == -1 else "maxspeed:forward"
+    speed_fwd = _speed_mps(tags.get(fwd_tag)) or speed_base
+    speed_bwd = _speed_mps(tags.get("maxspeed:backward")) or speed_base
+    defaulted = speed_fwd is None or (direction == 0 and speed_bwd is None)
+    return speed_fwd or default_speed, speed_bwd or default_speed, defaulted
+
+
+def _append_segments(segs, pairs, key, way_idx, reverse):
+    """Append one segment per node pair (``b -> a`` when ``reverse``) with attribute key ``key``."""
+    for a, b in pairs:
+        if reverse:
+            a, b = b, a
+        segs.u.append(a)
+        segs.v.append(b)
+        segs.key.append(key)
+        segs.way.append(way_idx)
+
+
+def _build_segments(parsed, source, meta):
+    segs = _Segments()
+    coords = parsed.coords
+    bad = parsed.bad_coords
+    n_lanes_default = n_speed_default = n_too_short = n_split = 0
+    n_drivable_missing = n_drivable_ways_missing = 0
+    speed_unparsed = Counter()
+    oneway_unrecognised = Counter()
+    key_of = _key_indexer(segs)
+    index_of = _node_indexer(segs, coords, bad, source)
+
     for way_id, refs, tags in parsed.ways:
         highway = tags["highway"]
         defaults = HIGHWAY_DEFAULTS[highway]
@@ -661,17 +721,7 @@ def _build_segments(parsed, source, meta):
             refs = refs[::-1]  # osmnx reverses the node list of a reversed oneway first
 
         # split at refs absent from the file; merge consecutive repeats
-        runs = [[]]
-        n_missing = 0
-        for r in refs:
-            if r in coords or r in bad:
-                if not runs[-1] or runs[-1][-1] != r:
-                    runs[-1].append(r)
-            else:
-                n_missing += 1
-                if runs[-1]:
-                    runs.append([])
-        runs = [run for run in runs if len(run) >= 2]
+        runs, n_missing = _present_runs(refs, coords, bad)
         if n_missing:
             n_drivable_missing += n_missing
             n_drivable_ways_missing += 1
@@ -683,18 +733,9 @@ def _build_segments(parsed, source, meta):
 
         (lanes_fwd, lanes_bwd), lanes_defaulted = _lanes(tags, direction, defaults.lanes)
         n_lanes_default += lanes_defaulted
-        base = tags.get("maxspeed")
-        speed_base = _speed_mps(base)
-        if base is not None and speed_base is None:
-            speed_unparsed[base] += 1
-        default_speed = kmh_to_mps(defaults.free_speed_kmh)
-        fwd_tag = "maxspeed:backward" if direction == -1 else "maxspeed:forward"
-        speed_fwd = _speed_mps(tags.get(fwd_tag)) or speed_base
-        speed_bwd = _speed_mps(tags.get("maxspeed:backward")) or speed_base
-        if speed_fwd is None or (direction == 0 and speed_bwd is None):
+        speed_fwd, speed_bwd, speed_defaulted = _way_speeds(tags, direction, defaults, speed_unparsed)
+        if speed_defaulted:
             n_speed_default += 1
-        speed_fwd = speed_fwd or default_speed
-        speed_bwd = speed_bwd or default_speed
 
         way_idx = len(segs.way_id)
         segs.way_id.append(way_id)
@@ -705,18 +746,10 @@ def _build_segments(parsed, source, meta):
         for run in runs:
             idx = [index_of(r, way_id) for r in run]
             pairs.extend(zip(idx[:-1], idx[1:]))
-        for a, b in pairs:
-            segs.u.append(a)
-            segs.v.append(b)
-            segs.key.append(key_fwd)
-            segs.way.append(way_idx)
+        _append_segments(segs, pairs, key_fwd, way_idx, reverse=False)
         if not oneway:
             key_bwd = key_of(highway, lanes_bwd, speed_bwd, False)
-            for a, b in pairs:
-                segs.u.append(b)
-                segs.v.append(a)
-                segs.key.append(key_bwd)
-                segs.way.append(way_idx)
+            _append_segments(segs, pairs, key_bwd, way_idx, reverse=True)
 
     meta.update(
         n_drivable_ways=len(parsed.ways),
@@ -781,11 +814,12 @@ def _segment_links(u, v, seg_idx, kept_nodes):
     return links
 
 
-def _simplify(n_nodes, u_arr, v_arr, segs, seg_len, seg_idx, merge, meta):
-    """Collapse interstitial nodes following osmnx ``simplify_graph`` (see module docstring)."""
-    u = u_arr.tolist()
-    v = v_arr.tolist()
-    key = segs.key
+def _adjacency(n_nodes, u, v, seg_idx):
+    """Per node: outgoing and incoming kept segments, distinct successors, and the nodes that have any.
+
+    ``succ[x]`` maps each distinct successor, in first-insertion order, to its first segment
+    (networkx order); it is None for a node with no kept segment.
+    """
     out_segs = [[] for _ in range(n_nodes)]
     in_segs = [[] for _ in range(n_nodes)]
     for s in seg_idx.tolist():
@@ -799,38 +833,48 @@ def _simplify(n_nodes, u_arr, v_arr, segs, seg_len, seg_idx, merge, meta):
         for s in out_segs[x]:
             first.setdefault(v[s], s)
         succ[x] = first
+    return out_segs, in_segs, succ, active
 
-    def endpoint(x):
-        outs = out_segs[x]
-        ins = in_segs[x]
-        if not outs or not ins:
-            return True
-        neighbours = set(succ[x])
-        neighbours.update(u[s] for s in ins)
-        if x in neighbours:
-            return True
-        if len(neighbours) != 2 or len(outs) + len(ins) not in (2, 4):
-            return True
-        if not merge:
-            for s_in in ins:
-                for s_out in outs:
-                    if v[s_out] != u[s_in] and key[s_out] != key[s_in]:
-                        return True
-        return False
 
-    endpoints = {x for x in active if endpoint(x)}
-    n_ring_loops = 0
+def _is_endpoint(x, out_segs, in_segs, succ, u, v, key, merge):
+    """osmnx's endpoint rule, plus an attribute change along a direction of travel unless ``merge``."""
+    outs = out_segs[x]
+    ins = in_segs[x]
+    if not outs or not ins:
+        return True
+    neighbours = set(succ[x])
+    neighbours.update(u[s] for s in ins)
+    if x in neighbours:
+        return True
+    if len(neighbours) != 2 or len(outs) + len(ins) not in (2, 4):
+        return True
     if not merge:
-        # a component with no endpoint (a bare ring) becomes a self-loop at the node met first
-        n_comp, labels = _weak_components(n_nodes, u_arr[seg_idx], v_arr[seg_idx])
-        has_endpoint = np.zeros(n_comp, dtype=bool)
-        has_endpoint[labels[list(endpoints)]] = True
-        for x in active:
-            if not has_endpoint[labels[x]]:
-                endpoints.add(x)
-                has_endpoint[labels[x]] = True
-                n_ring_loops += 1
+        for s_in in ins:
+            for s_out in outs:
+                if v[s_out] != u[s_in] and key[s_out] != key[s_in]:
+                    return True
+    return False
 
+
+def _add_ring_endpoints(endpoints, active, n_nodes, u_arr, v_arr, seg_idx):
+    """Make the first node of each component with no endpoint (a bare ring) an endpoint; return how many."""
+    n_ring_loops = 0
+    n_comp, labels = _weak_components(n_nodes, u_arr[seg_idx], v_arr[seg_idx])
+    has_endpoint = np.zeros(n_comp, dtype=bool)
+    has_endpoint[labels[list(endpoints)]] = True
+    for x in active:
+        if not has_endpoint[labels[x]]:
+            endpoints.add(x)
+            has_endpoint[labels[x]] = True
+            n_ring_loops += 1
+    return n_ring_loops
+
+
+def _chain_paths(endpoints, succ):
+    """Walk from each endpoint through interstitial nodes (osmnx ``_get_paths_to_simplify``).
+
+    Returns the ``(nodes, segments)`` paths and the number of unexpected patterns met.
+    """
     paths = []
     n_quirks = 0
     for e in sorted(endpoints):
@@ -865,7 +909,11 @@ def _simplify(n_nodes, u_arr, v_arr, segs, seg_len, seg_idx, merge, meta):
                         raise NetworkError(f"internal error: simplification branched at segment node {cur}")
                 break
             paths.append((nodes_p, segs_p))
+    return paths, n_quirks
 
+
+def _paths_to_links(u, v, seg_idx, paths, active):
+    """Links: the segments between kept nodes, then the simplified paths; and the kept nodes."""
     removed = set()
     for nodes_p, _ in paths:
         removed.update(nodes_p[1:-1])
@@ -883,6 +931,23 @@ def _simplify(n_nodes, u_arr, v_arr, segs, seg_len, seg_idx, merge, meta):
             links.segs.append(segs_p)
             links.path.append(nodes_p)
     nodes = np.array([x for x in active if x not in removed], dtype=np.int64)
+    return links, nodes
+
+
+def _simplify(n_nodes, u_arr, v_arr, segs, seg_len, seg_idx, merge, meta):
+    """Collapse interstitial nodes following osmnx ``simplify_graph`` (see module docstring)."""
+    u = u_arr.tolist()
+    v = v_arr.tolist()
+    key = segs.key
+    out_segs, in_segs, succ, active = _adjacency(n_nodes, u, v, seg_idx)
+    endpoints = {x for x in active if _is_endpoint(x, out_segs, in_segs, succ, u, v, key, merge)}
+    n_ring_loops = 0
+    if not merge:
+        # a component with no endpoint (a bare ring) becomes a self-loop at the node met first
+        n_ring_loops = _add_ring_endpoints(endpoints, active, n_nodes, u_arr, v_arr, seg_idx)
+
+    paths, n_quirks = _chain_paths(endpoints, succ)
+    links, nodes = _paths_to_links(u, v, seg_idx, paths, active)
 
     n_rings_removed = 0
     if merge:
@@ -942,17 +1007,23 @@ def _remove_rings(links, nodes, n_nodes):
 # --------------------------------------------------------------------------- output
 
 
-def _assemble(name, source, links, segs, lon_all, lat_all, seg_len, meta):
+def _sorted_nodes(links, segs):
+    """Kept segment-graph nodes sorted by OSM id, the OSM ids of all nodes, and the old -> new index map."""
     nodes = links.nodes
     osm_ids = np.asarray(segs.node_osm_id, dtype=np.int64)
     order = np.argsort(osm_ids[nodes], kind="stable")
     nodes = nodes[order]
     new_index = np.full(len(osm_ids), -1, dtype=np.int64)
     new_index[nodes] = np.arange(len(nodes))
-    lon = lon_all[nodes]
-    lat = lat_all[nodes]
+    return nodes, osm_ids, new_index
 
-    # projection about the centre of the kept nodes' bounding box
+
+def _projection(lon, lat):
+    """Equirectangular projection about the centre of the bounding box of ``lon``/``lat``.
+
+    Returns ``project(lon_deg, lat_deg) -> (x_m, y_m)``, ``lon0``, ``lat0`` and the worst
+    east-west scale error over the latitude range.
+    """
     lon0 = 0.5 * (lon.min() + lon.max())
     lat0 = 0.5 * (lat.min() + lat.max())
     cos0 = math.cos(math.radians(lat0))
@@ -963,60 +1034,95 @@ def _assemble(name, source, links, segs, lon_all, lat_all, seg_len, meta):
             EARTH_RADIUS_M * np.radians(lat_deg - lat0),
         )
 
-    x_m, y_m = project(lon, lat)
     lat_far = np.radians(np.array([lat.min(), lat.max()]))
     max_scale_error = float(np.max(np.abs(np.cos(lat_far) / cos0 - 1.0)))
+    return project, lon0, lat0, max_scale_error
+
+
+def _chain_summary(chain, segs, seg_len):
+    """For a link's segment chain: the dominant segment, total length, merged highway and any-oneway."""
+    key_table = segs.key_table
+    seg_key = segs.key
+    seg_way = segs.way
+    if len(chain) == 1:
+        dominant = chain[0]
+        length = float(seg_len[dominant])
+        merged = key_table[seg_key[dominant]][0]
+        any_oneway = key_table[seg_key[dominant]][4]
+    else:
+        by_way = {}
+        for s in chain:
+            by_way[seg_way[s]] = by_way.get(seg_way[s], 0.0) + float(seg_len[s])
+        best_way = max(by_way, key=by_way.__getitem__)  # first maximum along the link
+        dominant = next(s for s in chain if seg_way[s] == best_way)
+        length = float(sum(seg_len[s] for s in chain))
+        merged = "+".join(sorted({key_table[seg_key[s]][0] for s in chain}))
+        any_oneway = any(key_table[seg_key[s]][4] for s in chain)
+    return dominant, length, merged, any_oneway
+
+
+def _link_columns(links, link_order, segs, seg_len):
+    """Per-link columns in ``link_order``, the polyline index pointer and the polyline node indices."""
+    n_links = len(link_order)
+    key_table = segs.key_table
+    seg_way = segs.way
+    cols = {
+        "length_m": np.empty(n_links),
+        "speed": np.empty(n_links),
+        "lanes": np.empty(n_links),
+        "capacity": np.empty(n_links),
+        "oneway": np.empty(n_links, dtype=bool),
+        "way_id": np.empty(n_links, dtype=np.int64),
+        "highway": np.empty(n_links, dtype=object),
+        "highway_merged": np.empty(n_links, dtype=object),
+        "way_name": np.empty(n_links, dtype=object),
+    }
+    geom_len = np.empty(n_links + 1, dtype=np.int64)
+    geom_len[0] = 0
+    geom_nodes = []
+    for out_i, i in enumerate(link_order.tolist()):
+        dominant, length, merged, any_oneway = _chain_summary(links.segs[i], segs, seg_len)
+        hw, n_lanes, speed_mps, cap, _ = key_table[segs.key[dominant]]
+        cols["length_m"][out_i] = length
+        cols["speed"][out_i] = speed_mps
+        cols["lanes"][out_i] = n_lanes
+        cols["capacity"][out_i] = cap
+        cols["oneway"][out_i] = any_oneway
+        cols["way_id"][out_i] = segs.way_id[seg_way[dominant]]
+        cols["way_name"][out_i] = segs.way_name[seg_way[dominant]]
+        cols["highway"][out_i] = hw
+        cols["highway_merged"][out_i] = merged
+        geom_nodes.extend(links.path[i])
+        geom_len[out_i + 1] = len(links.path[i])
+    geom_indptr = np.cumsum(geom_len)
+    geom_nodes = np.asarray(geom_nodes, dtype=np.int64)
+    return cols, geom_indptr, geom_nodes
+
+
+def _assemble(name, source, links, segs, lon_all, lat_all, seg_len, meta):
+    nodes, osm_ids, new_index = _sorted_nodes(links, segs)
+    lon = lon_all[nodes]
+    lat = lat_all[nodes]
+
+    # projection about the centre of the kept nodes' bounding box
+    project, lon0, lat0, max_scale_error = _projection(lon, lat)
+    x_m, y_m = project(lon, lat)
 
     tail = new_index[np.asarray(links.tail, dtype=np.int64)]
     head = new_index[np.asarray(links.head, dtype=np.int64)]
     link_order = np.lexsort((head, tail))  # stable: by tail, then head, then build order
     n_links = len(link_order)
 
-    key_table = segs.key_table
-    seg_key = segs.key
-    seg_way = segs.way
-    length_m = np.empty(n_links)
-    speed = np.empty(n_links)
-    lanes = np.empty(n_links)
-    capacity = np.empty(n_links)
-    oneway = np.empty(n_links, dtype=bool)
-    way_id = np.empty(n_links, dtype=np.int64)
-    highway = np.empty(n_links, dtype=object)
-    highway_merged = np.empty(n_links, dtype=object)
-    way_name = np.empty(n_links, dtype=object)
-    geom_len = np.empty(n_links + 1, dtype=np.int64)
-    geom_len[0] = 0
-    geom_nodes = []
-    for out_i, i in enumerate(link_order.tolist()):
-        chain = links.segs[i]
-        if len(chain) == 1:
-            dominant = chain[0]
-            length = float(seg_len[dominant])
-            merged = key_table[seg_key[dominant]][0]
-            any_oneway = key_table[seg_key[dominant]][4]
-        else:
-            by_way = {}
-            for s in chain:
-                by_way[seg_way[s]] = by_way.get(seg_way[s], 0.0) + float(seg_len[s])
-            best_way = max(by_way, key=by_way.__getitem__)  # first maximum along the link
-            dominant = next(s for s in chain if seg_way[s] == best_way)
-            length = float(sum(seg_len[s] for s in chain))
-            merged = "+".join(sorted({key_table[seg_key[s]][0] for s in chain}))
-            any_oneway = any(key_table[seg_key[s]][4] for s in chain)
-        hw, n_lanes, speed_mps, cap, _ = key_table[seg_key[dominant]]
-        length_m[out_i] = length
-        speed[out_i] = speed_mps
-        lanes[out_i] = n_lanes
-        capacity[out_i] = cap
-        oneway[out_i] = any_oneway
-        way_id[out_i] = segs.way_id[seg_way[dominant]]
-        way_name[out_i] = segs.way_name[seg_way[dominant]]
-        highway[out_i] = hw
-        highway_merged[out_i] = merged
-        geom_nodes.extend(links.path[i])
-        geom_len[out_i + 1] = len(links.path[i])
-    geom_indptr = np.cumsum(geom_len)
-    geom_nodes = np.asarray(geom_nodes, dtype=np.int64)
+    cols, geom_indptr, geom_nodes = _link_columns(links, link_order, segs, seg_len)
+    length_m = cols["length_m"]
+    speed = cols["speed"]
+    lanes = cols["lanes"]
+    capacity = cols["capacity"]
+    oneway = cols["oneway"]
+    way_id = cols["way_id"]
+    highway = cols["highway"]
+    highway_merged = cols["highway_merged"]
+    way_name = cols["way_name"]
     geom_x_m, geom_y_m = project(lon_all[geom_nodes], lat_all[geom_nodes])
 
     class_names = tuple(sorted(set(highway.tolist())))

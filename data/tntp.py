@@ -169,6 +169,170 @@ def _read_nodes(net_path: Path, n_nodes):
     return x, y, cand
 
 
+def _net_stem(path):
+    return path.name[: -len("_net.tntp")] if path.name.lower().endswith("_net.tntp") else path.stem
+
+
+def _resolve_units(path, known, time_unit, length_unit, lane_capacity_veh_per_h, duplicates):
+    """Check the options; return ``(t_unit, l_unit, t_fac, l_fac)`` (seconds and metres per unit)."""
+    t_unit = time_unit if time_unit is not None else known.get("time_unit", "min")
+    l_unit = length_unit if length_unit is not None else known.get("length_unit", "mi")
+    try:
+        t_fac, l_fac = time_factor_s(t_unit), length_factor_m(l_unit)
+    except ValueError as exc:
+        raise NetworkError(f"{path}: {exc}") from None
+    if not (isinstance(lane_capacity_veh_per_h, (int, float)) and math.isfinite(lane_capacity_veh_per_h)
+            and lane_capacity_veh_per_h > 0):
+        raise NetworkError(f"lane_capacity_veh_per_h = {lane_capacity_veh_per_h!r}; expected a number > 0")
+    if duplicates not in ("first", "error", "keep"):
+        raise NetworkError(f"duplicates = {duplicates!r}; expected 'first', 'error' or 'keep'")
+    return t_unit, l_unit, t_fac, l_fac
+
+
+def _read_link_rows(lines, end, path):
+    """Parse the link lines after the header; return ``(arr, lines_arr)`` (10 columns, 1-based line numbers)."""
+    rows = []
+    line_no = []
+    for lineno in range(end + 1, len(lines) + 1):
+        s = lines[lineno - 1].strip()
+        if not s or s.startswith("~"):
+            continue
+        s = s.split("~")[0].replace(";", " ")
+        parts = s.split()
+        if not parts:
+            continue
+        if len(parts) < 5:
+            raise NetworkError(f"{path}, line {lineno}: expected at least 5 columns (init term capacity length "
+                               f"free_flow_time), found {len(parts)}: {lines[lineno - 1].strip()[:80]!r}")
+        try:
+            vals = [float(p) for p in parts[:10]]
+        except ValueError:
+            raise NetworkError(f"{path}, line {lineno}: non-numeric value in {lines[lineno - 1].strip()[:80]!r}") from None
+        vals += [0.15, 4.0, 0.0, 0.0, 0.0][len(vals) - 5:] if len(vals) < 10 else []
+        rows.append(vals[:10])
+        line_no.append(lineno)
+    if not rows:
+        raise NetworkError(f"{path}: no link lines after '<END OF METADATA>'")
+    return np.array(rows, dtype=np.float64), np.array(line_no, dtype=np.int64)
+
+
+def _check_link_values(arr, lines_arr, n_nodes, n_links_header, path):
+    """Raise on node ids outside ``1..n_nodes``, negative or NaN values, or a capacity <= 0."""
+    init, term = arr[:, 0], arr[:, 1]
+    for col, what in ((init, "init node"), (term, "term node")):
+        bad = np.flatnonzero((col != np.round(col)) | (col < 1) | (col > n_nodes))
+        if len(bad):
+            k = bad[0]
+            raise NetworkError(f"{path}, line {lines_arr[k]}: {what} {col[k]:g} is not a node id in 1..{n_nodes} "
+                               f"(<NUMBER OF NODES> {n_nodes})")
+    names = ("capacity", "length", "free_flow_time", "b", "power")
+    for j, nm in enumerate(names, start=2):
+        bad = np.flatnonzero(~np.isfinite(arr[:, j]) | (arr[:, j] < 0))
+        if len(bad):
+            k = bad[0]
+            raise NetworkError(f"{path}, line {lines_arr[k]}: {nm} = {arr[k, j]}; expected a finite number >= 0")
+    bad = np.flatnonzero(arr[:, 2] <= 0)
+    if len(bad):
+        k = bad[0]
+        raise NetworkError(f"{path}, line {lines_arr[k]}: capacity = {arr[k, 2]}; expected > 0 vehicles/hour")
+    if n_links_header >= 0 and n_links_header != len(arr):
+        logger.warning("%s: <NUMBER OF LINKS> %d but %d link lines", path, n_links_header, len(arr))
+
+
+def _duplicate_mask(arr, lines_arr, tail, head, n_nodes, duplicates, path):
+    """Boolean mask of the links to keep under the ``duplicates`` policy."""
+    keep = np.ones(len(arr), dtype=bool)
+    if duplicates != "keep":
+        key = tail * n_nodes + head
+        _, first_idx = np.unique(key, return_index=True)
+        keep[:] = False
+        keep[first_idx] = True
+        dup = np.flatnonzero(~keep)
+        if len(dup):
+            if duplicates == "error":
+                k = dup[0]
+                raise NetworkError(f"{path}, line {lines_arr[k]}: a second link {int(arr[k, 0])}->{int(arr[k, 1])}; "
+                                   f"pass duplicates='first' or 'keep'")
+            logger.info("%s: dropped %d duplicate links (kept the first of each pair): lines %s", path, len(dup),
+                        lines_arr[dup].tolist()[:10])
+    return keep
+
+
+def _free_speeds(arr, l_fac, t_fac, path, t_unit, l_unit):
+    """Return ``(length_m, fft_s, speed)``; fill zero lengths and warn on an implausible median speed."""
+    length_m = arr[:, 3] * l_fac
+    fft_s = arr[:, 4] * t_fac
+    with np.errstate(divide="ignore", invalid="ignore"):
+        speed = np.where(fft_s > 0, length_m / fft_s, np.inf)
+    # A link with a time but no length (rare) gets the median speed of the others, so
+    # that length / speed stays consistent with its stated time for the traffic model.
+    zero_len = (length_m == 0) & (fft_s > 0)
+    if zero_len.any():
+        ok = (length_m > 0) & (fft_s > 0)
+        med = float(np.median(speed[ok])) if ok.any() else 13.89
+        speed = np.where(zero_len, med, speed)
+        length_m = np.where(zero_len, fft_s * med, length_m)
+        logger.info("%s: %d links have a free-flow time but zero length; length set to time x median speed",
+                    path, int(zero_len.sum()))
+
+    moving = np.isfinite(speed) & (fft_s > 0)
+    if moving.any():
+        med = float(np.median(speed[moving]))
+        if not 2.0 <= med <= 40.0:
+            logger.warning("%s: median free speed %.2f m/s is implausible for roads; check time_unit (%s) and "
+                           "length_unit (%s)", path, med, t_unit, l_unit)
+    return length_m, fft_s, speed
+
+
+def _node_coordinates(path, node_ids, tail, head, coord_unit, known, meta_out):
+    """Return ``(x, y, lon, lat)`` from the node file beside ``path`` (NaN x/y and no lon/lat without one)."""
+    n_nodes = len(node_ids)
+    x = y = np.full(n_nodes, np.nan)
+    lon = lat = None
+    nodes = _read_nodes(path, n_nodes)
+    if nodes is None:
+        return x, y, lon, lat
+    nx_, ny_, node_file = nodes
+    have = ~np.isnan(nx_)
+    meta_out["node_file"] = node_file.name
+    if not have.all():
+        missing = node_ids[~have]
+        used = np.zeros(n_nodes, dtype=bool)
+        used[tail] = True
+        used[head] = True
+        if (~have & used).any():
+            raise NetworkError(f"{node_file}: no coordinates for node(s) {node_ids[~have & used][:5].tolist()} "
+                               f"that links use; every node needs x and y")
+        logger.info("%s: %d nodes without links have no coordinates; placed at the centroid",
+                    node_file, len(missing))
+        nx_[~have] = np.nanmean(nx_)
+        ny_[~have] = np.nanmean(ny_)
+    coord = coord_unit if coord_unit is not None else known.get("coord")
+    if coord is None:
+        coord = "lonlat" if (np.abs(nx_).max() <= 180 and np.abs(ny_).max() <= 90) else "m"
+    if coord == "lonlat":
+        lon, lat = nx_, ny_
+        x, y, origin = project_lonlat(lon, lat)
+        meta_out.update(projection="local equirectangular", lon0=origin[0], lat0=origin[1])
+    else:
+        try:
+            fac = length_factor_m(coord)
+        except ValueError as exc:
+            raise NetworkError(f"{path}: coord_unit: {exc}") from None
+        x, y = nx_ * fac, ny_ * fac
+        meta_out["coord_unit"] = str(coord)
+    return x, y, lon, lat
+
+
+def _zone_arrays(n_nodes, n_zones, first_thru):
+    """Return ``(zone_of_node, no_through)``: nodes ``1..n_zones`` are zones, those below ``first_thru`` centroids."""
+    zone_of_node = np.full(n_nodes, -1, dtype=np.int32)
+    zone_of_node[:n_zones] = np.arange(n_zones, dtype=np.int32)
+    no_through = np.zeros(n_nodes, dtype=bool)
+    no_through[: max(first_thru - 1, 0)] = True
+    return zone_of_node, no_through
+
+
 def read_tntp_net(path, *, time_unit=None, length_unit=None, coord_unit=None, name=None,
                   duplicates="keep", lane_capacity_veh_per_h=2000.0) -> RawNetwork:
     """Read a TNTP ``*_net.tntp`` file (and its node file, when present).
@@ -213,19 +377,10 @@ def read_tntp_net(path, *, time_unit=None, length_unit=None, coord_unit=None, na
         ``duplicates="error"``.
     """
     path = Path(path)
-    stem = path.name[: -len("_net.tntp")] if path.name.lower().endswith("_net.tntp") else path.stem
+    stem = _net_stem(path)
     known = KNOWN_NETWORKS.get(stem.lower(), {})
-    t_unit = time_unit if time_unit is not None else known.get("time_unit", "min")
-    l_unit = length_unit if length_unit is not None else known.get("length_unit", "mi")
-    try:
-        t_fac, l_fac = time_factor_s(t_unit), length_factor_m(l_unit)
-    except ValueError as exc:
-        raise NetworkError(f"{path}: {exc}") from None
-    if not (isinstance(lane_capacity_veh_per_h, (int, float)) and math.isfinite(lane_capacity_veh_per_h)
-            and lane_capacity_veh_per_h > 0):
-        raise NetworkError(f"lane_capacity_veh_per_h = {lane_capacity_veh_per_h!r}; expected a number > 0")
-    if duplicates not in ("first", "error", "keep"):
-        raise NetworkError(f"duplicates = {duplicates!r}; expected 'first', 'error' or 'keep'")
+    t_unit, l_unit, t_fac, l_fac = _resolve_units(path, known, time_unit, length_unit, lane_capacity_veh_per_h,
+                                                  duplicates)
 
     with _open_text(path) as fh:
         lines = fh.read().splitlines()
@@ -237,130 +392,20 @@ def read_tntp_net(path, *, time_unit=None, length_unit=None, coord_unit=None, na
     if n_nodes <= 0:
         raise NetworkError(f"{path}: <NUMBER OF NODES> {n_nodes}; expected > 0")
 
-    rows = []
-    line_no = []
-    for lineno in range(end + 1, len(lines) + 1):
-        s = lines[lineno - 1].strip()
-        if not s or s.startswith("~"):
-            continue
-        s = s.split("~")[0].replace(";", " ")
-        parts = s.split()
-        if not parts:
-            continue
-        if len(parts) < 5:
-            raise NetworkError(f"{path}, line {lineno}: expected at least 5 columns (init term capacity length "
-                               f"free_flow_time), found {len(parts)}: {lines[lineno - 1].strip()[:80]!r}")
-        try:
-            vals = [float(p) for p in parts[:10]]
-        except ValueError:
-            raise NetworkError(f"{path}, line {lineno}: non-numeric value in {lines[lineno - 1].strip()[:80]!r}") from None
-        vals += [0.15, 4.0, 0.0, 0.0, 0.0][len(vals) - 5:] if len(vals) < 10 else []
-        rows.append(vals[:10])
-        line_no.append(lineno)
-    if not rows:
-        raise NetworkError(f"{path}: no link lines after '<END OF METADATA>'")
-    arr = np.array(rows, dtype=np.float64)
-    lines_arr = np.array(line_no, dtype=np.int64)
-    init, term = arr[:, 0], arr[:, 1]
-    for col, what in ((init, "init node"), (term, "term node")):
-        bad = np.flatnonzero((col != np.round(col)) | (col < 1) | (col > n_nodes))
-        if len(bad):
-            k = bad[0]
-            raise NetworkError(f"{path}, line {lines_arr[k]}: {what} {col[k]:g} is not a node id in 1..{n_nodes} "
-                               f"(<NUMBER OF NODES> {n_nodes})")
-    names = ("capacity", "length", "free_flow_time", "b", "power")
-    for j, nm in enumerate(names, start=2):
-        bad = np.flatnonzero(~np.isfinite(arr[:, j]) | (arr[:, j] < 0))
-        if len(bad):
-            k = bad[0]
-            raise NetworkError(f"{path}, line {lines_arr[k]}: {nm} = {arr[k, j]}; expected a finite number >= 0")
-    bad = np.flatnonzero(arr[:, 2] <= 0)
-    if len(bad):
-        k = bad[0]
-        raise NetworkError(f"{path}, line {lines_arr[k]}: capacity = {arr[k, 2]}; expected > 0 vehicles/hour")
-    if n_links_header >= 0 and n_links_header != len(arr):
-        logger.warning("%s: <NUMBER OF LINKS> %d but %d link lines", path, n_links_header, len(arr))
-
-    tail = init.astype(np.int64) - 1
-    head = term.astype(np.int64) - 1
-    keep = np.ones(len(arr), dtype=bool)
-    if duplicates != "keep":
-        key = tail * n_nodes + head
-        _, first_idx = np.unique(key, return_index=True)
-        keep[:] = False
-        keep[first_idx] = True
-        dup = np.flatnonzero(~keep)
-        if len(dup):
-            if duplicates == "error":
-                k = dup[0]
-                raise NetworkError(f"{path}, line {lines_arr[k]}: a second link {int(init[k])}->{int(term[k])}; "
-                                   f"pass duplicates='first' or 'keep'")
-            logger.info("%s: dropped %d duplicate links (kept the first of each pair): lines %s", path, len(dup),
-                        lines_arr[dup].tolist()[:10])
+    arr, lines_arr = _read_link_rows(lines, end, path)
+    _check_link_values(arr, lines_arr, n_nodes, n_links_header, path)
+    tail = arr[:, 0].astype(np.int64) - 1
+    head = arr[:, 1].astype(np.int64) - 1
+    keep = _duplicate_mask(arr, lines_arr, tail, head, n_nodes, duplicates, path)
     arr, lines_arr, tail, head = arr[keep], lines_arr[keep], tail[keep], head[keep]
 
-    length_m = arr[:, 3] * l_fac
-    fft_s = arr[:, 4] * t_fac
-    with np.errstate(divide="ignore", invalid="ignore"):
-        speed = np.where(fft_s > 0, length_m / fft_s, np.inf)
-    # A link with a time but no length (rare) gets the median speed of the others, so
-    # that length / speed stays consistent with its stated time for the traffic model.
-    zero_len = (length_m == 0) & (fft_s > 0)
-    if zero_len.any():
-        ok = (length_m > 0) & (fft_s > 0)
-        med = float(np.median(speed[ok])) if ok.any() else 13.89
-        speed = np.where(zero_len, med, speed)
-        length_m = np.where(zero_len, fft_s * med, length_m)
-        logger.info("%s: %d links have a free-flow time but zero length; length set to time x median speed",
-                    path, int(zero_len.sum()))
-
-    moving = np.isfinite(speed) & (fft_s > 0)
-    if moving.any():
-        med = float(np.median(speed[moving]))
-        if not 2.0 <= med <= 40.0:
-            logger.warning("%s: median free speed %.2f m/s is implausible for roads; check time_unit (%s) and "
-                           "length_unit (%s)", path, med, t_unit, l_unit)
+    length_m, fft_s, speed = _free_speeds(arr, l_fac, t_fac, path, t_unit, l_unit)
     node_ids = np.arange(1, n_nodes + 1, dtype=np.int64)
-    x = y = np.full(n_nodes, np.nan)
-    lon = lat = None
     meta_out = {"format": "tntp", "time_unit": str(t_unit), "length_unit": str(l_unit),
                 "n_zones": n_zones, "first_thru_node": first_thru, "duplicates_dropped": int((~keep).sum())}
-    nodes = _read_nodes(path, n_nodes)
-    if nodes is not None:
-        nx_, ny_, node_file = nodes
-        have = ~np.isnan(nx_)
-        meta_out["node_file"] = node_file.name
-        if not have.all():
-            missing = node_ids[~have]
-            used = np.zeros(n_nodes, dtype=bool)
-            used[tail] = True
-            used[head] = True
-            if (~have & used).any():
-                raise NetworkError(f"{node_file}: no coordinates for node(s) {node_ids[~have & used][:5].tolist()} "
-                                   f"that links use; every node needs x and y")
-            logger.info("%s: %d nodes without links have no coordinates; placed at the centroid",
-                        node_file, len(missing))
-            nx_[~have] = np.nanmean(nx_)
-            ny_[~have] = np.nanmean(ny_)
-        coord = coord_unit if coord_unit is not None else known.get("coord")
-        if coord is None:
-            coord = "lonlat" if (np.abs(nx_).max() <= 180 and np.abs(ny_).max() <= 90) else "m"
-        if coord == "lonlat":
-            lon, lat = nx_, ny_
-            x, y, origin = project_lonlat(lon, lat)
-            meta_out.update(projection="local equirectangular", lon0=origin[0], lat0=origin[1])
-        else:
-            try:
-                fac = length_factor_m(coord)
-            except ValueError as exc:
-                raise NetworkError(f"{path}: coord_unit: {exc}") from None
-            x, y = nx_ * fac, ny_ * fac
-            meta_out["coord_unit"] = str(coord)
+    x, y, lon, lat = _node_coordinates(path, node_ids, tail, head, coord_unit, known, meta_out)
 
-    zone_of_node = np.full(n_nodes, -1, dtype=np.int32)
-    zone_of_node[:n_zones] = np.arange(n_zones, dtype=np.int32)
-    no_through = np.zeros(n_nodes, dtype=bool)
-    no_through[: max(first_thru - 1, 0)] = True
+    zone_of_node, no_through = _zone_arrays(n_nodes, n_zones, first_thru)
     link_type = arr[:, 9].astype(np.int64)
     types = np.unique(link_type)
     road_class = np.searchsorted(types, link_type).astype(np.int8)

@@ -58,7 +58,9 @@ def run_main(args) -> int:
         if bar is not None:
             bar.close()
     city = scenario.city
-    parts = [r.values["header"] for r in res.flows.values() if "header" in r.values]
+    order = [f.name for f in scenario.all_flows]
+    parts = [res.flows[n].values["header"] for n in sorted(res.flows, key=order.index)
+             if "header" in res.flows[n].values]
     if res.traffic is None:
         parts.append("static free-flow travel times")
     out.write(f"scenario {scenario.name} on {city.name} ({city.n_nodes:,} nodes): {rg.until_s / 3600:g} h, seed "
