@@ -34,6 +34,40 @@ def _number(value, what):
     return value
 
 
+def _node_coordinates(G, src):
+    """Node x and y in metres (NaN for a graph that says it has no coordinates)."""
+    n = G.number_of_nodes()
+    x = np.empty(n)
+    y = np.empty(n)
+    # A graph written by City.to_networkx for a city without coordinates says so.
+    no_coords = G.graph.get("has_coordinates") is False
+    for i, (v, d) in enumerate(G.nodes(data=True)):
+        if no_coords:
+            x[i] = y[i] = np.nan
+            continue
+        for key, out in (("x", x), ("y", y)):
+            if key not in d:
+                raise NetworkError(f"{src}: node {v!r} has no attribute {key!r}; every node needs "
+                                   f"{REQUIRED_NODE_ATTRS} in metres")
+            out[i] = _number(d[key], f"{src}: node {v!r} attribute {key!r}")
+    return x, y
+
+
+def _zones(G):
+    """Zone index of every node (-1 for none) and the zone ids (the graph's ``zone_ids`` when
+    they cover the nodes' zones, else the nodes' zones sorted)."""
+    zones = [d.get("zone") for _, d in G.nodes(data=True)]
+    zone_values = G.graph.get("zone_ids")
+    if zone_values is None or not {z for z in zones if z is not None} <= set(zone_values):
+        zone_values = sorted({z for z in zones if z is not None}, key=lambda z: (str(type(z)), z))
+    zone_values = list(zone_values)
+    zone_index = {z: i for i, z in enumerate(zone_values)}
+    zone_of_node = np.array([zone_index[z] if z is not None else -1 for z in zones], dtype=np.int32)
+    zone_ids = np.array(zone_values, dtype=np.int64 if all(isinstance(z, (int, np.integer)) for z in zone_values)
+                        else object)
+    return zone_of_node, zone_ids
+
+
 def read_networkx(G, *, name=None) -> RawNetwork:
     """Convert a networkx directed graph to a :class:`RawNetwork` (see module docstring).
 
@@ -58,20 +92,7 @@ def read_networkx(G, *, name=None) -> RawNetwork:
         raise NetworkError(f"{src}: the graph has no edges; expected at least 1")
     nodes = list(G.nodes)
     index = {v: i for i, v in enumerate(nodes)}
-    n = len(nodes)
-    x = np.empty(n)
-    y = np.empty(n)
-    # A graph written by City.to_networkx for a city without coordinates says so.
-    no_coords = G.graph.get("has_coordinates") is False
-    for i, (v, d) in enumerate(G.nodes(data=True)):
-        if no_coords:
-            x[i] = y[i] = np.nan
-            continue
-        for key, out in (("x", x), ("y", y)):
-            if key not in d:
-                raise NetworkError(f"{src}: node {v!r} has no attribute {key!r}; every node needs "
-                                   f"{REQUIRED_NODE_ATTRS} in metres")
-            out[i] = _number(d[key], f"{src}: node {v!r} attribute {key!r}")
+    x, y = _node_coordinates(G, src)
     if isinstance(G, nx.MultiDiGraph):
         edges = [(u, v, d) for u, v, _, d in G.edges(keys=True, data=True)]
     else:
@@ -115,15 +136,7 @@ def read_networkx(G, *, name=None) -> RawNetwork:
     if len(class_names) > 127:
         raise NetworkError(f"{src}: {len(class_names)} distinct road_class values; at most 127 are supported")
 
-    zones = [d.get("zone") for _, d in G.nodes(data=True)]
-    zone_values = G.graph.get("zone_ids")
-    if zone_values is None or not {z for z in zones if z is not None} <= set(zone_values):
-        zone_values = sorted({z for z in zones if z is not None}, key=lambda z: (str(type(z)), z))
-    zone_values = list(zone_values)
-    zone_index = {z: i for i, z in enumerate(zone_values)}
-    zone_of_node = np.array([zone_index[z] if z is not None else -1 for z in zones], dtype=np.int32)
-    zone_ids = np.array(zone_values, dtype=np.int64 if all(isinstance(z, (int, np.integer)) for z in zone_values)
-                        else object)
+    zone_of_node, zone_ids = _zones(G)
     no_through = np.array([bool(d.get("no_through", False)) for _, d in G.nodes(data=True)])
     lon = lat = None
     if all("lon" in d and "lat" in d for _, d in G.nodes(data=True)):

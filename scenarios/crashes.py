@@ -137,6 +137,7 @@ class CrashFlow(Flow):
     renamed = {"traffic.crash_call_type": "crashes.call_type",
                "traffic.crash_rate_per_million_veh_km": "crashes.rate_per_million_veh_km"}
     streams = ("crashes",)
+    result_names = ("crash_exposure",)
     needs = (CallPlan,)
     uses = (Exposure,)
 

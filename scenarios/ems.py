@@ -101,6 +101,7 @@ class EmsFlow(Flow):
     name = "ems"
     tables = EMS_TABLES
     streams = STREAMS
+    result_names = ("ems", "districts", "header")
     provides = (CallPlan, CallIntake)
     uses = (Presence, LiveTravel)
 

@@ -99,6 +99,7 @@ class PopulationFlow(Flow):
     name = "population"
     tables = (Table("population", PopulationGroup, optional=True),)
     streams = ("population",)
+    result_names = ("population",)
     provides = (Presence, TripDemand)
 
     def plan(self, ctx):

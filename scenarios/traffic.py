@@ -371,6 +371,7 @@ class TrafficFlow(Flow):
     name = "traffic"
     tables = (Table("traffic", TrafficGroup, optional=True),)
     streams = ("traffic_demand", "traffic")
+    result_names = ("traffic", "traffic_group", "n_syncs", "unit_legs", "traffic_from_cars", "header")
     provides = (LiveTravel, Exposure)
     uses = (TripDemand,)
 

@@ -54,6 +54,9 @@ class Flow:
     provides: tuple = ()
     needs: tuple = ()
     uses: tuple = ()
+    #: Names of the values its FlowResult may hold (``RunResult.<name>`` is None when the
+    #: flow did not run or did not produce it; an undeclared name is an AttributeError).
+    result_names: tuple = ()
 
     def active(self, ctx: "PlanContext") -> bool:
         return any(ctx.groups.get(t.name) not in (None, []) for t in self.tables)

@@ -72,7 +72,10 @@ class RunResult:
         for r in self.__dict__["flows"].values():
             if name in r.values:
                 return r.values[name]
-        return None
+        if any(name in f.result_names for f in self.__dict__["scenario"].all_flows):
+            return None                       # a declared result of a flow that did not run
+        raise AttributeError(f"RunResult has no attribute {name!r}; flows' results: "
+                             f"{sorted(n for f in self.__dict__['scenario'].all_flows for n in f.result_names)}")
 
     def report_lines(self) -> list:
         """Each flow's report lines in flow-list order, a blank line between sections."""

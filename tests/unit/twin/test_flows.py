@@ -32,6 +32,7 @@ class CallCountFlow(Flow):
     tables = (Table("call_count", CallCountGroup, optional=True),)
     streams = ("call_count",)
     uses = (CallIntake,)
+    result_names = ("call_log",)
 
     def build(self, ctx):
         self.period_s = ctx.groups["call_count"].period_s
@@ -78,7 +79,9 @@ def test_a_toy_flow_is_activated_by_its_table_and_writes_its_table(tmp_path):
 def test_without_its_table_the_toy_flow_stays_out_and_changes_nothing():
     a = run("hefei_day", flows=FLOWS, overrides=TINY)
     b = run("hefei_day", overrides=TINY)
-    assert "call_count" not in a.flows and "call_count_total" not in a.kpis
+    assert "call_count" not in a.flows and "call_count_total" not in a.kpis and a.call_log is None
+    with pytest.raises(AttributeError, match="no attribute 'call_logg'"):
+        a.call_logg
     assert a.ems.calls.equals(b.ems.calls)
     # with it, the EMS draws are unchanged too: its stream comes after every built-in one
     c = run("hefei_day", flows=FLOWS, overrides=TINY + ["call_count.period_s=900"])
