@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from twin.emergency import RUN_STREAMS, STREAMS, EmsSpec
+from twin.emergency import STANDALONE_STREAMS, STREAMS, EmsSpec
 from twin.errors import ScenarioError
 
 __all__ = ["CallTable", "generate_calls", "spawn_streams", "run_stream", "poisson_arrivals", "table_arrivals",
@@ -35,14 +35,14 @@ def spawn_streams(seed):
 
 
 def run_stream(seed, name) -> np.random.Generator:
-    """The generator of run stream ``name`` (:data:`twin.emergency.RUN_STREAMS`) of ``seed``.
+    """The generator of stream ``name`` of a standalone EMS run (:data:`twin.emergency.STANDALONE_STREAMS`).
 
-    It is child ``RUN_STREAMS.index(name)`` of ``seed`` (an int, or a replication's
+    It is child ``STANDALONE_STREAMS.index(name)`` of ``seed`` (an int, or a replication's
     :class:`numpy.random.SeedSequence`), the same as ``SeedSequence(seed).spawn(n)[index]``
     for any ``n > index``, built without spawning (so no other child is touched).
     """
     seq = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
-    child = np.random.SeedSequence(seq.entropy, spawn_key=tuple(seq.spawn_key) + (RUN_STREAMS.index(name),),
+    child = np.random.SeedSequence(seq.entropy, spawn_key=tuple(seq.spawn_key) + (STANDALONE_STREAMS.index(name),),
                                    pool_size=seq.pool_size)
     return np.random.default_rng(child)
 

@@ -81,17 +81,16 @@ import math
 
 import mesa
 import numpy as np
-import pandas as pd
 import simpy
 
 from twin.agents.calls import (CallTable, draw_call_table, draw_incident_calls, generate_calls, poisson_arrivals,
                                run_stream, spawn_streams)
 from twin.agents.dispatch import DispatchCentre, NearestIdle, Relocator, make_policy
-from twin.agents.ems_assembly import _flow_tables, ems_result  # noqa: F401  (_flow_tables: tests)
+from twin.agents.ems_assembly import ems_result
 from twin.agents.hospital import Hospital
-from twin.emergency import (AMBULANCE_KINDS, OUTCOMES, UNIT_EVENTS, UNIT_KINDS, EmsResult, EmsSpec, UnitSpec,
-                            response_summary, time_average)
+from twin.emergency import AMBULANCE_KINDS, OUTCOMES, UNIT_EVENTS, UNIT_KINDS, EmsResult, EmsSpec, UnitSpec
 from twin.errors import ScenarioError
+from twin.streams import replication_seeds
 
 __all__ = ["CityModel", "Unit", "StaticTravelTimes", "run_ems", "run_replications", "TRANSFER_TYPE"]
 
@@ -683,15 +682,14 @@ def run_ems(spec, *, seed, until_s: float, drain: bool = True, policy=None, call
 
 
 def run_replications(spec, *, seed: int, n_replications: int, until_s: float, **kwargs):
-    """Independent replications of :func:`run_ems`, one child ``SeedSequence`` each.
+    """Independent replications of :func:`run_ems`, one run seed each.
 
-    The children come from ``numpy.random.SeedSequence(seed).spawn(n_replications)``, so
-    replication ``r`` is the same whatever ``n_replications`` is, and two specs run with
-    the same seed see the same calls (common random numbers). Returns a list of
-    :class:`~twin.emergency.EmsResult`.
+    Replication ``r`` runs with ``twin.streams.replication_seeds(seed, n_replications)[r]`` —
+    the derivation :func:`twin.ensemble.replicate` uses — so it is the same whatever
+    ``n_replications`` is, and two specs run with the same seed see the same calls (common
+    random numbers). Returns a list of :class:`~twin.emergency.EmsResult`.
     """
     if isinstance(n_replications, bool) or not isinstance(n_replications, (int, np.integer)) or n_replications < 1:
         raise ScenarioError(f"run_replications: n_replications = {n_replications!r}; expected an integer >= 1")
     spec = EmsSpec.from_dict(spec) if not isinstance(spec, EmsSpec) else spec
-    children = np.random.SeedSequence(seed).spawn(int(n_replications))
-    return [run_ems(spec, seed=child, until_s=until_s, **kwargs) for child in children]
+    return [run_ems(spec, seed=s, until_s=until_s, **kwargs) for s in replication_seeds(seed, int(n_replications))]

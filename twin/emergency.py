@@ -31,19 +31,15 @@ its validation, and the builders).
 from __future__ import annotations
 
 import dataclasses
-import difflib  # noqa: F401  (difflib, numbers, field, fields, gammaincinv, ndtri: importable here as before)
 import math
-import numbers  # noqa: F401
-from dataclasses import dataclass, field, fields  # noqa: F401
+from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import gammaincinv, ndtri  # noqa: F401
 
-from twin.dists import Dist, _build, _check_keys, _choice, _fail, _integer, _number, _seq  # noqa: F401
+from twin.dists import DIST_KINDS, Dist, _build, _check_keys, _choice, _fail, _integer, _number
 from twin.ems_groups import (CallTypeSpec, DispatchSpec, HospitalSpec, IncidentSpec, RelocationSpec, ServiceSpec,
                              UnitSpec, ZoneSpec)
-from twin.ems_result import (EmsLayout, EmsResult, _kpi_units, district_summary,  # noqa: F401
-                             response_summary, time_average)
+from twin.ems_result import EmsLayout, EmsResult, district_summary, response_summary, time_average
 from twin.errors import ScenarioError
 
 __all__ = [
@@ -62,7 +58,7 @@ __all__ = [
     "UNIT_EVENTS",
     "OUTCOMES",
     "STREAMS",
-    "RUN_STREAMS",
+    "STANDALONE_STREAMS",
     "DIST_KINDS",
     "POLICIES",
     "UNIT_KINDS",
@@ -83,12 +79,10 @@ UNIT_EVENTS = ("dispatched", "en_route", "on_scene", "transporting", "at_hospita
 OUTCOMES = ("open", "completed", "lost")
 #: Named random streams of one run, spawned in this order from the run seed (STYLE §10).
 STREAMS = ("calls", "dispatch", "service", "hospital", "agents")
-#: Every stream of a scenario run, children of ``SeedSequence(seed)`` in this order: the EMS
-#: ones, traffic demand and engine, the synthetic population, traffic-crash calls, then the
-#: scripted incidents (each added last, so the earlier streams are unchanged).
-RUN_STREAMS = STREAMS + ("traffic_demand", "traffic", "population", "crashes", "incidents")
-#: Accepted distribution kinds.
-DIST_KINDS = ("constant", "exponential", "lognormal", "gamma", "empirical")
+#: Streams of a standalone EMS run (:func:`twin.agents.ems.run_ems`): the EMS ones, then the
+#: scripted incidents' own. In a scenario run the flows declare their streams
+#: (:data:`twin.runner.RUN_STREAMS`) and the incidents flow hands the EMS model its stream.
+STANDALONE_STREAMS = STREAMS + ("incidents",)
 #: Accepted dispatch policies.
 POLICIES = ("nearest", "preference")
 #: Unit kinds: advanced and basic life support ambulances, fire engines, police cars.

@@ -310,7 +310,7 @@ class IncidentSpec:
     order) reach the dispatch centre one after another, at the incident's location and with
     no zone (``zone_idx`` -1). Their priorities and per-call dice (processing, turnout,
     on-scene, transport, handover, length of stay) come from the run's ``incidents`` stream
-    (:data:`~twin.emergency.RUN_STREAMS`), so calls of other runs keep their draws. A transported patient
+    (the incidents flow's), so calls of other runs keep their draws. A transported patient
     goes to the hospital nearest the incident (static times; with diversion, the nearest
     not on diversion when the transport starts). A patient's call is never lost: it waits
     in the dispatch queue whatever ``max_queue`` is. Patients are left out of the routine

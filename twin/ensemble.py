@@ -23,18 +23,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from twin.errors import ScenarioError
+from twin.streams import replication_seeds
 
 __all__ = ["replicate", "compare", "EnsembleResult", "ComparisonResult", "replication_seeds"]
 
 logger = logging.getLogger(__name__)
-
-
-def replication_seeds(seed: int, n: int) -> list[int]:
-    """``n`` independent run seeds spawned from ``seed`` (fixed, documented order)."""
-    if not (isinstance(n, int) and n >= 1):
-        raise ScenarioError(f"replications = {n!r}; expected an integer >= 1")
-    children = np.random.SeedSequence(int(seed)).spawn(n)
-    return [int(c.generate_state(1, dtype=np.uint32)[0]) for c in children]
 
 
 def _kpi_row(result) -> dict:

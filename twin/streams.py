@@ -13,7 +13,7 @@ import numpy as np
 
 from twin.errors import ScenarioError
 
-__all__ = ["StreamRegistry"]
+__all__ = ["StreamRegistry", "replication_seeds"]
 
 
 class StreamRegistry:
@@ -62,3 +62,24 @@ class StreamRegistry:
         """The stream as one integer seed (its first 32-bit state word), for components that
         take an ``int`` seed."""
         return int(self.sequence(name).generate_state(1, dtype=np.uint32)[0])
+
+
+def replication_seeds(seed: int, n: int) -> list[int]:
+    """``n`` independent run seeds spawned from ``seed``: the one replication derivation of the project.
+
+    Replication ``i`` runs with the first 32-bit state word of child ``i`` of
+    ``numpy.random.SeedSequence(seed)``, so it is the same whatever ``n`` is, and two scenarios
+    replicated with one seed see the same streams, replication by replication (common random numbers).
+    :func:`twin.ensemble.replicate` and :func:`twin.agents.ems.run_replications` both use it.
+
+    Examples
+    --------
+    >>> replication_seeds(7, 3)[:2] == replication_seeds(7, 2)
+    True
+    """
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ScenarioError(f"replications = {n!r}; expected an integer >= 1")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ScenarioError(f"replication seed = {seed!r}; expected an integer >= 0")
+    children = np.random.SeedSequence(int(seed)).spawn(int(n))
+    return [int(c.generate_state(1, dtype=np.uint32)[0]) for c in children]

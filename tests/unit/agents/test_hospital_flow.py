@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from twin.agents.ems import CityModel, _flow_tables, run_ems, run_replications
+from twin.agents.ems import CityModel, run_ems, run_replications
+from twin.agents.ems_assembly import _flow_tables
 from twin.emergency import (CallTypeSpec, DispatchSpec, Dist, EmsSpec, HospitalSpec, ServiceSpec, UnitSpec,
                             ZoneSpec, time_average)
 from twin.errors import ScenarioError

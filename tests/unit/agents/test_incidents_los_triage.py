@@ -5,9 +5,9 @@ import copy
 import numpy as np
 import pytest
 
-from twin.agents.calls import run_stream
+from twin.agents.calls import draw_incident_calls, run_stream
 from twin.agents.ems import run_ems
-from twin.emergency import (RUN_STREAMS, CallTypeSpec, DispatchSpec, Dist, EmsSpec, HospitalSpec, IncidentSpec,
+from twin.emergency import (STANDALONE_STREAMS, CallTypeSpec, DispatchSpec, Dist, EmsSpec, HospitalSpec, IncidentSpec,
                             ServiceSpec, UnitSpec, ZoneSpec)
 from twin.errors import ScenarioError
 from twin.runner import format_kpis, load_scenario, run
@@ -142,10 +142,26 @@ def test_incident_leaves_other_draws_unchanged_and_is_reported(tmp_path):
     assert t["last_at_hospital_s"].tolist() == [inc["last_at_hospital_s"]]
 
 
-def test_incidents_stream_is_the_last_run_stream():
-    assert RUN_STREAMS[-1] == "incidents" and RUN_STREAMS[-2] == "crashes"
-    child = np.random.SeedSequence(9).spawn(len(RUN_STREAMS))[-1]
+def test_standalone_incidents_stream_follows_the_ems_streams():
+    assert STANDALONE_STREAMS[-1] == "incidents" and len(STANDALONE_STREAMS) == 6
+    child = np.random.SeedSequence(9).spawn(len(STANDALONE_STREAMS))[-1]
     np.testing.assert_array_equal(run_stream(9, "incidents").random(4), np.random.default_rng(child).random(4))
     rep = np.random.SeedSequence(9).spawn(3)[1]
-    want = np.random.default_rng(rep.spawn(len(RUN_STREAMS))[-1]).random(4)
+    want = np.random.default_rng(rep.spawn(len(STANDALONE_STREAMS))[-1]).random(4)
     np.testing.assert_array_equal(run_stream(np.random.SeedSequence(9).spawn(3)[1], "incidents").random(4), want)
+
+
+def test_scenario_incidents_draw_from_the_flows_incidents_stream():
+    # In a scenario run the incidents flow owns the stream: its position is the registry's, not the EMS model's.
+    from twin.runner import RUN_STREAMS
+    from twin.streams import StreamRegistry
+
+    sc = load_scenario(scenario_with())
+    res = run(sc, seed=4)
+    n = res.kpis["n_calls"]
+    (want,) = draw_incident_calls(sc.ems, StreamRegistry(4, RUN_STREAMS).generator("incidents"))
+    got = res.ems.calls.iloc[n:n + 12]
+    np.testing.assert_array_equal(got["priority"].to_numpy(), want.priority)
+    np.testing.assert_array_equal(got["transport"].to_numpy(), want.transport)
+    (other,) = draw_incident_calls(sc.ems, StreamRegistry(4, RUN_STREAMS).generator("crashes"))
+    assert not np.array_equal(other.u_los, want.u_los)      # another stream gives other dice
