@@ -92,38 +92,13 @@ status; in short:
 
 from __future__ import annotations
 
-import dataclasses  # noqa: F401  (importable from here as before the split)
 import logging
-import math  # noqa: F401
-import time  # noqa: F401
-from dataclasses import dataclass, field  # noqa: F401
-from pathlib import Path  # noqa: F401
 
-import numpy as np  # noqa: F401
-import pandas as pd  # noqa: F401
-
-from twin.agents.activities import (  # noqa: F401
-    ACTIVITIES, CAR, FACILITY_KINDS, FACILITY_OF_ACTIVITY, HOME, MODES, OTHER, PATTERNS, PERSON_TYPES, RETIREE,
-    SCHOOL, STUDENT, TRAVEL, WALK, WORK, WORKER, ActivityParams, ModeParams, mode_probabilities)
-from twin.agents.population_defaults import (  # noqa: F401
-    AGE_BANDS, AGE_COLUMNS, CENSUS_2020_AGE_SHARES, CENSUS_2020_HOUSEHOLD_SHARES, CHRONIC, CHRONIC_SHARE_BY_BAND,
-    DEFAULT_SOURCES, DEFAULT_STUDENTS_SHARE, DEFAULT_TOTAL_PERSONS, DEFAULT_WORKERS_SHARE, ELDERLY_ALONE,
-    HOUSEHOLD_COLUMNS, HOUSEHOLD_SIZES, IPF_SEED, MALE_SHARE, PERSONS_PER_FACILITY, PERSONS_PER_HOSPITAL,
-    ZONE_COLUMNS)
-from twin.agents.population_model import (  # noqa: F401
-    _ACTIVITY_DTYPES, _HOUSEHOLD_DTYPES, _PERSON_DTYPES, _TREE_OF_MODE, Accessibility, Locations, Population,
-    _city_for, _jsonable, _ratio, read_population)
-from twin.agents.population_plans import (  # noqa: F401
-    _PATTERN_NAMES, _build_plans, _clipped_normal, _DestinationChooser, _mode_time_s, _py, _route_trees)
-from twin.agents.population_synth import (  # noqa: F401
-    _OPTIONS, _STREAMS, _STUDENT_WEIGHT, _WORKER_WEIGHT, _age_weight, _households_by_size, _round_rows,
-    _weighted_take, ipf, synthesize_population)
-from twin.agents.population_zones import (  # noqa: F401
-    _SHARE_TOL, _activity_nodes, _central_zones, _read_table, _tntp_zone_demand, default_zone_table,
-    place_facilities, read_facilities, read_zone_table)
-from twin.errors import NetworkError, ResultsError, ScenarioError, TwinError, UnknownNodeError  # noqa: F401
-from twin.kernels.population import (  # noqa: F401
-    choose_from_cumulative, locate_persons, locate_persons_on_routes)
+from twin.agents.population_defaults import (AGE_BANDS, AGE_COLUMNS, CHRONIC, DEFAULT_SOURCES, ELDERLY_ALONE,
+                                             HOUSEHOLD_COLUMNS, HOUSEHOLD_SIZES, IPF_SEED, ZONE_COLUMNS)
+from twin.agents.population_model import Accessibility, Locations, Population, read_population
+from twin.agents.population_synth import ipf, synthesize_population
+from twin.agents.population_zones import default_zone_table, place_facilities, read_facilities, read_zone_table
 
 __all__ = [
     "AGE_BANDS", "AGE_COLUMNS", "HOUSEHOLD_COLUMNS", "HOUSEHOLD_SIZES", "ZONE_COLUMNS", "IPF_SEED",

@@ -15,7 +15,6 @@ import argparse
 import time
 from pathlib import Path
 
-import numpy as np
 
 import twin
 from twin.assignment import static_assignment, tntp_demand

@@ -152,7 +152,7 @@ def bench(city, label, records):
     print(f"\n## {label}: {city.n_nodes:,} nodes, {city.n_links:,} links, {k} origins -> all nodes, "
           f"{int(city.no_through.sum())} no-through centroids")
     print(f"first call (compile or cache load + 1 origin): {first_call:.2f} s; results agree: {agree}")
-    print(f"| engine | time s | per origin ms | vs scipy | vs networkx |")
+    print("| engine | time s | per origin ms | vs scipy | vs networkx |")
     print("|---|---:|---:|---:|---:|")
     for name, t in rows:
         print(f"| {name} | {t:.4f} | {1000 * t / k:.3f} | {t_sp / t:.2f}x | {t_nx_per * k / t:.0f}x |")

@@ -152,6 +152,7 @@ def twin_one(workdir, n, N, reroute_share=0.0, routes_xml="", warm_only=False):
 
     import twin
     from twin import traffic as T
+    from twin.traffic_routes import _routes
 
     t0 = time.perf_counter()
     city = twin.load_city(Path(workdir) / f"grid{n}_links.csv")
@@ -165,7 +166,7 @@ def twin_one(workdir, n, N, reroute_share=0.0, routes_xml="", warm_only=False):
         return
     t0 = time.perf_counter()
     o, d, _ = T.read_trips(city, trips)
-    busiest = int(np.bincount(T._routes(city, o, d)[1], minlength=city.n_links).max())  # planned load
+    busiest = int(np.bincount(_routes(city, o, d)[1], minlength=city.n_links).max())  # planned load
     t_route = time.perf_counter() - t0
     t0 = time.perf_counter()
     if routes_xml:

@@ -27,7 +27,6 @@ order, so results never depend on the thread count.
 This module imports only numpy, numba and math (STYLE §2).
 """
 
-import math
 
 import numpy as np
 from numba import njit, prange

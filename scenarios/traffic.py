@@ -308,7 +308,7 @@ class TrafficTravelTimes:
         times, closed links at the engine's finite closed cost; cached until the next sync."""
         key = bool(emergency)
         if key not in self._route_cost:
-            from twin.traffic import CLOSED_COST_S
+            from twin.traffic_inputs import CLOSED_COST_S
 
             cost = self.link_cost_s() if key else np.asarray(self.engine.link_travel_times_s(), dtype=np.float64)
             self._route_cost[key] = np.where(np.isfinite(cost), cost, CLOSED_COST_S)

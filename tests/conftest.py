@@ -27,6 +27,8 @@ def _register(name, path):
 _register("twin_reference", REPO_ROOT / "tests" / "kernels" / "reference.py")
 # Digests of the built-in scenarios' results files: ``from twin_digest import ...``.
 _register("twin_digest", REPO_ROOT / "tests" / "scenarios" / "digest.py")
+# The small grid scenario of the runner, scenario and flow unit tests: ``from twin_small import ...``.
+_register("twin_small", REPO_ROOT / "tests" / "unit" / "small.py")
 
 
 def _shared_data_dir():

@@ -18,8 +18,6 @@ counts too; the import graph of the whole package has no cycle.
 """
 
 import ast
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest

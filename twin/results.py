@@ -32,51 +32,12 @@ re-exported here; import from ``twin.results``.
 
 from __future__ import annotations
 
-# Modules and names the single-file twin.results had at module level; kept so that
-# attribute access such as twin.results.np or twin.results.Path still resolves.
-import difflib  # noqa: F401
-import json  # noqa: F401
 import logging
-import numbers  # noqa: F401
-import os  # noqa: F401
-from pathlib import Path  # noqa: F401
 
-import h5py  # noqa: F401
-import numpy as np  # noqa: F401
-import pandas as pd  # noqa: F401
-
-# Everything below was defined here before the split into writer, appenders, reader and
-# format helpers; each name, private ones included, is re-exported from where it now lives.
-from twin._results_appenders import SeriesAppender, TableAppender, _cast_column  # noqa: F401
-from twin._results_format import (  # noqa: F401
-    _ACCEPTED_KINDS,
-    _CHUNK_BYTES,
-    _COMPRESS_MIN_ROWS,
-    _DATA_GROUPS,
-    _GZIP_LEVEL,
-    _META_ATTR_MAX_CHARS,
-    _RESERVED_ATTRS,
-    FORMAT,
-    FORMAT_VERSION,
-    GROUPS,
-    PARTIAL_SUFFIX,
-    _as_storable,
-    _attr_value,
-    _check_name,
-    _check_units,
-    _create_dataset,
-    _data_path,
-    _encode_fixed,
-    _group_create_plist,
-    _pow2_floor,
-    _require_group,
-    _table_chunk_rows,
-    _utf8_dtype,
-)
-from twin._results_reader import Results, _py, open_results  # noqa: F401
-from twin._results_writer import ResultsWriter, _schema_dtype, _set_table_attrs  # noqa: F401
-from twin._version import __version__  # noqa: F401
-from twin.errors import ResultsError  # noqa: F401
+from twin._results_appenders import SeriesAppender, TableAppender
+from twin._results_format import FORMAT, FORMAT_VERSION, GROUPS, PARTIAL_SUFFIX
+from twin._results_reader import Results, open_results
+from twin._results_writer import ResultsWriter
 
 __all__ = [
     "FORMAT",

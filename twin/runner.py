@@ -34,10 +34,10 @@ import numpy as np
 
 from twin.errors import ResultsError, ScenarioError
 from twin.flows import Simulation, stream_names
-from twin.scenario import (CORE_TABLES, CityGroup, RunGroup, Scenario, apply_overrides, builtin_scenarios,  # noqa: F401
-                           load_scenario, scenario_fields, scenario_tables)
+from twin.scenario import (Scenario, apply_overrides, builtin_scenarios, load_scenario, scenario_fields,
+                           scenario_tables)
 from twin.scenarios import BUILTIN_FLOWS
-from twin.spec import dump_toml  # noqa: F401  (twin.runner.dump_toml, as before)
+from twin.spec import dump_toml
 
 __all__ = ["run", "load_scenario", "Scenario", "RunResult", "builtin_scenarios", "scenario_fields",
            "scenario_tables", "apply_overrides", "dump_toml", "write_run", "format_kpis", "RUN_STREAMS"]

@@ -27,25 +27,17 @@ This module holds :func:`simulate_traffic` and re-exports the rest from its sibl
 from __future__ import annotations
 
 import logging
-# names this module held before the split into sibling modules stay importable from it
-import math  # noqa: F401
-import time  # noqa: F401
-from dataclasses import dataclass, field  # noqa: F401
 
-import numpy as np  # noqa: F401
-
-from twin.errors import DemandError, NetworkError, UnknownNodeError  # noqa: F401
 from twin.graph import City
-from twin.traffic_due import DueResult, _route_costs, dynamic_user_equilibrium  # noqa: F401
+from twin.traffic_due import DueResult, dynamic_user_equilibrium
 from twin.traffic_engine import TrafficEngine
-from twin.traffic_inputs import (CLOSED_COST_S, DEFAULT_BYPASS_SPEED_MPS, EVENT_ACTIONS, STATUS_NAMES,  # noqa: F401
-                                 VEHICLE_CLASSES, TrafficParams, _is_real, link_arrays, read_events, read_trips,
-                                 read_vehicle_class)
-from twin.traffic_result import TrafficResult, _assemble  # noqa: F401
-from twin.traffic_routes import _check_routes, _gather_index, _routes  # noqa: F401
+from twin.traffic_inputs import (DEFAULT_BYPASS_SPEED_MPS, STATUS_NAMES, TrafficParams, link_arrays, read_events,
+                                 read_trips, read_vehicle_class)
+from twin.traffic_result import TrafficResult
 
 __all__ = ["simulate_traffic", "TrafficEngine", "TrafficResult", "TrafficParams", "link_arrays", "read_trips",
-           "read_vehicle_class", "read_events", "dynamic_user_equilibrium", "DueResult", "DEFAULT_BYPASS_SPEED_MPS"]
+           "read_vehicle_class", "read_events", "dynamic_user_equilibrium", "DueResult", "DEFAULT_BYPASS_SPEED_MPS",
+           "STATUS_NAMES"]
 
 logger = logging.getLogger(__name__)
 

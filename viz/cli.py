@@ -177,7 +177,7 @@ def view_main(args) -> int:
     from twin.viz.plot import plot_run
 
     results = open_results(args.results)
-    times = results.array(f"/timeseries/traffic_links/time_s")
+    times = results.array("/timeseries/traffic_links/time_s")
     network = load_city(args.city) if args.city else None
     pl = pv.Plotter(off_screen=False)
     state = {"t": float(args.time) if args.time is not None else None}

@@ -30,7 +30,8 @@ import twin
 from twin.data.network import RawNetwork
 from twin.data.synthetic import grid_city
 from twin.kernels import traffic as K
-from twin.traffic import _routes, link_arrays, read_trips, simulate_traffic
+from twin.traffic import link_arrays, read_trips, simulate_traffic
+from twin.traffic_routes import _routes
 
 from twin_reference import simulate_queue_reference
 

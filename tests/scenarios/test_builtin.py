@@ -1,6 +1,5 @@
 """Smoke runs of every built-in scenario (STYLE §14): tiny horizon, results file, determinism."""
 
-import json
 import math
 import shutil
 import subprocess

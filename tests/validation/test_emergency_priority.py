@@ -20,7 +20,6 @@ to whole ticks (half up). The ratio of the two is then what the model gives for 
 recorded, not assumed.
 """
 
-import math
 
 import numpy as np
 import pytest

@@ -1,6 +1,5 @@
 """[population] in scenarios: calls from presence, traffic from car legs, results, seeds."""
 
-import json
 
 import h5py
 import numpy as np

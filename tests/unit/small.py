@@ -1,0 +1,47 @@
+"""A small EMS scenario on a 6x6 grid, shared by the unit tests of the runner, the scenario loader and the flows.
+
+Registered by ``tests/conftest.py``: ``from twin_small import SMALL, write, with_line``.
+"""
+
+SMALL = """
+[city]
+name = "grid:6x6"
+
+[run]
+until_s = 3600.0
+seed = 3
+
+[calls]
+rate_per_h = 4.0
+
+[[call_types]]
+name = "p1"
+priority = 1
+on_scene = 300.0
+
+[[stations]]
+name = "corner"
+node = 1
+ambulances = 1
+
+[[hospitals]]
+name = "h"
+node = 36
+beds = 4
+
+[service]
+return_mode = "instant"
+turnout = 0.0
+"""
+
+
+def write(tmp_path, text, name="bad.toml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def with_line(old, new):
+    assert old in SMALL
+    return SMALL.replace(old, new)
+
