@@ -14,6 +14,8 @@ __all__ = [
     "ScenarioError",
     "ResultsError",
     "DemandError",
+    "OptimisationError",
+    "InfeasibleError",
     "UnknownCityError",
     "UnknownNodeError",
 ]
@@ -45,3 +47,11 @@ class ResultsError(TwinError, ValueError):
 
 class DemandError(TwinError, ValueError):
     """Travel demand (trips, OD tables) or a simulation parameter is malformed."""
+
+
+class OptimisationError(TwinError, ValueError):
+    """An optimisation problem (costs, demand, sites, budgets) is malformed."""
+
+
+class InfeasibleError(OptimisationError):
+    """An optimisation problem is well formed but has no feasible plan (e.g. a coverage standard no site meets)."""
