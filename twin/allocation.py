@@ -177,7 +177,7 @@ def _per_item(name, v, k):
 
 
 def preposition(demand, *, overage_cost, shortage_cost, unit_cost=0.0, ship_cost=None, capacity=None,
-                integer=False, time_limit_s=None) -> StockPlan:
+                integer=False, fixed_stock=None, time_limit_s=None) -> StockPlan:
     """Stock to hold at each depot before a hazard, by sample average approximation.
 
     Parameters
@@ -193,6 +193,9 @@ def preposition(demand, *, overage_cost, shortage_cost, unit_cost=0.0, ship_cost
         Most units (all items together) a depot holds.
     integer : bool
         Whole units of stock (a MILP) instead of a continuous plan.
+    fixed_stock : array (D, K), optional
+        Evaluate this stock instead of choosing one: only the second stage (shipments) is
+        optimised, and ``expected_cost`` is the plan's cost over these scenarios.
     """
     from scipy.optimize import Bounds, LinearConstraint, milp
     from scipy.sparse import coo_array, vstack
@@ -234,9 +237,16 @@ def preposition(demand, *, overage_cost, shortage_cost, unit_cost=0.0, ship_cost
     a = vstack([r[0] for r in rows]).tocsr()
     cons = LinearConstraint(a, np.concatenate([r[1] for r in rows]), np.concatenate([r[2] for r in rows]))
     integ = np.concatenate([np.full(nx, 1 if integer else 0), np.zeros(ny + nu)])
+    lb, ub = np.zeros(nx + ny + nu), np.full(nx + ny + nu, np.inf)
+    if fixed_stock is not None:
+        fx = np.asarray(fixed_stock, dtype=np.float64)
+        if fx.shape != (D, K) or not np.all(np.isfinite(fx) & (fx >= 0)):
+            raise OptimisationError(f"fixed_stock: shape {fx.shape}; expected ({D}, {K}) finite quantities >= 0")
+        lb[:nx] = ub[:nx] = fx.ravel()
+        integ[:nx] = 0
     opts = {"disp": False} if time_limit_s is None else {"disp": False, "time_limit": float(time_limit_s)}
     t0 = time.perf_counter()
-    res = milp(obj, integrality=integ, bounds=Bounds(0, np.inf), constraints=[cons], options=opts)
+    res = milp(obj, integrality=integ, bounds=Bounds(lb, ub), constraints=[cons], options=opts)
     dt = time.perf_counter() - t0
     if res.status == 2:
         raise InfeasibleError(f"preposition: no feasible stock plan: {res.message}")

@@ -163,18 +163,13 @@ def _cmd_route(args):
 
 
 def parse_duration_s(text) -> float:
-    """Parse '4h', '90min', '30s', '1h30min' or a plain number of seconds into seconds."""
-    import re
+    """Parse '4h', '90min', '30s', '1h30min' or a plain number of seconds into seconds (an argparse type)."""
+    from twin.units import parse_duration_s as parse
 
-    t = str(text).strip().lower().replace(" ", "")
     try:
-        return float(t)
-    except ValueError:
-        pass
-    parts = re.findall(r"(\d+(?:\.\d+)?)(h|min|m|s)", t)
-    if not parts or "".join(a + b for a, b in parts) != t:
-        raise argparse.ArgumentTypeError(f"duration {text!r}; expected e.g. 3600, 4h, 90min, 1h30min, 45s")
-    return sum(float(a) * {"h": 3600.0, "min": 60.0, "m": 60.0, "s": 1.0}[b] for a, b in parts)
+        return parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _cmd_traffic(args):
@@ -386,6 +381,9 @@ def build_parser():
     p.add_argument("--dask", nargs="?", const="local", metavar="ADDRESS",
                    help="run on Dask: a local cluster, or the scheduler at ADDRESS")
     p.set_defaults(func=_cmd_compare)
+    from twin.cli_optimise import add_optimise_parser
+
+    add_optimise_parser(sub)
     from twin.viz.cli import add_plot_parser, add_render_parser, add_view_parser   # no VTK until a command runs
 
     add_render_parser(sub)

@@ -25,7 +25,7 @@ import numpy as np
 from twin.errors import ScenarioError
 from twin.streams import replication_seeds
 
-__all__ = ["replicate", "compare", "EnsembleResult", "ComparisonResult", "replication_seeds"]
+__all__ = ["replicate", "compare", "EnsembleResult", "ComparisonResult", "replication_seeds", "run_kpis", "map_runs"]
 
 logger = logging.getLogger(__name__)
 
@@ -39,8 +39,8 @@ def _kpi_row(result) -> dict:
     return row
 
 
-def _run_one(scenario_text, overrides, seed):
-    """One replication (a top-level function, so Dask can ship it)."""
+def run_kpis(scenario_text, overrides, seed) -> dict:
+    """One replication's numeric KPIs (a top-level function, so Dask can ship it)."""
     from twin.runner import run
 
     return _kpi_row(run(scenario_text, seed=seed, overrides=list(overrides or [])))
@@ -52,11 +52,20 @@ def _scenario_text(spec):
     return load_scenario(spec).resolved_text
 
 
-def _map(tasks, dask):
-    """Run ``tasks`` (tuples of _run_one arguments), in order, here or on Dask."""
+def map_runs(tasks, dask, on_result=None):
+    """Run ``tasks`` (tuples of :func:`run_kpis` arguments) here or on Dask; the rows in task order.
+
+    ``on_result(i, row)`` is called as each task ends (in completion order on Dask), e.g. to
+    store it, so a killed study keeps what it finished.
+    """
     if not dask:
-        return [_run_one(*t) for t in tasks]
-    from dask.distributed import Client, LocalCluster
+        rows = []
+        for i, t in enumerate(tasks):
+            rows.append(run_kpis(*t))
+            if on_result is not None:
+                on_result(i, rows[-1])
+        return rows
+    from dask.distributed import Client, LocalCluster, as_completed
 
     if dask is True:
         cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
@@ -65,8 +74,14 @@ def _map(tasks, dask):
         cluster = None
         client = Client(str(dask))
     try:
-        futures = [client.submit(_run_one, *t, pure=False) for t in tasks]
-        return client.gather(futures)
+        futures = [client.submit(run_kpis, *t, pure=False) for t in tasks]
+        index = {f.key: i for i, f in enumerate(futures)}
+        rows = [None] * len(tasks)
+        for fut, row in as_completed(futures, with_results=True):
+            rows[index[fut.key]] = row
+            if on_result is not None:
+                on_result(index[fut.key], row)
+        return rows
     finally:
         client.close()
         if cluster is not None:
@@ -155,7 +170,7 @@ def replicate(spec, *, replications=10, seed=0, overrides=None, confidence=0.95,
         raise ScenarioError(f"confidence = {confidence!r}; expected a level in (0, 1)")
     seeds = replication_seeds(seed, replications)
     text = _scenario_text(spec)
-    rows = _map([(text, tuple(overrides or ()), s) for s in seeds], dask)
+    rows = map_runs([(text, tuple(overrides or ()), s) for s in seeds], dask)
     return _table(rows, seeds, confidence)
 
 
@@ -173,7 +188,7 @@ def compare(spec_a, spec_b, *, replications=10, seed=0, overrides_a=None, overri
     seeds = replication_seeds(seed, replications)
     ta, tb = _scenario_text(spec_a), _scenario_text(spec_b)
     tasks = [(ta, tuple(overrides_a or ()), s) for s in seeds] + [(tb, tuple(overrides_b or ()), s) for s in seeds]
-    rows = _map(tasks, dask)
+    rows = map_runs(tasks, dask)
     a = _table(rows[:len(seeds)], seeds, confidence)
     b = _table(rows[len(seeds):], seeds, confidence)
     import pandas as pd

@@ -18,6 +18,8 @@ __all__ = [
     "mph_to_mps",
     "EARTH_RADIUS_M",
     "haversine_m",
+    "parse_duration_s",
+    "parse_clock_s",
 ]
 
 #: Seconds in one unit of each accepted time unit name.
@@ -78,3 +80,48 @@ def haversine_m(lon1, lat1, lon2, lat2):
     lon1, lat1, lon2, lat2 = (np.radians(np.asarray(a, dtype=np.float64)) for a in (lon1, lat1, lon2, lat2))
     a = np.sin((lat2 - lat1) / 2.0) ** 2 + np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2.0) ** 2
     return 2.0 * EARTH_RADIUS_M * np.arcsin(np.sqrt(np.minimum(a, 1.0)))
+
+
+def parse_duration_s(text) -> float:
+    """Parse ``'4h'``, ``'90min'``, ``'30s'``, ``'1h30min'`` or a plain number of seconds into seconds.
+
+    Raises ValueError with the accepted forms.
+
+    Examples
+    --------
+    >>> parse_duration_s("1h30min"), parse_duration_s("45s"), parse_duration_s(600)
+    (5400.0, 45.0, 600.0)
+    """
+    import re
+
+    t = str(text).strip().lower().replace(" ", "")
+    try:
+        return float(t)
+    except ValueError:
+        pass
+    parts = re.findall(r"(\d+(?:\.\d+)?)(h|min|m|s)", t)
+    if not parts or "".join(a + b for a, b in parts) != t:
+        raise ValueError(f"duration {text!r}; expected e.g. 3600, 4h, 90min, 1h30min, 45s")
+    return sum(float(a) * {"h": 3600.0, "min": 60.0, "m": 60.0, "s": 1.0}[b] for a, b in parts)
+
+
+def parse_clock_s(text) -> float:
+    """Parse a time of day ``'HH:MM'`` (hours may pass 24 for a second day) or a duration into
+    seconds from the start of the scenario.
+
+    Examples
+    --------
+    >>> parse_clock_s("08:30"), parse_clock_s("26:00"), parse_clock_s("2h")
+    (30600.0, 93600.0, 7200.0)
+    """
+    t = str(text).strip()
+    if ":" in t:
+        hh, _, mm = t.partition(":")
+        if hh.isdigit() and mm.isdigit() and len(mm) == 2 and int(mm) < 60:
+            return 3600.0 * int(hh) + 60.0 * int(mm)
+    else:
+        try:
+            return parse_duration_s(t)
+        except ValueError:
+            pass
+    raise ValueError(f"time {text!r}; expected HH:MM (e.g. 08:00) or a duration (e.g. 8h)")

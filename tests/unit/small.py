@@ -34,6 +34,12 @@ return_mode = "instant"
 turnout = 0.0
 """
 
+#: Light load on the same grid for a whole day: one call every two hours, 60 s on scene, no
+#: transport, so a call's response is its travel time (plus the rare wait for the busy unit).
+#: The optimisation studies run on it.
+LIGHT = (SMALL.replace("until_s = 3600.0", "until_s = 86400.0").replace("rate_per_h = 4.0", "rate_per_h = 0.5")
+         .replace("on_scene = 300.0", "on_scene = 60.0\ntransport_probability = 0.0"))
+
 
 def write(tmp_path, text, name="bad.toml"):
     path = tmp_path / name

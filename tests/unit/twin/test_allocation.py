@@ -106,3 +106,19 @@ def test_preposition_bad_input():
         preposition([1.0, 2.0], overage_cost=1, shortage_cost=-3)
     with pytest.raises(OptimisationError, match=r"ship_cost: shape \(2, 3\); expected \(depots, 1\)"):
         preposition([1.0, 2.0], overage_cost=1, shortage_cost=1, ship_cost=np.zeros((2, 3)))
+
+
+def test_fixed_stock_is_evaluated_not_chosen():
+    """``fixed_stock`` prices a given plan: with one depot, its cost is the newsvendor's, scenario by scenario."""
+    import numpy as np
+
+    from twin.allocation import preposition, stock_cost
+
+    d = np.array([80.0, 100.0, 130.0])
+    for x in (0.0, 90.0, 100.0, 150.0):
+        r = preposition(d, overage_cost=1.0, shortage_cost=9.0, unit_cost=0.5, fixed_stock=[[x]])
+        assert r.stock.item() == x
+        assert r.expected_cost == pytest.approx(stock_cost([x], d, overage_cost=1.0, shortage_cost=9.0,
+                                                            unit_cost=0.5).mean())
+    with pytest.raises(OptimisationError, match=r"fixed_stock: shape \(2,\); expected \(1, 1\)"):
+        preposition(d, overage_cost=1.0, shortage_cost=9.0, fixed_stock=[1.0, 2.0])

@@ -1,0 +1,146 @@
+"""Simulation-optimisation studies (twin.optimise): ranking and selection, common random numbers,
+the resumable store, the chosen plan as a scenario, and the stock study.
+
+The light grid scenario (one ambulance on a 6x6 grid, one call every two hours, no transport)
+runs a whole day in a fraction of a second, so studies here run on it for real.
+"""
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from twin_small import LIGHT
+from scipy import stats
+
+from twin.ensemble import run_kpis
+from twin.errors import OptimisationError
+from twin.optimise import StockItem, optimise, rank_plans
+from twin.runner import load_scenario
+from twin.streams import replication_seeds
+
+
+#: Two EDs and every patient transported: ED arrivals are the stock study's demand.
+TWO_EDS = LIGHT.replace("transport_probability = 0.0", "transport_probability = 1.0").replace(
+    'name = "h"\nnode = 36\nbeds = 4', 'name = "east"\nnode = 6\nbeds = 4\n\n[[hospitals]]\nname = "west"\nnode = 31\nbeds = 4')
+
+
+def _runs(table):
+    rows = [dict(plan=p, replication=r, seed=r, k=v) for p, vals in table.items() for r, v in enumerate(vals)]
+    return pd.DataFrame(rows)
+
+
+def test_rank_plans_matches_a_hand_computation():
+    runs = _runs({"a": [10.0, 12.0, 11.0, 13.0], "b": [9.0, 10.5, 10.0, 11.0], "c": [30.0, 31.0, 29.0, 33.0]})
+    out = rank_plans(runs, "k", confidence=0.9)
+    assert list(out.index) == ["b", "a", "c"]
+    assert out.loc["b", "verdict"] == "best" and out.loc["b", "diff"] == 0.0
+    # a - b = [1, 1.5, 1, 2]; Bonferroni over 2 comparisons at family level 0.9: t(1 - 0.1/4, 3)
+    d = np.array([1.0, 1.5, 1.0, 2.0])
+    t = stats.t.ppf(1 - 0.1 / 4, 3)
+    assert out.loc["a", "diff"] == pytest.approx(d.mean())
+    assert out.loc["a", "diff_half_width"] == pytest.approx(t * d.std(ddof=1) / 2.0)
+    assert out.loc["a", "verdict"] == "worse"          # 1.375 > 0.98
+    assert out.loc["c", "verdict"] == "worse"
+    a = np.array([10.0, 12.0, 11.0, 13.0])
+    assert out.loc["a", "half_width"] == pytest.approx(stats.t.ppf(0.95, 3) * a.std(ddof=1) / 2.0)
+    # a noisy difference is a tie, and maximise turns the order round
+    tie = rank_plans(_runs({"a": [10.0, 20.0, 10.0], "b": [12.0, 11.0, 14.0]}), "k")
+    assert tie.loc["a", "verdict"] == "tied" or tie.loc["b", "verdict"] == "tied"
+    assert list(rank_plans(runs, "k", maximise=True).index) == ["c", "a", "b"]
+    with pytest.raises(OptimisationError, match="rank KPI 'nope' is not a KPI of these runs; known: k"):
+        rank_plans(runs, "nope")
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(decide="sites"), "decide = 'sites'; expected one of stations, fleet, beds, stock"),
+    (dict(decide="stations", model="k-means"), "model = 'k-means'; expected one of p-median"),
+    (dict(decide="stations", costs="live"), "costs = 'live'; expected one of free-flow, congested"),
+    (dict(decide="stations", replications=0), "replications = 0; expected an integer >= 1"),
+    (dict(decide="stations", plans=1.5), "plans = 1.5; expected an integer >= 1"),
+    (dict(decide="stations", confidence=95), "confidence = 95; expected a level in"),
+    (dict(decide="stock", items=()), "no stock items"),
+    (dict(decide="stock", items=(StockItem("a"), StockItem("a"))), "names must be unique"),
+])
+def test_bad_study_options_are_named(kwargs, match):
+    with pytest.raises(OptimisationError, match=match):
+        optimise(LIGHT, **kwargs)
+
+
+def test_bad_stock_item_is_named():
+    with pytest.raises(OptimisationError, match="stock item 'kit': shortage_cost = -1; expected a finite number >= 0"):
+        StockItem(shortage_cost=-1)
+
+
+def test_every_plan_runs_on_the_replication_seeds():
+    """Common random numbers: replication r of every plan runs with replication_seeds(seed)[r], so the
+    current plan's rows are exactly the scenario's own runs with those seeds."""
+    res = optimise(LIGHT, "stations", replications=3, plans=2, seed=5)
+    seeds = replication_seeds(5, 3)
+    text = load_scenario(LIGHT).resolved_text
+    cur = res.runs[res.runs["plan"] == "current"]
+    assert cur["seed"].tolist() == seeds
+    for r, s in enumerate(seeds):
+        assert cur.iloc[r]["response_mean_s"] == run_kpis(text, (), s)["response_mean_s"]
+    for plan in res.plans:
+        assert res.runs[res.runs["plan"] == plan.name]["seed"].tolist() == seeds
+
+
+def test_chosen_plan_is_a_scenario_that_runs_the_plan():
+    res = optimise(LIGHT, "stations", replications=3, plans=2)
+    sc = load_scenario(res.chosen_toml)
+    assert [(s["node"], s["ambulances"]) for s in sc.data["stations"]] == list(res.chosen.stations)
+    assert res.chosen.name == res.ranking.index[0]
+    assert set(res.ranking.columns) >= {"mean", "half_width", "diff", "diff_half_width", "verdict",
+                                         "model_objective", "plan_detail"}
+
+
+def test_study_resumes_after_a_kill(tmp_path):
+    """A store cut after three replications (and a torn fourth line) continues with only the
+    missing runs, and gives the same numbers as the uninterrupted study."""
+    full = tmp_path / "full.jsonl"
+    ref = optimise(LIGHT, "stations", replications=3, plans=2, store=full)
+    lines = full.read_bytes().split(b"\n")
+    assert json.loads(lines[0])["decide"] == "stations" and len([ln for ln in lines if ln]) == 1 + 3 * 3
+    cut = tmp_path / "cut.jsonl"
+    cut.write_bytes(b"\n".join(lines[:4]) + b"\n" + lines[4][:25])     # header, 3 records, a torn record
+    calls = []
+    res = optimise(LIGHT, "stations", replications=3, plans=2, store=cut, progress=lambda d, t: calls.append(d))
+    assert len(calls) == 9 - 3
+    pd.testing.assert_frame_equal(res.runs, ref.runs)
+    pd.testing.assert_frame_equal(res.ranking, ref.ranking)
+    assert cut.read_bytes() != b"" and all(json.loads(ln) for ln in cut.read_bytes().split(b"\n") if ln)
+    # a finished study re-runs nothing
+    again = []
+    optimise(LIGHT, "stations", replications=3, plans=2, store=cut, progress=lambda d, t: again.append(d))
+    assert again == []
+
+
+def test_store_of_another_study_is_refused(tmp_path):
+    store = tmp_path / "s.jsonl"
+    optimise(LIGHT, "stations", replications=2, plans=1, store=store)
+    with pytest.raises(OptimisationError, match="holds another study"):
+        optimise(LIGHT, "stations", replications=3, plans=1, store=store)
+    junk = tmp_path / "junk.jsonl"
+    junk.write_text("not json\n")
+    with pytest.raises(OptimisationError, match="line 1: not a study record"):
+        optimise(LIGHT, "stations", replications=2, plans=1, store=junk)
+
+
+def test_stock_study_fits_and_evaluates_on_separate_runs():
+    item = StockItem("kit", use_per_arrival=2.0, overage_cost=1.0, shortage_cost=9.0, ship_cost_per_h=2.0)
+    res = optimise(TWO_EDS, "stock", replications=4, items=(item,))
+    seeds = replication_seeds(0, 8)
+    assert [p.name for p in res.plans] == ["current", "optimum", "per-site", "mean-value"]
+    assert res.kpi == "stock_cost" and not res.maximise
+    assert sorted(set(res.runs["seed"])) == sorted(seeds[4:])         # evaluated on the runs it was not fitted to
+    text = load_scenario(TWO_EDS).resolved_text
+    arrivals = [run_kpis(text, (), s)["hospital_east_arrivals"] for s in seeds[4:]]
+    cur = res.runs[res.runs["plan"] == "current"]
+    # no stock: every unit used is short, at 9 a unit
+    np.testing.assert_allclose(cur["stock_cost"], 9.0 * 2.0 * (np.array(arrivals) + np.array(
+        [run_kpis(text, (), s)["hospital_west_arrivals"] for s in seeds[4:]])))
+    assert res.ranking.loc["current", "verdict"] == "worse"
+    assert "[[stock]]" in res.chosen_toml and 'item = "kit"' in res.chosen_toml
+    assert math.isfinite(res.model_info["solve_time_s"])
