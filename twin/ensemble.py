@@ -65,8 +65,10 @@ def map_runs(tasks, dask, on_result=None):
             if on_result is not None:
                 on_result(i, rows[-1])
         return rows
-    from dask.distributed import Client, LocalCluster, as_completed
-
+    try:
+        from dask.distributed import Client, LocalCluster, as_completed
+    except ImportError:
+        raise ScenarioError("--dask needs Dask distributed, the 'dist' extra: pip install -e \".[dist]\"") from None
     if dask is True:
         cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
         client = Client(cluster)

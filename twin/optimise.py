@@ -282,8 +282,9 @@ def optimise(spec, decide, *, model="p-median", replications=10, seed=0, plans=4
         less the mean turnout).
     candidates, keep : sequences of node ids
         Candidate sites (default: every node) and existing sites that must stay open.
-    costs, at_s : ``"free-flow"``, or ``"congested"`` with the hour starting at ``at_s``
-        (seconds from the scenario's start) whose simulated link times price the travel.
+    costs, at_s : ``"free-flow"`` (zones weighted by the day's mean calls), or ``"congested"``:
+        the hour starting at ``at_s`` (seconds from the scenario's start) whose simulated link
+        times price the travel and whose calls weigh the zones.
     items : sequence of StockItem
         What the ``stock`` decision stocks.
     kpi, maximise : the ranking KPI (default :func:`default_kpi`) and its sense (default:
@@ -323,6 +324,8 @@ def optimise(spec, decide, *, model="p-median", replications=10, seed=0, plans=4
     total = n_base + (0 if decide == "stock" else replications * plans)
     _evaluate([current], [scenario.data], seeds, st, dask, progress, total)
     base = _runs_frame(st, [current], seeds)
+    if decide != "stock" and kpi not in base.columns:         # say so before running the proposals
+        rank_plans(base, kpi)
     if decide == "stock":
         return _stock_study(scenario, current, base, items, replications, seeds, kpi, maximise, confidence)
     q = float(np.clip(base["unit_utilisation_mean"].mean(), 0.0, 0.95)) if "unit_utilisation_mean" in base else 0.5
@@ -330,7 +333,8 @@ def optimise(spec, decide, *, model="p-median", replications=10, seed=0, plans=4
     link_cost = congested_link_costs(scenario, at_s, seeds[0]) if costs == "congested" and decide != "beds" else None
     proposed, info, price = propose_plans(scenario, decide, model=model, n_plans=plans, sites=sites,
                                           standard_s=standard_s, q=q, candidates=candidates, keep=keep,
-                                          bed_rates_per_h=rates, link_cost_s=link_cost, costs=costs)
+                                          bed_rates_per_h=rates, link_cost_s=link_cost, costs=costs,
+                                          hour=int(at_s // 3600) if costs == "congested" else None)
     same = [p.name for p in proposed if p.describe() == current.describe()]
     current = Plan("current", current.stations, current.beds, None, price(current), f"= {same[0]}" if same else "")
     proposed = [p for p in proposed if p.describe() != current.describe()]

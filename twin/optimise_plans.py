@@ -24,7 +24,8 @@ Decisions and models:
     own newsvendor quantile (no pooling), and stocking the mean demand (the expected-value
     solution; the gap is the value of the stochastic solution, Birge 1982).
 
-Demand points are the EMS zones, weighted by their call rates per hour. Costs are travel times
+Demand points are the EMS zones, weighted by their calls per hour (:func:`zone_weights`: the
+day's mean, or the hour from ``at_s`` with congested costs). Costs are travel times
 (s) from each candidate to each zone's location on the city graph, divided by ``[service]
 emergency_speed_factor``: on free-flow link times (``costs="free-flow"``) or on the link times
 of one simulated run of the scenario, averaged (weighted by vehicles leaving) over the hour
@@ -41,7 +42,7 @@ import numpy as np
 
 from twin.errors import InfeasibleError, OptimisationError
 
-__all__ = ["DECISIONS", "MODELS", "COSTS", "Plan", "StockItem", "SitingInputs", "siting_inputs",
+__all__ = ["DECISIONS", "MODELS", "COSTS", "Plan", "StockItem", "SitingInputs", "siting_inputs", "zone_weights",
            "congested_link_costs", "propose_plans", "stock_demand", "plan_scenario_data", "current_plan"]
 
 DECISIONS = ("stations", "fleet", "beds", "stock")
@@ -181,11 +182,26 @@ def congested_link_costs(scenario, at_s, seed, *, window_s=3600.0):
     return np.where(np.isfinite(mean), np.maximum(mean, ff), ff)
 
 
-def siting_inputs(scenario, candidates=None, *, link_cost_s=None, costs="free-flow") -> SitingInputs:
+def zone_weights(spec, hour=None):
+    """Each zone's calls per hour: the day's mean, or in hour ``hour`` (0-23 from the run's start).
+
+    From the scenario's rate table when it has one (per-district profiles, calls from the
+    population present), else ``arrival_rate_per_h × hourly_profile``.
+    """
+    if spec.rate_table_per_h is not None:
+        table = np.asarray(spec.rate_table_per_h, dtype=np.float64).sum(axis=2)      # (24, zones)
+        return table.mean(axis=0) if hour is None else table[int(hour) % 24].copy()
+    rates = np.array([z.arrival_rate_per_h for z in spec.zones], dtype=np.float64)
+    prof = np.asarray(spec.hourly_profile, dtype=np.float64)
+    return rates * (prof.mean() if hour is None else prof[int(hour) % 24])
+
+
+def siting_inputs(scenario, candidates=None, *, link_cost_s=None, costs="free-flow", hour=None) -> SitingInputs:
     """Demand weights, candidate nodes and the cost matrix of a loaded scenario.
 
     ``candidates``: node ids (default: every node of the city); ``link_cost_s``: per-link
-    costs (default free-flow), e.g. from :func:`congested_link_costs`.
+    costs (default free-flow), e.g. from :func:`congested_link_costs`; ``hour``: weigh the zones
+    by their calls in that hour of the run's day (default: the day's mean, :func:`zone_weights`).
     """
     city, spec, layout = scenario.city, scenario.ems, scenario.layout
     stations = current_stations(scenario)
@@ -206,7 +222,7 @@ def siting_inputs(scenario, candidates=None, *, link_cost_s=None, costs="free-fl
     if extra:
         cand = np.concatenate([cand, np.asarray(extra, dtype=cand.dtype)])
     zone_nodes = ids[layout.location_node_idx[[z.location_idx for z in spec.zones]]]
-    weights = np.array([z.arrival_rate_per_h for z in spec.zones], dtype=np.float64)
+    weights = zone_weights(spec, hour)
     speed = scenario.groups["service"].emergency_speed_factor
     cost = city.travel_times(cand, zone_nodes, link_cost_s=link_cost_s).T / speed
     return SitingInputs(cost, weights, cand, tuple(stations), costs)
@@ -450,7 +466,7 @@ def _stock_plans(scenario, items, demand_in):
 
 
 def propose_plans(scenario, decide, *, model="p-median", n_plans=4, sites=None, standard_s=None, q=0.5,
-                  candidates=None, keep=(), bed_rates_per_h=None, link_cost_s=None, costs="free-flow"):
+                  candidates=None, keep=(), bed_rates_per_h=None, link_cost_s=None, costs="free-flow", hour=None):
     """The optimum of ``decide`` under ``model`` and its ``n_plans - 1`` best neighbours.
 
     Returns ``(plans, info, price)``: ``info`` says what the model assumed, ``price(plan)`` is the
@@ -471,7 +487,7 @@ def propose_plans(scenario, decide, *, model="p-median", n_plans=4, sites=None, 
     if decide == "fleet":
         model, sites = "mexclp", None
         candidates = [n for n, _ in current_stations(scenario)]
-    inputs = siting_inputs(scenario, candidates, link_cost_s=link_cost_s, costs=costs)
+    inputs = siting_inputs(scenario, candidates, link_cost_s=link_cost_s, costs=costs, hour=hour)
     known = set(inputs.candidate_ids.tolist())
     for node in keep:
         if node not in known:

@@ -58,3 +58,13 @@ def test_dask_gives_the_same_numbers_as_local():
     local = replicate("hefei_day", replications=2, seed=5, overrides=SHORT)
     remote = replicate("hefei_day", replications=2, seed=5, overrides=SHORT, dask=True)
     np.testing.assert_array_equal(local.runs.to_numpy(), remote.runs.to_numpy())
+
+
+def test_dask_without_the_dist_extra_says_what_to_install(monkeypatch):
+    import sys
+
+    from twin.ensemble import map_runs
+
+    monkeypatch.setitem(sys.modules, "dask.distributed", None)       # as if the extra were not installed
+    with pytest.raises(ScenarioError, match=r"--dask needs Dask distributed, the 'dist' extra: pip install -e"):
+        map_runs([("unused", (), 1)], True)

@@ -31,6 +31,21 @@ def test_siting_inputs_are_travel_times_from_candidates_to_zones(small):
     assert 1 in siting_inputs(small, candidates=[8, 9]).candidate_ids.tolist()
 
 
+def test_zone_weights_follow_the_rate_table_or_the_profile():
+    from twin.optimise_plans import zone_weights
+
+    day = load_scenario("hefei_day")
+    prof = np.asarray(day.ems.hourly_profile)
+    base = np.array([z.arrival_rate_per_h for z in day.ems.zones])
+    np.testing.assert_allclose(zone_weights(day.ems, 8), base * prof[8])
+    np.testing.assert_allclose(zone_weights(day.ems), base * prof.mean())
+    people = load_scenario("hefei_people")
+    table = np.asarray(people.ems.rate_table_per_h)
+    assert table is not None and table.ndim == 3
+    np.testing.assert_allclose(zone_weights(people.ems, 3), table[3].sum(axis=1))
+    np.testing.assert_allclose(zone_weights(people.ems).sum(), table.sum() / 24)
+
+
 def test_split_is_largest_remainder_with_one_each():
     assert _split(6, [0.5, 0.3, 0.2], [0, 1, 2]).tolist() == [3, 2, 1]
     assert _split(3, [0.9, 0.1, 0.0], [0, 1, 2]).tolist() == [1, 1, 1]
