@@ -58,6 +58,8 @@ def add_optimise_parser(subparsers):
                    help="travel costs: free-flow, or the simulated link times of the hour from --at")
     p.add_argument("--at", type=_arg(parse_clock_s), default=8 * 3600.0, metavar="HH:MM",
                    help="start of the hour whose congestion prices travel with --costs congested (default 08:00)")
+    p.add_argument("--pool", default="ed", choices=["ed", "ward", "icu"],
+                   help="the beds --decide beds splits between the hospitals that have them (default ed)")
     p.add_argument("--kpi", help="ranking KPI (default response_mean_s; stock_cost for --decide stock)")
     p.add_argument("--maximise", action="store_true", default=None,
                    help="a larger KPI is better (default: only for shares such as response_p1_within_target)")
@@ -106,7 +108,7 @@ def _kpi_unit(kpi):
 def _model_line(res):
     i = res.model_info
     if res.decide == "beds":
-        return (f"model: Erlang B marginal analysis, {i['total_beds']} beds; arrivals/h "
+        return (f"model: Erlang B marginal analysis, {i['total_beds']} {i['pool'].upper()} beds; arrivals/h "
                 f"{', '.join(f'{k} {v:g}' for k, v in i['arrivals_per_h'].items())}")
     if res.decide == "stock":
         return (f"model: {i['model']}, {i['scenarios_in_sample']} simulated runs to fit, "
@@ -194,6 +196,7 @@ def optimise_main(args) -> int:
         res = optimise(args.scenario, args.decide, model=args.model, replications=args.replications, seed=args.seed,
                        plans=args.plans, overrides=args.set, sites=args.sites, standard_s=args.standard,
                        candidates=args.candidates, keep=args.keep, costs=args.costs, at_s=args.at, items=items,
+                       pool=args.pool,
                        kpi=args.kpi, maximise=args.maximise, confidence=args.confidence, store=args.study,
                        dask=dask, progress=progress)
     finally:

@@ -36,7 +36,24 @@ def _kpi_row(result) -> dict:
     if result.traffic is not None:
         for k in ("mean_travel_time_s", "congestion_index", "vht_veh_h"):
             row[f"traffic_{k}"] = float(result.traffic.kpis[k])
+    row.update(_pool_requests(result.ems))
     return row
+
+
+def _pool_requests(ems) -> dict:
+    """``hospital_<name>_<ward|icu>_requests``: patients leaving each hospital's ED for its ward or
+    ICU pool in the KPI window (blocked, boarded and transferred ones too), for pools that exist."""
+    if ems is None or ems.stays is None:
+        return {}
+    st = ems.stays
+    inwin = (st["request_s"] >= ems.kpis["window_start_s"]) & (st["request_s"] < ems.kpis["window_end_s"])
+    out = {}
+    for i, h in enumerate(ems.spec.hospitals):
+        for pool in ("ward", "icu"):
+            if getattr(h, f"{pool}_beds") is not None:
+                n = int((inwin & (st["from_hospital_idx"] == i) & (st["pool"] == pool)).sum())
+                out[f"hospital_{h.name}_{pool}_requests"] = float(n)
+    return out
 
 
 def run_kpis(scenario_text, overrides, seed) -> dict:

@@ -42,11 +42,11 @@ from pathlib import Path
 import numpy as np
 
 from twin.errors import OptimisationError
-from twin.optimise_plans import (COSTS, DECISIONS, MODELS, Plan, StockItem, congested_link_costs, current_plan,
-                                 plan_scenario_data, propose_plans, stock_demand)
+from twin.optimise_plans import (COSTS, DECISIONS, MODELS, POOLS, Plan, StockItem, congested_link_costs,
+                                 current_plan, plan_scenario_data, pool_hospitals, propose_plans, stock_demand)
 from twin.streams import replication_seeds
 
-__all__ = ["DECISIONS", "MODELS", "COSTS", "Plan", "StockItem", "StudyResult", "optimise", "rank_plans",
+__all__ = ["DECISIONS", "MODELS", "COSTS", "POOLS", "Plan", "StockItem", "StudyResult", "optimise", "rank_plans",
            "default_kpi"]
 
 logger = logging.getLogger(__name__)
@@ -262,7 +262,7 @@ def _check_study(decide, model, replications, plans, costs, confidence, items):
 
 def optimise(spec, decide, *, model="p-median", replications=10, seed=0, plans=4, overrides=None, sites=None,
              standard_s=None, candidates=None, keep=(), costs="free-flow", at_s=8 * 3600.0, items=(StockItem(),),
-             kpi=None, maximise=None, confidence=0.95, store=None, dask=False, progress=None) -> StudyResult:
+             pool="ed", kpi=None, maximise=None, confidence=0.95, store=None, dask=False, progress=None) -> StudyResult:
     """Propose plans for ``decide`` with an exact model, simulate them on common random numbers,
     rank them with intervals, and return the chosen plan (see the module docstring).
 
@@ -287,6 +287,8 @@ def optimise(spec, decide, *, model="p-median", replications=10, seed=0, plans=4
         times price the travel and whose calls weigh the zones.
     items : sequence of StockItem
         What the ``stock`` decision stocks.
+    pool : ``"ed"``, ``"ward"`` or ``"icu"``
+        The beds a ``beds`` decision splits (between the hospitals that have the pool).
     kpi, maximise : the ranking KPI (default :func:`default_kpi`) and its sense (default:
         minimise, or maximise for shares such as ``response_p1_within_target``).
     confidence : float
@@ -309,6 +311,8 @@ def optimise(spec, decide, *, model="p-median", replications=10, seed=0, plans=4
     from twin.spec import dump_toml
 
     _check_study(decide, model, replications, plans, costs, confidence, items)
+    if pool not in POOLS:
+        raise OptimisationError(f"pool = {pool!r}; expected one of {', '.join(POOLS)}")
     scenario = load_scenario(spec, overrides=overrides)
     kpi = default_kpi(decide) if kpi is None else kpi
     maximise = _maximise_default(kpi) if maximise is None else bool(maximise)
@@ -317,10 +321,11 @@ def optimise(spec, decide, *, model="p-median", replications=10, seed=0, plans=4
     options = dict(replications=replications, seed=seed, plans=plans, sites=sites, standard_s=standard_s,
                    candidates=None if candidates is None else list(candidates), keep=list(keep), costs=costs,
                    at_s=at_s if costs == "congested" else None,
-                   items=[vars(it) for it in items] if decide == "stock" else None)
+                   items=[vars(it) for it in items] if decide == "stock" else None,
+                   pool=pool if decide == "beds" else None)
     st = _Store(store, _study_key(scenario, decide, model, options),
                 {"scenario": scenario.name, "decide": decide, "model": model, **options})
-    current = current_plan(scenario, decide, items)
+    current = current_plan(scenario, decide, items, pool)
     total = n_base + (0 if decide == "stock" else replications * plans)
     _evaluate([current], [scenario.data], seeds, st, dask, progress, total)
     base = _runs_frame(st, [current], seeds)
@@ -329,14 +334,15 @@ def optimise(spec, decide, *, model="p-median", replications=10, seed=0, plans=4
     if decide == "stock":
         return _stock_study(scenario, current, base, items, replications, seeds, kpi, maximise, confidence)
     q = float(np.clip(base["unit_utilisation_mean"].mean(), 0.0, 0.95)) if "unit_utilisation_mean" in base else 0.5
-    rates = _hospital_rates(scenario, base) if decide == "beds" else None
+    rates = _pool_rates(scenario, base, pool) if decide == "beds" else None
     link_cost = congested_link_costs(scenario, at_s, seeds[0]) if costs == "congested" and decide != "beds" else None
     proposed, info, price = propose_plans(scenario, decide, model=model, n_plans=plans, sites=sites,
                                           standard_s=standard_s, q=q, candidates=candidates, keep=keep,
                                           bed_rates_per_h=rates, link_cost_s=link_cost, costs=costs,
-                                          hour=int(at_s // 3600) if costs == "congested" else None)
+                                          hour=int(at_s // 3600) if costs == "congested" else None, pool=pool)
     same = [p.name for p in proposed if p.describe() == current.describe()]
-    current = Plan("current", current.stations, current.beds, None, price(current), f"= {same[0]}" if same else "")
+    current = Plan("current", current.stations, current.beds, None, price(current), f"= {same[0]}" if same else "",
+                   current.pool)
     proposed = [p for p in proposed if p.describe() != current.describe()]
     info["q_from_current_plan"] = q
     all_plans = [current] + proposed
@@ -397,12 +403,13 @@ def _stock_toml(scenario, plan):
                                 for h, item, u in plan.stock]})
 
 
-def _hospital_rates(scenario, base):
-    """Each hospital's ED arrivals per hour in the current plan's runs (mean over replications)."""
-    names = [h.name for h in scenario.ems.hospitals]
-    horizon_h = scenario.run_group.until_s / 3600.0
-    cols = [f"hospital_{n}_arrivals" for n in names]
-    if all(c in base for c in cols):
-        return np.array([base[c].mean() / horizon_h for c in cols])
-    raise OptimisationError("the runs carry no per-hospital arrivals (KPI hospital_<name>_arrivals); "
-                            "decide = beds needs them")
+def _pool_rates(scenario, base, pool):
+    """Arrivals per hour at each hospital's ``pool`` in the current plan's runs (mean over the
+    replications): ED arrivals, or patients leaving the ED for the ward or ICU."""
+    horizon_h = float((base["window_end_s"] - base["window_start_s"]).mean()) / 3600.0     # the KPI window
+    suffix = "arrivals" if pool == "ed" else f"{pool}_requests"
+    cols = [f"hospital_{n}_{suffix}" for _, n in pool_hospitals(scenario, pool)]
+    missing = [c for c in cols if c not in base]
+    if missing:
+        raise OptimisationError(f"the runs carry no KPI {missing[0]!r}; decide = beds needs each hospital's arrivals")
+    return np.array([base[c].mean() / horizon_h for c in cols])

@@ -13,9 +13,12 @@ Decisions and models:
 ``fleet``
     How the fleet is spread over the scenario's existing stations: the MEXCLP on those sites.
 ``beds``
-    How the ED beds are split between hospitals: marginal analysis on Erlang B
+    How the beds of one pool — the EDs (``pool="ed"``), the wards or the ICUs — are split
+    between the hospitals that have it: marginal analysis on Erlang B
     (:func:`twin.allocation.allocate_beds`) with each hospital's arrival rate measured in the
-    current plan's replications (exact for loss EDs, a proxy for queueing ones).
+    current plan's replications (ED arrivals; patients leaving each ED for the pool) and the
+    pool's mean stay. Exact for loss pools; a proxy where beds interact (queueing EDs,
+    boarding, diversion, transfers), which is why the plans are then simulated.
 ``stock``
     How much of an item to stock at each hospital (:class:`StockItem`: its use per ED arrival
     and its costs), by the two-stage program of :func:`twin.allocation.preposition` over
@@ -42,7 +45,7 @@ import numpy as np
 
 from twin.errors import InfeasibleError, OptimisationError
 
-__all__ = ["DECISIONS", "MODELS", "COSTS", "Plan", "StockItem", "SitingInputs", "siting_inputs", "zone_weights",
+__all__ = ["DECISIONS", "MODELS", "COSTS", "POOLS", "pool_hospitals", "Plan", "StockItem", "SitingInputs", "siting_inputs", "zone_weights",
            "congested_link_costs", "propose_plans", "stock_demand", "plan_scenario_data", "current_plan"]
 
 DECISIONS = ("stations", "fleet", "beds", "stock")
@@ -66,13 +69,15 @@ class Plan:
     stations : tuple of (node id, vehicles), or None
         The plan's stations (``stations`` and ``fleet`` decisions).
     beds : tuple of (hospital name, beds), or None
-        The plan's ED beds (``beds`` decision).
+        The plan's beds of ``pool`` (``beds`` decision).
     stock : tuple of (hospital name, item name, units), or None
         The plan's stock (``stock`` decision).
     model_objective : float
         The model's objective at the plan (NaN where the model does not price it).
     note : str
         E.g. ``"= optimum"`` when the current plan is the model's optimum.
+    pool : str
+        ``"ed"``, ``"ward"`` or ``"icu"``: the beds a ``beds`` plan splits.
     """
 
     name: str
@@ -81,6 +86,7 @@ class Plan:
     stock: tuple | None = None
     model_objective: float = math.nan
     note: str = ""
+    pool: str = "ed"
 
     def describe(self) -> str:
         """The plan in one line: ``node x vehicles``, ``hospital:beds`` or ``hospital/item:units``."""
@@ -386,15 +392,35 @@ def _station_plans(scenario, model, n_plans, *, inputs, sites, standard_s, q, ke
     return plans, info, price
 
 
-def _bed_plans(scenario, n_plans, rates_per_h):
-    from twin.allocation import allocate_beds, erlang_b_curve
+#: Bed pools a ``beds`` study can allocate: scenario key, mean-stay attribute of the hospital spec.
+POOLS = {"ed": ("beds", "length_of_stay"), "ward": ("ward_beds", "ward_los"), "icu": ("icu_beds", "icu_los")}
 
+
+def pool_hospitals(scenario, pool):
+    """``[(index, name)]`` of the hospitals that have ``pool`` (every hospital has an ED)."""
+    if pool not in POOLS:
+        raise OptimisationError(f"pool = {pool!r}; expected one of {', '.join(POOLS)}")
+    key = POOLS[pool][0]
     hosp = scenario.data.get("hospitals", [])
     if not hosp:
         raise OptimisationError("the scenario has no [[hospitals]]; no beds to allocate")
-    names = [h["name"] for h in hosp]
-    total = sum(int(h["beds"]) for h in hosp)
-    stay_h = np.array([h.length_of_stay.mean_s / 3600.0 for h in scenario.ems.hospitals])
+    out = [(i, h["name"]) for i, h in enumerate(hosp) if h.get(key) is not None]
+    if not out:
+        raise OptimisationError(f"pool = {pool!r}: no hospital has {key}; give some hospitals {key} or decide "
+                                f"another pool")
+    return out
+
+
+def _bed_plans(scenario, n_plans, rates_per_h, pool="ed"):
+    from twin.allocation import allocate_beds, erlang_b_curve
+
+    key, los = POOLS[pool]
+    which = pool_hospitals(scenario, pool)
+    names = [n for _, n in which]
+    total = sum(int(scenario.data["hospitals"][i][key]) for i, _ in which)
+    stay_h = np.array([getattr(scenario.ems.hospitals[i], los).mean_s / 3600.0 for i, _ in which])
+    if total < len(names):
+        raise OptimisationError(f"{total} {key} cannot give each of the {len(names)} hospitals one")
     plan = allocate_beds(rates_per_h, stay_h, total, minimum=1)
     lam = np.asarray(rates_per_h, dtype=np.float64)
 
@@ -404,8 +430,8 @@ def _bed_plans(scenario, n_plans, rates_per_h):
     near = [u for u in _neighbours(plan.beds, value, len(names) * len(names), move_units=True) if u.min() >= 1]
     options = [plan.beds] + near[:n_plans - 1]
     plans = [Plan("optimum" if k == 0 else f"neighbour-{k}", beds=tuple(zip(names, (int(b) for b in u))),
-                  model_objective=value(u)) for k, u in enumerate(options)]
-    info = {"model": "erlang-b marginal analysis", "total_beds": total,
+                  model_objective=value(u), pool=pool) for k, u in enumerate(options)]
+    info = {"model": "erlang-b marginal analysis", "pool": pool, "total_beds": total,
             "arrivals_per_h": dict(zip(names, (round(float(r), 4) for r in lam))),
             "mean_stay_h": dict(zip(names, (round(float(s), 3) for s in stay_h))), "objective": plan.objective,
             "objective_label": "turned away per h"}
@@ -466,7 +492,8 @@ def _stock_plans(scenario, items, demand_in):
 
 
 def propose_plans(scenario, decide, *, model="p-median", n_plans=4, sites=None, standard_s=None, q=0.5,
-                  candidates=None, keep=(), bed_rates_per_h=None, link_cost_s=None, costs="free-flow", hour=None):
+                  candidates=None, keep=(), bed_rates_per_h=None, link_cost_s=None, costs="free-flow", hour=None,
+                  pool="ed"):
     """The optimum of ``decide`` under ``model`` and its ``n_plans - 1`` best neighbours.
 
     Returns ``(plans, info, price)``: ``info`` says what the model assumed, ``price(plan)`` is the
@@ -481,7 +508,7 @@ def propose_plans(scenario, decide, *, model="p-median", n_plans=4, sites=None, 
     if isinstance(n_plans, bool) or not isinstance(n_plans, int) or n_plans < 1:
         raise OptimisationError(f"plans = {n_plans!r}; expected an integer >= 1 (the optimum and its neighbours)")
     if decide == "beds":
-        return _bed_plans(scenario, n_plans, bed_rates_per_h)
+        return _bed_plans(scenario, n_plans, bed_rates_per_h, pool)
     if standard_s is None:
         standard_s = default_standard_s(scenario)
     if decide == "fleet":
@@ -520,16 +547,20 @@ def plan_scenario_data(data, plan):
         template = {k: v for k, v in first.items() if k not in ("name", "node", "ambulances") + _UNIT_KINDS}
         out["stations"] = [dict(template, name=f"site-{node}", node=node, ambulances=int(k)) for node, k in plan.stations]
     if plan.beds is not None:
-        beds = dict(plan.beds)
+        beds, key = dict(plan.beds), POOLS[plan.pool][0]
         for h in out["hospitals"]:
-            h["beds"] = int(beds[h["name"]])
+            if h["name"] in beds:
+                h[key] = int(beds[h["name"]])
     return out
 
 
-def current_plan(scenario, decide, items=()):
+def current_plan(scenario, decide, items=(), pool="ed"):
     """The scenario's own plan of ``decide`` (stock: none held)."""
     if decide == "beds":
-        return Plan("current", beds=tuple((h["name"], int(h["beds"])) for h in scenario.data.get("hospitals", [])))
+        key = POOLS[pool][0]
+        hosp = scenario.data["hospitals"]
+        return Plan("current", beds=tuple((n, int(hosp[i][key])) for i, n in pool_hospitals(scenario, pool)),
+                    pool=pool)
     if decide == "stock":
         return Plan("current", stock=tuple((h["name"], it.name, 0.0) for h in scenario.data.get("hospitals", [])
                                            for it in items), note="no stock")

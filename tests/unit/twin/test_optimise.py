@@ -144,3 +144,44 @@ def test_stock_study_fits_and_evaluates_on_separate_runs():
     assert res.ranking.loc["current", "verdict"] == "worse"
     assert "[[stock]]" in res.chosen_toml and 'item = "kit"' in res.chosen_toml
     assert math.isfinite(res.model_info["solve_time_s"])
+
+
+#: Two hospitals with wards: most transported patients go on to a ward bed (6 h mean stay).
+WARDS = TWO_EDS.replace('name = "east"\nnode = 6\nbeds = 4', 'name = "east"\nnode = 6\nbeds = 4\nward_beds = 2\n'
+                        'ward_los = 21600.0\nward_probability = [0.8, 0.8, 0.8]\nlength_of_stay = 3600.0').replace(
+    'name = "west"\nnode = 31\nbeds = 4', 'name = "west"\nnode = 31\nbeds = 4\nward_beds = 4\n'
+    'ward_los = 21600.0\nward_probability = [0.8, 0.8, 0.8]\nlength_of_stay = 3600.0')
+
+
+def test_ward_requests_are_counted_per_emergency_department():
+    from twin.runner import run
+
+    res = run(WARDS, seed=11)
+    row = run_kpis(load_scenario(WARDS).resolved_text, (), 11)
+    st = res.ems.stays
+    inwin = st["request_s"] < 86400.0                              # the KPI window: the day (the run drains on)
+    for i, name in enumerate(("east", "west")):
+        want = int((inwin & (st["from_hospital_idx"] == i) & (st["pool"] == "ward")).sum())
+        assert row[f"hospital_{name}_ward_requests"] == want
+    assert sum(row[f"hospital_{n}_ward_requests"] for n in ("east", "west")) > 0
+    assert "hospital_east_icu_requests" not in row                 # no ICU pool, no KPI
+
+
+def test_ward_beds_study_splits_the_ward_beds():
+    res = optimise(WARDS, "beds", pool="ward", replications=3, plans=3, kpi="n_inpatient_blocked")
+    assert res.model_info["pool"] == "ward" and res.model_info["total_beds"] == 6
+    for plan in res.plans:
+        beds = dict(plan.beds)
+        assert sum(beds.values()) == 6 and min(beds.values()) >= 1 and plan.pool == "ward"
+    cur = res.runs[res.runs["plan"] == "current"]
+    window_h = 24.0
+    for name in ("east", "west"):
+        assert res.model_info["arrivals_per_h"][name] == pytest.approx(
+            cur[f"hospital_{name}_ward_requests"].mean() / window_h, abs=1e-4)
+    chosen = load_scenario(res.chosen_toml).data["hospitals"]
+    assert [h["ward_beds"] for h in chosen] == [b for _, b in res.chosen.beds]
+    assert [h["beds"] for h in chosen] == [4, 4]                   # the EDs are not touched
+    with pytest.raises(OptimisationError, match="pool = 'icu': no hospital has icu_beds"):
+        optimise(WARDS, "beds", pool="icu", replications=2)
+    with pytest.raises(OptimisationError, match="pool = 'beds'; expected one of ed, ward, icu"):
+        optimise(WARDS, "beds", pool="beds", replications=2)
