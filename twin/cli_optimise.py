@@ -60,6 +60,9 @@ def add_optimise_parser(subparsers):
                    help="start of the hour whose congestion prices travel with --costs congested (default 08:00)")
     p.add_argument("--pool", default="ed", choices=["ed", "ward", "icu"],
                    help="the beds --decide beds splits between the hospitals that have them (default ed)")
+    p.add_argument("--demand-from", metavar="RUN.h5",
+                   help="weigh the nodes where this run's calls arose (a twin run --out file on the same city) "
+                        "instead of the zones' call rates")
     p.add_argument("--kpi", help="ranking KPI (default response_mean_s; stock_cost for --decide stock)")
     p.add_argument("--maximise", action="store_true", default=None,
                    help="a larger KPI is better (default: only for shares such as response_p1_within_target)")
@@ -114,8 +117,9 @@ def _model_line(res):
         return (f"model: {i['model']}, {i['scenarios_in_sample']} simulated runs to fit, "
                 f"{i['evaluation_seeds']} others to evaluate; solved in {i['solve_time_s']:.2f} s")
     std = "" if i.get("standard_s") is None else f", standard {i['standard_s'] / 60:.1f} min"
+    points = "nodes with calls in the run" if i.get("demand") == "run" else "zones"
     return (f"model: {i['model']} on {i['costs']} costs: {i['sites']} site(s) among {i['candidates']} candidates for "
-            f"{i['demand_points']} zones, {i['fleet']} ambulances{std}, q = {i['q']:.2f}; MILP gap "
+            f"{i['demand_points']} {points}, {i['fleet']} ambulances{std}, q = {i['q']:.2f}; MILP gap "
             f"{100 * i['gap']:.2f} % ({i['status']}), solved in {i['solve_time_s']:.2f} s")
 
 
@@ -196,7 +200,7 @@ def optimise_main(args) -> int:
         res = optimise(args.scenario, args.decide, model=args.model, replications=args.replications, seed=args.seed,
                        plans=args.plans, overrides=args.set, sites=args.sites, standard_s=args.standard,
                        candidates=args.candidates, keep=args.keep, costs=args.costs, at_s=args.at, items=items,
-                       pool=args.pool,
+                       pool=args.pool, demand_from=args.demand_from,
                        kpi=args.kpi, maximise=args.maximise, confidence=args.confidence, store=args.study,
                        dask=dask, progress=progress)
     finally:

@@ -43,7 +43,8 @@ import numpy as np
 
 from twin.errors import OptimisationError
 from twin.optimise_plans import (COSTS, DECISIONS, MODELS, POOLS, Plan, StockItem, congested_link_costs,
-                                 current_plan, plan_scenario_data, pool_hospitals, propose_plans, stock_demand)
+                                 current_plan, demand_from_run, plan_scenario_data, pool_hospitals, propose_plans,
+                                 stock_demand)
 from twin.streams import replication_seeds
 
 __all__ = ["DECISIONS", "MODELS", "COSTS", "POOLS", "Plan", "StockItem", "StudyResult", "optimise", "rank_plans",
@@ -142,6 +143,15 @@ class _Store:
         rec = {"plan": plan, "describe": describe, "replication": replication, "seed": seed, "kpis": kpis}
         self.done[(plan, replication)] = rec
         self._append(rec)
+
+
+def _file_digest(path):
+    """``path`` and the SHA-256 of its bytes: a study on another file is another study."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise OptimisationError(f"demand from {path}: cannot read it ({exc.strerror})") from None
+    return f"{Path(path).resolve()} sha256:{hashlib.sha256(data).hexdigest()}"
 
 
 def _study_key(scenario, decide, model, options):
@@ -262,7 +272,7 @@ def _check_study(decide, model, replications, plans, costs, confidence, items):
 
 def optimise(spec, decide, *, model="p-median", replications=10, seed=0, plans=4, overrides=None, sites=None,
              standard_s=None, candidates=None, keep=(), costs="free-flow", at_s=8 * 3600.0, items=(StockItem(),),
-             pool="ed", kpi=None, maximise=None, confidence=0.95, store=None, dask=False, progress=None) -> StudyResult:
+             pool="ed", demand_from=None, kpi=None, maximise=None, confidence=0.95, store=None, dask=False, progress=None) -> StudyResult:
     """Propose plans for ``decide`` with an exact model, simulate them on common random numbers,
     rank them with intervals, and return the chosen plan (see the module docstring).
 
@@ -289,6 +299,9 @@ def optimise(spec, decide, *, model="p-median", replications=10, seed=0, plans=4
         What the ``stock`` decision stocks.
     pool : ``"ed"``, ``"ward"`` or ``"icu"``
         The beds a ``beds`` decision splits (between the hospitals that have the pool).
+    demand_from : path, optional
+        A results file of a run on the same city: the siting models weigh the nodes where its
+        calls arose (:func:`twin.optimise_plans.demand_from_run`) instead of the zones' rates.
     kpi, maximise : the ranking KPI (default :func:`default_kpi`) and its sense (default:
         minimise, or maximise for shares such as ``response_p1_within_target``).
     confidence : float
@@ -322,7 +335,8 @@ def optimise(spec, decide, *, model="p-median", replications=10, seed=0, plans=4
                    candidates=None if candidates is None else list(candidates), keep=list(keep), costs=costs,
                    at_s=at_s if costs == "congested" else None,
                    items=[vars(it) for it in items] if decide == "stock" else None,
-                   pool=pool if decide == "beds" else None)
+                   pool=pool if decide == "beds" else None,
+                   demand_from=None if demand_from is None else _file_digest(demand_from))
     st = _Store(store, _study_key(scenario, decide, model, options),
                 {"scenario": scenario.name, "decide": decide, "model": model, **options})
     current = current_plan(scenario, decide, items, pool)
@@ -335,11 +349,13 @@ def optimise(spec, decide, *, model="p-median", replications=10, seed=0, plans=4
         return _stock_study(scenario, current, base, items, replications, seeds, kpi, maximise, confidence)
     q = float(np.clip(base["unit_utilisation_mean"].mean(), 0.0, 0.95)) if "unit_utilisation_mean" in base else 0.5
     rates = _pool_rates(scenario, base, pool) if decide == "beds" else None
+    hour = int(at_s // 3600) if costs == "congested" else None
     link_cost = congested_link_costs(scenario, at_s, seeds[0]) if costs == "congested" and decide != "beds" else None
+    demand = None if demand_from is None or decide == "beds" else demand_from_run(demand_from, scenario.city, hour)
     proposed, info, price = propose_plans(scenario, decide, model=model, n_plans=plans, sites=sites,
                                           standard_s=standard_s, q=q, candidates=candidates, keep=keep,
                                           bed_rates_per_h=rates, link_cost_s=link_cost, costs=costs,
-                                          hour=int(at_s // 3600) if costs == "congested" else None, pool=pool)
+                                          hour=hour, pool=pool, demand=demand)
     same = [p.name for p in proposed if p.describe() == current.describe()]
     current = Plan("current", current.stations, current.beds, None, price(current), f"= {same[0]}" if same else "",
                    current.pool)

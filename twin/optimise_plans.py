@@ -28,7 +28,8 @@ Decisions and models:
     solution; the gap is the value of the stochastic solution, Birge 1982).
 
 Demand points are the EMS zones, weighted by their calls per hour (:func:`zone_weights`: the
-day's mean, or the hour from ``at_s`` with congested costs). Costs are travel times
+day's mean, or the hour from ``at_s`` with congested costs), or the nodes where a finished run's
+calls arose, weighted by their count (:func:`demand_from_run`, ``demand_from``). Costs are travel times
 (s) from each candidate to each zone's location on the city graph, divided by ``[service]
 emergency_speed_factor``: on free-flow link times (``costs="free-flow"``) or on the link times
 of one simulated run of the scenario, averaged (weighted by vehicles leaving) over the hour
@@ -45,7 +46,8 @@ import numpy as np
 
 from twin.errors import InfeasibleError, OptimisationError
 
-__all__ = ["DECISIONS", "MODELS", "COSTS", "POOLS", "pool_hospitals", "Plan", "StockItem", "SitingInputs", "siting_inputs", "zone_weights",
+__all__ = ["DECISIONS", "MODELS", "COSTS", "POOLS", "pool_hospitals", "Plan", "StockItem", "SitingInputs", "siting_inputs",
+           "zone_weights", "demand_from_run",
            "congested_link_costs", "propose_plans", "stock_demand", "plan_scenario_data", "current_plan"]
 
 DECISIONS = ("stations", "fleet", "beds", "stock")
@@ -202,12 +204,53 @@ def zone_weights(spec, hour=None):
     return rates * (prof.mean() if hour is None else prof[int(hour) % 24])
 
 
-def siting_inputs(scenario, candidates=None, *, link_cost_s=None, costs="free-flow", hour=None) -> SitingInputs:
+def demand_from_run(path, city, hour=None):
+    """Observed demand: ``(node ids, calls per hour)`` at every node where a run's calls arose.
+
+    ``path`` is a results file of ``twin run`` on the same city; its ``/events/ems_calls`` rows
+    with a zone (the ordinary calls: not transfers or scripted incidents) are counted per node
+    over the run's ``[0, until_s)``, or only in hour ``hour`` of each day (0-23), and divided by
+    the hours counted.
+    """
+    from twin.results import open_results
+
+    try:
+        res = open_results(path)
+    except (OSError, ValueError) as exc:
+        raise OptimisationError(f"demand from {path}: cannot read it as a results file ({exc})") from None
+    with res:
+        nodes = res.table("/network/nodes")["node_id"].to_numpy()
+        if len(nodes) != city.n_nodes or not np.array_equal(nodes, np.asarray(city.node_ids)):
+            raise OptimisationError(f"demand from {path}: the run is on another city ({len(nodes)} nodes; "
+                                    f"'{city.name}' has {city.n_nodes}); give a run of this scenario's city")
+        try:
+            calls = res.table("/events/ems_calls")
+        except ValueError:
+            raise OptimisationError(f"demand from {path}: no /events/ems_calls (a run with emergency calls)") from None
+        until_s = float(res.meta.get("until_s", 0.0))
+    c = calls[(calls["zone_idx"] >= 0) & (calls["call_s"] < until_s)]
+    t = c["call_s"].to_numpy(np.float64)
+    if hour is None:
+        hours = until_s / 3600.0
+    else:
+        c = c[(np.floor(t / 3600.0) % 24) == int(hour) % 24]
+        hours = float(sum(1 for h in range(int(np.ceil(until_s / 3600.0))) if h % 24 == int(hour) % 24))
+    if len(c) == 0 or hours <= 0:
+        raise OptimisationError(f"demand from {path}: no calls{'' if hour is None else f' in hour {hour}'}; "
+                                f"nothing to weigh")
+    idx, n = np.unique(c["node_idx"].to_numpy(np.int64), return_counts=True)
+    return np.asarray(city.node_ids)[idx], n / hours
+
+
+def siting_inputs(scenario, candidates=None, *, link_cost_s=None, costs="free-flow", hour=None,
+                  demand=None) -> SitingInputs:
     """Demand weights, candidate nodes and the cost matrix of a loaded scenario.
 
     ``candidates``: node ids (default: every node of the city); ``link_cost_s``: per-link
     costs (default free-flow), e.g. from :func:`congested_link_costs`; ``hour``: weigh the zones
-    by their calls in that hour of the run's day (default: the day's mean, :func:`zone_weights`).
+    by their calls in that hour of the run's day (default: the day's mean, :func:`zone_weights`);
+    ``demand``: ``(node ids, calls per hour)`` instead of the zones, e.g. from
+    :func:`demand_from_run`.
     """
     city, spec, layout = scenario.city, scenario.ems, scenario.layout
     stations = current_stations(scenario)
@@ -227,8 +270,11 @@ def siting_inputs(scenario, candidates=None, *, link_cost_s=None, costs="free-fl
     extra = [node for node, _ in stations if node not in have]
     if extra:
         cand = np.concatenate([cand, np.asarray(extra, dtype=cand.dtype)])
-    zone_nodes = ids[layout.location_node_idx[[z.location_idx for z in spec.zones]]]
-    weights = zone_weights(spec, hour)
+    if demand is None:
+        zone_nodes = ids[layout.location_node_idx[[z.location_idx for z in spec.zones]]]
+        weights = zone_weights(spec, hour)
+    else:
+        zone_nodes, weights = np.asarray(demand[0]), np.asarray(demand[1], dtype=np.float64)
     speed = scenario.groups["service"].emergency_speed_factor
     cost = city.travel_times(cand, zone_nodes, link_cost_s=link_cost_s).T / speed
     return SitingInputs(cost, weights, cand, tuple(stations), costs)
@@ -493,7 +539,7 @@ def _stock_plans(scenario, items, demand_in):
 
 def propose_plans(scenario, decide, *, model="p-median", n_plans=4, sites=None, standard_s=None, q=0.5,
                   candidates=None, keep=(), bed_rates_per_h=None, link_cost_s=None, costs="free-flow", hour=None,
-                  pool="ed"):
+                  pool="ed", demand=None):
     """The optimum of ``decide`` under ``model`` and its ``n_plans - 1`` best neighbours.
 
     Returns ``(plans, info, price)``: ``info`` says what the model assumed, ``price(plan)`` is the
@@ -514,13 +560,15 @@ def propose_plans(scenario, decide, *, model="p-median", n_plans=4, sites=None, 
     if decide == "fleet":
         model, sites = "mexclp", None
         candidates = [n for n, _ in current_stations(scenario)]
-    inputs = siting_inputs(scenario, candidates, link_cost_s=link_cost_s, costs=costs, hour=hour)
+    inputs = siting_inputs(scenario, candidates, link_cost_s=link_cost_s, costs=costs, hour=hour, demand=demand)
     known = set(inputs.candidate_ids.tolist())
     for node in keep:
         if node not in known:
             raise OptimisationError(f"kept site {node!r}: not a candidate node of city '{scenario.city.name}'")
-    return _station_plans(scenario, model, n_plans, inputs=inputs, sites=sites, standard_s=standard_s, q=q,
-                          keep=list(keep))
+    plans, info, price = _station_plans(scenario, model, n_plans, inputs=inputs, sites=sites, standard_s=standard_s,
+                                        q=q, keep=list(keep))
+    info["demand"] = "zones" if demand is None else "run"
+    return plans, info, price
 
 
 def default_standard_s(scenario):

@@ -185,3 +185,18 @@ def test_ward_beds_study_splits_the_ward_beds():
         optimise(WARDS, "beds", pool="icu", replications=2)
     with pytest.raises(OptimisationError, match="pool = 'beds'; expected one of ed, ward, icu"):
         optimise(WARDS, "beds", pool="beds", replications=2)
+
+
+def test_study_on_the_demand_of_a_run(tmp_path):
+    from twin.runner import run
+
+    out = tmp_path / "run.h5"
+    run(LIGHT, seed=9, out=out)
+    res = optimise(LIGHT, "stations", replications=2, plans=2, demand_from=out)
+    assert res.model_info["demand"] == "run"
+    assert res.model_info["demand_points"] < 36               # only the nodes where calls arose
+    store = tmp_path / "s.jsonl"
+    optimise(LIGHT, "stations", replications=2, plans=1, demand_from=out, store=store)
+    run(LIGHT, seed=10, out=out, overwrite=True)               # another run: another study
+    with pytest.raises(OptimisationError, match="holds another study"):
+        optimise(LIGHT, "stations", replications=2, plans=1, demand_from=out, store=store)

@@ -135,3 +135,34 @@ def test_plan_scenario_data_places_the_plan(small):
     assert [(s["node"], s["ambulances"]) for s in data["stations"]] == [(8, 1), (29, 2)]
     assert small.data["stations"][0]["node"] == 1              # the scenario is not changed
     assert load_scenario(data).ems is not None
+
+
+def test_demand_from_a_run_counts_its_calls_per_node(tmp_path):
+    from twin.optimise_plans import demand_from_run
+    from twin.results import open_results
+    from twin.runner import run
+    from twin_small import LIGHT
+
+    out = tmp_path / "run.h5"
+    run(LIGHT, seed=4, out=out)
+    sc = load_scenario(LIGHT)
+    nodes, per_h = demand_from_run(out, sc.city)
+    with open_results(out) as res:
+        calls = res.table("/events/ems_calls")
+    ids = np.asarray(sc.city.node_ids)[calls["node_idx"].to_numpy()]
+    want = {n: (ids == n).sum() / 24.0 for n in np.unique(ids)}
+    assert dict(zip(nodes.tolist(), per_h.tolist())) == pytest.approx(want)
+    # hour 8 of the day: only the calls that arose between 08:00 and 09:00
+    in8 = calls[(calls["call_s"] >= 8 * 3600) & (calls["call_s"] < 9 * 3600)]
+    if len(in8):
+        n8, w8 = demand_from_run(out, sc.city, hour=8)
+        assert w8.sum() == pytest.approx(len(in8))
+    inp = siting_inputs(sc, demand=(nodes, per_h))
+    assert inp.cost_s.shape == (len(nodes), sc.city.n_nodes) and inp.weights.sum() == pytest.approx(per_h.sum())
+    other = load_scenario(LIGHT.replace('grid:6x6', 'grid:5x5').replace("node = 36", "node = 25"))
+    with pytest.raises(OptimisationError, match="the run is on another city"):
+        demand_from_run(out, other.city)
+    junk = tmp_path / "junk.h5"
+    junk.write_text("no")
+    with pytest.raises(OptimisationError, match="cannot read it as a results file"):
+        demand_from_run(junk, sc.city)
