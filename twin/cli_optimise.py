@@ -68,7 +68,8 @@ def add_optimise_parser(subparsers):
                    help="a larger KPI is better (default: only for shares such as response_p1_within_target)")
     p.add_argument("--confidence", type=float, default=0.95, help="family confidence (default 0.95)")
     p.add_argument("--study", metavar="PATH", help="JSON-lines store of every replication; a study resumes from it")
-    p.add_argument("--out", metavar="PATH", help="write the chosen plan here (a scenario TOML)")
+    p.add_argument("--out", metavar="PATH",
+                   help="write the chosen plan here: a scenario TOML (stock: a [[stock]] table of units per hospital)")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override the scenario (every plan)")
     p.add_argument("--dask", nargs="?", const="local", metavar="ADDRESS",
@@ -182,6 +183,12 @@ def _write_atomic(path, text, overwrite):
 
 def optimise_main(args) -> int:
     """``twin optimise``: run the study with a progress bar, print the ranking, write ``--out``."""
+    if args.out:                                 # before hours of runs, not after
+        out = Path(args.out)
+        if out.exists() and not args.overwrite:
+            raise OptimisationError(f"--out {out}: exists; give --overwrite to replace it")
+        if not out.parent.is_dir():
+            raise OptimisationError(f"--out {out}: folder {out.parent} does not exist")
     items = (StockItem(args.item, args.use_per_arrival, args.unit_cost, args.overage_cost, args.shortage_cost,
                        args.ship_cost_per_h),)
     bar = None

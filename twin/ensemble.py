@@ -41,18 +41,29 @@ def _kpi_row(result) -> dict:
 
 
 def _pool_requests(ems) -> dict:
-    """``hospital_<name>_<ward|icu>_requests``: patients leaving each hospital's ED for its ward or
-    ICU pool in the KPI window (blocked, boarded and transferred ones too), for pools that exist."""
+    """``hospital_<name>_<ward|icu>_requests``: patients leaving an ED for a ward or ICU bed in the
+    KPI window (blocked, boarded and transferred ones too), for the hospitals that have the pool.
+
+    A request counts at the hospital whose ED it left when that hospital has the pool, else at
+    the hospital that received it (a transfer from an ED without one), so each pool's count is
+    the load it is offered.
+    """
     if ems is None or ems.stays is None:
         return {}
     st = ems.stays
     inwin = (st["request_s"] >= ems.kpis["window_start_s"]) & (st["request_s"] < ems.kpis["window_end_s"])
     out = {}
-    for i, h in enumerate(ems.spec.hospitals):
-        for pool in ("ward", "icu"):
-            if getattr(h, f"{pool}_beds") is not None:
-                n = int((inwin & (st["from_hospital_idx"] == i) & (st["pool"] == pool)).sum())
-                out[f"hospital_{h.name}_{pool}_requests"] = float(n)
+    for pool in ("ward", "icu"):
+        has = np.array([getattr(h, f"{pool}_beds") is not None for h in ems.spec.hospitals])
+        if not has.any():
+            continue
+        rows = st[inwin & (st["pool"] == pool)]
+        src = rows["from_hospital_idx"].to_numpy(np.int64)
+        dst = rows["hospital_idx"].to_numpy(np.int64)
+        at = np.where(has[src], src, dst)
+        for i, h in enumerate(ems.spec.hospitals):
+            if has[i]:
+                out[f"hospital_{h.name}_{pool}_requests"] = float(np.sum(at == i))
     return out
 
 

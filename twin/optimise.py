@@ -16,17 +16,22 @@ busy fleet are simulated:
 3. Each proposed plan runs on the *same* seeds (common random numbers): every plan meets the
    same calls and dice, so paired differences isolate the plan. (Stock does not change the
    runs: each plan's cost is computed on the evaluation runs' demand.)
-4. Ranking and selection, multiple comparisons with the best (Hsu 1984) made simultaneous by
-   Bonferroni: the plan with the best mean of the ranking KPI is selected; every other plan
-   is compared with it by the paired difference over the replications, with a Student t
-   interval at family confidence ``confidence`` over the ``K - 1`` comparisons. A plan whose
-   interval excludes 0 is *worse*; one whose interval contains 0 is *tied* with the best at
-   this number of replications (more replications would be needed to tell them apart).
+4. Ranking and selection: the plan with the best mean of the ranking KPI is selected, and
+   every other plan is compared with it by the paired difference over the replications (the
+   replications where the KPI is defined for every plan), with a two-sided Student t interval
+   at family confidence ``confidence``, Bonferroni-adjusted over the ``K - 1`` comparisons. A
+   plan whose interval excludes 0 is *worse*; one whose interval contains 0 is *tied* with
+   the best at this number of replications (more would be needed to tell them apart). This
+   is a simple, conservative screen in the spirit of multiple comparisons with the best (Hsu
+   1984), not Hsu's procedure: because the best is picked from the same data, the intervals
+   are not exact joint intervals, and a "worse" verdict is the one to rely on.
 
 Resumable: with ``store``, every replication's KPIs are appended to a JSON-lines file as it
 ends (one line per (plan, replication), flushed and fsynced; the first line identifies the
 study). Run the same study again with the same store and it continues where it stopped; a
-torn last line (a kill mid-write) is dropped. ``pandas.read_json(store, lines=True)`` reads it.
+torn last line (a kill mid-write) is dropped. Each record line is a JSON object ``{plan,
+describe, replication, seed, kpis: {...}}`` (NaN written as ``NaN``); :attr:`StudyResult.runs`
+is the same as a flat table.
 """
 
 from __future__ import annotations
@@ -104,9 +109,12 @@ class _Store:
         self.done = {}
         if self.path is None:
             return
-        if self.path.exists():
+        if self.path.is_dir() or not self.path.parent.is_dir():
+            raise OptimisationError(f"study store {self.path}: expected a file in an existing folder")
+        if self.path.exists() and self.path.stat().st_size > 0:
             self._read(key)
-        else:
+        else:                                          # new, or emptied by a kill before its header landed
+            self.path.write_bytes(b"")
             self._append(dict(header, study=key, version=STORE_VERSION))
 
     def _read(self, key):
@@ -123,11 +131,14 @@ class _Store:
             try:
                 rows.append(json.loads(ln))
             except json.JSONDecodeError:
-                raise OptimisationError(f"{self.path}, line {n}: not a study record (JSON); the file is not a "
-                                        f"study store, or was edited") from None
-        if not rows or rows[0].get("study") != key:
+                rows.append(None)
+            ok = isinstance(rows[-1], dict) and (n == 1 or {"plan", "replication", "describe", "kpis"} <= rows[-1].keys())
+            if not ok:
+                raise OptimisationError(f"{self.path}, line {n}: not a study record; the file is not a study store, "
+                                        f"or was edited")
+        if not rows or rows[0].get("study") != key or rows[0].get("version") != STORE_VERSION:
             raise OptimisationError(f"{self.path} holds another study (a different scenario, decision, model, "
-                                    f"replications or seed); give another --study path or remove it")
+                                    f"options, replications or seed); give another --study path or remove it")
         for r in rows[1:]:
             self.done[(r["plan"], r["replication"])] = r
 
@@ -205,7 +216,9 @@ def rank_plans(runs, kpi, *, maximise=False, confidence=0.95):
 
     ``runs`` has one row per (plan, replication) with column ``kpi``; the plans are ranked by
     their mean, and each is compared with the best by the paired difference over the
-    replications (Bonferroni over ``K - 1`` comparisons). Returns a DataFrame indexed by plan.
+    replications (Bonferroni over ``K - 1`` comparisons). Only replications where the KPI is
+    defined (not NaN) for every plan count, so means and differences stay paired; ``n`` says
+    how many. Returns a DataFrame indexed by plan.
     """
     import pandas as pd
     from scipy import stats
@@ -215,10 +228,13 @@ def rank_plans(runs, kpi, *, maximise=False, confidence=0.95):
         raise OptimisationError(f"rank KPI {kpi!r} is not a KPI of these runs; known: {', '.join(known)}")
     wide = runs.pivot(index="replication", columns="plan", values=kpi)
     order = list(dict.fromkeys(runs["plan"]))
-    wide = wide[order]
+    wide = wide[order].dropna()                    # pairs need every plan's value: complete replications only
+    r, k = len(wide), len(order)
+    if r == 0:
+        raise OptimisationError(f"rank KPI {kpi!r} is undefined (NaN) in every replication of some plan; "
+                                f"rank by another KPI")
     means = wide.mean()
     best = means.idxmax() if maximise else means.idxmin()
-    r, k = len(wide), len(order)
     t_one = stats.t.ppf(0.5 + confidence / 2, r - 1) if r > 1 else math.nan
     t_fam = stats.t.ppf(1 - (1 - confidence) / (2 * max(k - 1, 1)), r - 1) if r > 1 else math.nan
     rows = []
@@ -234,7 +250,7 @@ def rank_plans(runs, kpi, *, maximise=False, confidence=0.95):
         else:
             verdict = "tied"
         rows.append(dict(plan=name, mean=col.mean(), half_width=half, diff=d.mean(), diff_half_width=dhalf,
-                         verdict=verdict))
+                         verdict=verdict, n=r))
     out = pd.DataFrame(rows).set_index("plan")
     return out.sort_values("mean", ascending=not maximise, kind="stable")
 
@@ -257,7 +273,7 @@ def _check_study(decide, model, replications, plans, costs, confidence, items):
         raise OptimisationError(f"model = {model!r}; expected one of {', '.join(MODELS)}")
     if costs not in COSTS:
         raise OptimisationError(f"costs = {costs!r}; expected one of {', '.join(COSTS)}")
-    for name, v, lo in (("replications", replications, 1), ("plans", plans, 1)):
+    for name, v, lo in (("replications", replications, 2), ("plans", plans, 1)):
         if isinstance(v, bool) or not isinstance(v, int) or v < lo:
             raise OptimisationError(f"{name} = {v!r}; expected an integer >= {lo}")
     if not 0.0 < confidence < 1.0:
@@ -282,7 +298,7 @@ def optimise(spec, decide, *, model="p-median", replications=10, seed=0, plans=4
     decide : ``"stations"``, ``"fleet"``, ``"beds"`` or ``"stock"``
     model : one of :data:`MODELS` (stations; fleet always uses the MEXCLP)
     replications : int
-        Replications per plan (>= 2 for intervals; stock runs twice as many, half to fit).
+        Replications per plan, >= 2 (stock runs twice as many: half to fit, half to evaluate).
     plans : int
         The optimum and ``plans - 1`` neighbours (the current plan is always added).
     sites : int, optional
@@ -293,8 +309,8 @@ def optimise(spec, decide, *, model="p-median", replications=10, seed=0, plans=4
     candidates, keep : sequences of node ids
         Candidate sites (default: every node) and existing sites that must stay open.
     costs, at_s : ``"free-flow"`` (zones weighted by the day's mean calls), or ``"congested"``:
-        the hour starting at ``at_s`` (seconds from the scenario's start) whose simulated link
-        times price the travel and whose calls weigh the zones.
+        the simulated link times over ``[at_s, at_s + 1 h)`` (seconds from the scenario's start)
+        price the travel, and the calls of the clock hour holding ``at_s`` weigh the zones.
     items : sequence of StockItem
         What the ``stock`` decision stocks.
     pool : ``"ed"``, ``"ward"`` or ``"icu"``
@@ -337,8 +353,9 @@ def optimise(spec, decide, *, model="p-median", replications=10, seed=0, plans=4
                    items=[vars(it) for it in items] if decide == "stock" else None,
                    pool=pool if decide == "beds" else None,
                    demand_from=None if demand_from is None else _file_digest(demand_from))
-    st = _Store(store, _study_key(scenario, decide, model, options),
-                {"scenario": scenario.name, "decide": decide, "model": model, **options})
+    used = {"fleet": "mexclp", "beds": "erlang-b", "stock": "saa"}.get(decide, model)      # the model really used
+    st = _Store(store, _study_key(scenario, decide, used, options),
+                {"scenario": scenario.name, "decide": decide, "model": used, **options})
     current = current_plan(scenario, decide, items, pool)
     total = n_base + (0 if decide == "stock" else replications * plans)
     _evaluate([current], [scenario.data], seeds, st, dask, progress, total)
@@ -356,10 +373,10 @@ def optimise(spec, decide, *, model="p-median", replications=10, seed=0, plans=4
                                           standard_s=standard_s, q=q, candidates=candidates, keep=keep,
                                           bed_rates_per_h=rates, link_cost_s=link_cost, costs=costs,
                                           hour=hour, pool=pool, demand=demand)
-    same = [p.name for p in proposed if p.describe() == current.describe()]
+    same = [p.name for p in proposed if p.key() == current.key()]
     current = Plan("current", current.stations, current.beds, None, price(current), f"= {same[0]}" if same else "",
                    current.pool)
-    proposed = [p for p in proposed if p.describe() != current.describe()]
+    proposed = [p for p in proposed if p.key() != current.key()]
     info["q_from_current_plan"] = q
     all_plans = [current] + proposed
     datas = [scenario.data] + [plan_scenario_data(scenario.data, p) for p in proposed]

@@ -90,6 +90,10 @@ class Plan:
     note: str = ""
     pool: str = "ed"
 
+    def key(self) -> tuple:
+        """What the plan decides, in a canonical order: two plans with equal keys are the same plan."""
+        return tuple(None if v is None else tuple(sorted(v)) for v in (self.stations, self.beds, self.stock))
+
     def describe(self) -> str:
         """The plan in one line: ``node x vehicles``, ``hospital:beds`` or ``hospital/item:units``."""
         if self.stations is not None:
@@ -129,6 +133,9 @@ class StockItem:
             v = getattr(self, f)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not (math.isfinite(v) and v >= 0):
                 raise OptimisationError(f"stock item '{self.name}': {f} = {v!r}; expected a finite number >= 0")
+        if self.overage_cost + self.shortage_cost <= 0:
+            raise OptimisationError(f"stock item '{self.name}': overage_cost + shortage_cost = 0; one of them must "
+                                    f"be > 0 (else any stock is as good as any other)")
         v = self.ship_cost_per_h
         if isinstance(v, bool) or not isinstance(v, (int, float)) or math.isnan(v) or v < 0:
             raise OptimisationError(f"stock item '{self.name}': ship_cost_per_h = {v!r}; expected a number >= 0 "
@@ -489,7 +496,12 @@ def _ship_costs(scenario, items):
     city = scenario.city
     nodes = [h["node"] for h in scenario.data["hospitals"]]
     hours = city.travel_times(nodes, nodes) / 3600.0
-    return np.stack([np.where(np.isfinite(hours), hours * it.ship_cost_per_h, np.inf) for it in items])
+    out = []
+    for it in items:
+        with np.errstate(invalid="ignore"):                 # 0 h x inf: staying put costs nothing
+            cost = np.where(np.isfinite(hours), hours * it.ship_cost_per_h, np.inf)
+        out.append(np.where(hours == 0.0, 0.0, cost))
+    return np.stack(out)
 
 
 def stock_plan_costs(stock, demand, items, ship):
@@ -523,8 +535,10 @@ def _stock_plans(scenario, items, demand_in):
                         unit_cost=it.unit_cost, ship_cost=ship[k], integer=True)
         opt[:, k], solve_s = np.rint(r.stock[:, 0]), solve_s + r.solve_time_s
         ratio = max(it.shortage_cost - it.unit_cost, 0.0) / (it.shortage_cost + it.overage_cost)
-        # the smallest whole stock whose empirical CDF reaches the critical ratio (the newsvendor)
-        per_site[:, k] = np.quantile(demand_in[:, :, k], ratio, axis=0, method="inverted_cdf")
+        # the newsvendor: the smallest stock whose empirical CDF reaches the critical ratio, in
+        # whole units (none when buying costs more than running short)
+        q = np.quantile(demand_in[:, :, k], ratio, axis=0, method="inverted_cdf") if ratio > 0 else 0.0
+        per_site[:, k] = np.ceil(q)
         mean[:, k] = np.rint(demand_in[:, :, k].mean(axis=0))
     plans = []
     for name, x in (("optimum", opt), ("per-site", per_site), ("mean-value", mean)):
@@ -610,6 +624,6 @@ def current_plan(scenario, decide, items=(), pool="ed"):
         return Plan("current", beds=tuple((n, int(hosp[i][key])) for i, n in pool_hospitals(scenario, pool)),
                     pool=pool)
     if decide == "stock":
-        return Plan("current", stock=tuple((h["name"], it.name, 0.0) for h in scenario.data.get("hospitals", [])
+        return Plan("current", stock=tuple((h, it.name, 0.0) for _, h in pool_hospitals(scenario, "ed")
                                            for it in items), note="no stock")
     return Plan("current", stations=tuple((n, k) for n, k in current_stations(scenario)))

@@ -31,3 +31,19 @@ def test_readme_study_is_reproduced_by_its_command(tmp_path, capsys):
         if line == "...":
             continue
         assert _no_time(line) in printed, line
+
+
+def test_readme_fleet_sentence_is_what_the_fleet_study_finds():
+    """README: "Every station reaches 99.8 % of the demand within the standard ... all 6 at one
+    station ... worse by 0.87 ± 0.09 min" (twin optimise hefei_day --decide fleet -n 10)."""
+    from twin.optimise import optimise
+
+    text = README.read_text(encoding="utf-8")
+    assert "99.8 %" in text and "0.87 ± 0.09 min" in text
+    res = optimise("hefei_day", "fleet", replications=10)
+    opt = res.ranking.loc["optimum"]
+    assert [k for _, k in res.chosen.stations] == [2, 2, 2] and res.chosen.name == "current"
+    assert [k for _, k in next(p for p in res.plans if p.name == "optimum").stations] == [6]
+    assert opt["verdict"] == "worse"
+    assert f"{opt['diff'] / 60:.2f} ± {opt['diff_half_width'] / 60:.2f} min" == "0.87 ± 0.09 min"
+    assert {f"{100 * v:.1f}" for v in res.ranking["model_objective"]} == {"99.8"}

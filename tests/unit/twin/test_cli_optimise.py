@@ -29,6 +29,21 @@ def test_cli_optimise_prints_the_ranking_and_writes_the_plan(tmp_path, capsys):
     assert "--out" in capsys.readouterr().err
 
 
+
+def test_cli_optimise_checks_out_before_the_study(tmp_path, capsys, monkeypatch):
+    import twin.cli_optimise as cli
+
+    calls = []
+    monkeypatch.setattr(cli, "optimise", lambda *a, **k: calls.append(a))
+    path = write(tmp_path, SMALL, "small.toml")
+    rc = main(["optimise", str(path), "--decide", "stations", "--out", str(tmp_path / "no" / "x.toml")])
+    assert rc == 2 and "does not exist" in capsys.readouterr().err
+    (tmp_path / "x.toml").write_text("")
+    rc = main(["optimise", str(path), "--decide", "stations", "--out", str(tmp_path / "x.toml")])
+    assert rc == 2 and "exists; give --overwrite" in capsys.readouterr().err
+    assert calls == []                                   # no study ran
+
+
 def test_cli_optimise_stock_and_errors(tmp_path, capsys):
     path = write(tmp_path, SMALL.replace('on_scene = 300.0', 'on_scene = 300.0\ntransport_probability = 1.0'))
     assert main(["optimise", str(path), "--decide", "stock", "-n", "2", "--shortage-cost", "4", *FAST]) == 0

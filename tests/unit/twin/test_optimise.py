@@ -53,11 +53,22 @@ def test_rank_plans_matches_a_hand_computation():
         rank_plans(runs, "nope")
 
 
+def test_rank_plans_pairs_only_complete_replications():
+    """A KPI undefined (NaN) in one plan's replication drops that replication for every plan, so
+    the means stay paired: without it, plan a would look best only by missing its worst day."""
+    runs = _runs({"a": [1.0, 2.0, math.nan, 3.0], "b": [1.5, 2.5, 3.5, 3.4]})
+    out = rank_plans(runs, "k")
+    assert out.loc["a", "n"] == 3 and out.loc["a", "mean"] == pytest.approx(2.0)
+    assert out.loc["b", "mean"] == pytest.approx((1.5 + 2.5 + 3.4) / 3)
+    with pytest.raises(OptimisationError, match="undefined \\(NaN\\) in every replication"):
+        rank_plans(_runs({"a": [math.nan, math.nan], "b": [1.0, 2.0]}), "k")
+
+
 @pytest.mark.parametrize("kwargs,match", [
     (dict(decide="sites"), "decide = 'sites'; expected one of stations, fleet, beds, stock"),
     (dict(decide="stations", model="k-means"), "model = 'k-means'; expected one of p-median"),
     (dict(decide="stations", costs="live"), "costs = 'live'; expected one of free-flow, congested"),
-    (dict(decide="stations", replications=0), "replications = 0; expected an integer >= 1"),
+    (dict(decide="stations", replications=1), "replications = 1; expected an integer >= 2"),
     (dict(decide="stations", plans=1.5), "plans = 1.5; expected an integer >= 1"),
     (dict(decide="stations", confidence=95), "confidence = 95; expected a level in"),
     (dict(decide="stock", items=()), "no stock items"),
@@ -74,17 +85,19 @@ def test_bad_stock_item_is_named():
 
 
 def test_every_plan_runs_on_the_replication_seeds():
-    """Common random numbers: replication r of every plan runs with replication_seeds(seed)[r], so the
-    current plan's rows are exactly the scenario's own runs with those seeds."""
+    """Common random numbers: replication r of every plan runs with replication_seeds(seed)[r], so
+    each plan's rows are exactly that plan's scenario run with those seeds."""
+    from twin.optimise import plan_scenario_data
+    from twin.spec import dump_toml
+
     res = optimise(LIGHT, "stations", replications=3, plans=2, seed=5)
     seeds = replication_seeds(5, 3)
-    text = load_scenario(LIGHT).resolved_text
-    cur = res.runs[res.runs["plan"] == "current"]
-    assert cur["seed"].tolist() == seeds
-    for r, s in enumerate(seeds):
-        assert cur.iloc[r]["response_mean_s"] == run_kpis(text, (), s)["response_mean_s"]
+    sc = load_scenario(LIGHT)
     for plan in res.plans:
-        assert res.runs[res.runs["plan"] == plan.name]["seed"].tolist() == seeds
+        text = sc.resolved_text if plan.name == "current" else dump_toml(plan_scenario_data(sc.data, plan))
+        rows = res.runs[res.runs["plan"] == plan.name]
+        for r, s in enumerate(seeds):
+            assert rows.iloc[r]["response_mean_s"] == run_kpis(text, (), s)["response_mean_s"], (plan.name, r)
 
 
 def test_chosen_plan_is_a_scenario_that_runs_the_plan():
@@ -126,6 +139,43 @@ def test_store_of_another_study_is_refused(tmp_path):
     junk.write_text("not json\n")
     with pytest.raises(OptimisationError, match="line 1: not a study record"):
         optimise(LIGHT, "stations", replications=2, plans=1, store=junk)
+    head = store.read_text().split("\n")[0]
+    junk.write_text(head + "\n[1, 2]\n")
+    with pytest.raises(OptimisationError, match="line 2: not a study record"):
+        optimise(LIGHT, "stations", replications=2, plans=1, store=junk)
+    empty = tmp_path / "empty.jsonl"
+    empty.write_bytes(b"")                                       # killed before the header landed: a new study
+    optimise(LIGHT, "stations", replications=2, plans=1, store=empty)
+    assert json.loads(empty.read_text().split("\n")[0])["decide"] == "stations"
+    with pytest.raises(OptimisationError, match="expected a file in an existing folder"):
+        optimise(LIGHT, "stations", replications=2, plans=1, store=tmp_path)
+
+
+def test_fleet_study_moves_vehicles_between_existing_stations():
+    two = LIGHT.replace('[[stations]]\nname = "corner"\nnode = 1\nambulances = 1',
+                        '[[stations]]\nname = "corner"\nnode = 1\nambulances = 2\n\n[[stations]]\nname = "far"\n'
+                        'node = 36\nambulances = 1')
+    res = optimise(two, "fleet", replications=2, plans=3, model="p-center")      # fleet always uses the MEXCLP
+    assert res.model_info["model"] == "mexclp" and res.model_info["candidates"] == 2
+    for plan in res.plans:
+        assert {n for n, _ in plan.stations} <= {1, 36} and sum(k for _, k in plan.stations) == 3
+
+
+def test_congested_study_prices_travel_with_the_rush_hour():
+    res = optimise("hefei_day", "stations", replications=2, plans=1, costs="congested", at_s=8 * 3600.0,
+                   overrides=["run.until_s=32400"])
+    free = optimise("hefei_day", "stations", replications=2, plans=1, overrides=["run.until_s=32400"])
+    assert res.model_info["costs"] == "congested"
+    cur = {p.name: p for p in res.plans}["current"].model_objective
+    assert cur > {p.name: p for p in free.plans}["current"].model_objective      # queues make travel longer
+
+
+def test_a_plan_equal_to_the_current_one_in_another_order_is_not_run_twice():
+    from twin.optimise import Plan
+
+    a = Plan("current", stations=((36, 1), (1, 2)))
+    b = Plan("optimum", stations=((1, 2), (36, 1)))
+    assert a.key() == b.key() and a.describe() != b.describe()
 
 
 def test_stock_study_fits_and_evaluates_on_separate_runs():
@@ -144,6 +194,13 @@ def test_stock_study_fits_and_evaluates_on_separate_runs():
     assert res.ranking.loc["current", "verdict"] == "worse"
     assert "[[stock]]" in res.chosen_toml and 'item = "kit"' in res.chosen_toml
     assert math.isfinite(res.model_info["solve_time_s"])
+    # no moves between hospitals at all: each stocks for itself, and the plans still price
+    alone = optimise(TWO_EDS, "stock", replications=4, items=(StockItem("kit", ship_cost_per_h=math.inf),))
+    assert np.isfinite(alone.runs["stock_cost"]).all()
+    with pytest.raises(OptimisationError, match="the scenario has no \\[\\[hospitals\\]\\]"):
+        optimise(LIGHT.replace('[[hospitals]]\nname = "h"\nnode = 36\nbeds = 4', ''), "stock", replications=2)
+    with pytest.raises(OptimisationError, match="overage_cost \\+ shortage_cost = 0"):
+        StockItem(overage_cost=0.0, shortage_cost=0.0)
 
 
 #: Two hospitals with wards: most transported patients go on to a ward bed (6 h mean stay).
