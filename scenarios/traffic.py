@@ -69,7 +69,8 @@ class TrafficGroup:
     """``[traffic]``: background traffic coupled to the clock (optional table)."""
 
     random_trips: int = setting(0, "int", "uniform random OD trips (twin.demand.random_trips)", minimum=0)
-    trips: str = setting("", "str", "CSV of trips (origin, destination, depart_s), relative to the scenario file")
+    trips: str = setting("", "str", "CSV of trips (origin, destination, depart_s), relative to the scenario file",
+                         path=True)
     window_start_s: float = setting(0.0, "float", "start of the random trips' departure window, seconds",
                                     minimum=0.0)
     window_s: float = setting(3600.0, "float", "length of the departure window, seconds", minimum=0.0, strict=True)

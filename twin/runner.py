@@ -37,7 +37,7 @@ from twin.flows import Simulation, stream_names
 from twin.scenario import (Scenario, apply_overrides, builtin_scenarios, load_scenario, scenario_fields,
                            scenario_tables)
 from twin.scenarios import BUILTIN_FLOWS
-from twin.spec import dump_toml
+from twin.spec import dump_toml, input_files
 
 __all__ = ["run", "load_scenario", "Scenario", "RunResult", "builtin_scenarios", "scenario_fields",
            "scenario_tables", "apply_overrides", "dump_toml", "write_run", "format_kpis", "RUN_STREAMS"]
@@ -154,9 +154,10 @@ def _versions():
 def write_run(path, result: RunResult, *, overwrite=False) -> Path:
     """Write a run to one HDF5 results file (``<path>.partial``, renamed on a clean close).
 
-    ``/meta`` holds the resolved scenario TOML (``scenario``), the text as given
-    (``scenario_original``), the overrides, seed, stream names, city, horizon, package
-    versions and each flow's entries; ``/network`` the city (:func:`twin.graph.write_network`);
+    ``/meta`` holds the resolved scenario TOML (``scenario``; file names made absolute), the text
+    as given (``scenario_original``), the overrides, seed, stream names, city, horizon, package
+    versions, the input files read (``inputs``: each path setting's absolute path and SHA-256)
+    and each flow's entries; ``/network`` the city (:func:`twin.graph.write_network`);
     then each flow's section, in flow order.
     """
     from twin.graph import write_network
@@ -166,7 +167,7 @@ def write_run(path, result: RunResult, *, overwrite=False) -> Path:
     meta = {"command": "run", "scenario_name": sc.name, "scenario_source": sc.source, "scenario": sc.resolved_text,
             "scenario_original": sc.text, "overrides": list(sc.overrides), "seed": int(result.seed),
             "streams": list(sc.stream_names), "city": sc.city.name, "until_s": float(sc.run_group.until_s),
-            "flows": [f.name for f in sc.flows], "versions": _versions()}
+            "flows": [f.name for f in sc.flows], "versions": _versions(), "inputs": input_files(sc.groups)}
     for r in result.flows.values():
         meta.update(r.meta)
     with ResultsWriter(path, meta=meta, overwrite=overwrite) as writer:

@@ -32,7 +32,7 @@ class CityGroup:
     """``[city]``: the road network."""
 
     name: str = setting("hefei-baohe", "str", "embedded city name, network file (relative to the scenario file) "
-                                              "or synthetic spec such as 'grid:6x6'")
+                                              "or synthetic spec such as 'grid:6x6'", path=True)
 
 
 @dataclass(frozen=True)
@@ -204,11 +204,10 @@ def load_scenario(spec, *, overrides=None, flows=None) -> Scenario:
     label = source + (" (with --set overrides)" if overrides else "")
     renamed = {k: v for f in flows for k, v in f.renamed.items()}
     groups = parse_tables(data, label, tables, renamed)
-    city_name = groups["city"].name
-    if path is not None and (path.parent / city_name).is_file():
-        city_name = str(path.parent / city_name)
+    if path is not None:                   # file names mean files beside the scenario, wherever it is run
+        groups = _spec.resolve_paths(groups, path.parent)
     try:
-        city = load_city(city_name)
+        city = load_city(groups["city"].name)
     except TwinError as exc:
         raise ScenarioError(f"{label}: [city] name = {groups['city'].name!r}: {exc}") from None
     seed = groups["run"].seed

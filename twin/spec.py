@@ -26,13 +26,13 @@ import json
 import math
 import numbers
 import tomllib
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 
 from twin.errors import ScenarioError
 
-__all__ = ["setting", "Table", "convert", "parse_group", "parse_tables", "apply_overrides", "dump_toml",
+__all__ = ["resolve_paths", "input_files", "setting", "Table", "convert", "parse_group", "parse_tables", "apply_overrides", "dump_toml",
            "toml_value", "override_list", "resolved_data", "table_fields", "did_you_mean", "where"]
 
 _SUBKEY_KINDS = {"table": "create", "rates": "create", "profiles": "create"}
@@ -41,7 +41,8 @@ _SUBKEY_KINDS = {"table": "create", "rates": "create", "profiles": "create"}
 def setting(default, kind, description, **opts):
     """A dataclass field of a scenario table: ``kind`` (see the module docstring), a
     ``description`` with units, and options (``minimum``, ``maximum``, ``strict``,
-    ``choices``, ``min_len``, ``max_len``, ``convert``, ``plain``, ``subkeys``)."""
+    ``choices``, ``min_len``, ``max_len``, ``convert``, ``plain``, ``subkeys``; ``path=True``
+    marks a file name, resolved against the scenario file's folder, :func:`resolve_paths`)."""
     return field(default=default, metadata={"kind": kind, "description": description, **opts})
 
 
@@ -448,6 +449,46 @@ def _plain(value, meta=None):
 
 def _plain_group(g):
     return {f.name: _plain(getattr(g, f.name), f.metadata) for f in fields(g) if getattr(g, f.name) is not None}
+
+
+def resolve_paths(groups, base_dir) -> dict:
+    """Groups with every relative path setting (``setting(..., path=True)``) that names an
+    existing file in ``base_dir`` (the scenario file's folder) made absolute, so the resolved
+    scenario means the same files wherever it is loaded again (an ensemble's workers, a study).
+    A value that names no file there is left as it is (an embedded city name, say)."""
+    from pathlib import Path
+
+    def fix(group):
+        changes = {}
+        for f in fields(group):
+            value = getattr(group, f.name)
+            if f.metadata.get("path") and isinstance(value, str) and value and not Path(value).is_absolute():
+                candidate = Path(base_dir) / value
+                if candidate.exists():
+                    changes[f.name] = str(candidate.resolve())
+        return replace(group, **changes) if changes else group
+
+    return {name: (None if g is None else [fix(x) for x in g] if isinstance(g, list) else fix(g))
+            for name, g in groups.items()}
+
+
+def input_files(groups) -> dict:
+    """``"table.key" -> {"path", "sha256"}`` for every path setting that names a file (a run's
+    ``/meta`` records what it read; items of array tables as ``table.i.key``)."""
+    import hashlib
+    from pathlib import Path
+
+    out = {}
+    for name, g in groups.items():
+        items = [] if g is None else (list(enumerate(g)) if isinstance(g, list) else [(None, g)])
+        for i, group in items:
+            for f in fields(group):
+                value = getattr(group, f.name)
+                if f.metadata.get("path") and isinstance(value, str) and value and Path(value).is_file():
+                    digest = hashlib.sha256(Path(value).read_bytes()).hexdigest()
+                    key = f"{name}.{f.name}" if i is None else f"{name}.{i}.{f.name}"
+                    out[key] = {"path": str(Path(value).resolve()), "sha256": digest}
+    return out
 
 
 def resolved_data(groups) -> dict:

@@ -68,3 +68,40 @@ def test_dask_without_the_dist_extra_says_what_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "dask.distributed", None)       # as if the extra were not installed
     with pytest.raises(ScenarioError, match=r"--dask needs Dask distributed, the 'dist' extra: pip install -e"):
         map_runs([("unused", (), 1)], True)
+
+
+def test_replications_read_the_files_beside_the_scenario(tmp_path, monkeypatch):
+    """Regression ([reliability] 1): the workers get the resolved scenario text, so a relative
+    trips file must mean the one beside the scenario file, not one in the current directory."""
+    from twin.runner import load_scenario, run
+    from twin_small import SMALL
+
+    here, elsewhere = tmp_path / "study", tmp_path / "cwd"
+    here.mkdir()
+    elsewhere.mkdir()
+    (here / "trips.csv").write_text("origin,destination,depart_s\n1,36,0\n1,36,10\n6,31,20\n")
+    (elsewhere / "trips.csv").write_text("origin,destination,depart_s\n1,2,0\n")
+    scen = here / "s.toml"
+    scen.write_text(SMALL + '\n[traffic]\ntrips = "trips.csv"\n')
+    monkeypatch.chdir(elsewhere)
+    def cars(result):
+        trips = result.traffic.trips
+        return len(trips[trips["vehicle_class"] == "car"])
+
+    assert cars(run(scen, seed=3)) == 3
+    sc = load_scenario(scen)
+    assert sc.groups["traffic"].trips == str((here / "trips.csv").resolve())
+    assert cars(run(sc.resolved_text, seed=3)) == 3                # the text the workers get
+    res = replicate(scen, replications=2, seed=0)
+    ref = replicate(sc.resolved_text, replications=2, seed=0)
+    assert res.runs.equals(ref.runs)
+    # the run's /meta records what it read, with the file's digest
+    import hashlib
+
+    from twin.results import open_results
+
+    run(scen, seed=3, out=tmp_path / "r.h5")
+    with open_results(tmp_path / "r.h5") as f:
+        inputs = f.meta["inputs"]
+    assert inputs == {"traffic.trips": {"path": str((here / "trips.csv").resolve()),
+                                        "sha256": hashlib.sha256((here / "trips.csv").read_bytes()).hexdigest()}}
