@@ -56,7 +56,7 @@ import numpy as np
 from twin.clock import UrgentTimeout
 from twin.errors import DemandError, ScenarioError
 from twin.flows import Flow, FlowResult
-from twin.ports import Exposure, LiveTravel, TripDemand
+from twin.ports import Exposure, LinkControl, LiveTravel, TripDemand
 from twin.spec import Table, setting
 
 __all__ = ["TrafficGroup", "TrafficFlow", "TrafficTravelTimes", "traffic_trips"]
@@ -347,6 +347,10 @@ class _Coupling:
         self.providers.append(p)
         return p
 
+    # LinkControl
+    def schedule(self, time_s, action, links, capacity_veh_per_h=None) -> None:
+        self.engine.schedule_event(time_s, action, links, capacity_veh_per_h)   # units see it at the next sync
+
     # Exposure
     def link_exits(self):
         return self.engine.link_exits()
@@ -373,7 +377,7 @@ class TrafficFlow(Flow):
     tables = (Table("traffic", TrafficGroup, optional=True),)
     streams = ("traffic_demand", "traffic")
     result_names = ("traffic", "traffic_group", "n_syncs", "unit_legs", "traffic_from_cars", "header")
-    provides = (LiveTravel, Exposure)
+    provides = (LiveTravel, Exposure, LinkControl)
     uses = (TripDemand,)
 
     def active(self, ctx):
@@ -417,6 +421,7 @@ class TrafficFlow(Flow):
         self.coupling = _Coupling(engine, tg, plan.horizon_s)
         ctx.provide(LiveTravel, self.coupling)
         ctx.provide(Exposure, self.coupling)
+        ctx.provide(LinkControl, self.coupling)
         logger.info("traffic coupled: %d %strips, sync every %.0f s up to %.0f s", len(plan.trips),
                     "demand-port " if plan.from_port else "", tg.sync_s, plan.horizon_s)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-__all__ = ["Presence", "TripDemand", "LiveTravel", "Exposure", "CallPlan", "CallIntake"]
+__all__ = ["Presence", "TripDemand", "LiveTravel", "Exposure", "LinkControl", "CallPlan", "CallIntake"]
 
 
 class Presence(Protocol):
@@ -53,6 +53,15 @@ class Exposure(Protocol):
 
     def on_sync(self, callback) -> None:
         """Call ``callback(now_s, next_sync_s)`` after each synchronisation with the clock."""
+
+
+class LinkControl(Protocol):
+    """Run time: changes to the links during the run (the traffic flow applies them)."""
+
+    def schedule(self, time_s, action, links, capacity_veh_per_h=None) -> None:
+        """At ``time_s`` (seconds, >= now), ``action`` the links (int array of City link
+        indices): ``"close"``, ``"open"``, or ``"capacity"`` (a new saturation flow,
+        ``capacity_veh_per_h`` > 0). Vehicles and units re-route around closures."""
 
 
 class CallPlan(Protocol):

@@ -302,6 +302,37 @@ class TrafficEngine:
         ev = self.veh_class != 0
         return bool(ev.any()) and bool((self.state["status"][ev] < self.K.STATUS_ARRIVED).any())
 
+    def schedule_event(self, time_s, action, links, capacity_veh_per_h=None) -> None:
+        """Add a network event during the run (``action`` ``"close"``, ``"open"`` or ``"capacity"``
+        on link indices ``links`` at ``time_s`` >= now); it applies at the first tick at or
+        after ``time_s``, after the events already scheduled for that time.
+
+        Raises
+        ------
+        DemandError
+            An unknown action, a time before now, a link index out of range, or a capacity
+            that is not > 0 for ``"capacity"``.
+        """
+        from twin.errors import DemandError
+
+        t = float(time_s)
+        if not (math.isfinite(t) and t >= self.now_s - 1e-9):
+            raise DemandError(f"event at time_s = {time_s!r}: expected a time >= now ({self.now_s:g} s)")
+        if action not in ("close", "open", "capacity"):
+            raise DemandError(f"event action = {action!r}; expected one of ['close', 'open', 'capacity']")
+        idx = np.atleast_1d(np.asarray(links, dtype=np.int64))
+        if idx.size == 0 or idx.min() < 0 or idx.max() >= self.city.n_links:
+            raise DemandError(f"event links {idx.tolist()[:5]}: expected link indices 0..{self.city.n_links - 1}")
+        cap = None
+        if action == "capacity":
+            cap = float(capacity_veh_per_h) if capacity_veh_per_h is not None else math.nan
+            if not (math.isfinite(cap) and cap > 0):
+                raise DemandError(f"capacity event: capacity_veh_per_h = {capacity_veh_per_h!r}; expected > 0")
+        pos = self.event_ptr
+        while pos < len(self.events) and self.events[pos][0] <= t:
+            pos += 1
+        self.events.insert(pos, (t, action, idx, cap))
+
     def _apply_events(self, k):
         dt = self.params.dt_s
         changed_open = False
