@@ -4,7 +4,7 @@ Each table is one event, what ``twin traffic --events`` reads, now in any scenar
 
     [[events]]
     time_s = 36000                 # 10:00
-    action = "close"               # "close", "open" or "capacity"
+    action = "close"               # "close", "open", "capacity" or "speed"
     from_node = 5314007306         # every link from this node to the next (both ids external)
     to_node = 6874907011
     both_directions = true         # also the links back (default false)
@@ -15,6 +15,13 @@ Each table is one event, what ``twin traffic --events`` reads, now in any scenar
     from_node = 5314007306
     to_node = 6874907011
     capacity_veh_per_h = 600       # the links' new saturation flow
+
+    [[events]]
+    time_s = 43200
+    action = "speed"
+    from_node = 5314007306
+    to_node = 6874907011
+    free_speed_mps = 3.0           # the links' new free speed, for vehicles entering from then on
 
 A closure takes the links out of the network from its time on: vehicles about to enter them
 re-route, units drive around them, and a reopening lets everyone reconsider (the traffic
@@ -32,12 +39,12 @@ import numpy as np
 
 from twin.errors import ScenarioError, TwinError
 from twin.flows import Flow, FlowResult
-from twin.ports import LinkControl
+from twin.ports import LinkControl, link_control
 from twin.spec import Table, setting, where
 
 __all__ = ["EventGroup", "NetworkEventsFlow"]
 
-ACTIONS = ("close", "open", "capacity")
+ACTIONS = ("close", "open", "capacity", "speed")
 
 
 @dataclass(frozen=True)
@@ -52,6 +59,8 @@ class EventGroup:
     both_directions: bool = setting(False, "bool", "also the links from to_node back to from_node")
     capacity_veh_per_h: float | None = setting(None, "float", "new saturation flow of each link, vehicles/hour "
                                                               "(action = 'capacity' only)", minimum=0.0)
+    free_speed_mps: float | None = setting(None, "float", "new free speed of each link, m/s, for vehicles entering "
+                                                          "from then on (action = 'speed' only)", minimum=0.0)
 
 
 def _node(city, node, at, key):
@@ -83,14 +92,16 @@ def plan_events(groups, city, source, until_s):
         if links.size == 0:
             raise ScenarioError(f"{at}: no link from node {g.from_node!r} to node {g.to_node!r}"
                                 f"{' (either way)' if g.both_directions else ''} in city {city.name!r}")
-        if g.action == "capacity":
-            if g.capacity_veh_per_h is None or not g.capacity_veh_per_h > 0:
-                raise ScenarioError(f"{at} capacity_veh_per_h = {g.capacity_veh_per_h!r}; action = 'capacity' "
-                                    f"needs the new saturation flow, vehicles/hour > 0")
-        elif g.capacity_veh_per_h is not None:
-            raise ScenarioError(f"{at} capacity_veh_per_h is given but action = {g.action!r}; it belongs to "
-                                f"action = 'capacity' only")
-        out.append((float(g.time_s), g.action, links, g.capacity_veh_per_h, g))
+        for action, key, what in (("capacity", "capacity_veh_per_h", "the new saturation flow, vehicles/hour"),
+                                  ("speed", "free_speed_mps", "the new free speed, m/s")):
+            value = getattr(g, key)
+            if g.action == action and (value is None or not value > 0):
+                raise ScenarioError(f"{at} {key} = {value!r}; action = {action!r} needs {what} > 0")
+            if g.action != action and value is not None:
+                raise ScenarioError(f"{at} {key} is given but action = {g.action!r}; it belongs to "
+                                    f"action = {action!r} only")
+        value = g.capacity_veh_per_h if g.action == "capacity" else g.free_speed_mps
+        out.append((float(g.time_s), g.action, links, value, g))
     return sorted(out, key=lambda e: e[0])
 
 
@@ -107,19 +118,19 @@ class NetworkEventsFlow(Flow):
         return plan_events(ctx.groups["events"], ctx.city, ctx.source, ctx.groups["run"].until_s)
 
     def build(self, ctx):
-        control = ctx.port(LinkControl)
-        if control is None:
-            raise ScenarioError(f"{ctx.scenario.source}: [[events]] change the links the traffic drives on, and this scenario "
-                                f"has no traffic: add a [traffic] table with random_trips or trips (or a "
-                                f"[population] whose car legs drive)")
-        for t, action, links, cap, _ in ctx.plan(self):
-            control.schedule(t, action, links, cap)
+        control = link_control(ctx, "events")
+        for t, action, links, value, _ in ctx.plan(self):
+            if action == "speed":
+                control.schedule(t, action, links, free_speed_mps=value)
+            else:
+                control.schedule(t, action, links, capacity_veh_per_h=value)
 
     def finish(self, ctx):
         events = ctx.plan(self)
         city = ctx.city
         counts = {a: sum(1 for e in events if e[1] == a) for a in ACTIONS}
-        labels = (("close", "closure"), ("open", "reopening"), ("capacity", "capacity change"))
+        labels = (("close", "closure"), ("open", "reopening"), ("capacity", "capacity change"),
+                  ("speed", "speed change"))
         text = ", ".join(f"{counts[a]} {label}{'s' if counts[a] != 1 else ''}" for a, label in labels if counts[a])
         lines = [f"{'network events':<34} {text} on {len({int(k) for e in events for k in e[2]})} links"]
         rows = [(t, action, int(k), cap, g.name) for t, action, links, cap, g in events for k in links]
@@ -134,9 +145,10 @@ class NetworkEventsFlow(Flow):
                 "link_idx": li.astype(np.int32),
                 "from_node": from_id if from_id.dtype.kind in "iu" else from_id.astype(str),
                 "to_node": to_id if to_id.dtype.kind in "iu" else to_id.astype(str),
-                "capacity_veh_per_h": np.array([np.nan if r[3] is None else r[3] for r in rows], dtype=np.float64),
+                "capacity_veh_per_h": np.array([r[3] if r[1] == "capacity" else np.nan for r in rows], dtype=np.float64),
+                "free_speed_mps": np.array([r[3] if r[1] == "speed" else np.nan for r in rows], dtype=np.float64),
                 "name": np.array([r[4] for r in rows]).astype(str)},
                 units={"time_s": "s", "action": "", "link_idx": "", "from_node": "", "to_node": "",
-                       "capacity_veh_per_h": "veh/h", "name": ""})
+                       "capacity_veh_per_h": "veh/h", "free_speed_mps": "m/s", "name": ""})
 
         return FlowResult(self.name, kpis={"network_events": float(len(events))}, lines=lines, write=write)

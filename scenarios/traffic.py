@@ -348,8 +348,8 @@ class _Coupling:
         return p
 
     # LinkControl
-    def schedule(self, time_s, action, links, capacity_veh_per_h=None) -> None:
-        self.engine.schedule_event(time_s, action, links, capacity_veh_per_h)   # units see it at the next sync
+    def schedule(self, time_s, action, links, capacity_veh_per_h=None, free_speed_mps=None) -> None:
+        self.engine.schedule_event(time_s, action, links, capacity_veh_per_h, free_speed_mps)   # units: next sync
 
     # Exposure
     def link_exits(self):

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from typing import Protocol
 
-__all__ = ["Presence", "TripDemand", "LiveTravel", "Exposure", "LinkControl", "CallPlan", "CallIntake"]
+from twin.errors import ScenarioError
+
+__all__ = ["link_control", "Presence", "TripDemand", "LiveTravel", "Exposure", "LinkControl", "CallPlan", "CallIntake"]
 
 
 class Presence(Protocol):
@@ -58,10 +60,22 @@ class Exposure(Protocol):
 class LinkControl(Protocol):
     """Run time: changes to the links during the run (the traffic flow applies them)."""
 
-    def schedule(self, time_s, action, links, capacity_veh_per_h=None) -> None:
+    def schedule(self, time_s, action, links, capacity_veh_per_h=None, free_speed_mps=None) -> None:
         """At ``time_s`` (seconds, >= now), ``action`` the links (int array of City link
-        indices): ``"close"``, ``"open"``, or ``"capacity"`` (a new saturation flow,
-        ``capacity_veh_per_h`` > 0). Vehicles and units re-route around closures."""
+        indices): ``"close"``, ``"open"``, ``"capacity"`` (a new saturation flow,
+        ``capacity_veh_per_h`` > 0) or ``"speed"`` (a new free speed, ``free_speed_mps`` > 0,
+        for vehicles entering from then on). Vehicles and units re-route around closures."""
+
+
+def link_control(ctx, table) -> LinkControl:
+    """The run's :class:`LinkControl`, or a ScenarioError saying that table ``[[table]]`` needs
+    live traffic (a flow that changes links calls this in ``build``)."""
+    control = ctx.port(LinkControl)
+    if control is None:
+        raise ScenarioError(f"{ctx.scenario.source}: [[{table}]] act on the links the traffic drives on, and this "
+                            f"scenario has no traffic: add a [traffic] table with random_trips or trips (or a "
+                            f"[population] whose car legs drive)")
+    return control
 
 
 class CallPlan(Protocol):

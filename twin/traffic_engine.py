@@ -15,6 +15,7 @@ from twin.errors import DemandError
 from twin.graph import City
 from twin.traffic_inputs import (CLOSED_COST_S, DEFAULT_BYPASS_SPEED_MPS, TrafficParams, _is_real, link_arrays,
                                  read_events, read_trips, read_vehicle_class)
+from twin.traffic_events import NetworkEventsMixin
 from twin.traffic_result import TrafficResult, _assemble
 from twin.traffic_routes import _check_routes, _gather_index, _routes
 
@@ -40,7 +41,7 @@ def _check_options(*, until_s, seed, dt_s, reroute_share, reroute_interval_s, em
         raise DemandError(f"bypass_speed_mps = {bypass_speed_mps!r}; expected a finite speed > 0 m/s")
 
 
-class TrafficEngine:
+class TrafficEngine(NetworkEventsMixin):
     """The state of one traffic run, advanced by the numba kernel in blocks.
 
     :func:`simulate_traffic` is the usual entry point; the engine is what it drives, and
@@ -92,6 +93,8 @@ class TrafficEngine:
         self.capacity_veh_per_h = city.capacity_veh_per_h.copy()
         self.storage = la["storage"].copy()
         self.hole_steps = la["hole_steps"].copy()
+        self.ff_steps = la["ff_steps"].copy()                 # speed events change these two
+        self.ff_time_s = city.free_flow_time_s.copy()
         self.link_open = np.ones(city.n_links, dtype=np.bool_)
         self.events = read_events(city, events) if events is not None else []
         self.event_ptr = 0
@@ -254,7 +257,7 @@ class TrafficEngine:
     def _kernel(self, n_steps):
         args = dict(
             in_indptr=self.city.rev_indptr, in_link=self.city.rev_link, link_head=self.city.link_to_idx,
-            ff_steps=self.la["ff_steps"], cap_per_step=self.cap_per_step, storage=self.storage,
+            ff_steps=self.ff_steps, cap_per_step=self.cap_per_step, storage=self.storage,
             hole_steps=self.hole_steps, sig_cycle=self.sig_cycle, sig_green_from=self.sig_green_from,
             sig_green_to=self.sig_green_to, link_open=self.link_open,
             ring_start=self.ring_start, ring_cap=self.ring_cap, route_seq=self.route_seq,
@@ -263,7 +266,7 @@ class TrafficEngine:
             n_steps=int(n_steps), stuck_steps=self.stuck_steps, seed=self.seed, steps_per_interval=self.spi,
             stop_when_done=self.params.stop_when_done, veh_class=self.veh_class, priority=self.emergency_priority,
             bypass_speed_mps=self.bypass_speed_mps, dt_s=self.params.dt_s, length_m=self.city.length_m,
-            ff_time_s=self.city.free_flow_time_s, queue_m_per_veh=self.queue_m_per_veh, **self.mp,
+            ff_time_s=self.ff_time_s, queue_m_per_veh=self.queue_m_per_veh, **self.mp,
             **self.state, **self.out)
         t0 = time.perf_counter()
         self.K.simulate_queue(*[args[name] for name in self._kernel_params])
@@ -301,69 +304,6 @@ class TrafficEngine:
         """Whether an emergency vehicle has not arrived yet (it re-routes at every opportunity)."""
         ev = self.veh_class != 0
         return bool(ev.any()) and bool((self.state["status"][ev] < self.K.STATUS_ARRIVED).any())
-
-    def schedule_event(self, time_s, action, links, capacity_veh_per_h=None) -> None:
-        """Add a network event during the run (``action`` ``"close"``, ``"open"`` or ``"capacity"``
-        on link indices ``links`` at ``time_s`` >= now); it applies at the first tick at or
-        after ``time_s``, after the events already scheduled for that time.
-
-        Raises
-        ------
-        DemandError
-            An unknown action, a time before now, a link index out of range, or a capacity
-            that is not > 0 for ``"capacity"``.
-        """
-        from twin.errors import DemandError
-
-        t = float(time_s)
-        if not (math.isfinite(t) and t >= self.now_s - 1e-9):
-            raise DemandError(f"event at time_s = {time_s!r}: expected a time >= now ({self.now_s:g} s)")
-        if action not in ("close", "open", "capacity"):
-            raise DemandError(f"event action = {action!r}; expected one of ['close', 'open', 'capacity']")
-        idx = np.atleast_1d(np.asarray(links, dtype=np.int64))
-        if idx.size == 0 or idx.min() < 0 or idx.max() >= self.city.n_links:
-            raise DemandError(f"event links {idx.tolist()[:5]}: expected link indices 0..{self.city.n_links - 1}")
-        cap = None
-        if action == "capacity":
-            cap = float(capacity_veh_per_h) if capacity_veh_per_h is not None else math.nan
-            if not (math.isfinite(cap) and cap > 0):
-                raise DemandError(f"capacity event: capacity_veh_per_h = {capacity_veh_per_h!r}; expected > 0")
-        pos = self.event_ptr
-        while pos < len(self.events) and self.events[pos][0] <= t:
-            pos += 1
-        self.events.insert(pos, (t, action, idx, cap))
-
-    def _apply_events(self, k):
-        dt = self.params.dt_s
-        changed_open = False
-        reopened = False
-        while self.event_ptr < len(self.events) and self.events[self.event_ptr][0] / dt <= k + 1e-9:
-            t, action, links, cap = self.events[self.event_ptr]
-            self.event_ptr += 1
-            if action == "close":
-                self.link_open[links] = False
-                changed_open = True
-            elif action == "open":
-                self.link_open[links] = True
-                changed_open = True
-                reopened = True
-            else:
-                # a new capacity is a new fundamental diagram: new hole time and storage
-                # need (the ring, sized at the start, bounds the storage)
-                self.capacity_veh_per_h[links] = cap
-                la = link_arrays(self.city, dt, self.capacity_veh_per_h, links)
-                self.cap_per_step[links] = la["cap_per_step"]
-                self.hole_steps[links] = la["hole_steps"]
-                short = la["storage"] > self.ring_cap[links] - 2
-                if short.any():
-                    logger.warning("t=%.0f s: links %s cannot store what their new capacity needs; storage "
-                                   "kept at their ring size", t, links[short].tolist()[:10])
-                self.storage[links] = np.minimum(la["storage"], self.ring_cap[links] - 2)
-            logger.info("t=%.0f s: %s links %s%s", t, action, links.tolist()[:10],
-                        f" to {cap:g} veh/h" if cap else "")
-        if changed_open:
-            # after a reopening everyone reconsiders (switching only to a faster route)
-            self._reroute(share=1.0 if reopened else 0.0, not_started=reopened)
 
     # ---------------------------------------------------------------- insertion
     def insert_vehicle(self, origin, destination, *, depart_s=None, link_cost_s=None, emergency=False) -> int:
@@ -497,7 +437,7 @@ class TrafficEngine:
         status = int(self.state["status"][v])
         if status == K.STATUS_ARRIVED:
             return self.arrival_s(v)
-        ff = self.la["ff_steps"]
+        ff = self.ff_steps
         if status <= K.STATUS_WAITING:
             r0, k0 = int(self.route_start[v]), max(int(self.depart_step[v]), self.now_step)
         elif self.emergency_priority and self.veh_class[v] != 0 and self.state["ev_entry"][v] >= 0:
@@ -600,12 +540,12 @@ class TrafficEngine:
             q_m = np.minimum(city.length_m, queued * self.queue_m_per_veh)
             with np.errstate(divide="ignore", invalid="ignore"):
                 f = np.where(city.length_m > 0, q_m / city.length_m, 0.0)
-            t = city.free_flow_time_s * (1.0 - f) + np.maximum(city.free_flow_time_s * f,
+            t = self.ff_time_s * (1.0 - f) + np.maximum(self.ff_time_s * f,
                                                                  q_m / self.bypass_speed_mps)
         else:
             with np.errstate(divide="ignore"):
                 delay = queued * self.params.dt_s / self.cap_per_step
-            t = city.free_flow_time_s + delay
+            t = self.ff_time_s + delay
         t[~self.link_open] = np.inf
         return t
 

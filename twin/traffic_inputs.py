@@ -193,7 +193,7 @@ def read_vehicle_class(trips, n):
     return out
 
 
-EVENT_ACTIONS = ("close", "open", "capacity")
+EVENT_ACTIONS = ("close", "open", "capacity", "speed")
 
 
 def read_events(city: City, events):
@@ -202,15 +202,17 @@ def read_events(city: City, events):
     Parameters
     ----------
     events : pandas.DataFrame, dict of array-like, or list of dict
-        Columns ``time_s`` (seconds >= 0), ``action`` (``"close"``, ``"open"`` or
-        ``"capacity"``), the link as ``link`` (index) or ``from_node`` and ``to_node``
-        (external ids; every link between them), and ``capacity_veh_per_h`` for
-        ``"capacity"`` (> 0; the link's new saturation flow).
+        Columns ``time_s`` (seconds >= 0), ``action`` (``"close"``, ``"open"``,
+        ``"capacity"`` or ``"speed"``), the link as ``link`` (index) or ``from_node`` and
+        ``to_node`` (external ids; every link between them), ``capacity_veh_per_h`` for
+        ``"capacity"`` (> 0; the link's new saturation flow) and ``free_speed_mps`` for
+        ``"speed"`` (> 0; the link's new free speed, for vehicles entering from then on).
 
     Returns
     -------
-    list of (time_s, action, link indices, capacity_veh_per_h)
-        Sorted by time, then input order.
+    list of (time_s, action, link indices, value)
+        Sorted by time, then input order; ``value`` is the capacity (veh/h) or the free speed
+        (m/s) of a ``"capacity"`` or ``"speed"`` event, else None.
 
     Raises
     ------
@@ -276,9 +278,23 @@ def read_events(city: City, events):
             if not (math.isfinite(cap) and cap > 0):
                 raise DemandError(f"{where}: capacity_veh_per_h = {row.get('capacity_veh_per_h')!r}; expected a "
                                   f"number > 0 (close the link to stop all flow)")
+        elif action == "speed":
+            cap = _positive(row.get("free_speed_mps"))
+            if cap is None:
+                raise DemandError(f"{where}: free_speed_mps = {row.get('free_speed_mps')!r}; expected a speed > 0 "
+                                  f"m/s (close the link to stop all flow)")
         out.append((t, action, links, cap, i))
     out.sort(key=lambda e: (e[0], e[4]))
     return [(t, a, links, cap) for t, a, links, cap, _ in out]
+
+
+def _positive(value):
+    """``value`` as a finite float > 0, else None."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) and v > 0 else None
 
 
 def _is_real(value) -> bool:

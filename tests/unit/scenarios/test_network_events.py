@@ -85,5 +85,26 @@ def test_bad_events_are_named(event, match):
 
 
 def test_events_without_traffic_say_what_to_add():
-    with pytest.raises(ScenarioError, match=r"\[\[events\]\] change the links the traffic drives on.*add a \[traffic\]"):
+    with pytest.raises(ScenarioError, match=r"\[\[events\]\] act on the links the traffic drives on.*add a \[traffic\]"):
         run(SMALL + '\n[[events]]\nfrom_node = 15\nto_node = 16\n', seed=1)
+
+
+def test_a_speed_event_slows_the_vehicles_entering_after_it():
+    """600 m at 10 m/s: 60 s; from t = 50 s the link's free speed is 5 m/s: a vehicle entering at
+    0 keeps its 60 s, one entering at 100 s takes 120 s (whole ticks of 1 s)."""
+    import networkx as nx
+
+    import twin
+
+    G = nx.DiGraph()
+    G.add_node(1, x=0.0, y=0.0)
+    G.add_node(2, x=600.0, y=0.0)
+    G.add_edge(1, 2, length_m=600.0, free_speed_mps=10.0, lanes=1, capacity_veh_per_h=1800.0)
+    city = twin.load_city(G)
+    res = twin.simulate_traffic(city, {"origin": [1, 1], "destination": [2, 2], "depart_s": [0.0, 100.0]},
+                                until_s=600, events=[{"time_s": 50.0, "action": "speed", "link": 0,
+                                                      "free_speed_mps": 5.0}])
+    assert res.trips["travel_time_s"].tolist() == [60.0, 120.0]
+    with pytest.raises(twin.errors.DemandError, match="free_speed_mps = None; expected a speed > 0"):
+        twin.simulate_traffic(city, {"origin": [1], "destination": [2], "depart_s": [0.0]}, until_s=60,
+                              events=[{"time_s": 5.0, "action": "speed", "link": 0}])

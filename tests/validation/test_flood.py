@@ -1,0 +1,148 @@
+"""Floods on the network (twin.hazards and the hazards flow), against the published depth-speed
+curve and a rising-depth test field whose timing is worked out by hand.
+
+- Pregnolato et al. (2017, Transp. Res. D 55): v(w) = 0.0009 w^2 - 0.5529 w + 86.9448 km/h, so
+  86.9448, 40.6548, 12.3648 and 4.9698 km/h at 0, 100, 200 and 250 mm, and impassable from 300.
+- The field: a strip across three rows of a 6 x 6 grid (500 m links, 13.9 m/s), depth rising
+  linearly 0 -> 200 mm over 30:00-60:00, -> 400 mm at 2:00, back to 0 at 3:00, evaluated every
+  10 min. It touches exactly the 6 east-west links crossing x = 1000 m. The curve's speed falls
+  under their 50 km/h once the water passes about 76 mm, so they slow from the first step beyond
+  (50:00, 133 mm; 40:00 has 67 mm, 54 km/h: no cap), close at 1:30 (300 mm, a step time) and
+  reopen at 2:20 (the first step after 2:15, when the receding water passes 300 mm). No vehicle
+  enters them while closed.
+"""
+
+import json
+
+import numpy as np
+import pytest
+from twin_small import SMALL
+
+from twin.errors import ScenarioError
+from twin.hazards import lonlat_to_city, points_in_polygon, pregnolato_speed_kmh
+from twin.runner import load_scenario, run
+
+FLOOD = SMALL.replace("until_s = 3600.0", "until_s = 14400.0") + """
+[traffic]
+random_trips = 3000
+window_s = 10800.0
+
+[[hazards]]
+name = "river"
+crs = "city"
+polygon = [[900.0, -100.0], [1100.0, -100.0], [1100.0, 3000.0], [900.0, 3000.0]]
+times_s = [1800.0, 3600.0, 7200.0, 10800.0]
+depth_mm = [0.0, 200.0, 400.0, 0.0]
+"""
+
+
+def test_pregnolato_curve_at_the_published_depths():
+    v = pregnolato_speed_kmh([0.0, 100.0, 200.0, 250.0, 299.9, 300.0, 500.0])
+    np.testing.assert_allclose(v[:4], [86.9448, 40.6548, 12.3648, 4.9698], atol=1e-9)
+    assert v[4] > 0 and v[5] == 0 and v[6] == 0
+
+
+def test_points_in_polygon_concave_and_on_a_brute_grid():
+    # an L shape: the notch (top right) is outside
+    px, py = [0, 2, 2, 1, 1, 0], [0, 0, 1, 1, 2, 2]
+    got = points_in_polygon([0.5, 1.5, 1.5, 0.5, 3.0], [0.5, 0.5, 1.5, 1.5, 0.5], px, py)
+    assert got.tolist() == [True, True, False, True, False]
+    rng = np.random.default_rng(0)
+    x, y = rng.uniform(-1, 3, 500), rng.uniform(-1, 3, 500)
+    want = ((x > 0) & (x < 2) & (y > 0) & (y < 1)) | ((x > 0) & (x < 1) & (y >= 1) & (y < 2))
+    np.testing.assert_array_equal(points_in_polygon(x, y, px, py), want)
+
+
+def _strip_links(city):
+    return sorted(k for k in range(city.n_links)
+                  if {city.x_m[city.link_from_idx[k]], city.x_m[city.link_to_idx[k]]} == {750.0, 1250.0}
+                  and city.y_m[city.link_from_idx[k]] > -100)
+
+
+def test_rising_field_slows_and_closes_the_right_links_at_the_right_times():
+    sc = load_scenario(FLOOD)
+    (plan,) = sc.plans["hazards"]
+    links = _strip_links(sc.city)
+    assert len(links) == 6
+    wet = np.flatnonzero((plan.depth_mm > 0).any(axis=0)).tolist()
+    assert wet == links
+    by_action = {}
+    for t, action, ls, v in plan.changes:
+        by_action.setdefault(action, []).append((t, sorted(ls.tolist()), v))
+    assert by_action["close"] == [(5400.0, links, None)]
+    assert by_action["open"] == [(8400.0, links, None)]
+    first_speed = by_action["speed"][0]
+    # 50:00: 133.3 mm is the first step depth whose curve speed is under 50 km/h (500 m in 36 s)
+    assert first_speed[0] == 3000.0 and first_speed[1] == links
+    assert first_speed[2] == pytest.approx(pregnolato_speed_kmh(400.0 / 3.0)[()] / 3.6)
+    assert by_action["speed"][-1][0] >= 8400.0                       # the speed restored as the water goes
+
+
+def test_no_vehicle_enters_a_closed_link():
+    res = run(FLOOD, seed=4)
+    city = load_scenario(FLOOD).city
+    links = _strip_links(city)
+    ts = res.traffic.links["time_s"]
+    iv = ts[1] - ts[0]
+    closed = (ts >= 5400.0) & (ts + iv <= 8400.0)
+    assert res.traffic.links["inflow_veh"][closed][:, links].sum() == 0
+    assert res.traffic.links["inflow_veh"][ts + iv <= 5400.0][:, links].sum() > 0
+    assert res.kpis["hazard_river_links_closed_max"] == 6.0
+    assert res.kpis["hazard_river_closed_link_h"] == pytest.approx(6 * 3000 / 3600)
+
+
+def test_lonlat_footprints_and_geojson_files(tmp_path):
+    sc = load_scenario("hefei_day")
+    city = sc.city
+    k = 0
+    lon, lat = city.lon[city.link_from_idx[k]], city.lat[city.link_from_idx[k]]
+    x, y = lonlat_to_city(city, [lon], [lat])
+    assert abs(x[0] - city.x_m[city.link_from_idx[k]]) < 1.0 and abs(y[0] - city.y_m[city.link_from_idx[k]]) < 1.0
+    box = [[lon - 1e-4, lat - 1e-4], [lon + 1e-4, lat - 1e-4], [lon + 1e-4, lat + 1e-4], [lon - 1e-4, lat + 1e-4]]
+    feature = {"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [box + [box[0]]]},
+               "properties": {"times_s": [0, 3600], "depth_mm": [500, 500]}}
+    path = tmp_path / "f.geojson"
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": [feature]}))
+    scen = tmp_path / "s.toml"
+    scen.write_text(sc.text + '\n[[hazards]]\nname = "pond"\nfile = "f.geojson"\n')
+    (plan,) = load_scenario(scen).plans["hazards"]
+    touched = np.flatnonzero(plan.depth_mm[0] > 0)
+    node = city.link_from_idx[k]
+    assert k in touched and all(node in (city.link_from_idx[j], city.link_to_idx[j]) for j in touched)
+    path.write_text(json.dumps({"type": "FeatureCollection", "crs": {"type": "name", "properties": {
+        "name": "urn:ogc:def:crs:EPSG::32650"}}, "features": [feature]}))
+    with pytest.raises(ScenarioError, match="must be WGS 84"):
+        load_scenario(scen)
+    far = [[0.0, 0.0], [0.001, 0.0], [0.001, 0.001]]
+    feature["geometry"]["coordinates"] = [far + [far[0]]]
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": [feature]}))
+    with pytest.raises(ScenarioError, match="touches no link of city"):
+        load_scenario(scen)
+
+
+@pytest.mark.parametrize("change,match", [
+    ("depth_mm = [0.0, 200.0, 400.0, 0.0]", None),
+    ("depth_mm = [0.0, -5.0, 400.0, 0.0]", r"depth_mm\[1\] = -5.0; expected a depth >= 0 mm"),
+    ("times_s = [1800.0, 3600.0, 3600.0, 10800.0]", "expected finite seconds in increasing order"),
+    ("times_s = [1800.0, 3600.0]", "equal length"),
+    ('crs = "city"\nfile = "x.geojson"', "give either file"),
+    ('crs = "lonlat"', "touches no link|no longitude/latitude"),
+])
+def test_bad_floods_are_named(change, match):
+    if change.startswith("depth"):
+        text = FLOOD.replace("depth_mm = [0.0, 200.0, 400.0, 0.0]", change)
+    elif change.startswith("times"):
+        text = FLOOD.replace("times_s = [1800.0, 3600.0, 7200.0, 10800.0]", change)
+    else:
+        text = FLOOD.replace('crs = "city"', change)
+    if match is None:
+        load_scenario(text)
+        return
+    with pytest.raises(ScenarioError, match=match):
+        load_scenario(text)
+
+
+def test_a_flood_without_traffic_says_what_to_add():
+    no_traffic = FLOOD.replace("[traffic]\nrandom_trips = 3000\nwindow_s = 10800.0\n", "")
+    with pytest.raises(ScenarioError, match=r"\[\[hazards\]\] act on the links the traffic drives on.*add a \[traffic\]"):
+        run(no_traffic, seed=1)
