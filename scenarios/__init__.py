@@ -15,7 +15,8 @@ Scenarios: ``*.toml`` specs run by :func:`twin.runner.run` (``twin run NAME``):
 
 Flows, one module each (the floor between the agents and the runner): ``ems``
 (:mod:`twin.scenarios.ems`), ``traffic``, ``population``, ``crashes``, ``incidents``, ``events``
-(scripted closures, capacity and speed changes of links), ``hazards`` (floods).
+(scripted closures, capacity and speed changes of links), ``hazards`` (floods), ``evacuation``
+(districts told to leave, cars to shelters).
 :data:`BUILTIN_FLOWS` is the one ordered list of built-in flows: its order fixes the random
 streams' order (new flows go last, so no earlier stream changes) and the order of the
 tables and of the report. Gallery scripts (``gallery_*.py``) load a built-in scenario,
@@ -24,6 +25,7 @@ change it, run, compare and plot.
 
 from twin.scenarios.crashes import CrashFlow
 from twin.scenarios.ems import EmsFlow
+from twin.scenarios.evacuation import EvacuationFlow
 from twin.scenarios.events import NetworkEventsFlow
 from twin.scenarios.hazards import HazardFlow
 from twin.scenarios.incidents import IncidentFlow
@@ -33,4 +35,5 @@ from twin.scenarios.traffic import TrafficFlow
 __all__ = ["BUILTIN_FLOWS"]
 
 #: The built-in flows, in stream order.
-BUILTIN_FLOWS = (EmsFlow, TrafficFlow, PopulationFlow, CrashFlow, IncidentFlow, NetworkEventsFlow, HazardFlow)
+BUILTIN_FLOWS = (EmsFlow, TrafficFlow, PopulationFlow, CrashFlow, IncidentFlow, NetworkEventsFlow, HazardFlow,
+                 EvacuationFlow)

@@ -37,8 +37,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from twin.errors import ScenarioError, TwinError
+from twin.errors import ScenarioError
 from twin.flows import Flow, FlowResult
+from twin.graph import scenario_node_index
 from twin.ports import LinkControl, link_control
 from twin.spec import Table, setting, where
 
@@ -63,16 +64,6 @@ class EventGroup:
                                                           "from then on (action = 'speed' only)", minimum=0.0)
 
 
-def _node(city, node, at, key):
-    value = node
-    if isinstance(node, str) and city.node_ids.dtype.kind in "iu" and node.lstrip("-").isdigit():
-        value = int(node)
-    try:
-        return int(np.atleast_1d(city.node_index([value]))[0])
-    except TwinError:
-        raise ScenarioError(f"{at} {key} = {node!r}: not a node of city {city.name!r}") from None
-
-
 def _links(city, a, b):
     return np.flatnonzero((np.asarray(city.link_from_idx) == a) & (np.asarray(city.link_to_idx) == b))
 
@@ -85,7 +76,8 @@ def plan_events(groups, city, source, until_s):
         at = where(source, "events", i, g.name)
         if g.time_s >= until_s:
             raise ScenarioError(f"{at} time_s = {g.time_s:g}; expected a time before [run] until_s = {until_s:g}")
-        a, b = _node(city, g.from_node, at, "from_node"), _node(city, g.to_node, at, "to_node")
+        a = scenario_node_index(city, g.from_node, at, "from_node")
+        b = scenario_node_index(city, g.to_node, at, "to_node")
         links = _links(city, a, b)
         if g.both_directions:
             links = np.concatenate([links, _links(city, b, a)])

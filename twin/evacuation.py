@@ -14,12 +14,14 @@ It ignores what the traffic model adds — storage and spillback, merges, signal
 departure times — so every simulated clearance on the same network is at least this bound; the
 gap is what routing and behaviour cost against the physical limit.
 
-The flow is one linear program (HiGHS through :func:`scipy.optimize.linprog`): minimise the sum
-of arrival steps subject to conservation at every (node, step). With a single (super) sink an
-*earliest arrival* flow exists (Gale 1959; multiple sources: Baumann & Skutella 2009) — it
-maximises the arrivals by every step at once — so every optimum of this program is one, and its
-last arrival is the quickest clearance. The horizon starts at an upper bound from the shortest
-route's transit and doubles until every evacuee arrives.
+Solved as maximum flows on the time-expanded network (Dinic's algorithm,
+:func:`scipy.sparse.csgraph.maximum_flow`): the most evacuees that can be at shelters by the end
+of step ``t`` is the maximum flow of the network expanded to ``t`` steps. With a single (super)
+sink an *earliest arrival* flow exists (Gale 1959; several sources: Baumann & Skutella 2009),
+which achieves those maxima at every ``t`` at once, so the time by which a share ``p`` can be
+sheltered is the least ``t`` whose maximum flow reaches ``p`` — a bisection over ``t`` — and
+the quickest clearance is that time for everyone. Flows are integers in thousandths of an
+evacuee, link capacities rounded up (the bound never rises by the rounding).
 
 Examples
 --------
@@ -56,16 +58,17 @@ class ClearanceBound:
     step_s : float
         Time step of the expanded network, seconds.
     arrived : ndarray of float64, shape (n_steps,)
-        Evacuees arriving at shelters during each step (the earliest-arrival profile).
+        Evacuees arriving at shelters during each step, in the plan ``link_flow`` describes (a
+        flow that clears by ``clearance_s``; its earlier shares need not be the earliest).
     cleared_share_s : dict
-        Time (s) by which 50, 90, 95 and 100 % have arrived: ``{50: ..., 90: ..., ...}``.
+        Earliest time (s) by which 50, 90, 95 and 100 % can be sheltered: ``{50: ..., ...}``.
     link_flow : ndarray of float64, shape (n_steps, n_links)
         Evacuees entering each link in each step: a route plan that achieves the bound.
     shelter_arrivals : ndarray of float64, shape (n_shelters,)
         Evacuees each shelter takes in.
     n_evacuees : float
     solve_time_s : float
-        Wall time of the linear programs, seconds.
+        Wall time of the maximum flows, seconds.
     """
 
     clearance_s: float
@@ -114,47 +117,79 @@ def _inputs(city, evacuees, shelters, shelter_capacity, step_s, closed):
     return supply, sh, cap, open_
 
 
-def _lp(city, supply, sh, cap, open_, step_s, n_steps):
-    """The time-expanded program with ``n_steps`` steps; ``(result, columns)``."""
-    from scipy.optimize import linprog
-    from scipy.sparse import coo_array
+#: Flows are integers for the max-flow solver: evacuees and capacities in 1/SCALE units, link
+#: capacities rounded *up* (so the bound stays a bound; the error is at most 1/SCALE a step).
+SCALE = 1000
 
-    n, T = city.n_nodes, n_steps
-    links = np.flatnonzero(open_)
-    k = np.floor(np.asarray(city.free_flow_time_s)[links] / step_s).astype(np.int64)
-    per_step = np.asarray(city.capacity_veh_per_h)[links] * step_s / 3600.0
-    tail, head = np.asarray(city.link_from_idx)[links], np.asarray(city.link_to_idx)[links]
-    # link columns: (link j, step t) for t + k_j <= T - 1 (they arrive within the horizon)
-    lj, lt = [a.ravel() for a in np.meshgrid(np.arange(len(links)), np.arange(T), indexing="ij")]
-    keep = lt + k[lj] <= T - 1
-    lj, lt = lj[keep], lt[keep]
-    nx_ = len(lj)
-    hv, ht = [a.ravel() for a in np.meshgrid(np.arange(n), np.arange(T - 1), indexing="ij")]   # waiting
-    nh = len(hv)
-    sv, st = [a.ravel() for a in np.meshgrid(np.arange(len(sh)), np.arange(T), indexing="ij")]  # into shelters
-    ns = len(sv)
-    row = lambda v, t: v * T + t                                                               # noqa: E731
-    # conservation at (v, t): out - in = supply at t = 0
-    r = np.concatenate([row(tail[lj], lt), row(head[lj], lt + k[lj]), row(hv, ht), row(hv, ht + 1),
-                        row(sh[sv], st)])
-    c = np.concatenate([np.arange(nx_), np.arange(nx_), nx_ + np.arange(nh), nx_ + np.arange(nh),
-                        nx_ + nh + np.arange(ns)])
-    d = np.concatenate([np.ones(nx_), -np.ones(nx_), np.ones(nh), -np.ones(nh), np.ones(ns)])
-    a_eq = coo_array((d, (r, c)), shape=(n * T, nx_ + nh + ns)).tocsr()
-    b_eq = np.zeros(n * T)
-    b_eq[np.arange(n) * T] = supply
-    a_ub = b_ub = None
-    if np.isfinite(cap).any():
-        fin = np.flatnonzero(np.isfinite(cap))
-        rows = np.repeat(np.arange(len(fin)), T)
-        cols = nx_ + nh + (fin[:, None] * T + np.arange(T)[None, :]).ravel()
-        a_ub = coo_array((np.ones(len(cols)), (rows, cols)), shape=(len(fin), nx_ + nh + ns)).tocsr()
-        b_ub = cap[fin]
-    # arrival steps, plus a whisper of link use so no flow circles where it costs no time
-    cost = np.concatenate([np.full(nx_, 1e-6), np.zeros(nh), st.astype(np.float64)])
-    bounds = np.column_stack([np.zeros(nx_ + nh + ns), np.concatenate([per_step[lj], np.full(nh + ns, np.inf)])])
-    res = linprog(cost, A_ub=a_ub, b_ub=b_ub, A_eq=a_eq, b_eq=b_eq, bounds=bounds, method="highs")
-    return res, (links, lj, lt, nx_, nh, sv, st)
+
+class _Expanded:
+    """The time-expanded network of a city over ``n_steps`` steps, as a max-flow graph."""
+
+    def __init__(self, city, supply, sh, cap, open_, step_s, n_steps):
+        n, T = city.n_nodes, int(n_steps)
+        links = np.flatnonzero(open_)
+        k = np.floor(np.asarray(city.free_flow_time_s)[links] / step_s).astype(np.int64)
+        per_step = np.ceil(np.asarray(city.capacity_veh_per_h)[links] * step_s / 3600.0 * SCALE).astype(np.int64)
+        tail, head = np.asarray(city.link_from_idx)[links], np.asarray(city.link_to_idx)[links]
+        total = int(np.round(supply * SCALE).sum())
+        big = max(total, 1)
+        # vertices: (v, t) = v * (T + 1) + t; then the source, one collector per shelter, the sink
+        node = lambda v, t: v * (T + 1) + t                                                     # noqa: E731
+        src, col0 = n * (T + 1), n * (T + 1) + 1
+        sink = col0 + len(sh)
+        lj, lt = [a.ravel() for a in np.meshgrid(np.arange(len(links)), np.arange(T + 1), indexing="ij")]
+        keep = lt + k[lj] <= T
+        lj, lt = lj[keep], lt[keep]
+        hv, ht = [a.ravel() for a in np.meshgrid(np.arange(n), np.arange(T), indexing="ij")]
+        sv, st = [a.ravel() for a in np.meshgrid(np.arange(len(sh)), np.arange(T + 1), indexing="ij")]
+        srcs = np.flatnonzero(supply > 0)
+        scap = np.where(np.isfinite(cap), np.ceil(np.minimum(cap, 1e15) * SCALE), big).astype(np.int64)
+        self.u = np.concatenate([np.full(len(srcs), src), node(tail[lj], lt), node(hv, ht), node(sh[sv], st),
+                                 col0 + np.arange(len(sh))])
+        self.v = np.concatenate([node(srcs, 0), node(head[lj], lt + k[lj]), node(hv, ht + 1), col0 + sv,
+                                 np.full(len(sh), sink)])
+        self.c = np.concatenate([np.round(supply[srcs] * SCALE).astype(np.int64), per_step[lj], np.full(len(hv), big),
+                                 np.full(len(sv), big), np.minimum(scap, big)])
+        self.n_vertices, self.src, self.sink, self.total = sink + 1, src, sink, total
+        self.n_src, self.n_link = len(srcs), len(lj)
+        self.link_cols = (links[lj], lt)
+        self.arrival = (len(srcs) + len(lj) + len(hv), sv, st)
+
+    def solve(self):
+        """The maximum flow into the shelters by the last step, and the flow on every arc."""
+        from scipy.sparse import coo_array
+        from scipy.sparse.csgraph import maximum_flow
+
+        if self.c.max(initial=0) > np.iinfo(np.int32).max:
+            raise OptimisationError(f"quickest_clearance: {self.total / SCALE:g} evacuees are more than the solver's "
+                                    f"integer flows hold; split the problem")
+        # parallel arcs (parallel links) are summed by the sparse matrix, as max flow wants them
+        g = coo_array((self.c.astype(np.int32), (self.u, self.v)), shape=(self.n_vertices,) * 2).tocsr()
+        res = maximum_flow(g, self.src, self.sink, method="dinic")
+        return res.flow_value, res.flow
+
+    def arc_flows(self, flow):
+        """Flow on each arc of the graph, in arc order (parallel arcs share their pair's flow equally)."""
+        f = flow.tocsr()
+        pair = np.asarray(f[self.u, self.v]).ravel().astype(np.float64)
+        key = self.u.astype(np.int64) * self.n_vertices + self.v
+        _, inv, cnt = np.unique(key, return_inverse=True, return_counts=True)
+        return pair / cnt[inv]
+
+
+def _horizon(city, supply, sh, cap, open_, step_s):
+    """A first horizon (steps): the farthest evacuee's transit plus everyone through the links
+    into the shelters at their capacity; doubled by the caller while too short."""
+    cost = np.where(open_, np.asarray(city.free_flow_time_s), np.inf)
+    src = np.flatnonzero(supply > 0)
+    ids = np.asarray(city.node_ids)
+    reach = city.travel_times(ids[src], ids[sh], link_cost_s=cost).min(axis=1)
+    if not np.all(np.isfinite(reach)):
+        bad = ids[src[np.flatnonzero(~np.isfinite(reach))[0]]]
+        raise InfeasibleError(f"evacuees at node {bad!r} cannot reach any shelter (closed or missing links)")
+    into = open_ & np.isin(np.asarray(city.link_to_idx), sh)
+    rate = float(np.asarray(city.capacity_veh_per_h)[into].sum()) * step_s / 3600.0
+    return max(2, int(math.ceil(float(reach.max()) / step_s)) + int(math.ceil(supply.sum() / max(rate, 1e-9))) + 2)
 
 
 def quickest_clearance(city, evacuees, shelters, *, shelter_capacity=None, step_s=60.0, closed=None,
@@ -189,47 +224,43 @@ def quickest_clearance(city, evacuees, shelters, *, shelter_capacity=None, step_
     total = float(supply.sum())
     if total > float(np.sum(cap)) + 1e-9:
         raise InfeasibleError(f"{total:g} evacuees but {float(np.sum(cap)):g} shelter places")
-    cost = np.where(open_, np.asarray(city.free_flow_time_s), np.inf)
-    if total > 0:
-        src = np.flatnonzero(supply > 0)
-        reach = city.travel_times(np.asarray(city.node_ids)[src], np.asarray(city.node_ids)[sh],
-                                  link_cost_s=cost).min(axis=1)
-        if not np.all(np.isfinite(reach)):
-            bad = city.node_ids[src[np.flatnonzero(~np.isfinite(reach))[0]]]
-            raise InfeasibleError(f"evacuees at node {bad!r} cannot reach any shelter (closed or missing links)")
-        longest = float(reach.max())
-    else:
-        longest = 0.0
-    cap_total = float(np.sum(np.asarray(city.capacity_veh_per_h)[open_])) * step_s / 3600.0
-    n_steps = max(2, int(math.ceil(longest / step_s)) + int(math.ceil(total / max(cap_total, 1e-9))) + 2)
-    spent = 0.0
-    while True:
-        t0 = time.perf_counter()
-        res, cols = _lp(city, supply, sh, cap, open_, step_s, n_steps)
-        spent += time.perf_counter() - t0
-        if res.status == 0:
+    t0 = time.perf_counter()
+    if total == 0:
+        return ClearanceBound(0.0, float(step_s), np.zeros(1), {p: 0.0 for p in (50, 90, 95, 100)},
+                              np.zeros((1, city.n_links)), np.zeros(len(sh)), 0.0, 0.0)
+    hi = _horizon(city, supply, sh, cap, open_, step_s)
+    while True:                                   # a horizon that holds everyone
+        net = _Expanded(city, supply, sh, cap, open_, step_s, hi)
+        value, flow = net.solve()
+        if value >= net.total:
             break
-        if res.status != 2 or n_steps >= max_steps:
-            raise InfeasibleError(f"quickest_clearance: no evacuation within {n_steps} steps of {step_s:g} s "
-                                  f"({res.message})")
-        n_steps = min(2 * n_steps, max_steps)
-    return _bound(city, res, cols, len(sh), n_steps, step_s, total, spent)
+        if hi >= max_steps:
+            raise InfeasibleError(f"quickest_clearance: not everyone reaches a shelter within {hi} steps of "
+                                  f"{step_s:g} s")
+        hi = min(2 * hi, max_steps)
 
+    def arrived_by(steps):                        # the most that can be in by the end of step `steps`
+        if steps < 0:
+            return 0
+        return _Expanded(city, supply, sh, cap, open_, step_s, steps).solve()[0]
 
-def _bound(city, res, cols, n_shelters, T, step_s, total, spent):
-    links, lj, lt, nx_, nh, sv, st = cols
-    x = res.x
-    arrived = np.bincount(st, weights=x[nx_ + nh:], minlength=T)
-    arrived[np.abs(arrived) < 1e-9] = 0.0
-    cum = np.cumsum(arrived)
     shares = {}
-    for pct in (50, 90, 95, 100):
-        need = total * pct / 100.0 - 1e-6 * max(total, 1.0)
-        hit = np.flatnonzero(cum >= need)
-        shares[pct] = float((hit[0] + 1) * step_s) if total > 0 and len(hit) else 0.0
-    flow = np.zeros((T, city.n_links))
-    np.add.at(flow, (lt, links[lj]), x[:nx_])
-    flow[np.abs(flow) < 1e-9] = 0.0
+    for pct in (50, 90, 95, 100):                 # earliest arrival: each share by its own search
+        need = int(math.ceil(net.total * pct / 100.0))
+        lo, up = -1, hi                           # arrived_by(lo) < need <= arrived_by(up)
+        while up - lo > 1:
+            mid = (lo + up) // 2
+            lo, up = (lo, mid) if arrived_by(mid) >= need else (mid, up)
+        shares[pct] = float((up + 1) * step_s)    # arrivals during step `up` are in by its end
+    net = _Expanded(city, supply, sh, cap, open_, step_s, int(shares[100] / step_s) - 1)
+    value, flow = net.solve()
+    arcs = net.arc_flows(flow) / SCALE
+    links, lt = net.link_cols
+    link_flow = np.zeros((int(shares[100] / step_s), city.n_links))
+    np.add.at(link_flow, (lt, links), arcs[net.n_src:net.n_src + net.n_link])
+    start, sv, st = net.arrival
+    into = arcs[start:start + len(sv)]
+    arrived = np.bincount(st, weights=into, minlength=link_flow.shape[0])[:link_flow.shape[0]]
     return ClearanceBound(clearance_s=shares[100], step_s=float(step_s), arrived=arrived, cleared_share_s=shares,
-                          link_flow=flow, shelter_arrivals=np.bincount(sv, weights=x[nx_ + nh:], minlength=n_shelters),
-                          n_evacuees=total, solve_time_s=spent)
+                          link_flow=link_flow, shelter_arrivals=np.bincount(sv, weights=into, minlength=len(sh)),
+                          n_evacuees=total, solve_time_s=time.perf_counter() - t0)

@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from twin.data.network import DEFAULT_JAM_DENSITY_VEH_PER_KM_PER_LANE, RawNetwork
-from twin.errors import NetworkError, UnknownNodeError
+from twin.errors import NetworkError, ScenarioError, UnknownNodeError
 
-__all__ = ["City", "write_network"]
+__all__ = ["City", "write_network", "scenario_node_index"]
 
 logger = logging.getLogger(__name__)
 
@@ -628,3 +628,15 @@ def write_network(writer, city: City) -> None:
         "from_idx": "", "to_idx": "", "length_m": "m", "free_speed_mps": "m/s", "free_flow_time_s": "s",
         "lanes": "1", "capacity_veh_per_h": "veh/h", "jam_density_veh_per_km_per_lane": "veh/km/lane",
         "road_class": ""})
+
+
+def scenario_node_index(city, node, where_, key="node") -> int:
+    """Node index of a node id written in a scenario (an integer id given as a string is
+    accepted); a ScenarioError naming ``where_`` and ``key`` when it is not a node of ``city``."""
+    value = node
+    if isinstance(node, str) and city.node_ids.dtype.kind in "iu" and node.lstrip("-").isdigit():
+        value = int(node)
+    try:
+        return int(np.atleast_1d(city.node_index([value]))[0])
+    except UnknownNodeError:
+        raise ScenarioError(f"{where_} {key} = {node!r}: not a node of city {city.name!r}") from None

@@ -14,7 +14,8 @@ from typing import Protocol
 
 from twin.errors import ScenarioError
 
-__all__ = ["link_control", "Presence", "TripDemand", "LiveTravel", "Exposure", "LinkControl", "CallPlan", "CallIntake"]
+__all__ = ["link_control", "Presence", "TripDemand", "TripIntake", "LiveTravel", "Exposure", "LinkControl",
+           "TripOutcome", "CallPlan", "CallIntake"]
 
 
 class Presence(Protocol):
@@ -33,6 +34,24 @@ class TripDemand(Protocol):
 
     def trips(self):
         """Trips ``origin``, ``destination`` (node ids), ``depart_s`` (seconds), depart order."""
+
+
+class TripIntake(Protocol):
+    """Plan time: more trips for the traffic flow to drive (evacuees, relief trucks ...), after its own."""
+
+    def add(self, trips, label):
+        """Add ``trips`` (``origin``, ``destination`` node ids, ``depart_s`` seconds; a dict of
+        arrays or a DataFrame) for flow ``label``; returns their rows ``(start, stop)`` in the
+        traffic result's trips table."""
+
+
+class TripOutcome(Protocol):
+    """Run time, once the traffic flow has finished: what happened to trips added through
+    :class:`TripIntake`."""
+
+    def trips(self, rows):
+        """The traffic result's trips table, rows ``(start, stop)``: ``depart_s``, ``arrive_s``
+        (NaN if not arrived), ``travel_time_s``, ``status`` ..."""
 
 
 class LiveTravel(Protocol):
