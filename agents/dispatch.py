@@ -213,6 +213,17 @@ class DispatchCentre(mesa.Agent):
         return True
 
 
+    def retry(self) -> int:
+        """Offer the queued calls to the idle units again (a route may have opened since they were
+        last offered: a flood receding); returns how many units were assigned."""
+        n = 0
+        for unit in self.model.idle_units():
+            if not self.queue:
+                break
+            n += bool(self.unit_free(unit))
+        return n
+
+
 class Relocator:
     """Move-up of idle units to a compliance table (system-status management).
 

@@ -144,7 +144,9 @@ class StaticTravelTimes:
 class _NearestIdleNow(NearestIdle):
     """:class:`~twin.agents.dispatch.NearestIdle` on the provider's current travel times.
 
-    Used when a non-static provider is given; eligibility (a finite static time) is unchanged.
+    Used when a non-static provider is given. Eligibility is a finite travel time now too: a
+    unit is not sent into an area the closures cut off; the call waits in the queue, offered
+    again at each synchronisation (:meth:`DispatchCentre.retry`).
     """
 
     def choose(self, model, call_idx, idle_units):
@@ -154,6 +156,9 @@ class _NearestIdleNow(NearestIdle):
         tt = np.asarray(model.travel.time_s([u.location_idx for u in idle_units], dest), dtype=np.float64)
         k = int(np.argmin(tt))
         return idle_units[k] if math.isfinite(tt[k]) else None
+
+    def eligible(self, model, unit, call_idx):
+        return math.isfinite(float(model.travel.time_s(unit.location_idx, int(model.calls.location_idx[call_idx]))))
 
 
 class Unit(mesa.Agent):

@@ -12,6 +12,10 @@ Scenarios: ``*.toml`` specs run by :func:`twin.runner.run` (``twin run NAME``):
     calls/day) and the background traffic is the population's car legs (about 8,500).
 ``hefei_rush``
     A morning rush through signals with a 10-casualty bus crash at 08:00 and move-up.
+``hefei_flood``
+    A rainstorm day: the southern districts flood from 10:00 (links slowed, then closed from
+    300 mm), their flood plain evacuates at 09:00 to three shelters through the traffic, and
+    the EMS works around the water.
 
 Flows, one module each (the floor between the agents and the runner): ``ems``
 (:mod:`twin.scenarios.ems`), ``traffic``, ``population``, ``crashes``, ``incidents``, ``events``

@@ -62,7 +62,7 @@ import math
 
 from twin.emergency import STREAMS
 from twin.flows import Flow, FlowResult
-from twin.ports import CallIntake, CallPlan, LiveTravel, Presence
+from twin.ports import CallIntake, CallPlan, Exposure, LiveTravel, Presence
 from twin.scenarios.ems_plan import EmsPlan
 from twin.scenarios.ems_tables import EMS_TABLES, CallTypeGroup
 
@@ -103,7 +103,7 @@ class EmsFlow(Flow):
     streams = STREAMS
     result_names = ("ems", "districts", "header")
     provides = (CallPlan, CallIntake)
-    uses = (Presence, LiveTravel)
+    uses = (Presence, LiveTravel, Exposure)
 
     def active(self, ctx):
         return True
@@ -137,6 +137,9 @@ class EmsFlow(Flow):
 
     def start(self, ctx):
         self.model.start()
+        exposure = ctx.port(Exposure)
+        if exposure is not None:            # closures come and go: queued calls get another chance each sync
+            exposure.on_sync(lambda now_s, next_s: self.model.dispatch.retry())
 
     def finish(self, ctx):
         from twin.agents.ems import ems_result

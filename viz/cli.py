@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 
 from twin.viz.charts import CHARTS
-from twin.viz.layers import LINK_LAYERS, parse_clock_s
+from twin.viz.layers import LAYER_SERIES, LINK_LAYERS, parse_clock_s
 
 __all__ = ["add_render_parser", "add_plot_parser", "add_view_parser", "render_main", "plot_main", "view_main"]
 
@@ -114,7 +114,10 @@ def _render(args) -> int:
 
     out = Path(args.out) if args.out else Path(args.results).with_name(f"{Path(args.results).stem}_{args.layer}.png")
     network = load_city(args.city) if args.city else None
-    common = dict(layer=args.layer, network=network, tubes=not args.lines, series=args.series, view=args.view,
+    series = args.series
+    if args.layer in LAYER_SERIES and series == "traffic_links":
+        series = _layer_series(args.results, args.layer)
+    common = dict(layer=args.layer, network=network, tubes=not args.lines, series=series, view=args.view,
                   calls_by=args.calls_by)
     if out.suffix.lower() in (".gif", ".mp4"):
         from twin.viz.plot import render_movie
@@ -132,6 +135,21 @@ def _render(args) -> int:
         return 2
     sys.stdout.write(f"wrote {out}\n")
     return 0
+
+
+def _layer_series(path, layer):
+    """The first series group of the file that ``layer`` reads (e.g. a flood's link depths)."""
+    from twin.errors import ResultsError
+    from twin.results import open_results
+
+    head, tail = LAYER_SERIES[layer]
+    with open_results(path) as res:
+        groups = sorted({k.split("/")[2] for k in res.keys("/timeseries") if k.count("/") >= 3})
+    found = [g for g in groups if g.startswith(head) and g.endswith(tail)]
+    if not found:
+        raise ResultsError(f"{str(path)!r} has no /timeseries/{head}<name>{tail} series; --layer {layer} needs a run "
+                           f"with a [[hazards]] flood")
+    return found[0]
 
 
 def plot_main(args) -> int:

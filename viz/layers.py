@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["LinkLayer", "LINK_LAYERS", "clock_text", "parse_clock_s"]
+__all__ = ["LinkLayer", "LINK_LAYERS", "LAYER_SERIES", "clock_text", "parse_clock_s"]
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,13 @@ LINK_LAYERS = {
     "speed": LinkLayer("speed", "speed", "m/s", ("speed_mps",), "RdYlGn", None),
     "occupancy": LinkLayer("occupancy", "occupancy", "veh", ("occupancy_veh",), "viridis", None),
     "flow": LinkLayer("flow", "flow", "veh/h", ("outflow_veh",), "viridis", None),
+    # reads a flood's series (/timeseries/hazard_<name>_link_depth); 300 mm closes a road
+    "flood-depth": LinkLayer("flood-depth", "flood depth (300 mm closes a road)", "mm", ("depth_mm",), "YlGnBu",
+                             (0.0, 450.0)),
 }
+
+#: Layers that read another series than the traffic's: layer -> pattern of its group name.
+LAYER_SERIES = {"flood-depth": ("hazard_", "_link_depth")}
 
 
 def clock_text(t_s: float) -> str:

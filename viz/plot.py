@@ -71,10 +71,10 @@ class _LinkSeries:
         self.time_s = np.asarray(res.array(f"{group}/time_s"), dtype=np.float64)
         self.variables = [k.rsplit("/", 1)[1] for k in keys if k.startswith(group + "/") and not k.endswith("/time_s")]
         meta = res.meta
-        if "interval_s" in meta:
-            self.interval_s = float(meta["interval_s"])
-        elif len(self.time_s) > 1:
+        if len(self.time_s) > 1:                # the series' own spacing (a flood's steps are not the traffic's)
             self.interval_s = float(np.median(np.diff(self.time_s)))
+        elif "interval_s" in meta:
+            self.interval_s = float(meta["interval_s"])
         else:
             self.interval_s = float(meta.get("until_s", 3600.0))
         self._cache = {}

@@ -23,6 +23,8 @@ def tiny(name):
         out += ["traffic.window_start_s=0", "traffic.window_s=3600",
                 f"traffic.random_trips={min(sc.traffic.random_trips, 2000)}"]
     out += [f"incidents.{i}.time_s=1800" for i in range(len(sc.ems.incidents))]   # inside the two hours
+    if sc.groups.get("evacuation") is not None:
+        out += ["evacuation.warning_s=1800"]
     return out
 
 

@@ -28,7 +28,7 @@ def test_layers_are_the_documented_link_series(grid_city, grid_run, grid_results
 
 
 def test_bad_layer_and_time_are_clear_errors(grid_results):
-    with pytest.raises(ValueError, match="unknown layer 'jam'; accepted: congestion, speed, occupancy, flow"):
+    with pytest.raises(ValueError, match="unknown layer 'jam'; accepted: congestion, speed, occupancy, flow, flood-depth"):
         link_layer_values(grid_results, "jam")
     with pytest.raises(ResultsError, match=r"time_s = 99999.0 is outside the recorded intervals \[0.0, 3600.0\) s"):
         link_layer_values(grid_results, "speed", time_s=99999.0)
@@ -39,7 +39,8 @@ def test_bad_layer_and_time_are_clear_errors(grid_results):
 def test_layer_titles_carry_units():
     assert {k: v.scalar_bar_title for k, v in LINK_LAYERS.items()} == {
         "congestion": "congestion: occupancy / critical occupancy (1)", "speed": "speed (m/s)",
-        "occupancy": "occupancy (veh)", "flow": "flow (veh/h)"}
+        "occupancy": "occupancy (veh)", "flow": "flow (veh/h)",
+        "flood-depth": "flood depth (300 mm closes a road) (mm)"}
 
 
 def test_clock_text_and_parse():
@@ -96,3 +97,36 @@ def test_emergency_charts_and_hospital_points_from_generic_tables(grid_city, tmp
     fig = plot_chart(path, "hospital-occupancy")
     assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["north", "south"]
     assert fig.axes[0].get_ylabel() == "occupancy_beds (beds)"
+
+
+def test_flood_depth_layer_reads_the_flood_series(tmp_path):
+    """The flood-depth layer shows the depths the hazards flow wrote, interval by interval, and
+    `twin render --layer flood-depth` finds the flood's series by itself."""
+    from twin_small import SMALL
+
+    from twin.results import open_results
+    from twin.runner import run
+    from twin.viz.cli import _layer_series
+
+    text = SMALL.replace("until_s = 3600.0", "until_s = 7200.0") + """
+[traffic]
+random_trips = 500
+
+[[hazards]]
+name = "strip"
+crs = "city"
+polygon = [[900.0, -100.0], [1100.0, -100.0], [1100.0, 3000.0], [900.0, 3000.0]]
+times_s = [0.0, 3600.0]
+depth_mm = [0.0, 360.0]
+"""
+    out = tmp_path / "f.h5"
+    run(text, seed=1, out=out)
+    assert _layer_series(out, "flood-depth") == "hazard_strip_link_depth"
+    depth, i = link_layer_values(out, "flood-depth", time_s=1850.0, series="hazard_strip_link_depth")
+    with open_results(out) as f:
+        want = f.array("/timeseries/hazard_strip_link_depth/depth_mm")[3]
+    assert i == 3 and np.array_equal(depth, want.astype(np.float64)) and depth.max() == pytest.approx(180.0)
+    plain = tmp_path / "plain.h5"
+    run(SMALL, seed=1, out=plain)
+    with pytest.raises(ResultsError, match="--layer flood-depth needs a run with a \\[\\[hazards\\]\\] flood"):
+        _layer_series(plain, "flood-depth")
