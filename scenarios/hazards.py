@@ -17,13 +17,22 @@ link's depth, caps its free speed by Pregnolato et al.'s (2017) depth-speed curv
 from ``close_depth_mm`` (300 mm) on; it reopens when the water falls below. The changes reach
 the traffic through :class:`~twin.ports.LinkControl` (vehicles and units re-route around
 closures), so a flood needs live traffic. ``twin run`` prints a line per flood; the results
-file gets ``/timeseries/hazard_link_depth`` (mm per link and step) and
-``/events/hazard_link_changes``.
+file gets ``/timeseries/hazard_<name>_link_depth`` (mm per link and step) and
+``/events/hazard_<name>_link_changes``.
+
+Injuries in the water become EMS calls when ``casualty_call_type`` names a call type: in each
+step, ``Poisson(persons × rate / 100,000 × step hours)`` calls at each node, the rate that of the
+depth band (``casualty_depths_mm``) of the deepest link touching the node, the persons those
+present at the node (a district's persons shared equally by its nodes; the ``persons`` table, or
+the population's persons present that hour), at uniform times in the step, from the
+``hazards`` stream. The rates are scenario assumptions: no published figure is built in.
+Evacuees are not taken out of the persons exposed.
 """
 
 from __future__ import annotations
 
 import math
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,7 +40,7 @@ import numpy as np
 from twin.errors import ScenarioError
 from twin.flows import Flow, FlowResult
 from twin.hazards import CLOSE_DEPTH_MM, Flood, FloodPolygon, check_timeline, lonlat_to_city, read_flood_geojson
-from twin.ports import LinkControl, link_control
+from twin.ports import CallIntake, CallPlan, LinkControl, Presence, link_control
 from twin.spec import Table, setting, where
 
 __all__ = ["HazardGroup", "HazardFlow", "plan_flood"]
@@ -66,6 +75,13 @@ class HazardGroup:
                               minimum=0.0, strict=True)
     close_depth_mm: float = setting(CLOSE_DEPTH_MM, "float", "depth from which a link is impassable, mm "
                                                             "(Pregnolato et al. 2017: 300)", minimum=0.0, strict=True)
+    casualty_call_type: str = setting("", "str", "EMS call type of the injuries in the water (omit: none)")
+    casualty_depths_mm: tuple = setting((150.0, 300.0, 600.0), "floats", "lower bounds of the depth bands of "
+                                        "casualty_rate_per_100k_h, mm, increasing")
+    casualty_rate_per_100k_h: tuple = setting((), "floats", "injury calls per 100,000 persons per hour in each "
+                                              "depth band: a scenario assumption (no published rate is built in)")
+    persons: dict | None = setting(None, "table", "district (zone id) -> persons present, for the casualties "
+                                                  "(omit: a [population]'s persons present, hour by hour)")
 
 
 def _footprints(g, city, at):
@@ -86,13 +102,17 @@ def _footprints(g, city, at):
 
 @dataclass(frozen=True)
 class FloodPlan:
-    """A flood's effect, worked out at load time: the evaluation times, each link's depth and
-    free speed at them, and the link changes to schedule ``(time_s, action, links, speed)``."""
+    """A flood's effect, worked out at load time: the evaluation times, each link's depth at
+    them, the link changes to schedule ``(time_s, action, links, speed)``, and the expected
+    casualty calls per evaluation step and node (``None`` without casualties)."""
 
     group: HazardGroup
     times_s: np.ndarray
     depth_mm: np.ndarray
     changes: tuple
+    casualty_mean: object = None
+    casualty_type: int = -1
+    call_plan: object = None             # the EMS's CallPlan: zones of the nodes, once every flow has planned
 
 
 def plan_flood(g, city, until_s, at):
@@ -119,23 +139,112 @@ def plan_flood(g, city, until_s, at):
     return FloodPlan(g, times, depth, tuple(changes))
 
 
+def _persons_by_node(g, city, presence, at):
+    """Persons at each node, hour by hour: ``(24, n_nodes)``; a district's persons shared by its nodes."""
+    z = np.asarray(city.zone_of_node)
+    per = np.bincount(z[z >= 0], minlength=len(city.zone_ids)).astype(np.float64)
+    if g.persons:
+        index = {str(k): i for i, k in enumerate(city.zone_ids)}
+        zone = np.zeros(len(city.zone_ids))
+        for k, v in g.persons.items():
+            if str(k) not in index:
+                raise ScenarioError(f"{at} persons: district {k!r} is not a zone of city {city.name!r}")
+            zone[index[str(k)]] = float(v)
+        by_hour = np.tile(zone, (24, 1))
+    elif presence is not None:
+        by_hour = np.asarray(presence.present_by_zone(), dtype=np.float64)
+    else:
+        raise ScenarioError(f"{at}: casualties need the persons present: give persons (district -> persons) or a "
+                            f"[population]")
+    out = np.zeros((24, city.n_nodes))
+    ok = z >= 0
+    out[:, ok] = by_hour[:, z[ok]] / np.maximum(per[z[ok]], 1.0)
+    return out
+
+
+def casualty_means(plan, city, persons_by_node):
+    """Expected injury calls per (evaluation step, node): persons there x the rate of the depth
+    band of the deepest link touching the node x the step (hours)."""
+    g = plan.group
+    bands = np.asarray(g.casualty_depths_mm, dtype=np.float64)
+    rates = np.asarray(g.casualty_rate_per_100k_h, dtype=np.float64)
+    depth = np.zeros((len(plan.times_s), city.n_nodes))
+    for ends in (city.link_from_idx, city.link_to_idx):
+        np.maximum.at(depth.T, np.asarray(ends), plan.depth_mm.T)
+    band = np.searchsorted(bands, depth, side="right") - 1           # -1: below the first band
+    rate = np.where(band >= 0, rates[np.clip(band, 0, len(rates) - 1)], 0.0)
+    hour = (plan.times_s // 3600).astype(np.int64) % 24
+    return persons_by_node[hour] * rate / 1e5 * g.step_s / 3600.0
+
+
+def _check_casualties(g, at):
+    if not g.casualty_call_type:
+        if g.casualty_rate_per_100k_h:
+            raise ScenarioError(f"{at}: casualty_rate_per_100k_h is given but no casualty_call_type; name the EMS "
+                                f"call type the injuries become")
+        return False
+    d, r = g.casualty_depths_mm, g.casualty_rate_per_100k_h
+    if len(r) != len(d) or not d:
+        raise ScenarioError(f"{at}: casualty_rate_per_100k_h has {len(r)} rates for {len(d)} depth bands "
+                            f"(casualty_depths_mm); give one rate per band")
+    if any(b <= a for a, b in zip(d, d[1:])) or any(v < 0 for v in d + r):
+        raise ScenarioError(f"{at}: casualty_depths_mm must increase and every depth and rate be >= 0")
+    return True
+
+
 class HazardFlow(Flow):
-    """Floods on the links, applied to the traffic as they rise and fall."""
+    """Floods on the links, applied to the traffic as they rise and fall; injuries in the water
+    become EMS calls."""
 
     name = "hazards"
     tables = (Table("hazards", HazardGroup, array=True),)
-    uses = (LinkControl,)
+    streams = ("hazards",)
+    uses = (LinkControl, CallPlan, CallIntake, Presence)
 
     def plan(self, ctx):
         until = ctx.groups["run"].until_s
-        return tuple(plan_flood(g, ctx.city, until, where(ctx.source, "hazards", i, g.name))
-                     for i, g in enumerate(ctx.groups["hazards"]))
+        plans = []
+        for i, g in enumerate(ctx.groups["hazards"]):
+            at = where(ctx.source, "hazards", i, g.name)
+            p = plan_flood(g, ctx.city, until, at)
+            if _check_casualties(g, at):
+                calls = ctx.port(CallPlan)
+                if calls is None:
+                    raise ScenarioError(f"{at}: casualty calls need the EMS tables (call types, stations)")
+                where_ = f"{at} casualty_call_type"
+                calls.check_servable(g.casualty_call_type, where_)
+                calls.calls_anywhere()
+                mean = casualty_means(p, ctx.city, _persons_by_node(g, ctx.city, ctx.port(Presence), at))
+                p = dataclasses.replace(p, casualty_mean=mean, call_plan=calls,
+                                        casualty_type=calls.call_type_index(g.casualty_call_type, where_))
+            plans.append(p)
+        return tuple(plans)
 
     def build(self, ctx):
         control = link_control(ctx, "hazards")
+        self.casualties = {}
+        rng = ctx.streams.generator("hazards")
         for plan in ctx.plan(self):
             for t, action, links, speed in plan.changes:
                 control.schedule(t, action, links, free_speed_mps=speed)
+            if plan.casualty_mean is not None:
+                self.casualties[plan.group.name] = self._casualty_calls(ctx, plan, rng)
+
+    @staticmethod
+    def _casualty_calls(ctx, plan, rng):
+        """Poisson injury calls per step and node, at uniform times in the step, into dispatch."""
+        counts = rng.poisson(plan.casualty_mean)
+        step, node = np.nonzero(counts)
+        n = counts[step, node]
+        t0 = np.repeat(plan.times_s[step], n)
+        times = rng.uniform(t0, np.minimum(t0 + plan.group.step_s, ctx.until_s))
+        zones = plan.call_plan.zone_of_node()[np.repeat(node, n)]
+        keep = zones >= 0
+        order = np.argsort(times[keep], kind="stable")
+        times, zones = times[keep][order], zones[keep][order]
+        if len(times):
+            ctx.port(CallIntake).add_calls(times, zones, np.full(len(times), plan.casualty_type), rng)
+        return int(len(times)), float(plan.casualty_mean.sum())
 
     def finish(self, ctx):
         plans, lines, kpis = ctx.plan(self), [], {}
@@ -149,6 +258,10 @@ class HazardFlow(Flow):
             kpis[f"hazard_{p.group.name}_closed_link_h"] = hours
             lines.append(f"{('flood ' + repr(p.group.name))[:34]:<34} {wet} links wet, up to {int(n_closed.max())} "
                          f"closed (at {p.times_s[peak] / 3600:.1f} h), {hours:.1f} link-hours closed")
+            if p.group.name in getattr(self, "casualties", {}):
+                n, mean = self.casualties[p.group.name]
+                kpis[f"hazard_{p.group.name}_casualty_calls"] = float(n)
+                lines.append(f"{'  injury calls in the water':<34} {n} (expected {mean:.1f})")
 
         def write(writer):
             for p in plans:

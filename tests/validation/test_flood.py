@@ -146,3 +146,57 @@ def test_a_flood_without_traffic_says_what_to_add():
     no_traffic = FLOOD.replace("[traffic]\nrandom_trips = 3000\nwindow_s = 10800.0\n", "")
     with pytest.raises(ScenarioError, match=r"\[\[hazards\]\] act on the links the traffic drives on.*add a \[traffic\]"):
         run(no_traffic, seed=1)
+
+
+CASUALTIES = SMALL.replace("until_s = 3600.0", "until_s = 7200.0").replace("rate_per_h = 4.0", "rate_per_h = 0.1") + """
+[[call_types]]
+name = "flood-injury"
+priority = 2
+share = 0.0
+on_scene = 600.0
+
+[traffic]
+random_trips = 500
+
+[[hazards]]
+name = "pool"
+crs = "city"
+polygon = [[900.0, -100.0], [1100.0, -100.0], [1100.0, 3000.0], [900.0, 3000.0]]
+times_s = [0.0]
+depth_mm = [200.0]
+casualty_call_type = "flood-injury"
+casualty_depths_mm = [150.0, 300.0]
+casualty_rate_per_100k_h = [500.0, 2000.0]
+persons = { "4" = 9000 }
+"""
+
+
+def test_injury_calls_arise_at_the_flooded_nodes_at_the_band_rate():
+    """200 mm (the 150-300 mm band, 500 per 100,000 an hour) on the 6 links crossing x = 1000 m,
+    whose 6 end nodes are district 4's (9 nodes, 9,000 persons: 1,000 a node): expected
+    6 x 1,000 x 500 / 1e5 x 2 h = 60 calls, Poisson (4 sigma = 31)."""
+    sc = load_scenario(CASUALTIES.replace("[[call_types]]\nname = \"p1\"", "[[call_types]]\nname = \"p1\"\nshare = 1.0", 1))
+    (plan,) = sc.plans["hazards"]
+    assert plan.casualty_mean.sum() == pytest.approx(60.0)
+    flooded = np.flatnonzero(plan.casualty_mean.sum(axis=0) > 0)
+    assert sorted(np.asarray(sc.city.node_ids)[flooded].tolist()) == [23, 24, 29, 30, 35, 36]
+    res = run(sc, seed=3)
+    n = res.kpis["hazard_pool_casualty_calls"]
+    assert abs(n - 60) <= 4 * np.sqrt(60)
+    calls = res.ems.calls
+    injured = calls[calls["type_idx"] == 1]                         # the second call type: flood-injury
+    assert len(injured) == n
+    nodes = np.asarray(sc.city.node_ids)[sc.layout.location_node_idx[injured["location_idx"].to_numpy()]]
+    assert set(nodes.tolist()) <= {23, 24, 29, 30, 35, 36}
+
+
+def test_casualty_settings_are_checked():
+    base = CASUALTIES.replace("[[call_types]]\nname = \"p1\"", "[[call_types]]\nname = \"p1\"\nshare = 1.0", 1)
+    with pytest.raises(ScenarioError, match="2 rates for 3 depth bands"):
+        load_scenario(base.replace("casualty_depths_mm = [150.0, 300.0]", "casualty_depths_mm = [150.0, 300.0, 600.0]"))
+    with pytest.raises(ScenarioError, match="no such call type"):
+        load_scenario(base.replace('casualty_call_type = "flood-injury"', 'casualty_call_type = "drowning"'))
+    with pytest.raises(ScenarioError, match="no casualty_call_type"):
+        load_scenario(base.replace('casualty_call_type = "flood-injury"\n', ""))
+    with pytest.raises(ScenarioError, match="district .7. is not a zone"):
+        load_scenario(base.replace('persons = { "4" = 9000 }', 'persons = { "7" = 9000 }'))
