@@ -1,4 +1,4 @@
-"""The hazards flow: ``[[hazards]]``, floods whose depth over time slows and closes the links.
+"""The hazards flow: ``[[hazards]]``, floods and typhoons that slow and close the links over time.
 
 Each table is one flood (:mod:`twin.hazards` has the model)::
 
@@ -11,7 +11,22 @@ Each table is one flood (:mod:`twin.hazards` has the model)::
     depth_mm = [0, 350, 350, 100]  # the water rises from 10:00, stands, then recedes
     step_s = 600                   # links re-evaluated every 10 min
 
-or ``file = "flood.geojson"``: a FeatureCollection of Polygon / MultiPolygon features in WGS 84,
+A typhoon (:func:`twin.hazards.holland_wind_mps`, Holland 1980) moves along a track::
+
+    [[hazards]]
+    name = "in-fa"
+    kind = "typhoon"
+    track = [[117.10, 31.60], [117.30, 31.78], [117.50, 31.95]]   # the centre, lon/lat
+    times_s = [28800, 43200, 57600]
+    pressure_drop_hpa = [45, 40, 30]
+    rmw_m = [40000, 40000, 45000]
+    exposed_road_classes = ["trunk", "trunk_link"]   # elevated roads: closed from close_wind_mps
+
+Each link's wind is the largest gradient wind at points along it; exposed road classes close
+from ``close_wind_mps`` (30 m/s) and every link keeps ``slow_factor`` (0.6) of its free speed
+from ``slow_wind_mps`` (20 m/s) - thresholds that are assumptions to vary, not published values.
+
+A flood may also come as ``file = "flood.geojson"``: a FeatureCollection of Polygon / MultiPolygon features in WGS 84,
 each with properties ``times_s`` and ``depth_mm``. Every ``step_s`` the flow samples each
 link's depth, caps its free speed by Pregnolato et al.'s (2017) depth-speed curve and closes it
 from ``close_depth_mm`` (300 mm) on; it reopens when the water falls below. The changes reach
@@ -46,6 +61,15 @@ from twin.spec import Table, setting, where
 __all__ = ["HazardGroup", "HazardFlow", "plan_flood"]
 
 
+def _points(value, where_, least=1, what="a list of [x, y] pairs of numbers"):
+    ok = isinstance(value, (list, tuple)) and len(value) >= least and all(
+        isinstance(p, (list, tuple)) and len(p) == 2 and all(
+            isinstance(c, (int, float)) and not isinstance(c, bool) and math.isfinite(c) for c in p) for p in value)
+    if not ok:
+        raise ScenarioError(f"{where_} = {value!r}; expected {what}")
+    return tuple((float(a), float(b)) for a, b in value)
+
+
 def _polygon(value, where_):
     ok = isinstance(value, (list, tuple)) and len(value) >= 3 and all(
         isinstance(p, (list, tuple)) and len(p) == 2 and all(
@@ -60,14 +84,16 @@ class HazardGroup:
     """``[[hazards]]``: a flood, its footprint and its depth over time."""
 
     name: str = setting("", "str", "hazard name")
-    kind: str = setting("flood", "choice", "what it is (floods today)", choices=("flood",))
+    kind: str = setting("flood", "choice", "'flood' (a depth field) or 'typhoon' (a moving Holland wind field)",
+                        choices=("flood", "typhoon"))
     file: str = setting("", "str", "GeoJSON of footprints (WGS 84), each feature with properties times_s and "
                                    "depth_mm (relative to the scenario file)", path=True)
     polygon: tuple | None = setting(None, "polygon", "one footprint instead of a file: [[x, y], ...] in the crs",
                                     convert=_polygon)
-    crs: str = setting("lonlat", "choice", "coordinates of polygon: 'lonlat' (degrees) or 'city' (the city's metres)",
-                       choices=("lonlat", "city"))
-    times_s: tuple = setting((), "floats", "depth timeline of polygon: times, seconds from the start, increasing")
+    crs: str = setting("lonlat", "choice", "coordinates of polygon or track: 'lonlat' (degrees) or 'city' (the "
+                                           "city's metres)", choices=("lonlat", "city"))
+    times_s: tuple = setting((), "floats", "timeline of polygon's depth or of the typhoon's track: seconds from the "
+                                           "start, increasing")
     depth_mm: tuple = setting((), "floats", "depth timeline of polygon: water depth at those times, mm")
     step_s: float = setting(600.0, "float", "how often the links' depths are re-evaluated, seconds", minimum=0.0,
                             strict=True)
@@ -75,6 +101,24 @@ class HazardGroup:
                               minimum=0.0, strict=True)
     close_depth_mm: float = setting(CLOSE_DEPTH_MM, "float", "depth from which a link is impassable, mm "
                                                             "(Pregnolato et al. 2017: 300)", minimum=0.0, strict=True)
+    track: tuple | None = setting(None, "track", "typhoon: the centre at each of times_s, [[x, y], ...] in the crs",
+                                  convert=_points)
+    pressure_drop_hpa: tuple = setting((), "floats", "typhoon: ambient minus central pressure at each of times_s, hPa")
+    rmw_m: tuple = setting((), "floats", "typhoon: radius of maximum wind at each of times_s, metres")
+    holland_b: float = setting(1.5, "float", "typhoon: Holland's shape parameter B (about 1 to 2.5)", minimum=0.5,
+                               maximum=3.0)
+    latitude_deg: float | None = setting(None, "float", "typhoon: latitude for the Coriolis term (default: the "
+                                                        "track's, with crs = 'lonlat'; 0 otherwise)",
+                                         minimum=-90.0, maximum=90.0)
+    close_wind_mps: float = setting(30.0, "float", "typhoon: gust-free wind from which exposed links close, m/s "
+                                                   "(an assumption: Beaufort 11 starts at 28.5)", minimum=0.0,
+                                    strict=True)
+    exposed_road_classes: tuple = setting((), "ids", "typhoon: road classes that close in high wind (bridges, "
+                                                     "elevated roads: e.g. ['trunk', 'trunk_link'])")
+    slow_wind_mps: float = setting(20.0, "float", "typhoon: wind from which every link slows, m/s (an assumption: "
+                                                  "a gale, Beaufort 8)", minimum=0.0, strict=True)
+    slow_factor: float = setting(0.6, "float", "typhoon: share of the free speed kept in that wind (an "
+                                               "assumption)", minimum=0.0, maximum=1.0, strict=True)
     casualty_call_type: str = setting("", "str", "EMS call type of the injuries in the water (omit: none)")
     casualty_depths_mm: tuple = setting((150.0, 300.0, 600.0), "floats", "lower bounds of the depth bands of "
                                         "casualty_rate_per_100k_h, mm, increasing")
@@ -102,9 +146,10 @@ def _footprints(g, city, at):
 
 @dataclass(frozen=True)
 class FloodPlan:
-    """A flood's effect, worked out at load time: the evaluation times, each link's depth at
-    them, the link changes to schedule ``(time_s, action, links, speed)``, and the expected
-    casualty calls per evaluation step and node (``None`` without casualties)."""
+    """A hazard's effect, worked out at load time: the evaluation times, each link's depth (mm,
+    a flood) or wind (m/s, a typhoon) at them, the link changes to schedule ``(time_s, action,
+    links, speed)``, and the expected casualty calls per evaluation step and node (``None``
+    without casualties)."""
 
     group: HazardGroup
     times_s: np.ndarray
@@ -112,22 +157,14 @@ class FloodPlan:
     changes: tuple
     casualty_mean: object = None
     casualty_type: int = -1
+    closed: object = None                # (steps, links) bool: closed at each evaluation time
     call_plan: object = None             # the EMS's CallPlan: zones of the nodes, once every flow has planned
 
 
-def plan_flood(g, city, until_s, at):
-    """The flood of table ``g`` over ``[0, until_s)``: its :class:`FloodPlan` (located errors)."""
-    flood = Flood(city, _footprints(g, city, at), sample_m=g.sample_m)
-    if not flood.touch.any():
-        raise ScenarioError(f"{at}: the footprint touches no link of city '{city.name}' (outside the city, or "
-                            f"in the wrong coordinates: crs = {g.crs!r})")
-    times = np.arange(0.0, until_s, g.step_s)
-    nominal = np.asarray(city.length_m) / np.asarray(city.free_flow_time_s)
-    depth = np.array([flood.link_depth_mm(t) for t in times])
-    changes, closed, speed = [], np.zeros(city.n_links, dtype=bool), nominal.copy()
-    for i, t in enumerate(times):
-        v = flood.link_free_speed_mps(t, g.close_depth_mm)
-        shut = depth[i] >= g.close_depth_mm
+def _link_changes(times, states, nominal):
+    """Close / open / speed events from each step's ``(closed, free speed)`` of every link."""
+    changes, closed, speed = [], np.zeros(len(nominal), dtype=bool), nominal.copy()
+    for t, (shut, v) in zip(times, states):
         if (shut & ~closed).any():
             changes.append((float(t), "close", np.flatnonzero(shut & ~closed), None))
         if (~shut & closed).any():
@@ -136,7 +173,70 @@ def plan_flood(g, city, until_s, at):
         for value in np.unique(v[moved]):                    # one event per new speed
             changes.append((float(t), "speed", np.flatnonzero(moved & (v == value)), float(value)))
         closed, speed = shut, np.where(moved, v, speed)
-    return FloodPlan(g, times, depth, tuple(changes))
+    return tuple(changes)
+
+
+def plan_flood(g, city, until_s, at):
+    """The hazard of table ``g`` over ``[0, until_s)``: its :class:`FloodPlan` (located errors)."""
+    if g.kind == "typhoon":
+        return plan_typhoon(g, city, until_s, at)
+    flood = Flood(city, _footprints(g, city, at), sample_m=g.sample_m)
+    if not flood.touch.any():
+        raise ScenarioError(f"{at}: the footprint touches no link of city '{city.name}' (outside the city, or "
+                            f"in the wrong coordinates: crs = {g.crs!r})")
+    times = np.arange(0.0, until_s, g.step_s)
+    nominal = np.asarray(city.length_m) / np.asarray(city.free_flow_time_s)
+    depth = np.array([flood.link_depth_mm(t) for t in times])
+    states = [(depth[i] >= g.close_depth_mm, flood.link_free_speed_mps(t, g.close_depth_mm))
+              for i, t in enumerate(times)]
+    return FloodPlan(g, times, depth, _link_changes(times, states, nominal),
+                     closed=np.array([c for c, _ in states]).reshape(len(times), city.n_links))
+
+
+def _track(g, city, at):
+    from twin.hazards import TyphoonTrack
+
+    if g.track is None or g.polygon is not None or g.file:
+        raise ScenarioError(f"{at}: a typhoon needs track (its centre at each of times_s), not polygon or file")
+    n = len(g.track)
+    t = np.asarray(g.times_s, dtype=np.float64)
+    if len(t) != n or np.any(np.diff(t) <= 0):
+        raise ScenarioError(f"{at}: times_s must give one increasing time for each of the {n} track points")
+    for key in ("pressure_drop_hpa", "rmw_m"):
+        v = np.asarray(getattr(g, key), dtype=np.float64)
+        if v.shape != (n,) or np.any(v <= 0):
+            raise ScenarioError(f"{at}: {key} must give one value > 0 for each of the {n} track points")
+    pts = np.asarray(g.track)
+    if g.crs == "lonlat":
+        x, y = lonlat_to_city(city, pts[:, 0], pts[:, 1], where=f"{at} track")
+        lat = float(np.mean(pts[:, 1])) if g.latitude_deg is None else g.latitude_deg
+    else:
+        x, y = pts[:, 0], pts[:, 1]
+        lat = 0.0 if g.latitude_deg is None else g.latitude_deg
+    names = list(city.road_class_names)
+    bad = [c for c in g.exposed_road_classes if c not in names]
+    if bad:
+        raise ScenarioError(f"{at} exposed_road_classes: {bad[0]!r} is not a road class of city '{city.name}'; "
+                            f"classes: {', '.join(names)}")
+    return TyphoonTrack(t, x, y, np.asarray(g.pressure_drop_hpa) * 100.0, np.asarray(g.rmw_m, dtype=np.float64),
+                        g.holland_b, lat)
+
+
+def plan_typhoon(g, city, until_s, at):
+    """A typhoon's wind on the links: exposed road classes close from ``close_wind_mps``, every
+    link keeps ``slow_factor`` of its free speed from ``slow_wind_mps``."""
+    from twin.hazards import Typhoon
+
+    storm = Typhoon(city, _track(g, city, at), sample_m=g.sample_m)
+    times = np.arange(0.0, until_s, g.step_s)
+    nominal = np.asarray(city.length_m) / np.asarray(city.free_flow_time_s)
+    exposed = np.isin(np.asarray(city.road_class), [list(city.road_class_names).index(c)
+                                                    for c in g.exposed_road_classes])
+    wind = np.array([storm.link_wind_mps(t) for t in times])
+    states = [(exposed & (w >= g.close_wind_mps), np.where(w >= g.slow_wind_mps, nominal * g.slow_factor, nominal))
+              for w in wind]
+    return FloodPlan(g, times, wind, _link_changes(times, states, nominal),
+                     closed=np.array([c for c, _ in states]).reshape(len(times), city.n_links))
 
 
 def _persons_by_node(g, city, presence, at):
@@ -178,6 +278,8 @@ def casualty_means(plan, city, persons_by_node):
 
 
 def _check_casualties(g, at):
+    if g.kind != "flood" and (g.casualty_call_type or g.casualty_rate_per_100k_h):
+        raise ScenarioError(f"{at}: casualties are modelled for floods only; leave casualty_* out of a {g.kind}")
     if not g.casualty_call_type:
         if g.casualty_rate_per_100k_h:
             raise ScenarioError(f"{at}: casualty_rate_per_100k_h is given but no casualty_call_type; name the EMS "
@@ -249,15 +351,19 @@ class HazardFlow(Flow):
     def finish(self, ctx):
         plans, lines, kpis = ctx.plan(self), [], {}
         for p in plans:
-            shut = p.depth_mm >= p.group.close_depth_mm
-            n_closed = shut.sum(axis=1)
+            n_closed = p.closed.sum(axis=1)
             peak = int(np.argmax(n_closed)) if len(n_closed) else 0
             hours = float(n_closed.sum() * p.group.step_s / 3600.0)
-            wet = int((p.depth_mm > 0).any(axis=0).sum())
-            kpis[f"hazard_{p.group.name}_links_closed_max"] = float(n_closed.max()) if len(n_closed) else 0.0
+            top = int(n_closed.max()) if len(n_closed) else 0
+            kpis[f"hazard_{p.group.name}_links_closed_max"] = float(top)
             kpis[f"hazard_{p.group.name}_closed_link_h"] = hours
-            lines.append(f"{('flood ' + repr(p.group.name))[:34]:<34} {wet} links wet, up to {int(n_closed.max())} "
-                         f"closed (at {p.times_s[peak] / 3600:.1f} h), {hours:.1f} link-hours closed")
+            label = f"{p.group.kind} {p.group.name!r}"[:34]
+            if p.group.kind == "flood":
+                what = f"{int((p.depth_mm > 0).any(axis=0).sum())} links wet"
+            else:
+                what = f"wind up to {float(p.depth_mm.max(initial=0.0)):.0f} m/s"
+            lines.append(f"{label:<34} {what}, up to {top} closed (at {p.times_s[peak] / 3600:.1f} h), "
+                         f"{hours:.1f} link-hours closed")
             if p.group.name in getattr(self, "casualties", {}):
                 n, mean = self.casualties[p.group.name]
                 kpis[f"hazard_{p.group.name}_casualty_calls"] = float(n)
@@ -266,10 +372,13 @@ class HazardFlow(Flow):
         def write(writer):
             for p in plans:
                 name = p.group.name
-                writer.write_array(f"/timeseries/hazard_{name}_link_depth/depth_mm", p.depth_mm.astype(np.float32),
-                                   units="mm", attrs={"description": "water depth on each link (columns, City "
-                                                                      "order) at each evaluation time (rows)"})
-                writer.write_array(f"/timeseries/hazard_{name}_link_depth/time_s", p.times_s, units="s")
+                group, var, unit, what = ((f"hazard_{name}_link_depth", "depth_mm", "mm", "water depth")
+                                          if p.group.kind == "flood" else
+                                          (f"hazard_{name}_link_wind", "wind_mps", "m/s", "gradient wind"))
+                writer.write_array(f"/timeseries/{group}/{var}", p.depth_mm.astype(np.float32), units=unit,
+                                   attrs={"description": f"{what} on each link (columns, City order) at each "
+                                                         f"evaluation time (rows)"})
+                writer.write_array(f"/timeseries/{group}/time_s", p.times_s, units="s")
                 rows = [(t, a, int(k), np.nan if v is None else v) for t, a, links, v in p.changes for k in links]
                 if not rows:
                     continue

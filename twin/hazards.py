@@ -202,3 +202,70 @@ def read_flood_geojson(path, city, *, where="hazard file"):
             x, y = lonlat_to_city(city, ring[:, 0], ring[:, 1], where=at)
             out.append(FloodPolygon(x, y, t, d))
     return out
+
+
+# ---- typhoons -------------------------------------------------------------------------------
+
+#: Air density in the boundary layer, kg/m³ (Holland 1980 uses about 1.15).
+AIR_DENSITY_KG_M3 = 1.15
+#: Earth's rotation rate, rad/s.
+OMEGA_RAD_S = 7.2921e-5
+
+
+def holland_wind_mps(r_m, pressure_drop_pa, rmw_m, holland_b, latitude_deg=0.0) -> np.ndarray:
+    """Gradient wind speed at distance ``r_m`` from a tropical cyclone's centre (Holland 1980).
+
+    ``V(r) = sqrt( (B/ρ) (Rm/r)^B Δp exp(-(Rm/r)^B) + (r f / 2)² ) - r f / 2`` with the
+    pressure drop ``Δp`` (Pa), the radius of maximum wind ``Rm`` (m), Holland's shape parameter
+    ``B`` (about 1 to 2.5), air density ρ = 1.15 kg/m³ and the Coriolis parameter
+    ``f = 2 Ω sin(latitude)``. With ``f = 0`` the maximum is at ``Rm``:
+    ``sqrt(B Δp / (ρ e))``.
+
+    Examples
+    --------
+    >>> v = holland_wind_mps([30e3], 5000.0, 30e3, 1.5)
+    >>> round(float(v[0]), 2)                 # sqrt(1.5 * 5000 / (1.15 * e))
+    48.98
+    """
+    r = np.maximum(np.asarray(r_m, dtype=np.float64), 1.0)
+    f = 2.0 * OMEGA_RAD_S * math.sin(math.radians(latitude_deg))
+    x = (rmw_m / r) ** holland_b
+    return np.sqrt(holland_b / AIR_DENSITY_KG_M3 * x * pressure_drop_pa * np.exp(-x) + (r * f / 2.0) ** 2) - r * f / 2.0
+
+
+@dataclass(frozen=True)
+class TyphoonTrack:
+    """A cyclone's track in the city's metres: at each ``times_s``, the centre ``(x_m, y_m)``,
+    the pressure drop (Pa) and the radius of maximum wind (m); linear in between, held
+    before the first and after the last time."""
+
+    times_s: np.ndarray
+    x_m: np.ndarray
+    y_m: np.ndarray
+    pressure_drop_pa: np.ndarray
+    rmw_m: np.ndarray
+    holland_b: float
+    latitude_deg: float
+
+    def at(self, t_s):
+        """Centre x, y (m), pressure drop (Pa) and radius of maximum wind (m) at ``t_s``."""
+        return tuple(float(np.interp(t_s, self.times_s, a)) for a in (self.x_m, self.y_m, self.pressure_drop_pa,
+                                                                        self.rmw_m))
+
+
+class Typhoon:
+    """Wind per link over time: the largest Holland gradient wind at points sampled along each
+    link (as :class:`Flood` samples depth). No surface reduction or asymmetry from the storm's
+    motion: a planning-level field, stated as such."""
+
+    def __init__(self, city, track: TyphoonTrack, *, sample_m=50.0):
+        self.city, self.track = city, track
+        self.x, self.y, self.k = link_sample_points(city, sample_m)
+
+    def link_wind_mps(self, t_s) -> np.ndarray:
+        cx, cy, dp, rm = self.track.at(t_s)
+        v = holland_wind_mps(np.hypot(self.x - cx, self.y - cy), dp, rm, self.track.holland_b,
+                             self.track.latitude_deg)
+        out = np.zeros(self.city.n_links)
+        np.maximum.at(out, self.k, v)
+        return out
