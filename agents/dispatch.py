@@ -215,12 +215,27 @@ class DispatchCentre(mesa.Agent):
 
     def retry(self) -> int:
         """Offer the queued calls to the idle units again (a route may have opened since they were
-        last offered: a flood receding); returns how many units were assigned."""
-        n = 0
-        for unit in self.model.idle_units():
-            if not self.queue:
-                break
-            n += bool(self.unit_free(unit))
+        last offered: a flood receding): in queue order (priority, then call time), each open
+        slot to the policy's choice among the idle units; returns how many units were assigned."""
+        if not self.queue:
+            return 0
+        model, n = self.model, 0
+        for entry in sorted(self.queue):
+            call_idx = entry[2]
+            slots = model.type_slots[model.calls.type_idx[call_idx]]
+            for s in list(self.pending.get(call_idx, ())):
+                unit = self._pick(call_idx, *slots[s])
+                if unit is None:
+                    continue
+                self.pending[call_idx].remove(s)
+                unit.assign(call_idx, s)
+                n += 1
+            if call_idx in self.pending and not self.pending[call_idx]:
+                del self.pending[call_idx]
+                self.queue.remove(entry)
+        if n:
+            heapq.heapify(self.queue)
+            self.queue_series.append((self.env.now, len(self.queue)))
         return n
 
 

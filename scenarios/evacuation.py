@@ -26,9 +26,11 @@ The model, at the fidelity of a planning study:
   mean ``mean_delay_s`` (scale ``mean / sqrt(pi / 2)``), the form of evacuation departure
   curves (Tweedie et al. 1986, cited from memory; the mean is a scenario assumption).
 * **From where**: a node of its district, drawn uniformly.
-* **Where to**: in order of departure, the shelter nearest by free-flow time that still has
-  room for the car's persons (places are reserved when a car leaves). A car with no shelter
-  in reach with room stays (``no shelter``).
+* **Where to**: in order of departure, the shelter nearest by free-flow time at the order that
+  still has room for the car's persons (places are reserved when a car leaves; closures that
+  come later are not foreseen, so a car may head for a shelter the water cuts off). A car at a
+  shelter's node shelters there when it has room. A car with no shelter in reach with room
+  stays (``no shelter``).
 * **How**: cars are vehicles of the traffic model (``[traffic]`` or a population's car legs
   must be present): they queue, re-route around closures (a ``[[hazards]]`` flood) when the
   traffic re-routes, and arrive or not by the end of the run.
@@ -75,7 +77,7 @@ class EvacuationGroup:
                                   minimum=0.0)
     persons: dict | None = setting(None, "table", "district (zone id) -> persons present at the warning (omit: a "
                                                   "[population]'s persons present)")
-    lower_bound: bool = setting(True, "bool", "also compute the quickest clearance the network allows (an LP)")
+    lower_bound: bool = setting(True, "bool", "also compute the quickest clearance the network allows (max flows)")
 
 
 @dataclass(frozen=True)
@@ -176,7 +178,9 @@ def _cars(g, area, persons, rng):
 
 
 def _assign(city, shelters, origin, size, depart):
-    """Nearest shelter with room, in departure order: shelter index per car (-1 none)."""
+    """Nearest shelter with room, in departure order: shelter index per car (-1 none). By
+    free-flow time at the order: closures that come later are not foreseen. A car at a shelter
+    node takes that shelter when it has room (its people shelter in place)."""
     nodes = [s[1] for s in shelters]
     room = np.array([s[2] for s in shelters], dtype=np.float64)
     ids = np.asarray(city.node_ids)
@@ -187,7 +191,7 @@ def _assign(city, shelters, origin, size, depart):
         for s in np.argsort(t[inv[c]], kind="stable"):
             if not np.isfinite(t[inv[c], s]):
                 break
-            if room[s] >= size[c] - 1e-9 and origin[c] != nodes[s]:
+            if room[s] >= size[c] - 1e-9:
                 out[c], room[s] = s, room[s] - size[c]
                 break
     return out
@@ -214,7 +218,9 @@ def plan_evacuation(ctx):
     zone, origin, size, depart, stayed = _cars(g, area, persons, ctx.streams.generator("evacuation"))
     shelter = _assign(city, shelters, origin, size, depart)
     cars = pd.DataFrame({"zone": zone, "origin_idx": origin, "persons": size, "depart_s": depart, "shelter_idx": shelter})
-    go = cars[cars["shelter_idx"] >= 0]
+    node_of = np.array([s[1] for s in shelters] + [-1])
+    cars["in_place"] = cars["origin_idx"].to_numpy() == node_of[cars["shelter_idx"].to_numpy()]
+    go = cars[(cars["shelter_idx"] >= 0) & ~cars["in_place"]]
     ids = np.asarray(city.node_ids)
     rows = intake.add({"origin": ids[go["origin_idx"].to_numpy()],
                        "destination": ids[[shelters[s][1] for s in go["shelter_idx"]]],
@@ -229,8 +235,11 @@ def _bound(city, go, shelters, g):
 
     ids = np.asarray(city.node_ids)
     counts = go.groupby("origin_idx").size()
+    # places in cars: a district's last car carries fewer people, so count at least the cars sent
+    sent = np.bincount(go["shelter_idx"].to_numpy(), minlength=len(shelters))
+    places = [max(s[2] / g.persons_per_vehicle, float(sent[i])) for i, s in enumerate(shelters)]
     return quickest_clearance(city, {ids[o]: float(n) for o, n in counts.items()}, [ids[s[1]] for s in shelters],
-                              shelter_capacity=[s[2] / g.persons_per_vehicle for s in shelters], step_s=60.0)
+                              shelter_capacity=places, step_s=60.0)
 
 
 def _fmt_min(s):
@@ -256,9 +265,11 @@ class EvacuationFlow(Flow):
         plan, g = ctx.plan(self), ctx.groups["evacuation"]
         cars = plan.cars.copy()
         go = cars["shelter_idx"] >= 0
+        driven = go & ~cars["in_place"]
         trips = ctx.port(TripOutcome).trips(plan.rows)
         cars["arrive_s"] = np.nan
-        cars.loc[go, "arrive_s"] = trips["arrive_s"].to_numpy()
+        cars.loc[driven, "arrive_s"] = trips["arrive_s"].to_numpy()
+        cars.loc[go & cars["in_place"], "arrive_s"] = cars.loc[go & cars["in_place"], "depart_s"]
         arrived = cars["arrive_s"].notna()
         kpis = {"evacuation_persons_told": plan.told, "evacuation_persons_stayed": plan.stayed,
                 "evacuation_persons_sheltered": float(cars.loc[arrived, "persons"].sum()),

@@ -305,6 +305,11 @@ class HazardFlow(Flow):
 
     def plan(self, ctx):
         until = ctx.groups["run"].until_s
+        names = [g.name for g in ctx.groups["hazards"]]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ScenarioError(f"{where(ctx.source, 'hazards')}: hazard name {dup[0]!r} is used twice; names must be "
+                                f"unique (they name the results)")
         plans = []
         for i, g in enumerate(ctx.groups["hazards"]):
             at = where(ctx.source, "hazards", i, g.name)

@@ -11,8 +11,8 @@ evacuee is in by the end of the step in which the last ones arrive. A single bot
 capacity ``c`` and transit ``tau`` clears ``N`` evacuees at exactly ``tau + N / c``.
 
 It ignores what the traffic model adds — storage and spillback, merges, signals, route choice,
-departure times — so every simulated clearance on the same network is at least this bound; the
-gap is what routing and behaviour cost against the physical limit.
+departure times — so a simulated clearance on the same network is at least this bound (less
+one vehicle's headway); the gap is what routing and behaviour cost against the physical limit.
 
 Solved as maximum flows on the time-expanded network (Dinic's algorithm,
 :func:`scipy.sparse.csgraph.maximum_flow`): the most evacuees that can be at shelters by the end
@@ -113,7 +113,10 @@ def _inputs(city, evacuees, shelters, shelter_capacity, step_s, closed):
     supply[sh] = 0.0                                  # evacuees already at a shelter are safe
     open_ = np.ones(city.n_links, dtype=bool)
     if closed is not None:
-        open_[np.asarray(list(closed), dtype=np.int64)] = False
+        idx = np.asarray(list(closed), dtype=np.int64)
+        if idx.size and (idx.min() < 0 or idx.max() >= city.n_links):
+            raise OptimisationError(f"closed: link indices must be in 0..{city.n_links - 1}; found {idx.tolist()[:5]}")
+        open_[idx] = False
     return supply, sh, cap, open_
 
 
@@ -169,12 +172,15 @@ class _Expanded:
         return res.flow_value, res.flow
 
     def arc_flows(self, flow):
-        """Flow on each arc of the graph, in arc order (parallel arcs share their pair's flow equally)."""
+        """Flow on each arc of the graph, in arc order: the solver's net flow between the arc's
+        two vertices (its flows are skew-symmetric: only the forward, positive part counts),
+        shared by parallel arcs in proportion to their capacities."""
         f = flow.tocsr()
-        pair = np.asarray(f[self.u, self.v]).ravel().astype(np.float64)
+        pair = np.maximum(np.asarray(f[self.u, self.v]).ravel().astype(np.float64), 0.0)
         key = self.u.astype(np.int64) * self.n_vertices + self.v
-        _, inv, cnt = np.unique(key, return_inverse=True, return_counts=True)
-        return pair / cnt[inv]
+        _, inv = np.unique(key, return_inverse=True)
+        pair_cap = np.bincount(inv, weights=self.c.astype(np.float64))
+        return pair * self.c / np.maximum(pair_cap[inv], 1.0)
 
 
 def _horizon(city, supply, sh, cap, open_, step_s):
@@ -187,9 +193,39 @@ def _horizon(city, supply, sh, cap, open_, step_s):
     if not np.all(np.isfinite(reach)):
         bad = ids[src[np.flatnonzero(~np.isfinite(reach))[0]]]
         raise InfeasibleError(f"evacuees at node {bad!r} cannot reach any shelter (closed or missing links)")
-    into = open_ & np.isin(np.asarray(city.link_to_idx), sh)
-    rate = float(np.asarray(city.capacity_veh_per_h)[into].sum()) * step_s / 3600.0
+    rate = _intake_per_step(city, sh, open_, step_s)
     return max(2, int(math.ceil(float(reach.max()) / step_s)) + int(math.ceil(supply.sum() / max(rate, 1e-9))) + 2)
+
+
+def _intake_per_step(city, sh, open_, step_s):
+    """The most evacuees the shelters can take in during one step: the capacities of the open
+    links into them."""
+    into = open_ & np.isin(np.asarray(city.link_to_idx), sh)
+    return float(np.asarray(city.capacity_veh_per_h)[into].sum()) * step_s / 3600.0
+
+
+def _check_room_in_reach(city, supply, sh, cap, open_):
+    """InfeasibleError unless everyone can reach a shelter with room, time aside (one static
+    maximum flow), so an impossible evacuation never searches ever longer horizons."""
+    from scipy.sparse import coo_array
+    from scipy.sparse.csgraph import maximum_flow
+
+    n = city.n_nodes
+    total = int(np.round(supply * SCALE).sum())
+    links = np.flatnonzero(open_)
+    src, col0 = n, n + 1
+    sink = col0 + len(sh)
+    srcs = np.flatnonzero(supply > 0)
+    scap = np.where(np.isfinite(cap), np.floor(np.minimum(cap, 1e15) * SCALE), total).astype(np.int64)
+    u = np.concatenate([np.full(len(srcs), src), np.asarray(city.link_from_idx)[links], sh, col0 + np.arange(len(sh))])
+    v = np.concatenate([srcs, np.asarray(city.link_to_idx)[links], col0 + np.arange(len(sh)), np.full(len(sh), sink)])
+    c = np.concatenate([np.round(supply[srcs] * SCALE), np.full(len(links), total), np.full(len(sh), total),
+                        np.minimum(scap, total)]).astype(np.int64)
+    g = coo_array((np.minimum(c, np.iinfo(np.int32).max).astype(np.int32), (u, v)), shape=(sink + 1,) * 2).tocsr()
+    got = maximum_flow(g, src, sink, method="dinic").flow_value
+    if got < total:
+        raise InfeasibleError(f"quickest_clearance: only {got / SCALE:g} of {total / SCALE:g} evacuees can reach a "
+                              f"shelter with room (the others are cut off, or the shelters they reach are full)")
 
 
 def quickest_clearance(city, evacuees, shelters, *, shelter_capacity=None, step_s=60.0, closed=None,
@@ -228,7 +264,8 @@ def quickest_clearance(city, evacuees, shelters, *, shelter_capacity=None, step_
     if total == 0:
         return ClearanceBound(0.0, float(step_s), np.zeros(1), {p: 0.0 for p in (50, 90, 95, 100)},
                               np.zeros((1, city.n_links)), np.zeros(len(sh)), 0.0, 0.0)
-    hi = _horizon(city, supply, sh, cap, open_, step_s)
+    hi = min(_horizon(city, supply, sh, cap, open_, step_s), max_steps)     # names an evacuee cut off
+    _check_room_in_reach(city, supply, sh, cap, open_)
     while True:                                   # a horizon that holds everyone
         net = _Expanded(city, supply, sh, cap, open_, step_s, hi)
         value, flow = net.solve()
@@ -238,29 +275,39 @@ def quickest_clearance(city, evacuees, shelters, *, shelter_capacity=None, step_
             raise InfeasibleError(f"quickest_clearance: not everyone reaches a shelter within {hi} steps of "
                                   f"{step_s:g} s")
         hi = min(2 * hi, max_steps)
+    cache = {}
 
-    def arrived_by(steps):                        # the most that can be in by the end of step `steps`
+    def arrived_by(steps):                        # the most that can be in by the end of layer `steps`
         if steps < 0:
             return 0
-        return _Expanded(city, supply, sh, cap, open_, step_s, steps).solve()[0]
+        if steps not in cache:
+            cache[steps] = _Expanded(city, supply, sh, cap, open_, step_s, steps).solve()[0]
+        return cache[steps]
 
-    shares = {}
+    shares, last = {}, hi
     for pct in (50, 90, 95, 100):                 # earliest arrival: each share by its own search
         need = int(math.ceil(net.total * pct / 100.0))
         lo, up = -1, hi                           # arrived_by(lo) < need <= arrived_by(up)
         while up - lo > 1:
             mid = (lo + up) // 2
             lo, up = (lo, mid) if arrived_by(mid) >= need else (mid, up)
-        shares[pct] = float((up + 1) * step_s)    # arrivals during step `up` are in by its end
-    net = _Expanded(city, supply, sh, cap, open_, step_s, int(shares[100] / step_s) - 1)
+        # arrivals in layer `up` start no earlier than up * step (transits rounded down) and come
+        # in at most at the step's largest arrival (spread evenly over the step, as the fluid
+        # steps assume): the rest of the share needs that share of the step
+        rest = need - arrived_by(up - 1)
+        most = arrived_by(up) - arrived_by(up - 1)
+        shares[pct] = float(up * step_s + step_s * min(1.0, rest / max(most, 1)))
+        if pct == 100:
+            last = up
+    net = _Expanded(city, supply, sh, cap, open_, step_s, last)
     value, flow = net.solve()
     arcs = net.arc_flows(flow) / SCALE
     links, lt = net.link_cols
-    link_flow = np.zeros((int(shares[100] / step_s), city.n_links))
+    link_flow = np.zeros((last + 1, city.n_links))
     np.add.at(link_flow, (lt, links), arcs[net.n_src:net.n_src + net.n_link])
     start, sv, st = net.arrival
     into = arcs[start:start + len(sv)]
-    arrived = np.bincount(st, weights=into, minlength=link_flow.shape[0])[:link_flow.shape[0]]
+    arrived = np.bincount(st, weights=into, minlength=last + 1)[:last + 1]
     return ClearanceBound(clearance_s=shares[100], step_s=float(step_s), arrived=arrived, cleared_share_s=shares,
                           link_flow=link_flow, shelter_arrivals=np.bincount(sv, weights=into, minlength=len(sh)),
                           n_evacuees=total, solve_time_s=time.perf_counter() - t0)

@@ -45,7 +45,9 @@ CLOSE_DEPTH_MM = 300.0
 def pregnolato_speed_kmh(depth_mm, close_depth_mm=CLOSE_DEPTH_MM) -> np.ndarray:
     """Safe driving speed (km/h) in water ``depth_mm`` deep; 0 where impassable (``>= close_depth_mm``)."""
     w = np.asarray(depth_mm, dtype=np.float64)
-    v = 0.0009 * w * w - 0.5529 * w + 86.9448
+    # the fitted parabola has its minimum at 307 mm and rises beyond; deeper water is no faster
+    c = np.minimum(w, 0.5529 / (2 * 0.0009))
+    v = 0.0009 * c * c - 0.5529 * c + 86.9448
     return np.where(w >= close_depth_mm, 0.0, v)
 
 
@@ -93,7 +95,10 @@ def lonlat_to_city(city, lon, lat, *, max_fit_error_m=5.0, where="polygon"):
         raise ScenarioError(f"{where}: the city '{city.name}' has no longitude/latitude for its nodes; give the "
                             f"polygon in the city's metres (crs = \"city\")")
     a = np.column_stack([np.asarray(city.lon), np.asarray(city.lat), np.ones(city.n_nodes)])
-    coef, *_ = np.linalg.lstsq(a, np.column_stack([city.x_m, city.y_m]), rcond=None)
+    coef, _, rank, _ = np.linalg.lstsq(a, np.column_stack([city.x_m, city.y_m]), rcond=None)
+    if rank < 3:
+        raise ScenarioError(f"{where}: the city's nodes lie on a line in longitude/latitude; the map to metres is "
+                            f"not determined: give the polygon in the city's metres (crs = \"city\")")
     err = float(np.max(np.hypot(*(a @ coef - np.column_stack([city.x_m, city.y_m])).T)))
     if err > max_fit_error_m:
         raise ScenarioError(f"{where}: the city's metres are not a linear map of its nodes' longitude/latitude "
@@ -228,7 +233,7 @@ def holland_wind_mps(r_m, pressure_drop_pa, rmw_m, holland_b, latitude_deg=0.0) 
     48.98
     """
     r = np.maximum(np.asarray(r_m, dtype=np.float64), 1.0)
-    f = 2.0 * OMEGA_RAD_S * math.sin(math.radians(latitude_deg))
+    f = 2.0 * OMEGA_RAD_S * abs(math.sin(math.radians(latitude_deg)))     # the speed, either hemisphere
     x = (rmw_m / r) ** holland_b
     return np.sqrt(holland_b / AIR_DENSITY_KG_M3 * x * pressure_drop_pa * np.exp(-x) + (r * f / 2.0) ** 2) - r * f / 2.0
 

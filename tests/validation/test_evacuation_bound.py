@@ -126,3 +126,28 @@ def test_bound_properties_on_random_graphs(seed):
             _edge(G, a, c, int(rng.integers(1, 5)), int(rng.integers(5, 30)))
         more = quickest_clearance(twin.load_city(G), evac, [0], step_s=60.0)
         assert more.clearance_s <= b.clearance_s + 1e-9
+
+
+def test_bound_stays_below_the_simulation_when_transits_are_not_whole_steps():
+    """A 90 s link and a 30 s two-way link before it, 1-minute steps: transits round down, so the
+    bound is below the simulated clearance (less one vehicle's headway); the plan's flows are
+    never negative on two-way links shorter than a step."""
+    G = nx.DiGraph()
+    for v, x in ((1, 0.0), (2, 300.0), (3, 1200.0)):
+        G.add_node(v, x=x, y=0.0)
+    for u, v, length in ((1, 2, 300.0), (2, 1, 300.0), (2, 3, 900.0)):
+        G.add_edge(u, v, length_m=length, free_speed_mps=10.0, lanes=1, capacity_veh_per_h=1800.0)
+    city = twin.load_city(G)
+    for n in (1, 50, 400):
+        b = quickest_clearance(city, {1: n}, [3], step_s=60.0)
+        sim = _clearance_s(city, n, 1, 3)
+        assert b.clearance_s <= sim + 2.0 + 1e-9                       # 2 s: one vehicle at 0.5 veh/s
+        assert np.all(b.link_flow >= 0) and b.link_flow.sum(axis=0)[2] == pytest.approx(n)
+
+
+def test_shelters_in_reach_too_small_fail_at_once():
+    city = _two_routes()
+    G = nx.DiGraph(city.to_networkx())
+    G.add_node("far", x=9000.0, y=0.0)
+    with pytest.raises(InfeasibleError, match="only 10 of 3000 evacuees can reach a shelter with room"):
+        quickest_clearance(twin.load_city(G), {"S": 3000}, ["T", "far"], shelter_capacity=[10, math.inf])

@@ -40,6 +40,9 @@ def test_pregnolato_curve_at_the_published_depths():
     v = pregnolato_speed_kmh([0.0, 100.0, 200.0, 250.0, 299.9, 300.0, 500.0])
     np.testing.assert_allclose(v[:4], [86.9448, 40.6548, 12.3648, 4.9698], atol=1e-9)
     assert v[4] > 0 and v[5] == 0 and v[6] == 0
+    # with a deeper closing depth the curve stays at its minimum (307 mm) instead of rising again
+    deep = pregnolato_speed_kmh(np.linspace(0.0, 590.0, 60), close_depth_mm=600.0)
+    assert np.all(np.diff(deep) <= 1e-12) and deep[-1] == pytest.approx(deep.min())
 
 
 def test_points_in_polygon_concave_and_on_a_brute_grid():
@@ -142,6 +145,12 @@ def test_bad_floods_are_named(change, match):
         load_scenario(text)
 
 
+def test_two_hazards_with_one_name_are_refused():
+    twice = FLOOD + FLOOD[FLOOD.index("[[hazards]]"):]
+    with pytest.raises(ScenarioError, match="hazard name 'river' is used twice"):
+        load_scenario(twice)
+
+
 def test_a_flood_without_traffic_says_what_to_add():
     no_traffic = FLOOD.replace("[traffic]\nrandom_trips = 3000\nwindow_s = 10800.0\n", "")
     with pytest.raises(ScenarioError, match=r"\[\[hazards\]\] act on the links the traffic drives on.*add a \[traffic\]"):
@@ -200,3 +209,43 @@ def test_casualty_settings_are_checked():
         load_scenario(base.replace('casualty_call_type = "flood-injury"\n', ""))
     with pytest.raises(ScenarioError, match="district .7. is not a zone"):
         load_scenario(base.replace('persons = { "4" = 9000 }', 'persons = { "7" = 9000 }'))
+
+
+def test_a_call_cut_off_by_the_water_waits_and_is_served_when_it_recedes():
+    """Every link into and out of the corner node 36 is under 400 mm until 40:00, dry at 50:00
+    (evaluated every 10 min: open from 50:00). A patient there at 10:00 gets no unit while the
+    water stands (none is sent into it), and the nearest idle unit goes once it recedes."""
+    text = SMALL.replace("until_s = 3600.0", "until_s = 7200.0").replace("rate_per_h = 4.0", "rate_per_h = 0.01") + """
+[[stations]]
+name = "far"
+node = 6
+ambulances = 1
+
+[traffic]
+random_trips = 100
+
+[[incidents]]
+name = "stranded"
+node = 36
+time_s = 600.0
+patients = 1
+
+[[hazards]]
+name = "corner"
+crs = "city"
+polygon = [[1000.0, 1000.0], [1400.0, 1000.0], [1400.0, 1400.0], [1000.0, 1400.0]]
+times_s = [0.0, 2400.0, 3000.0]
+depth_mm = [400.0, 400.0, 0.0]
+"""
+    sc = load_scenario(text)
+    (plan,) = sc.plans["hazards"]
+    opened = [t for t, a, links, v in plan.changes if a == "open"]
+    assert opened == [3000.0]
+    res = run(sc, seed=1)
+    calls = res.ems.calls
+    patient = calls[calls["zone_idx"] < 0].iloc[0]
+    assert patient["time_s"] == 600.0
+    assert patient["dispatched_s"] >= 3000.0                       # nobody was sent into the water
+    assert np.isfinite(patient["on_scene_s"])                      # served once it receded
+    units = res.ems.units
+    assert units.loc[patient["unit_idx"], "name"].startswith("far")   # node 6 is nearer node 36 than node 1

@@ -31,6 +31,10 @@ def test_holland_profile_closed_forms():
     fine = holland_wind_mps(np.linspace(1e3, 200e3, 20001), dp, rm, b)
     assert fine.max() == pytest.approx(vmax, rel=1e-6)
     assert np.all(holland_wind_mps(r, dp, rm, b, latitude_deg=30.0) < v + 1e-12)
+    # the southern hemisphere is the mirror image: the same speeds, dying out far away
+    np.testing.assert_allclose(holland_wind_mps(r, dp, rm, b, latitude_deg=-30.0),
+                               holland_wind_mps(r, dp, rm, b, latitude_deg=30.0))
+    assert holland_wind_mps([1000e3], dp, rm, b, latitude_deg=-25.0)[0] < 5.0
 
 
 STORM = SMALL.replace("until_s = 3600.0", "until_s = 7200.0") + """
