@@ -14,24 +14,16 @@ import numpy as np
 
 from twin.emergency import (UNIT_KINDS, CallTypeSpec, DispatchSpec, EmsLayout, EmsSpec, HospitalSpec, IncidentSpec,
                             RelocationSpec, ServiceSpec, UnitSpec, ZoneSpec, travel_time_matrix)
-from twin.errors import ScenarioError, TwinError
+from twin.errors import ScenarioError
+from twin.graph import scenario_node_index
 from twin.spec import where
 
 __all__ = ["EmsPlan", "node_index"]
 
 
 def node_index(city, node, where_) -> int:
-    """City node index of a scenario node id (ints given as strings accepted); located error."""
-    value = node
-    if isinstance(node, str) and city.node_ids.dtype.kind in "iu":
-        try:
-            value = int(node)
-        except ValueError:
-            pass
-    try:
-        return int(np.atleast_1d(city.node_index([value]))[0])
-    except TwinError as exc:
-        raise ScenarioError(f"{where_} node = {node!r}: not a node of city {city.name!r} ({exc})") from None
+    """City node index of a scenario node id (:func:`twin.graph.scenario_node_index`)."""
+    return scenario_node_index(city, node, where_)
 
 
 def _check_calls_table(groups, label, presence):

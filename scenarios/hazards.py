@@ -54,7 +54,8 @@ import numpy as np
 
 from twin.errors import ScenarioError
 from twin.flows import Flow, FlowResult
-from twin.hazards import CLOSE_DEPTH_MM, Flood, FloodPolygon, check_timeline, lonlat_to_city, read_flood_geojson
+from twin.hazards import (CLOSE_DEPTH_MM, Flood, FloodPolygon, check_timeline, flooded_free_speed_mps, lonlat_to_city,
+                          read_flood_geojson)
 from twin.ports import CallIntake, CallPlan, LinkControl, Presence, link_control
 from twin.spec import Table, setting, where
 
@@ -187,8 +188,7 @@ def plan_flood(g, city, until_s, at):
     times = np.arange(0.0, until_s, g.step_s)
     nominal = np.asarray(city.length_m) / np.asarray(city.free_flow_time_s)
     depth = np.array([flood.link_depth_mm(t) for t in times])
-    states = [(depth[i] >= g.close_depth_mm, flood.link_free_speed_mps(t, g.close_depth_mm))
-              for i, t in enumerate(times)]
+    states = [(d >= g.close_depth_mm, flooded_free_speed_mps(city, d, g.close_depth_mm)) for d in depth]
     return FloodPlan(g, times, depth, _link_changes(times, states, nominal),
                      closed=np.array([c for c, _ in states]).reshape(len(times), city.n_links))
 

@@ -31,7 +31,7 @@ from twin.emergency import IncidentSpec
 from twin.errors import ScenarioError
 from twin.flows import Flow, FlowResult
 from twin.ports import CallIntake, CallPlan
-from twin.scenarios.ems_plan import node_index
+from twin.graph import scenario_node_index
 from twin.spec import Table, setting, where
 
 __all__ = ["IncidentGroup", "IncidentFlow"]
@@ -95,7 +95,7 @@ class IncidentFlow(Flow):
                 raise ScenarioError(f"{at} time_s = {g.time_s:g}; expected a time before [run] until_s = {until:g}")
             if g.call_type:
                 plan.call_type_index(g.call_type, f"{at} call_type")
-            specs.append(IncidentSpec(g.name, node_index(ctx.city, g.node, at), g.time_s, g.patients, g.triage,
+            specs.append(IncidentSpec(g.name, scenario_node_index(ctx.city, g.node, at), g.time_s, g.patients, g.triage,
                                       g.call_type or None, g.transport_probability))
         plan.add_incidents(specs, "incidents")
         return tuple(specs)

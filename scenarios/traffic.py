@@ -366,7 +366,7 @@ class _Intake:
     """The plan-time :class:`~twin.ports.TripIntake`: trips other flows add, after the traffic's own."""
 
     def __init__(self, n_base):
-        self.n_base, self.parts, self.labels = int(n_base), [], []
+        self.n_base, self.parts = int(n_base), []
 
     def add(self, trips, label):
         import pandas as pd
@@ -377,7 +377,6 @@ class _Intake:
             raise ScenarioError(f"trips added by {label}: no column {missing[0]!r}")
         start = self.n_base + sum(len(p) for p in self.parts)
         self.parts.append(t[["origin", "destination", "depart_s"]].reset_index(drop=True))
-        self.labels.append(label)
         return start, start + len(t)
 
 

@@ -638,5 +638,5 @@ def scenario_node_index(city, node, where_, key="node") -> int:
         value = int(node)
     try:
         return int(np.atleast_1d(city.node_index([value]))[0])
-    except UnknownNodeError:
-        raise ScenarioError(f"{where_} {key} = {node!r}: not a node of city {city.name!r}") from None
+    except UnknownNodeError as exc:
+        raise ScenarioError(f"{where_} {key} = {node!r}: not a node of city {city.name!r} ({exc})") from None

@@ -35,7 +35,7 @@ import numpy as np
 
 from twin.errors import ScenarioError
 
-__all__ = ["CLOSE_DEPTH_MM", "pregnolato_speed_kmh", "points_in_polygon", "link_sample_points", "lonlat_to_city",
+__all__ = ["CLOSE_DEPTH_MM", "pregnolato_speed_kmh", "flooded_free_speed_mps", "points_in_polygon", "link_sample_points", "lonlat_to_city",
            "FloodPolygon", "Flood", "read_flood_geojson"]
 
 #: Depth from which a road is impassable, mm (Pregnolato et al. 2017).
@@ -166,12 +166,16 @@ class Flood:
         return out
 
     def link_free_speed_mps(self, t_s, close_depth_mm=CLOSE_DEPTH_MM) -> np.ndarray:
-        """Every link's free speed at ``t_s`` (m/s): nominal where dry, capped by the depth-speed
-        curve where wet, 0 where impassable."""
-        nominal = np.asarray(self.city.length_m) / np.asarray(self.city.free_flow_time_s)
-        cap = pregnolato_speed_kmh(self.link_depth_mm(t_s), close_depth_mm) / 3.6
-        depth = self.link_depth_mm(t_s)
-        return np.where(depth > 0, np.minimum(nominal, cap), nominal)
+        """Every link's free speed at ``t_s`` (m/s): see :func:`flooded_free_speed_mps`."""
+        return flooded_free_speed_mps(self.city, self.link_depth_mm(t_s), close_depth_mm)
+
+
+def flooded_free_speed_mps(city, depth_mm, close_depth_mm=CLOSE_DEPTH_MM) -> np.ndarray:
+    """Every link's free speed (m/s) under ``depth_mm`` of water: nominal where dry, capped by the
+    depth-speed curve where wet, 0 where impassable."""
+    nominal = np.asarray(city.length_m) / np.asarray(city.free_flow_time_s)
+    cap = pregnolato_speed_kmh(depth_mm, close_depth_mm) / 3.6
+    return np.where(np.asarray(depth_mm) > 0, np.minimum(nominal, cap), nominal)
 
 
 def read_flood_geojson(path, city, *, where="hazard file"):

@@ -106,22 +106,33 @@ def parse_duration_s(text) -> float:
 
 
 def parse_clock_s(text) -> float:
-    """Parse a time of day ``'HH:MM'`` (hours may pass 24 for a second day) or a duration into
-    seconds from the start of the scenario.
+    """Parse a time from the scenario start: ``"08:30"`` (HH:MM, hours may pass 24),
+    ``"08:30:15"``, ``"90min"``, ``"1h30min"``, ``"45s"`` or seconds.
+
+    Raises
+    ------
+    ValueError
+        Anything else; the message lists the accepted forms.
 
     Examples
     --------
-    >>> parse_clock_s("08:30"), parse_clock_s("26:00"), parse_clock_s("2h")
-    (30600.0, 93600.0, 7200.0)
+    >>> parse_clock_s("08:30"), parse_clock_s("26:00"), parse_clock_s("2h"), parse_clock_s("00:00:30")
+    (30600.0, 93600.0, 7200.0, 30.0)
     """
-    t = str(text).strip()
-    if ":" in t:
-        hh, _, mm = t.partition(":")
-        if hh.isdigit() and mm.isdigit() and len(mm) == 2 and int(mm) < 60:
-            return 3600.0 * int(hh) + 60.0 * int(mm)
+    import re
+
+    t = str(text).strip().lower().replace(" ", "")
+    m = re.fullmatch(r"(\d+):(\d{2})(?::(\d{2}))?", t)
+    if m:
+        h, mi, s = int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)
+        if mi < 60 and s < 60:
+            return float(h * 3600 + mi * 60 + s)
     else:
         try:
-            return parse_duration_s(t)
+            value = parse_duration_s(t)
+            if math.isfinite(value) and value >= 0:
+                return value
         except ValueError:
             pass
-    raise ValueError(f"time {text!r}; expected HH:MM (e.g. 08:00) or a duration (e.g. 8h)")
+    raise ValueError(f"time {text!r}; expected HH:MM from the scenario start (e.g. 08:30), seconds (e.g. 1800), "
+                     "or a duration such as 90min, 1h30min, 45s")

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from twin.units import parse_clock_s  # the one clock parser; re-exported for the viz CLI
+
 __all__ = ["LinkLayer", "LINK_LAYERS", "LAYER_SERIES", "clock_text", "parse_clock_s"]
 
 
@@ -70,37 +72,3 @@ def clock_text(t_s: float) -> str:
     """
     minutes = int(np.floor(float(t_s) / 60.0))
     return f"{minutes // 60:02d}:{minutes % 60:02d}"
-
-
-def parse_clock_s(text) -> float:
-    """Parse a time from the scenario start: ``"08:30"`` (HH:MM), ``"90min"``, ``"1h30min"``, ``"45s"`` or seconds.
-
-    Raises
-    ------
-    ValueError
-        Anything else; the message lists the accepted forms.
-
-    Examples
-    --------
-    >>> parse_clock_s("00:30"), parse_clock_s("1h30min"), parse_clock_s("45s"), parse_clock_s("600")
-    (1800.0, 5400.0, 45.0, 600.0)
-    """
-    import re
-
-    t = str(text).strip().lower().replace(" ", "")
-    m = re.fullmatch(r"(\d+):(\d{2})(?::(\d{2}))?", t)
-    if m:
-        h, mi, s = int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)
-        if mi < 60 and s < 60:
-            return float(h * 3600 + mi * 60 + s)
-    try:
-        value = float(t)
-        if np.isfinite(value) and value >= 0:
-            return value
-    except ValueError:
-        pass
-    parts = re.findall(r"(\d+(?:\.\d+)?)(h|min|m|s)", t)
-    if parts and "".join(a + b for a, b in parts) == t:
-        return sum(float(a) * {"h": 3600.0, "min": 60.0, "m": 60.0, "s": 1.0}[b] for a, b in parts)
-    raise ValueError(f"time {text!r}; expected HH:MM from the scenario start (e.g. 08:30), seconds (e.g. 1800), "
-                     "or a duration such as 90min, 1h30min, 45s")
