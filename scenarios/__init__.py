@@ -14,13 +14,13 @@ Scenarios: ``*.toml`` specs run by :func:`twin.runner.run` (``twin run NAME``):
     A morning rush through signals with a 10-casualty bus crash at 08:00 and move-up.
 ``hefei_flood``
     A rainstorm day: the southern districts flood from 10:00 (links slowed, then closed from
-    300 mm), their flood plain evacuates at 09:00 to three shelters through the traffic, and
-    the EMS works around the water.
+    300 mm), their flood plain evacuates at 09:00 to three shelters through the traffic,
+    trucks bring water and food to the shelters, and the EMS works around the water.
 
 Flows, one module each (the floor between the agents and the runner): ``ems``
 (:mod:`twin.scenarios.ems`), ``traffic``, ``population``, ``crashes``, ``incidents``, ``events``
 (scripted closures, capacity and speed changes of links), ``hazards`` (floods), ``evacuation``
-(districts told to leave, cars to shelters).
+(districts told to leave, cars to shelters), ``relief`` (trucks from depots to the shelters).
 :data:`BUILTIN_FLOWS` is the one ordered list of built-in flows: its order fixes the random
 streams' order (new flows go last, so no earlier stream changes) and the order of the
 tables and of the report. Gallery scripts (``gallery_*.py``) load a built-in scenario,
@@ -34,10 +34,11 @@ from twin.scenarios.events import NetworkEventsFlow
 from twin.scenarios.hazards import HazardFlow
 from twin.scenarios.incidents import IncidentFlow
 from twin.scenarios.population import PopulationFlow
+from twin.scenarios.relief import ReliefFlow
 from twin.scenarios.traffic import TrafficFlow
 
 __all__ = ["BUILTIN_FLOWS"]
 
 #: The built-in flows, in stream order.
 BUILTIN_FLOWS = (EmsFlow, TrafficFlow, PopulationFlow, CrashFlow, IncidentFlow, NetworkEventsFlow, HazardFlow,
-                 EvacuationFlow)
+                 EvacuationFlow, ReliefFlow)

@@ -54,7 +54,7 @@ import numpy as np
 from twin.errors import ScenarioError
 from twin.flows import Flow, FlowResult
 from twin.graph import scenario_node_index
-from twin.ports import Presence, TripIntake, TripOutcome
+from twin.ports import Presence, ShelterOccupancy, ShelterSites, TripIntake, TripOutcome
 from twin.spec import Table, setting, where
 
 __all__ = ["EvacuationGroup", "ShelterGroup", "EvacuationFlow", "EvacuationPlan"]
@@ -213,6 +213,7 @@ def plan_evacuation(ctx):
                      for i, s in enumerate(ctx.groups["shelters"]))
     if not shelters:
         raise ScenarioError(f"{at}: no [[shelters]]; give at least one shelter (node, capacity)")
+    ctx.provide(ShelterSites, _Sites(tuple(s[0] for s in shelters), np.array([s[1] for s in shelters], dtype=np.int64)))
     area = _area_nodes(g, city, at)
     persons = _persons(g, city, area, ctx.port(Presence), at)
     zone, origin, size, depart, stayed = _cars(g, area, persons, ctx.streams.generator("evacuation"))
@@ -228,6 +229,41 @@ def plan_evacuation(ctx):
     bound = _bound(city, go, shelters, g) if g.lower_bound and len(go) else None
     return EvacuationPlan({z: float(p) for z, p in persons.items()}, float(sum(round(p) for p in persons.values())),
                           stayed, cars, float(cars.loc[cars["shelter_idx"] < 0, "persons"].sum()), shelters, rows, bound)
+
+
+@dataclass(frozen=True)
+class _Sites:
+    """The plan-time :class:`~twin.ports.ShelterSites`."""
+
+    names: tuple
+    node_idx: object
+
+
+class _Occupancy:
+    """The run-time :class:`~twin.ports.ShelterOccupancy`: persons in place from their
+    departure, driven cars from their arrival (as far as the traffic has been simulated)."""
+
+    def __init__(self, plan, outcome):
+        cars = plan.cars
+        go = (cars["shelter_idx"] >= 0).to_numpy()
+        here, driven = go & cars["in_place"].to_numpy(), go & ~cars["in_place"].to_numpy()
+        self.n, self.rows, self.outcome = len(plan.shelters), plan.rows, outcome
+        self.here_t = cars["depart_s"].to_numpy()[here]
+        self.shelter = np.concatenate([cars["shelter_idx"].to_numpy()[here], cars["shelter_idx"].to_numpy()[driven]])
+        self.persons_ = np.concatenate([cars["persons"].to_numpy()[here], cars["persons"].to_numpy()[driven]])
+
+    def _in(self, now_s):
+        t = np.concatenate([self.here_t, self.outcome.arrivals_s(self.rows)])
+        m = t <= now_s
+        return t[m], self.shelter[m], self.persons_[m]
+
+    def persons(self, now_s):
+        _, s, p = self._in(now_s)
+        return np.bincount(s, weights=p, minlength=self.n)
+
+    def person_seconds(self, now_s):
+        t, s, p = self._in(now_s)
+        return np.bincount(s, weights=p * (now_s - t), minlength=self.n)
 
 
 def _bound(city, go, shelters, g):
@@ -253,6 +289,7 @@ class EvacuationFlow(Flow):
     tables = (Table("evacuation", EvacuationGroup, optional=True), Table("shelters", ShelterGroup, array=True,
                                                                          required=(("node", "the city node id"),)))
     streams = ("evacuation",)
+    provides = (ShelterSites, ShelterOccupancy)
     uses = (TripIntake, Presence, TripOutcome)
 
     def active(self, ctx):
@@ -260,6 +297,9 @@ class EvacuationFlow(Flow):
 
     def plan(self, ctx):
         return plan_evacuation(ctx)
+
+    def build(self, ctx):
+        ctx.provide(ShelterOccupancy, _Occupancy(ctx.plan(self), ctx.port(TripOutcome)))
 
     def finish(self, ctx):
         plan, g = ctx.plan(self), ctx.groups["evacuation"]

@@ -27,7 +27,10 @@ from ``close_wind_mps`` (30 m/s) and every link keeps ``slow_factor`` (0.6) of i
 from ``slow_wind_mps`` (20 m/s) - thresholds that are assumptions to vary, not published values.
 
 A flood may also come as ``file = "flood.geojson"``: a FeatureCollection of Polygon / MultiPolygon features in WGS 84,
-each with properties ``times_s`` and ``depth_mm``. Every ``step_s`` the flow samples each
+each with properties ``times_s`` and ``depth_mm``, or as a depth grid over time from a hydraulic
+model: ``file = "depth.nc"`` (``.h5``, ``.nc``: HDF5, NetCDF-4 or NetCDF-3 with ``x_m``, ``y_m``
+or ``lon``, ``lat``, ``time_s`` and ``depth_mm`` (time, y, x); :mod:`twin.flood_grid`, bilinear
+in space, linear in time). Every ``step_s`` the flow samples each
 link's depth, caps its free speed by Pregnolato et al.'s (2017) depth-speed curve and closes it
 from ``close_depth_mm`` (300 mm) on; it reopens when the water falls below. The changes reach
 the traffic through :class:`~twin.ports.LinkControl` (vehicles and units re-route around
@@ -56,6 +59,7 @@ from twin.errors import ScenarioError
 from twin.flows import Flow, FlowResult
 from twin.hazards import (CLOSE_DEPTH_MM, Flood, FloodPolygon, check_timeline, flooded_free_speed_mps, lonlat_to_city,
                           read_flood_geojson)
+from twin.flood_grid import GRID_SUFFIXES, read_flood_grid
 from twin.ports import CallIntake, CallPlan, LinkControl, Presence, link_control
 from twin.spec import Table, setting, where
 
@@ -88,7 +92,8 @@ class HazardGroup:
     kind: str = setting("flood", "choice", "'flood' (a depth field) or 'typhoon' (a moving Holland wind field)",
                         choices=("flood", "typhoon"))
     file: str = setting("", "str", "GeoJSON of footprints (WGS 84), each feature with properties times_s and "
-                                   "depth_mm (relative to the scenario file)", path=True)
+                                   "depth_mm; or a depth grid (.h5 / .nc: x_m, y_m or lon, lat; time_s; depth_mm "
+                                   "(time, y, x), see twin.flood_grid); relative to the scenario file", path=True)
     polygon: tuple | None = setting(None, "polygon", "one footprint instead of a file: [[x, y], ...] in the crs",
                                     convert=_polygon)
     crs: str = setting("lonlat", "choice", "coordinates of polygon or track: 'lonlat' (degrees) or 'city' (the "
@@ -129,20 +134,23 @@ class HazardGroup:
                                                   "(omit: a [population]'s persons present, hour by hour)")
 
 
-def _footprints(g, city, at):
+def _flood(g, city, at):
+    """The flood of table ``g``: footprints (polygon or GeoJSON) or a depth grid (HDF5 / NetCDF)."""
     if bool(g.file) == (g.polygon is not None):
-        raise ScenarioError(f"{at}: give either file (a GeoJSON) or polygon with times_s and depth_mm")
+        raise ScenarioError(f"{at}: give either file (a GeoJSON or a depth grid) or polygon with times_s and depth_mm")
     if g.file:
         if g.times_s or g.depth_mm:
-            raise ScenarioError(f"{at}: times_s and depth_mm belong to polygon; a file's features carry their own")
-        return read_flood_geojson(g.file, city, where=f"{at} file")
+            raise ScenarioError(f"{at}: times_s and depth_mm belong to polygon; a file carries its own")
+        if str(g.file).lower().endswith(GRID_SUFFIXES):
+            return read_flood_grid(g.file, city, sample_m=g.sample_m, where=f"{at} file")
+        return Flood(city, read_flood_geojson(g.file, city, where=f"{at} file"), sample_m=g.sample_m)
     t, d = check_timeline(g.times_s, g.depth_mm, at)
     ring = np.asarray(g.polygon)
     if g.crs == "lonlat":
         x, y = lonlat_to_city(city, ring[:, 0], ring[:, 1], where=f"{at} polygon")
     else:
         x, y = ring[:, 0], ring[:, 1]
-    return [FloodPolygon(x, y, t, d)]
+    return Flood(city, [FloodPolygon(x, y, t, d)], sample_m=g.sample_m)
 
 
 @dataclass(frozen=True)
@@ -181,7 +189,7 @@ def plan_flood(g, city, until_s, at):
     """The hazard of table ``g`` over ``[0, until_s)``: its :class:`FloodPlan` (located errors)."""
     if g.kind == "typhoon":
         return plan_typhoon(g, city, until_s, at)
-    flood = Flood(city, _footprints(g, city, at), sample_m=g.sample_m)
+    flood = _flood(g, city, at)
     if not flood.touch.any():
         raise ScenarioError(f"{at}: the footprint touches no link of city '{city.name}' (outside the city, or "
                             f"in the wrong coordinates: crs = {g.crs!r})")

@@ -165,6 +165,11 @@ class TrafficTravelTimes:
     coupled : bool
         The traffic flow drives the synchronisation (and calls :meth:`invalidate`); else
         :meth:`start` registers a synchronisation process of its own.
+    legs : tuple of str, optional
+        Leg kinds (default :attr:`LEGS`, the EMS legs); a fleet of trucks names its own.
+    ordinary : bool
+        With ``vehicles``: never emergency vehicles (a fleet of trucks); times and routes on
+        the ordinary live link times.
 
     Notes
     -----
@@ -179,13 +184,17 @@ class TrafficTravelTimes:
     LEGS = ("response", "transport", "transfer", "return")
 
     def __init__(self, engine, location_node_idx, *, sync_s=60.0, until_s, emergency_speed_factor=1.0,
-                 queue_delay_share=1.0, vehicles=False, lights_and_sirens_priority=2, coupled=False):
+                 queue_delay_share=1.0, vehicles=False, lights_and_sirens_priority=2, coupled=False, legs=None,
+                 ordinary=False):
         if vehicles and (emergency_speed_factor != 1.0 or queue_delay_share != 1.0):
             raise ScenarioError("[service] emergency_speed_factor and queue_delay_share apply to legs timed on "
                                 "live link times; with [traffic] ambulances_in_traffic = true the units are "
                                 "vehicles of the traffic model (priority: [traffic] emergency_priority, "
                                 "bypass_speed_mps). Leave both at 1 or set ambulances_in_traffic = false")
         self.vehicles = bool(vehicles)
+        if legs is not None:
+            self.LEGS = tuple(legs)
+        self.ordinary = bool(ordinary)
         self.ls_priority = int(lights_and_sirens_priority)
         self.legs = []            # (vehicle index, leg code, emergency, start_s, end_s) of driven legs
         self.engine = engine
@@ -219,7 +228,8 @@ class TrafficTravelTimes:
         """Current ambulance cost of every link, seconds (``inf`` when closed)."""
         if self._cost is None:
             if self.vehicles:
-                self._cost = np.asarray(self.engine.link_travel_times_s(emergency=True), dtype=np.float64)
+                self._cost = np.asarray(self.engine.link_travel_times_s(emergency=not self.ordinary),
+                                        dtype=np.float64)
                 return self._cost
             ff = self.city.free_flow_time_s
             live = self.engine.link_travel_times_s()
@@ -233,7 +243,8 @@ class TrafficTravelTimes:
         ending when it arrives. Without, there is nothing to drive (``AttributeError``)."""
         if not self.vehicles:
             raise AttributeError("drive: this provider times legs at their start (vehicles = False)")
-        emergency = (leg == "response" and 0 < priority <= self.ls_priority) or (leg == "transport" and priority == 1)
+        emergency = not self.ordinary and ((leg == "response" and 0 < priority <= self.ls_priority)
+                                           or (leg == "transport" and priority == 1))
         return env.process(self._leg(env, int(origin_idx), int(destination_idx), self.LEGS.index(leg), emergency))
 
     @property
@@ -387,6 +398,7 @@ class _Coupling:
         self.engine, self.group, self.horizon_s = engine, group, float(horizon_s)
         self.length_m = engine.city.length_m
         self.providers = []
+        self.fleets = []
         self.listeners = []
         self.n_syncs = 0
         self.result = None
@@ -401,6 +413,12 @@ class _Coupling:
         self.providers.append(p)
         return p
 
+    def fleet(self, location_node_idx, legs):
+        p = TrafficTravelTimes(self.engine, location_node_idx, sync_s=self.group.sync_s, until_s=self.horizon_s,
+                               vehicles=True, coupled=True, legs=legs, ordinary=True)
+        self.fleets.append(p)
+        return p
+
     # LinkControl
     def schedule(self, time_s, action, links, capacity_veh_per_h=None, free_speed_mps=None) -> None:
         self.engine.schedule_event(time_s, action, links, capacity_veh_per_h, free_speed_mps)   # units: next sync
@@ -412,6 +430,11 @@ class _Coupling:
         start, stop = rows
         return self.result.trips.iloc[start:stop].reset_index(drop=True)
 
+    def arrivals_s(self, rows):
+        start, stop = rows
+        step = self.engine.state["arrive_step"][start:stop]
+        return np.where(step >= 0, step * self.engine.params.dt_s, np.nan)
+
     # Exposure
     def link_exits(self):
         return self.engine.link_exits()
@@ -420,7 +443,7 @@ class _Coupling:
         self.listeners.append(callback)
 
     def _synced(self, now_s, next_s):
-        for p in self.providers:
+        for p in self.providers + self.fleets:
             p.invalidate()
         self.n_syncs += 1
         for fn in self.listeners:
@@ -513,8 +536,10 @@ class TrafficFlow(Flow):
                 "dt_s": float(tg.dt_s), "interval_s": float(result.params.interval_s), "sync_s": float(tg.sync_s)}
         t = result.kpis
         n_legs = int((legs["vehicle"] >= 0).sum()) if legs is not None else 0
-        lines = [f"{'traffic':<34} {len(result.trips) - n_legs:,} trips"
-                 f"{f' + {n_legs:,} unit legs' if n_legs else ''}, completed {t['completed']:,}, "
+        n_fleet = sum(int(sum(1 for r in f.legs if r[0] >= 0)) for f in c.fleets)
+        lines = [f"{'traffic':<34} {len(result.trips) - n_legs - n_fleet:,} trips"
+                 f"{f' + {n_legs:,} unit legs' if n_legs else ''}{f' + {n_fleet:,} fleet legs' if n_fleet else ''}, "
+                 f"completed {t['completed']:,}, "
                  f"congestion index {t['congestion_index']:.3f}, mean trip {_fmt_min(t['mean_travel_time_s'])}"]
         if legs is not None:
             prio = "with priority" if tg.emergency_priority else "no priority"

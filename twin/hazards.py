@@ -36,6 +36,7 @@ import numpy as np
 from twin.errors import ScenarioError
 
 __all__ = ["CLOSE_DEPTH_MM", "pregnolato_speed_kmh", "flooded_free_speed_mps", "points_in_polygon", "link_sample_points", "lonlat_to_city",
+           "city_to_lonlat",
            "FloodPolygon", "Flood", "read_flood_geojson"]
 
 #: Depth from which a road is impassable, mm (Pregnolato et al. 2017).
@@ -89,22 +90,36 @@ def link_sample_points(city, sample_m=50.0):
     return np.concatenate(xs), np.concatenate(ys), np.concatenate(ks)
 
 
-def lonlat_to_city(city, lon, lat, *, max_fit_error_m=5.0, where="polygon"):
-    """Map longitude/latitude (degrees) to the city's metres by the affine fit to its nodes."""
+def _lonlat_fit(city, max_fit_error_m, where):
+    """The affine map ``[lon, lat, 1] @ coef = [x_m, y_m]`` fitted to the city's nodes (3, 2)."""
     if city.lon is None or city.lat is None or not city.has_coordinates:
         raise ScenarioError(f"{where}: the city '{city.name}' has no longitude/latitude for its nodes; give the "
-                            f"polygon in the city's metres (crs = \"city\")")
+                            f"coordinates in the city's metres (crs = \"city\")")
     a = np.column_stack([np.asarray(city.lon), np.asarray(city.lat), np.ones(city.n_nodes)])
     coef, _, rank, _ = np.linalg.lstsq(a, np.column_stack([city.x_m, city.y_m]), rcond=None)
     if rank < 3:
         raise ScenarioError(f"{where}: the city's nodes lie on a line in longitude/latitude; the map to metres is "
-                            f"not determined: give the polygon in the city's metres (crs = \"city\")")
+                            f"not determined: give the coordinates in the city's metres (crs = \"city\")")
     err = float(np.max(np.hypot(*(a @ coef - np.column_stack([city.x_m, city.y_m])).T)))
     if err > max_fit_error_m:
         raise ScenarioError(f"{where}: the city's metres are not a linear map of its nodes' longitude/latitude "
-                            f"(fit off by {err:.0f} m); give the polygon in the city's metres (crs = \"city\")")
+                            f"(fit off by {err:.0f} m); give the coordinates in the city's metres (crs = \"city\")")
+    return coef
+
+
+def lonlat_to_city(city, lon, lat, *, max_fit_error_m=5.0, where="polygon"):
+    """Map longitude/latitude (degrees) to the city's metres by the affine fit to its nodes."""
+    coef = _lonlat_fit(city, max_fit_error_m, where)
     out = np.column_stack([np.asarray(lon, dtype=np.float64), np.asarray(lat, dtype=np.float64),
                            np.ones(len(lon))]) @ coef
+    return out[:, 0], out[:, 1]
+
+
+def city_to_lonlat(city, x_m, y_m, *, max_fit_error_m=5.0, where="grid"):
+    """The inverse of :func:`lonlat_to_city`: the city's metres to longitude/latitude (degrees)."""
+    coef = _lonlat_fit(city, max_fit_error_m, where)
+    xy = np.column_stack([np.asarray(x_m, dtype=np.float64), np.asarray(y_m, dtype=np.float64)]) - coef[2]
+    out = xy @ np.linalg.inv(coef[:2])
     return out[:, 0], out[:, 1]
 
 

@@ -15,7 +15,7 @@ from typing import Protocol
 from twin.errors import ScenarioError
 
 __all__ = ["link_control", "Presence", "TripDemand", "TripIntake", "LiveTravel", "Exposure", "LinkControl",
-           "TripOutcome", "CallPlan", "CallIntake"]
+           "TripOutcome", "CallPlan", "CallIntake", "ShelterSites", "ShelterOccupancy"]
 
 
 class Presence(Protocol):
@@ -46,12 +46,17 @@ class TripIntake(Protocol):
 
 
 class TripOutcome(Protocol):
-    """Run time, once the traffic flow has finished: what happened to trips added through
-    :class:`TripIntake`."""
+    """Run time: what happened to trips added through :class:`TripIntake`."""
 
     def trips(self, rows):
-        """The traffic result's trips table, rows ``(start, stop)``: ``depart_s``, ``arrive_s``
-        (NaN if not arrived), ``travel_time_s``, ``status`` ..."""
+        """Once the traffic flow has finished: the traffic result's trips table, rows
+        ``(start, stop)``: ``depart_s``, ``arrive_s`` (NaN if not arrived), ``travel_time_s``,
+        ``status`` ..."""
+
+    def arrivals_s(self, rows):
+        """During the run: arrival times of rows ``(start, stop)`` so far, seconds (float
+        array; NaN for trips that have not arrived as far as the traffic has been simulated,
+        which is up to the last synchronisation or later)."""
 
 
 class LiveTravel(Protocol):
@@ -61,6 +66,12 @@ class LiveTravel(Protocol):
         """A travel-time provider over these city nodes (``time_s(o, d)`` in seconds between
         location indices; with units as vehicles also ``drive(...)``), kept in step with the
         traffic on the shared clock."""
+
+    def fleet(self, location_node_idx, legs):
+        """A provider whose vehicles always drive in the traffic as ordinary vehicles (trucks,
+        buses): ``time_s(o, d)`` as above and ``drive(env, o, d, leg=name, priority=0)``, a
+        SimPy process ending on arrival (a leg cut off by closures waits for a route);
+        ``legs`` names the leg kinds its ``legs_table()`` reports."""
 
 
 class Exposure(Protocol):
@@ -130,3 +141,24 @@ class CallIntake(Protocol):
 
     def incidents(self):
         """After the run: one row per scripted incident (DataFrame) or None."""
+
+
+class ShelterSites(Protocol):
+    """Plan time: the shelters people go to (the evacuation flow's ``[[shelters]]``)."""
+
+    #: Shelter names, in the order of every per-shelter array.
+    names: tuple
+    #: City node index of each shelter (int array).
+    node_idx: object
+
+
+class ShelterOccupancy(Protocol):
+    """Run time: the people in each shelter, as far as the traffic has been simulated."""
+
+    def persons(self, now_s):
+        """Persons in each shelter at ``now_s`` (float array, :class:`ShelterSites` order)."""
+
+    def person_seconds(self, now_s):
+        """Persons in each shelter integrated from the start to ``now_s``, person-seconds
+        (float array): a consumption rate per person times differences of it gives exact
+        demand between two times."""
