@@ -270,7 +270,7 @@ class Unit(mesa.Agent):
         self._log(c, ON_SCENE)
         yield env.timeout(float(calls.on_scene_s[c]))
         if self._transports and calls.transport[c]:
-            if model.any_diversion:
+            if model.any_diversion or model.any_out_of_service:
                 calls.hospital_idx[c] = model.choose_hospital(c, dest)
             hosp = model.hospitals[calls.hospital_idx[c]]
             self._log(c, TRANSPORTING)
@@ -482,6 +482,7 @@ class CityModel(mesa.Model):
         # unchanged for specs that do not use them.
         self.any_flow = any(h.has_flow for h in spec.hospitals)
         self.any_diversion = any(h.diversion for h in spec.hospitals)
+        self.any_out_of_service = False          # set when a hospital goes out of service (a flood)
         self.diverted = []      # (call_idx, time_s, nearest hospital_idx, chosen hospital_idx)
         if self.any_flow:
             for hosp, rng in zip(self.hospitals, streams["hospital"].spawn(len(self.hospitals))):
@@ -517,7 +518,7 @@ class CityModel(mesa.Model):
     def transfer_target(self, hospital):
         """The hospital nearest ``hospital`` (travel time now; ties: lowest index) with a
         free ICU bed, other than itself; None when there is none."""
-        cand = [h for h in self.hospitals if h is not hospital and h.has_free("icu")]
+        cand = [h for h in self.hospitals if h is not hospital and h.has_free("icu") and not h.out_of_service]
         if not cand:
             return None
         tt = np.array([self.travel.time_s(hospital.spec.location_idx, h.spec.location_idx) for h in cand],
@@ -526,12 +527,14 @@ class CityModel(mesa.Model):
         return cand[k] if math.isfinite(tt[k]) else None
 
     def choose_hospital(self, call_idx, origin_idx):
-        """Hospital for a transport leaving ``origin_idx`` now, with diversion: the nearest
-        (travel time now; ties: lowest index) not on diversion, else the nearest overall."""
+        """Hospital for a transport leaving ``origin_idx`` now, with diversion or hospitals out of
+        service: among those in service (all, when none is), the nearest (travel time now; ties:
+        lowest index) not on diversion, else the nearest."""
         tt = np.array([self.travel.time_s(origin_idx, h.spec.location_idx) for h in self.hospitals],
                       dtype=np.float64)
         order = np.argsort(tt, kind="stable")
         order = [int(k) for k in order if math.isfinite(tt[k])]
+        order = [k for k in order if not self.hospitals[k].out_of_service] or order
         if not order:
             return int(self.calls.hospital_idx[call_idx])
         nearest = order[0]

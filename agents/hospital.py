@@ -84,6 +84,7 @@ class Hospital(mesa.Agent):
         self.flow_rng = None
         self.on_diversion = False
         self.diversion_log = [(0.0, False)]
+        self.out_of_service = False               # no new ambulance patients (e.g. flooded)
 
     def _record(self):
         self.series.append((self.env.now, self.occupied, self.waiting))

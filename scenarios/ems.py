@@ -59,10 +59,11 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 
 from twin.emergency import STREAMS
 from twin.flows import Flow, FlowResult
-from twin.ports import CallIntake, CallPlan, Exposure, LiveTravel, Presence
+from twin.ports import CallIntake, CallPlan, Exposure, FacilityControl, LiveTravel, Presence
 from twin.scenarios.ems_plan import EmsPlan
 from twin.scenarios.ems_tables import EMS_TABLES, CallTypeGroup
 
@@ -95,6 +96,52 @@ def _fmt_pct(x):
     return "-" if x is None or not math.isfinite(x) else f"{100 * x:.1f} %"
 
 
+class _Facilities:
+    """The run-time :class:`~twin.ports.FacilityControl`: stations and hospitals out of service.
+
+    A station out of service sends its units' home to the nearest station in service (travel
+    time now, from the station; none reachable: they stay): idle units drive there at once,
+    busy ones after their call. Back in service, their home is their own station again. A
+    hospital out of service takes no new ambulance patients; patients already in it stay (their
+    transfer is not modelled), and walk-ins still come.
+    """
+
+    def __init__(self, model, layout):
+        self.model, self.layout = model, layout
+        self.stations_out = set()
+        self.home = {u.unit_idx: u.spec.station_idx for u in model.units}
+
+    def sites(self):
+        loc = self.layout.location_node_idx
+        return ([("station", i, n, int(loc[s])) for i, (n, s) in
+                 enumerate(zip(self.layout.station_names, self.layout.station_location_idx))]
+                + [("hospital", k, h.spec.name, int(loc[h.spec.location_idx])) for k, h in enumerate(self.model.hospitals)])
+
+    def set_in_service(self, kind, index, in_service):
+        model = self.model
+        if kind == "hospital":
+            model.hospitals[index].out_of_service = not in_service
+            model.any_out_of_service = True
+            return
+        (self.stations_out.discard if in_service else self.stations_out.add)(index)
+        locs = self.layout.station_location_idx
+        for u in model.units:
+            home = self.home[u.unit_idx]
+            if home not in locs:
+                continue
+            st = locs.index(home)
+            if st in self.stations_out:
+                ok = [locs[j] for j in range(len(locs)) if j not in self.stations_out]
+                tt = [model.travel.time_s(home, j) for j in ok]
+                base = ok[int(np.argmin(tt))] if ok and np.isfinite(tt).any() else home
+            else:
+                base = home
+            if base != u.station_idx:
+                u.station_idx = base
+                if u.idle:
+                    u.move_to(base)
+
+
 class EmsFlow(Flow):
     """Emergency response: calls from where people are, dispatch, units, hospitals."""
 
@@ -102,7 +149,7 @@ class EmsFlow(Flow):
     tables = EMS_TABLES
     streams = STREAMS
     result_names = ("ems", "districts", "header")
-    provides = (CallPlan, CallIntake)
+    provides = (CallPlan, CallIntake, FacilityControl)
     uses = (Presence, LiveTravel, Exposure)
 
     def active(self, ctx):
@@ -134,6 +181,7 @@ class EmsFlow(Flow):
                                streams=streams, incident_rng=incident_rng, start=False)
         self.intake = _Intake(self.model)
         ctx.provide(CallIntake, self.intake)
+        ctx.provide(FacilityControl, _Facilities(self.model, plan.layout))
 
     def start(self, ctx):
         self.model.start()

@@ -20,8 +20,13 @@ The model, at the fidelity of a planning study:
 
 * **Who leaves**: in each district told, the persons present (the ``persons`` table, or the
   synthetic population's persons present in the hour of the warning), each leaving with
-  probability ``compliance`` (a binomial draw on the ``evacuation`` stream). They travel by
-  car, ``persons_per_vehicle`` to a car (the last car of a district takes the remainder).
+  probability ``compliance`` (a binomial draw on the ``evacuation`` stream). Of those who leave,
+  ``assisted_share`` need assistance and, of the others, ``walk_share`` walk (binomial draws;
+  omitted, the shares of the population present who are 65+ and living alone, and who have no
+  car; else 0); the rest travel by car, ``persons_per_vehicle`` to a car (the last car of a
+  district takes the remainder). Walkers and assisted persons:
+  :mod:`twin.scenarios.evacuation_assist` (walkers on the shortest walk at ``walk_speed_mps``;
+  ``assist_vans`` vans fetch the assisted, longest waiting first, through the traffic).
 * **When**: each car leaves ``warning_s`` plus a delay drawn from a Rayleigh distribution with
   mean ``mean_delay_s`` (scale ``mean / sqrt(pi / 2)``), the form of evacuation departure
   curves (Tweedie et al. 1986, cited from memory; the mean is a scenario assumption).
@@ -35,13 +40,20 @@ The model, at the fidelity of a planning study:
   must be present): they queue, re-route around closures (a ``[[hazards]]`` flood) when the
   traffic re-routes, and arrive or not by the end of the run.
 
-Every person told ends in exactly one state: ``sheltered``, ``travelling`` (not arrived by the
-end), ``no shelter`` or ``stayed`` (did not comply). KPIs: persons in each state, the
-clearance times (50, 90, 95, 100 % of the cars that left, from the warning) and, for
-comparison, the quickest clearance the network allows for the same cars all ready at the
-warning (:func:`twin.evacuation.quickest_clearance`, free-flow, no closures: a lower bound).
-Not modelled yet: people needing assistance (the elderly, people living alone), walking,
-shelters opening or closing, and re-assignment when a shelter fills before a car arrives.
+Every person told ends in exactly one state: ``sheltered``, ``travelling`` (on the way at the
+end: in a car, on foot or on a van), ``no shelter``, ``stayed`` (did not comply) or ``waiting
+for assistance``. KPIs: persons in each state, the clearance times (50, 90, 95, 100 % of the
+cars that left, from the warning) and, for comparison, the quickest clearance the network
+allows for the same cars all ready at the warning (:func:`twin.evacuation.quickest_clearance`,
+free-flow, no closures: a lower bound); persons walking, needing assistance, and their wait for
+a van (mean, longest; those still waiting count until the end). The series
+``/timeseries/evacuation_area`` has, every 5 min, the persons of the area still in it (stayed,
+no shelter place, not yet left, waiting for a van: a person counts as out once it leaves) and
+those waiting for a van. Places are taken by the cars first (in departure order), then the
+walkers, then the vans' loads. Not modelled yet: re-assignment when a shelter fills before a
+car arrives, walkers slowed by water. A shelter whose node stands in a
+flood's ``facility_depth_mm`` at any time from the order to the end (port
+:class:`~twin.ports.FloodedSites`: the forecast is known) is not used (capacity 0, reported).
 """
 
 from __future__ import annotations
@@ -54,7 +66,8 @@ import numpy as np
 from twin.errors import ScenarioError
 from twin.flows import Flow, FlowResult
 from twin.graph import scenario_node_index
-from twin.ports import Presence, ShelterOccupancy, ShelterSites, TripIntake, TripOutcome
+from twin.scenarios.evacuation_assist import AssistService, walk_to_shelters
+from twin.ports import FloodedSites, LiveTravel, Presence, ShelterOccupancy, ShelterSites, TripIntake, TripOutcome
 from twin.spec import Table, setting, where
 
 __all__ = ["EvacuationGroup", "ShelterGroup", "EvacuationFlow", "EvacuationPlan"]
@@ -78,6 +91,18 @@ class EvacuationGroup:
     persons: dict | None = setting(None, "table", "district (zone id) -> persons present at the warning (omit: a "
                                                   "[population]'s persons present)")
     lower_bound: bool = setting(True, "bool", "also compute the quickest clearance the network allows (max flows)")
+    assisted_share: object = setting(None, "rates", "share of those who leave who need assistance (the elderly, "
+                                                    "people living alone): a number or district -> share (omit: "
+                                                    "a [population]'s persons 65+ living alone present, else 0)")
+    walk_share: object = setting(None, "rates", "share of the others who leave on foot: a number or district -> "
+                                                "share (omit: a [population]'s persons without a car present, else 0)")
+    walk_speed_mps: float = setting(1.2, "float", "walking speed, m/s (an assumption: 1.0-1.3 in evacuation "
+                                                  "studies, cited from memory)", minimum=0.0, strict=True)
+    assist_vans: int = setting(0, "int", "vans that fetch the persons needing assistance", minimum=0)
+    assist_base: object = setting(None, "node", "where the vans start (omit: the first shelter)")
+    assist_capacity: int = setting(8, "int", "persons a van carries", minimum=1)
+    assist_board_s: float = setting(180.0, "float", "time to help one person aboard, seconds (an assumption)",
+                                    minimum=0.0)
 
 
 @dataclass(frozen=True)
@@ -102,6 +127,11 @@ class EvacuationPlan:
     shelters: tuple
     rows: tuple
     bound: object
+    flooded: tuple = ()
+    walkers: object = None
+    assisted: object = None
+    room_left: object = None
+    assist_base: int = -1
 
 
 def _area_nodes(g, city, at):
@@ -152,29 +182,92 @@ def _persons(g, city, area, presence, at):
     return {z: full[z] * len(nodes) / max(counts[z_index[str(z)]], 1) for z, nodes in area.items()}
 
 
-def _cars(g, area, persons, rng):
-    """One row per car: district, origin node index, persons, departure (s)."""
-    zone, origin, size = [], [], []
+def _share(value, z, what, at):
+    if isinstance(value, dict):
+        if str(z) not in value:
+            raise ScenarioError(f"{at} {what}: no share for district {z!r} of the area told to leave")
+        value = value[str(z)]
+    if not 0.0 <= value <= 1.0:
+        raise ScenarioError(f"{at} {what} = {value!r}; expected a share between 0 and 1")
+    return float(value)
+
+
+def _shares(g, city, area, presence, at):
+    """District -> (share needing assistance, share of the others walking), from the settings or
+    the population present at the warning."""
+    z_index = {str(z): i for i, z in enumerate(city.zone_ids)}
+    hour = int(g.warning_s // 3600) % 24
+    pop = {}
+    if presence is not None and (g.assisted_share is None or g.walk_share is None):
+        present = np.asarray(presence.present_by_zone(), dtype=np.float64)[hour]
+        for flag in ("elderly_alone", "no_car"):
+            among = presence.present_among(flag, hour)
+            pop[flag] = {z: among[z_index[str(z)]] / max(present[z_index[str(z)]], 1.0) for z in area}
+    out = {}
+    for z in area:
+        a = _share(g.assisted_share, z, "assisted_share", at) if g.assisted_share is not None else \
+            pop.get("elderly_alone", {}).get(z, 0.0)
+        w = _share(g.walk_share, z, "walk_share", at) if g.walk_share is not None else pop.get("no_car", {}).get(z, 0.0)
+        out[z] = (a, w)
+    return out
+
+
+@dataclass(frozen=True)
+class _Leavers:
+    """Who leaves: cars (district, origin node index, persons, departure s), the persons who
+    stayed, and persons walking or needing assistance (district, origin node index; walkers also
+    a departure s)."""
+
+    zone: list
+    origin: object
+    size: object
+    depart: object
+    stayed: float
+    walkers: object
+    assisted: object
+
+
+def _cars(g, area, persons, rng, shares):
+    """Draw who leaves and how (draws for walkers and assisted only where their share > 0, after
+    the cars' own, so a scenario without them draws exactly as before)."""
+    import pandas as pd
+
+    zone, origin, size, w_zone, w_origin, a_zone, a_origin = [], [], [], [], [], [], []
     stayed = 0.0
     for z, nodes in area.items():
         n = int(round(persons[z]))
         go = int(rng.binomial(n, g.compliance)) if n > 0 else 0
         stayed += n - go
-        n_cars = int(math.ceil(go / g.persons_per_vehicle)) if go else 0
-        if n_cars == 0 or len(nodes) == 0:
-            stayed += go if len(nodes) == 0 else 0
+        if len(nodes) == 0:
+            stayed += go
             continue
-        per = np.full(n_cars, g.persons_per_vehicle)
-        per[-1] = go - g.persons_per_vehicle * (n_cars - 1)
-        zone += [z] * n_cars
-        origin.append(nodes[rng.integers(0, len(nodes), n_cars)])
-        size.append(per)
+        share_a, share_w = shares[z]
+        n_a = int(rng.binomial(go, share_a)) if go and share_a > 0 else 0
+        n_w = int(rng.binomial(go - n_a, share_w)) if go - n_a and share_w > 0 else 0
+        drive = go - n_a - n_w
+        n_cars = int(math.ceil(drive / g.persons_per_vehicle)) if drive else 0
+        if n_cars:
+            per = np.full(n_cars, g.persons_per_vehicle)
+            per[-1] = drive - g.persons_per_vehicle * (n_cars - 1)
+            zone += [z] * n_cars
+            origin.append(nodes[rng.integers(0, len(nodes), n_cars)])
+            size.append(per)
+        if n_a:
+            a_zone += [z] * n_a
+            a_origin.append(nodes[rng.integers(0, len(nodes), n_a)])
+        if n_w:
+            w_zone += [z] * n_w
+            w_origin.append(nodes[rng.integers(0, len(nodes), n_w)])
     sigma = g.mean_delay_s / math.sqrt(math.pi / 2.0)
     n = len(zone)
     origin = np.concatenate(origin) if origin else np.zeros(0, dtype=np.int64)
     size = np.concatenate(size) if size else np.zeros(0)
     delay = rng.rayleigh(sigma, n) if sigma > 0 else np.zeros(n)
-    return zone, origin, size, g.warning_s + delay, stayed
+    w_delay = rng.rayleigh(sigma, len(w_zone)) if sigma > 0 and w_zone else np.zeros(len(w_zone))
+    walkers = pd.DataFrame({"zone": w_zone, "origin_idx": np.concatenate(w_origin) if w_origin else np.zeros(0, int),
+                            "depart_s": g.warning_s + w_delay})
+    assisted = pd.DataFrame({"zone": a_zone, "origin_idx": np.concatenate(a_origin) if a_origin else np.zeros(0, int)})
+    return _Leavers(zone, origin, size, g.warning_s + delay, stayed, walkers, assisted)
 
 
 def _assign(city, shelters, origin, size, depart):
@@ -194,7 +287,7 @@ def _assign(city, shelters, origin, size, depart):
             if room[s] >= size[c] - 1e-9:
                 out[c], room[s] = s, room[s] - size[c]
                 break
-    return out
+    return out, room
 
 
 def plan_evacuation(ctx):
@@ -213,12 +306,20 @@ def plan_evacuation(ctx):
                      for i, s in enumerate(ctx.groups["shelters"]))
     if not shelters:
         raise ScenarioError(f"{at}: no [[shelters]]; give at least one shelter (node, capacity)")
+    water = ctx.port(FloodedSites)
+    flooded = tuple(water is not None and any(a < ctx.groups["run"].until_s and b > g.warning_s
+                                              for a, b in water.out_of_service(s[1])) for s in shelters)
+    shelters = tuple((n, node, 0.0 if f else cap) for (n, node, cap), f in zip(shelters, flooded))
     ctx.provide(ShelterSites, _Sites(tuple(s[0] for s in shelters), np.array([s[1] for s in shelters], dtype=np.int64)))
     area = _area_nodes(g, city, at)
     persons = _persons(g, city, area, ctx.port(Presence), at)
-    zone, origin, size, depart, stayed = _cars(g, area, persons, ctx.streams.generator("evacuation"))
-    shelter = _assign(city, shelters, origin, size, depart)
-    cars = pd.DataFrame({"zone": zone, "origin_idx": origin, "persons": size, "depart_s": depart, "shelter_idx": shelter})
+    lv = _cars(g, area, persons, ctx.streams.generator("evacuation"), _shares(g, city, area, ctx.port(Presence), at))
+    shelter, room = _assign(city, shelters, lv.origin, lv.size, lv.depart)
+    walkers = walk_to_shelters(city, shelters, room, lv.walkers, g.walk_speed_mps)
+    base = (scenario_node_index(city, g.assist_base, at, "assist_base") if g.assist_base is not None
+            else shelters[0][1])
+    cars = pd.DataFrame({"zone": lv.zone, "origin_idx": lv.origin, "persons": lv.size, "depart_s": lv.depart,
+                         "shelter_idx": shelter})
     node_of = np.array([s[1] for s in shelters] + [-1])
     cars["in_place"] = cars["origin_idx"].to_numpy() == node_of[cars["shelter_idx"].to_numpy()]
     go = cars[(cars["shelter_idx"] >= 0) & ~cars["in_place"]]
@@ -227,8 +328,9 @@ def plan_evacuation(ctx):
                        "destination": ids[[shelters[s][1] for s in go["shelter_idx"]]],
                        "depart_s": go["depart_s"].to_numpy()}, "evacuation")
     bound = _bound(city, go, shelters, g) if g.lower_bound and len(go) else None
+    no_place = float(cars.loc[cars["shelter_idx"] < 0, "persons"].sum()) + float((walkers["shelter_idx"] < 0).sum())
     return EvacuationPlan({z: float(p) for z, p in persons.items()}, float(sum(round(p) for p in persons.values())),
-                          stayed, cars, float(cars.loc[cars["shelter_idx"] < 0, "persons"].sum()), shelters, rows, bound)
+                          lv.stayed, cars, no_place, shelters, rows, bound, flooded, walkers, lv.assisted, room, base)
 
 
 @dataclass(frozen=True)
@@ -243,19 +345,26 @@ class _Occupancy:
     """The run-time :class:`~twin.ports.ShelterOccupancy`: persons in place from their
     departure, driven cars from their arrival (as far as the traffic has been simulated)."""
 
-    def __init__(self, plan, outcome):
-        cars = plan.cars
+    def __init__(self, plan, outcome, assist=None):
+        cars, wk = plan.cars, plan.walkers
         go = (cars["shelter_idx"] >= 0).to_numpy()
         here, driven = go & cars["in_place"].to_numpy(), go & ~cars["in_place"].to_numpy()
-        self.n, self.rows, self.outcome = len(plan.shelters), plan.rows, outcome
-        self.here_t = cars["depart_s"].to_numpy()[here]
-        self.shelter = np.concatenate([cars["shelter_idx"].to_numpy()[here], cars["shelter_idx"].to_numpy()[driven]])
-        self.persons_ = np.concatenate([cars["persons"].to_numpy()[here], cars["persons"].to_numpy()[driven]])
+        walk = (wk["shelter_idx"] >= 0).to_numpy()
+        self.n, self.rows, self.outcome, self.assist = len(plan.shelters), plan.rows, outcome, assist
+        self.here_t = np.concatenate([cars["depart_s"].to_numpy()[here], wk["arrive_s"].to_numpy()[walk]])
+        self.shelter = np.concatenate([cars["shelter_idx"].to_numpy()[here], wk["shelter_idx"].to_numpy()[walk],
+                                       cars["shelter_idx"].to_numpy()[driven]])
+        self.persons_ = np.concatenate([cars["persons"].to_numpy()[here], np.ones(int(walk.sum())),
+                                        cars["persons"].to_numpy()[driven]])
 
     def _in(self, now_s):
         t = np.concatenate([self.here_t, self.outcome.arrivals_s(self.rows)])
+        s, p = self.shelter, self.persons_
+        if self.assist is not None and self.assist.drops:
+            d = np.array(self.assist.drops)
+            t, s, p = np.concatenate([t, d[:, 0]]), np.concatenate([s, d[:, 1].astype(np.int64)]), np.concatenate([p, d[:, 2]])
         m = t <= now_s
-        return t[m], self.shelter[m], self.persons_[m]
+        return t[m], s[m], p[m]
 
     def persons(self, now_s):
         _, s, p = self._in(now_s)
@@ -278,6 +387,51 @@ def _bound(city, go, shelters, g):
                               shelter_capacity=places, step_s=60.0)
 
 
+def _walk_assist_kpis(plan, g, assist, until_s, cars):
+    """KPIs added by walkers and assisted persons (to add to the car-based states), report
+    lines, and the series ``(time_s, persons in the area, waiting for assistance)`` every 5 min."""
+    wk, n_a = plan.walkers, len(plan.assisted)
+    kpis, lines = {}, []
+
+    def add(**values):
+        for k, v in values.items():
+            kpis[k] = kpis.get(k, 0.0) + v
+
+    walked = (wk["shelter_idx"] >= 0).to_numpy()
+    there = walked & (wk["arrive_s"].to_numpy() <= until_s)
+    if len(wk):
+        add(evacuation_persons_sheltered=float(there.sum()),
+                    evacuation_persons_travelling=float((walked & ~there).sum()),
+                    evacuation_persons_walking=float(len(wk)))
+        lines.append(f"{'  on foot':<34} {len(wk):,} persons, {int(there.sum()):,} sheltered by the end")
+    waiting = np.zeros(0)
+    if n_a:
+        st = assist.states(until_s) if assist is not None else {"sheltered": 0.0, "travelling": 0.0,
+                                                                  "waiting": float(n_a), "no shelter": 0.0}
+        picked = assist.pickup_s if assist is not None else np.full(n_a, np.nan)
+        wait = np.where(picked <= until_s, picked, until_s) - g.warning_s
+        add(evacuation_persons_sheltered=st["sheltered"], evacuation_persons_travelling=st["travelling"],
+                    evacuation_persons_no_shelter=st["no shelter"], evacuation_persons_assisted=float(n_a),
+                    evacuation_persons_waiting_assistance=st["waiting"],
+                    evacuation_assisted_wait_mean_s=float(wait.mean()), evacuation_assisted_wait_max_s=float(wait.max()))
+        lines.append(f"{'  needing assistance':<34} {n_a:,} persons, {g.assist_vans} vans: {st['sheltered']:,.0f} "
+                     f"sheltered, {st['waiting']:,.0f} still waiting; wait for a van mean {wait.mean() / 60:.0f} min, "
+                     f"longest {wait.max() / 60:.0f} min")
+        waiting = picked
+    times = np.arange(0.0, until_s + 1e-9, 300.0)
+    stay = plan.stayed + float(cars.loc[cars["shelter_idx"] < 0, "persons"].sum()) + float((~walked).sum())
+    left = lambda t0, t: np.searchsorted(np.sort(t0), t, side="right")          # noqa: E731
+    car_t, car_p = cars["depart_s"].to_numpy(), cars["persons"].to_numpy()
+    go = (cars["shelter_idx"] >= 0).to_numpy()
+    order = np.argsort(car_t[go], kind="stable")
+    cum = np.concatenate([[0.0], np.cumsum(car_p[go][order])])
+    in_cars = cum[-1] - cum[left(car_t[go], times)]
+    in_walk = walked.sum() - left(wk["depart_s"].to_numpy()[walked], times)
+    w_a = n_a - left(np.where(np.isnan(waiting), np.inf, waiting), times) if n_a else np.zeros(len(times))
+    in_area = np.where(times >= g.warning_s, stay + in_cars + in_walk + w_a, plan.told)
+    return kpis, lines, (times, in_area.astype(np.float64), np.where(times >= g.warning_s, w_a, 0.0).astype(np.float64))
+
+
 def _fmt_min(s):
     return "-" if s is None or not math.isfinite(s) else f"+{s / 60:.0f} min"
 
@@ -290,7 +444,7 @@ class EvacuationFlow(Flow):
                                                                          required=(("node", "the city node id"),)))
     streams = ("evacuation",)
     provides = (ShelterSites, ShelterOccupancy)
-    uses = (TripIntake, Presence, TripOutcome)
+    uses = (TripIntake, Presence, TripOutcome, FloodedSites, LiveTravel)
 
     def active(self, ctx):
         return ctx.groups.get("evacuation") is not None
@@ -299,7 +453,21 @@ class EvacuationFlow(Flow):
         return plan_evacuation(ctx)
 
     def build(self, ctx):
-        ctx.provide(ShelterOccupancy, _Occupancy(ctx.plan(self), ctx.port(TripOutcome)))
+        plan, g = ctx.plan(self), ctx.groups["evacuation"]
+        self.assist = None
+        if len(plan.assisted) and g.assist_vans:
+            live = ctx.port(LiveTravel)
+            if live is None:
+                raise ScenarioError(f"{where(ctx.scenario.source, 'evacuation')}: assist_vans drive through the "
+                                    f"traffic, and this run has none")
+            fleet = live.fleet(AssistService.locations(plan.assist_base, plan.shelters, plan.assisted),
+                               ("pickup", "to shelter"))
+            self.assist = AssistService(ctx.clock, fleet, g, plan.assisted, plan.shelters, plan.room_left, ctx.until_s)
+        ctx.provide(ShelterOccupancy, _Occupancy(plan, ctx.port(TripOutcome), self.assist))
+
+    def start(self, ctx):
+        if self.assist is not None:
+            self.assist.start()
 
     def finish(self, ctx):
         plan, g = ctx.plan(self), ctx.groups["evacuation"]
@@ -316,6 +484,9 @@ class EvacuationFlow(Flow):
                 "evacuation_persons_travelling": float(cars.loc[go & ~arrived, "persons"].sum()),
                 "evacuation_persons_no_shelter": plan.no_shelter,
                 "evacuation_cars": float(go.sum())}
+        more, extra_lines, area = _walk_assist_kpis(plan, g, self.assist, ctx.until_s, cars)
+        for k, v in more.items():
+            kpis[k] = kpis.get(k, 0.0) + v
         t = np.sort(cars.loc[arrived, "arrive_s"].to_numpy() - g.warning_s)
         for pct in (50, 90, 95, 100):
             k = int(math.ceil(pct / 100.0 * go.sum())) - 1
@@ -326,13 +497,24 @@ class EvacuationFlow(Flow):
         b = "" if plan.bound is None else f" (network's quickest {_fmt_min(kpis['evacuation_bound_90_s'])})"
         lines = [f"{'evacuation':<34} {plan.told:,.0f} persons told at {g.warning_s / 3600:.2f} h: "
                  f"{kpis['evacuation_persons_sheltered']:,.0f} sheltered, {kpis['evacuation_persons_travelling']:,.0f} "
-                 f"still travelling, {plan.no_shelter:,.0f} without a shelter place, {plan.stayed:,.0f} stayed",
+                 f"still travelling, {kpis['evacuation_persons_no_shelter']:,.0f} without a shelter place, {plan.stayed:,.0f} stayed",
                  f"{'evacuation clearance':<34} 90 % of {int(go.sum()):,} cars by "
                  f"{_fmt_min(kpis['evacuation_clearance_90_s'])}{b}, all by {_fmt_min(kpis['evacuation_clearance_100_s'])}"]
+        lines += extra_lines
+        if any(plan.flooded):
+            kpis["evacuation_shelters_flooded"] = float(sum(plan.flooded))
+            lines.append(f"{'  shelters in the water (not used)':<34} "
+                         + ", ".join(s[0] for s, f in zip(plan.shelters, plan.flooded) if f))
         city = ctx.city
 
         def write(writer):
             ids = np.asarray(city.node_ids)
+            writer.write_array("/timeseries/evacuation_area/time_s", area[0], units="s")
+            for name, values, what in (("persons_in_area", area[1], "persons of the area told to leave still in it "
+                                        "(stayed, not yet left, waiting for assistance)"),
+                                       ("waiting_assistance", area[2], "persons waiting for a van")):
+                writer.write_array(f"/timeseries/evacuation_area/{name}", values, units="persons",
+                                   attrs={"time_path": "/timeseries/evacuation_area/time_s", "description": what})
             writer.write_table("/events/evacuation_cars", {
                 "zone": cars["zone"].astype(str).to_numpy().astype(str),
                 "origin": ids[cars["origin_idx"].to_numpy()],
@@ -343,7 +525,8 @@ class EvacuationFlow(Flow):
             writer.write_table("/network/evacuation_shelters", {
                 "name": np.array([s[0] for s in plan.shelters]).astype(str),
                 "node": ids[[s[1] for s in plan.shelters]],
-                "capacity": np.array([s[2] for s in plan.shelters], dtype=np.float64)},
-                units={"name": "", "node": "", "capacity": "persons"})
+                "capacity": np.array([s[2] for s in plan.shelters], dtype=np.float64),
+                **({"flooded": np.array(plan.flooded, dtype=bool)} if any(plan.flooded) else {})},
+                units={"name": "", "node": "", "capacity": "persons", **({"flooded": ""} if any(plan.flooded) else {})})
 
         return FlowResult(self.name, kpis=kpis, values={}, lines=lines, write=write)

@@ -60,7 +60,7 @@ from twin.flows import Flow, FlowResult
 from twin.hazards import (CLOSE_DEPTH_MM, Flood, FloodPolygon, check_timeline, flooded_free_speed_mps, lonlat_to_city,
                           read_flood_geojson)
 from twin.flood_grid import GRID_SUFFIXES, read_flood_grid
-from twin.ports import CallIntake, CallPlan, LinkControl, Presence, link_control
+from twin.ports import CallIntake, CallPlan, FacilityControl, FloodedSites, LinkControl, Presence, link_control
 from twin.spec import Table, setting, where
 
 __all__ = ["HazardGroup", "HazardFlow", "plan_flood"]
@@ -132,6 +132,10 @@ class HazardGroup:
                                               "depth band: a scenario assumption (no published rate is built in)")
     persons: dict | None = setting(None, "table", "district (zone id) -> persons present, for the casualties "
                                                   "(omit: a [population]'s persons present, hour by hour)")
+    facility_depth_mm: float = setting(CLOSE_DEPTH_MM, "float", "flood: depth at a facility's node (its deepest "
+                                       "link) from which stations, hospitals and shelters there are out of service, "
+                                       "mm (an assumption: the depth that cuts road access)", minimum=0.0,
+                                       strict=True)
 
 
 def _flood(g, city, at):
@@ -270,15 +274,44 @@ def _persons_by_node(g, city, presence, at):
     return out
 
 
+def node_depth_mm(plan, city):
+    """Each node's depth at each evaluation step (steps, nodes), mm: its deepest link."""
+    depth = np.zeros((len(plan.times_s), city.n_nodes))
+    for ends in (city.link_from_idx, city.link_to_idx):
+        np.maximum.at(depth.T, np.asarray(ends), plan.depth_mm.T)
+    return depth
+
+
+class _FloodedSites:
+    """The plan-time :class:`~twin.ports.FloodedSites` of the floods of a scenario."""
+
+    def __init__(self, plans, city):
+        self.wet = [(p.times_s, node_depth_mm(p, city) >= p.group.facility_depth_mm) for p in plans
+                    if p.group.kind == "flood"]
+
+    def out_of_service(self, node_idx):
+        spans = []
+        for times, wet in self.wet:
+            w = wet[:, int(node_idx)]
+            edges = np.flatnonzero(np.diff(np.concatenate([[False], w, [False]]).astype(np.int8)))
+            spans += [(float(times[a]), float(times[b]) if b < len(times) else math.inf)
+                      for a, b in zip(edges[::2], edges[1::2])]
+        merged = []
+        for a, b in sorted(spans):
+            if merged and a <= merged[-1][1]:
+                merged[-1] = (merged[-1][0], max(merged[-1][1], b))
+            else:
+                merged.append((a, b))
+        return tuple(merged)
+
+
 def casualty_means(plan, city, persons_by_node):
     """Expected injury calls per (evaluation step, node): persons there x the rate of the depth
     band of the deepest link touching the node x the step (hours)."""
     g = plan.group
     bands = np.asarray(g.casualty_depths_mm, dtype=np.float64)
     rates = np.asarray(g.casualty_rate_per_100k_h, dtype=np.float64)
-    depth = np.zeros((len(plan.times_s), city.n_nodes))
-    for ends in (city.link_from_idx, city.link_to_idx):
-        np.maximum.at(depth.T, np.asarray(ends), plan.depth_mm.T)
+    depth = node_depth_mm(plan, city)
     band = np.searchsorted(bands, depth, side="right") - 1           # -1: below the first band
     rate = np.where(band >= 0, rates[np.clip(band, 0, len(rates) - 1)], 0.0)
     hour = (plan.times_s // 3600).astype(np.int64) % 24
@@ -302,6 +335,16 @@ def _check_casualties(g, at):
     return True
 
 
+def _outage(env, facilities, kind, index, start_s, end_s):
+    """A facility out of service from ``start_s`` to ``end_s`` (inf: for good)."""
+    if start_s > env.now:
+        yield env.timeout(start_s - env.now)
+    facilities.set_in_service(kind, index, False)
+    if math.isfinite(end_s):
+        yield env.timeout(end_s - env.now)
+        facilities.set_in_service(kind, index, True)
+
+
 class HazardFlow(Flow):
     """Floods on the links, applied to the traffic as they rise and fall; injuries in the water
     become EMS calls."""
@@ -309,7 +352,8 @@ class HazardFlow(Flow):
     name = "hazards"
     tables = (Table("hazards", HazardGroup, array=True),)
     streams = ("hazards",)
-    uses = (LinkControl, CallPlan, CallIntake, Presence)
+    provides = (FloodedSites,)
+    uses = (LinkControl, CallPlan, CallIntake, Presence, FacilityControl)
 
     def plan(self, ctx):
         until = ctx.groups["run"].until_s
@@ -333,6 +377,7 @@ class HazardFlow(Flow):
                 p = dataclasses.replace(p, casualty_mean=mean, call_plan=calls,
                                         casualty_type=calls.call_type_index(g.casualty_call_type, where_))
             plans.append(p)
+        ctx.provide(FloodedSites, _FloodedSites(plans, ctx.city))
         return tuple(plans)
 
     def build(self, ctx):
@@ -344,6 +389,16 @@ class HazardFlow(Flow):
                 control.schedule(t, action, links, free_speed_mps=speed)
             if plan.casualty_mean is not None:
                 self.casualties[plan.group.name] = self._casualty_calls(ctx, plan, rng)
+        self.outages = []                   # (kind, name, start_s, end_s) of facilities in the water
+        facilities = ctx.port(FacilityControl)
+        if facilities is not None:
+            flooded = _FloodedSites(ctx.plan(self), ctx.city)
+            for kind, index, name, node in facilities.sites():
+                for a, b in flooded.out_of_service(node):
+                    if a < ctx.until_s:
+                        b = b if b < ctx.until_s else math.inf          # back after the run: not modelled
+                        self.outages.append((kind, name, a, b))
+                        ctx.clock.process(_outage(ctx.clock, facilities, kind, index, a, b))
 
     @staticmethod
     def _casualty_calls(ctx, plan, rng):
@@ -382,7 +437,21 @@ class HazardFlow(Flow):
                 kpis[f"hazard_{p.group.name}_casualty_calls"] = float(n)
                 lines.append(f"{'  injury calls in the water':<34} {n} (expected {mean:.1f})")
 
+        outages = getattr(self, "outages", [])
+        if outages:
+            kpis["hazard_facility_outages"] = float(len(outages))
+            lines.append(f"{'  facilities in the water':<34} " + "; ".join(
+                f"{kind} {name!r} {a / 3600:.1f}-{'end' if not math.isfinite(b) else f'{b / 3600:.1f}'} h"
+                for kind, name, a, b in outages))
+
         def write(writer):
+            if outages:
+                writer.write_table("/events/hazard_facility_outages", {
+                    "kind": np.array([o[0] for o in outages]).astype(str),
+                    "name": np.array([o[1] for o in outages]).astype(str),
+                    "start_s": np.array([o[2] for o in outages], dtype=np.float64),
+                    "end_s": np.array([o[3] for o in outages], dtype=np.float64)},
+                    units={"kind": "", "name": "", "start_s": "s", "end_s": "s"})
             for p in plans:
                 name = p.group.name
                 group, var, unit, what = ((f"hazard_{name}_link_depth", "depth_mm", "mm", "water depth")

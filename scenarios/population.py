@@ -69,6 +69,17 @@ class _Presence:
     def present_by_zone(self):
         return self.population.present_by_zone()
 
+    def present_among(self, flag, hour):
+        import numpy as np
+
+        from twin.agents.population_defaults import ELDERLY_ALONE
+
+        pop = self.population
+        keep = (np.asarray(pop.health_flags) & ELDERLY_ALONE) > 0 if flag == "elderly_alone" else \
+            ~np.asarray(pop.car_available, dtype=bool)
+        zone = pop.location_at(float(hour) * 3600.0).zone_idx
+        return np.bincount(np.asarray(zone)[keep], minlength=pop.city.n_zones).astype(np.float64)
+
 
 class _CarDemand:
     """The car legs as a :class:`~twin.ports.TripDemand`; ``used`` once asked for."""

@@ -15,7 +15,8 @@ from typing import Protocol
 from twin.errors import ScenarioError
 
 __all__ = ["link_control", "Presence", "TripDemand", "TripIntake", "LiveTravel", "Exposure", "LinkControl",
-           "TripOutcome", "CallPlan", "CallIntake", "ShelterSites", "ShelterOccupancy"]
+           "TripOutcome", "CallPlan", "CallIntake", "ShelterSites", "ShelterOccupancy",
+           "FloodedSites", "FacilityControl"]
 
 
 class Presence(Protocol):
@@ -24,6 +25,11 @@ class Presence(Protocol):
     def present_by_zone(self):
         """Persons present per city zone at 00:00, 01:00 ... 23:00: a DataFrame (24, n_zones)
         in ``City.zone_ids`` order."""
+
+    def present_among(self, flag, hour):
+        """Persons present per city zone at ``hour``:00 among those with ``flag``:
+        ``"elderly_alone"`` (65 or older, living alone) or ``"no_car"`` (no car available);
+        float array (n_zones,) in ``City.zone_ids`` order."""
 
 
 class TripDemand(Protocol):
@@ -162,3 +168,26 @@ class ShelterOccupancy(Protocol):
         """Persons in each shelter integrated from the start to ``now_s``, person-seconds
         (float array): a consumption rate per person times differences of it gives exact
         demand between two times."""
+
+
+class FloodedSites(Protocol):
+    """Plan time: when places stand in the water (the hazards flow's floods)."""
+
+    def out_of_service(self, node_idx) -> tuple:
+        """Intervals ``(start_s, end_s)`` during which City node ``node_idx`` stands in at least
+        its flood's ``facility_depth_mm`` (``end_s`` inf: to the end of the run), merged over
+        the floods, in time order; ``()`` when it stays dry."""
+
+
+class FacilityControl(Protocol):
+    """Run time: facilities another flow may take out of service (the EMS flow's stations and
+    hospitals)."""
+
+    def sites(self):
+        """``(kind, index, name, node_idx)`` of every facility: kind ``"station"`` or
+        ``"hospital"``, its index among those, its name, its City node index."""
+
+    def set_in_service(self, kind, index, in_service) -> None:
+        """Take a facility out of service now (``in_service`` False) or back: a station's units
+        move to the nearest station in service and come back after; a hospital takes no new
+        ambulance patients (transports go to the nearest hospital in service)."""

@@ -129,6 +129,7 @@ crs = "city"
 polygon = [[-1300.0, -1300.0], [1300.0, -1300.0], [1300.0, 1300.0], [-1300.0, 1300.0]]
 times_s = [0.0, 5400.0]
 depth_mm = [0.0, 600.0]
+facility_depth_mm = 1000.0       # the shelters stay in service (upper floors)
 """
     res = run(flooded, seed=9)
     k = res.kpis
@@ -168,3 +169,85 @@ capacity = 100000
     present = sc.plans["population"].population.present_by_zone()
     zone5 = list(sc.city.zone_ids).index(5)
     assert plan.told == pytest.approx(round(float(present.iloc[10, zone5])), abs=1)
+    # who needs help and who walks: the population's shares in the district at the warning
+    pop = sc.plans["population"].population
+    here = pop.location_at(36000.0).zone_idx == zone5
+    n_go = len(plan.cars) and plan.cars["persons"].sum() + len(plan.walkers) + len(plan.assisted)
+    alone = float(((pop.health_flags & 2) > 0)[here].mean())
+    no_car = float((~pop.car_available)[here].mean())
+    for got, n, p in ((len(plan.assisted), n_go, alone), (len(plan.walkers), n_go - len(plan.assisted), no_car)):
+        assert abs(got - n * p) <= 5 * (n * p * (1 - p)) ** 0.5 + 1      # binomial, 5 sigma
+    assert len(plan.assisted) > 0 and len(plan.walkers) > 0
+
+
+MIXED = EVAC.replace("compliance = 0.8", "compliance = 0.9\nassisted_share = 0.1\nwalk_share = 0.2\n"
+                     "assist_vans = 2\nassist_capacity = 6\nassist_board_s = 60.0")
+
+
+def test_walkers_and_assisted_each_end_in_one_state_and_the_area_empties(tmp_path):
+    res = run(MIXED, seed=11, out=tmp_path / "m.h5")
+    k = res.kpis
+    total = sum(k[f"evacuation_persons_{s}"] for s in ("sheltered", "travelling", "no_shelter", "stayed",
+                                                      "waiting_assistance"))
+    assert total == pytest.approx(5000)
+    assert k["evacuation_persons_assisted"] > 300 and k["evacuation_persons_walking"] > 600
+    with open_results(tmp_path / "m.h5") as f:
+        t, in_area = f.series("/timeseries/evacuation_area/persons_in_area")
+        _, waiting = f.series("/timeseries/evacuation_area/waiting_assistance")
+    assert in_area[t <= 3600.0].tolist() == [5000.0] * int((t <= 3600.0).sum())
+    assert np.all(np.diff(in_area) <= 1e-9) and np.all(np.diff(waiting[t >= 3600.0]) <= 1e-9)
+    assert in_area[-1] == pytest.approx(k["evacuation_persons_stayed"] + k["evacuation_persons_waiting_assistance"]
+                                        + k["evacuation_persons_no_shelter"])
+
+
+def test_a_walker_arrives_after_the_shortest_walk_at_walking_speed():
+    plan = load_scenario(MIXED).plans["evacuation"]
+    wk = plan.walkers
+    city = load_scenario(MIXED).city
+    ids = np.asarray(city.node_ids)
+    nodes = [s[1] for s in plan.shelters]
+    d = city.travel_times(ids[wk["origin_idx"].to_numpy()], ids[nodes], link_cost_s=np.asarray(city.length_m))
+    # on the 6 x 6 grid of 500 m links the shortest walk is the Manhattan distance
+    x, y = np.asarray(city.x_m), np.asarray(city.y_m)
+    o, s = wk["origin_idx"].to_numpy(), np.asarray(nodes)[wk["shelter_idx"].to_numpy()]
+    manhattan = np.abs(x[o] - x[s]) + np.abs(y[o] - y[s])
+    np.testing.assert_allclose(d[np.arange(len(wk)), wk["shelter_idx"].to_numpy()], manhattan)
+    np.testing.assert_allclose(wk["arrive_s"] - wk["depart_s"], manhattan / 1.2)
+
+
+def test_vans_fetch_the_longest_waiting_in_loads_of_their_capacity():
+    k = run(MIXED, seed=12).kpis
+    n_a = k["evacuation_persons_assisted"]
+    assert k["evacuation_assisted_wait_mean_s"] > 0 and k["evacuation_assisted_wait_max_s"] <= 14400.0 - 3600.0
+    # without vans nobody is fetched: everyone needing help is still waiting at the end
+    none = run(MIXED.replace("assist_vans = 2", "assist_vans = 0"), seed=12).kpis
+    assert none["evacuation_persons_waiting_assistance"] == n_a
+    assert none["evacuation_assisted_wait_max_s"] == 14400.0 - 3600.0
+
+
+def test_van_loads_respect_capacity_and_the_queue():
+    from twin.flows import Simulation
+
+    sc = load_scenario(MIXED)
+    sim = Simulation(sc, seed=12, until_s=14400.0)
+    sim.run()
+    (flow,) = [f for f in sim.flows if f.name == "evacuation"]
+    a = flow.assist
+    drops = np.array(a.drops)
+    assert len(drops) and drops[:, 2].max() <= 6 and drops[:, 2].sum() == np.isfinite(a.drop_s).sum()
+    picked = np.flatnonzero(np.isfinite(a.pickup_s))
+    assert np.all(a.pickup_s[picked] >= 3600.0)
+    # each load is one district's; the first of each load is the longest waiting (lowest index) then
+    loads = {}
+    for p in picked:
+        loads.setdefault((a.drop_s[p], a.shelter_idx[p]), []).append(p)
+    assert all(len({a.zone[p] for p in ps}) == 1 for ps in loads.values())
+
+
+@pytest.mark.parametrize("change,match", [
+    (("assisted_share = 0.1", "assisted_share = 1.5"), r"assisted_share = 1.5; expected a share between 0 and 1"),
+    (("walk_share = 0.2", 'walk_share = { "2" = 0.1 }'), "walk_share: no share for district 1"),
+])
+def test_bad_shares_are_named(change, match):
+    with pytest.raises(ScenarioError, match=match):
+        load_scenario(MIXED.replace(*change))

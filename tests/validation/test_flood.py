@@ -10,6 +10,10 @@ curve and a rising-depth test field whose timing is worked out by hand.
   (50:00, 133 mm; 40:00 has 67 mm, 54 km/h: no cap), close at 1:30 (300 mm, a step time) and
   reopen at 2:20 (the first step after 2:15, when the receding water passes 300 mm). No vehicle
   enters them while closed.
+- Facilities at the strip's nodes (a node's depth is its deepest link's) are out of service over
+  exactly that window: a station's idle unit moves to the nearest station in service at 1:30 and
+  home at 2:20, no transport leaving in the window goes to the flooded hospital, and a shelter
+  in the water is not used.
 """
 
 import json
@@ -20,6 +24,7 @@ from twin_small import SMALL
 
 from twin.errors import ScenarioError
 from twin.hazards import lonlat_to_city, points_in_polygon, pregnolato_speed_kmh
+from twin.results import open_results
 from twin.runner import load_scenario, run
 
 FLOOD = SMALL.replace("until_s = 3600.0", "until_s = 14400.0") + """
@@ -249,3 +254,74 @@ depth_mm = [400.0, 400.0, 0.0]
     assert np.isfinite(patient["on_scene_s"])                      # served once it receded
     units = res.ems.units
     assert units.loc[patient["unit_idx"], "name"].startswith("far")   # node 6 is nearer node 36 than node 1
+
+
+FACILITIES = FLOOD.replace("on_scene = 300.0", "on_scene = 300.0\ntransport_probability = 1.0") + """
+[[stations]]
+name = "river"
+node = 29
+ambulances = 1
+
+[[hospitals]]
+name = "dry"
+node = 13
+beds = 4
+"""
+
+
+def test_facilities_in_the_water_go_out_of_service_while_it_stands(tmp_path):
+    """Station 'river' (node 29) and hospital 'h' (node 36) touch the strip's links, which
+    stand at >= 300 mm from 1:30 to 2:20 (the evaluation steps above): both are out then."""
+    quiet = FACILITIES.replace("rate_per_h = 4.0", "rate_per_h = 0.01")
+    res = run(quiet, seed=2, out=tmp_path / "q.h5")
+    with open_results(tmp_path / "q.h5") as f:
+        out = f.table("/events/hazard_facility_outages")
+        ev = f.table("/events/ems_unit_events")
+    assert sorted(zip(out["kind"], out["name"], out["start_s"], out["end_s"])) == [
+        ("hospital", "h", 5400.0, 8400.0), ("station", "river", 5400.0, 8400.0)]
+    assert res.kpis["hazard_facility_outages"] == 2.0
+    # the idle unit of 'river' moves to the nearest station in service, and home when it reopens
+    moves = ev[(ev["unit_idx"] == 1) & (ev["event"] == "relocating")]["time_s"].tolist()
+    assert moves == [5400.0, 8400.0]
+    back = ev[(ev["unit_idx"] == 1) & (ev["event"] == "at_station")]["time_s"].tolist()
+    assert len(back) == 2 and 5400.0 < back[0] < 8400.0 < back[1]
+
+
+def test_transports_avoid_a_hospital_out_of_service(tmp_path):
+    res = run(FACILITIES.replace("rate_per_h = 4.0", "rate_per_h = 6.0"), seed=2, out=tmp_path / "b.h5")
+    with open_results(tmp_path / "b.h5") as f:
+        adm = f.table("/events/ems_admissions")
+        ev = f.table("/events/ems_unit_events")
+    # the hospital of each transport that left during the outage: never the flooded 'h' (index 0)
+    left = ev[(ev["event"] == "transporting") & (ev["time_s"] >= 5400.0) & (ev["time_s"] < 8400.0)]
+    assert len(left) >= 2
+    hosp = adm.set_index("call_id")["hospital_idx"]
+    assert set(hosp[left["call_id"]].tolist()) == {1}
+    # before and after, the nearer 'h' takes patients
+    assert (hosp[ev[(ev["event"] == "transporting") & (ev["time_s"] < 5400.0)]["call_id"]] == 0).any()
+    assert res.kpis["n_calls"] > 0
+
+
+def test_a_shelter_in_the_water_is_not_used():
+    evac = FLOOD + """
+[evacuation]
+zones = [1]
+warning_s = 1800.0
+compliance = 1.0
+persons = { "1" = 500 }
+
+[[shelters]]
+name = "wet"
+node = 30
+capacity = 5000
+
+[[shelters]]
+name = "high"
+node = 33
+capacity = 5000
+"""
+    res = run(evac, seed=3)
+    assert res.kpis["evacuation_shelters_flooded"] == 1.0
+    plan = load_scenario(evac).plans["evacuation"]
+    assert plan.flooded == (True, False) and plan.shelters[0][2] == 0.0
+    assert set(plan.cars["shelter_idx"]) == {1}
