@@ -432,6 +432,43 @@ def _walk_assist_kpis(plan, g, assist, until_s, cars):
     return kpis, lines, (times, in_area.astype(np.float64), np.where(times >= g.warning_s, w_a, 0.0).astype(np.float64))
 
 
+def _write_people(writer, plan, assist, cars, times, ids):
+    """Walkers, assisted persons and the shelters' occupancy (every 5 min) in the results file."""
+    wk, a = plan.walkers, plan.assisted
+    if len(wk):
+        writer.write_table("/events/evacuation_walkers", {
+            "zone": wk["zone"].astype(str).to_numpy().astype(str), "origin": ids[wk["origin_idx"].to_numpy()],
+            "depart_s": wk["depart_s"].to_numpy(np.float64), "shelter_idx": wk["shelter_idx"].to_numpy(np.int32),
+            "arrive_s": wk["arrive_s"].to_numpy(np.float64)},
+            units={"zone": "", "origin": "", "depart_s": "s", "shelter_idx": "", "arrive_s": "s"})
+    if len(a):
+        n = len(a)
+        writer.write_table("/events/evacuation_assisted", {
+            "zone": a["zone"].astype(str).to_numpy().astype(str), "origin": ids[a["origin_idx"].to_numpy()],
+            "pickup_s": assist.pickup_s if assist is not None else np.full(n, np.nan),
+            "drop_s": assist.drop_s if assist is not None else np.full(n, np.nan),
+            "shelter_idx": (assist.shelter_idx if assist is not None else np.full(n, -1)).astype(np.int32)},
+            units={"zone": "", "origin": "", "pickup_s": "s", "drop_s": "s", "shelter_idx": ""})
+    t_in = [cars["arrive_s"].to_numpy(), wk["arrive_s"].to_numpy()]
+    s_in = [cars["shelter_idx"].to_numpy(), wk["shelter_idx"].to_numpy()]
+    p_in = [cars["persons"].to_numpy(), np.ones(len(wk))]
+    if assist is not None and assist.drops:
+        d = np.array(assist.drops)
+        t_in, s_in, p_in = t_in + [d[:, 0]], s_in + [d[:, 1].astype(np.int64)], p_in + [d[:, 2]]
+    t, sh, p = np.concatenate(t_in), np.concatenate(s_in).astype(np.int64), np.concatenate(p_in)
+    ok = (sh >= 0) & np.isfinite(t)
+    occ = np.zeros((len(times), len(plan.shelters)))
+    for k in range(len(plan.shelters)):
+        m = ok & (sh == k)
+        order = np.argsort(t[m], kind="stable")
+        cum = np.concatenate([[0.0], np.cumsum(p[m][order])])
+        occ[:, k] = cum[np.searchsorted(t[m][order], times, side="right")]
+    writer.write_array("/timeseries/evacuation_shelters/time_s", times, units="s")
+    writer.write_array("/timeseries/evacuation_shelters/occupancy_persons", occ, units="persons",
+                       attrs={"time_path": "/timeseries/evacuation_shelters/time_s",
+                              "description": "persons in each shelter (columns: /network/evacuation_shelters order)"})
+
+
 def _fmt_min(s):
     return "-" if s is None or not math.isfinite(s) else f"+{s / 60:.0f} min"
 
@@ -509,6 +546,7 @@ class EvacuationFlow(Flow):
 
         def write(writer):
             ids = np.asarray(city.node_ids)
+            _write_people(writer, plan, self.assist, cars, area[0], ids)
             writer.write_array("/timeseries/evacuation_area/time_s", area[0], units="s")
             for name, values, what in (("persons_in_area", area[1], "persons of the area told to leave still in it "
                                         "(stayed, not yet left, waiting for assistance)"),

@@ -62,6 +62,8 @@ def add_render_parser(subparsers):
                    help="colour layer (default congestion: occupancy / critical occupancy)")
     p.add_argument("--time", type=_clock_arg, default=None, metavar="HH:MM",
                    help="time from the scenario start (HH:MM, seconds or e.g. 40min); default the busiest interval")
+    p.add_argument("--until", type=_clock_arg, default=None, metavar="HH:MM",
+                   help="a movie ends at this time (default the end of the run); --time is where it starts")
     p.add_argument("--out", help="output .png, .gif or .mp4 (default <results>_<layer>.png)")
     p.add_argument("--city", help="draw this city's link geometry (the city the run was made on), e.g. hefei-baohe")
     p.add_argument("--fps", type=float, default=4.0, help="movie frames (intervals) per second (default 4)")
@@ -123,7 +125,8 @@ def _render(args) -> int:
         from twin.viz.plot import render_movie
 
         size = args.size or (800, 600)
-        start = (args.time, float("inf")) if args.time is not None else None
+        start = ((args.time or 0.0, args.until if args.until is not None else float("inf"))
+                 if args.time is not None or args.until is not None else None)
         render_movie(args.results, out, fps=args.fps, window_size=size, time_s=start, **common)
     elif out.suffix.lower() == ".png":
         from twin.viz.plot import plot_run

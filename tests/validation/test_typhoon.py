@@ -94,3 +94,46 @@ def test_bad_typhoons_are_named(change, match):
     text = STORM.format(dp=50.0, cls="arterial").replace(*change)
     with pytest.raises(ScenarioError, match=match):
         load_scenario(text)
+
+
+def test_a_moving_storm_over_the_embedded_city_closes_exposed_links_as_it_passes():
+    """A storm crossing Hefei (Baohe) from the south-west: each link's wind at every step is the
+    Holland wind at its sampled points from the centre interpolated along the lon/lat track,
+    exposed roads (trunk, trunk_link, primary) close only while the eyewall is over them, and
+    the coupled day runs."""
+    from twin.hazards import link_sample_points, lonlat_to_city
+
+    base = load_scenario("hefei_day")
+    storm = """
+[[hazards]]
+name = "in-fa"
+kind = "typhoon"
+track = [[117.20, 31.70], [117.40, 31.87]]
+times_s = [3600.0, 10800.0]
+pressure_drop_hpa = [40.0, 40.0]
+rmw_m = [3000.0, 3000.0]
+step_s = 600.0
+exposed_road_classes = ["trunk", "trunk_link", "primary"]
+"""
+    text = base.text.replace("until_s = 86400.0", "until_s = 14400.0") + storm
+    sc = load_scenario(text)
+    (plan,) = sc.plans["hazards"]
+    city = sc.city
+    cx, cy = lonlat_to_city(city, [117.20, 117.40], [31.70, 31.87])
+    x, y, k = link_sample_points(city, 50.0)
+    lat = float(np.mean([31.70, 31.87]))
+    for step, t in enumerate(plan.times_s):
+        f = np.clip((t - 3600.0) / 7200.0, 0.0, 1.0)
+        r = np.hypot(x - (cx[0] + f * (cx[1] - cx[0])), y - (cy[0] + f * (cy[1] - cy[0])))
+        want = np.zeros(city.n_links)
+        np.maximum.at(want, k, holland_wind_mps(r, 4000.0, 3000.0, 1.5, lat))
+        np.testing.assert_allclose(plan.depth_mm[step], want, rtol=1e-9)
+    names = np.asarray(city.road_class_names)[np.asarray(city.road_class)]
+    exposed = np.isin(names, ["trunk", "trunk_link", "primary"])
+    assert not plan.closed[:, ~exposed].any()
+    assert np.array_equal(plan.closed, (plan.depth_mm >= 30.0) & exposed[None, :])
+    hit = np.flatnonzero(plan.closed.any(axis=1))
+    assert len(hit) and plan.times_s[hit[0]] > 3600.0 and plan.times_s[hit[-1]] < 10800.0 + 3600.0
+    assert not plan.closed[0].any() and not plan.closed[-1].any()       # before it comes, after it leaves
+    res = run(sc, seed=1)
+    assert res.kpis["hazard_in-fa_links_closed_max"] == plan.closed.sum(axis=1).max() > 0

@@ -33,7 +33,7 @@ def test_active_calls_hand_made():
 
 
 def test_call_marks_match_the_table(two_runs):
-    from twin.viz.plot import _call_marks
+    from twin.viz.overlays import _call_marks
 
     with twin.open_results(two_runs[0]) as res:
         calls = res.table("/events/ems_calls")
@@ -53,7 +53,7 @@ def test_call_marks_match_the_table(two_runs):
 
 
 def test_no_ems_tables_draw_no_calls(grid_results):
-    from twin.viz.plot import _call_marks
+    from twin.viz.overlays import _call_marks
 
     with twin.open_results(grid_results) as res:
         assert _call_marks(res, np.zeros(16), np.zeros(16), 0.0, 300.0, "priority", 1.0) is None

@@ -22,7 +22,7 @@ def day_file(tmp_path_factory):
 def test_unit_positions_follow_the_events(day_file):
     """Ambulances at their station before any call; during the morning some are busy."""
     import twin
-    from twin.viz.plot import _unit_positions
+    from twin.viz.overlays import _unit_positions
 
     with twin.open_results(day_file) as res:
         nodes = res.table("/network/nodes")
