@@ -31,8 +31,9 @@ The model, at the fidelity of a planning study:
   mean ``mean_delay_s`` (scale ``mean / sqrt(pi / 2)``), the form of evacuation departure
   curves (Tweedie et al. 1986, cited from memory; the mean is a scenario assumption).
 * **From where**: a node of its district, drawn uniformly.
-* **Where to**: in order of departure, the shelter nearest by free-flow time at the order that
-  still has room for the car's persons (places are reserved when a car leaves; closures that
+* **Where to**: in order of departure, the shelter the plan gives its district (``shelter_of``)
+  while it has room, else the shelter nearest by free-flow time at the order that still has
+  room for the car's persons (places are reserved when a car leaves; closures that
   come later are not foreseen, so a car may head for a shelter the water cuts off). A car at a
   shelter's node shelters there when it has room. A car with no shelter in reach with room
   stays (``no shelter``).
@@ -41,7 +42,8 @@ The model, at the fidelity of a planning study:
   traffic re-routes, and arrive or not by the end of the run.
 
 Every person told ends in exactly one state: ``sheltered``, ``travelling`` (on the way at the
-end: in a car, on foot or on a van), ``no shelter``, ``stayed`` (did not comply) or ``waiting
+end: in a car, on foot or on a van), ``stranded`` (in a car that has not arrived, with no open
+route from where it is to its shelter at the end: cut off by closures), ``no shelter``, ``stayed`` (did not comply) or ``waiting
 for assistance``. KPIs: persons in each state, the clearance times (50, 90, 95, 100 % of the
 cars that left, from the warning) and, for comparison, the quickest clearance the network
 allows for the same cars all ready at the warning (:func:`twin.evacuation.quickest_clearance`,
@@ -75,6 +77,13 @@ __all__ = ["EvacuationGroup", "ShelterGroup", "EvacuationFlow", "EvacuationPlan"
 STATES = ("sheltered", "travelling", "no shelter", "stayed")
 
 
+def _names_table(value, where_):
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        raise ScenarioError(f"{where_} = {value!r}; expected a table district -> shelter name, e.g. "
+                            f"{{ \"1\" = \"school\" }}")
+    return {str(k): v for k, v in value.items()}
+
+
 @dataclass(frozen=True)
 class EvacuationGroup:
     """``[evacuation]``: who is told to leave, when, and how they behave."""
@@ -91,6 +100,8 @@ class EvacuationGroup:
     persons: dict | None = setting(None, "table", "district (zone id) -> persons present at the warning (omit: a "
                                                   "[population]'s persons present)")
     lower_bound: bool = setting(True, "bool", "also compute the quickest clearance the network allows (max flows)")
+    shelter_of: dict | None = setting(None, "table", "district -> shelter name its cars go to while it has room "
+                                                      "(omit: the nearest shelter with room)", convert=_names_table)
     assisted_share: object = setting(None, "rates", "share of those who leave who need assistance (the elderly, "
                                                     "people living alone): a number or district -> share (omit: "
                                                     "a [population]'s persons 65+ living alone present, else 0)")
@@ -270,10 +281,24 @@ def _cars(g, area, persons, rng, shares):
     return _Leavers(zone, origin, size, g.warning_s + delay, stayed, walkers, assisted)
 
 
-def _assign(city, shelters, origin, size, depart):
+def _preferred(g, shelters, zones, at):
+    """Each car's shelter from ``shelter_of`` (district -> shelter name), -1 where none is given."""
+    if not g.shelter_of:
+        return None
+    names = [sh[0] for sh in shelters]
+    pick = {}
+    for z, name in g.shelter_of.items():
+        if name not in names:
+            raise ScenarioError(f"{at} shelter_of.{z} = {name!r}: no such shelter; shelters: {', '.join(names)}")
+        pick[str(z)] = names.index(name)
+    return np.array([pick.get(str(z), -1) for z in zones], dtype=np.int64)
+
+
+def _assign(city, shelters, origin, size, depart, preferred=None):
     """Nearest shelter with room, in departure order: shelter index per car (-1 none). By
     free-flow time at the order: closures that come later are not foreseen. A car at a shelter
-    node takes that shelter when it has room (its people shelter in place)."""
+    node takes that shelter when it has room (its people shelter in place). With ``preferred``
+    (a shelter per car, -1 none) a car goes there while it has room and is reachable."""
     nodes = [s[1] for s in shelters]
     room = np.array([s[2] for s in shelters], dtype=np.float64)
     ids = np.asarray(city.node_ids)
@@ -281,7 +306,10 @@ def _assign(city, shelters, origin, size, depart):
     t = city.travel_times(ids[uniq], ids[nodes]) if len(uniq) else np.zeros((0, len(nodes)))
     out = np.full(len(origin), -1, dtype=np.int64)
     for c in np.argsort(depart, kind="stable"):
-        for s in np.argsort(t[inv[c]], kind="stable"):
+        order = np.argsort(t[inv[c]], kind="stable")
+        if preferred is not None and preferred[c] >= 0 and origin[c] != nodes[preferred[c]]:
+            order = np.concatenate([[preferred[c]], order[order != preferred[c]]])
+        for s in order:
             if not np.isfinite(t[inv[c], s]):
                 break
             if room[s] >= size[c] - 1e-9:
@@ -314,7 +342,7 @@ def plan_evacuation(ctx):
     area = _area_nodes(g, city, at)
     persons = _persons(g, city, area, ctx.port(Presence), at)
     lv = _cars(g, area, persons, ctx.streams.generator("evacuation"), _shares(g, city, area, ctx.port(Presence), at))
-    shelter, room = _assign(city, shelters, lv.origin, lv.size, lv.depart)
+    shelter, room = _assign(city, shelters, lv.origin, lv.size, lv.depart, _preferred(g, shelters, lv.zone, at))
     walkers = walk_to_shelters(city, shelters, room, lv.walkers, g.walk_speed_mps)
     base = (scenario_node_index(city, g.assist_base, at, "assist_base") if g.assist_base is not None
             else shelters[0][1])
@@ -516,9 +544,13 @@ class EvacuationFlow(Flow):
         cars.loc[driven, "arrive_s"] = trips["arrive_s"].to_numpy()
         cars.loc[go & cars["in_place"], "arrive_s"] = cars.loc[go & cars["in_place"], "depart_s"]
         arrived = cars["arrive_s"].notna()
+        stuck = np.zeros(len(cars), dtype=bool)
+        stuck[np.flatnonzero(driven.to_numpy())] = ctx.port(TripOutcome).stranded(plan.rows)
+        stuck &= ~arrived.to_numpy()
         kpis = {"evacuation_persons_told": plan.told, "evacuation_persons_stayed": plan.stayed,
                 "evacuation_persons_sheltered": float(cars.loc[arrived, "persons"].sum()),
-                "evacuation_persons_travelling": float(cars.loc[go & ~arrived, "persons"].sum()),
+                "evacuation_persons_travelling": float(cars.loc[go & ~arrived & ~stuck, "persons"].sum()),
+                "evacuation_persons_stranded": float(cars.loc[stuck, "persons"].sum()),
                 "evacuation_persons_no_shelter": plan.no_shelter,
                 "evacuation_cars": float(go.sum())}
         more, extra_lines, area = _walk_assist_kpis(plan, g, self.assist, ctx.until_s, cars)
@@ -534,7 +566,8 @@ class EvacuationFlow(Flow):
         b = "" if plan.bound is None else f" (network's quickest {_fmt_min(kpis['evacuation_bound_90_s'])})"
         lines = [f"{'evacuation':<34} {plan.told:,.0f} persons told at {g.warning_s / 3600:.2f} h: "
                  f"{kpis['evacuation_persons_sheltered']:,.0f} sheltered, {kpis['evacuation_persons_travelling']:,.0f} "
-                 f"still travelling, {kpis['evacuation_persons_no_shelter']:,.0f} without a shelter place, {plan.stayed:,.0f} stayed",
+                 f"still travelling, {kpis['evacuation_persons_stranded']:,.0f} stranded, "
+                 f"{kpis['evacuation_persons_no_shelter']:,.0f} without a shelter place, {plan.stayed:,.0f} stayed",
                  f"{'evacuation clearance':<34} 90 % of {int(go.sum()):,} cars by "
                  f"{_fmt_min(kpis['evacuation_clearance_90_s'])}{b}, all by {_fmt_min(kpis['evacuation_clearance_100_s'])}"]
         lines += extra_lines

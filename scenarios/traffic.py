@@ -430,6 +430,23 @@ class _Coupling:
         start, stop = rows
         return self.result.trips.iloc[start:stop].reset_index(drop=True)
 
+    def stranded(self, rows):
+        e, city = self.engine, self.engine.city
+        v = np.arange(*rows)
+        out = np.zeros(len(v), dtype=bool)
+        left = np.flatnonzero(e.state["arrive_step"][v] < 0)
+        if not len(left) or e.link_open.all():
+            return out
+        node = e.vehicle_nodes(v[left])
+        dest = e.d_idx[v[left]]
+        cost = np.where(e.link_open, city.free_flow_time_s, np.inf)
+        ids = np.asarray(city.node_ids)
+        for d in np.unique(dest):
+            m = dest == d
+            t = city.travel_times_to([ids[d]], ids[node[m]], link_cost_s=cost)[0]
+            out[left[m]] = ~np.isfinite(t) & (node[m] != d)
+        return out
+
     def arrivals_s(self, rows):
         start, stop = rows
         step = self.engine.state["arrive_step"][start:stop]

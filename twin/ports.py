@@ -59,6 +59,11 @@ class TripOutcome(Protocol):
         ``(start, stop)``: ``depart_s``, ``arrive_s`` (NaN if not arrived), ``travel_time_s``,
         ``status`` ..."""
 
+    def stranded(self, rows):
+        """Once the traffic flow has finished: for rows ``(start, stop)``, whether each trip had
+        not arrived and no open route led from where it was to its destination at the end
+        (bool array): stranded by closures."""
+
     def arrivals_s(self, rows):
         """During the run: arrival times of rows ``(start, stop)`` so far, seconds (float
         array; NaN for trips that have not arrived as far as the traffic has been simulated,

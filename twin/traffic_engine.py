@@ -523,6 +523,16 @@ class TrafficEngine(NetworkEventsMixin):
             link = np.concatenate([link, self.route_seq[pos[total:]].astype(np.int64)])
         return veh, link, pos, due, slot
 
+    def vehicle_nodes(self, vehicles) -> np.ndarray:
+        """City node index each vehicle is at or heading for now: its origin before it enters
+        the network, the end of its current link on the road, its destination once arrived."""
+        v = np.asarray(vehicles, dtype=np.int64)
+        out = np.where(self.state["status"][v] == self.K.STATUS_ARRIVED, self.d_idx[v], self.o_idx[v]).astype(np.int64)
+        veh, link, _, _, _ = self._on_road()
+        at = np.full(self.n_veh, -1, dtype=np.int64)
+        at[veh] = np.asarray(self.city.link_to_idx)[link]
+        return np.where(at[v] >= 0, at[v], out)
+
     def link_travel_times_s(self, *, emergency=False) -> np.ndarray:
         """Current travel time of every link, seconds (``inf`` when closed).
 

@@ -53,7 +53,7 @@ def test_every_person_told_ends_in_exactly_one_state(tmp_path):
     res = run(EVAC, seed=5, out=tmp_path / "e.h5")
     k = res.kpis
     total = (k["evacuation_persons_sheltered"] + k["evacuation_persons_travelling"] + k["evacuation_persons_no_shelter"]
-             + k["evacuation_persons_stayed"])
+             + k["evacuation_persons_stayed"] + k["evacuation_persons_stranded"])
     assert k["evacuation_persons_told"] == 5000 and total == pytest.approx(5000)
     cars, shelters = _cars(tmp_path / "e.h5")
     assert cars["persons"].sum() == pytest.approx(5000 - k["evacuation_persons_stayed"])
@@ -120,7 +120,7 @@ def test_people_at_a_shelter_node_shelter_in_place_and_fractional_cars_fit():
 
 def test_a_flood_on_the_way_strands_the_late_cars_and_the_run_ends():
     """The whole grid floods, closing every link from 1:30 on: cars still on their way never
-    arrive and are counted as travelling; the ambulance, cut off too, waits for a route, and the
+    arrive and are counted as stranded (no open route from where they are); the ambulance, cut off too, waits for a route, and the
     run ends (a closure that disconnects the network never hangs it)."""
     flooded = EVAC + """
 [[hazards]]
@@ -133,9 +133,10 @@ facility_depth_mm = 1000.0       # the shelters stay in service (upper floors)
 """
     res = run(flooded, seed=9)
     k = res.kpis
-    assert k["evacuation_persons_travelling"] > 0
+    assert k["evacuation_persons_stranded"] > 0       # every link closed: no car still on its way can arrive
+    assert k["evacuation_persons_travelling"] == 0
     total = (k["evacuation_persons_sheltered"] + k["evacuation_persons_travelling"] + k["evacuation_persons_no_shelter"]
-             + k["evacuation_persons_stayed"])
+             + k["evacuation_persons_stayed"] + k["evacuation_persons_stranded"])
     assert total == pytest.approx(5000)
 
 
@@ -187,7 +188,7 @@ MIXED = EVAC.replace("compliance = 0.8", "compliance = 0.9\nassisted_share = 0.1
 def test_walkers_and_assisted_each_end_in_one_state_and_the_area_empties(tmp_path):
     res = run(MIXED, seed=11, out=tmp_path / "m.h5")
     k = res.kpis
-    total = sum(k[f"evacuation_persons_{s}"] for s in ("sheltered", "travelling", "no_shelter", "stayed",
+    total = sum(k[f"evacuation_persons_{s}"] for s in ("sheltered", "travelling", "stranded", "no_shelter", "stayed",
                                                       "waiting_assistance"))
     assert total == pytest.approx(5000)
     assert k["evacuation_persons_assisted"] > 300 and k["evacuation_persons_walking"] > 600
@@ -251,3 +252,39 @@ def test_van_loads_respect_capacity_and_the_queue():
 def test_bad_shares_are_named(change, match):
     with pytest.raises(ScenarioError, match=match):
         load_scenario(MIXED.replace(*change))
+
+
+def test_cars_cut_off_from_their_shelter_are_stranded_the_others_drive_on(tmp_path):
+    """Every road into shelter 'east' (node 18) closes for good at 1:10, while cars are on their
+    way: exactly the cars bound for 'east' that have not arrived are stranded."""
+    cut = EVAC.replace("compliance = 0.8", "compliance = 1.0\nmean_delay_s = 600.0") + "".join(f"""
+[[events]]
+time_s = 4200.0
+action = "close"
+from_node = 18
+to_node = {n}
+both_directions = true
+""" for n in (12, 17, 24))
+    res = run(cut, seed=13, out=tmp_path / "c.h5")
+    cars, _ = _cars(tmp_path / "c.h5")
+    k = res.kpis
+    late_east = cars[(cars["shelter_idx"] == 0) & cars["arrive_s"].isna()]["persons"].sum()
+    late_north = cars[(cars["shelter_idx"] == 1) & cars["arrive_s"].isna()]["persons"].sum()
+    assert late_east > 0 and k["evacuation_persons_stranded"] == pytest.approx(late_east)
+    assert k["evacuation_persons_travelling"] == pytest.approx(late_north)
+
+
+def test_a_district_sent_to_a_chosen_shelter_goes_there_until_it_is_full():
+    """District 1 is nearer 'north' for some nodes and 'east' for others; with shelter_of every
+    car goes to 'east' while its 3,000 places last, and the rest to the nearest with room."""
+    chosen = EVAC.replace("persons = { \"1\" = 5000 }", "persons = { \"1\" = 5000 }\nshelter_of = { \"1\" = \"east\" }")
+    cars = load_scenario(chosen).plans["evacuation"].cars
+    east = cars[cars["shelter_idx"] == 0]
+    assert east["persons"].sum() == pytest.approx(3000.0)
+    first = cars.sort_values("depart_s", kind="stable").head(len(east) - 5)
+    assert (first["shelter_idx"] == 0).all()
+    free = load_scenario(EVAC).plans["evacuation"].cars          # nearest: 'east' does not fill
+    assert free.loc[free["shelter_idx"] == 0, "persons"].sum() < 2800
+    assert free["persons"].sum() == pytest.approx(cars["persons"].sum())
+    with pytest.raises(ScenarioError, match=r"shelter_of.1 = 'gym': no such shelter; shelters: east, north"):
+        load_scenario(chosen.replace('"east" }', '"gym" }'))
