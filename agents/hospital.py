@@ -23,7 +23,9 @@ receiving ICU bed is reserved at once, an inter-hospital transfer (priority 3) i
 the dispatch centre, and the patient boards in the ED until the ambulance has loaded them
 (see :meth:`twin.agents.ems.CityModel.request_transfer`). Diversion: a hospital with ``diversion = true``
 is on diversion while its ED (or ICU) occupancy is at least ``diversion_threshold`` of
-its beds; the changes are logged in ``diversion_log``.
+its beds; the changes are logged in ``diversion_log``. Out of service (a flood): the ward
+takes no new ambulance patients (``out_of_service``), and :meth:`Hospital.evacuate` moves its
+ED patients and walk-ins to another hospital.
 """
 
 from __future__ import annotations
@@ -85,6 +87,9 @@ class Hospital(mesa.Agent):
         self.on_diversion = False
         self.diversion_log = [(0.0, False)]
         self.out_of_service = False               # no new ambulance patients (e.g. flooded)
+        self.redirect = None                      # where walk-ins go while out of service
+        self._active = {}                         # token -> process of the stays that can be moved
+        self.transfers_out = []                   # (time_s, call_id, to hospital_idx, was in bed)
 
     def _record(self):
         self.series.append((self.env.now, self.occupied, self.waiting))
@@ -111,16 +116,17 @@ class Hospital(mesa.Agent):
         if name == "icu":
             self._check_diversion()
 
-    def admit(self, call_id: int, u_los: float, priority: int = 3) -> simpy.Event:
+    def admit(self, call_id: int, u_los: float, priority: int = 3, los_s=None) -> simpy.Event:
         """Bring a patient to the ward now; returns an event that fires when the patient
         has a bed (value ``True``) or is blocked (value ``False``, loss wards).
         ``priority`` (1..3) orders the wait for a bed in a queue ward (1 first) and selects
-        the ward / ICU admission probabilities."""
+        the ward / ICU admission probabilities. ``los_s`` fixes the stay (seconds; a patient
+        moved in by :meth:`evacuate` keeps the rest of its own); default drawn with ``u_los``."""
         granted = self.env.event()
-        self.env.process(self._stay(call_id, u_los, granted, priority))
+        self.env.process(self._stay(call_id, u_los, granted, priority, los_s))
         return granted
 
-    def _stay(self, call_id, u_los, granted, priority=3):
+    def _stay(self, call_id, u_los, granted, priority=3, los_s=None):
         env = self.env
         row = [call_id, env.now, math.nan, math.nan, False]
         self.admissions.append(row)
@@ -128,21 +134,60 @@ class Hospital(mesa.Agent):
             row[4] = True
             granted.succeed(False)
             return
-        with (self.beds.request(priority=int(priority)) if self._by_priority else self.beds.request()) as req:
-            self.waiting += 1
-            self._record()
-            yield req
-            self.waiting -= 1
-            self.occupied += 1
-            row[2] = env.now
-            self._record()
-            granted.succeed(True)
-            yield env.timeout(float(self.spec.length_of_stay.ppf(u_los)))
-            if self.spec.has_flow:
-                yield from self._after_ed(call_id, priority)
-            self.occupied -= 1
-            row[3] = env.now
+        token = object()                   # this stay can be moved (evacuate) while it waits or lies in bed
+        self._active[token] = env.active_process
+        try:
+            with (self.beds.request(priority=int(priority)) if self._by_priority else self.beds.request()) as req:
+                self.waiting += 1
+                self._record()
+                try:
+                    yield req
+                except simpy.Interrupt as stop:             # evacuated while waiting for a bed
+                    self.waiting -= 1
+                    row[3] = env.now
+                    self._record()
+                    if not granted.triggered:
+                        granted.succeed(False)               # the crew leaves the patient to the transfer
+                    self._moved(stop.cause, call_id, u_los, priority, None)
+                    return
+                self.waiting -= 1
+                self.occupied += 1
+                row[2] = env.now
+                self._record()
+                granted.succeed(True)
+                los = float(los_s) if los_s is not None else float(self.spec.length_of_stay.ppf(u_los))
+                end = env.now + los
+                try:
+                    yield env.timeout(los)
+                except simpy.Interrupt as stop:             # evacuated from its bed: the rest of the stay elsewhere
+                    self.occupied -= 1
+                    row[3] = env.now
+                    self._record()
+                    self._moved(stop.cause, call_id, u_los, priority, end - env.now)
+                    return
+                del self._active[token]
+                if self.spec.has_flow:
+                    yield from self._after_ed(call_id, priority)
+                self.occupied -= 1
+                row[3] = env.now
+        finally:
+            self._active.pop(token, None)
         self._record()
+
+    def _moved(self, target, call_id, u_los, priority, left_s):
+        self.transfers_out.append((self.env.now, call_id, target.hospital_idx, left_s is not None))
+        target.admit(call_id, u_los, priority, los_s=left_s)
+
+    def evacuate(self, target) -> int:
+        """Move every patient waiting for or lying in an ED bed (not those past their ED stay) to
+        hospital ``target`` now: a patient in bed keeps the rest of its stay, a waiting one starts
+        there; the move takes no ambulance and no time (as :meth:`start_stay` transfers do).
+        Walk-ins go to ``target`` while this ward is out of service. Returns the patients moved."""
+        self.redirect = target
+        moving = list(self._active.values())
+        for proc in moving:
+            proc.interrupt(target)
+        return len(moving)
 
     # ---- patient flow -------------------------------------------------------------------
     def _after_ed(self, call_id, priority):
@@ -229,4 +274,4 @@ class Hospital(mesa.Agent):
         env = self.env
         for t, u in zip(arrivals_s, u_los):
             yield env.timeout(t - env.now)
-            self.admit(-1, u)
+            (self.redirect if self.out_of_service and self.redirect is not None else self).admit(-1, u)

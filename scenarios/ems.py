@@ -102,8 +102,10 @@ class _Facilities:
     A station out of service sends its units' home to the nearest station in service (travel
     time now, from the station; none reachable: they stay): idle units drive there at once,
     busy ones after their call. Back in service, their home is their own station again. A
-    hospital out of service takes no new ambulance patients; patients already in it stay (their
-    transfer is not modelled), and walk-ins still come.
+    hospital out of service takes no new ambulance patients and sends its ED patients (in bed
+    or waiting for one) and its walk-ins to the nearest hospital in service
+    (:meth:`twin.agents.hospital.Hospital.evacuate`; patients past their ED stay, boarding or
+    in a ward or ICU bed, stay).
     """
 
     def __init__(self, model, layout):
@@ -120,8 +122,14 @@ class _Facilities:
     def set_in_service(self, kind, index, in_service):
         model = self.model
         if kind == "hospital":
-            model.hospitals[index].out_of_service = not in_service
+            h = model.hospitals[index]
+            h.out_of_service = not in_service
             model.any_out_of_service = True
+            if not in_service:
+                dry = [o for o in model.hospitals if not o.out_of_service]
+                t = [model.travel.time_s(h.spec.location_idx, o.spec.location_idx) for o in dry]
+                if dry and np.isfinite(t).any():
+                    h.evacuate(dry[int(np.argmin(t))])
             return
         (self.stations_out.discard if in_service else self.stations_out.add)(index)
         locs = self.layout.station_location_idx
@@ -205,6 +213,12 @@ class EmsFlow(Flow):
         kpis.update(gap)
         days = ctx.until_s / 86400.0
         lines = _report(kpis, ems, districts, days)
+        moved = [m for h in self.model.hospitals for m in h.transfers_out]
+        if moved:                          # only when a hospital was evacuated: other runs' KPIs stay as they were
+            kpis["hospital_patients_evacuated"] = float(len(moved))
+            lines.insert(len(lines) - len(_district_lines(kpis, districts)),
+                         f"{'patients moved (hospital closed)':<34} {len(moved)}  "
+                         f"({sum(1 for m in moved if m[3])} from a bed, {sum(1 for m in moved if not m[3])} waiting)")
 
         def write(writer):
             ems.write(writer, layout=plan.layout)

@@ -195,4 +195,5 @@ class FacilityControl(Protocol):
     def set_in_service(self, kind, index, in_service) -> None:
         """Take a facility out of service now (``in_service`` False) or back: a station's units
         move to the nearest station in service and come back after; a hospital takes no new
-        ambulance patients (transports go to the nearest hospital in service)."""
+        ambulance patients (transports go to the nearest hospital in service) and moves its
+        ED patients and walk-ins to the nearest hospital in service."""

@@ -12,8 +12,9 @@ curve and a rising-depth test field whose timing is worked out by hand.
   enters them while closed.
 - Facilities at the strip's nodes (a node's depth is its deepest link's) are out of service over
   exactly that window: a station's idle unit moves to the nearest station in service at 1:30 and
-  home at 2:20, no transport leaving in the window goes to the flooded hospital, and a shelter
-  in the water is not used.
+  home at 2:20, no transport leaving in the window goes to the flooded hospital, whose ED
+  patients move to the dry one with the rest of their stay, and a shelter in the water is not
+  used.
 """
 
 import json
@@ -325,3 +326,25 @@ capacity = 5000
     plan = load_scenario(evac).plans["evacuation"]
     assert plan.flooded == (True, False) and plan.shelters[0][2] == 0.0
     assert set(plan.cars["shelter_idx"]) == {1}
+
+
+def test_a_hospital_in_the_water_moves_its_patients_to_the_nearest_dry_one(tmp_path):
+    """At 1:30 'h' closes: each patient in one of its ED beds (or waiting for one) moves to 'dry'
+    at once with the rest of its stay, and 'h' holds nobody while the water stands."""
+    busy = FACILITIES.replace("rate_per_h = 4.0", "rate_per_h = 6.0").replace("beds = 4\n", "beds = 4\nlength_of_stay = 7200.0\n", 1)
+    res = run(busy, seed=5, out=tmp_path / "h.h5")
+    with open_results(tmp_path / "h.h5") as f:
+        adm = f.table("/events/ems_admissions")
+        t_occ, occ = f.series("/timeseries/ems_hospital_occupancy/occupancy_beds")
+    h, dry = adm[adm["hospital_idx"] == 0], adm[adm["hospital_idx"] == 1]
+    moved = h[(h["discharge_s"] == 5400.0) & (h["bed_s"] < 5400.0)]
+    assert len(moved) >= 2 and res.kpis["hospital_patients_evacuated"] >= len(moved)
+    arrived = dry[dry["arrival_s"] == 5400.0]
+    assert sorted(arrived["call_id"]) == sorted(h[h["discharge_s"] == 5400.0]["call_id"])
+    # in bed at 'dry' they keep the rest of the 2 h stay begun at 'h'
+    stay = arrived.merge(moved[["call_id", "bed_s"]], on="call_id", suffixes=("", "_h"))
+    got_bed = stay["bed_s"] == 5400.0
+    assert got_bed.any()
+    np.testing.assert_allclose(stay.loc[got_bed, "discharge_s"], stay.loc[got_bed, "bed_s_h"] + 7200.0)
+    window = (t_occ > 5400.0) & (t_occ < 8400.0)
+    assert np.all(occ[window, 0] == 0)
