@@ -184,6 +184,15 @@ def _persons(g, city, area, presence, at):
         if missing:
             raise ScenarioError(f"{at} persons: no count for district {missing[0]!r} of the area told to leave")
         full = {z: table[str(z)] for z in area}
+        if presence is not None:                 # no more evacuees than the population puts there
+            hour = int(g.warning_s // 3600) % 24
+            present = presence.present_by_zone()
+            for z in area:
+                there = float(present.iloc[hour, z_index[str(z)]])
+                if full[z] > there + 0.5:
+                    raise ScenarioError(f"{at} persons.{z} = {full[z]:g}: more than the {there:,.0f} persons the "
+                                        f"[population] puts in district {z} at {hour:02d}:00; give at most that, or "
+                                        f"omit persons to take the population present")
     elif presence is not None:
         hour = int(g.warning_s // 3600) % 24
         present = presence.present_by_zone()

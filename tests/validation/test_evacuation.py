@@ -168,6 +168,10 @@ capacity = 100000
     sc = load_scenario(text)
     plan = sc.plans["evacuation"]
     present = sc.plans["population"].population.present_by_zone()
+    too_many = text.replace("warning_s = 36000.0", 'warning_s = 36000.0\npersons = { "5" = 10000000 }')
+    with pytest.raises(ScenarioError, match=r"persons.5 = 1e\+07: more than the [\d,]+ persons the \[population\] "
+                                            r"puts in district 5 at 10:00"):
+        load_scenario(too_many)
     zone5 = list(sc.city.zone_ids).index(5)
     assert plan.told == pytest.approx(round(float(present.iloc[10, zone5])), abs=1)
     # who needs help and who walks: the population's shares in the district at the warning
