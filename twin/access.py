@@ -138,7 +138,7 @@ def gini(values, weights=None) -> float:
     x, w = _weights(values, weights, "gini")
     order = np.argsort(x, kind="stable")
     x, w = x[order], w[order]
-    total, mean = w.sum(), float((w * x).sum() / w.sum())
+    total, mean = float(w.sum()), float((w * x).sum() / w.sum())
     before = np.cumsum(w) - w
     pairs = 2.0 * float((w * x * (before - (total - before - w))).sum())
     return 0.0 if mean == 0 else pairs / (2.0 * total * total * mean)
