@@ -16,11 +16,15 @@ Scenarios: ``*.toml`` specs run by :func:`twin.runner.run` (``twin run NAME``):
     A rainstorm day: the southern districts flood from 10:00 (links slowed, then closed from
     300 mm), their flood plain evacuates at 09:00 to three shelters through the traffic,
     trucks bring water and food to the shelters, and the EMS works around the water.
+``hefei_eldercare``
+    The ``hefei_people`` day with five community elderly-care stations: day care, home care and
+    falls for the residents aged 65+, with 15-minute walking access and its equity.
 
 Flows, one module each (the floor between the agents and the runner): ``ems``
 (:mod:`twin.scenarios.ems`), ``traffic``, ``population``, ``crashes``, ``incidents``, ``events``
 (scripted closures, capacity and speed changes of links), ``hazards`` (floods), ``evacuation``
-(districts told to leave, cars to shelters), ``relief`` (trucks from depots to the shelters).
+(districts told to leave, cars to shelters), ``relief`` (trucks from depots to the shelters), ``eldercare`` (care centres, older residents'
+visits and home care, fall calls; :mod:`twin.scenarios.eldercare`).
 :data:`BUILTIN_FLOWS` is the one ordered list of built-in flows: its order fixes the random
 streams' order (new flows go last, so no earlier stream changes) and the order of the
 tables and of the report. Gallery scripts (``gallery_*.py``) load a built-in scenario,
@@ -28,6 +32,7 @@ change it, run, compare and plot.
 """
 
 from twin.scenarios.crashes import CrashFlow
+from twin.scenarios.eldercare import ElderCareFlow
 from twin.scenarios.ems import EmsFlow
 from twin.scenarios.evacuation import EvacuationFlow
 from twin.scenarios.events import NetworkEventsFlow
@@ -41,4 +46,4 @@ __all__ = ["BUILTIN_FLOWS"]
 
 #: The built-in flows, in stream order.
 BUILTIN_FLOWS = (EmsFlow, TrafficFlow, PopulationFlow, CrashFlow, IncidentFlow, NetworkEventsFlow, HazardFlow,
-                 EvacuationFlow, ReliefFlow)
+                 EvacuationFlow, ReliefFlow, ElderCareFlow)

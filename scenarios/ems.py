@@ -63,7 +63,7 @@ import numpy as np
 
 from twin.emergency import STREAMS
 from twin.flows import Flow, FlowResult
-from twin.ports import CallIntake, CallPlan, Exposure, FacilityControl, LiveTravel, Presence
+from twin.ports import CallIntake, CallOutcome, CallPlan, Exposure, FacilityControl, LiveTravel, Presence
 from twin.scenarios.ems_plan import EmsPlan
 from twin.scenarios.ems_tables import EMS_TABLES, CallTypeGroup
 
@@ -86,6 +86,14 @@ class _Intake:
 
     def incidents(self):
         return None if self.result is None else self.result.incidents
+
+    def response_times_s(self, call_idx):
+        import numpy as np
+
+        if self.result is None:
+            raise RuntimeError("CallOutcome.response_times_s: the EMS flow has not finished")  # a flow-order bug
+        calls = self.result.calls.set_index("call_id")
+        return calls["response_s"].reindex(np.asarray(call_idx)).to_numpy(np.float64)
 
 
 def _fmt_min(s):
@@ -157,7 +165,7 @@ class EmsFlow(Flow):
     tables = EMS_TABLES
     streams = STREAMS
     result_names = ("ems", "districts", "header")
-    provides = (CallPlan, CallIntake, FacilityControl)
+    provides = (CallPlan, CallIntake, FacilityControl, CallOutcome)
     uses = (Presence, LiveTravel, Exposure)
 
     def active(self, ctx):
@@ -189,6 +197,7 @@ class EmsFlow(Flow):
                                streams=streams, incident_rng=incident_rng, start=False)
         self.intake = _Intake(self.model)
         ctx.provide(CallIntake, self.intake)
+        ctx.provide(CallOutcome, self.intake)
         ctx.provide(FacilityControl, _Facilities(self.model, plan.layout))
 
     def start(self, ctx):

@@ -35,14 +35,7 @@ def _dist(value, where):
 
 
 def _dist_plain(value):
-    if value.kind == "constant":
-        return value.mean_s
-    if value.kind == "empirical":
-        return {"kind": "empirical", "values_s": list(value.values_s), "weights": list(value.weights)}
-    d = {"kind": value.kind, "mean_s": value.mean_s}
-    if value.kind in ("lognormal", "gamma"):
-        d["cv"] = value.cv
-    return d
+    return value.plain()
 
 
 def dist_setting(default, description):

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from twin.errors import ScenarioError
 from twin.flows import Flow, FlowResult
-from twin.ports import Presence, TripDemand
+from twin.ports import Presence, Residents, TripDemand
 from twin.spec import Table, setting, where
 
 __all__ = ["PopulationGroup", "PopulationFlow", "car_trips", "population_seed"]
@@ -81,6 +81,20 @@ class _Presence:
         return np.bincount(np.asarray(zone)[keep], minlength=pop.city.n_zones).astype(np.float64)
 
 
+@dataclass(frozen=True, eq=False)
+class _Residents:
+    """The plan-time :class:`~twin.ports.Residents` of a synthetic population."""
+
+    population: object
+
+    def residents(self):
+        import numpy as np
+
+        pop = self.population
+        return {"age": np.asarray(pop.age, dtype=np.int64), "home_node_idx": np.asarray(pop.home_node_idx, dtype=np.int64),
+                "living_alone": np.asarray(pop.hh_size)[np.asarray(pop.household_idx)] == 1}
+
+
 class _CarDemand:
     """The car legs as a :class:`~twin.ports.TripDemand`; ``used`` once asked for."""
 
@@ -111,7 +125,7 @@ class PopulationFlow(Flow):
     tables = (Table("population", PopulationGroup, optional=True),)
     streams = ("population",)
     result_names = ("population",)
-    provides = (Presence, TripDemand)
+    provides = (Presence, TripDemand, Residents)
 
     def plan(self, ctx):
         from twin.agents.population import synthesize_population
@@ -131,6 +145,7 @@ class PopulationFlow(Flow):
                 raise ScenarioError(f"{ctx.source}: [population] persons = {pg.persons}: {exc}") from None
         if pg.calls_from_presence:
             ctx.provide(Presence, _Presence(pop, f"{where(ctx.source, 'population')} calls_from_presence = true"))
+        ctx.provide(Residents, _Residents(pop))
         demand = _CarDemand(pop) if pg.traffic_from_cars else None
         if demand is not None:
             ctx.provide(TripDemand, demand)

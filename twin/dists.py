@@ -214,6 +214,17 @@ class Dist:
         except ScenarioError as exc:
             raise ScenarioError(f"{where}: {exc}") from None
 
+    def plain(self):
+        """The TOML value :meth:`parse` reads back into this distribution."""
+        if self.kind == "constant":
+            return self.mean_s
+        if self.kind == "empirical":
+            return {"kind": "empirical", "values_s": list(self.values_s), "weights": list(self.weights)}
+        d = {"kind": self.kind, "mean_s": self.mean_s}
+        if self.kind in ("lognormal", "gamma"):
+            d["cv"] = self.cv
+        return d
+
     @property
     def is_zero(self) -> bool:
         return self.kind == "constant" and self.mean_s == 0.0

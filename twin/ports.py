@@ -16,7 +16,7 @@ from twin.errors import ScenarioError
 
 __all__ = ["link_control", "Presence", "TripDemand", "TripIntake", "LiveTravel", "Exposure", "LinkControl",
            "TripOutcome", "CallPlan", "CallIntake", "ShelterSites", "ShelterOccupancy",
-           "FloodedSites", "FacilityControl"]
+           "FloodedSites", "FacilityControl", "Residents", "CallOutcome"]
 
 
 class Presence(Protocol):
@@ -197,3 +197,19 @@ class FacilityControl(Protocol):
         move to the nearest station in service and come back after; a hospital takes no new
         ambulance patients (transports go to the nearest hospital in service) and moves its
         ED patients and walk-ins to the nearest hospital in service."""
+
+
+class Residents(Protocol):
+    """Plan time: who lives where (a synthetic population)."""
+
+    def residents(self):
+        """One entry per person: ``age`` (years, int array), ``home_node_idx`` (City node
+        index), ``living_alone`` (bool: a one-person household)."""
+
+
+class CallOutcome(Protocol):
+    """Run time, once the EMS flow has finished: what became of calls added through
+    :class:`CallIntake`."""
+
+    def response_times_s(self, call_idx):
+        """Response time of each call, seconds (NaN where no unit reached it)."""

@@ -161,6 +161,45 @@ def _hospital_occupancy(res, fig, prefix):
     axes[-1].set_xlabel("time from scenario start (h)")
 
 
+@register_chart("eldercare", "map: districts by 15-minute walking coverage of the 80+, care centres by use "
+                             "(needs an [eldercare] run)")
+def _eldercare(res, fig, prefix):
+    _need(res, "/network/eldercare_districts", "the eldercare chart (a run with [eldercare])")
+    from matplotlib import colormaps
+
+    nodes, links = res.table("/network/nodes"), res.table("/network/links")
+    dist, cen = res.table("/network/eldercare_districts"), res.table("/network/care_centres")
+    visits = res.table("/events/eldercare_visits")
+    x, y = nodes["x_m"].to_numpy() / 1000.0, nodes["y_m"].to_numpy() / 1000.0
+    ax = fig.subplots()
+    fx, tx = x[links["from_idx"].to_numpy()], x[links["to_idx"].to_numpy()]
+    fy, ty = y[links["from_idx"].to_numpy()], y[links["to_idx"].to_numpy()]
+    for a, b, c, d in zip(fx, tx, fy, ty):
+        ax.plot([a, b], [c, d], color="#c8c8c8", linewidth=0.6, zorder=1)
+    share = dict(zip(dist["zone_idx"].astype(int), dist["within_walk_share_80"]))
+    value = np.array([share.get(int(z), np.nan) for z in nodes["zone_idx"].to_numpy()])
+    cmap = colormaps["RdYlGn"]
+    pts = ax.scatter(x, y, c=value, cmap=cmap, vmin=0.0, vmax=1.0, s=22, zorder=2, edgecolors="none")
+    fig.colorbar(pts, ax=ax, label="80+ within the walking circle (share of the district)", shrink=0.8)
+    end = float(res.array("/timeseries/eldercare_centres/time_s")[-1])
+    used = np.zeros(len(cen))
+    ok = visits["start_s"].notna()
+    for c, a, b in zip(visits["centre"][ok], visits["start_s"][ok], visits["end_s"][ok].fillna(end)):
+        used[int(c)] += min(b, end) - a
+    days = np.ceil(end / 86400.0)
+    open_h = (cen["close_s"] - cen["open_s"]).to_numpy() * days
+    util = used / np.maximum(cen["places"].to_numpy() * open_h, 1.0)
+    cx, cy = x[cen["node_idx"].to_numpy()], y[cen["node_idx"].to_numpy()]
+    ax.scatter(cx, cy, s=60 + 900 * util, facecolors="none", edgecolors="#1f3f8f", linewidths=2, zorder=3)
+    for name, a, b, u in zip(cen["name"], cx, cy, util):
+        ax.annotate(f"{name} {100 * u:.0f} %", (a, b), xytext=(6, 6), textcoords="offset points", fontsize=8,
+                    color="#1f3f8f")
+    ax.set_aspect("equal")
+    ax.set_xlabel("x (km)")
+    ax.set_ylabel("y (km)")
+    ax.set_title(f"{_city(res)}elderly care: coverage of the 80+ and day-care places used (circles)")
+
+
 #: KPIs of the ``compare`` chart: (summary name, label, panel). Panels group KPIs of one unit.
 COMPARE_KPIS = (
     ("ems_response_mean_s", "EMS response mean", "time (s)"),

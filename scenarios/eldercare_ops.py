@@ -1,0 +1,244 @@
+"""The elderly-care flow's run: day-care places and home-care carers on the clock, and its results
+(see :mod:`twin.scenarios.eldercare` for the model)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import simpy
+
+from twin.flows import FlowResult
+
+__all__ = ["CareOperation", "eldercare_result", "open_windows"]
+
+DAY_S = 86400.0
+OUTCOMES = ("served", "turned away", "unserved")
+
+
+def open_windows(open_s, close_s, until_s):
+    """``(start_s, end_s)`` of each day's opening hours within ``[0, until_s)``."""
+    out, day = [], 0.0
+    while day < until_s:
+        a, b = day + open_s, min(day + close_s, until_s)
+        if a < b:
+            out.append((a, b))
+        day += DAY_S
+    return out
+
+
+def _poisson_in(windows, rate_per_s, rng):
+    """Poisson arrival times at a constant rate inside the windows (sorted)."""
+    times = [rng.uniform(a, b, rng.poisson(rate_per_s * (b - a))) for a, b in windows]
+    return np.sort(np.concatenate(times)) if times else np.zeros(0)
+
+
+class CareOperation:
+    """The centres' places and carers for one run (processes registered by :meth:`start`)."""
+
+    def __init__(self, plan, env, until_s, rng):
+        self.plan, self.env, self.until_s, self.rng = plan, env, float(until_s), rng
+        g = plan.group
+        n_c = len(plan.centres)
+        centre = plan.serving[plan.home]
+        self.residents = np.zeros((n_c, 2))
+        np.add.at(self.residents, (centre, plan.band), 1.0)
+        self.dependents = np.bincount(centre[plan.dependent], minlength=n_c).astype(np.float64)
+        self.visits = []            # [centre, arrive_s, start_s, end_s, outcome]
+        self.home = []              # [centre, node_idx, request_s, start_s, done_s]
+        self.places = [simpy.Resource(env, capacity=max(1, c.places)) for c in plan.centres]
+        self.busy = np.zeros(n_c, dtype=np.int64)
+        self.series = []            # (time_s, busy places per centre)
+        self.queues = [simpy.Store(env) for _ in plan.centres]
+        rate = np.array(g.daycare_visits_per_person_day)
+        self.arrivals, self.requests = [], []
+        for c, cg in enumerate(plan.centres):
+            win = open_windows(cg.open_s, cg.close_s, self.until_s)
+            open_day = cg.close_s - cg.open_s
+            lam = float(self.residents[c] @ rate) / open_day
+            self.arrivals.append(_poisson_in(win, lam, rng))
+            dep_homes = plan.home[plan.dependent & (centre == c)]
+            mu = len(dep_homes) * g.home_visits_per_dependent_day / open_day
+            t = _poisson_in(win, mu, rng)
+            homes = dep_homes[rng.integers(0, len(dep_homes), len(t))] if len(dep_homes) else np.zeros(0, np.int64)
+            self.requests.append((t, homes))
+
+    def start(self):
+        env = self.env
+        for c, cg in enumerate(self.plan.centres):
+            env.process(self._daycare(c))
+            env.process(self._requests(c))
+            for _ in range(cg.home_staff):
+                env.process(self._carer(c))
+        env.process(self._record())
+
+    # ---------------------------------------------------------------- day care
+    def _daycare(self, c):
+        for t in self.arrivals[c]:
+            yield self.env.timeout(t - self.env.now)
+            self.env.process(self._visit(c, t, float(self.rng.random())))
+
+    def _visit(self, c, t, u):
+        env, cg = self.env, self.plan.centres[c]
+        row = [c, t, math.nan, math.nan, 0]
+        self.visits.append(row)
+        if cg.places == 0 or (cg.mode == "loss" and self.busy[c] >= cg.places):
+            row[4] = 1
+            return
+        closing = math.floor(t / DAY_S) * DAY_S + cg.close_s
+        with self.places[c].request() as req:
+            got = yield req | env.timeout(max(closing - env.now, 0.0))
+            if req not in got:
+                row[4] = 2                              # waited until closing: unserved
+                return
+            self.busy[c] += 1
+            row[2] = env.now
+            yield env.timeout(float(cg.visit.ppf(u)))
+            self.busy[c] -= 1
+            row[3] = env.now
+
+    def _record(self):
+        env = self.env
+        while env.now < self.until_s:
+            self.series.append((env.now, self.busy.copy()))
+            yield env.timeout(min(3600.0, self.until_s - env.now))
+        self.series.append((env.now, self.busy.copy()))
+
+    # ---------------------------------------------------------------- home care
+    def _requests(self, c):
+        times, homes = self.requests[c]
+        for t, node in zip(times, homes):
+            yield self.env.timeout(t - self.env.now)
+            row = [c, int(node), t, math.nan, math.nan]
+            self.home.append(row)
+            yield self.queues[c].put(row)
+
+    def _carer(self, c):
+        env, cg, q = self.env, self.plan.centres[c], self.queues[c]
+        while env.now < self.until_s:
+            day = math.floor(env.now / DAY_S) * DAY_S
+            a, b = day + cg.open_s, day + cg.close_s
+            if env.now < a or env.now >= b:                  # closed: wait for the next opening
+                nxt = a if env.now < a else a + DAY_S
+                yield env.timeout(min(nxt, self.until_s) - env.now)
+                continue
+            get = q.get()
+            got = yield get | env.timeout(min(b, self.until_s) - env.now)
+            if get not in got:
+                get.cancel()
+                continue
+            row = get.value
+            row[3] = env.now
+            there = float(self.plan.drive_s[c, row[1]])
+            there = there if math.isfinite(there) else 0.0
+            yield env.timeout(there + float(cg.home_visit.ppf(float(self.rng.random()))))
+            row[4] = env.now
+            yield env.timeout(there)
+
+
+def eldercare_result(op, city, fall_response_s, name):
+    """KPIs, report lines and the results-file section of a finished care operation."""
+    plan, until = op.plan, op.until_s
+    v = np.array([r[1:] for r in op.visits], dtype=np.float64).reshape(-1, 4)
+    h = np.array([r[2:] for r in op.home], dtype=np.float64).reshape(-1, 3)
+    k = {key: val for key, val in plan.access.items() if not key.startswith("_")}
+    arrived = v[:, 0] < until
+    k.update(eldercare_residents_65=float(len(plan.home)), eldercare_residents_80=float((plan.band == 1).sum()),
+             eldercare_dependent=float(plan.dependent.sum()), eldercare_daycare_visits=float(arrived.sum()),
+             eldercare_daycare_turned_away_share=float((v[arrived, 3] == 1).mean()) if arrived.any() else math.nan,
+             eldercare_daycare_unserved=float((v[arrived, 3] == 2).sum()))
+    started = np.isfinite(v[:, 1])
+    k["eldercare_daycare_wait_mean_s"] = float((v[started, 1] - v[started, 0]).mean()) if started.any() else math.nan
+    k["eldercare_utilisation_mean"] = _utilisation(op)
+    req = h[:, 0] < until
+    done = req & np.isfinite(h[:, 1]) & (h[:, 1] < until)
+    wait = np.where(done, h[:, 1], until)[req] - h[req, 0]
+    k.update(eldercare_home_visits_requested=float(req.sum()), eldercare_home_visits_started=float(done.sum()),
+             eldercare_home_visits_unmet=float(req.sum() - done.sum()),
+             eldercare_home_wait_mean_s=float(wait.mean()) if len(wait) else math.nan,
+             eldercare_home_wait_p90_s=float(np.percentile(wait, 90)) if len(wait) else math.nan)
+    lines = [f"{'elderly care':<34} {len(plan.home):,} residents 65+ ({int(k['eldercare_residents_80']):,} 80+, "
+             f"{int(k['eldercare_dependent']):,} care-dependent), {len(plan.centres)} centres",
+             f"{'  within the walking circle':<34} 65+ {_pct(k['eldercare_within_walk_share_65'])}, 80+ "
+             f"{_pct(k['eldercare_within_walk_share_80'])}; 2SFCA {k['eldercare_2sfca_per_1000_mean']:.1f} places "
+             f"per 1,000, Gini {k.get('eldercare_access_gini', math.nan):.3f}",
+             f"{'  day care':<34} {int(arrived.sum()):,} visits, {_pct(k['eldercare_daycare_turned_away_share'])} "
+             f"turned away, places used {_pct(k['eldercare_utilisation_mean'])}",
+             f"{'  home care':<34} {int(req.sum()):,} visits asked, {int(done.sum()):,} made, wait mean "
+             f"{_min(k['eldercare_home_wait_mean_s'])}"]
+    if fall_response_s is not None:
+        r = np.asarray(fall_response_s, dtype=np.float64)
+        ok = r[np.isfinite(r)]
+        k.update(eldercare_fall_calls=float(len(r)),
+                 eldercare_fall_response_mean_s=float(ok.mean()) if len(ok) else math.nan,
+                 eldercare_fall_response_p90_s=float(np.percentile(ok, 90)) if len(ok) else math.nan)
+        lines.append(f"{'  falls and alarms (EMS calls)':<34} {len(r):,}, response mean "
+                     f"{_min(k['eldercare_fall_response_mean_s'])}, p90 {_min(k['eldercare_fall_response_p90_s'])}")
+
+    def write(writer):
+        _write(writer, op, city, v, h)
+
+    return FlowResult(name, kpis=k, values={"eldercare": op}, lines=lines, write=write)
+
+
+def _utilisation(op):
+    """Place-hours used over place-hours open, all centres (from the visits)."""
+    used = sum(min(r[3] if math.isfinite(r[3]) else op.until_s, op.until_s) - r[2] for r in op.visits
+               if math.isfinite(r[2]))
+    cap = sum(c.places * sum(b - a for a, b in open_windows(c.open_s, c.close_s, op.until_s))
+              for c in op.plan.centres)
+    return float(used / cap) if cap > 0 else math.nan
+
+
+def _pct(x):
+    return "-" if x is None or not math.isfinite(x) else f"{100 * x:.1f} %"
+
+
+def _min(s):
+    return "-" if s is None or not math.isfinite(s) else f"{s / 60:.1f} min"
+
+
+def _write(writer, op, city, v, h):
+    plan = op.plan
+    names = np.array([c.name for c in plan.centres]).astype(str)
+    writer.write_table("/network/care_centres", {
+        "name": names, "node_idx": plan.centre_node.astype(np.int64),
+        "places": np.array([c.places for c in plan.centres], dtype=np.int64),
+        "home_staff": np.array([c.home_staff for c in plan.centres], dtype=np.int64),
+        "open_s": np.array([c.open_s for c in plan.centres], dtype=np.float64),
+        "close_s": np.array([c.close_s for c in plan.centres], dtype=np.float64),
+        "residents_65": op.residents.sum(axis=1), "residents_80": op.residents[:, 1], "dependent": op.dependents},
+        units={"name": "", "node_idx": "", "places": "persons", "home_staff": "persons", "open_s": "s", "close_s": "s",
+               "residents_65": "persons",
+               "residents_80": "persons", "dependent": "persons"})
+    centre = np.array([r[0] for r in op.visits], dtype=np.int32)
+    writer.write_table("/events/eldercare_visits", {
+        "centre": centre, "arrive_s": v[:, 0], "start_s": v[:, 1], "end_s": v[:, 2],
+        "outcome": np.array([OUTCOMES[int(o)] for o in v[:, 3]] or [], dtype=str)},
+        units={"centre": "", "arrive_s": "s", "start_s": "s", "end_s": "s", "outcome": ""})
+    writer.write_table("/events/eldercare_home_visits", {
+        "centre": np.array([r[0] for r in op.home], dtype=np.int32),
+        "node_idx": np.array([r[1] for r in op.home], dtype=np.int64),
+        "request_s": h[:, 0], "start_s": h[:, 1], "done_s": h[:, 2]},
+        units={"centre": "", "node_idx": "", "request_s": "s", "start_s": "s", "done_s": "s"})
+    if op.series:
+        writer.write_array("/timeseries/eldercare_centres/time_s", np.array([s[0] for s in op.series]), units="s")
+        writer.write_array("/timeseries/eldercare_centres/occupied_places",
+                           np.array([s[1] for s in op.series], dtype=np.float64), units="persons",
+                           attrs={"time_path": "/timeseries/eldercare_centres/time_s",
+                                  "description": "day-care places taken at each centre (columns: /network/care_centres)"})
+    zone = np.asarray(city.zone_of_node)[plan.home]
+    near = plan.access["_near"][plan.home]
+    acc = plan.access["_per_node_2sfca"][plan.home] * 1000.0
+    zs = [z for z in range(len(city.zone_ids)) if (zone == z).any()]
+    writer.write_table("/network/eldercare_districts", {
+        "zone_id": np.array([str(city.zone_ids[z]) for z in zs]).astype(str),
+        "zone_idx": np.array(zs, dtype=np.int64),
+        "residents_65": np.array([(zone == z).sum() for z in zs], dtype=np.float64),
+        "residents_80": np.array([((zone == z) & (plan.band == 1)).sum() for z in zs], dtype=np.float64),
+        "within_walk_share_65": np.array([near[zone == z].mean() for z in zs]),
+        "within_walk_share_80": np.array([near[(zone == z) & (plan.band == 1)].mean()
+                                          if ((zone == z) & (plan.band == 1)).any() else np.nan for z in zs]),
+        "places_per_1000": np.array([acc[zone == z].mean() for z in zs])},
+        units={"zone_id": "", "zone_idx": "", "residents_65": "persons", "residents_80": "persons", "within_walk_share_65": "1",
+               "within_walk_share_80": "1", "places_per_1000": "1/1000 persons"})
