@@ -32,7 +32,9 @@ What happens, every day of the run, while the centres are open:
   the visitor waits for a place until closing time, then goes home unserved.
 * **Home care**: each care-dependent resident asks for visits at ``home_visits_per_dependent_day``
   (Poisson, uniform over the opening hours); the centre's ``home_staff`` carers take them first
-  come first served, drive there (free-flow time), stay ``home_visit`` and drive back. Requests
+  come first served, drive there, stay ``home_visit`` and drive back: as vehicles of the live
+  traffic when the scenario has one (:class:`~twin.ports.LiveTravel` ``fleet``), else at
+  free-flow times. Requests
   still waiting at closing wait for the next day; those left at the end are unmet.
 * **Falls and alarms** become EMS calls at the residents' homes (port
   :class:`~twin.ports.CallIntake`), Poisson over the whole run at the bands' yearly rates
@@ -43,8 +45,10 @@ Access, fixed by where the centres are (:mod:`twin.access`): the share of the 65
 80+ within ``walk_limit_s`` of a centre, the 2SFCA places per 1,000 older persons per district
 (catchment ``walk_limit_s``), and equity across residents: Gini and Theil (between / within
 central and peripheral districts) of the 2SFCA accessibility, and the peripheral - central gap
-of the 15-minute coverage. Not modelled: meals on wheels, visitors driven to a farther centre
-when the nearest is full, carers driving through the live traffic, opening hours by weekday.
+of the 15-minute coverage; the day-care places within 5, 10 and 15 minutes' walk of the average
+older resident (cumulative opportunities). Not modelled: meals on wheels, visitors driven to a
+farther centre when the nearest is full, opening hours by weekday, coverage counting only
+centres with free places.
 """
 
 from __future__ import annotations
@@ -58,7 +62,7 @@ from twin.dists import Dist
 from twin.errors import ScenarioError
 from twin.flows import Flow, FlowResult
 from twin.graph import scenario_node_index
-from twin.ports import CallIntake, CallOutcome, CallPlan, Residents
+from twin.ports import CallIntake, CallOutcome, CallPlan, LiveTravel, Residents
 from twin.spec import Table, setting, where
 
 __all__ = ["ElderCareGroup", "CareCentreGroup", "ElderCareFlow", "ElderCarePlan", "BANDS"]
@@ -204,7 +208,7 @@ def plan_eldercare(ctx):
 
 def access_measures(plan, city) -> dict:
     """The 15-minute coverage, 2SFCA and equity of the plan's centres (see the module docstring)."""
-    from twin.access import gini, group_gap, theil_decomposition, two_step_fca
+    from twin.access import cumulative_opportunities, gini, group_gap, theil_decomposition, two_step_fca
 
     g = plan.group
     per_node = np.bincount(plan.home, minlength=city.n_nodes).astype(np.float64)
@@ -219,6 +223,9 @@ def access_measures(plan, city) -> dict:
         out[f"eldercare_within_walk_share_{label}"] = float(near[plan.home[m]].mean()) if m.any() else math.nan
     person_acc = acc[plan.home] * 1000.0                 # places per 1,000 older persons in reach
     out["eldercare_2sfca_per_1000_mean"] = float(person_acc.mean()) if len(person_acc) else math.nan
+    for minutes in (5, 10, 15):
+        opp = cumulative_opportunities(places, plan.walk_s, 60.0 * minutes)
+        out[f"eldercare_places_within_{minutes}min_mean"] = float(opp[plan.home].mean()) if len(plan.home) else math.nan
     if len(person_acc):
         central = zone[plan.home] == central_zone
         d = theil_decomposition(person_acc, central) if person_acc.sum() > 0 else {"total": 0, "between": 0,
@@ -253,7 +260,7 @@ class ElderCareFlow(Flow):
     tables = (Table("eldercare", ElderCareGroup, optional=True),
               Table("care_centres", CareCentreGroup, array=True, required=(("node", "the city node id"),)))
     streams = ("eldercare_need", "eldercare")
-    uses = (Residents, CallPlan, CallIntake, CallOutcome)
+    uses = (Residents, CallPlan, CallIntake, CallOutcome, LiveTravel)
     result_names = ("eldercare",)
 
     def plan(self, ctx):
@@ -264,7 +271,10 @@ class ElderCareFlow(Flow):
 
         plan = ctx.plan(self)
         rng = ctx.streams.generator("eldercare")
-        self.op = CareOperation(plan, ctx.clock, ctx.until_s, rng)
+        live = ctx.port(LiveTravel)
+        fleet = (live.fleet(np.concatenate([plan.centre_node, np.arange(ctx.city.n_nodes)]), ("to home", "back"))
+                 if live is not None and any(c.home_staff for c in plan.centres) else None)
+        self.op = CareOperation(plan, ctx.clock, ctx.until_s, rng, fleet)
         self.fall_calls = None
         if plan.fall_type >= 0:
             self.fall_calls = self._falls(ctx, plan, rng)

@@ -36,8 +36,8 @@ def _poisson_in(windows, rate_per_s, rng):
 class CareOperation:
     """The centres' places and carers for one run (processes registered by :meth:`start`)."""
 
-    def __init__(self, plan, env, until_s, rng):
-        self.plan, self.env, self.until_s, self.rng = plan, env, float(until_s), rng
+    def __init__(self, plan, env, until_s, rng, fleet=None):
+        self.plan, self.env, self.until_s, self.rng, self.fleet = plan, env, float(until_s), rng, fleet
         g = plan.group
         n_c = len(plan.centres)
         centre = plan.serving[plan.home]
@@ -129,9 +129,17 @@ class CareOperation:
                 continue
             row = get.value
             row[3] = env.now
+            u = float(self.rng.random())
+            if self.fleet is not None:                      # a vehicle of the live traffic, both ways
+                home = len(self.plan.centres) + row[1]
+                yield self.fleet.drive(env, c, home, leg="to home", priority=0)
+                yield env.timeout(float(cg.home_visit.ppf(u)))
+                row[4] = env.now
+                yield self.fleet.drive(env, home, c, leg="back", priority=0)
+                continue
             there = float(self.plan.drive_s[c, row[1]])
             there = there if math.isfinite(there) else 0.0
-            yield env.timeout(there + float(cg.home_visit.ppf(float(self.rng.random()))))
+            yield env.timeout(there + float(cg.home_visit.ppf(u)))
             row[4] = env.now
             yield env.timeout(there)
 

@@ -153,3 +153,20 @@ def test_the_care_map_colours_districts_by_coverage_and_labels_use(tmp_path):
     expect = sorted(f"{n} {100 * u / (p * (cl - op)):.0f} %" for n, u, p, op, cl in
                     zip(cen["name"], used, cen["places"], cen["open_s"], cen["close_s"]))
     assert labels == expect
+
+
+def test_with_traffic_the_carers_drive_as_vehicles(tmp_path):
+    text = CARE + "\n[traffic]\nrandom_trips = 100\n"
+    res = run(text, seed=3, out=tmp_path / "t.h5")
+    plan = load_scenario(text).plans["eldercare"]
+    with open_results(tmp_path / "t.h5") as f:
+        h = f.table("/events/eldercare_home_visits")
+    done = h[h["done_s"].notna()]
+    drive = plan.drive_s[done["centre"].to_numpy(), done["node_idx"].to_numpy()]
+    # each visit: at least the free-flow drive (whole ticks per link) and the 45 min on site
+    assert len(done) > 5 and np.all(done["done_s"] - done["start_s"] >= drive + 2700.0 - 1e-6)
+    assert "fleet legs" in res.flows["traffic"].lines[0]
+    for minutes in (5, 10, 15):
+        assert res.kpis[f"eldercare_places_within_{minutes}min_mean"] >= 0
+    assert (res.kpis["eldercare_places_within_5min_mean"] <= res.kpis["eldercare_places_within_10min_mean"]
+            <= res.kpis["eldercare_places_within_15min_mean"])
