@@ -235,6 +235,7 @@ def access_measures(plan, city) -> dict:
                    eldercare_within_walk_gap_peripheral_minus_central=group_gap(near[plan.home].astype(float),
                                                                                 central))
     out["_per_node_2sfca"] = acc
+    out["_central_zone"] = central_zone
     out["_near"] = near
     return out
 

@@ -38,7 +38,7 @@ def _node_ids(text):
 def add_optimise_parser(subparsers):
     """Add ``twin optimise`` to the CLI's subparsers (``twin.cli.build_parser`` calls this)."""
     p = subparsers.add_parser(
-        "optimise", help="optimise stations, fleet, beds or stock: MILP plans verified by simulation",
+        "optimise", help="optimise stations, fleet, beds, stock or care centres: MILP plans verified by simulation",
         description="Propose the model's optimum and its best neighbours for one decision, run each plan (and the "
                     "scenario's current one) on common random numbers, and rank them by a KPI with intervals "
                     "(multiple comparisons with the best, Bonferroni). Writes the chosen plan as a scenario.")
@@ -74,6 +74,10 @@ def add_optimise_parser(subparsers):
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override the scenario (every plan)")
     p.add_argument("--dask", nargs="?", const="local", metavar="ADDRESS",
                    help="run on Dask: a local cluster, or the scheduler at ADDRESS")
+    c = p.add_argument_group("care (--decide care: new elderly-care centres, --sites of them, default 1)")
+    c.add_argument("--places", type=int, help="day-care places of each new centre (default: the existing centres' mean)")
+    c.add_argument("--peripheral-weight", type=float, default=2.0,
+                   help="weight of an 80+ resident outside the central district in the covering model (default 2)")
     g = p.add_argument_group("stock (--decide stock: one item stocked at the hospitals)")
     d = StockItem()
     g.add_argument("--item", default=d.name, help=f"item name (default {d.name})")
@@ -114,6 +118,12 @@ def _model_line(res):
     if res.decide == "beds":
         return (f"model: Erlang B marginal analysis, {i['total_beds']} {i['pool'].upper()} beds; arrivals/h "
                 f"{', '.join(f'{k} {v:g}' for k, v in i['arrivals_per_h'].items())}")
+    if res.decide == "care":
+        return (f"model: MCLP on walking times: {i['sites']} new centre(s) of {i['places']} places beside the "
+                f"{i['existing']} existing, among {i['candidates']} candidates, covering the 80+ at "
+                f"{i['demand_points']} nodes within {i['standard_s'] / 60:.0f} min (peripheral weight "
+                f"{i['peripheral_weight']:g}); MILP gap {100 * i['gap']:.2f} % ({i['status']}), solved in "
+                f"{i['solve_time_s']:.2f} s")
     if res.decide == "stock":
         return (f"model: {i['model']}, {i['scenarios_in_sample']} simulated runs to fit, "
                 f"{i['evaluation_seeds']} others to evaluate; solved in {i['solve_time_s']:.2f} s")
@@ -209,7 +219,8 @@ def optimise_main(args) -> int:
                        candidates=args.candidates, keep=args.keep, costs=args.costs, at_s=args.at, items=items,
                        pool=args.pool, demand_from=args.demand_from,
                        kpi=args.kpi, maximise=args.maximise, confidence=args.confidence, store=args.study,
-                       dask=dask, progress=progress)
+                       dask=dask, progress=progress, care_places=args.places,
+                       peripheral_weight=args.peripheral_weight)
     finally:
         if bar is not None:
             bar.close()

@@ -36,6 +36,8 @@ is the same as a flat table.
 
 from __future__ import annotations
 
+import dataclasses
+
 import hashlib
 import json
 import logging
@@ -259,7 +261,7 @@ def rank_plans(runs, kpi, *, maximise=False, confidence=0.95):
 
 def default_kpi(decide) -> str:
     """The ranking KPI a decision uses unless told: mean response time, or the stock plan's cost."""
-    return "stock_cost" if decide == "stock" else "response_mean_s"
+    return {"stock": "stock_cost", "care": "eldercare_within_walk_share_80"}.get(decide, "response_mean_s")
 
 
 def _maximise_default(kpi):
@@ -288,14 +290,16 @@ def _check_study(decide, model, replications, plans, costs, confidence, items):
 
 def optimise(spec, decide, *, model="p-median", replications=10, seed=0, plans=4, overrides=None, sites=None,
              standard_s=None, candidates=None, keep=(), costs="free-flow", at_s=8 * 3600.0, items=(StockItem(),),
-             pool="ed", demand_from=None, kpi=None, maximise=None, confidence=0.95, store=None, dask=False, progress=None) -> StudyResult:
+             pool="ed", demand_from=None, kpi=None, maximise=None, confidence=0.95, store=None, dask=False, progress=None,
+             care_places=None, peripheral_weight=2.0) -> StudyResult:
     """Propose plans for ``decide`` with an exact model, simulate them on common random numbers,
     rank them with intervals, and return the chosen plan (see the module docstring).
 
     Parameters
     ----------
     spec : scenario (file, built-in name, text, dict or Scenario)
-    decide : ``"stations"``, ``"fleet"``, ``"beds"`` or ``"stock"``
+    decide : ``"stations"``, ``"fleet"``, ``"beds"``, ``"stock"`` or ``"care"`` (new elderly-care
+        centres: :mod:`twin.optimise_care`)
     model : one of :data:`MODELS` (stations; fleet always uses the MEXCLP)
     replications : int
         Replications per plan, >= 2 (stock runs twice as many: half to fit, half to evaluate).
@@ -328,6 +332,9 @@ def optimise(spec, decide, *, model="p-median", replications=10, seed=0, plans=4
         Run replications on Dask (see :func:`twin.ensemble.replicate`).
     progress : callable(done, total), optional
         Called as each replication ends.
+    care_places, peripheral_weight : ``care`` only: places of each new centre (default the
+        existing centres' mean) and the weight of an 80+ resident outside the central district
+        (default 2) in the covering model.
 
     Raises
     ------
@@ -352,8 +359,9 @@ def optimise(spec, decide, *, model="p-median", replications=10, seed=0, plans=4
                    at_s=at_s if costs == "congested" else None,
                    items=[vars(it) for it in items] if decide == "stock" else None,
                    pool=pool if decide == "beds" else None,
+                   care=dict(places=care_places, peripheral_weight=peripheral_weight) if decide == "care" else None,
                    demand_from=None if demand_from is None else _file_digest(demand_from))
-    used = {"fleet": "mexclp", "beds": "erlang-b", "stock": "saa"}.get(decide, model)      # the model really used
+    used = {"fleet": "mexclp", "beds": "erlang-b", "stock": "saa", "care": "mclp"}.get(decide, model)      # the model really used
     st = _Store(store, _study_key(scenario, decide, used, options),
                 {"scenario": scenario.name, "decide": decide, "model": used, **options})
     current = current_plan(scenario, decide, items, pool)
@@ -369,13 +377,19 @@ def optimise(spec, decide, *, model="p-median", replications=10, seed=0, plans=4
     hour = int(at_s // 3600) if costs == "congested" else None
     link_cost = congested_link_costs(scenario, at_s, seeds[0]) if costs == "congested" and decide != "beds" else None
     demand = None if demand_from is None or decide == "beds" else demand_from_run(demand_from, scenario.city, hour)
-    proposed, info, price = propose_plans(scenario, decide, model=model, n_plans=plans, sites=sites,
-                                          standard_s=standard_s, q=q, candidates=candidates, keep=keep,
-                                          bed_rates_per_h=rates, link_cost_s=link_cost, costs=costs,
-                                          hour=hour, pool=pool, demand=demand)
+    if decide == "care":
+        from twin.optimise_care import care_plans
+
+        proposed, info, price = care_plans(scenario, plans, sites=sites, places=care_places,
+                                           peripheral_weight=peripheral_weight, candidates=candidates)
+    else:
+        proposed, info, price = propose_plans(scenario, decide, model=model, n_plans=plans, sites=sites,
+                                              standard_s=standard_s, q=q, candidates=candidates, keep=keep,
+                                              bed_rates_per_h=rates, link_cost_s=link_cost, costs=costs,
+                                              hour=hour, pool=pool, demand=demand)
     same = [p.name for p in proposed if p.key() == current.key()]
-    current = Plan("current", current.stations, current.beds, None, price(current), f"= {same[0]}" if same else "",
-                   current.pool)
+    current = dataclasses.replace(current, model_objective=price(current),
+                                  note=f"= {same[0]}" if same else current.note)
     proposed = [p for p in proposed if p.key() != current.key()]
     info["q_from_current_plan"] = q
     all_plans = [current] + proposed

@@ -50,7 +50,7 @@ __all__ = ["DECISIONS", "MODELS", "COSTS", "POOLS", "pool_hospitals", "Plan", "S
            "zone_weights", "demand_from_run",
            "congested_link_costs", "propose_plans", "stock_demand", "plan_scenario_data", "current_plan"]
 
-DECISIONS = ("stations", "fleet", "beds", "stock")
+DECISIONS = ("stations", "fleet", "beds", "stock", "care")
 MODELS = ("p-median", "p-center", "lscp", "mclp", "mexclp")
 COSTS = ("free-flow", "congested")
 #: What a plan's ``model_objective`` is, per model (``_s``: seconds; shares of the calls per hour).
@@ -80,6 +80,8 @@ class Plan:
         E.g. ``"= optimum"`` when the current plan is the model's optimum.
     pool : str
         ``"ed"``, ``"ward"`` or ``"icu"``: the beds a ``beds`` plan splits.
+    centres : tuple of (node id, places), or None
+        Elderly-care centres the plan adds (``care`` decision; ``()``: none).
     """
 
     name: str
@@ -89,13 +91,18 @@ class Plan:
     model_objective: float = math.nan
     note: str = ""
     pool: str = "ed"
+    centres: tuple | None = None
 
     def key(self) -> tuple:
         """What the plan decides, in a canonical order: two plans with equal keys are the same plan."""
-        return tuple(None if v is None else tuple(sorted(v)) for v in (self.stations, self.beds, self.stock))
+        return tuple(None if v is None else tuple(sorted(v)) for v in (self.stations, self.beds, self.stock,
+                                                                         self.centres))
 
     def describe(self) -> str:
-        """The plan in one line: ``node x vehicles``, ``hospital:beds`` or ``hospital/item:units``."""
+        """The plan in one line: ``node x vehicles``, ``hospital:beds``, ``hospital/item:units`` or
+        ``+node:places`` (new care centres)."""
+        if self.centres is not None:
+            return " ".join(f"+{node}:{k}" for node, k in self.centres) or "no new centre"
         if self.stations is not None:
             return " ".join(f"{node}x{k}" for node, k in self.stations)
         if self.beds is not None:
@@ -560,9 +567,9 @@ def propose_plans(scenario, decide, *, model="p-median", n_plans=4, sites=None, 
     model's objective at any plan of this decision (e.g. the current one). ``stock`` plans come
     from :func:`twin.optimise.optimise`, which has the demand scenarios.
     """
-    if decide not in DECISIONS or decide == "stock":
+    if decide not in DECISIONS or decide in ("stock", "care"):
         raise OptimisationError(f"decide = {decide!r}; expected one of stations, fleet, beds here "
-                                f"(stock: twin.optimise.optimise)")
+                                f"(stock: twin.optimise.optimise; care: twin.optimise_care.care_plans)")
     if model not in MODELS:
         raise OptimisationError(f"model = {model!r}; expected one of {', '.join(MODELS)}")
     if isinstance(n_plans, bool) or not isinstance(n_plans, int) or n_plans < 1:
@@ -608,6 +615,11 @@ def plan_scenario_data(data, plan):
         first = (data.get("stations") or [{}])[0]
         template = {k: v for k, v in first.items() if k not in ("name", "node", "ambulances") + _UNIT_KINDS}
         out["stations"] = [dict(template, name=f"site-{node}", node=node, ambulances=int(k)) for node, k in plan.stations]
+    if plan.centres:
+        first = (data.get("care_centres") or [{}])[0]
+        template = {k: v for k, v in first.items() if k not in ("name", "node", "places", "home_staff")}
+        out["care_centres"] = list(out.get("care_centres") or []) + [
+            dict(template, name=f"new-{node}", node=node, places=int(k), home_staff=0) for node, k in plan.centres]
     if plan.beds is not None:
         beds, key = dict(plan.beds), POOLS[plan.pool][0]
         for h in out["hospitals"]:
@@ -626,4 +638,6 @@ def current_plan(scenario, decide, items=(), pool="ed"):
     if decide == "stock":
         return Plan("current", stock=tuple((h, it.name, 0.0) for _, h in pool_hospitals(scenario, "ed")
                                            for it in items), note="no stock")
+    if decide == "care":
+        return Plan("current", centres=())
     return Plan("current", stations=tuple((n, k) for n, k in current_stations(scenario)))
