@@ -21,8 +21,9 @@
 Who: the synthetic population's residents aged 65 or more (port :class:`~twin.ports.Residents`),
 in two age bands (65-79 and 80+); each is *care-dependent* with the band's ``care_need_share``
 (a Bernoulli draw on the ``eldercare_need`` stream; the shares are scenario assumptions, no source is
-built in). Every resident is served by the centre nearest by walking (link length /
-``walk_speed_mps``).
+built in). A resident goes to the centre nearest on foot (link length / ``walk_speed_mps``)
+when it is within ``walk_limit_s``; beyond, one with a car available is driven to the centre
+nearest by car, the others walk to the nearest however far.
 
 What happens, every day of the run, while the centres are open:
 
@@ -36,6 +37,9 @@ What happens, every day of the run, while the centres are open:
   traffic when the scenario has one (:class:`~twin.ports.LiveTravel` ``fleet``), else at
   free-flow times. Requests
   still waiting at closing wait for the next day; those left at the end are unmet.
+* **Meals on wheels**: each care-dependent resident living alone gets
+  ``meals_per_dependent_alone_day`` deliveries a day, requested like home visits and carried by
+  the same carers (``meal_drop`` on site), in the same first-come-first-served queue.
 * **Falls and alarms** become EMS calls at the residents' homes (port
   :class:`~twin.ports.CallIntake`), Poisson over the whole run at the bands' yearly rates
   (scenario assumptions); their response times come back through
@@ -46,9 +50,9 @@ Access, fixed by where the centres are (:mod:`twin.access`): the share of the 65
 (catchment ``walk_limit_s``), and equity across residents: Gini and Theil (between / within
 central and peripheral districts) of the 2SFCA accessibility, and the peripheral - central gap
 of the 15-minute coverage; the day-care places within 5, 10 and 15 minutes' walk of the average
-older resident (cumulative opportunities). Not modelled: meals on wheels, visitors driven to a
-farther centre when the nearest is full, opening hours by weekday, coverage counting only
-centres with free places.
+older resident (cumulative opportunities). The coverage counting only centres that were never full
+(``eldercare_within_walk_free_share_*``) comes from the run. Not modelled: visitors driven to a
+farther centre when the nearest is full, opening hours by weekday.
 """
 
 from __future__ import annotations
@@ -115,6 +119,8 @@ class ElderCareGroup:
                                       convert=_bands, plain=_bands_plain)
     home_visits_per_dependent_day: float = setting(0.5, "float", "home-care visits a care-dependent resident needs a "
                                                                  "day", minimum=0.0)
+    meals_per_dependent_alone_day: float = setting(0.0, "float", "meals delivered a day to each care-dependent "
+                                                                 "resident living alone (by the carers)", minimum=0.0)
     fall_calls_per_1000_year: object = setting((0.0, 0.0), "bands", "falls and alarms calling the EMS per "
                                                "1,000 residents a year by age band (assumption)", convert=_bands, plain=_bands_plain)
     fall_call_type: str = setting("", "str", "EMS call type of the falls (omit: no fall calls)")
@@ -139,6 +145,8 @@ class CareCentreGroup:
                             convert=_dist, plain=Dist.plain)
     home_visit: object = setting(Dist("constant", 2700.0, 0.0), "dist", "a home visit's length on site, seconds",
                                  convert=_dist, plain=Dist.plain)
+    meal_drop: object = setting(Dist("constant", 300.0, 0.0), "dist", "a meal delivery's time on site, seconds",
+                                convert=_dist, plain=Dist.plain)
 
 
 @dataclass(frozen=True)
@@ -159,6 +167,8 @@ class ElderCarePlan:
     access: dict
     fall_type: int = -1
     call_plan: object = None
+    centre_of: np.ndarray = None
+    by_car: np.ndarray = None
 
 
 def plan_eldercare(ctx):
@@ -192,6 +202,11 @@ def plan_eldercare(ctx):
     walk = city.travel_times(ids, ids[nodes], link_cost_s=np.asarray(city.length_m, dtype=np.float64) / g.walk_speed_mps)
     drive = city.travel_times(ids[nodes], ids)
     serving = np.argmin(walk, axis=1)
+    # who goes where: the nearest centre on foot within the circle, else by car (nearest by drive)
+    # for those with a car, else the nearest on foot however far
+    far = walk[home, serving[home]] > g.walk_limit_s
+    by_car = far & r["car"][old]
+    centre_of = np.where(by_car, np.argmin(drive[:, home], axis=0), serving[home])
     fall_type, call_plan = -1, None
     if g.fall_call_type:
         call_plan = ctx.port(CallPlan)
@@ -201,7 +216,7 @@ def plan_eldercare(ctx):
         call_plan.calls_anywhere()
         fall_type = call_plan.call_type_index(g.fall_call_type, f"{at} fall_call_type")
     plan = ElderCarePlan(g, tuple(centres), nodes, home, band, r["living_alone"][old], dependent, walk, serving, drive,
-                         {}, fall_type, call_plan)
+                         {}, fall_type, call_plan, centre_of, by_car)
     plan.access.update(access_measures(plan, city))
     return plan
 

@@ -40,14 +40,15 @@ class CareOperation:
         self.plan, self.env, self.until_s, self.rng, self.fleet = plan, env, float(until_s), rng, fleet
         g = plan.group
         n_c = len(plan.centres)
-        centre = plan.serving[plan.home]
+        centre = plan.centre_of
         self.residents = np.zeros((n_c, 2))
         np.add.at(self.residents, (centre, plan.band), 1.0)
         self.dependents = np.bincount(centre[plan.dependent], minlength=n_c).astype(np.float64)
         self.visits = []            # [centre, arrive_s, start_s, end_s, outcome]
-        self.home = []              # [centre, node_idx, request_s, start_s, done_s]
+        self.home = []              # [centre, node_idx, request_s, start_s, done_s, kind (0 visit, 1 meal)]
         self.places = [simpy.Resource(env, capacity=max(1, c.places)) for c in plan.centres]
         self.busy = np.zeros(n_c, dtype=np.int64)
+        self.max_busy = np.zeros(n_c, dtype=np.int64)
         self.series = []            # (time_s, busy places per centre)
         self.queues = [simpy.Store(env) for _ in plan.centres]
         rate = np.array(g.daycare_visits_per_person_day)
@@ -57,11 +58,17 @@ class CareOperation:
             open_day = cg.close_s - cg.open_s
             lam = float(self.residents[c] @ rate) / open_day
             self.arrivals.append(_poisson_in(win, lam, rng))
-            dep_homes = plan.home[plan.dependent & (centre == c)]
-            mu = len(dep_homes) * g.home_visits_per_dependent_day / open_day
-            t = _poisson_in(win, mu, rng)
-            homes = dep_homes[rng.integers(0, len(dep_homes), len(t))] if len(dep_homes) else np.zeros(0, np.int64)
-            self.requests.append((t, homes))
+            parts = []
+            for kind, who, per_day in ((0, plan.dependent, g.home_visits_per_dependent_day),
+                                       (1, plan.dependent & plan.alone, g.meals_per_dependent_alone_day)):
+                homes = plan.home[who & (centre == c)]
+                t = _poisson_in(win, len(homes) * per_day / open_day, rng) if per_day > 0 else np.zeros(0)
+                at = homes[rng.integers(0, len(homes), len(t))] if len(homes) else np.zeros(0, np.int64)
+                parts.append((t, at, np.full(len(t), kind)))
+            t = np.concatenate([p[0] for p in parts])
+            order = np.argsort(t, kind="stable")
+            self.requests.append((t[order], np.concatenate([p[1] for p in parts])[order],
+                                  np.concatenate([p[2] for p in parts])[order]))
 
     def start(self):
         env = self.env
@@ -92,6 +99,7 @@ class CareOperation:
                 row[4] = 2                              # waited until closing: unserved
                 return
             self.busy[c] += 1
+            self.max_busy[c] = max(self.max_busy[c], self.busy[c])
             row[2] = env.now
             yield env.timeout(float(cg.visit.ppf(u)))
             self.busy[c] -= 1
@@ -106,10 +114,10 @@ class CareOperation:
 
     # ---------------------------------------------------------------- home care
     def _requests(self, c):
-        times, homes = self.requests[c]
-        for t, node in zip(times, homes):
+        times, homes, kinds = self.requests[c]
+        for t, node, kind in zip(times, homes, kinds):
             yield self.env.timeout(t - self.env.now)
-            row = [c, int(node), t, math.nan, math.nan]
+            row = [c, int(node), t, math.nan, math.nan, int(kind)]
             self.home.append(row)
             yield self.queues[c].put(row)
 
@@ -130,16 +138,17 @@ class CareOperation:
             row = get.value
             row[3] = env.now
             u = float(self.rng.random())
+            on_site = cg.meal_drop if row[5] == 1 else cg.home_visit
             if self.fleet is not None:                      # a vehicle of the live traffic, both ways
                 home = len(self.plan.centres) + row[1]
                 yield self.fleet.drive(env, c, home, leg="to home", priority=0)
-                yield env.timeout(float(cg.home_visit.ppf(u)))
+                yield env.timeout(float(on_site.ppf(u)))
                 row[4] = env.now
                 yield self.fleet.drive(env, home, c, leg="back", priority=0)
                 continue
             there = float(self.plan.drive_s[c, row[1]])
             there = there if math.isfinite(there) else 0.0
-            yield env.timeout(there + float(cg.home_visit.ppf(u)))
+            yield env.timeout(there + float(on_site.ppf(u)))
             row[4] = env.now
             yield env.timeout(there)
 
@@ -148,7 +157,7 @@ def eldercare_result(op, city, fall_response_s, name):
     """KPIs, report lines and the results-file section of a finished care operation."""
     plan, until = op.plan, op.until_s
     v = np.array([r[1:] for r in op.visits], dtype=np.float64).reshape(-1, 4)
-    h = np.array([r[2:] for r in op.home], dtype=np.float64).reshape(-1, 3)
+    h = np.array([r[2:] for r in op.home], dtype=np.float64).reshape(-1, 4)
     k = {key: val for key, val in plan.access.items() if not key.startswith("_")}
     arrived = v[:, 0] < until
     k.update(eldercare_residents_65=float(len(plan.home)), eldercare_residents_80=float((plan.band == 1).sum()),
@@ -158,13 +167,20 @@ def eldercare_result(op, city, fall_response_s, name):
     started = np.isfinite(v[:, 1])
     k["eldercare_daycare_wait_mean_s"] = float((v[started, 1] - v[started, 0]).mean()) if started.any() else math.nan
     k["eldercare_utilisation_mean"] = _utilisation(op)
-    req = h[:, 0] < until
-    done = req & np.isfinite(h[:, 1]) & (h[:, 1] < until)
+    meal = h[:, 3] == 1
+    asked = h[:, 0] < until
+    started = asked & np.isfinite(h[:, 1]) & (h[:, 1] < until)
+    req, done = asked & ~meal, started & ~meal
     wait = np.where(done, h[:, 1], until)[req] - h[req, 0]
     k.update(eldercare_home_visits_requested=float(req.sum()), eldercare_home_visits_started=float(done.sum()),
              eldercare_home_visits_unmet=float(req.sum() - done.sum()),
              eldercare_home_wait_mean_s=float(wait.mean()) if len(wait) else math.nan,
              eldercare_home_wait_p90_s=float(np.percentile(wait, 90)) if len(wait) else math.nan)
+    if plan.group.meals_per_dependent_alone_day > 0:
+        k.update(eldercare_meals_requested=float((asked & meal).sum()), eldercare_meals_delivered=float(
+            (started & meal).sum()), eldercare_meals_unmet=float((asked & meal).sum() - (started & meal).sum()))
+    k.update(_free_capacity_coverage(op))
+    k["eldercare_visits_by_car_share"] = float(plan.by_car.mean()) if len(plan.by_car) else math.nan
     lines = [f"{'elderly care':<34} {len(plan.home):,} residents 65+ ({int(k['eldercare_residents_80']):,} 80+, "
              f"{int(k['eldercare_dependent']):,} care-dependent), {len(plan.centres)} centres",
              f"{'  within the walking circle':<34} 65+ {_pct(k['eldercare_within_walk_share_65'])}, 80+ "
@@ -173,7 +189,9 @@ def eldercare_result(op, city, fall_response_s, name):
              f"{'  day care':<34} {int(arrived.sum()):,} visits, {_pct(k['eldercare_daycare_turned_away_share'])} "
              f"turned away, places used {_pct(k['eldercare_utilisation_mean'])}",
              f"{'  home care':<34} {int(req.sum()):,} visits asked, {int(done.sum()):,} made, wait mean "
-             f"{_min(k['eldercare_home_wait_mean_s'])}"]
+             f"{_min(k['eldercare_home_wait_mean_s'])}"
+             + (f"; meals {int(k['eldercare_meals_delivered']):,} of {int(k['eldercare_meals_requested']):,} "
+                f"delivered" if "eldercare_meals_requested" in k else "")]
     if fall_response_s is not None:
         r = np.asarray(fall_response_s, dtype=np.float64)
         ok = r[np.isfinite(r)]
@@ -187,6 +205,20 @@ def eldercare_result(op, city, fall_response_s, name):
         _write(writer, op, city, v, h)
 
     return FlowResult(name, kpis=k, values={"eldercare": op}, lines=lines, write=write)
+
+
+def _free_capacity_coverage(op):
+    """Shares of the 65+ and 80+ within the walking circle of a centre whose day-care places were
+    never all taken during the run."""
+    plan = op.plan
+    free = np.array([op.max_busy[c] < max(cg.places, 1) for c, cg in enumerate(plan.centres)])
+    ok = (plan.walk_s[:, free] <= plan.group.walk_limit_s).any(axis=1) if free.any() else \
+        np.zeros(plan.walk_s.shape[0], dtype=bool)
+    out = {}
+    for b, label in ((0, "65"), (1, "80")):
+        m = plan.band >= b
+        out[f"eldercare_within_walk_free_share_{label}"] = float(ok[plan.home[m]].mean()) if m.any() else math.nan
+    return out
 
 
 def _utilisation(op):
@@ -227,8 +259,9 @@ def _write(writer, op, city, v, h):
     writer.write_table("/events/eldercare_home_visits", {
         "centre": np.array([r[0] for r in op.home], dtype=np.int32),
         "node_idx": np.array([r[1] for r in op.home], dtype=np.int64),
-        "request_s": h[:, 0], "start_s": h[:, 1], "done_s": h[:, 2]},
-        units={"centre": "", "node_idx": "", "request_s": "s", "start_s": "s", "done_s": "s"})
+        "request_s": h[:, 0], "start_s": h[:, 1], "done_s": h[:, 2],
+        "kind": np.array(["meal" if x == 1 else "visit" for x in h[:, 3]], dtype=str)},
+        units={"centre": "", "node_idx": "", "request_s": "s", "start_s": "s", "done_s": "s", "kind": ""})
     if op.series:
         writer.write_array("/timeseries/eldercare_centres/time_s", np.array([s[0] for s in op.series]), units="s")
         writer.write_array("/timeseries/eldercare_centres/occupied_places",

@@ -92,7 +92,8 @@ class _Residents:
 
         pop = self.population
         return {"age": np.asarray(pop.age, dtype=np.int64), "home_node_idx": np.asarray(pop.home_node_idx, dtype=np.int64),
-                "living_alone": np.asarray(pop.hh_size)[np.asarray(pop.household_idx)] == 1}
+                "living_alone": np.asarray(pop.hh_size)[np.asarray(pop.household_idx)] == 1,
+                "car": np.asarray(pop.car_available, dtype=bool)}
 
 
 class _CarDemand:

@@ -204,7 +204,7 @@ class Residents(Protocol):
 
     def residents(self):
         """One entry per person: ``age`` (years, int array), ``home_node_idx`` (City node
-        index), ``living_alone`` (bool: a one-person household)."""
+        index), ``living_alone`` (bool: a one-person household), ``car`` (bool: a car available)."""
 
 
 class CallOutcome(Protocol):

@@ -170,3 +170,35 @@ def test_with_traffic_the_carers_drive_as_vehicles(tmp_path):
         assert res.kpis[f"eldercare_places_within_{minutes}min_mean"] >= 0
     assert (res.kpis["eldercare_places_within_5min_mean"] <= res.kpis["eldercare_places_within_10min_mean"]
             <= res.kpis["eldercare_places_within_15min_mean"])
+
+
+def test_meals_go_to_the_dependent_living_alone_and_full_centres_do_not_count_as_free(tmp_path):
+    text = CARE.replace("home_visits_per_dependent_day = 0.5", "home_visits_per_dependent_day = 0.5\n"
+                        "meals_per_dependent_alone_day = 2.0").replace("places = 6\nhome_staff = 2",
+                                                                      "places = 1\nhome_staff = 2")
+    text = text.replace("[eldercare]\n", '[eldercare]\ndaycare_visits_per_person_day = { "65" = 0.05, "80" = 0.05 }\n')
+    text = text.replace('places = 6\nhome_staff = 1\nmode = "queue"', 'places = 40\nhome_staff = 1\nmode = "queue"')
+    res = run(text, seed=6, out=tmp_path / "m.h5")
+    plan = res.eldercare.plan                            # the run's own draw of who is care-dependent
+    with open_results(tmp_path / "m.h5") as f:
+        h = f.table("/events/eldercare_home_visits")
+    meals = h[h["kind"] == "meal"]
+    alone_homes = set(plan.home[plan.dependent & plan.alone].tolist())
+    assert len(meals) > 5 and set(meals["node_idx"]) <= alone_homes
+    k = res.kpis
+    assert k["eldercare_meals_requested"] == len(meals[meals["request_s"] < 86400.0])
+    assert k["eldercare_meals_delivered"] + k["eldercare_meals_unmet"] == k["eldercare_meals_requested"]
+    # 'west' (1 place, busy) is full at some time: only the residents near 'east' count as covered
+    op = res.eldercare
+    assert op.max_busy[0] == 1 and op.max_busy[1] < 40
+    near_east = (plan.walk_s[:, 1] <= 900.0)[plan.home]
+    assert k["eldercare_within_walk_free_share_65"] == pytest.approx(near_east.mean())
+    assert k["eldercare_within_walk_free_share_65"] < k["eldercare_within_walk_share_65"]
+
+
+def test_residents_beyond_the_circle_with_a_car_are_driven_to_the_nearest_by_car():
+    plan = load_scenario(CARE).plans["eldercare"]
+    far = plan.walk_s[plan.home, plan.serving[plan.home]] > 900.0
+    assert plan.by_car.any() and not plan.by_car[~far].any()
+    np.testing.assert_array_equal(plan.centre_of[plan.by_car], np.argmin(plan.drive_s[:, plan.home[plan.by_car]], axis=0))
+    np.testing.assert_array_equal(plan.centre_of[~plan.by_car], plan.serving[plan.home[~plan.by_car]])
