@@ -5,7 +5,7 @@
     [eldercare]
     walk_limit_s = 900                       # the 15-minute circle (walking)
     daycare_visits_per_person_day = { "65" = 0.01, "80" = 0.03 }   # by age band (from 65, from 80)
-    care_need_share = { "65" = 0.08, "80" = 0.30 }                 # care-dependent share by age band
+    care_need_share = { "65" = 0.16, "80" = 0.47 }                 # care-dependent share by age band
     home_visits_per_dependent_day = 0.5      # home-care visits each care-dependent person needs a day
     fall_calls_per_1000_year = { "65" = 40.0, "80" = 120.0 }      # falls and alarms that call the EMS
     fall_call_type = "fall"
@@ -20,10 +20,10 @@
 
 Who: the synthetic population's residents aged 65 or more (port :class:`~twin.ports.Residents`),
 in two age bands (65-79 and 80+); each is *care-dependent* with the band's ``care_need_share``
-(a Bernoulli draw on the ``eldercare_need`` stream; the shares are scenario assumptions, no source is
-built in). A resident goes to the centre nearest on foot (link length / ``walk_speed_mps``)
-when it is within ``walk_limit_s``; beyond, one with a car available is driven to the centre
-nearest by car, the others walk to the nearest however far.
+(a Bernoulli draw on the ``eldercare_need`` stream; by default the ADL-disability prevalence of
+:data:`CARE_NEED_SHARE`, Chen et al. 2023). A resident goes to the centre nearest on foot (link
+length / ``walk_speed_mps``) when it is within ``walk_limit_s``; beyond, one with a car available
+is driven to the centre nearest by car, the others walk to the nearest however far.
 
 What happens, every day of the run, while the centres are open:
 
@@ -73,6 +73,11 @@ __all__ = ["ElderCareGroup", "CareCentreGroup", "ElderCareFlow", "ElderCarePlan"
 
 #: Age bands: lower bounds, years (65-79, 80+).
 BANDS = (65, 80)
+#: Care-dependent share by band: the prevalence of ADL disability among older people in China in
+#: a meta-analysis of 100 studies (Chen et al. 2023, Int. J. Front. Med. 5(8),
+#: doi:10.25236/IJFM.2023.050801): 10.8 % at 60-69 and 21.2 % at 70-79 (their mean, 16.0 %,
+#: for 65-79, an interpolation of ours) and 47.0 % in the oldest group (read as 80+).
+CARE_NEED_SHARE = (0.16, 0.47)
 DAY_S = 86400.0
 YEAR_S = 365.0 * DAY_S
 
@@ -115,8 +120,8 @@ class ElderCareGroup:
                                     strict=True)
     daycare_visits_per_person_day: object = setting((0.01, 0.03), "bands", "day-care visits per resident a "
                                                     "day by age band (assumption)", convert=_bands, plain=_bands_plain)
-    care_need_share: object = setting((0.08, 0.30), "bands", "care-dependent share by age band (assumption)",
-                                      convert=_bands, plain=_bands_plain)
+    care_need_share: object = setting(CARE_NEED_SHARE, "bands", "care-dependent share by age band (default: ADL "
+                                      "disability prevalence, Chen et al. 2023)", convert=_bands, plain=_bands_plain)
     home_visits_per_dependent_day: float = setting(0.5, "float", "home-care visits a care-dependent resident needs a "
                                                                  "day", minimum=0.0)
     meals_per_dependent_alone_day: float = setting(0.0, "float", "meals delivered a day to each care-dependent "
