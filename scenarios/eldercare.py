@@ -41,8 +41,9 @@ What happens, every day of the run, while the centres are open:
   ``meals_per_dependent_alone_day`` deliveries a day, requested like home visits and carried by
   the same carers (``meal_drop`` on site), in the same first-come-first-served queue.
 * **Falls and alarms** become EMS calls at the residents' homes (port
-  :class:`~twin.ports.CallIntake`), Poisson over the whole run at the bands' yearly rates
-  (scenario assumptions); their response times come back through
+  :class:`~twin.ports.CallIntake`), Poisson over the whole run at the bands' yearly rates (the
+  scenario's; ``hefei_eldercare`` documents its choice against about 42 per 1,000 aged 65+ a
+  year in an ambulance service's records); their response times come back through
   :class:`~twin.ports.CallOutcome`.
 
 Access, fixed by where the centres are (:mod:`twin.access`): the share of the 65+ and of the
