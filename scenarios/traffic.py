@@ -57,6 +57,7 @@ from twin.clock import UrgentTimeout
 from twin.errors import DemandError, ScenarioError
 from twin.flows import Flow, FlowResult
 from twin.ports import Exposure, LinkControl, LiveTravel, TripDemand, TripIntake, TripOutcome
+from twin.traffic_result import GRIDLOCK_SHARE, gridlocked
 from twin.spec import Table, setting
 
 __all__ = ["TrafficGroup", "TrafficFlow", "TrafficTravelTimes", "traffic_trips"]
@@ -557,7 +558,15 @@ class TrafficFlow(Flow):
         lines = [f"{'traffic':<34} {len(result.trips) - n_legs - n_fleet:,} trips"
                  f"{f' + {n_legs:,} unit legs' if n_legs else ''}{f' + {n_fleet:,} fleet legs' if n_fleet else ''}, "
                  f"completed {t['completed']:,}, "
-                 f"congestion index {t['congestion_index']:.3f}, mean trip {_fmt_min(t['mean_travel_time_s'])}"]
+                 f"congestion index {t['congestion_index']:.3f}, mean trip {_fmt_min(t['mean_travel_time_s'])}, "
+                 f"forced moves {t['forced_moves']:,}, teleports {t['teleports']:,}"]
+        if gridlocked(t, len(result.trips)):
+            share = (t["forced_moves"] + t["teleports"]) / max(len(result.trips), 1)
+            text = (f"gridlock: the gridlock rule moved {t['forced_moves']:,} stuck vehicles into full links and "
+                    f"teleported {t['teleports']:,} ({100 * share:.1f} % of the trips, warning from "
+                    f"{100 * GRIDLOCK_SHARE:g} %); travel times and response times of this run reflect the rule")
+            logger.warning(text)
+            lines.append(f"{'WARNING':<34} {text}")
         if legs is not None:
             prio = "with priority" if tg.emergency_priority else "no priority"
             lines.append(f"{'units as vehicles':<34} {kpis['unit_legs']:,} legs, {kpis['unit_legs_emergency']:,} "

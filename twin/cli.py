@@ -282,11 +282,26 @@ def _cmd_replicate(args):
     from twin.ensemble import replicate
 
     res = replicate(args.scenario, replications=args.replications, seed=args.seed, overrides=args.set,
-                    confidence=args.confidence, dask=_dask_arg(args.dask) if args.dask else False)
+                    confidence=args.confidence, dask=_dask_arg(args.dask) if args.dask else False,
+                    exclude_gridlock=args.exclude_gridlock)
     sys.stdout.write(f"{args.scenario}: {args.replications} replications (seed {args.seed}), "
                      f"{100 * args.confidence:g}% intervals\n\n")
     _print_table(res.summary, sys.stdout, ["mean", "half_width", "low", "high", "n"])
+    _gridlock_note(sys.stdout, args.replications, [("", res)])
     return 0
+
+
+def _gridlock_note(out, n, results):
+    """Say which replications were gridlocked, and whether they were left out."""
+    from twin.traffic_result import GRIDLOCK_SHARE
+
+    for label, res in results:
+        if res.gridlocked:
+            seeds = ", ".join(str(s) for s in res.gridlocked)
+            out.write(f"\n{label}gridlock (forced moves + teleports >= {100 * GRIDLOCK_SHARE:g} % of trips) in "
+                      f"{len(res.gridlocked)} of {n} replications (seeds {seeds}): "
+                      + ("left out of the table (--exclude-gridlock)" if res.excluded else
+                         "their KPIs reflect the gridlock rule; --exclude-gridlock leaves them out") + "\n")
 
 
 def _cmd_compare(args):
@@ -294,7 +309,7 @@ def _cmd_compare(args):
 
     res = compare(args.a, args.b or args.a, replications=args.replications, seed=args.seed, overrides_a=args.set_a,
                   overrides_b=args.set_b, confidence=args.confidence,
-                  dask=_dask_arg(args.dask) if args.dask else False)
+                  dask=_dask_arg(args.dask) if args.dask else False, exclude_gridlock=args.exclude_gridlock)
     sys.stdout.write(f"B - A on common random numbers: {args.replications} replications (seed {args.seed}), "
                      f"{100 * args.confidence:g}% intervals\n  A = {args.a} {' '.join(args.set_a or [])}\n"
                      f"  B = {args.b or args.a} {' '.join(args.set_b or [])}\n\n")
@@ -302,6 +317,9 @@ def _cmd_compare(args):
     table.insert(0, "A", res.a.summary["mean"].reindex(table.index))
     table.insert(1, "B", res.b.summary["mean"].reindex(table.index))
     _print_table(table, sys.stdout, ["A", "B", "mean", "half_width", "significant"])
+    _gridlock_note(sys.stdout, args.replications, [("A: ", res.a), ("B: ", res.b)])
+    if res.a.excluded:
+        sys.stdout.write(f"pairs left out (either run gridlocked): {len(res.a.excluded)} of {args.replications}\n")
     return 0
 
 
@@ -369,6 +387,8 @@ def build_parser():
     p.add_argument("--confidence", type=float, default=0.95)
     p.add_argument("--dask", nargs="?", const="local", metavar="ADDRESS",
                    help="run on Dask: a local cluster, or the scheduler at ADDRESS")
+    p.add_argument("--exclude-gridlock", action="store_true",
+                   help="leave gridlocked replications out of the intervals (compare: the pair); listed either way")
     p.set_defaults(func=_cmd_replicate)
     p = sub.add_parser("compare", help="compare two scenarios (or override sets) on common random numbers")
     p.add_argument("a", help="scenario A (file or built-in name)")
@@ -380,6 +400,8 @@ def build_parser():
     p.add_argument("--confidence", type=float, default=0.95)
     p.add_argument("--dask", nargs="?", const="local", metavar="ADDRESS",
                    help="run on Dask: a local cluster, or the scheduler at ADDRESS")
+    p.add_argument("--exclude-gridlock", action="store_true",
+                   help="leave gridlocked replications out of the intervals (compare: the pair); listed either way")
     p.set_defaults(func=_cmd_compare)
     from twin.cli_optimise import add_optimise_parser
 

@@ -34,8 +34,12 @@ def _kpi_row(result) -> dict:
     row = {k: float(v) for k, v in result.kpis.items()
            if isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)}
     if result.traffic is not None:
-        for k in ("mean_travel_time_s", "congestion_index", "vht_veh_h"):
-            row[f"traffic_{k}"] = float(result.traffic.kpis[k])
+        from twin.traffic_result import gridlocked
+
+        t = result.traffic.kpis
+        for k in ("mean_travel_time_s", "congestion_index", "vht_veh_h", "forced_moves", "teleports"):
+            row[f"traffic_{k}"] = float(t[k])
+        row["traffic_gridlock"] = float(gridlocked(t, len(result.traffic.trips)))
     row.update(_pool_requests(result.ems))
     return row
 
@@ -148,6 +152,10 @@ class EnsembleResult:
     runs: object
     summary: object
     confidence: float
+    #: Seeds of the replications whose traffic was gridlocked (:func:`twin.traffic_result.gridlocked`).
+    gridlocked: tuple = ()
+    #: Seeds left out of ``runs`` and ``summary`` (``exclude_gridlock``).
+    excluded: tuple = ()
 
 
 @dataclass(eq=False)
@@ -167,19 +175,31 @@ class ComparisonResult:
     difference: object
 
 
-def _table(rows, seeds, confidence):
+def _stuck(row):
+    return row.get("traffic_gridlock", 0.0) > 0
+
+
+def _table(rows, seeds, confidence, drop=()):
     import pandas as pd
 
-    runs = pd.DataFrame(rows)
-    runs.insert(0, "seed", seeds)
+    gridlock = tuple(int(s) for s, r in zip(seeds, rows) if _stuck(r))
+    keep = [i for i, s in enumerate(seeds) if int(s) not in set(drop)]
+    if not keep:
+        raise ScenarioError(f"exclude_gridlock: all {len(seeds)} replications were gridlocked (seeds "
+                            f"{', '.join(str(s) for s in drop)}); nothing is left to summarise: relieve the "
+                            f"scenario's congestion, or keep them (without --exclude-gridlock)")
+    runs = pd.DataFrame([rows[i] for i in keep])
+    runs.insert(0, "seed", [seeds[i] for i in keep])
     out = []
     for col in runs.columns[1:]:
         mean, half, n = _summarise(runs[col].to_numpy(), confidence)
         out.append(dict(kpi=col, mean=mean, half_width=half, low=mean - half, high=mean + half, n=n))
-    return EnsembleResult(runs=runs, summary=pd.DataFrame(out).set_index("kpi"), confidence=confidence)
+    return EnsembleResult(runs=runs, summary=pd.DataFrame(out).set_index("kpi"), confidence=confidence,
+                          gridlocked=gridlock, excluded=tuple(int(s) for s in drop))
 
 
-def replicate(spec, *, replications=10, seed=0, overrides=None, confidence=0.95, dask=False) -> EnsembleResult:
+def replicate(spec, *, replications=10, seed=0, overrides=None, confidence=0.95, dask=False,
+              exclude_gridlock=False) -> EnsembleResult:
     """Run a scenario ``replications`` times on independent streams; KPI means with intervals.
 
     Parameters
@@ -195,23 +215,27 @@ def replicate(spec, *, replications=10, seed=0, overrides=None, confidence=0.95,
         Interval level (Student t on the replication means).
     dask : bool or str
         False: run here; True: a local Dask cluster; a string: a scheduler address.
+    exclude_gridlock : bool
+        Leave the gridlocked replications (``gridlocked``) out of ``runs`` and ``summary`` (they
+        are listed in ``excluded``); by default they stay, and are only listed.
     """
     if not 0.0 < confidence < 1.0:
         raise ScenarioError(f"confidence = {confidence!r}; expected a level in (0, 1)")
     seeds = replication_seeds(seed, replications)
     text = _scenario_text(spec)
     rows = map_runs([(text, tuple(overrides or ()), s) for s in seeds], dask)
-    return _table(rows, seeds, confidence)
+    drop = tuple(int(s) for s, r in zip(seeds, rows) if _stuck(r)) if exclude_gridlock else ()
+    return _table(rows, seeds, confidence, drop)
 
 
 def compare(spec_a, spec_b, *, replications=10, seed=0, overrides_a=None, overrides_b=None, confidence=0.95,
-            dask=False) -> ComparisonResult:
+            dask=False, exclude_gridlock=False) -> ComparisonResult:
     """Compare two scenarios (or one scenario with two override sets) on common random numbers.
 
     Both run on the same replication seeds, so each pair of runs sees the same calls and
     dice and the paired difference isolates the effect of the change (the policy, not
     the luck). Returns per-KPI means of both and the paired difference B − A with its
-    interval.
+    interval. With ``exclude_gridlock`` a pair is left out when either run of it is gridlocked.
     """
     if not 0.0 < confidence < 1.0:
         raise ScenarioError(f"confidence = {confidence!r}; expected a level in (0, 1)")
@@ -219,8 +243,11 @@ def compare(spec_a, spec_b, *, replications=10, seed=0, overrides_a=None, overri
     ta, tb = _scenario_text(spec_a), _scenario_text(spec_b)
     tasks = [(ta, tuple(overrides_a or ()), s) for s in seeds] + [(tb, tuple(overrides_b or ()), s) for s in seeds]
     rows = map_runs(tasks, dask)
-    a = _table(rows[:len(seeds)], seeds, confidence)
-    b = _table(rows[len(seeds):], seeds, confidence)
+    n = len(seeds)
+    drop = tuple(int(s) for i, s in enumerate(seeds) if _stuck(rows[i]) or _stuck(rows[n + i])) if exclude_gridlock \
+        else ()
+    a = _table(rows[:n], seeds, confidence, drop)
+    b = _table(rows[n:], seeds, confidence, drop)
     import pandas as pd
 
     diff = []

@@ -10,6 +10,16 @@ import numpy as np
 
 from twin.traffic_inputs import STATUS_NAMES, TrafficParams
 
+#: A run is *gridlocked* when the gridlock rule moved at least this share of its trips (forced
+#: moves plus teleports over trips): its travel times then reflect the rule, not queues. SUMO
+#: reports every teleport; twin warns from 1 % (a threshold of ours, not a published one).
+GRIDLOCK_SHARE = 0.01
+
+
+def gridlocked(kpis, n_trips) -> bool:
+    """Whether a traffic run's forced moves and teleports reach :data:`GRIDLOCK_SHARE` of its trips."""
+    return (kpis["forced_moves"] + kpis["teleports"]) >= GRIDLOCK_SHARE * max(int(n_trips), 1)
+
 
 @dataclass(eq=False)
 class TrafficResult:
