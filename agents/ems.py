@@ -659,7 +659,9 @@ def run_ems(spec, *, seed, until_s: float, drain: bool = True, policy=None, call
         ``kpis`` holds ``n_calls, n_lost, lost_share``, response-time ``mean/p50/p90``
         overall and per priority with ``response_p{k}_within_target`` where a target is
         set, ``dispatch_wait_mean_s`` and ``dispatch_wait_share`` (served calls),
-        ``dispatch_queue_mean`` (time average), ``unit_utilisation_mean`` and, per ward,
+        ``dispatch_queue_mean`` (time average), ``unit_utilisation_mean``, the ambulance
+        offload delay (the crew's wait with its patient for a bed: ``offload_delay_mean_s``,
+        ``offload_delay_p90_s`` over transports that got a bed, ``offload_unit_h`` in all) and, per ward,
         ``hospital_<name>_{arrivals, blocked, blocking, occupancy_mean, utilisation,
         bed_wait_mean_s}``. Scripted incidents' patients (and inter-hospital transfers)
         are left out of these; with incidents, ``incident_<i>_{patients, last_on_scene_s,

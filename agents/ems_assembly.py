@@ -73,6 +73,12 @@ def _kpis_and_tables(model, start, end):
     kpis["dispatch_wait_share"] = float(np.mean(wait > 0)) if len(wait) else math.nan
     qs = np.array(model.dispatch.queue_series, dtype=np.float64)
     kpis["dispatch_queue_mean"] = time_average(qs[:, 0], qs[:, 1], start, end)
+    # offload delay: a crew waits at the hospital with its patient until a bed is free (queue wards)
+    carried = inwin & ~np.isnan(calls.at_hospital_s) & ~np.isnan(calls.bed_s)
+    off = (calls.bed_s - calls.at_hospital_s)[carried]
+    kpis["offload_delay_mean_s"] = float(off.mean()) if len(off) else math.nan
+    kpis["offload_delay_p90_s"] = _p90(off)
+    kpis["offload_unit_h"] = float(off.sum()) / 3600.0
 
     asg = _assignments_frame(model)
     a_unit = asg["unit_idx"].to_numpy(np.int64)

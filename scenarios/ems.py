@@ -240,6 +240,9 @@ class EmsFlow(Flow):
 def _hospital_lines(k, ems):
     lines = [f"{'hospital blocking':<34} {_fmt_pct(k['blocking'])}  ({k['n_blocked']} of "
              f"{int(ems.hospitals['arrivals'].sum())} arrivals)"]
+    if math.isfinite(k.get("offload_delay_mean_s", math.nan)):
+        lines.append(f"{'ambulance offload delay':<34} mean {_fmt_min(k['offload_delay_mean_s'])}, p90 "
+                     f"{_fmt_min(k['offload_delay_p90_s'])}, {k['offload_unit_h']:.1f} unit-hours waiting for a bed")
     for _, h in ems.hospitals.iterrows():
         lines.append(f"  {h['name']:<32} {h['beds']} beds, mean occupied {h['occupancy_mean']:.1f}, "
                      f"blocking {_fmt_pct(h['blocking'])}")

@@ -272,3 +272,26 @@ def test_all_hospitals_on_diversion_falls_back_to_the_nearest():
     assert model.choose_hospital(0, 1) == 1 and model.diverted == [(0, 0.0, 0, 1)]
     model.hospitals[1].on_diversion = True
     assert model.choose_hospital(0, 1) == 0 and len(model.diverted) == 1
+
+
+def test_offload_delay_is_the_crews_wait_for_a_bed(tmp_path):
+    """hefei_rush's queue ED keeps crews waiting with no patient blocked: the offload KPIs are
+    the ambulance patients' waits for a bed in the admissions table."""
+    import numpy as np
+
+    from twin.results import open_results
+    from twin.runner import run
+
+    res = run("hefei_rush", out=tmp_path / "r.h5")
+    k = res.kpis
+    with open_results(tmp_path / "r.h5") as f:
+        adm = f.table("/events/ems_admissions")
+        calls = f.table("/events/ems_calls")
+    inwin = set(calls.loc[(calls["call_s"] >= k["window_start_s"]) & (calls["call_s"] < k["window_end_s"])
+                          & (calls["zone_idx"] >= 0), "call_id"])
+    amb = adm[adm["call_id"].isin(inwin) & adm["bed_s"].notna()]
+    wait = (amb["bed_s"] - amb["arrival_s"]).to_numpy()
+    assert k["blocking"] == 0.0 and wait.max() > 600.0
+    assert k["offload_delay_mean_s"] == pytest.approx(wait.mean())
+    assert k["offload_delay_p90_s"] == pytest.approx(np.percentile(wait, 90))
+    assert k["offload_unit_h"] == pytest.approx(wait.sum() / 3600.0)
