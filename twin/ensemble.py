@@ -135,6 +135,42 @@ def _summarise(values, confidence):
     return mean, half, n
 
 
+#: Resamples of the percentile bootstrap that replaces an impossible Student-t interval.
+BOOTSTRAP_RESAMPLES = 4000
+
+
+def kpi_bounds(name):
+    """The possible range of a KPI by its name: gaps and differences unbounded; shares in
+    [0, 1]; times (``_s``, ``_h``), counts and amounts >= 0; anything else unbounded."""
+    if any(w in name for w in ("gap", "minus", "diff")):
+        return -math.inf, math.inf
+    if any(w in name for w in ("share", "within", "blocking", "utilisation", "gridlock")):
+        return 0.0, 1.0
+    if name.endswith(("_s", "_h", "_n", "_calls", "_moves", "_teleports", "_index", "_mean", "_unmet", "_requested",
+                      "_arrivals", "_blocked", "_deliveries")) or name.startswith("n_"):
+        return 0.0, math.inf
+    return -math.inf, math.inf
+
+
+def _interval(values, confidence, bounds):
+    """``(mean, low, high, n, method)``: Student t on the replication means, or, where that
+    interval leaves the KPI's possible range (``bounds``), a percentile bootstrap of the mean
+    (fixed resampling seed: byte-identical reruns), which stays inside it."""
+    mean, half, n = _summarise(values, confidence)
+    if not math.isfinite(half):
+        return mean, math.nan, math.nan, n, "t"
+    lo, hi = bounds
+    if mean - half >= lo - 1e-12 and mean + half <= hi + 1e-12:
+        return mean, mean - half, mean + half, n, "t"
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    rng = np.random.default_rng(20240611)
+    means = v[rng.integers(0, n, (BOOTSTRAP_RESAMPLES, n))].mean(axis=1)
+    a = (1.0 - confidence) / 2.0
+    low, high = (float(x) for x in np.quantile(means, [a, 1.0 - a]))
+    return mean, low, high, n, "bootstrap"
+
+
 @dataclass(eq=False)
 class EnsembleResult:
     """Replications of one scenario.
@@ -144,8 +180,11 @@ class EnsembleResult:
     runs : pandas.DataFrame
         One row per replication: ``seed`` and every numeric KPI.
     summary : pandas.DataFrame
-        Per KPI: ``mean``, ``half_width`` (of the ``confidence`` interval, Student t),
-        ``low``, ``high``, ``n`` (finite replications).
+        Per KPI: ``mean``, ``low``, ``high`` (the ``confidence`` interval), ``half_width``
+        (half its width), ``n`` (finite replications) and ``method``: ``"t"`` (Student t), or
+        ``"bootstrap"`` where the t interval would leave the KPI's possible range
+        (:func:`kpi_bounds`: a share beyond 1, a time below 0); then a percentile bootstrap of
+        the mean, which stays inside it (and may be asymmetric about the mean).
     confidence : float
     """
 
@@ -192,8 +231,8 @@ def _table(rows, seeds, confidence, drop=()):
     runs.insert(0, "seed", [seeds[i] for i in keep])
     out = []
     for col in runs.columns[1:]:
-        mean, half, n = _summarise(runs[col].to_numpy(), confidence)
-        out.append(dict(kpi=col, mean=mean, half_width=half, low=mean - half, high=mean + half, n=n))
+        mean, low, high, n, method = _interval(runs[col].to_numpy(), confidence, kpi_bounds(col))
+        out.append(dict(kpi=col, mean=mean, half_width=(high - low) / 2.0, low=low, high=high, n=n, method=method))
     return EnsembleResult(runs=runs, summary=pd.DataFrame(out).set_index("kpi"), confidence=confidence,
                           gridlocked=gridlock, excluded=tuple(int(s) for s in drop))
 

@@ -105,3 +105,24 @@ def test_replications_read_the_files_beside_the_scenario(tmp_path, monkeypatch):
         inputs = f.meta["inputs"]
     assert inputs == {"traffic.trips": {"path": str((here / "trips.csv").resolve()),
                                         "sha256": hashlib.sha256((here / "trips.csv").read_bytes()).hexdigest()}}
+
+
+def test_an_impossible_t_interval_becomes_a_bootstrap_inside_the_range():
+    from twin.ensemble import BOOTSTRAP_RESAMPLES, _interval, kpi_bounds
+
+    share = [1.0, 1.0, 1.0, 0.9, 1.0]           # Student t: 0.98 ± 0.056 reaches 1.036
+    mean, low, high, n, method = _interval(share, 0.95, kpi_bounds("response_p1_within_target"))
+    assert method == "bootstrap" and mean == pytest.approx(0.98) and 0.9 <= low <= high <= 1.0
+    # the bootstrap is the percentile interval of resampled means, reproducibly
+    rng = np.random.default_rng(20240611)
+    v = np.array(share)
+    means = v[rng.integers(0, 5, (BOOTSTRAP_RESAMPLES, 5))].mean(axis=1)
+    assert (low, high) == tuple(np.quantile(means, [0.025, 0.975]))
+    assert _interval(share, 0.95, kpi_bounds("response_p1_within_target")) == (mean, low, high, n, method)
+    # a bed wait cannot be negative; a gap can
+    wait = [0.0, 0.0, 0.0, 0.0, 900.0]
+    assert _interval(wait, 0.95, kpi_bounds("hospital_h_bed_wait_mean_s"))[1] >= 0.0
+    assert _interval(wait, 0.95, kpi_bounds("equity_gap_response_mean_s"))[4] == "t"
+    # where t stays inside the range it is kept
+    assert _interval([0.5, 0.6, 0.55, 0.52], 0.95, (0.0, 1.0))[4] == "t"
+    assert kpi_bounds("eldercare_within_walk_gap_peripheral_minus_central") == (-math.inf, math.inf)
