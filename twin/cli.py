@@ -283,7 +283,7 @@ def _cmd_replicate(args):
 
     res = replicate(args.scenario, replications=args.replications, seed=args.seed, overrides=args.set,
                     confidence=args.confidence, dask=_dask_arg(args.dask) if args.dask else False,
-                    exclude_gridlock=args.exclude_gridlock)
+                    exclude_gridlock=args.exclude_gridlock, workers=args.workers)
     sys.stdout.write(f"{args.scenario}: {args.replications} replications (seed {args.seed}), "
                      f"{100 * args.confidence:g}% intervals\n\n")
     _print_table(res.summary, sys.stdout, ["mean", "half_width", "low", "high", "n"])
@@ -309,7 +309,8 @@ def _cmd_compare(args):
 
     res = compare(args.a, args.b or args.a, replications=args.replications, seed=args.seed, overrides_a=args.set_a,
                   overrides_b=args.set_b, confidence=args.confidence,
-                  dask=_dask_arg(args.dask) if args.dask else False, exclude_gridlock=args.exclude_gridlock)
+                  dask=_dask_arg(args.dask) if args.dask else False, exclude_gridlock=args.exclude_gridlock,
+                  workers=args.workers)
     sys.stdout.write(f"B - A on common random numbers: {args.replications} replications (seed {args.seed}), "
                      f"{100 * args.confidence:g}% intervals\n  A = {args.a} {' '.join(args.set_a or [])}\n"
                      f"  B = {args.b or args.a} {' '.join(args.set_b or [])}\n\n")
@@ -381,12 +382,14 @@ def build_parser():
     add_run_parser(sub)
     p = sub.add_parser("replicate", help="run a scenario on independent streams; KPI means with confidence intervals")
     p.add_argument("scenario", help="scenario TOML file or built-in name")
-    p.add_argument("--replications", "-n", type=int, default=10)
+    p.add_argument("--replications", "-n", type=int, default=10, help="replications (default 10)")
     p.add_argument("--seed", type=int, default=0, help="master seed of the replication streams (default 0)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override for every replication")
-    p.add_argument("--confidence", type=float, default=0.95)
+    p.add_argument("--confidence", type=float, default=0.95, help="interval level (default 0.95)")
     p.add_argument("--dask", nargs="?", const="local", metavar="ADDRESS",
                    help="run on Dask: a local cluster, or the scheduler at ADDRESS")
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="processes of the local Dask cluster (--dask; default: the machine's cores)")
     p.add_argument("--exclude-gridlock", action="store_true",
                    help="leave gridlocked replications out of the intervals (compare: the pair); listed either way")
     p.set_defaults(func=_cmd_replicate)
@@ -395,11 +398,13 @@ def build_parser():
     p.add_argument("b", nargs="?", help="scenario B (default: A, changed by --set-b)")
     p.add_argument("--set-a", action="append", metavar="KEY=VALUE", help="override for A")
     p.add_argument("--set-b", action="append", metavar="KEY=VALUE", help="override for B")
-    p.add_argument("--replications", "-n", type=int, default=10)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--confidence", type=float, default=0.95)
+    p.add_argument("--replications", "-n", type=int, default=10, help="replication pairs (default 10)")
+    p.add_argument("--seed", type=int, default=0, help="master seed of the replication streams (default 0)")
+    p.add_argument("--confidence", type=float, default=0.95, help="interval level (default 0.95)")
     p.add_argument("--dask", nargs="?", const="local", metavar="ADDRESS",
                    help="run on Dask: a local cluster, or the scheduler at ADDRESS")
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="processes of the local Dask cluster (--dask; default: the machine's cores)")
     p.add_argument("--exclude-gridlock", action="store_true",
                    help="leave gridlocked replications out of the intervals (compare: the pair); listed either way")
     p.set_defaults(func=_cmd_compare)
@@ -414,6 +419,10 @@ def build_parser():
     from twin.cli_population import add_population_parser
 
     add_population_parser(sub)
+    for p in sub.choices.values():          # -v / -q also after the command (twin run X -v)
+        p.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
+                       help="more log output (-vv for debug)")
+        p.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help="only errors")
     return ap
 
 
@@ -433,6 +442,12 @@ def main(argv=None) -> int:
     except TwinError as exc:
         sys.stderr.write(f"twin {args.command}: error: {exc}\n")
         return 2
+    except BrokenPipeError:                 # `twin run --keys | head`: the reader left; not an error
+        import os
+
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -84,11 +84,13 @@ def _scenario_text(spec):
     return load_scenario(spec).resolved_text
 
 
-def map_runs(tasks, dask, on_result=None):
+def map_runs(tasks, dask, on_result=None, workers=None):
     """Run ``tasks`` (tuples of :func:`run_kpis` arguments) here or on Dask; the rows in task order.
 
     ``on_result(i, row)`` is called as each task ends (in completion order on Dask), e.g. to
-    store it, so a killed study keeps what it finished.
+    store it, so a killed study keeps what it finished. ``workers``: processes of a local Dask
+    cluster (default: the machine's cores, at least 2); Dask's own log lines are silenced below
+    warnings.
     """
     if not dask:
         rows = []
@@ -101,8 +103,17 @@ def map_runs(tasks, dask, on_result=None):
         from dask.distributed import Client, LocalCluster, as_completed
     except ImportError:
         raise ScenarioError("--dask needs Dask distributed, the 'dist' extra: pip install -e \".[dist]\"") from None
+    for name in ("distributed", "distributed.core", "distributed.scheduler", "distributed.nanny",
+                 "distributed.http.proxy", "distributed.worker"):     # their INFO lines drown the report
+        logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger().level))
     if dask is True:
-        cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
+        import os
+
+        n = int(workers) if workers else max(2, os.cpu_count() or 2)
+        if n < 1:
+            raise ScenarioError(f"workers = {workers!r}; expected at least 1")
+        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
+                               silence_logs=logging.WARNING)
         client = Client(cluster)
     else:
         cluster = None
@@ -238,7 +249,7 @@ def _table(rows, seeds, confidence, drop=()):
 
 
 def replicate(spec, *, replications=10, seed=0, overrides=None, confidence=0.95, dask=False,
-              exclude_gridlock=False) -> EnsembleResult:
+              exclude_gridlock=False, workers=None) -> EnsembleResult:
     """Run a scenario ``replications`` times on independent streams; KPI means with intervals.
 
     Parameters
@@ -254,6 +265,8 @@ def replicate(spec, *, replications=10, seed=0, overrides=None, confidence=0.95,
         Interval level (Student t on the replication means).
     dask : bool or str
         False: run here; True: a local Dask cluster; a string: a scheduler address.
+    workers : int, optional
+        Processes of a local Dask cluster (``dask=True``).
     exclude_gridlock : bool
         Leave the gridlocked replications (``gridlocked``) out of ``runs`` and ``summary`` (they
         are listed in ``excluded``); by default they stay, and are only listed.
@@ -262,13 +275,13 @@ def replicate(spec, *, replications=10, seed=0, overrides=None, confidence=0.95,
         raise ScenarioError(f"confidence = {confidence!r}; expected a level in (0, 1)")
     seeds = replication_seeds(seed, replications)
     text = _scenario_text(spec)
-    rows = map_runs([(text, tuple(overrides or ()), s) for s in seeds], dask)
+    rows = map_runs([(text, tuple(overrides or ()), s) for s in seeds], dask, workers=workers)
     drop = tuple(int(s) for s, r in zip(seeds, rows) if _stuck(r)) if exclude_gridlock else ()
     return _table(rows, seeds, confidence, drop)
 
 
 def compare(spec_a, spec_b, *, replications=10, seed=0, overrides_a=None, overrides_b=None, confidence=0.95,
-            dask=False, exclude_gridlock=False) -> ComparisonResult:
+            dask=False, exclude_gridlock=False, workers=None) -> ComparisonResult:
     """Compare two scenarios (or one scenario with two override sets) on common random numbers.
 
     Both run on the same replication seeds, so each pair of runs sees the same calls and
@@ -281,7 +294,7 @@ def compare(spec_a, spec_b, *, replications=10, seed=0, overrides_a=None, overri
     seeds = replication_seeds(seed, replications)
     ta, tb = _scenario_text(spec_a), _scenario_text(spec_b)
     tasks = [(ta, tuple(overrides_a or ()), s) for s in seeds] + [(tb, tuple(overrides_b or ()), s) for s in seeds]
-    rows = map_runs(tasks, dask)
+    rows = map_runs(tasks, dask, workers=workers)
     n = len(seeds)
     drop = tuple(int(s) for i, s in enumerate(seeds) if _stuck(rows[i]) or _stuck(rows[n + i])) if exclude_gridlock \
         else ()

@@ -114,7 +114,11 @@ def load_city(source, **options) -> City:
 
     path = Path(source)
     if not path.exists():
-        raise UnknownCityError(f"{text!r} is neither an existing file nor an embedded city; expected "
+        import difflib
+
+        close = difflib.get_close_matches(text, list(EMBEDDED_CITIES), n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise UnknownCityError(f"{text!r} is neither an existing file nor an embedded city; {hint}expected "
                                f"{city_sources()}")
     lower = path.name.lower()
     if lower.endswith(".tntp"):

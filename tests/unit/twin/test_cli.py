@@ -140,3 +140,23 @@ def test_python_m_twin_cli_version():
                           timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == f"twin {twin.__version__}"
+
+
+def test_cli_habits(capsys):
+    """-v / -q after the command, a closed pipe is no error, a near-miss city gets a suggestion,
+    and replicate explains -n."""
+    import subprocess
+    import sys
+
+    from twin.cli import main
+
+    assert main(["info", "hefei-bahoe"]) == 2
+    assert "did you mean 'hefei-baohe'?" in capsys.readouterr().err
+    assert main(["info", "grid:3x3", "-q"]) == 0
+    assert main(["info", "grid:3x3", "-v"]) == 0
+    p = subprocess.run(f"{sys.executable} -m twin.cli run --keys | head -1", shell=True, capture_output=True,
+                       text=True)
+    assert p.returncode == 0 and "Traceback" not in p.stderr and "BrokenPipe" not in p.stderr
+    with pytest.raises(SystemExit):
+        main(["replicate", "--help"])
+    assert "replications (default 10)" in capsys.readouterr().out
