@@ -34,8 +34,13 @@ def run_main(args) -> int:
             out.write(f"{name}\n")
         return 0
     if args.keys:
-        for key, desc in scenario_fields().items():
-            out.write(f"{key:<34} {desc}\n")
+        from twin.scenario import scenario_tables
+        from twin.spec import table_field_details
+
+        out.write(f"{'key':<34} {'kind':<7} {'default':<14} description\n")
+        for key, (kind, default, desc) in table_field_details(scenario_tables()).items():
+            shown = default if len(default) <= 14 else default[:11] + "..."
+            out.write(f"{key:<34} {kind:<7} {shown:<14} {desc}\n")
         return 0
     if not args.scenario:
         raise ScenarioError(f"give a scenario file or built-in name; built-in scenarios: "

@@ -33,7 +33,8 @@ import numpy as np
 from twin.errors import ScenarioError
 
 __all__ = ["resolve_paths", "input_files", "setting", "Table", "convert", "parse_group", "parse_tables", "apply_overrides", "dump_toml",
-           "toml_value", "override_list", "resolved_data", "table_fields", "did_you_mean", "where"]
+           "toml_value", "override_list", "resolved_data", "table_fields", "table_field_details", "field_default_text",
+           "did_you_mean", "where"]
 
 _SUBKEY_KINDS = {"table": "create", "rates": "create", "profiles": "create"}
 
@@ -247,6 +248,24 @@ def parse_tables(data: dict, source: str, tables, renamed=None) -> dict:
 def table_fields(tables) -> dict:
     """Every key, ``"table.key" -> description`` (for docs and ``twin run --keys``)."""
     return {f"{t.name}.{f.name}": f.metadata["description"] for t in tables for f in fields(t.group)}
+
+
+def field_default_text(f) -> str:
+    """A setting's default as TOML text (``-`` when it has none: None or empty)."""
+    value = f.default
+    if value is None or value == () or value == "":
+        return "-"
+    plain = f.metadata.get("plain")
+    try:
+        return toml_value(plain(value) if plain else value)
+    except TypeError:
+        return str(value)
+
+
+def table_field_details(tables) -> dict:
+    """Every key, ``"table.key" -> (kind, default as TOML text, description)``."""
+    return {f"{t.name}.{f.name}": (f.metadata["kind"], field_default_text(f), f.metadata["description"])
+            for t in tables for f in fields(t.group)}
 
 
 # --------------------------------------------------------------------------------------

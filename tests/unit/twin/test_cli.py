@@ -160,3 +160,6 @@ def test_cli_habits(capsys):
     with pytest.raises(SystemExit):
         main(["replicate", "--help"])
     assert "replications (default 10)" in capsys.readouterr().out
+    assert main(["run", "--keys"]) == 0
+    keys = {line.split()[0]: line.split()[1:3] for line in capsys.readouterr().out.splitlines()[1:]}
+    assert keys["run.until_s"] == ["float", "86400.0"] and keys["hospitals.mode"][0] == "choice"
