@@ -162,6 +162,13 @@ def convert(value, meta, where_):
             bad(f"an integer {_bound_text(meta)}")
         return int(value)
     if kind == "float":
+        if isinstance(value, str) and where_.endswith("_s"):       # a duration: "24h", "90min", "30s"
+            from twin.units import parse_duration_s
+
+            try:
+                value = parse_duration_s(value)
+            except ValueError:
+                bad(f"a number of seconds or a duration such as '24h', '90min', '30s' {_bound_text(meta)}")
         if not _is_number(value) or not math.isfinite(value) or not _in_bounds(value, meta):
             bad(f"a finite number {_bound_text(meta)}")
         return float(value)

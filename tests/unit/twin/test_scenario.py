@@ -107,3 +107,12 @@ def test_emergency_speed_factor_shortens_static_times():
     base = load_scenario(SMALL)
     fast = load_scenario(SMALL, overrides=["service.emergency_speed_factor=2"])
     np.testing.assert_allclose(fast.ems.travel_time_s, base.ems.travel_time_s / 2)
+
+
+def test_durations_in_the_toml_like_on_the_command_line():
+    from twin_small import SMALL
+
+    sc = load_scenario(SMALL.replace("until_s = 3600.0", 'until_s = "1h30min"'))
+    assert sc.groups["run"].until_s == 5400.0
+    with pytest.raises(ScenarioError, match=r"until_s = '2 days'; expected a number of seconds or a duration"):
+        load_scenario(SMALL.replace("until_s = 3600.0", 'until_s = "2 days"'))
