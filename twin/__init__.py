@@ -57,6 +57,12 @@ _LAZY = {
 }
 
 
+def __dir__():
+    """The eager names and the lazy ones (:data:`_LAZY`, ``viz``), so tab completion and
+    ``dir(twin)`` show everything ``twin.<name>`` gives."""
+    return sorted(set(globals()) | set(_LAZY) | {"viz"})
+
+
 def __getattr__(name):
     if name in _LAZY:
         import importlib
