@@ -257,6 +257,10 @@ def _hospital_lines(k, ems):
     return lines
 
 
+#: Above this many districts ``twin run`` prints the slowest and fastest halves of it, not every row.
+MAX_DISTRICT_ROWS = 20
+
+
 def _district_lines(k, districts):
     gm = k["equity_gap_response_mean_s"]
     if math.isfinite(gm):
@@ -266,10 +270,22 @@ def _district_lines(k, districts):
     else:
         lines = [f"{'equity gap, peripheral - central':<34} - (no central or no peripheral calls)"]
     lines += ["", f"  {'zone':<10} {'central':>7} {'calls':>6} {'mean':>9} {'p90':>9} {'in target':>10}"]
-    for _, d in districts.iterrows():
+    shown = districts
+    if len(districts) > MAX_DISTRICT_ROWS:                # a large city: the extremes, not hundreds of rows
+        ranked = districts[districts["n_calls"] > 0].sort_values("response_mean_s", ascending=False, kind="stable")
+        k = MAX_DISTRICT_ROWS // 2
+        shown = ranked.head(k) if len(ranked) <= 2 * k else ranked.iloc[list(range(k)) + list(range(len(ranked) - k,
+                                                                                                   len(ranked)))]
+    for i, (_, d) in enumerate(shown.iterrows()):
+        if shown is not districts and i == MAX_DISTRICT_ROWS // 2 and len(shown) > i:
+            lines.append(f"  {'...':<10} {len(districts) - len(shown)} more districts: the full table is "
+                         f"/summary/ems_districts in the results file (--out)")
         lines.append(f"  {d['name']:<10} {'yes' if d['central'] else '':>7} {d['n_calls']:>6} "
                      f"{_fmt_min(d['response_mean_s']):>9} {_fmt_min(d['response_p90_s']):>9} "
                      f"{_fmt_pct(d['within_target']):>10}")
+    if shown is not districts:
+        lines.insert(len(lines) - len(shown) - 1, f"  {len(districts)} districts: the {MAX_DISTRICT_ROWS // 2} slowest "
+                                                   f"and the {MAX_DISTRICT_ROWS // 2} fastest by mean response")
     return lines
 
 

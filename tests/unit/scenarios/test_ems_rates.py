@@ -56,3 +56,24 @@ def test_bad_rate_tables_are_named():
         load_scenario("hefei_day", overrides=["calls.district_profiles.5=[1.0, 2.0]"])
     with pytest.raises(ScenarioError, match=r"call_types.0\] \('life-threatening'\) district_multiplier.9x"):
         load_scenario("hefei_day", overrides=["call_types.0.district_multiplier.9x=2.0"])
+
+
+def test_a_large_city_prints_its_slowest_and_fastest_districts_not_every_row():
+    import math
+
+    import pandas as pd
+
+    from twin.scenarios.ems import MAX_DISTRICT_ROWS, _district_lines
+
+    n = 50
+    d = pd.DataFrame({"name": [f"d{i}" for i in range(n)], "central": [i == 0 for i in range(n)],
+                      "n_calls": [3] * (n - 1) + [0], "response_mean_s": [60.0 * i for i in range(n)],
+                      "response_p90_s": [90.0 * i for i in range(n)], "within_target": [0.5] * n})
+    k = {"equity_gap_response_mean_s": math.nan}
+    lines = _district_lines(k, d)
+    rows = [ln for ln in lines if ln.startswith("  d")]
+    assert len(rows) == MAX_DISTRICT_ROWS
+    assert rows[0].split()[0] == "d48" and rows[-1].split()[0] == "d0"        # slowest first; no-call d49 left out
+    assert any("/summary/ems_districts" in ln for ln in lines) and any("50 districts" in ln for ln in lines)
+    small = _district_lines(k, d.head(9))
+    assert len([ln for ln in small if ln.startswith("  d")]) == 9
