@@ -324,6 +324,20 @@ def _cmd_compare(args):
     return 0
 
 
+#: Optional packages and the ``pyproject.toml`` extra that installs them.
+EXTRAS = {"pyvista": "viz", "vtk": "viz", "matplotlib": "viz", "imageio": "viz", "dask": "dist",
+          "distributed": "dist", "hypothesis": "test", "pytest": "test"}
+
+
+def missing_extra(exc):
+    """The one-line hint for a missing optional package (``pip install -e ".[viz]"``), or None."""
+    name = (getattr(exc, "name", None) or "").split(".")[0]
+    extra = EXTRAS.get(name)
+    if extra is None:
+        return None
+    return f"this needs the '{extra}' extra (missing package {name!r}): pip install -e \".[{extra}]\""
+
+
 def build_parser():
     from twin._version import __version__
     from twin.data.embedded import DEFAULT_CITY
@@ -441,6 +455,12 @@ def main(argv=None) -> int:
         return args.func(args)
     except TwinError as exc:
         sys.stderr.write(f"twin {args.command}: error: {exc}\n")
+        return 2
+    except ModuleNotFoundError as exc:      # an optional extra is not installed: say which, in one line
+        hint = missing_extra(exc)
+        if hint is None:
+            raise
+        sys.stderr.write(f"twin {args.command}: error: {hint}\n")
         return 2
     except BrokenPipeError:                 # `twin run --keys | head`: the reader left; not an error
         import os

@@ -106,6 +106,8 @@ def render_main(args) -> int:
     """
     try:
         return _render(args)
+    except ModuleNotFoundError:
+        raise                                   # twin.cli names the extra to install
     except ImportError as exc:
         sys.stderr.write(f"twin render: error: {exc}\n")
         return 2

@@ -163,3 +163,23 @@ def test_cli_habits(capsys):
     assert main(["run", "--keys"]) == 0
     keys = {line.split()[0]: line.split()[1:3] for line in capsys.readouterr().out.splitlines()[1:]}
     assert keys["run.until_s"] == ["float", "86400.0"] and keys["hospitals.mode"][0] == "choice"
+
+
+def test_a_missing_extra_is_named_in_one_line(tmp_path):
+    """A command-1 install has no viz or dist extra: render, plot and replicate --dask say which
+    extra to install, with no traceback."""
+    import subprocess
+    import sys
+
+    from twin.runner import run
+
+    run("hefei_day", out=tmp_path / "r.h5", overrides=["run.until_s=1800"])
+    code = ("import sys; sys.modules['pyvista'] = sys.modules['matplotlib'] = None; "
+            "sys.modules['dask'] = sys.modules['distributed'] = None; "
+            "from twin.cli import main; sys.exit(main(sys.argv[1:]))")
+    for args, extra in ((["render", str(tmp_path / "r.h5"), "--out", str(tmp_path / "x.png")], "viz"),
+                        (["plot", str(tmp_path / "r.h5"), "response-times", "--out", str(tmp_path / "x.png")], "viz"),
+                        (["replicate", "hefei_day", "-n", "2", "--dask", "--set", "run.until_s=600"], "dist")):
+        p = subprocess.run([sys.executable, "-c", code] + args, capture_output=True, text=True)
+        assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr
+        assert f'pip install -e ".[{extra}]"' in p.stderr and len(p.stderr.strip().splitlines()) == 1
