@@ -78,6 +78,18 @@ def run_kpis(scenario_text, overrides, seed) -> dict:
     return _kpi_row(run(scenario_text, seed=seed, overrides=list(overrides or [])))
 
 
+def _check_overrides(text, overrides, option):
+    """Load once with the overrides, so a bad one is named at once with the option it came from."""
+    if not overrides:
+        return
+    from twin.runner import load_scenario
+
+    try:
+        load_scenario(text, overrides=list(overrides))
+    except ScenarioError as exc:
+        raise ScenarioError(str(exc).replace("--set ", f"{option} ")) from None
+
+
 def _scenario_text(spec):
     from twin.runner import load_scenario
 
@@ -293,6 +305,8 @@ def compare(spec_a, spec_b, *, replications=10, seed=0, overrides_a=None, overri
         raise ScenarioError(f"confidence = {confidence!r}; expected a level in (0, 1)")
     seeds = replication_seeds(seed, replications)
     ta, tb = _scenario_text(spec_a), _scenario_text(spec_b)
+    _check_overrides(ta, overrides_a, "--set-a")
+    _check_overrides(tb, overrides_b, "--set-b")
     tasks = [(ta, tuple(overrides_a or ()), s) for s in seeds] + [(tb, tuple(overrides_b or ()), s) for s in seeds]
     rows = map_runs(tasks, dask, workers=workers)
     n = len(seeds)

@@ -126,3 +126,10 @@ def test_an_impossible_t_interval_becomes_a_bootstrap_inside_the_range():
     # where t stays inside the range it is kept
     assert _interval([0.5, 0.6, 0.55, 0.52], 0.95, (0.0, 1.0))[4] == "t"
     assert kpi_bounds("eldercare_within_walk_gap_peripheral_minus_central") == (-math.inf, math.inf)
+
+
+def test_compare_names_the_option_a_bad_override_came_from():
+    with pytest.raises(ScenarioError, match=r"^--set-b hospitals.0.bedz"):
+        compare("hefei_day", "hefei_day", replications=2, overrides_b=["hospitals.0.bedz=3"])
+    with pytest.raises(ScenarioError, match=r"\(with --set-a overrides\): \[run\] seed = -1"):
+        compare("hefei_day", "hefei_day", replications=2, overrides_a=["run.seed=-1"])
