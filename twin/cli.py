@@ -281,9 +281,15 @@ def _dask_arg(value):
 def _cmd_replicate(args):
     from twin.ensemble import replicate
 
-    res = replicate(args.scenario, replications=args.replications, seed=args.seed, overrides=args.set,
-                    confidence=args.confidence, dask=_dask_arg(args.dask) if args.dask else False,
-                    exclude_gridlock=args.exclude_gridlock, workers=args.workers)
+    from twin.progress import progress_reporter
+
+    progress, close = progress_reporter(args, "replicate", "run")
+    try:
+        res = replicate(args.scenario, replications=args.replications, seed=args.seed, overrides=args.set,
+                        confidence=args.confidence, dask=_dask_arg(args.dask) if args.dask else False,
+                        exclude_gridlock=args.exclude_gridlock, workers=args.workers, progress=progress)
+    finally:
+        close()
     sys.stdout.write(f"{args.scenario}: {args.replications} replications (seed {args.seed}), "
                      f"{100 * args.confidence:g}% intervals\n\n")
     _print_table(res.summary, sys.stdout, ["mean", "half_width", "low", "high", "n"])
@@ -307,10 +313,16 @@ def _gridlock_note(out, n, results):
 def _cmd_compare(args):
     from twin.ensemble import compare
 
-    res = compare(args.a, args.b or args.a, replications=args.replications, seed=args.seed, overrides_a=args.set_a,
-                  overrides_b=args.set_b, confidence=args.confidence,
-                  dask=_dask_arg(args.dask) if args.dask else False, exclude_gridlock=args.exclude_gridlock,
-                  workers=args.workers)
+    from twin.progress import progress_reporter
+
+    progress, close = progress_reporter(args, "compare", "run")
+    try:
+        res = compare(args.a, args.b or args.a, replications=args.replications, seed=args.seed,
+                      overrides_a=args.set_a, overrides_b=args.set_b, confidence=args.confidence,
+                      dask=_dask_arg(args.dask) if args.dask else False, exclude_gridlock=args.exclude_gridlock,
+                      workers=args.workers, progress=progress)
+    finally:
+        close()
     sys.stdout.write(f"B - A on common random numbers: {args.replications} replications (seed {args.seed}), "
                      f"{100 * args.confidence:g}% intervals\n  A = {args.a} {' '.join(args.set_a or [])}\n"
                      f"  B = {args.b or args.a} {' '.join(args.set_b or [])}\n\n")

@@ -78,6 +78,18 @@ def run_kpis(scenario_text, overrides, seed) -> dict:
     return _kpi_row(run(scenario_text, seed=seed, overrides=list(overrides or [])))
 
 
+def _counter(progress, total):
+    """``on_result`` for :func:`map_runs` that reports ``progress(done, total)``."""
+    if progress is None:
+        return None
+    done = [0]
+
+    def on_result(i, row):
+        done[0] += 1
+        progress(done[0], total)
+    return on_result
+
+
 def _check_overrides(text, overrides, option):
     """Load once with the overrides, so a bad one is named at once with the option it came from."""
     if not overrides:
@@ -261,7 +273,7 @@ def _table(rows, seeds, confidence, drop=()):
 
 
 def replicate(spec, *, replications=10, seed=0, overrides=None, confidence=0.95, dask=False,
-              exclude_gridlock=False, workers=None) -> EnsembleResult:
+              exclude_gridlock=False, workers=None, progress=None) -> EnsembleResult:
     """Run a scenario ``replications`` times on independent streams; KPI means with intervals.
 
     Parameters
@@ -279,6 +291,8 @@ def replicate(spec, *, replications=10, seed=0, overrides=None, confidence=0.95,
         False: run here; True: a local Dask cluster; a string: a scheduler address.
     workers : int, optional
         Processes of a local Dask cluster (``dask=True``).
+    progress : callable(done, total), optional
+        Called as each replication ends (in completion order on Dask).
     exclude_gridlock : bool
         Leave the gridlocked replications (``gridlocked``) out of ``runs`` and ``summary`` (they
         are listed in ``excluded``); by default they stay, and are only listed.
@@ -287,13 +301,14 @@ def replicate(spec, *, replications=10, seed=0, overrides=None, confidence=0.95,
         raise ScenarioError(f"confidence = {confidence!r}; expected a level in (0, 1)")
     seeds = replication_seeds(seed, replications)
     text = _scenario_text(spec)
-    rows = map_runs([(text, tuple(overrides or ()), s) for s in seeds], dask, workers=workers)
+    rows = map_runs([(text, tuple(overrides or ()), s) for s in seeds], dask, workers=workers,
+                    on_result=_counter(progress, len(seeds)))
     drop = tuple(int(s) for s, r in zip(seeds, rows) if _stuck(r)) if exclude_gridlock else ()
     return _table(rows, seeds, confidence, drop)
 
 
 def compare(spec_a, spec_b, *, replications=10, seed=0, overrides_a=None, overrides_b=None, confidence=0.95,
-            dask=False, exclude_gridlock=False, workers=None) -> ComparisonResult:
+            dask=False, exclude_gridlock=False, workers=None, progress=None) -> ComparisonResult:
     """Compare two scenarios (or one scenario with two override sets) on common random numbers.
 
     Both run on the same replication seeds, so each pair of runs sees the same calls and
@@ -308,7 +323,7 @@ def compare(spec_a, spec_b, *, replications=10, seed=0, overrides_a=None, overri
     _check_overrides(ta, overrides_a, "--set-a")
     _check_overrides(tb, overrides_b, "--set-b")
     tasks = [(ta, tuple(overrides_a or ()), s) for s in seeds] + [(tb, tuple(overrides_b or ()), s) for s in seeds]
-    rows = map_runs(tasks, dask, workers=workers)
+    rows = map_runs(tasks, dask, workers=workers, on_result=_counter(progress, len(tasks)))
     n = len(seeds)
     drop = tuple(int(s) for i, s in enumerate(seeds) if _stuck(rows[i]) or _stuck(rows[n + i])) if exclude_gridlock \
         else ()

@@ -129,7 +129,13 @@ def _render(args) -> int:
         size = args.size or (800, 600)
         start = ((args.time or 0.0, args.until if args.until is not None else float("inf"))
                  if args.time is not None or args.until is not None else None)
-        render_movie(args.results, out, fps=args.fps, window_size=size, time_s=start, **common)
+        from twin.progress import progress_reporter
+
+        progress, close = progress_reporter(args, "render", "frame")
+        try:
+            render_movie(args.results, out, fps=args.fps, window_size=size, time_s=start, progress=progress, **common)
+        finally:
+            close()
     elif out.suffix.lower() == ".png":
         from twin.viz.plot import plot_run
 

@@ -60,7 +60,7 @@ def test_shelter_labels_and_evacuees_follow_the_results(flood_run):
         assert _out_of_service(f, "hospital", 9000.0)("h") == ""
 
 
-def test_a_flood_movie_between_two_times(flood_run, tmp_path):
+def test_a_flood_movie_between_two_times(flood_run, tmp_path, capsys):
     import imageio.v3 as iio
 
     from twin.cli import main
@@ -71,3 +71,4 @@ def test_a_flood_movie_between_two_times(flood_run, tmp_path):
                  "320x240", "--out", str(gif)]) == 0
     frames = iio.imread(gif, index=None)
     assert frames.shape[0] == 3 and np.ptp(frames) > 0          # 0:40-0:50, 0:50-1:00, 1:00-1:10
+    assert "render: 3 of 3 frames done" in capsys.readouterr().err   # progress, off a terminal

@@ -133,3 +133,20 @@ def test_compare_names_the_option_a_bad_override_came_from():
         compare("hefei_day", "hefei_day", replications=2, overrides_b=["hospitals.0.bedz=3"])
     with pytest.raises(ScenarioError, match=r"\(with --set-a overrides\): \[run\] seed = -1"):
         compare("hefei_day", "hefei_day", replications=2, overrides_a=["run.seed=-1"])
+
+
+def test_replications_report_their_progress(capsys):
+    from twin.cli import main
+
+    seen = []
+    replicate("hefei_day", replications=2, seed=1, overrides=SHORT, progress=lambda d, t: seen.append((d, t)))
+    assert seen == [(1, 2), (2, 2)]
+    seen.clear()
+    compare("hefei_day", "hefei_day", replications=2, seed=1, overrides_a=SHORT, overrides_b=SHORT,
+            progress=lambda d, t: seen.append((d, t)))
+    assert seen == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    assert main(["replicate", "hefei_day", "-n", "2"] + [f"--set={o}" for o in SHORT]) == 0
+    err = capsys.readouterr().err                      # not a terminal here: a line per tenth
+    assert "replicate: 1 of 2 runs done" in err and "replicate: 2 of 2 runs done" in err
+    assert main(["replicate", "hefei_day", "-n", "2", "-q"] + [f"--set={o}" for o in SHORT]) == 0
+    assert "runs done" not in capsys.readouterr().err
