@@ -133,10 +133,17 @@ def _response_times(res, fig, prefix):
     bins = np.histogram_bin_edges(rt[np.isfinite(rt)], bins=30) if np.isfinite(rt).any() else 10
     for label, sel in groups:
         ax.hist(rt[sel], bins=bins, histtype="step", lw=2, label=f"{label} ({int(sel.sum()):,} calls)")
+    summary = set(res.keys("/summary"))
+    for p, style in ((1, "--"), (2, ":"), (3, "-.")):          # the response targets of the run
+        key = f"/summary/ems_response_p{p}_target_s"
+        if key in summary:
+            target = float(res.array(key))
+            if np.isfinite(target):
+                ax.axvline(target / 60.0, color="black", ls=style, lw=1.2, label=f"P{p} target {target / 60:g} min")
     ax.legend()
     ax.set_xlabel("response time (min)")
-    ax.set_ylabel("calls (1)")
-    ax.set_title(f"{_city(res)}response times ({path})")
+    ax.set_ylabel("calls")
+    ax.set_title(f"{_city(res)}emergency response times")
 
 
 @register_chart("hospital-occupancy", "hospital occupancy over time (needs a /timeseries/*hospital* group)")
@@ -153,10 +160,20 @@ def _hospital_occupancy(res, fig, prefix):
     for ax, path in zip(axes, found):
         t_s, occ = res.series(path)
         occ = np.atleast_2d(np.asarray(occ).T).T
+        beds = None
+        if "/network/hospitals" in res.keys() and "beds" in res.table("/network/hospitals").columns:
+            beds = res.table("/network/hospitals")["beds"].to_numpy()
         for j in range(occ.shape[1]):
-            ax.step(_hours(t_s), occ[:, j], where="post", label=names[j] if names and j < len(names) else f"#{j}")
+            line, = ax.step(_hours(t_s), occ[:, j], where="post",
+                            label=names[j] if names and j < len(names) else f"#{j}")
+            if beds is not None and j < len(beds) and path.endswith("occupancy_beds"):
+                ax.axhline(beds[j], color=line.get_color(), ls="--", lw=1, label=f"{line.get_label()} beds")
+        until = res.meta.get("until_s")
+        if until is not None and len(t_s) and float(t_s[-1]) > float(until):       # the drain: no new calls
+            ax.axvspan(float(until) / 3600.0, float(t_s[-1]) / 3600.0, color="grey", alpha=0.15,
+                       label="drain (after the run's horizon)")
         ax.set_ylabel(f"{path.rsplit('/', 1)[1]} ({res.units(path)})")
-        ax.legend(fontsize="small", ncol=2)
+        ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))   # beside, off the lines
     axes[0].set_title(f"{_city(res)}hospital occupancy")
     axes[-1].set_xlabel("time from scenario start (h)")
 

@@ -95,7 +95,7 @@ def test_emergency_charts_and_hospital_points_from_generic_tables(grid_city, tmp
     legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert legend == ["priority 1 (2 calls)", "priority 2 (1 calls)"]
     fig = plot_chart(path, "hospital-occupancy")
-    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["north", "south"]
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["north", "south"]    # no beds column
     assert fig.axes[0].get_ylabel() == "occupancy_beds (beds)"
 
 
@@ -130,3 +130,26 @@ depth_mm = [0.0, 360.0]
     run(SMALL, seed=1, out=plain)
     with pytest.raises(ResultsError, match="--layer flood-depth needs a run with a \\[\\[hazards\\]\\] flood"):
         _layer_series(plain, "flood-depth")
+
+
+def test_charts_mark_targets_capacity_and_the_drain(tmp_path):
+    """Response times with the P1/P2 target lines; hospital occupancy with each ward's beds and
+    the drain after the horizon shaded (a real hefei_rush run)."""
+    pytest.importorskip("matplotlib")
+    from twin.runner import run
+    from twin.viz.charts import plot_chart
+
+    path = tmp_path / "r.h5"
+    run("hefei_rush", out=path)
+    fig = plot_chart(path, "response-times", tmp_path / "rt.png")
+    ax = fig.axes[0]
+    targets = sorted(line.get_xdata()[0] for line in ax.lines)
+    assert targets == [8.0, 20.0] and "P1 target 8 min" in [t.get_text() for t in ax.get_legend().get_texts()]
+    assert ax.get_title() == "hefei-baohe: emergency response times"
+    fig = plot_chart(path, "hospital-occupancy", tmp_path / "ho.png")
+    ax = fig.axes[0]
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "north-ed beds" in labels and "west-ed beds" in labels and "drain (after the run's horizon)" in labels
+    beds = sorted(line.get_ydata()[0] for line in ax.lines if line.get_linestyle() == "--")
+    assert beds == [12, 16]
+    assert (tmp_path / "rt.png").stat().st_size > 10_000 and (tmp_path / "ho.png").stat().st_size > 10_000
