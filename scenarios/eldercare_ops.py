@@ -9,6 +9,7 @@ import numpy as np
 import simpy
 
 from twin.flows import FlowResult
+from twin.units import fmt_min, fmt_pct
 
 __all__ = ["CareOperation", "eldercare_result", "open_windows"]
 
@@ -183,13 +184,13 @@ def eldercare_result(op, city, fall_response_s, name):
     k["eldercare_visits_by_car_share"] = float(plan.by_car.mean()) if len(plan.by_car) else math.nan
     lines = [f"{'elderly care':<34} {len(plan.home):,} residents 65+ ({int(k['eldercare_residents_80']):,} 80+, "
              f"{int(k['eldercare_dependent']):,} care-dependent), {len(plan.centres)} centres",
-             f"{'  within the walking circle':<34} 65+ {_pct(k['eldercare_within_walk_share_65'])}, 80+ "
-             f"{_pct(k['eldercare_within_walk_share_80'])}; 2SFCA {k['eldercare_2sfca_per_1000_mean']:.1f} places "
+             f"{'  within the walking circle':<34} 65+ {fmt_pct(k['eldercare_within_walk_share_65'])}, 80+ "
+             f"{fmt_pct(k['eldercare_within_walk_share_80'])}; 2SFCA {k['eldercare_2sfca_per_1000_mean']:.1f} places "
              f"per 1,000, Gini {k.get('eldercare_access_gini', math.nan):.3f}",
-             f"{'  day care':<34} {int(arrived.sum()):,} visits, {_pct(k['eldercare_daycare_turned_away_share'])} "
-             f"turned away, places used {_pct(k['eldercare_utilisation_mean'])}",
+             f"{'  day care':<34} {int(arrived.sum()):,} visits, {fmt_pct(k['eldercare_daycare_turned_away_share'])} "
+             f"turned away, places used {fmt_pct(k['eldercare_utilisation_mean'])}",
              f"{'  home care':<34} {int(req.sum()):,} visits asked, {int(done.sum()):,} made, wait mean "
-             f"{_min(k['eldercare_home_wait_mean_s'])}"
+             f"{fmt_min(k['eldercare_home_wait_mean_s'])}"
              + (f"; meals {int(k['eldercare_meals_delivered']):,} of {int(k['eldercare_meals_requested']):,} "
                 f"delivered" if "eldercare_meals_requested" in k else "")]
     if fall_response_s is not None:
@@ -199,7 +200,7 @@ def eldercare_result(op, city, fall_response_s, name):
                  eldercare_fall_response_mean_s=float(ok.mean()) if len(ok) else math.nan,
                  eldercare_fall_response_p90_s=float(np.percentile(ok, 90)) if len(ok) else math.nan)
         lines.append(f"{'  falls and alarms (EMS calls)':<34} {len(r):,}, response mean "
-                     f"{_min(k['eldercare_fall_response_mean_s'])}, p90 {_min(k['eldercare_fall_response_p90_s'])}")
+                     f"{fmt_min(k['eldercare_fall_response_mean_s'])}, p90 {fmt_min(k['eldercare_fall_response_p90_s'])}")
 
     def write(writer):
         _write(writer, op, city, v, h)
@@ -229,13 +230,6 @@ def _utilisation(op):
               for c in op.plan.centres)
     return float(used / cap) if cap > 0 else math.nan
 
-
-def _pct(x):
-    return "-" if x is None or not math.isfinite(x) else f"{100 * x:.1f} %"
-
-
-def _min(s):
-    return "-" if s is None or not math.isfinite(s) else f"{s / 60:.1f} min"
 
 
 def _write(writer, op, city, v, h):

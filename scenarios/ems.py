@@ -66,6 +66,7 @@ from twin.flows import Flow, FlowResult
 from twin.ports import CallIntake, CallOutcome, CallPlan, Exposure, FacilityControl, LiveTravel, Presence
 from twin.scenarios.ems_plan import EmsPlan
 from twin.scenarios.ems_tables import EMS_TABLES, CallTypeGroup
+from twin.units import fmt_min as _fmt_min, fmt_pct as _fmt_pct
 
 __all__ = ["EmsFlow", "EmsPlan"]
 
@@ -94,14 +95,6 @@ class _Intake:
             raise RuntimeError("CallOutcome.response_times_s: the EMS flow has not finished")  # a flow-order bug
         calls = self.result.calls.set_index("call_id")
         return calls["response_s"].reindex(np.asarray(call_idx)).to_numpy(np.float64)
-
-
-def _fmt_min(s):
-    return "-" if s is None or not math.isfinite(s) else f"{s / 60:.1f} min"
-
-
-def _fmt_pct(x):
-    return "-" if x is None or not math.isfinite(x) else f"{100 * x:.1f} %"
 
 
 class _Facilities:

@@ -33,6 +33,7 @@ from twin.flows import Flow, FlowResult
 from twin.ports import CallIntake, CallPlan
 from twin.graph import scenario_node_index
 from twin.spec import Table, setting, where
+from twin.units import fmt_min as _fmt_min
 
 __all__ = ["IncidentGroup", "IncidentFlow"]
 
@@ -71,10 +72,6 @@ class IncidentGroup:
                                         "first call type)")
     transport_probability: float = setting(1.0, "float", "probability a patient is taken to hospital (default 1: "
                                                          "all)", minimum=0.0, maximum=1.0)
-
-
-def _fmt_min(s):
-    return "-" if s is None or not math.isfinite(s) else f"{s / 60:.1f} min"
 
 
 class IncidentFlow(Flow):

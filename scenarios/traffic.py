@@ -57,8 +57,9 @@ from twin.clock import UrgentTimeout
 from twin.errors import DemandError, ScenarioError
 from twin.flows import Flow, FlowResult
 from twin.ports import Exposure, LinkControl, LiveTravel, TripDemand, TripIntake, TripOutcome
-from twin.traffic_result import GRIDLOCK_SHARE, gridlocked
 from twin.spec import Table, setting
+from twin.traffic_result import GRIDLOCK_SHARE, gridlocked
+from twin.units import fmt_min as _fmt_min
 
 __all__ = ["TrafficGroup", "TrafficFlow", "TrafficTravelTimes", "traffic_trips"]
 
@@ -466,10 +467,6 @@ class _Coupling:
         self.n_syncs += 1
         for fn in self.listeners:
             fn(now_s, next_s)
-
-
-def _fmt_min(s):
-    return "-" if s is None or not math.isfinite(s) else f"{s / 60:.1f} min"
 
 
 class TrafficFlow(Flow):

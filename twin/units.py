@@ -20,6 +20,8 @@ __all__ = [
     "haversine_m",
     "parse_duration_s",
     "parse_clock_s",
+    "fmt_min",
+    "fmt_pct",
 ]
 
 #: Seconds in one unit of each accepted time unit name.
@@ -136,3 +138,21 @@ def parse_clock_s(text) -> float:
             pass
     raise ValueError(f"time {text!r}; expected HH:MM from the scenario start (e.g. 08:30), seconds (e.g. 1800), "
                      "or a duration such as 90min, 1h30min, 45s")
+
+
+def fmt_min(seconds) -> str:
+    """A duration in seconds as people read it: ``"7.5 min"``, ``"-"`` for None or NaN.
+
+    >>> fmt_min(450.0), fmt_min(float("nan"))
+    ('7.5 min', '-')
+    """
+    return "-" if seconds is None or not math.isfinite(seconds) else f"{seconds / 60:.1f} min"
+
+
+def fmt_pct(share) -> str:
+    """A share as a percentage: ``"12.5 %"``, ``"-"`` for None or NaN.
+
+    >>> fmt_pct(0.125)
+    '12.5 %'
+    """
+    return "-" if share is None or not math.isfinite(share) else f"{100 * share:.1f} %"
