@@ -19,12 +19,16 @@ Scenarios: ``*.toml`` specs run by :func:`twin.runner.run` (``twin run NAME``):
 ``hefei_eldercare``
     The ``hefei_people`` day with five community elderly-care stations: day care, home care and
     falls for the residents aged 65+, with 15-minute walking access and its equity.
+``hefei_epidemic``
+    180 days of an epidemic on the contacts of 100,000 synthetic persons (households, classes,
+    teams, zone-hours out of home), with the hospitals' ward and ICU beds and calls to 120.
 
 Flows, one module each (the floor between the agents and the runner): ``ems``
 (:mod:`twin.scenarios.ems`), ``traffic``, ``population``, ``crashes``, ``incidents``, ``events``
 (scripted closures, capacity and speed changes of links), ``hazards`` (floods), ``evacuation``
 (districts told to leave, cars to shelters), ``relief`` (trucks from depots to the shelters), ``eldercare`` (care centres, older residents'
-visits and home care, fall calls; :mod:`twin.scenarios.eldercare`).
+visits and home care, fall calls; :mod:`twin.scenarios.eldercare`), ``epidemic`` (an outbreak on the
+population's contacts, with hospital and ICU beds; :mod:`twin.scenarios.epidemic`).
 :data:`BUILTIN_FLOWS` is the one ordered list of built-in flows: its order fixes the random
 streams' order (new flows go last, so no earlier stream changes) and the order of the
 tables and of the report. Gallery scripts (``gallery_*.py``) load a built-in scenario,
@@ -34,6 +38,7 @@ change it, run, compare and plot.
 from twin.scenarios.crashes import CrashFlow
 from twin.scenarios.eldercare import ElderCareFlow
 from twin.scenarios.ems import EmsFlow
+from twin.scenarios.epidemic import EpidemicFlow
 from twin.scenarios.evacuation import EvacuationFlow
 from twin.scenarios.events import NetworkEventsFlow
 from twin.scenarios.hazards import HazardFlow
@@ -46,4 +51,4 @@ __all__ = ["BUILTIN_FLOWS"]
 
 #: The built-in flows, in stream order.
 BUILTIN_FLOWS = (EmsFlow, TrafficFlow, PopulationFlow, CrashFlow, IncidentFlow, NetworkEventsFlow, HazardFlow,
-                 EvacuationFlow, ReliefFlow, ElderCareFlow)
+                 EvacuationFlow, ReliefFlow, ElderCareFlow, EpidemicFlow)

@@ -63,12 +63,24 @@ import numpy as np
 
 from twin.emergency import STREAMS
 from twin.flows import Flow, FlowResult
-from twin.ports import CallIntake, CallOutcome, CallPlan, Exposure, FacilityControl, LiveTravel, Presence
+from twin.ports import (CallIntake, CallOutcome, CallPlan, Exposure, FacilityControl, HospitalBeds, LiveTravel,
+                        Presence)
 from twin.scenarios.ems_plan import EmsPlan
 from twin.scenarios.ems_tables import EMS_TABLES, CallTypeGroup
 from twin.units import fmt_min as _fmt_min, fmt_pct as _fmt_pct
 
 __all__ = ["EmsFlow", "EmsPlan"]
+
+
+class _Beds:
+    """The plan-time :class:`~twin.ports.HospitalBeds` of the ``[[hospitals]]``."""
+
+    def __init__(self, hospitals):
+        self.hospitals = hospitals
+
+    def beds(self):
+        return {"ward": int(sum(h.ward_beds or 0 for h in self.hospitals)),
+                "icu": int(sum(h.icu_beds or 0 for h in self.hospitals))}
 
 
 class _Intake:
@@ -158,7 +170,7 @@ class EmsFlow(Flow):
     tables = EMS_TABLES
     streams = STREAMS
     result_names = ("ems", "districts", "header")
-    provides = (CallPlan, CallIntake, FacilityControl, CallOutcome)
+    provides = (CallPlan, CallIntake, FacilityControl, CallOutcome, HospitalBeds)
     uses = (Presence, LiveTravel, Exposure)
 
     def active(self, ctx):
@@ -170,6 +182,7 @@ class EmsFlow(Flow):
             groups["call_types"] = [CallTypeGroup(name="emergency")]
         plan = EmsPlan(groups, ctx.city, ctx.source, ctx.port(Presence))
         ctx.provide(CallPlan, plan)
+        ctx.provide(HospitalBeds, _Beds(tuple(groups["hospitals"])))
         return plan
 
     def build(self, ctx):

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from twin.errors import ScenarioError
 from twin.flows import Flow, FlowResult
-from twin.ports import Presence, Residents, TripDemand
+from twin.ports import DayPlans, Presence, Residents, TripDemand
 from twin.spec import Table, setting, where
 
 __all__ = ["PopulationGroup", "PopulationFlow", "car_trips", "population_seed"]
@@ -96,6 +96,16 @@ class _Residents:
                 "car": np.asarray(pop.car_available, dtype=bool)}
 
 
+@dataclass(frozen=True, eq=False)
+class _DayPlans:
+    """The plan-time :class:`~twin.ports.DayPlans` of a synthetic population."""
+
+    pop: object
+
+    def population(self):
+        return self.pop
+
+
 class _CarDemand:
     """The car legs as a :class:`~twin.ports.TripDemand`; ``used`` once asked for."""
 
@@ -126,7 +136,7 @@ class PopulationFlow(Flow):
     tables = (Table("population", PopulationGroup, optional=True),)
     streams = ("population",)
     result_names = ("population",)
-    provides = (Presence, TripDemand, Residents)
+    provides = (Presence, TripDemand, Residents, DayPlans)
 
     def plan(self, ctx):
         from twin.agents.population import synthesize_population
@@ -147,6 +157,7 @@ class PopulationFlow(Flow):
         if pg.calls_from_presence:
             ctx.provide(Presence, _Presence(pop, f"{where(ctx.source, 'population')} calls_from_presence = true"))
         ctx.provide(Residents, _Residents(pop))
+        ctx.provide(DayPlans, _DayPlans(pop))
         demand = _CarDemand(pop) if pg.traffic_from_cars else None
         if demand is not None:
             ctx.provide(TripDemand, demand)

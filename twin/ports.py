@@ -16,7 +16,7 @@ from twin.errors import ScenarioError
 
 __all__ = ["link_control", "Presence", "TripDemand", "TripIntake", "LiveTravel", "Exposure", "LinkControl",
            "TripOutcome", "CallPlan", "CallIntake", "ShelterSites", "ShelterOccupancy",
-           "FloodedSites", "FacilityControl", "Residents", "CallOutcome"]
+           "FloodedSites", "FacilityControl", "Residents", "CallOutcome", "DayPlans", "HospitalBeds"]
 
 
 class Presence(Protocol):
@@ -213,3 +213,18 @@ class CallOutcome(Protocol):
 
     def response_times_s(self, call_idx):
         """Response time of each call, seconds (NaN where no unit reached it)."""
+
+
+class DayPlans(Protocol):
+    """Plan time: the synthetic persons with their households and activity day plans."""
+
+    def population(self):
+        """The :class:`twin.agents.population.Population` (struct of arrays; read, never changed)."""
+
+
+class HospitalBeds(Protocol):
+    """Plan time: the inpatient beds of the city's hospitals (the EMS flow's ``[[hospitals]]``)."""
+
+    def beds(self):
+        """``{"ward": int, "icu": int}``: ward and ICU beds summed over the hospitals (a hospital
+        without the pool counts 0)."""

@@ -20,6 +20,9 @@ Kinds
     Lines of every ``occupancy*`` variable of a ``/timeseries`` group whose name contains
     ``hospital``, one line per hospital (column), with the ``hospital`` names from a
     ``/network/hospitals`` table's ``name`` column when present.
+``eldercare`` / ``epidemic``
+    Maps and curves of those flows' runs (districts by coverage or by share infected; the
+    epidemic curve and ward/ICU beds in use against the beds).
 ``compare``
     Grouped bars of the key KPIs (:data:`COMPARE_KPIS`: EMS response mean and p90, P1
     within target, unit utilisation, blocking; traffic mean travel time, congestion index,
@@ -215,6 +218,69 @@ def _eldercare(res, fig, prefix):
     ax.set_xlabel("x (km)")
     ax.set_ylabel("y (km)")
     ax.set_title(f"{_city(res)}elderly care: coverage of the 80+ and day-care places used (circles)")
+
+
+@register_chart("epidemic", "map: districts by the day 1 % of residents were infected, and share infected; "
+                            "epidemic curve; ward and ICU beds in use against the beds (needs an [epidemic] run)")
+def _epidemic(res, fig, prefix):
+    _need(res, "/network/epidemic_districts", "the epidemic chart (a run with [epidemic])")
+    from matplotlib import colormaps
+
+    nodes, links = res.table("/network/nodes"), res.table("/network/links")
+    dist = res.table("/network/epidemic_districts")
+    g = "/timeseries/epidemic"
+    days = res.array(f"{g}/time_s") / 86400.0
+    summary = res.summary()
+    kpi = dict(zip(summary["name"], summary["value"]))
+    infectious = sum(res.array(f"{g}/{s}") for s in ("presymptomatic", "symptomatic", "asymptomatic"))
+    peak = int(np.argmax(infectious))
+    grid = fig.add_gridspec(3, 2, width_ratios=(1.2, 1.0))
+    ax = fig.add_subplot(grid[:, 0])
+    x, y = nodes["x_m"].to_numpy() / 1000.0, nodes["y_m"].to_numpy() / 1000.0
+    fi, ti = links["from_idx"].to_numpy(), links["to_idx"].to_numpy()
+    for a, b, c, d in zip(x[fi], x[ti], y[fi], y[ti]):
+        ax.plot([a, b], [c, d], color="#c8c8c8", linewidth=0.6, zorder=1)
+    cum = np.cumsum(res.array(f"{g}/new_by_zone"), axis=0)[:, dist["zone_idx"].to_numpy()]
+    reached = cum >= 0.01 * np.maximum(dist["residents"].to_numpy(), 1)
+    day_1pc = np.where(reached.any(axis=0), np.argmax(reached, axis=0), np.nan)
+    when = dict(zip(dist["zone_idx"].astype(int), day_1pc))
+    value = np.array([when.get(int(z), np.nan) for z in nodes["zone_idx"].to_numpy()])
+    lo, hi = (np.nanmin(value), np.nanmax(value)) if np.isfinite(value).any() else (0.0, 1.0)
+    pts = ax.scatter(x, y, c=value, cmap=colormaps["OrRd_r"], vmin=lo, vmax=max(hi, lo + 1.0), s=26,
+                     zorder=2, edgecolors="#7f7f7f", linewidths=0.3)
+    fig.colorbar(pts, ax=ax, label="day the district's residents reached 1 % infected", shrink=0.8,
+                 location="bottom")
+    for z, zid in zip(dist["zone_idx"].astype(int), dist["zone_id"]):
+        m = nodes["zone_idx"].to_numpy() == z
+        if m.any():
+            ax.annotate(f"{zid}: {100 * float(dist['attack_rate'][dist['zone_idx'] == z].iloc[0]):.0f} %",
+                        (x[m].mean(), y[m].mean()), fontsize=8, ha="center", color="#333333",
+                        bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.7})
+    ax.set_aspect("equal")
+    ax.set_xlabel("x (km)")
+    ax.set_ylabel("y (km)")
+    ax.set_title("districts (label: share of residents infected by the end)", fontsize="medium")
+    curve = fig.add_subplot(grid[0, 1])
+    curve.plot(days, infectious / 1000.0, color="#b2182b", label="infectious")
+    curve.plot(days, res.array(f"{g}/new_infections") / 1000.0, color="#ef8a62", label="infected that day")
+    curve.axvline(peak, color="#7f7f7f", linestyle=":", linewidth=1)
+    curve.set_ylabel("thousands")
+    curve.legend(fontsize="x-small", loc="upper left")
+    for row, (pool, need, label, colour) in enumerate((("ward", "severe", "ward", "#2166ac"),
+                                                        ("icu", "critical", "ICU", "#762a83")), start=1):
+        axb = fig.add_subplot(grid[row, 1], sharex=curve)
+        axb.fill_between(days, res.array(f"{g}/{need}"), color=colour, alpha=0.18, linewidth=0,
+                         label=f"{need} patients")
+        axb.plot(days, res.array(f"{g}/{pool}_occupied"), color=colour, label=f"{label} beds in use")
+        cap = kpi.get(f"epidemic_{pool}_beds", np.nan)
+        if np.isfinite(cap):
+            axb.axhline(cap, color="black", linestyle="--", linewidth=0.8, label=f"{int(cap)} {label} beds")
+        axb.set_ylabel("persons")
+        axb.legend(fontsize="x-small", loc="upper left")
+    axb.set_xlabel("day")
+    fig.suptitle(f"{_city(res)}epidemic: {100 * kpi.get('epidemic_attack_rate', np.nan):.0f} % infected, "
+                 f"{int(kpi.get('epidemic_deaths', 0)):,} deaths, R0 {kpi.get('epidemic_r0', np.nan):.1f}; "
+                 f"patients above the dashed line find no bed")
 
 
 #: KPIs of the ``compare`` chart: (summary name, label, panel). Panels group KPIs of one unit.

@@ -45,6 +45,16 @@ def _size_arg(text):
     raise argparse.ArgumentTypeError(f"window size {text!r}; expected WIDTHxHEIGHT in pixels, e.g. 1024x768")
 
 
+def _inches_arg(text):
+    try:
+        w, h = (float(v) for v in str(text).lower().split("x"))
+        if 0 < w <= 100 and 0 < h <= 100:
+            return (w, h)
+    except ValueError:
+        pass
+    raise argparse.ArgumentTypeError(f"figure size {text!r}; expected WIDTHxHEIGHT in inches (100 dpi), e.g. 11x6")
+
+
 def add_render_parser(subparsers):
     """Add the ``render`` command to ``subparsers`` (from ``ArgumentParser.add_subparsers``).
 
@@ -94,6 +104,8 @@ def add_plot_parser(subparsers):
     p.add_argument("--out", help="output image, format from the suffix (default <results>_<kind>.png)")
     p.add_argument("--prefix", default="traffic", help="prefix of the traffic datasets (default traffic)")
     p.add_argument("--other", help="second results file (the compare chart: KPIs of RESULTS vs OTHER)")
+    p.add_argument("--size", type=_inches_arg, default=(8.0, 5.0), metavar="WxH",
+                   help="figure size in inches at 100 dpi (default 8x5)")
     p.set_defaults(func=plot_main)
     return p
 
@@ -172,7 +184,7 @@ def plot_main(args) -> int:
     if (args.kind == "compare") != (other is not None):
         sys.stderr.write("twin plot: error: --other B.h5 goes with the compare chart (and only with it)\n")
         return 2
-    plot_chart(args.results, args.kind, out, prefix=args.prefix, other=other)
+    plot_chart(args.results, args.kind, out, prefix=args.prefix, other=other, figsize=args.size)
     sys.stdout.write(f"wrote {out}\n")
     return 0
 

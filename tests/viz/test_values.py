@@ -55,7 +55,8 @@ def test_charts(grid_results, tmp_path):
     pytest.importorskip("matplotlib")
     from twin.viz.charts import CHARTS, plot_chart
 
-    assert list(CHARTS) == ["travel-times", "network", "response-times", "hospital-occupancy", "eldercare", "compare"]
+    assert list(CHARTS) == ["travel-times", "network", "response-times", "hospital-occupancy", "eldercare", "epidemic",
+                           "compare"]
     fig = plot_chart(grid_results, "travel-times", tmp_path / "tt.png")
     assert (tmp_path / "tt.png").stat().st_size > 1000
     assert fig.axes[0].get_xlabel() == "travel time (min)"
