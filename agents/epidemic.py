@@ -298,6 +298,7 @@ class EpidemicRun:
         self.inf_layer = np.full(n, -1, dtype=np.int8)
         self.bed = np.full(n, -1, dtype=np.int64)
         self.t_severe = np.full(n, np.nan)
+        self.t_onset = np.full(n, np.nan)
         self.rel_inf = np.ones(n)
         self.home_zone = np.zeros(n, dtype=np.int64) if home_zone is None else np.asarray(home_zone, dtype=np.int64)
         self.n_zones = int(n_zones)
@@ -324,17 +325,30 @@ class EpidemicRun:
                          self.dur_d, self.u_branch, self.p_sym)
         np.add.at(self.zone_new[min(day, self.n_days - 1)], self.home_zone[persons], 1)
 
-    def _asym_factor(self):
+    def _rel_inf(self, isolated):
         f = self.disease.asymptomatic_factor
         if f != 1.0:
             self.rel_inf[:] = np.where((self.next_state == K.IA) | (self.state == K.IA), f, 1.0)
+        else:
+            self.rel_inf[:] = 1.0
+        if isolated is not None:
+            self.rel_inf[np.asarray(isolated, dtype=bool)] = 0.0
 
-    def step(self, *, layer_scale=None, home_only=None) -> dict:
+    def add_beds(self, ward=0, icu=0) -> None:
+        """Open ``ward`` / ``icu`` more beds from now on (free at once)."""
+        if ward:
+            self.ward_free_at = np.concatenate([self.ward_free_at, np.full(int(ward), -np.inf)])
+        if icu:
+            self.icu_free_at = np.concatenate([self.icu_free_at, np.full(int(icu), -np.inf)])
+
+    def step(self, *, layer_scale=None, home_only=None, zone_closed=None, isolated=None) -> dict:
         """Advance one day: progression of the day's transitions, then the day's transmission.
 
         ``layer_scale`` (n_layers,) multiplies each layer's transmission today (0 = closed);
-        ``home_only`` (n_persons, bool) restricts persons to their household. Returns the
-        day's row (also kept for :meth:`result`).
+        ``home_only`` (n_persons, bool) restricts persons to their household; ``zone_closed``
+        (n_zones, bool) stops every activity out of home in those zones; ``isolated``
+        (n_persons, bool) takes persons out of every contact (isolation in a facility).
+        Returns the day's row (also kept for :meth:`result`).
         """
         d = self.day
         if d >= self.n_days:
@@ -344,18 +358,20 @@ class EpidemicRun:
         K.progress_day(d, self.state, self.t_state, self.t_next, self.next_state, self.inf_start, self.inf_end,
                        self.dur_d, self.u_branch, self.p_sev, self.p_crit, self.p_death,
                        float(self.disease.no_hosp_factor), float(self.disease.no_icu_factor),
-                       self.ward_free_at, self.icu_free_at, self.bed, self.t_severe, self._heap_t, self._heap_i,
-                       events)
-        self._asym_factor()
+                       self.ward_free_at, self.icu_free_at, self.bed, self.t_onset, self.t_severe, self._heap_t,
+                       self._heap_i, events)
+        self._rel_inf(isolated)
         scale = np.ones(len(c.layer_names)) if layer_scale is None else np.asarray(layer_scale, dtype=np.float64)
         home = np.zeros(self.n, dtype=np.bool_) if home_only is None else np.asarray(home_only, dtype=np.bool_)
+        closed = np.zeros(max(self.n_zones, 1), dtype=np.bool_) if zone_closed is None else \
+            np.asarray(zone_closed, dtype=np.bool_)
         n_new = K.transmit_day(d, self.keys[d], self.state, self.t_state, self.t_next, self.next_state, self.t_inf,
                                self.inf_start, self.inf_end, self.rel_inf, self.sus, self.dur_d, self.u_branch,
                                self.p_sym, self.profile_cdf, self.profile_step, self.disease.profile_d is not None,
-                               c.edge_indptr, c.edge_nbr, c.edge_layer, self.beta_layer, scale, c.layer("household"),
-                               home, c.bucket_indptr, c.bucket_member, c.pb_indptr, c.pbucket,
-                               int(c.community_contacts), c.layer("community"), self.infector, self.inf_layer,
-                               self._new)
+                               c.edge_indptr, c.edge_nbr, c.edge_layer, c.edge_zone, self.beta_layer, scale,
+                               c.layer("household"), home, closed, c.bucket_indptr, c.bucket_member, c.bucket_zone,
+                               c.pb_indptr, c.pbucket, int(c.community_contacts), c.layer("community"), self.infector,
+                               self.inf_layer, self._new)
         new = self._new[:n_new]
         self.zone_new[d] += np.bincount(self.home_zone[new], minlength=self.n_zones)
         row = {"day": d}

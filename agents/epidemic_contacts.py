@@ -52,8 +52,12 @@ class Contacts:
         (symmetric: ``j`` in ``i``'s list iff ``i`` in ``j``'s, once per layer).
     edge_layer : ndarray of int8
         Layer code of each static contact.
+    edge_zone : ndarray of int32
+        Zone of the place of each static contact (-1: the home).
     bucket_indptr, bucket_member : ndarray of int64 / int32
         Community buckets (zone-hours) and their members.
+    bucket_zone : ndarray of int32
+        Zone of each bucket.
     pb_indptr, pbucket : ndarray of int64 / int32
         Each person's buckets.
     community_contacts : int
@@ -65,8 +69,10 @@ class Contacts:
     edge_indptr: np.ndarray
     edge_nbr: np.ndarray
     edge_layer: np.ndarray
+    edge_zone: np.ndarray
     bucket_indptr: np.ndarray
     bucket_member: np.ndarray
+    bucket_zone: np.ndarray
     pb_indptr: np.ndarray
     pbucket: np.ndarray
     community_contacts: int = 0
@@ -86,11 +92,11 @@ class Contacts:
         return out
 
 
-def _csr(src, dst, layer, n):
+def _csr(src, dst, layer, zone, n):
     order = np.lexsort((dst, layer, src))
     indptr = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(np.bincount(src, minlength=n), out=indptr[1:])
-    return indptr, dst[order].astype(np.int32), layer[order].astype(np.int8)
+    return indptr, dst[order].astype(np.int32), layer[order].astype(np.int8), zone[order].astype(np.int32)
 
 
 def _groups(key, persons, cap, rng):
@@ -131,6 +137,13 @@ def _pairs(group_indptr, member, start, end, min_overlap_s):
     return src[:n], dst[:n]
 
 
+def _place_zone(src, person, zone_of_person):
+    """Zone of the place of each contact of ``src`` (its group's place, the same for both ends)."""
+    where_ = np.full(int(max(person.max(), src.max()) + 1 if len(person) else 0), -1, dtype=np.int64)
+    where_[person] = zone_of_person
+    return where_[src]
+
+
 def contacts_from_population(pop, *, work_group=17, school_group=21, community_contacts=3, min_overlap_s=900.0,
                              seed=0) -> Contacts:
     """The four layers of a :class:`~twin.agents.population.Population`'s day (module docstring).
@@ -153,19 +166,22 @@ def contacts_from_population(pop, *, work_group=17, school_group=21, community_c
             raise ScenarioError(f"contacts: {name} = {v!r}; expected an integer >= {lo}")
     n = int(pop.n_persons)
     rng = np.random.default_rng(seed)
-    srcs, dsts, lays = [], [], []
+    srcs, dsts, lays, zones = [], [], [], []
     hh = np.asarray(pop.household_idx, dtype=np.int64)
     order = np.argsort(hh, kind="stable")
     bounds = np.r_[0, np.flatnonzero(np.diff(hh[order])) + 1, n].astype(np.int64)
     ones = np.ones(n)
     s, d = _pairs(bounds, order, np.zeros(n), ones, 0.0)
-    srcs.append(s), dsts.append(d), lays.append(np.full(len(s), 0))
+    srcs.append(s), dsts.append(d), lays.append(np.full(len(s), 0)), zones.append(np.full(len(s), -1))
+    zone_of_node = np.asarray(pop.city.zone_of_node, dtype=np.int64)
     for code, (act, cap) in enumerate(((SCHOOL, school_group), (WORK, work_group)), start=1):
         person, node, start, end = _activity_slot(pop, act)
         g_indptr, pos = _groups(node, person, int(cap), rng)
         s, d = _pairs(g_indptr, person[pos], start[pos], end[pos], min_overlap_s)
         srcs.append(s), dsts.append(d), lays.append(np.full(len(s), code))
-    edge_indptr, edge_nbr, edge_layer = _csr(np.concatenate(srcs), np.concatenate(dsts), np.concatenate(lays), n)
+        zones.append(_place_zone(s, person, zone_of_node[node]) if len(s) else np.zeros(0, dtype=np.int64))
+    edge_indptr, edge_nbr, edge_layer, edge_zone = _csr(np.concatenate(srcs), np.concatenate(dsts),
+                                                        np.concatenate(lays), np.concatenate(zones), n)
     n_zones = int(pop.city.n_zones)
     bucket, person = [], []
     for h in range(24):
@@ -175,8 +191,9 @@ def contacts_from_population(pop, *, work_group=17, school_group=21, community_c
         person.append(out)
     bucket_indptr, bucket_member, pb_indptr, pbucket = _buckets(np.concatenate(bucket), np.concatenate(person),
                                                                 24 * n_zones, n)
-    return Contacts(n, ("household", "school", "work", "community"), edge_indptr, edge_nbr, edge_layer,
-                    bucket_indptr, bucket_member, pb_indptr, pbucket, int(community_contacts))
+    bucket_zone = (np.arange(24 * n_zones) % n_zones).astype(np.int32)
+    return Contacts(n, ("household", "school", "work", "community"), edge_indptr, edge_nbr, edge_layer, edge_zone,
+                    bucket_indptr, bucket_member, bucket_zone, pb_indptr, pbucket, int(community_contacts))
 
 
 def _buckets(bucket, person, n_buckets, n):
@@ -200,4 +217,5 @@ def homogeneous_contacts(n_persons, contacts_per_day) -> Contacts:
     everyone = np.arange(n)
     bi, bm, pbi, pb = _buckets(np.zeros(n, dtype=np.int64), everyone, 1, n)
     return Contacts(n, ("community",), np.zeros(n + 1, dtype=np.int64), np.zeros(0, dtype=np.int32),
-                    np.zeros(0, dtype=np.int8), bi, bm, pbi, pb, int(contacts_per_day))
+                    np.zeros(0, dtype=np.int8), np.zeros(0, dtype=np.int32), bi, bm, np.zeros(1, dtype=np.int32), pbi,
+                    pb, int(contacts_per_day))

@@ -137,9 +137,9 @@ def infect(j, t, state, t_state, t_next, next_state, t_inf, dur_d, u_branch, p_s
 @njit(cache=True, nogil=True)
 def transmit_day(day, key, state, t_state, t_next, next_state, t_inf, inf_start, inf_end, rel_inf, sus,
                  dur_d, u_branch, p_sym, profile_cdf, profile_step_d, use_profile,
-                 edge_indptr, edge_nbr, edge_layer, beta_layer, layer_scale, home_layer, home_only,
-                 bucket_indptr, bucket_member, pb_indptr, pbucket, contacts, community_layer,
-                 infector, inf_layer, new_idx):
+                 edge_indptr, edge_nbr, edge_layer, edge_zone, beta_layer, layer_scale, home_layer, home_only,
+                 zone_closed, bucket_indptr, bucket_member, bucket_zone, pb_indptr, pbucket, contacts,
+                 community_layer, infector, inf_layer, new_idx):
     """One day of transmission; returns the number of new infections (their persons in
     ``new_idx[:n]``, in the order infected).
 
@@ -160,9 +160,9 @@ def transmit_day(day, key, state, t_state, t_next, next_state, t_inf, inf_start,
         :func:`infect`).
     profile_cdf : ndarray of float64, profile_step_d : float, use_profile : bool
         Infectiousness profile (CDF table in steps of ``profile_step_d`` days) or constant.
-    edge_indptr, edge_nbr, edge_layer : ndarray
+    edge_indptr, edge_nbr, edge_layer, edge_zone : ndarray
         Static contacts: person ``i``'s contacts ``edge_nbr[edge_indptr[i]:edge_indptr[i + 1]]``,
-        each of layer ``edge_layer``.
+        each of layer ``edge_layer``, at a place in zone ``edge_zone`` (-1: at home).
     beta_layer, layer_scale : ndarray of float64 (n_layers,)
         Transmission rate per contact-day of infectious weight 1, and today's multiplier
         (0 = the layer is closed).
@@ -170,8 +170,11 @@ def transmit_day(day, key, state, t_state, t_next, next_state, t_inf, inf_start,
         The household layer, the only one a person with ``home_only`` takes part in.
     home_only : ndarray of bool (n_persons,)
         Persons restricted to their household today (isolated, locked down).
-    bucket_indptr, bucket_member, pb_indptr, pbucket : ndarray
-        Community zone-hour buckets (members) and each person's buckets.
+    zone_closed : ndarray of bool (n_zones,)
+        Zones where no activity out of home takes place today (their places' contacts and
+        community buckets are off).
+    bucket_indptr, bucket_member, bucket_zone, pb_indptr, pbucket : ndarray
+        Community zone-hour buckets (members, zone) and each person's buckets.
     contacts : int
         Community contacts each person draws per bucket.
     community_layer : int
@@ -203,7 +206,8 @@ def transmit_day(day, key, state, t_state, t_next, next_state, t_inf, inf_start,
             if state[j] != S:
                 continue
             lay = edge_layer[e]
-            if lay != home_layer and (home_only[i] or home_only[j]):
+            if lay != home_layer and (home_only[i] or home_only[j] or
+                                      (edge_zone[e] >= 0 and zone_closed[edge_zone[e]])):
                 continue
             hz = beta_layer[lay] * layer_scale[lay] * w * sus[j]
             if hz <= 0.0:
@@ -222,6 +226,8 @@ def transmit_day(day, key, state, t_state, t_next, next_state, t_inf, inf_start,
             continue
         for q in range(pb_indptr[i], pb_indptr[i + 1]):
             bkt = pbucket[q]
+            if zone_closed[bucket_zone[bkt]]:
+                continue
             lo = bucket_indptr[bkt]
             m = bucket_indptr[bkt + 1] - lo
             if m < 2:
@@ -292,7 +298,8 @@ def _pop(heap_t, heap_i, size):
 
 @njit(cache=True, nogil=True)
 def _advance(i, t, new, state, t_state, t_next, next_state, inf_start, inf_end, dur_d, u_branch,
-             p_sev, p_crit, p_death, no_hosp_factor, no_icu_factor, ward_free_at, icu_free_at, bed, t_severe, events):
+             p_sev, p_crit, p_death, no_hosp_factor, no_icu_factor, ward_free_at, icu_free_at, bed, t_onset, t_severe,
+             events):
     """Person ``i`` enters state ``new`` at time ``t``; schedules its next transition."""
     inf = np.inf
     if new == IP:
@@ -305,6 +312,7 @@ def _advance(i, t, new, state, t_state, t_next, next_state, inf_start, inf_end, 
         next_state[i] = REC
     elif new == IS:
         events[EV_ONSET] += 1
+        t_onset[i] = t
         if u_branch[i, 1] < p_sev[i]:
             t_next[i] = t + dur_d[i, D_TOSEV]
             next_state[i] = SEV
@@ -354,8 +362,8 @@ def _advance(i, t, new, state, t_state, t_next, next_state, inf_start, inf_end, 
 
 @njit(cache=True, nogil=True)
 def progress_day(day, state, t_state, t_next, next_state, inf_start, inf_end, dur_d, u_branch,
-                 p_sev, p_crit, p_death, no_hosp_factor, no_icu_factor, ward_free_at, icu_free_at, bed, t_severe,
-                 heap_t, heap_i, events):
+                 p_sev, p_crit, p_death, no_hosp_factor, no_icu_factor, ward_free_at, icu_free_at, bed, t_onset,
+                 t_severe, heap_t, heap_i, events):
     """Every transition due before the end of day ``day`` (``t_next < day + 1``), in time order
     (ties by person), each scheduling the next; hospital and ICU beds are taken and refused on
     the way (see the module docstring). Adds the day's counts to ``events`` (:data:`EVENT_COLUMNS`).
@@ -363,8 +371,8 @@ def progress_day(day, state, t_state, t_next, next_state, inf_start, inf_end, du
     ``state`` ... ``inf_end``: per-person disease state (``t_next`` inf: nothing due);
     ``dur_d`` (n, 9) days and ``u_branch`` (n, 4): the persons' dice; ``p_sev``, ``p_crit``,
     ``p_death``: conditional probabilities per person; ``ward_free_at`` / ``icu_free_at``: each
-    bed's release time, days; ``bed``: each person's bed (-1 none); ``t_severe``: output, when
-    each person became severe (days); ``heap_t`` / ``heap_i``:
+    bed's release time, days; ``bed``: each person's bed (-1 none); ``t_onset`` /
+    ``t_severe``: output, when each person's symptoms began / became severe (days); ``heap_t`` / ``heap_i``:
     scratch of length ``n``. Returns the number of transitions.
     """
     end = float(day) + 1.0
@@ -378,8 +386,8 @@ def progress_day(day, state, t_state, t_next, next_state, inf_start, inf_end, du
         i = heap_i[0]
         size = _pop(heap_t, heap_i, size)
         _advance(i, t, next_state[i], state, t_state, t_next, next_state, inf_start, inf_end, dur_d, u_branch,
-                 p_sev, p_crit, p_death, no_hosp_factor, no_icu_factor, ward_free_at, icu_free_at, bed, t_severe,
-                 events)
+                 p_sev, p_crit, p_death, no_hosp_factor, no_icu_factor, ward_free_at, icu_free_at, bed, t_onset,
+                 t_severe, events)
         done += 1
         if t_next[i] < end:
             size = _push(heap_t, heap_i, size, t_next[i], i)

@@ -15,6 +15,11 @@ when neither is given. With ``call_share`` > 0, that share of the new severe cas
 the time they become severe, from their home district (port :class:`~twin.ports.CallIntake`):
 the ambulances answer them through the city like every other call.
 
+Control (``[[interventions]]``, :mod:`twin.agents.epidemic_control`): a health code (test the
+symptomatic, isolate the positive, trace and quarantine their household, school and work
+contacts), district lockdowns, school closures and bed surges, each on a span of days; the
+person-days restricted are their cost.
+
 Results: ``/timeseries/epidemic/*`` (one value per day: persons in each state, new infections
 by layer, the day's events, beds in use), ``/timeseries/epidemic/new_by_zone`` (days x zones)
 and ``/events/epidemic_infections`` (who infected whom, when, on which layer); KPIs
@@ -33,7 +38,7 @@ from twin.flows import Flow, FlowResult
 from twin.ports import CallIntake, CallPlan, DayPlans, HospitalBeds
 from twin.spec import Table, setting, where
 
-__all__ = ["EpidemicGroup", "EpidemicSeedGroup", "EpidemicFlow", "DAY_S"]
+__all__ = ["EpidemicGroup", "EpidemicSeedGroup", "InterventionGroup", "EpidemicFlow", "DAY_S"]
 
 DAY_S = 86400.0
 _DUR_HELP = "days: a number (constant) or {kind = 'lognormal' | 'gamma' | 'exponential', mean_d = ..., sd_d = ...}"
@@ -124,6 +129,65 @@ class EpidemicSeedGroup:
                            minimum=1)
 
 
+@dataclass(frozen=True)
+class InterventionGroup:
+    """``[[interventions]]``: an epidemic control on days [start_day, end_day) (twin.agents.epidemic_control)."""
+
+    name: str = setting("", "str", "intervention name")
+    kind: str = setting("health_code", "choice", "health_code (test, isolate, trace), lockdown (districts), "
+                                                 "school_closure or beds (a capacity surge)",
+                        choices=("health_code", "lockdown", "school_closure", "beds"))
+    enabled: bool = setting(True, "bool", "false: declared but not applied (switch it on with --set)")
+    start_day: int = setting(0, "int", "first day it applies", minimum=0)
+    end_day: int | None = setting(None, "int", "first day it no longer applies (omit: to the end)", minimum=1)
+    zones: tuple = setting((), "ids", "lockdown: the districts (zone ids) locked down")
+    test_share: float = setting(0.8, "float", "health code: share of new symptomatic cases tested", minimum=0.0,
+                                maximum=1.0)
+    sensitivity: float = setting(0.9, "float", "health code: share of the infected a test finds", minimum=0.0,
+                                 maximum=1.0)
+    delay_d: float = setting(1.0, "float", "health code: days from symptoms to the result", minimum=0.0)
+    compliance: float = setting(0.9, "float", "health code: share who isolate or quarantine when told",
+                                minimum=0.0, maximum=1.0)
+    isolation: str = setting("facility", "choice", "health code: the positive isolate in a facility (no contacts) "
+                                                   "or at home (household contacts)", choices=("facility", "home"))
+    isolation_d: float = setting(14.0, "float", "health code: days of isolation", minimum=0.0)
+    trace_share: float = setting(0.8, "float", "health code: share of household, school and work contacts traced",
+                                 minimum=0.0, maximum=1.0)
+    trace_delay_d: float = setting(1.0, "float", "health code: days from the result to the contacts' quarantine",
+                                   minimum=0.0)
+    quarantine_d: float = setting(14.0, "float", "health code: days of home quarantine of a traced contact",
+                                  minimum=0.0)
+    ward_beds: int = setting(0, "int", "beds: ward beds opened at start_day", minimum=0)
+    icu_beds: int = setting(0, "int", "beds: ICU beds opened at start_day", minimum=0)
+
+
+def _interventions(ctx, n_days):
+    from twin.agents.epidemic_control import Intervention
+
+    zone_ids = [str(z) for z in ctx.city.zone_ids]
+    out = []
+    for i, g in enumerate(ctx.groups["interventions"]):
+        at = f"{where(ctx.source, f'interventions.{i}')} ('{g.name or g.kind}')"
+        if not g.enabled:
+            continue
+        bad = [z for z in g.zones if str(z) not in zone_ids]
+        if bad:
+            raise ScenarioError(f"{at}: zones {bad} are not districts of {ctx.city.name}; districts: "
+                                f"{', '.join(zone_ids[:12])}{' ...' if len(zone_ids) > 12 else ''}")
+        if g.zones and g.kind != "lockdown":
+            raise ScenarioError(f"{at}: zones belong to kind = 'lockdown', not {g.kind!r}")
+        if g.start_day >= n_days:
+            raise ScenarioError(f"{at}: start_day {g.start_day} is not within the run's {n_days} days")
+        try:
+            out.append(Intervention(g.kind, g.start_day, g.end_day, g.name, tuple(zone_ids.index(str(z))
+                                                                                  for z in g.zones),
+                                    g.test_share, g.sensitivity, g.delay_d, g.compliance, g.isolation, g.isolation_d,
+                                    g.trace_share, g.trace_delay_d, g.quarantine_d, g.ward_beds, g.icu_beds))
+        except ScenarioError as exc:
+            raise ScenarioError(f"{at}: {exc}") from None
+    return tuple(out)
+
+
 @dataclass(frozen=True, eq=False)
 class EpidemicPlan:
     """The contact layers, the disease, the seeds (person indices by day) and the bed pools."""
@@ -138,6 +202,7 @@ class EpidemicPlan:
     n_days: int
     call_type: int
     call_zone: np.ndarray
+    interventions: tuple = ()
 
 
 def _disease(g):
@@ -210,7 +275,7 @@ def plan_epidemic(ctx):
         call_type = cp.call_type_index(g.call_type, where(ctx.source, "epidemic.call_type")) if g.call_type else 0
         call_zone = np.asarray(cp.zone_of_node(), dtype=np.int64)[np.asarray(pop.home_node_idx)]
     return EpidemicPlan(contacts, disease, np.asarray(pop.age), home_zone, seeds, ward, icu, n_days, call_type,
-                        call_zone)
+                        call_zone, _interventions(ctx, n_days))
 
 
 class EpidemicFlow(Flow):
@@ -218,8 +283,9 @@ class EpidemicFlow(Flow):
 
     name = "epidemic"
     tables = (Table("epidemic", EpidemicGroup, optional=True),
-              Table("epidemic_seeds", EpidemicSeedGroup, array=True, required=(("zone", "the district id"),)))
-    streams = ("epidemic_contacts", "epidemic", "epidemic_calls")
+              Table("epidemic_seeds", EpidemicSeedGroup, array=True, required=(("zone", "the district id"),)),
+              Table("interventions", InterventionGroup, array=True, required=(("kind", "the intervention kind"),)))
+    streams = ("epidemic_contacts", "epidemic", "epidemic_calls", "epidemic_control")
     uses = (DayPlans, HospitalBeds, CallPlan, CallIntake)
     result_names = ("epidemic",)
 
@@ -241,6 +307,11 @@ class EpidemicFlow(Flow):
                 raise ScenarioError(f"{where(ctx.scenario.source, 'epidemic')}: {exc}") from None
         self.r0 = self.run.r0()
         self.call_rng = ctx.streams.generator("epidemic_calls")
+        self.controls = None
+        if p.interventions:
+            from twin.agents.epidemic_control import Controls
+
+            self.controls = Controls(p.interventions, self.run, p.home_zone, ctx.streams.generator("epidemic_control"))
         self.calls = []
         self.intake = ctx.port(CallIntake) if p.call_type >= 0 else None
 
@@ -254,7 +325,11 @@ class EpidemicFlow(Flow):
             for day, who in p.seeds:
                 if day == d:
                     run.seed(who, d)
-            run.step()
+            if self.controls is not None:
+                run.step(**self.controls.today(d))
+                self.controls.after(d)
+            else:
+                run.step()
             if self.intake is not None:
                 self._call(run.new_severe(d), share, env.now, p)
             if d + 1 < p.n_days:
@@ -273,4 +348,5 @@ class EpidemicFlow(Flow):
     def finish(self, ctx):
         from twin.scenarios.epidemic_report import epidemic_result
 
-        return epidemic_result(self.run.result(), ctx.city, ctx.plan(self), len(self.calls), self.r0, self.name)
+        return epidemic_result(self.run.result(), ctx.city, ctx.plan(self), len(self.calls), self.r0, self.name,
+                               self.controls)

@@ -56,6 +56,13 @@ def _lines(k, res, plan):
              f"{int(k['epidemic_critical']):,} critical (ICU beds {beds('icu', plan.icu_beds)}, peak "
              f"{int(k['epidemic_icu_peak_beds']):,}, {int(k['epidemic_icu_refused']):,} refused on "
              f"{int(k['epidemic_icu_overflow_days'])} days); {int(k['epidemic_deaths']):,} deaths"]
+    if plan.interventions:
+        kinds = ", ".join(sorted({it.name or it.kind for it in plan.interventions}))
+        lines.append(f"{'  control (' + kinds + ')':<34} {int(k['epidemic_restricted_person_days']):,} person-days "
+                     f"restricted (isolated {int(k['epidemic_isolated_person_days']):,}, quarantined "
+                     f"{int(k['epidemic_quarantined_person_days']):,}, locked down "
+                     f"{int(k['epidemic_locked_down_person_days']):,}); {int(k['epidemic_tests']):,} tested, "
+                     f"{int(k['epidemic_positives']):,} positive, {int(k['epidemic_traced']):,} contacts traced")
     if k["epidemic_calls"]:
         lines.append(f"{'  calls to 120 (severe cases)':<34} {int(k['epidemic_calls']):,}")
     return lines
@@ -64,10 +71,14 @@ def _lines(k, res, plan):
 def _kpi_unit(name):
     if name.endswith(("_rate", "_share", "_r0")):
         return "1"
+    if name.endswith("_person_days"):
+        return "person*d"
     if name.endswith("_day") or name.endswith("_days"):
         return "d"
     if name.endswith("_calls"):
         return "calls"
+    if name.endswith("_tests"):
+        return "tests"
     return "beds" if name.endswith("_beds") else "persons"
 
 
@@ -107,9 +118,23 @@ def _write(writer, res, city, plan, k):
                        units={"person": "", "time_s": "s", "infector": "", "layer": ""})
 
 
-def epidemic_result(res, city, plan, n_calls, r0, name) -> FlowResult:
+def _controls(res, controls, k):
+    """Add the controls' daily restricted persons to ``res.daily`` and their KPIs to ``k``."""
+    import pandas as pd
+
+    rows = pd.DataFrame(controls.restricted()) if controls is not None else None
+    for col in ("isolated", "quarantined", "locked_down"):
+        res.daily[col] = rows[col].to_numpy() if rows is not None and len(rows) == len(res.daily) else 0
+        k[f"epidemic_{col}_person_days"] = float(res.daily[col].sum())
+    k["epidemic_restricted_person_days"] = float(res.daily[["isolated", "quarantined", "locked_down"]].sum().sum())
+    counts = controls.counts if controls is not None else {"tests": 0, "positives": 0, "traced": 0}
+    k.update({f"epidemic_{key}": float(v) for key, v in counts.items()})
+
+
+def epidemic_result(res, city, plan, n_calls, r0, name, controls=None) -> FlowResult:
     """The epidemic flow's FlowResult."""
     k = epidemic_kpis(res, n_calls, r0)
+    _controls(res, controls, k)
     for pool, cap in (("ward", plan.ward_beds), ("icu", plan.icu_beds)):
         k[f"epidemic_{pool}_beds"] = math.nan if cap is None else float(cap)
     return FlowResult(name, kpis=k, values={"epidemic": res}, lines=_lines(k, res, plan),

@@ -42,11 +42,11 @@ SALT_PICK = 0x14057B7EF767814F
 
 
 def transmit_reference(day, key, state, inf_start, inf_end, rel_inf, sus, edges, beta, scale, home_layer,
-                       home_only, buckets, person_buckets, contacts, community_layer):
+                       home_only, zone_closed, buckets, bucket_zone, person_buckets, contacts, community_layer):
     """New infections of the day as {j: (infector, layer, time)} with constant infectiousness.
 
-    ``edges``: list of (i, j, layer) in the kernel's CSR order; ``buckets``: list of member
-    lists; ``person_buckets``: list of bucket lists per person."""
+    ``edges``: list of (i, j, layer, place zone) in the kernel's CSR order; ``buckets``: list of
+    member lists; ``person_buckets``: list of bucket lists per person."""
     key = int(key)
     n_layers = len(beta)
     hits = {}
@@ -58,11 +58,12 @@ def transmit_reference(day, key, state, inf_start, inf_end, rel_inf, sus, edges,
         if w <= 0:
             continue
         order = 0
-        for (src, j, lay) in edges:
+        for (src, j, lay, zone) in edges:
             if src != i:
                 continue
             order += 1
-            if state[j] != 0 or (lay != home_layer and (home_only[i] or home_only[j])):
+            away = lay != home_layer
+            if state[j] != 0 or (away and (home_only[i] or home_only[j] or (zone >= 0 and zone_closed[zone]))):
                 continue
             hz = beta[lay] * scale[lay] * w * sus[j]
             if hz > 0 and hash_uniform(key, i, j, lay) < -math.expm1(-hz):
@@ -74,6 +75,8 @@ def transmit_reference(day, key, state, inf_start, inf_end, rel_inf, sus, edges,
         if rate <= 0:
             continue
         for bkt in person_buckets[i]:
+            if zone_closed[bucket_zone[bkt]]:
+                continue
             members = buckets[bkt]
             m = len(members)
             if m < 2:

@@ -91,13 +91,14 @@ def test_progression_matches_the_reference_over_several_days(seed):
         K.infect(j, rng.uniform(0, 1), state, t_state, t_next, next_state, t_inf, dur, u, p_sym)
     r_state, r_next, r_ns = state.tolist(), t_next.tolist(), next_state.tolist()
     inf_start, inf_end, bed, t_sev = np.full(n, np.inf), np.full(n, np.inf), np.full(n, -1), np.full(n, np.nan)
+    t_onset = np.full(n, np.nan)
     ward, icu = np.full(3, -np.inf), np.full(2, -np.inf)
     r_ward, r_icu = [-np.inf] * 3, [-np.inf] * 2
     heap_t, heap_i = np.empty(n), np.empty(n, dtype=np.int64)
     for day in range(12):
         events = np.zeros(len(K.EVENT_COLUMNS), dtype=np.int64)
         done = K.progress_day(day, state, t_state, t_next, next_state, inf_start, inf_end, dur, u, p_sev, p_crit,
-                              p_death, 2.0, 2.0, ward, icu, bed, t_sev, heap_t, heap_i, events)
+                              p_death, 2.0, 2.0, ward, icu, bed, t_onset, t_sev, heap_t, heap_i, events)
         log = ref.progress_reference(day, r_state, r_next, r_ns, dur.tolist(), u.tolist(), p_sev, p_crit, p_death,
                                      2.0, 2.0, 3, 2, r_ward, r_icu)
         assert done == len(log)
@@ -106,30 +107,36 @@ def test_progression_matches_the_reference_over_several_days(seed):
         assert events[K.EV_WARD] + events[K.EV_WARD_REFUSED] == sum(1 for e in log if e[2] == K.SEV)
         assert events[K.EV_WARD_REFUSED] == sum(1 for e in log if e[2] == K.SEV and e[3] is None)
         assert events[K.EV_DEATH] == sum(1 for e in log if e[2] == K.DEAD)
+        onsets = [(e[1], e[0]) for e in log if e[2] == K.IS]
+        assert all(t_onset[i] == t for i, t in onsets)
     assert set(state.tolist()) <= {K.REC, K.DEAD} | set(range(9))
     assert np.all(np.isfinite(inf_start[(state == K.REC) | (state == K.DEAD)]))
 
 
-def _layers(rng, n, n_layers=3):
-    src, dst, lay = [], [], []
+def _layers(rng, n, n_layers=3, n_zones=4):
+    src, dst, lay, zone = [], [], [], []
     for _ in range(3 * n):
         i, j = rng.integers(0, n, 2)
         if i != j:
             la = int(rng.integers(0, n_layers))
+            z = -1 if la == 0 else int(rng.integers(0, n_zones))
             src += [i, j]
             dst += [j, i]
             lay += [la, la]
-    src, dst, lay = np.array(src), np.array(dst), np.array(lay)
+            zone += [z, z]
+    src, dst, lay, zone = np.array(src), np.array(dst), np.array(lay), np.array(zone)
     order = np.lexsort((dst, lay, src))
     indptr = np.r_[0, np.cumsum(np.bincount(src, minlength=n))].astype(np.int64)
-    return indptr, dst[order].astype(np.int32), lay[order].astype(np.int8)
+    return indptr, dst[order].astype(np.int32), lay[order].astype(np.int8), zone[order].astype(np.int32)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
 def test_transmission_matches_the_reference(seed):
     rng = np.random.default_rng(seed)
     n, n_layers = 120, 3
-    indptr, nbr, lay = _layers(rng, n, n_layers)
+    indptr, nbr, lay, zone = _layers(rng, n, n_layers)
+    zone_closed = np.array([False, seed == 2, False, seed == 3])
+    bucket_zone = (np.arange(5) % 4).astype(np.int32)
     dur, u, p_sym, *_ = _population(rng, n)
     state = np.zeros(n, dtype=np.int8)
     sick = rng.random(n) < 0.3
@@ -151,12 +158,14 @@ def test_transmission_matches_the_reference(seed):
     t_inf, infector, inf_layer = np.full(n, np.nan), np.full(n, -1), np.full(n, -1, dtype=np.int8)
     new = np.empty(n, dtype=np.int64)
     key = np.uint64(1234567 + seed)
-    edges = [(i, int(nbr[e]), int(lay[e])) for i in range(n) for e in range(indptr[i], indptr[i + 1])]
+    edges = [(i, int(nbr[e]), int(lay[e]), int(zone[e])) for i in range(n) for e in range(indptr[i], indptr[i + 1])]
+    state0 = state.copy()
     want = ref.transmit_reference(3, key, state.copy(), inf_start, inf_end, rel_inf, sus, edges, beta, scale, 0,
-                                  home_only, bucket_of, person_buckets, 2, 3)
+                                  home_only, zone_closed, bucket_of, bucket_zone, person_buckets, 2, 3)
     got = K.transmit_day(3, key, state, t_state, t_next, next_state, t_inf, inf_start, inf_end, rel_inf, sus, dur, u,
-                         p_sym, np.ones(1), 0.01, False, indptr, nbr, lay, beta, scale, 0, home_only, bucket_indptr,
-                         bucket_member, pb_indptr, pbucket, 2, 3, infector, inf_layer, new)
+                         p_sym, np.ones(1), 0.01, False, indptr, nbr, lay, zone, beta, scale, 0, home_only,
+                         zone_closed, bucket_indptr, bucket_member, bucket_zone, pb_indptr, pbucket, 2, 3, infector,
+                         inf_layer, new)
     assert got == len(want) > 0
     assert sorted(new[:got].tolist()) == sorted(want)
     for j, (i, layer, t) in want.items():
@@ -165,3 +174,8 @@ def test_transmission_matches_the_reference(seed):
         assert state[j] == K.E and t_next[j] == pytest.approx(t + dur[j, 0], abs=1e-12)
     if seed == 1:
         assert not any(layer == 1 for _, layer, _ in want.values())
+    if zone_closed.any():                                  # the closure took contacts away
+        open_ = ref.transmit_reference(3, key, state0, inf_start, inf_end, rel_inf, sus, edges,
+                                       beta, scale, 0, home_only, np.zeros(4, dtype=bool), bucket_of, bucket_zone,
+                                       person_buckets, 2, 3)
+        assert set(want) < set(open_)
