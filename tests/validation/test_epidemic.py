@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from twin.agents.epidemic import Disease, EpidemicRun, Prognoses, erlang_b, final_size
-from twin.agents.epidemic_contacts import homogeneous_contacts
+from twin.agents.epidemic_contacts import Contacts, homogeneous_contacts
 from twin.kernels import epidemic as K
 
 Z = (0.0,) * 10
@@ -136,3 +136,29 @@ def test_every_person_is_in_exactly_one_state_every_day_and_the_flows_add_up():
     assert d["recovered"].tolist() == d["recoveries"].cumsum().tolist()
     assert (d["severe"] + d["critical"] <= n).all() and d["deaths"].sum() > 0 and d["icu_refused"].sum() > 0
     assert (d["ward_occupied"] <= 20).all() and (d["icu_occupied"] <= 5).all()
+
+
+def test_next_generation_r0_in_closed_form():
+    """Mass action: K = c beta / (n - 1) w^T off the diagonal, spectral radius c beta mean(W)
+    (to O(1/n)); households of m with a constant infectious time W: (m - 1)(1 - exp(-beta W))."""
+    n = 5000
+    dis, c = _sir(n, 40, 0.01, 1.0, ("exponential", 5.0, 0.0))
+    run = EpidemicRun(c, dis, np.full(n, 30), np.random.default_rng(5), 10)
+    assert run.r0() == pytest.approx(40 * 0.01 * run.infectious_weight().mean(), rel=2e-3)
+    m, beta, w = 4, 0.2, 6.0
+    hh = np.repeat(np.arange(n // m), m)
+    src = np.repeat(np.arange(n), m - 1)
+    dst = np.array([j for i in range(n) for j in range(hh[i] * m, hh[i] * m + m) if j != i])
+    indptr = np.arange(0, len(src) + 1, m - 1, dtype=np.int64)
+    households = Contacts(n, ("household",), indptr, dst.astype(np.int32), np.zeros(len(dst), dtype=np.int8),
+                          np.full(len(dst), -1, dtype=np.int32), np.zeros(1, dtype=np.int64),
+                          np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.int32), np.zeros(n + 1, dtype=np.int64),
+                          np.zeros(0, dtype=np.int32), 0)
+    dis = Disease(beta=beta, layer_weights={"household": 1.0}, prognoses=ASYMPTOMATIC,
+                  durations={"latent": 1.0, "asymptomatic": w})
+    run = EpidemicRun(households, dis, np.full(n, 30), np.random.default_rng(5), 10)
+    assert run.r0() == pytest.approx((m - 1) * -math.expm1(-beta * w), rel=1e-5)
+    run.calibrate_r0(2.0)
+    assert run.r0() == pytest.approx(2.0, rel=1e-3)
+    with pytest.raises(Exception, match="cannot be reached"):
+        run.calibrate_r0(3.5)                     # 3 contacts each can infect at most 3
