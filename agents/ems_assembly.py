@@ -140,7 +140,9 @@ def _flow_tables(model, start, end):
     stays = stays.sort_values(["request_s", "call_id", "hospital_idx"], kind="stable").reset_index(drop=True)
     stays["boarding_s"] = stays["bed_s"] - stays["request_s"]
     inwin = (stays["request_s"] >= start) & (stays["request_s"] < end)
-    board = stays[inwin & ~stays["transferred"] & stays["bed_s"].notna()]
+    # boarding of the EMS's own patients (call ids >= -1: calls and walk-ins; other flows' patients
+    # put into beds through InpatientBeds carry ids below -1 and never board)
+    board = stays[inwin & ~stays["transferred"] & stays["bed_s"].notna() & (stays["call_id"] >= -1)]
     occ_rows, per_div, hrows = [], [], []
     dv = pd.DataFrame(model.diverted, columns=["call_id", "time_s", "nearest_hospital_idx", "hospital_idx"])
     dv = dv.astype({"call_id": np.int64, "time_s": np.float64, "nearest_hospital_idx": np.int32,

@@ -299,6 +299,7 @@ class EpidemicRun:
         self.bed = np.full(n, -1, dtype=np.int64)
         self.t_severe = np.full(n, np.nan)
         self.t_onset = np.full(n, np.nan)
+        self.stays = np.full((n, 4), np.nan)
         self.rel_inf = np.ones(n)
         self.home_zone = np.zeros(n, dtype=np.int64) if home_zone is None else np.asarray(home_zone, dtype=np.int64)
         self.n_zones = int(n_zones)
@@ -334,6 +335,14 @@ class EpidemicRun:
         if isolated is not None:
             self.rel_inf[np.asarray(isolated, dtype=bool)] = 0.0
 
+    def reserve_beds(self, pool, beds, until_d) -> int:
+        """Hold up to ``beds`` free beds of ``pool`` (``"ward"`` / ``"icu"``) for others until
+        ``until_d`` (days); returns how many were free to hold."""
+        free_at = self.ward_free_at if pool == "ward" else self.icu_free_at
+        free = np.flatnonzero(free_at <= self.day)[:max(int(beds), 0)]
+        free_at[free] = until_d
+        return len(free)
+
     def add_beds(self, ward=0, icu=0) -> None:
         """Open ``ward`` / ``icu`` more beds from now on (free at once)."""
         if ward:
@@ -358,8 +367,8 @@ class EpidemicRun:
         K.progress_day(d, self.state, self.t_state, self.t_next, self.next_state, self.inf_start, self.inf_end,
                        self.dur_d, self.u_branch, self.p_sev, self.p_crit, self.p_death,
                        float(self.disease.no_hosp_factor), float(self.disease.no_icu_factor),
-                       self.ward_free_at, self.icu_free_at, self.bed, self.t_onset, self.t_severe, self._heap_t,
-                       self._heap_i, events)
+                       self.ward_free_at, self.icu_free_at, self.bed, self.t_onset, self.t_severe, self.stays,
+                       self._heap_t, self._heap_i, events)
         self._rel_inf(isolated)
         scale = np.ones(len(c.layer_names)) if layer_scale is None else np.asarray(layer_scale, dtype=np.float64)
         home = np.zeros(self.n, dtype=np.bool_) if home_only is None else np.asarray(home_only, dtype=np.bool_)

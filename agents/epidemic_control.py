@@ -36,7 +36,7 @@ import numpy as np
 from twin.errors import ScenarioError
 from twin.kernels import epidemic as K
 
-__all__ = ["Intervention", "Controls", "INTERVENTION_KINDS"]
+__all__ = ["Intervention", "Controls", "INTERVENTION_KINDS", "absent_today", "travel_demand"]
 
 INTERVENTION_KINDS = ("health_code", "lockdown", "school_closure", "beds")
 
@@ -179,3 +179,23 @@ class Controls:
     def restricted(self):
         """Per day: persons isolated, quarantined and locked down (a list of dicts)."""
         return self.rows
+
+
+def absent_today(state, restrictions=None):
+    """Persons who do not leave home today (bool, n_persons): in hospital or dead (``state``),
+    or restricted by today's controls (``home_only`` / ``isolated`` of :meth:`Controls.today`)."""
+    out = np.isin(state, (K.SEV, K.CRIT, K.DEAD))
+    if restrictions:
+        out |= np.asarray(restrictions["home_only"], dtype=bool) | np.asarray(restrictions["isolated"], dtype=bool)
+    return out
+
+
+def travel_demand(pop, absent):
+    """The car trips of a day on which the ``absent`` persons stay home: the population's car
+    legs (``origin``, ``destination``, ``depart_s``, ``person``) less theirs and less those
+    whose origin is their destination (what the traffic model rejects), by departure: the
+    demand of a traffic run of that day (write it as ``[traffic] trips``)."""
+    t = pop.vehicle_trips()
+    keep = ~np.asarray(absent, dtype=bool)[t["person"].to_numpy()]
+    keep &= t["origin"].to_numpy() != t["destination"].to_numpy()
+    return t[keep].reset_index(drop=True)

@@ -299,7 +299,7 @@ def _pop(heap_t, heap_i, size):
 @njit(cache=True, nogil=True)
 def _advance(i, t, new, state, t_state, t_next, next_state, inf_start, inf_end, dur_d, u_branch,
              p_sev, p_crit, p_death, no_hosp_factor, no_icu_factor, ward_free_at, icu_free_at, bed, t_onset, t_severe,
-             events):
+             stays, events):
     """Person ``i`` enters state ``new`` at time ``t``; schedules its next transition."""
     inf = np.inf
     if new == IP:
@@ -332,6 +332,8 @@ def _advance(i, t, new, state, t_state, t_next, next_state, inf_start, inf_end, 
             leave = t + (dur_d[i, D_TOCRIT] if worse else dur_d[i, D_SEVREC])
         else:
             events[EV_WARD] += 1
+            stays[i, 0] = t
+            stays[i, 1] = leave
         bed[i] = k
         t_next[i] = leave
         next_state[i] = CRIT if worse else REC
@@ -346,6 +348,8 @@ def _advance(i, t, new, state, t_state, t_next, next_state, inf_start, inf_end, 
             leave = t + (dur_d[i, D_TODEATH] if dies else dur_d[i, D_CRITREC])
         else:
             events[EV_ICU] += 1
+            stays[i, 2] = t
+            stays[i, 3] = leave
         bed[i] = k
         t_next[i] = leave
         next_state[i] = DEAD if dies else REC
@@ -363,7 +367,7 @@ def _advance(i, t, new, state, t_state, t_next, next_state, inf_start, inf_end, 
 @njit(cache=True, nogil=True)
 def progress_day(day, state, t_state, t_next, next_state, inf_start, inf_end, dur_d, u_branch,
                  p_sev, p_crit, p_death, no_hosp_factor, no_icu_factor, ward_free_at, icu_free_at, bed, t_onset,
-                 t_severe, heap_t, heap_i, events):
+                 t_severe, stays, heap_t, heap_i, events):
     """Every transition due before the end of day ``day`` (``t_next < day + 1``), in time order
     (ties by person), each scheduling the next; hospital and ICU beds are taken and refused on
     the way (see the module docstring). Adds the day's counts to ``events`` (:data:`EVENT_COLUMNS`).
@@ -372,7 +376,9 @@ def progress_day(day, state, t_state, t_next, next_state, inf_start, inf_end, du
     ``dur_d`` (n, 9) days and ``u_branch`` (n, 4): the persons' dice; ``p_sev``, ``p_crit``,
     ``p_death``: conditional probabilities per person; ``ward_free_at`` / ``icu_free_at``: each
     bed's release time, days; ``bed``: each person's bed (-1 none); ``t_onset`` /
-    ``t_severe``: output, when each person's symptoms began / became severe (days); ``heap_t`` / ``heap_i``:
+    ``t_severe``: output, when each person's symptoms began / became severe (days); ``stays``
+    (n, 4): output, each person's ward and ICU stay taken (``[ward in, ward out, icu in, icu
+    out]``, days, as set at admission); ``heap_t`` / ``heap_i``:
     scratch of length ``n``. Returns the number of transitions.
     """
     end = float(day) + 1.0
@@ -387,7 +393,7 @@ def progress_day(day, state, t_state, t_next, next_state, inf_start, inf_end, du
         size = _pop(heap_t, heap_i, size)
         _advance(i, t, next_state[i], state, t_state, t_next, next_state, inf_start, inf_end, dur_d, u_branch,
                  p_sev, p_crit, p_death, no_hosp_factor, no_icu_factor, ward_free_at, icu_free_at, bed, t_onset,
-                 t_severe, events)
+                 t_severe, stays, events)
         done += 1
         if t_next[i] < end:
             size = _push(heap_t, heap_i, size, t_next[i], i)

@@ -63,8 +63,8 @@ import numpy as np
 
 from twin.emergency import STREAMS
 from twin.flows import Flow, FlowResult
-from twin.ports import (CallIntake, CallOutcome, CallPlan, Exposure, FacilityControl, HospitalBeds, LiveTravel,
-                        Presence)
+from twin.ports import (CallIntake, CallOutcome, CallPlan, Exposure, FacilityControl, HospitalBeds, InpatientBeds,
+                        LiveTravel, Presence)
 from twin.scenarios.ems_plan import EmsPlan
 from twin.scenarios.ems_tables import EMS_TABLES, CallTypeGroup
 from twin.units import fmt_min as _fmt_min, fmt_pct as _fmt_pct
@@ -81,6 +81,26 @@ class _Beds:
     def beds(self):
         return {"ward": int(sum(h.ward_beds or 0 for h in self.hospitals)),
                 "icu": int(sum(h.icu_beds or 0 for h in self.hospitals))}
+
+
+class _Inpatients:
+    """The run-time :class:`~twin.ports.InpatientBeds` of the hospitals' ward and ICU pools."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def _pools(self, pool):
+        return [(h, h.pools[pool]) for h in self.model.hospitals if pool in h.pools]
+
+    def in_use(self, pool):
+        return int(sum(p[1] for _, p in self._pools(pool)))
+
+    def admit(self, pool, stay_s, tag):
+        free = [(p[4] - p[1], -h.hospital_idx, h) for h, p in self._pools(pool) if p[1] < p[4]]
+        if not free:
+            return False
+        max(free, key=lambda f: f[:2])[2].start_stay(int(tag), pool, float(stay_s), -1)
+        return True
 
 
 class _Intake:
@@ -170,11 +190,12 @@ class EmsFlow(Flow):
     tables = EMS_TABLES
     streams = STREAMS
     result_names = ("ems", "districts", "header")
-    provides = (CallPlan, CallIntake, FacilityControl, CallOutcome, HospitalBeds)
+    provides = (CallPlan, CallIntake, FacilityControl, CallOutcome, HospitalBeds, InpatientBeds)
     uses = (Presence, LiveTravel, Exposure)
 
     def active(self, ctx):
-        return True
+        # a city without stations and hospitals has no emergency medical service to simulate
+        return bool(ctx.groups.get("stations") or ctx.groups.get("hospitals"))
 
     def plan(self, ctx):
         groups = ctx.groups
@@ -205,6 +226,7 @@ class EmsFlow(Flow):
         ctx.provide(CallIntake, self.intake)
         ctx.provide(CallOutcome, self.intake)
         ctx.provide(FacilityControl, _Facilities(self.model, plan.layout))
+        ctx.provide(InpatientBeds, _Inpatients(self.model))
 
     def start(self, ctx):
         self.model.start()

@@ -10,15 +10,24 @@ transitions, then its transmission). The run's ``[run] until_s`` sets the days (
 Hospitals: severe cases need a ward bed, critical ones an ICU bed (loss pools; refused, they
 fare worse by ``no_hosp_factor`` / ``no_icu_factor``). The pools hold ``ward_beds`` /
 ``icu_beds``, by default the ward and ICU beds of the scenario's ``[[hospitals]]`` (port
-:class:`~twin.ports.HospitalBeds`; the EMS's own inpatients do not share them yet), unlimited
-when neither is given. With ``call_share`` > 0, that share of the new severe cases call 120 at
-the time they become severe, from their home district (port :class:`~twin.ports.CallIntake`):
-the ambulances answer them through the city like every other call.
+:class:`~twin.ports.HospitalBeds`), unlimited when neither is given. The hospitals' pools are
+then shared on the clock (port :class:`~twin.ports.InpatientBeds`): each epidemic admission
+takes a bed in the hospital with the most free beds at its time (its stay appears among the
+EMS's inpatient stays with call id -2), and at 00:00 the beds the EMS's own inpatients hold are
+not the epidemic's that day (a daily handshake: an EMS patient who takes the last bed during the
+day leaves an epidemic admission without a hospital bed, counted as a *bed conflict*; the
+epidemic's outcome was already decided with its own count). With ``call_share`` > 0, that share
+of the new severe cases call 120 at the time they become severe, from their home district (port
+:class:`~twin.ports.CallIntake`): the ambulances answer them through the city like every other
+call.
 
 Control (``[[interventions]]``, :mod:`twin.agents.epidemic_control`): a health code (test the
 symptomatic, isolate the positive, trace and quarantine their household, school and work
 contacts), district lockdowns, school closures and bed surges, each on a span of days; the
-person-days restricted are their cost.
+person-days restricted are their cost. Who stays home each day (in hospital, dead, isolated,
+quarantined, locked down) sets the day's travel: the series ``car_trips`` counts the car legs
+still made, and :func:`twin.agents.epidemic_control.travel_demand` gives that day's trips for a
+traffic run.
 
 Results: ``/timeseries/epidemic/*`` (one value per day: persons in each state, new infections
 by layer, the day's events, beds in use), ``/timeseries/epidemic/new_by_zone`` (days x zones)
@@ -35,7 +44,7 @@ import numpy as np
 
 from twin.errors import ScenarioError
 from twin.flows import Flow, FlowResult
-from twin.ports import CallIntake, CallPlan, DayPlans, HospitalBeds
+from twin.ports import CallIntake, CallPlan, DayPlans, HospitalBeds, InpatientBeds
 from twin.spec import Table, setting, where
 
 __all__ = ["EpidemicGroup", "EpidemicSeedGroup", "InterventionGroup", "EpidemicFlow", "DAY_S"]
@@ -203,6 +212,8 @@ class EpidemicPlan:
     call_type: int
     call_zone: np.ndarray
     interventions: tuple = ()
+    car_legs: np.ndarray = None
+    shared: tuple = ()
 
 
 def _disease(g):
@@ -266,6 +277,8 @@ def plan_epidemic(ctx):
     have = beds.beds() if beds is not None else {"ward": 0, "icu": 0}
     ward = g.ward_beds if g.ward_beds is not None else (have["ward"] or None)
     icu = g.icu_beds if g.icu_beds is not None else (have["icu"] or None)
+    shared = tuple(pool for pool, own, n in (("ward", g.ward_beds, have["ward"]), ("icu", g.icu_beds, have["icu"]))
+                   if own is None and n)
     call_type, call_zone = -1, np.full(pop.n_persons, -1, dtype=np.int64)
     if g.call_share > 0:
         cp = ctx.port(CallPlan)
@@ -274,8 +287,11 @@ def plan_epidemic(ctx):
                                 f"takes the calls")
         call_type = cp.call_type_index(g.call_type, where(ctx.source, "epidemic.call_type")) if g.call_type else 0
         call_zone = np.asarray(cp.zone_of_node(), dtype=np.int64)[np.asarray(pop.home_node_idx)]
+    car = pop.vehicle_trips()
+    car = car[car["origin"].to_numpy() != car["destination"].to_numpy()]
+    car_legs = np.bincount(car["person"].to_numpy(), minlength=pop.n_persons)
     return EpidemicPlan(contacts, disease, np.asarray(pop.age), home_zone, seeds, ward, icu, n_days, call_type,
-                        call_zone, _interventions(ctx, n_days))
+                        call_zone, _interventions(ctx, n_days), car_legs, shared)
 
 
 class EpidemicFlow(Flow):
@@ -286,7 +302,7 @@ class EpidemicFlow(Flow):
               Table("epidemic_seeds", EpidemicSeedGroup, array=True, required=(("zone", "the district id"),)),
               Table("interventions", InterventionGroup, array=True, required=(("kind", "the intervention kind"),)))
     streams = ("epidemic_contacts", "epidemic", "epidemic_calls", "epidemic_control")
-    uses = (DayPlans, HospitalBeds, CallPlan, CallIntake)
+    uses = (DayPlans, HospitalBeds, CallPlan, CallIntake, InpatientBeds)
     result_names = ("epidemic",)
 
     def plan(self, ctx):
@@ -307,6 +323,9 @@ class EpidemicFlow(Flow):
                 raise ScenarioError(f"{where(ctx.scenario.source, 'epidemic')}: {exc}") from None
         self.r0 = self.run.r0()
         self.call_rng = ctx.streams.generator("epidemic_calls")
+        self.travel = []
+        self.beds = ctx.port(InpatientBeds) if p.shared else None
+        self.bed_conflicts = 0
         self.controls = None
         if p.interventions:
             from twin.agents.epidemic_control import Controls
@@ -319,21 +338,50 @@ class EpidemicFlow(Flow):
         ctx.clock.process(self._days(ctx))
 
     def _days(self, ctx):
+        from twin.agents.epidemic_control import absent_today
+
         p, run, env = ctx.plan(self), self.run, ctx.clock
         share = ctx.groups["epidemic"].call_share if ctx.groups["epidemic"] else 0.0
         for d in range(p.n_days):
             for day, who in p.seeds:
                 if day == d:
                     run.seed(who, d)
+            if self.beds is not None:
+                self._share_beds(d, p.shared)
+            kw = self.controls.today(d) if self.controls is not None else None
+            absent = absent_today(run.state, kw)
+            self.travel.append((int(np.count_nonzero(absent)), int(p.car_legs[~absent].sum())))
+            run.step(**(kw or {}))
             if self.controls is not None:
-                run.step(**self.controls.today(d))
                 self.controls.after(d)
-            else:
-                run.step()
             if self.intake is not None:
                 self._call(run.new_severe(d), share, env.now, p)
+            if self.beds is not None:
+                self._occupy(d, p.shared, env)
             if d + 1 < p.n_days:
                 yield env.timeout(DAY_S)
+
+    def _share_beds(self, d, pools):
+        """At 00:00: the beds the hospitals' own patients hold now are not the epidemic's today."""
+        stays = self.run.stays
+        for pool in pools:
+            col = 0 if pool == "ward" else 2
+            mine = int(np.count_nonzero((stays[:, col] <= d) & (stays[:, col + 1] > d)))
+            self.run.reserve_beds(pool, self.beds.in_use(pool) - mine, d + 1.0)
+
+    def _occupy(self, d, pools, env):
+        """Today's epidemic admissions take their beds in the hospitals, each at its time."""
+        stays = self.run.stays
+        for pool in pools:
+            col = 0 if pool == "ward" else 2
+            who = np.flatnonzero((stays[:, col] >= d) & (stays[:, col] < d + 1))
+            for t_in, t_out in sorted(zip(stays[who, col], stays[who, col + 1])):
+                env.process(self._hold(env, pool, t_in * DAY_S, (t_out - t_in) * DAY_S))
+
+    def _hold(self, env, pool, at_s, stay_s):
+        yield env.timeout(max(at_s - env.now, 0.0))
+        if not self.beds.admit(pool, stay_s, -2):
+            self.bed_conflicts += 1
 
     def _call(self, new, share, now_s, plan):
         new = new[self.call_rng.random(len(new)) < share]
@@ -348,5 +396,10 @@ class EpidemicFlow(Flow):
     def finish(self, ctx):
         from twin.scenarios.epidemic_report import epidemic_result
 
-        return epidemic_result(self.run.result(), ctx.city, ctx.plan(self), len(self.calls), self.r0, self.name,
-                               self.controls)
+        res = self.run.result()
+        res.daily["stay_home"] = [a for a, _ in self.travel[:len(res.daily)]]
+        res.daily["car_trips"] = [c for _, c in self.travel[:len(res.daily)]]
+        out = epidemic_result(res, ctx.city, ctx.plan(self), len(self.calls), self.r0, self.name, self.controls)
+        if self.beds is not None:
+            out.kpis["epidemic_bed_conflicts"] = float(self.bed_conflicts)
+        return out

@@ -63,6 +63,10 @@ def _lines(k, res, plan):
                      f"{int(k['epidemic_quarantined_person_days']):,}, locked down "
                      f"{int(k['epidemic_locked_down_person_days']):,}); {int(k['epidemic_tests']):,} tested, "
                      f"{int(k['epidemic_positives']):,} positive, {int(k['epidemic_traced']):,} contacts traced")
+    if "epidemic_car_trips_min" in k and len(res.daily):
+        first = int(res.daily["car_trips"].iloc[0])
+        lines.append(f"{'  car trips a day':<34} {first:,} on day 0, fewest {int(k['epidemic_car_trips_min']):,} "
+                     f"(persons at home: in hospital, dead or restricted)")
     if k["epidemic_calls"]:
         lines.append(f"{'  calls to 120 (severe cases)':<34} {int(k['epidemic_calls']):,}")
     return lines
@@ -75,6 +79,10 @@ def _kpi_unit(name):
         return "person*d"
     if name.endswith("_day") or name.endswith("_days"):
         return "d"
+    if "_car_trips" in name:
+        return "trips/day"
+    if name.endswith("_conflicts"):
+        return "persons"
     if name.endswith("_calls"):
         return "calls"
     if name.endswith("_tests"):
@@ -96,6 +104,8 @@ def _write(writer, res, city, plan, k):
                                                  "recoveries", "deaths")) else "persons/day"
         if col.endswith("_occupied"):
             unit = "beds"
+        if col == "car_trips":
+            unit = "trips/day"
         writer.write_array(f"{g}/{col}", d[col].to_numpy(dtype=np.int64), units=unit,
                            attrs={"time_path": f"{g}/time_s"})
     writer.write_array(f"{g}/new_by_zone", res.zone_new, units="persons/day",
@@ -127,6 +137,9 @@ def _controls(res, controls, k):
         res.daily[col] = rows[col].to_numpy() if rows is not None and len(rows) == len(res.daily) else 0
         k[f"epidemic_{col}_person_days"] = float(res.daily[col].sum())
     k["epidemic_restricted_person_days"] = float(res.daily[["isolated", "quarantined", "locked_down"]].sum().sum())
+    if "car_trips" in res.daily and len(res.daily):
+        k["epidemic_car_trips_min"] = float(res.daily["car_trips"].min())
+        k["epidemic_car_trips_mean"] = float(res.daily["car_trips"].mean())
     counts = controls.counts if controls is not None else {"tests": 0, "positives": 0, "traced": 0}
     k.update({f"epidemic_{key}": float(v) for key, v in counts.items()})
 

@@ -16,7 +16,8 @@ from twin.errors import ScenarioError
 
 __all__ = ["link_control", "Presence", "TripDemand", "TripIntake", "LiveTravel", "Exposure", "LinkControl",
            "TripOutcome", "CallPlan", "CallIntake", "ShelterSites", "ShelterOccupancy",
-           "FloodedSites", "FacilityControl", "Residents", "CallOutcome", "DayPlans", "HospitalBeds"]
+           "FloodedSites", "FacilityControl", "Residents", "CallOutcome", "DayPlans", "HospitalBeds",
+           "InpatientBeds"]
 
 
 class Presence(Protocol):
@@ -228,3 +229,15 @@ class HospitalBeds(Protocol):
     def beds(self):
         """``{"ward": int, "icu": int}``: ward and ICU beds summed over the hospitals (a hospital
         without the pool counts 0)."""
+
+
+class InpatientBeds(Protocol):
+    """Run time: the hospitals' ward and ICU beds on the clock, shared with other flows."""
+
+    def in_use(self, pool) -> int:
+        """Beds of ``pool`` (``"ward"`` / ``"icu"``) in use now, over all hospitals."""
+
+    def admit(self, pool, stay_s, tag) -> bool:
+        """Put a patient (``tag``, a negative id) into a free bed of ``pool`` now, in the
+        hospital with the most free beds of it, for ``stay_s`` seconds; False when every bed of
+        the pool is taken."""

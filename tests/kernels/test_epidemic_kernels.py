@@ -91,14 +91,15 @@ def test_progression_matches_the_reference_over_several_days(seed):
         K.infect(j, rng.uniform(0, 1), state, t_state, t_next, next_state, t_inf, dur, u, p_sym)
     r_state, r_next, r_ns = state.tolist(), t_next.tolist(), next_state.tolist()
     inf_start, inf_end, bed, t_sev = np.full(n, np.inf), np.full(n, np.inf), np.full(n, -1), np.full(n, np.nan)
-    t_onset = np.full(n, np.nan)
+    t_onset, stays = np.full(n, np.nan), np.full((n, 4), np.nan)
     ward, icu = np.full(3, -np.inf), np.full(2, -np.inf)
     r_ward, r_icu = [-np.inf] * 3, [-np.inf] * 2
     heap_t, heap_i = np.empty(n), np.empty(n, dtype=np.int64)
     for day in range(12):
         events = np.zeros(len(K.EVENT_COLUMNS), dtype=np.int64)
         done = K.progress_day(day, state, t_state, t_next, next_state, inf_start, inf_end, dur, u, p_sev, p_crit,
-                              p_death, 2.0, 2.0, ward, icu, bed, t_onset, t_sev, heap_t, heap_i, events)
+                              p_death, 2.0, 2.0, ward, icu, bed, t_onset, t_sev, stays, heap_t, heap_i,
+                              events)
         log = ref.progress_reference(day, r_state, r_next, r_ns, dur.tolist(), u.tolist(), p_sev, p_crit, p_death,
                                      2.0, 2.0, 3, 2, r_ward, r_icu)
         assert done == len(log)
@@ -109,6 +110,10 @@ def test_progression_matches_the_reference_over_several_days(seed):
         assert events[K.EV_DEATH] == sum(1 for e in log if e[2] == K.DEAD)
         onsets = [(e[1], e[0]) for e in log if e[2] == K.IS]
         assert all(t_onset[i] == t for i, t in onsets)
+        for t, i, new, b in log:                   # a stay is logged for every bed taken
+            if new in (K.SEV, K.CRIT):
+                col = 0 if new == K.SEV else 2
+                assert (stays[i, col] == t) == (b is not None)
     assert set(state.tolist()) <= {K.REC, K.DEAD} | set(range(9))
     assert np.all(np.isfinite(inf_start[(state == K.REC) | (state == K.DEAD)]))
 

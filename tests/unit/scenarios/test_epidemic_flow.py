@@ -121,3 +121,51 @@ def test_the_epidemic_chart_reads_the_results_file(small, tmp_path):
     assert labels == ["y (km)", "", "thousands", "persons", "persons"]          # "": the map's colour bar
     icu = fig.axes[4]
     assert any(line.get_label() == f"{int(small.kpis['epidemic_icu_beds'])} ICU beds" for line in icu.get_lines())
+
+
+def test_who_stays_home_sets_the_days_car_trips(tmp_path):
+    from twin.agents.epidemic_control import travel_demand
+
+    over = SMALL + ["interventions.1.enabled=true", "interventions.1.start_day=10", "interventions.1.end_day=20"]
+    res = run("hefei_epidemic", seed=3, overrides=over)
+    d = res.epidemic.daily
+    pop = res.scenario.plans["population"].population
+    everyone = len(travel_demand(pop, np.zeros(pop.n_persons, dtype=bool)))
+    assert d["car_trips"].iloc[0] == everyone > 0 and d["stay_home"].iloc[0] == 0
+    assert (d["car_trips"].iloc[10:20] == 0).all() and (d["stay_home"].iloc[10:20] == 4000).all()
+    assert 0 < d["car_trips"].iloc[25] <= everyone
+    # the demand of a day: the car legs of those who go out, none of the absent persons'
+    absent = np.zeros(pop.n_persons, dtype=bool)
+    absent[::3] = True
+    trips = travel_demand(pop, absent)
+    assert not absent[trips["person"]].any()
+    assert len(trips) == everyone - len(travel_demand(pop, ~absent))
+
+
+def _pool_at(ems, pool, t_s):
+    occ = ems.pool_occupancy
+    total = 0
+    for _, g in occ[occ["pool"] == pool].groupby("hospital_idx"):
+        g = g[g["time_s"] <= t_s]
+        total += int(g["occupied_beds"].iloc[-1]) if len(g) else 0
+    return total
+
+
+def test_epidemic_patients_take_the_hospitals_beds_on_the_clock():
+    """With the hospitals' pools, the severe and critical lie in the EMS's ward and ICU beds,
+    and the EMS's own inpatients leave the epidemic fewer beds."""
+    over = SMALL + ["run.until_s=5184000", "hospitals.0.ward_beds=2", "hospitals.1.ward_beds=1",
+                    "hospitals.0.icu_beds=1", "hospitals.1.icu_beds=1"]
+    alone = run("hefei_epidemic", seed=4, overrides=over)
+    d = alone.epidemic.daily
+    assert d["ward_occupied"].max() == 3 and d["ward_refused"].sum() > 0
+    for day in (30, 45, 59):                       # the day's end: the same beds in use, seen by both
+        assert _pool_at(alone.ems, "ward", (day + 1) * 86400.0 - 1.0) == d["ward_occupied"].iloc[day]
+    # the EMS's own patients now need ward beds too (a third of P1 and P2 after the ED)
+    shared = run("hefei_epidemic", seed=4, overrides=over + ["hospitals.0.ward_probability=[0.3, 0.3, 0.0]",
+                                                              "hospitals.1.ward_probability=[0.3, 0.3, 0.0]"])
+    e = shared.epidemic.daily
+    assert e["ward_refused"].sum() > d["ward_refused"].sum()
+    stays = shared.ems.stays
+    assert (stays["call_id"] >= -1).sum() > 0 and (stays["call_id"] == -2).sum() == e["ward_admissions"].sum() + \
+        e["icu_admissions"].sum() - shared.flows["epidemic"].kpis.get("epidemic_bed_conflicts", 0)
