@@ -97,7 +97,7 @@ class Prognoses:
         return (np.asarray(self.susceptibility, dtype=float)[band], sym[band], sev[band], crit[band], death[band])
 
 
-def _duration(name, value):
+def _duration(name, value, zero_ok=None):
     """A duration in days from ``(kind, mean_d, sd_d)``, a number (constant) or a Dist; as a
     :class:`~twin.dists.Dist` whose ``mean_s`` field holds **days**."""
     if isinstance(value, Dist):
@@ -109,14 +109,16 @@ def _duration(name, value):
             kind, mean, sd = value
             mean, sd = float(mean), float(sd)
         except (TypeError, ValueError):
-            raise ScenarioError(f"epidemic duration {name}: found {value!r}; expected days as a number or "
+            raise ScenarioError(f"{name}: found {value!r}; expected days as a number or "
                                 f"(kind, mean_d, sd_d)") from None
-    if not (math.isfinite(mean) and math.isfinite(sd)) or mean < 0 or sd < 0 or \
-            (kind != "constant" and mean <= 0) or (kind in ("lognormal", "gamma") and sd <= 0):
-        raise ScenarioError(f"epidemic duration {name}: mean {mean!r} d, sd {sd!r} d; expected finite numbers, "
-                            f"mean > 0 (>= 0 for a constant) and sd > 0 for lognormal and gamma")
+    # a constant latent period may be 0: infectious from infection (OpenABM's model)
+    zero_ok = bool(zero_ok) and kind == "constant"
+    if not (math.isfinite(mean) and math.isfinite(sd)) or mean < 0 or sd < 0 or (mean == 0 and not zero_ok) or \
+            (kind in ("lognormal", "gamma") and sd <= 0):
+        raise ScenarioError(f"{name}: mean {mean!r} d, sd {sd!r} d; expected finite numbers, "
+                            f"mean > 0 (a constant latent period may be 0) and sd > 0 for lognormal and gamma")
     if kind not in ("constant", "exponential", "lognormal", "gamma"):
-        raise ScenarioError(f"epidemic duration {name}: kind {kind!r}; expected constant, exponential, lognormal "
+        raise ScenarioError(f"{name}: kind {kind!r}; expected constant, exponential, lognormal "
                             f"or gamma")
     return Dist(kind, mean, sd / mean if mean > 0 and kind in ("lognormal", "gamma") else 1.0)
 
@@ -168,7 +170,7 @@ class Disease:
         if unknown:
             raise ScenarioError(f"epidemic durations: unknown {unknown}; expected names among {list(K.DUR_COLUMNS)}")
         for k, v in self.durations.items():
-            _duration(k, v)
+            _duration(f"epidemic duration {k}", v, zero_ok=k == "latent")
         if self.profile_d is not None:
             mean, sd = self.profile_d
             if not (math.isfinite(mean) and math.isfinite(sd)) or mean <= 0 or sd <= 0:
@@ -176,7 +178,8 @@ class Disease:
 
     def duration(self, name) -> Dist:
         """The Dist of duration ``name``, in days."""
-        return _duration(name, self.durations.get(name, DURATION_DEFAULTS[name]))
+        return _duration(f"epidemic duration {name}", self.durations.get(name, DURATION_DEFAULTS[name]),
+                         zero_ok=name == "latent")
 
     def profile_table(self, step_d=0.01):
         """The infectiousness profile's CDF in steps of ``step_d`` days (a 1-element table when

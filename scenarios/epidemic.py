@@ -64,9 +64,9 @@ def _dur(value, where_):
     elif isinstance(value, (list, tuple)):
         value = tuple(value)
     try:
-        d = _duration(where_, value)
+        d = _duration(where_, value, zero_ok=str(where_).rstrip().endswith("latent"))
     except ScenarioError as exc:
-        raise ScenarioError(f"{where_}: {exc}; accepted: {_DUR_HELP}") from None
+        raise ScenarioError(f"{exc}; accepted: {_DUR_HELP}") from None
     return (d.kind, float(d.mean_s), float(d.mean_s * d.cv) if d.kind in ("lognormal", "gamma") else 0.0)
 
 

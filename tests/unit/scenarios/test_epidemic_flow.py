@@ -90,6 +90,8 @@ def test_one_seed_gives_identical_results_and_another_differs():
     ("epidemic.beta=-1", r"\[epidemic\] beta = -1.0; expected"),
     ("epidemic.latent={kind='lognormal', mean_d=-2, sd_d=1}", "latent"),
     ("epidemic.latent={kind='weibull', mean_d=2, sd_d=1}", "weibull"),
+    ("epidemic.mild=0", "mild: mean 0.0 d"),
+    ("epidemic.severe={kind='lognormal', mean_d=nan, sd_d=1}", "severe"),
 ])
 def test_bad_input_is_a_clear_error(override, message):
     with pytest.raises(ScenarioError, match=message):
