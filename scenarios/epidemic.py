@@ -273,6 +273,9 @@ def plan_epidemic(ctx):
                                         seed=int(rng.integers(2 ** 31)))
     home_zone = np.asarray(pop.home_zone_idx, dtype=np.int64)
     seeds = _seeds(ctx, pop, home_zone, n_days, rng)
+    if not seeds:
+        raise ScenarioError(f"{where(ctx.source, 'epidemic')}: nobody is ever infected; add [[epidemic_seeds]] "
+                            f"(zone = district id, day = 0, persons = 10)")
     beds = ctx.port(HospitalBeds)
     have = beds.beds() if beds is not None else {"ward": 0, "icu": 0}
     ward = g.ward_beds if g.ward_beds is not None else (have["ward"] or None)

@@ -171,3 +171,13 @@ def test_epidemic_patients_take_the_hospitals_beds_on_the_clock():
     stays = shared.ems.stays
     assert (stays["call_id"] >= -1).sum() > 0 and (stays["call_id"] == -2).sum() == e["ward_admissions"].sum() + \
         e["icu_admissions"].sum() - shared.flows["epidemic"].kpis.get("epidemic_bed_conflicts", 0)
+
+
+def test_an_epidemic_nobody_catches_is_a_clear_error(tmp_path):
+    text = (Path(twin.scenarios.__file__).parent / "hefei_epidemic.toml").read_text()
+    start = text.index("[[epidemic_seeds]]")
+    text = text[:start] + text[text.index("[[interventions]]"):]
+    p = tmp_path / "no_seeds.toml"
+    p.write_text(text.replace("persons = 100000", "persons = 3000"))
+    with pytest.raises(ScenarioError, match=r"nobody is ever infected; add \[\[epidemic_seeds\]\]"):
+        load_scenario(p)
