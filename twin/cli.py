@@ -265,13 +265,26 @@ def _cmd_traffic(args):
 
 
 def _print_table(df, out, columns):
-    out.write("{:<34} ".format("kpi") + " ".join(f"{c:>12}" for c in columns) + "\n")
+    """KPI rows in display units (:mod:`twin.kpi_display`): label with its unit, values scaled,
+    settings echoed back (windows, targets) left out; ``n`` and booleans as they are."""
+    from twin.kpi_display import format_value, is_constant, kpi_display
+
+    out.write("{:<40} ".format("kpi (unit)") + " ".join(f"{c:>12}" for c in columns) + "\n")
     for kpi, row in df.iterrows():
+        if is_constant(kpi):
+            continue
+        label, unit, factor = kpi_display(kpi)
         cells = []
         for c in columns:
             v = row[c]
-            cells.append(f"{v!s:>12}" if isinstance(v, (bool, np.bool_)) else f"{float(v):>12.4g}")
-        out.write(f"{kpi:<34} " + " ".join(cells) + "\n")
+            if isinstance(v, (bool, np.bool_)) or c == "n":
+                cells.append(f"{v!s:>12}" if isinstance(v, (bool, np.bool_)) else f"{int(v):>12}")
+            else:
+                cells.append(f"{format_value(float(v) * factor, unit):>12}")
+        name = f"{label} ({unit})" if unit else label
+        out.write(f"{name:<40} " + " ".join(cells) + "\n")
+    out.write("\n(minutes, hours and km from the file's seconds, hours and metres; shares in %, their "
+              "differences in percentage points; windows and targets left out)\n")
 
 
 def _dask_arg(value):

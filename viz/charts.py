@@ -26,7 +26,8 @@ Kinds
 ``compare``
     Grouped bars of the key KPIs (:data:`COMPARE_KPIS`: EMS response mean and p90, P1
     within target, unit utilisation, blocking; traffic mean travel time, congestion index,
-    VHT) of two runs, ``plot_chart(a, "compare", out, other=b)``, one panel per unit.
+    VHT) of two runs, ``plot_chart(a, "compare", out, other=b)``, one panel per display unit
+    (minutes, %; :mod:`twin.kpi_display`).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ import os
 import numpy as np
 
 from twin.errors import ResultsError
+from twin.kpi_display import format_value, kpi_display
 
 __all__ = ["CHARTS", "COMPARE_KPIS", "compare_values", "plot_chart", "register_chart", "run_label"]
 
@@ -285,14 +287,14 @@ def _epidemic(res, fig, prefix):
 
 #: KPIs of the ``compare`` chart: (summary name, label, panel). Panels group KPIs of one unit.
 COMPARE_KPIS = (
-    ("ems_response_mean_s", "EMS response mean", "time (s)"),
-    ("ems_response_p90_s", "EMS response p90", "time (s)"),
-    ("traffic_mean_travel_time_s", "trip travel time mean", "time (s)"),
-    ("ems_response_p1_within_target", "P1 within target", "share / index (1)"),
-    ("ems_unit_utilisation_mean", "unit utilisation", "share / index (1)"),
-    ("ems_blocking", "hospital blocking", "share / index (1)"),
-    ("traffic_congestion_index", "congestion index", "share / index (1)"),
-    ("traffic_vht_veh_h", "vehicle-hours travelled", "VHT (veh*h)"),
+    ("ems_response_mean_s", "EMS response mean", "time (min)"),
+    ("ems_response_p90_s", "EMS response p90", "time (min)"),
+    ("traffic_mean_travel_time_s", "trip travel time mean", "time (min)"),
+    ("ems_response_p1_within_target", "P1 within target", "share (%)"),
+    ("ems_unit_utilisation_mean", "unit utilisation", "share (%)"),
+    ("ems_blocking", "hospital blocking", "share (%)"),
+    ("traffic_congestion_index", "congestion index", "index (1 = free flow)"),
+    ("traffic_vht_veh_h", "vehicle-hours travelled", "vehicle-hours (h)"),
 )
 
 
@@ -341,13 +343,14 @@ def _compare(res, fig, prefix, other=None):
         rows = [k for k in kpis if k[2] == panel]
         xs = np.arange(len(rows))
         for j, (label, values) in enumerate(runs):
-            heights = [values.get(name, np.nan) for name, _, _ in rows]
+            heights = [values.get(name, np.nan) * kpi_display(name)[2] for name, _, _ in rows]   # display units
             bars = ax.bar(xs + (j - 0.5) * 0.4, np.nan_to_num(heights, nan=0.0), width=0.4, color=colors[j],
                           label=label)
             for bar, (name, _, _), h in zip(bars, rows, heights):
                 bar.set_gid(name)
                 bar.set_height(h)
-            ax.bar_label(bars, labels=["n/a" if not np.isfinite(h) else f"{h:.3g}" for h in heights],
+            ax.bar_label(bars, labels=["n/a" if not np.isfinite(h) else format_value(h, kpi_display(name)[1])
+                                       for (name, _, _), h in zip(rows, heights)],
                          fontsize="x-small", padding=1)
         ax.set_xticks(xs, [lab for _, lab, _ in rows], rotation=30, ha="right", fontsize="small")
         ax.set_ylabel(panel)
