@@ -11,7 +11,7 @@ import numpy as np
 
 from twin.units import parse_clock_s  # the one clock parser; re-exported for the viz CLI
 
-__all__ = ["LinkLayer", "LINK_LAYERS", "LAYER_SERIES", "clock_text", "parse_clock_s"]
+__all__ = ["LinkLayer", "LINK_LAYERS", "LAYER_SERIES", "clock_text", "parse_clock_s", "nice_limit", "nice_label_count"]
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,7 @@ class LinkLayer:
     label : str
         Words for the title.
     units : str
-        Units shown in the scalar-bar title ("1" for a ratio).
+        Display units shown in the scalar-bar title ("" for a ratio: no unit shown).
     variables : tuple of str
         Datasets of the series group that the layer reads.
     cmap : str
@@ -43,14 +43,15 @@ class LinkLayer:
 
     @property
     def scalar_bar_title(self) -> str:
-        """The scalar-bar title: label and units."""
-        return f"{self.label} ({self.units})"
+        """The scalar-bar title: label and display units (none for a ratio)."""
+        return f"{self.label} ({self.units})" if self.units and self.units != "1" else self.label
 
 
 LINK_LAYERS = {
-    "congestion": LinkLayer("congestion", "congestion: occupancy / critical occupancy", "1", ("occupancy_veh",),
+    "congestion": LinkLayer("congestion", "congestion: occupancy / critical occupancy", "", ("occupancy_veh",),
                             "RdYlGn_r", (0.0, 1.5)),
-    "speed": LinkLayer("speed", "speed", "m/s", ("speed_mps",), "RdYlGn", None),
+    # the series' m/s shown in km/h (twin.kpi_display's display unit for speeds)
+    "speed": LinkLayer("speed", "speed", "km/h", ("speed_mps",), "RdYlGn", None),
     "occupancy": LinkLayer("occupancy", "occupancy", "veh", ("occupancy_veh",), "viridis", None),
     "flow": LinkLayer("flow", "flow", "veh/h", ("outflow_veh",), "viridis", None),
     # reads a flood's series (/timeseries/hazard_<name>_link_depth); 300 mm closes a road
@@ -60,6 +61,44 @@ LINK_LAYERS = {
 
 #: Layers that read another series than the traffic's: layer -> pattern of its group name.
 LAYER_SERIES = {"flood-depth": ("hazard_", "_link_depth")}
+
+
+def nice_limit(high, intervals=4):
+    """The smallest ``intervals x step`` at or above ``high`` with a round step (1, 2, 2.5 or 5
+    times a power of ten), so a colour bar of ``intervals + 1`` labels reads 0/20/40/60/80.
+
+    >>> nice_limit(22.2), nice_limit(80.0), nice_limit(1.37)
+    (40.0, 80.0, 2.0)
+    """
+    high = float(high)
+    if not np.isfinite(high) or high <= 0:
+        return 1.0
+    raw = high / intervals
+    power = 10.0 ** np.floor(np.log10(raw))
+    for m in (1.0, 2.0, 2.5, 5.0, 10.0):
+        if m * power >= raw - 1e-12:
+            return float(intervals * m * power)
+    return float(intervals * 10.0 * power)
+
+
+def _is_round(step):
+    if not np.isfinite(step) or step <= 0:
+        return False
+    m = step / 10.0 ** np.floor(np.log10(step) + 1e-12)
+    return any(abs(m - r) < 1e-9 for r in (1.0, 2.0, 2.5, 5.0))
+
+
+def nice_label_count(low, high):
+    """How many colour-bar labels (3 to 6) put round numbers on ``[low, high]``: 4 on 0-1.5
+    (0, 0.5, 1, 1.5), 5 on 0-80; 5 when none does.
+
+    >>> nice_label_count(0.0, 1.5), nice_label_count(0.0, 80.0), nice_label_count(0.0, 7.0)
+    (4, 5, 5)
+    """
+    for n in (5, 4, 6, 3):
+        if _is_round((float(high) - float(low)) / (n - 1)):
+            return n
+    return 5
 
 
 def clock_text(t_s: float) -> str:

@@ -38,7 +38,7 @@ import pyvista as pv
 from twin.errors import ResultsError
 from twin.results import Results, open_results
 from twin.viz.headless import prepare_offscreen
-from twin.viz.layers import LINK_LAYERS, LinkLayer, clock_text
+from twin.viz.layers import LINK_LAYERS, LinkLayer, clock_text, nice_label_count, nice_limit
 from twin.viz.mesh import NetworkArrays, _diagonal_m, city_mesh, network_arrays
 from twin.viz.overlays import (BAR_SHARE_OF_DIAGONAL, PRIORITY_COLORS, _draw_facility, _facilities,  # noqa: F401
                                active_calls, hospital_bars_mesh)
@@ -107,6 +107,8 @@ def _layer_all(layer: LinkLayer, series: _LinkSeries, net: NetworkArrays):
             return np.where(critical_veh > 0, series("occupancy_veh") / critical_veh, np.nan)
     if layer.name == "flow":
         return series("outflow_veh").astype(np.float64) * (3600.0 / series.interval_s)
+    if layer.name == "speed":
+        return series("speed_mps").astype(np.float64) * 3.6          # km/h
     return series(layer.variables[0]).astype(np.float64)
 
 
@@ -231,9 +233,11 @@ class _LinkView:
         self.clim = tuple(clim) if clim is not None else (self.layer.clim or _auto_clim(self.values))
         if self.layer.name == "speed" and clim is None:
             with np.errstate(invalid="ignore", divide="ignore"):
-                free = self.net.length_m / self.net.free_flow_time_s
+                free = self.net.length_m / self.net.free_flow_time_s * 3.6          # km/h
             free = free[np.isfinite(free)]
-            self.clim = (0.0, float(free.max()) if free.size else self.clim[1])
+            self.clim = (0.0, nice_limit(free.max()) if free.size else self.clim[1])
+        elif clim is None and self.layer.clim is None:
+            self.clim = (self.clim[0], nice_limit(self.clim[1])) if self.clim[0] == 0 else self.clim
         radius = tube_radius_m if tube_radius_m is not None else 0.002 * _diagonal_m(self.net)
         # Two-way roads: each direction sits on its own side (right-hand traffic) without overlap.
         offset = np.where(_two_way(self.net), radius * np.asarray(self.net.lanes) * 1.1, 0.0) if tubes else 0.0
@@ -256,7 +260,8 @@ def _draw(pl, view: _LinkView, i, title, camera="top"):
     pl.set_background(BACKGROUND)
     pl.add_mesh(view.mesh, scalars=view.layer.name, cmap=view.cmap, clim=view.clim, nan_color=NAN_COLOR,
                 lighting=False, line_width=3, name="links",
-                scalar_bar_args=dict(title=view.layer.scalar_bar_title, vertical=False, n_labels=4, fmt="%.3g",
+                scalar_bar_args=dict(title=view.layer.scalar_bar_title, vertical=False,
+                                     n_labels=nice_label_count(*view.clim), fmt="%.4g",
                                      position_x=0.2, position_y=0.045, width=0.6, height=0.10,
                                      title_font_size=16, label_font_size=14, color="black",
                                      nan_annotation=bool(np.isnan(view.values).any()), below_label=None))

@@ -60,7 +60,7 @@ def test_congestion_map(offscreen, grid_results, tmp_path):
     try:
         assert "congestion" in pl.actors["links"].mapper.dataset.cell_data
         assert title_of(pl) == "grid_4x4: congestion 00:05-00:10"
-        assert pl.scalar_bars["congestion: occupancy / critical occupancy (1)"] is not None
+        assert pl.scalar_bars["congestion: occupancy / critical occupancy"] is not None
         img = pl.screenshot(return_img=True)
     finally:
         pl.close()

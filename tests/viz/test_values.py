@@ -22,7 +22,7 @@ def test_layers_are_the_documented_link_series(grid_city, grid_run, grid_results
     assert i == 2
     np.testing.assert_allclose(flow, links["outflow_veh"][2] * 12.0, rtol=1e-6)
     speed, _ = link_layer_values(grid_results, "speed", time_s=610.0)
-    np.testing.assert_allclose(speed, links["speed_mps"][2].astype(np.float32), rtol=1e-6)
+    np.testing.assert_allclose(speed, 3.6 * links["speed_mps"][2].astype(np.float32), rtol=1e-6)   # km/h
     occupancy, _ = link_layer_values(grid_results, "occupancy", time_s=0.0)
     np.testing.assert_allclose(occupancy, links["occupancy_veh"][0].astype(np.float32), rtol=1e-6)
 
@@ -38,7 +38,7 @@ def test_bad_layer_and_time_are_clear_errors(grid_results):
 
 def test_layer_titles_carry_units():
     assert {k: v.scalar_bar_title for k, v in LINK_LAYERS.items()} == {
-        "congestion": "congestion: occupancy / critical occupancy (1)", "speed": "speed (m/s)",
+        "congestion": "congestion: occupancy / critical occupancy", "speed": "speed (km/h)",
         "occupancy": "occupancy (veh)", "flow": "flow (veh/h)",
         "flood-depth": "flood depth (300 mm closes a road) (mm)"}
 
