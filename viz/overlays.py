@@ -129,12 +129,12 @@ def _facilities(res, view, i, *, calls_by="priority", bars=False):
                               m_per_bed=m_per_bed, radius_m=0.012 * _diagonal_m(view.net)))
         out = _out_of_service(res, "hospital", t0 + 0.5 * float(view.series.interval_s))
         marks.append(dict(x=x[idx], y=y[idx], values=occ, labels=[f"H {n}{out(n)}" for n in h["name"]],
-                          title="hospital beds occupied (share)", color=None))
+                          title="beds in use (%)", color=None))
     units = _unit_positions(res, x, y, float(view.series.time_s[i]) + 0.5 * float(view.series.interval_s))
     if units is not None:
         ux, uy, busy = units
         marks.append(dict(x=ux, y=uy, values=None, labels=[("busy" if b else "") for b in busy], title=None,
-                          color="red", small=True))
+                          color="blue", small=True))
     marks += _evacuation_marks(res, nodes, float(view.series.time_s[i]) + 0.5 * float(view.series.interval_s))
     if "/network/ems_stations" in keys:
         st = res.table("/network/ems_stations")
@@ -282,10 +282,11 @@ def _draw_calls(pl, *, x, y, call_id, priority, response_time_s, calls_by, clim,
     pl.add_mesh(outline, color="black", point_size=12, render_points_as_spheres=True, lighting=False,
                 name="facility_calls_outline")
     if calls_by == "response":
-        pl.add_mesh(pts, scalars="response_time_s", cmap="plasma", clim=list(clim), nan_color="grey",
+        pts.point_data["response_min"] = np.asarray(response_time_s, dtype=np.float64) / 60.0
+        pl.add_mesh(pts, scalars="response_min", cmap="plasma", clim=[c / 60.0 for c in clim], nan_color="grey",
                     point_size=9, render_points_as_spheres=True, lighting=False, name="facility_calls",
-                    scalar_bar_args=dict(title="response (s)", vertical=True, position_x=0.03,
-                                         position_y=0.25, height=0.5, width=0.05, fmt="%.0f", n_labels=5,
+                    scalar_bar_args=dict(title="response (min)", vertical=True, position_x=0.015,
+                                         position_y=0.3, height=0.42, width=0.035, fmt="%.1f", n_labels=5,
                                          title_font_size=12, label_font_size=11, color="black"))
     else:
         rgb = np.array([pv.Color(PRIORITY_COLORS.get(int(p), "grey")).int_rgb for p in priority], dtype=np.uint8)
@@ -334,9 +335,11 @@ def _draw_facility(pl, *, x, y, values=None, labels=None, title=None, color=None
         pl.add_mesh(pts, color=color or "black", point_size=16, render_points_as_spheres=True, lighting=False,
                     name=prefix + "points")
     else:
-        pl.add_mesh(pts, scalars="value", cmap="cool", clim=[0.0, 1.0], point_size=22, render_points_as_spheres=True,
+        pts.point_data["value"] = 100.0 * np.asarray(values, dtype=np.float64)          # %
+        pl.add_mesh(pts, scalars="value", cmap="cool", clim=[0.0, 100.0], point_size=22, render_points_as_spheres=True,
                     lighting=False, nan_color="grey", name=prefix + "points",
-                    scalar_bar_args=dict(title=title, vertical=True, position_x=0.88, position_y=0.25, height=0.5,
-                                         width=0.05, title_font_size=12, label_font_size=11))
+                    scalar_bar_args=dict(title=title, vertical=True, position_x=0.925, position_y=0.3, height=0.42,
+                                         width=0.035, title_font_size=12, label_font_size=11, n_labels=5,
+                                         fmt="%.0f"))
     pl.add_point_labels(pts.points, list(labels), font_size=12, point_size=1, shape_opacity=0.6,
                         always_visible=True, show_points=False, name=prefix + "labels")

@@ -270,6 +270,39 @@ def _draw(pl, view: _LinkView, i, title, camera="top"):
         _fit_tilted(pl, view.mesh.bounds, _diagonal_m(view.net))
     else:
         _fit_top_down(pl, view.mesh.bounds)
+        _scale_and_north(pl)
+
+
+def _nice_length_m(target_m):
+    """A round scale-bar length (1, 2 or 5 times a power of ten metres) at most ``target_m``."""
+    power = 10.0 ** np.floor(np.log10(max(target_m, 1e-9)))
+    return float(max(m * power for m in (1.0, 2.0, 5.0) if m * power <= target_m))
+
+
+def _scale_and_north(pl, *, bar_share=0.14):
+    """A scale bar (bottom right, beside the colour bar) and a north arrow (top right) on a
+    top-down map (north up, parallel projection), placed in screen fractions."""
+    cam = pl.camera
+    w_px, h_px = pl.window_size
+    scale = cam.parallel_scale                              # half the window height, metres
+    cx, cy = cam.focal_point[0], cam.focal_point[1]
+    aspect = w_px / h_px
+
+    def world(sx, sy):
+        return cx + (sx - 0.5) * 2.0 * scale * aspect, cy + (sy - 0.5) * 2.0 * scale
+
+    length = _nice_length_m(bar_share * 2.0 * scale * aspect)
+    x0, y0 = world(0.83, 0.07)
+    z = 20.0
+    pl.add_mesh(pv.Line((x0, y0, z), (x0 + length, y0, z)), color="black", line_width=4, lighting=False,
+                name="scale_bar")
+    text = f"{length / 1000:g} km" if length >= 1000 else f"{length:g} m"
+    pl.add_text(text, position=(0.83 * w_px, 0.08 * h_px), font_size=10, color="black", name="scale_text")
+    ax, ay = world(0.965, 0.80)
+    _, top = world(0.965, 0.87)
+    pl.add_mesh(pv.Arrow(start=(ax, ay, z), direction=(0.0, 1.0, 0.0), scale=top - ay, tip_length=0.35, tip_radius=0.12,
+                         shaft_radius=0.03), color="black", lighting=False, name="north_arrow")
+    pl.add_text("N", position=(0.957 * w_px, 0.875 * h_px), font_size=11, color="black", name="north_text")
 
 
 def _fit_tilted(pl, bounds, diagonal_m, *, elevation_deg=40.0):
@@ -300,7 +333,7 @@ def _set_title(pl, text):
     return actor
 
 
-def _fit_top_down(pl, bounds, *, bottom=0.17, top=0.91, side=0.03):
+def _fit_top_down(pl, bounds, *, bottom=0.2, top=0.91, side=0.09):
     """Look straight down (north up) with the network filling the band between the bar and the title."""
     x0, x1, y0, y1 = bounds[0], bounds[1], bounds[2], bounds[3]
     w_px, h_px = pl.window_size
