@@ -340,12 +340,54 @@ class EpidemicFlow(Flow):
     def start(self, ctx):
         ctx.clock.process(self._days(ctx))
 
-    def _days(self, ctx):
+    checkpoints = True
+    _RUN_ARRAYS = ("state", "t_state", "t_next", "next_state", "t_inf", "inf_start", "inf_end", "infector",
+                   "inf_layer", "bed", "t_severe", "t_onset", "stays", "rel_inf", "ward_free_at", "icu_free_at",
+                   "zone_new", "beta_layer")
+    _CONTROL_ARRAYS = ("q_from", "q_until", "iso_from", "iso_until", "iso_home", "tested")
+
+    def snapshot(self, ctx):
+        from twin.checkpoint import generator_state
+
+        run = self.run
+        out = {f"run_{k}": getattr(run, k) for k in self._RUN_ARRAYS}
+        out.update(run_day=int(run.day), run_rows=list(run._rows), rng=generator_state(self.rng),
+                   call_rng=generator_state(self.call_rng), travel=[list(t) for t in self.travel],
+                   calls=[int(c) for c in self.calls], bed_conflicts=int(self.bed_conflicts))
+        if self.controls is not None:
+            c = self.controls
+            out.update({f"control_{k}": getattr(c, k) for k in self._CONTROL_ARRAYS})
+            out.update(control_counts=dict(c.counts), control_rows=list(c.rows), control_rng=generator_state(c.rng))
+        return out
+
+    def restore(self, ctx, state, time_s):
+        from twin.checkpoint import set_generator_state
+
+        run = self.run
+        for k in self._RUN_ARRAYS:
+            setattr(run, k, np.array(state[f"run_{k}"]))
+        run.day, run._rows = int(state["run_day"]), [dict(r) for r in state["run_rows"]]
+        set_generator_state(self.rng, state["rng"])
+        set_generator_state(self.call_rng, state["call_rng"])
+        self.travel = [tuple(t) for t in state["travel"]]
+        self.calls = list(state["calls"])
+        self.bed_conflicts = int(state["bed_conflicts"])
+        if self.controls is not None and "control_counts" in state:     # (a what-if may add controls)
+            c = self.controls
+            for k in self._CONTROL_ARRAYS:
+                setattr(c, k, np.array(state[f"control_{k}"]))
+            c.counts, c.rows = dict(state["control_counts"]), [dict(r) for r in state["control_rows"]]
+            set_generator_state(c.rng, state["control_rng"])
+        ctx.clock.process(self._days(ctx, first=run.day))
+
+    def _days(self, ctx, first=0):
         from twin.agents.epidemic_control import absent_today
 
         p, run, env = ctx.plan(self), self.run, ctx.clock
         share = ctx.groups["epidemic"].call_share if ctx.groups["epidemic"] else 0.0
-        for d in range(p.n_days):
+        if first * DAY_S > env.now:
+            yield env.timeout(first * DAY_S - env.now)
+        for d in range(first, p.n_days):
             for day, who in p.seeds:
                 if day == d:
                     run.seed(who, d)

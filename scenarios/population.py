@@ -137,6 +137,7 @@ class PopulationFlow(Flow):
     streams = ("population",)
     result_names = ("population",)
     provides = (Presence, TripDemand, Residents, DayPlans)
+    checkpoints = True            # everything is planned before the run: no run-time state
 
     def plan(self, ctx):
         from twin.agents.population import synthesize_population

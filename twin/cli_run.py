@@ -5,7 +5,8 @@ from __future__ import annotations
 import sys
 
 from twin.errors import ScenarioError
-from twin.runner import builtin_scenarios, format_kpis, load_scenario, run, scenario_fields
+from twin.runner import builtin_scenarios, format_kpis, load_scenario, resume, run, scenario_fields
+from twin.units import parse_duration_s
 
 __all__ = ["add_run_parser", "run_main"]
 
@@ -22,13 +23,33 @@ def add_run_parser(subparsers):
                    help="override a scenario value, e.g. --set run.until_s=3600 --set hospitals.0.beds=20 (repeatable)")
     p.add_argument("--list", action="store_true", help="list the built-in scenarios and exit")
     p.add_argument("--keys", action="store_true", help="list every scenario key with its description and exit")
+    p.add_argument("--checkpoint-every", type=_duration_arg, default=None, metavar="DURATION",
+                   help="keep the latest checkpoint in <out>.partial every DURATION of simulated time (e.g. 10d, "
+                        "6h); the flows must support it (population, epidemic)")
+    p.add_argument("--resume", metavar="PARTIAL", help="continue the run whose checkpoint is in PARTIAL "
+                   "(<out>.partial of a run with --checkpoint-every) and write its results file")
     p.set_defaults(func=run_main)
     return p
+
+
+def _duration_arg(text):
+    import argparse
+
+    try:
+        return parse_duration_s(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"duration {text!r}; expected e.g. 10d, 6h, 30min or seconds") from None
 
 
 def run_main(args) -> int:
     """``twin run``: run, print the KPI report, write ``--out``."""
     out = sys.stdout
+    if getattr(args, "resume", None):
+        res = resume(args.resume)
+        out.write(f"resumed {args.resume} from its checkpoint; simulated the rest in {res.wall_s:.2f} s wall\n\n")
+        out.write(format_kpis(res))
+        out.write(f"\nwrote {res.path}\n")
+        return 0
     if args.list:
         for name in builtin_scenarios():
             out.write(f"{name}\n")
@@ -58,7 +79,8 @@ def run_main(args) -> int:
             bar.update(round(done_s) - bar.n)
 
     try:
-        res = run(scenario, seed=args.seed, out=args.out, progress=progress, overwrite=args.overwrite)
+        res = run(scenario, seed=args.seed, out=args.out, progress=progress, overwrite=args.overwrite,
+                  checkpoint_every_s=getattr(args, "checkpoint_every", None))
     finally:
         if bar is not None:
             bar.close()

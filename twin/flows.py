@@ -20,7 +20,11 @@ and implements the steps
 * ``start(ctx)``: register processes on the shared clock ``ctx.clock`` (event flows) or a
   block advance (array flows: advance to ``t`` before any other event at ``t`` reads them);
 * ``finish(ctx) -> FlowResult``: tables, KPIs with units, the results-file section, report
-  lines.
+  lines;
+* ``snapshot(ctx) -> dict`` / ``restore(ctx, state, time_s)`` (flows with ``checkpoints =
+  True``): the run-time state as plain data at a checkpoint (before any event at that time),
+  and its return into a freshly built flow in place of ``start`` (:mod:`twin.checkpoint`).
+  What ``build`` re-creates from the seed (dice drawn up front) need not be in the state.
 
 Flows run in *dependency order*: a flow comes after every flow that provides a port it
 needs or uses, ties broken by the order of the flow list (which also fixes the stream
@@ -57,6 +61,8 @@ class Flow:
     #: Names of the values its FlowResult may hold (``RunResult.<name>`` is None when the
     #: flow did not run or did not produce it; an undeclared name is an AttributeError).
     result_names: tuple = ()
+    #: Whether the flow can write its run-time state at a checkpoint and resume from it.
+    checkpoints: bool = False
 
     def active(self, ctx: "PlanContext") -> bool:
         return any(ctx.groups.get(t.name) not in (None, []) for t in self.tables)
@@ -72,6 +78,13 @@ class Flow:
 
     def finish(self, ctx: "RunContext") -> "FlowResult":
         return FlowResult(self.name)
+
+    def snapshot(self, ctx: "RunContext") -> dict:
+        """The run-time state as plain data (flows with ``checkpoints = True``)."""
+        return {}
+
+    def restore(self, ctx: "RunContext", state: dict, time_s: float) -> None:
+        """Take ``state`` back at clock ``time_s`` and register the processes (instead of ``start``)."""
 
     def __repr__(self):
         return f"<flow {self.name}>"
@@ -272,32 +285,71 @@ class Simulation:
         After ``until_s``, run on until the clock has no event left.
     """
 
-    def __init__(self, scenario, *, seed, until_s, drain=True):
+    def __init__(self, scenario, *, seed, until_s, drain=True, start_s=0.0):
         import simpy
 
         from twin.streams import StreamRegistry
 
         self.scenario = scenario
         self.flows = tuple(cls() for cls in scenario.flows)     # fresh flow objects: one run's state
-        self.ctx = RunContext(clock=simpy.Environment(), streams=StreamRegistry(seed, scenario.stream_names),
+        self.ctx = RunContext(clock=simpy.Environment(initial_time=float(start_s)),
+                              streams=StreamRegistry(seed, scenario.stream_names),
                               scenario=scenario, seed=seed, until_s=float(until_s))
         self.drain = bool(drain)
 
-    def run(self, progress=None) -> dict:
+    def check_checkpoints(self) -> None:
+        """A ScenarioError naming the active flows that cannot write their state yet."""
+        no = [f.name for f in self.flows if not f.checkpoints]
+        if no:
+            yes = [f.name for f in self.flows if f.checkpoints]
+            raise ScenarioError(f"checkpoints: flow(s) {', '.join(no)} cannot write their state yet; checkpoints "
+                                f"and --resume work for scenarios whose flows all can "
+                                f"({', '.join(yes) or 'none here'}; e.g. population and epidemic)")
+
+    def snapshot(self) -> dict:
+        """Every flow's state now: ``flow name -> dict``."""
+        return {f.name: f.snapshot(self.ctx) for f in self.flows}
+
+    def _checkpointer(self, every_s, callback):
+        import simpy
+
+        env, until = self.ctx.clock, self.ctx.until_s
+        k = int(env.now // every_s) + 1
+        while k * every_s < until:
+            ev = simpy.Event(env)
+            ev._ok, ev._value = True, None
+            env.schedule(ev, simpy.core.URGENT, k * every_s - env.now)     # before any other event then
+            yield ev
+            callback(env.now, self.snapshot())
+            k += 1
+
+    def run(self, progress=None, *, checkpoint_every_s=None, on_checkpoint=None, state=None) -> dict:
         """Build, start, run and finish every flow; returns ``flow name -> FlowResult``.
 
         ``progress(done_s, total_s)`` is called after every simulated hour up to ``until_s``
-        (running in hour steps does not change the event order).
+        (running in hour steps does not change the event order). With ``checkpoint_every_s``,
+        ``on_checkpoint(time_s, states)`` gets every flow's state at each multiple of it before
+        ``until_s`` (before any other event at that time). ``state`` (flow name -> dict, taken
+        at the clock's start time) restores the flows instead of starting them.
         """
         ctx = self.ctx
+        if checkpoint_every_s is not None or state is not None:
+            self.check_checkpoints()
         for f in self.flows:
             f.build(ctx)
         for f in self.flows:
-            f.start(ctx)
+            if state is None:
+                f.start(ctx)
+            else:
+                if f.name not in state:
+                    raise ScenarioError(f"resume: the checkpoint has no state of flow {f.name!r}")
+                f.restore(ctx, state[f.name], ctx.clock.now)
+        if checkpoint_every_s is not None:
+            ctx.clock.process(self._checkpointer(float(checkpoint_every_s), on_checkpoint))
         env, until = ctx.clock, ctx.until_s
         logger.info("simulation: flows %s until %.0f s", ", ".join(f.name for f in self.flows), until)
         if progress is not None:
-            t = 0.0
+            t = env.now
             while t < until:
                 t = min(t + 3600.0, until)
                 env.run(until=t)

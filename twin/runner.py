@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -39,7 +40,7 @@ from twin.scenario import (Scenario, apply_overrides, builtin_scenarios, load_sc
 from twin.scenarios import BUILTIN_FLOWS
 from twin.spec import dump_toml, input_files
 
-__all__ = ["run", "load_scenario", "Scenario", "RunResult", "builtin_scenarios", "scenario_fields",
+__all__ = ["run", "resume", "from_snapshot", "load_scenario", "Scenario", "RunResult", "builtin_scenarios", "scenario_fields",
            "scenario_tables", "apply_overrides", "dump_toml", "write_run", "format_kpis", "RUN_STREAMS"]
 
 logger = logging.getLogger(__name__)
@@ -93,14 +94,16 @@ def format_kpis(result: RunResult) -> str:
 
 
 def run(spec_or_path, *, seed=None, out=None, overrides=None, progress=None, overwrite=False,
-        flows=None) -> RunResult:
+        flows=None, checkpoint_every_s=None) -> RunResult:
     """Run a scenario and optionally write its results file.
 
     ``spec_or_path``, ``overrides`` and ``flows`` are what :func:`load_scenario` takes (or a
     loaded :class:`Scenario`); ``seed`` defaults to ``[run] seed``; ``out`` is the HDF5
     results file (:func:`write_run`; an existing one is an error unless ``overwrite``, and
     its folder must exist, both checked before simulating); ``progress(done_s, total_s)``
-    is called after each simulated hour.
+    is called after each simulated hour. With ``checkpoint_every_s`` (needs ``out``), the run
+    keeps its latest checkpoint in ``<out>.partial`` (:mod:`twin.checkpoint`) until the results
+    file is written; :func:`resume` continues from it.
 
     Examples
     --------
@@ -124,7 +127,97 @@ def run(spec_or_path, *, seed=None, out=None, overrides=None, progress=None, ove
     t0 = time.perf_counter()
     scenario = scenario.replanned(seed)
     rg = scenario.run_group
-    results = Simulation(scenario, seed=seed, until_s=rg.until_s, drain=rg.drain).run(progress=progress)
+    sim = Simulation(scenario, seed=seed, until_s=rg.until_s, drain=rg.drain)
+    on_checkpoint = None
+    if checkpoint_every_s is not None:
+        if out is None:
+            raise ScenarioError("checkpoints need a results file: give --out (the checkpoint is <out>.partial)")
+        if not checkpoint_every_s > 0:
+            raise ScenarioError(f"--checkpoint-every = {checkpoint_every_s!r} s; expected a duration > 0")
+        on_checkpoint = _checkpoint_writer(scenario, seed, out, checkpoint_every_s)
+    results = sim.run(progress=progress, checkpoint_every_s=checkpoint_every_s, on_checkpoint=on_checkpoint)
+    return _finish(scenario, seed, results, t0, out, overwrite, checkpointed=checkpoint_every_s is not None)
+
+
+def _checkpoint_writer(scenario, seed, out, every_s):
+    from twin.checkpoint import write_checkpoint
+
+    meta = {"scenario": scenario.resolved_text, "scenario_name": scenario.name, "seed": int(seed),
+            "out": str(Path(out).resolve()), "flows": [f.name for f in scenario.flows],
+            "streams": list(scenario.stream_names), "until_s": float(scenario.run_group.until_s),
+            "checkpoint_every_s": float(every_s)}
+    path = Path(str(out) + ".partial")
+
+    def write(time_s, states):
+        write_checkpoint(path, meta=meta, time_s=time_s, states=states)
+        logger.info("checkpoint at %.0f s written to %s", time_s, path)
+        _fault("checkpoint", time_s)
+    return write
+
+
+def _fault(where, time_s=None):
+    """Fault injection for the crash tests: ``TWIN_FAULT_KILL=checkpoint:<time_s>`` kills this
+    process with SIGKILL right after that checkpoint, ``TWIN_FAULT_KILL=writing`` while the
+    results file is half written (as ``kill -9`` would; nothing is cleaned up)."""
+    spec = os.environ.get("TWIN_FAULT_KILL")
+    if not spec:
+        return
+    kind, _, at = spec.partition(":")
+    if kind == where and (where != "checkpoint" or abs(float(at) - float(time_s)) < 1e-6):
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def resume(partial, *, progress=None, overwrite=False) -> RunResult:
+    """Continue a run from the checkpoint in ``partial`` (``<out>.partial`` of a run with
+    ``checkpoint_every_s``) to its end, writing the results file it would have written: the
+    same results as the uninterrupted run (same seed, same scenario), checkpointing as it goes."""
+    from twin.checkpoint import read_checkpoint
+
+    meta, time_s, states = read_checkpoint(partial)
+    scenario = load_scenario(meta["scenario"])
+    if list(scenario.stream_names) != list(meta["streams"]) or [f.name for f in scenario.flows] != meta["flows"]:
+        raise ScenarioError(f"--resume {str(partial)!r}: the checkpoint's flows and streams ({meta['flows']}) are "
+                            f"not those this twin builds for its scenario ({[f.name for f in scenario.flows]})")
+    seed, out = int(meta["seed"]), Path(meta["out"])
+    t0 = time.perf_counter()
+    scenario = scenario.replanned(seed)
+    rg = scenario.run_group
+    every = float(meta.get("checkpoint_every_s", 0.0)) or None
+    sim = Simulation(scenario, seed=seed, until_s=rg.until_s, drain=rg.drain, start_s=time_s)
+    results = sim.run(progress=progress, state=states, checkpoint_every_s=every,
+                      on_checkpoint=_checkpoint_writer(scenario, seed, out, every) if every else None)
+    return _finish(scenario, seed, results, t0, out, True, checkpointed=True)
+
+
+def from_snapshot(snapshot, *, scenario=None, overrides=None, out=None, overwrite=False, progress=None) -> RunResult:
+    """Run from a saved state on: the checkpoint file ``snapshot`` (its time, seed and flows'
+    state) with ``scenario`` (default: the checkpoint's own) and ``overrides`` from that time
+    on, the seam of what-ifs from now. With the checkpoint's scenario the run equals the
+    uninterrupted one; a changed scenario (another policy, an intervention from now, more beds)
+    changes only what happens after the snapshot's time. The scenario must have the same
+    flows (and so the same streams) as the checkpoint's."""
+    from twin.checkpoint import read_checkpoint
+
+    meta, time_s, states = read_checkpoint(snapshot)
+    sc = load_scenario(meta["scenario"] if scenario is None else scenario, overrides=overrides)
+    if [f.name for f in sc.flows] != meta["flows"]:
+        raise ScenarioError(f"from_snapshot: the scenario's flows {[f.name for f in sc.flows]} are not the "
+                            f"snapshot's {meta['flows']}")
+    if not time_s < sc.run_group.until_s:
+        raise ScenarioError(f"from_snapshot: the snapshot is at {time_s:.0f} s, not before the scenario's until_s "
+                            f"{sc.run_group.until_s:.0f} s")
+    seed = int(meta["seed"])
+    t0 = time.perf_counter()
+    sc = sc.replanned(seed)
+    rg = sc.run_group
+    results = Simulation(sc, seed=seed, until_s=rg.until_s, drain=rg.drain, start_s=time_s).run(
+        progress=progress, state=states)
+    return _finish(sc, seed, results, t0, out, overwrite)
+
+
+def _finish(scenario, seed, results, t0, out, overwrite, *, checkpointed=False):
     kpis = {}
     for r in results.values():
         kpis.update(r.kpis)
@@ -134,7 +227,17 @@ def run(spec_or_path, *, seed=None, out=None, overrides=None, progress=None, ove
     result = RunResult(scenario=scenario, seed=seed, kpis=kpis, flows=results, path=None,
                        wall_s=time.perf_counter() - t0)
     if out is not None:
-        write_run(out, result, overwrite=overwrite)
+        out = Path(out)
+        if checkpointed:
+            # the checkpoint stays in <out>.partial until the results file is complete
+            tmp = Path(str(out) + ".final")
+            write_run(tmp, result, overwrite=True, _during=lambda: _fault("writing"))
+            if out.exists() and not overwrite:
+                raise ResultsError(f"results file {str(out)!r} appeared while running; results kept in {str(tmp)!r}")
+            os.replace(tmp, out)
+            Path(str(out) + ".partial").unlink(missing_ok=True)
+        else:
+            write_run(out, result, overwrite=overwrite)
         result = dataclasses.replace(result, path=out)
     return result
 
@@ -151,7 +254,7 @@ def _versions():
     return out
 
 
-def write_run(path, result: RunResult, *, overwrite=False) -> Path:
+def write_run(path, result: RunResult, *, overwrite=False, _during=None) -> Path:
     """Write a run to one HDF5 results file (``<path>.partial``, renamed on a clean close).
 
     ``/meta`` holds the resolved scenario TOML (``scenario``; file names made absolute), the text
@@ -172,6 +275,8 @@ def write_run(path, result: RunResult, *, overwrite=False) -> Path:
         meta.update(r.meta)
     with ResultsWriter(path, meta=meta, overwrite=overwrite) as writer:
         write_network(writer, sc.city)
+        if _during is not None:
+            _during()
         for r in result.flows.values():
             if r.write is not None:
                 r.write(writer)

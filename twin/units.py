@@ -85,7 +85,7 @@ def haversine_m(lon1, lat1, lon2, lat2):
 
 
 def parse_duration_s(text) -> float:
-    """Parse ``'4h'``, ``'90min'``, ``'30s'``, ``'1h30min'`` or a plain number of seconds into seconds.
+    """Parse ``'10d'``, ``'4h'``, ``'90min'``, ``'30s'``, ``'1h30min'`` or a plain number of seconds into seconds.
 
     Raises ValueError with the accepted forms.
 
@@ -101,10 +101,10 @@ def parse_duration_s(text) -> float:
         return float(t)
     except ValueError:
         pass
-    parts = re.findall(r"(\d+(?:\.\d+)?)(h|min|m|s)", t)
+    parts = re.findall(r"(\d+(?:\.\d+)?)(d|h|min|m|s)", t)
     if not parts or "".join(a + b for a, b in parts) != t:
-        raise ValueError(f"duration {text!r}; expected e.g. 3600, 4h, 90min, 1h30min, 45s")
-    return sum(float(a) * {"h": 3600.0, "min": 60.0, "m": 60.0, "s": 1.0}[b] for a, b in parts)
+        raise ValueError(f"duration {text!r}; expected e.g. 3600, 10d, 4h, 90min, 1h30min, 45s")
+    return sum(float(a) * {"d": 86400.0, "h": 3600.0, "min": 60.0, "m": 60.0, "s": 1.0}[b] for a, b in parts)
 
 
 def parse_clock_s(text) -> float:

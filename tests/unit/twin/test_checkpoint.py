@@ -1,0 +1,156 @@
+"""Checkpoints and resume ([state] #21, first part): kill -9 at a checkpoint or while writing,
+resume, and get the uninterrupted run's results exactly; bad checkpoints are clear errors.
+
+The crash is a real SIGKILL of a `twin run` subprocess (TWIN_FAULT_KILL makes the process kill
+itself right after a chosen checkpoint, or with the results file half written): no sleeps, no
+cleanup. Results are compared dataset by dataset outside /meta (tests/scenarios/digest.py).
+"""
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import pytest
+
+from twin.errors import ScenarioError
+from twin.runner import resume, run
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scenarios"))
+from digest import digests  # noqa: E402
+
+DAY = 86400.0
+SCENARIO = """
+[city]
+name = "hefei-baohe"
+
+[run]
+until_s = 3456000.0        # 40 days
+seed = 3
+drain = false
+
+[population]
+persons = 4000
+calls_from_presence = false
+traffic_from_cars = false
+
+[epidemic]
+r0 = 3.0
+
+[[epidemic_seeds]]
+zone = "5"
+persons = 5
+
+[[interventions]]
+kind = "health_code"
+start_day = 12
+"""
+
+
+@pytest.fixture(scope="module")
+def case(tmp_path_factory):
+    d = tmp_path_factory.mktemp("ckpt")
+    (d / "epi.toml").write_text(SCENARIO)
+    run(d / "epi.toml", out=d / "plain.h5")
+    return d
+
+
+def _twin(args, env=None):
+    code = "import sys; from twin.cli import main; raise SystemExit(main(sys.argv[1:]))"
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=300)
+
+
+def test_checkpointing_does_not_change_the_results(case):
+    run(case / "epi.toml", out=case / "ck.h5", checkpoint_every_s=5 * DAY)
+    assert digests(case / "ck.h5") == digests(case / "plain.h5")
+    assert not Path(str(case / "ck.h5") + ".partial").exists()
+
+
+@pytest.mark.parametrize("kill", ["checkpoint:432000", "checkpoint:1296000", "checkpoint:2592000",
+                                  "checkpoint:3024000", "writing"])
+def test_kill_9_then_resume_gives_the_uninterrupted_results(case, kill):
+    out = case / f"k_{kill.replace(':', '_')}.h5"
+    p = _twin(["run", str(case / "epi.toml"), "--out", str(out), "--checkpoint-every", "5d", "-q"],
+              env={"TWIN_FAULT_KILL": kill})
+    assert p.returncode == -signal.SIGKILL, p.stderr[-2000:]
+    partial = Path(str(out) + ".partial")
+    assert partial.exists() and not out.exists()
+    with h5py.File(partial, "r") as f:
+        t = f["checkpoints/state"].attrs["time_s"]
+    assert t == (3024000.0 if kill == "writing" else float(kill.split(":")[1]))
+    p = _twin(["run", "--resume", str(partial)])
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert digests(out) == digests(case / "plain.h5") and not partial.exists()
+
+
+def test_resume_in_process_and_a_checkpoint_written_by_the_resumed_run(case):
+    out = case / "inproc.h5"
+
+    class Stop(Exception):
+        pass
+
+    def stop(done_s, total_s):
+        if done_s >= 23 * DAY:
+            raise Stop
+
+    with pytest.raises(Stop):
+        run(case / "epi.toml", out=out, checkpoint_every_s=10 * DAY, progress=stop)
+    res = resume(Path(str(out) + ".partial"))
+    assert res.path == out.resolve() or res.path == out
+    assert digests(out) == digests(case / "plain.h5")
+
+
+def test_bad_checkpoints_are_clear_errors(case, tmp_path):
+    with pytest.raises(ScenarioError, match="no such file"):
+        resume(tmp_path / "none.h5.partial")
+    junk = tmp_path / "junk.h5.partial"
+    junk.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 40)
+    with pytest.raises(ScenarioError, match="not a readable HDF5 checkpoint"):
+        resume(junk)
+    with pytest.raises(ScenarioError, match="not a twin checkpoint"):
+        resume(case / "plain.h5")
+    out = case / "v.h5"
+    p = _twin(["run", str(case / "epi.toml"), "--out", str(out), "--checkpoint-every", "10d", "-q"],
+              env={"TWIN_FAULT_KILL": "checkpoint:864000"})
+    assert p.returncode == -signal.SIGKILL
+    partial = Path(str(out) + ".partial")
+    for damage, message in ((lambda f: f["meta"].attrs.__setitem__("checkpoint_version", 99), "version 99"),
+                            (lambda f: f["checkpoints/state"].__delitem__("epidemic"),
+                             "state of flow 'epidemic' is missing")):
+        copy = tmp_path / "damaged.h5.partial"
+        copy.write_bytes(partial.read_bytes())
+        with h5py.File(copy, "r+") as f:
+            damage(f)
+        with pytest.raises(ScenarioError, match=message):
+            resume(copy)
+
+
+def test_flows_without_state_support_are_named_before_running(tmp_path):
+    with pytest.raises(ScenarioError, match="flow\\(s\\) traffic, ems, crashes cannot write their state yet"):
+        run("hefei_day", out=tmp_path / "d.h5", checkpoint_every_s=3600.0,
+            overrides=["run.until_s=7200", "traffic.random_trips=100"])
+    with pytest.raises(ScenarioError, match="checkpoints need a results file"):
+        run("hefei_day", checkpoint_every_s=3600.0)
+
+
+def test_from_snapshot_equals_the_run_and_a_changed_scenario_differs_only_after(case):
+    from twin.runner import from_snapshot
+
+    out = case / "snap.h5"
+    p = _twin(["run", str(case / "epi.toml"), "--out", str(out), "--checkpoint-every", "10d", "-q"],
+              env={"TWIN_FAULT_KILL": "checkpoint:1728000"})          # day 20
+    assert p.returncode == -signal.SIGKILL
+    partial = Path(str(out) + ".partial")
+    plain = run(case / "epi.toml").epidemic.daily
+    same = from_snapshot(partial).epidemic.daily
+    assert same.equals(plain)
+    changed = from_snapshot(partial, overrides=["interventions.0.start_day=20", "interventions.0.test_share=1.0",
+                                                "interventions.0.trace_share=1.0"]).epidemic.daily
+    assert changed.iloc[:20].equals(plain.iloc[:20])                     # before the snapshot: the same
+    assert not changed.iloc[20:].equals(plain.iloc[20:])
+    assert changed["quarantined"].iloc[25] > plain["quarantined"].iloc[25]
+    with pytest.raises(ScenarioError, match="flows"):
+        from_snapshot(partial, scenario="hefei_day")
