@@ -342,7 +342,7 @@ class EpidemicFlow(Flow):
 
     checkpoints = True
     _RUN_ARRAYS = ("state", "t_state", "t_next", "next_state", "t_inf", "inf_start", "inf_end", "infector",
-                   "inf_layer", "bed", "t_severe", "t_onset", "stays", "rel_inf", "ward_free_at", "icu_free_at",
+                   "inf_layer", "bed", "t_severe", "t_onset", "stays", "ward_free_at", "icu_free_at",
                    "zone_new", "beta_layer")
     _CONTROL_ARRAYS = ("q_from", "q_until", "iso_from", "iso_until", "iso_home", "tested")
 
