@@ -307,6 +307,7 @@ class EpidemicFlow(Flow):
     streams = ("epidemic_contacts", "epidemic", "epidemic_calls", "epidemic_control")
     uses = (DayPlans, HospitalBeds, CallPlan, CallIntake, InpatientBeds)
     result_names = ("epidemic",)
+    checkpoints = True
 
     def plan(self, ctx):
         return plan_epidemic(ctx)
@@ -340,7 +341,7 @@ class EpidemicFlow(Flow):
     def start(self, ctx):
         ctx.clock.process(self._days(ctx))
 
-    checkpoints = True
+    # the state a checkpoint holds (what build does not re-create from the seed)
     _RUN_ARRAYS = ("state", "t_state", "t_next", "next_state", "t_inf", "inf_start", "inf_end", "infector",
                    "inf_layer", "bed", "t_severe", "t_onset", "stays", "ward_free_at", "icu_free_at",
                    "zone_new", "beta_layer")
