@@ -45,6 +45,16 @@ def _size_arg(text):
     raise argparse.ArgumentTypeError(f"window size {text!r}; expected WIDTHxHEIGHT in pixels, e.g. 1024x768")
 
 
+def _every_arg(text):
+    try:
+        n = int(text)
+        if n >= 1:
+            return n
+    except ValueError:
+        pass
+    raise argparse.ArgumentTypeError(f"--every {text!r}; expected a whole number of intervals >= 1")
+
+
 def _inches_arg(text):
     try:
         w, h = (float(v) for v in str(text).lower().split("x"))
@@ -77,6 +87,8 @@ def add_render_parser(subparsers):
     p.add_argument("--out", help="output .png, .gif or .mp4 (default <results>_<layer>.png)")
     p.add_argument("--city", help="draw this city's link geometry (the city the run was made on), e.g. hefei-baohe")
     p.add_argument("--fps", type=float, default=4.0, help="movie frames (intervals) per second (default 4)")
+    p.add_argument("--every", type=_every_arg, default=1, metavar="N",
+                   help="a movie draws every N-th interval (default 1: all)")
     p.add_argument("--size", type=_size_arg, default=None, metavar="WxH",
                    help="image size in pixels (default 1024x768; movies 800x600)")
     p.add_argument("--lines", action="store_true", help="draw 3-pixel lines instead of lane-wide tubes")
@@ -145,7 +157,8 @@ def _render(args) -> int:
 
         progress, close = progress_reporter(args, "render", "frame")
         try:
-            render_movie(args.results, out, fps=args.fps, window_size=size, time_s=start, progress=progress, **common)
+            render_movie(args.results, out, fps=args.fps, window_size=size, time_s=start, progress=progress,
+                         every=args.every, **common)
         finally:
             close()
     elif out.suffix.lower() == ".png":

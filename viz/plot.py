@@ -458,7 +458,7 @@ def plot_run(results, *, time_s=None, layer="congestion", scalars=None, cmap=Non
 
 def render_movie(results, out_path, *, layer="congestion", fps=4, scalars=None, cmap=None, clim=None,
                  series="traffic_links", network=None, tubes=True, tube_radius_m=None, time_s=None,
-                 window_size=(800, 600), progress=None, facilities=True, view="top", calls_by="priority"):
+                 window_size=(800, 600), progress=None, facilities=True, view="top", calls_by="priority", every=1):
     """Write one frame per interval of a link layer as an animated GIF or an MP4.
 
     Parameters
@@ -475,6 +475,9 @@ def render_movie(results, out_path, *, layer="congestion", fps=4, scalars=None, 
     window_size : (int, int), default (800, 600)
     progress : callable(done, total), optional
         Called after each frame.
+    every : int, default 1
+        Draw every ``every``-th of those intervals (the first always). Each frame changes the
+        link colours, title and overlays, then renders once.
     facilities, view, calls_by
         As in :func:`plot_run` (facilities, units and calls move with the frames).
 
@@ -500,6 +503,8 @@ def render_movie(results, out_path, *, layer="congestion", fps=4, scalars=None, 
         raise ValueError(f"movie path {str(out)!r} ends in {suffix!r}; accepted: .gif, .mp4")
     if not fps > 0:
         raise ValueError(f"fps = {fps!r}; expected frames per second > 0")
+    if isinstance(every, bool) or int(every) != every or every < 1:
+        raise ValueError(f"every = {every!r}; expected a whole number of intervals >= 1")
     if suffix == ".mp4" and importlib.util.find_spec("imageio_ffmpeg") is None:
         raise ImportError(f"writing {str(out)!r} needs the imageio-ffmpeg package, which is not installed; "
                           "pip install imageio-ffmpeg, or write a .gif instead")
@@ -517,6 +522,7 @@ def render_movie(results, out_path, *, layer="congestion", fps=4, scalars=None, 
         if not len(frames):
             raise ResultsError(f"no interval overlaps time_s = ({start}, {end}) s; the run records "
                                f"[{t[0]}, {t[-1] + view.series.interval_s}) s")
+    frames = frames[::int(every)]
     pl = pv.Plotter(off_screen=True, window_size=list(window_size))
     res_path = results if not hasattr(results, "table") else None
     try:
@@ -525,20 +531,25 @@ def render_movie(results, out_path, *, layer="congestion", fps=4, scalars=None, 
             pl.open_gif(os.fspath(out), fps=fps)
         else:
             pl.open_movie(os.fspath(out), framerate=int(round(fps)))
-        for n, i in enumerate(frames, 1):
-            view.set_interval(int(i))
-            _set_title(pl, view.title(int(i)))
-            # hospitals, stations and ambulances of an emergency run move with the frames
-            with _opened(results if res_path is None else res_path) as res:
-                marks = (_facilities(res, view, int(i), calls_by=calls_by, bars=camera == "tilted")
-                         if facilities else [])
-            for name in [k for k in pl.actors if str(k).startswith("facility_")]:
-                pl.remove_actor(name)
-            for j, mark in enumerate(marks):
-                _draw_facility(pl, **mark, prefix=f"facility_{j}_")
-            pl.write_frame()
-            if progress is not None:
-                progress(n, len(frames))
+        with _opened(results if res_path is None else res_path) as res:     # one open for all frames
+            for n, i in enumerate(frames, 1):
+                # change everything first, then render once (each add or remove would render)
+                pl.suppress_rendering = True
+                try:
+                    view.set_interval(int(i))
+                    _set_title(pl, view.title(int(i)))
+                    # hospitals, stations and ambulances of an emergency run move with the frames
+                    marks = (_facilities(res, view, int(i), calls_by=calls_by, bars=camera == "tilted")
+                             if facilities else [])
+                    for name in [k for k in pl.actors if str(k).startswith("facility_")]:
+                        pl.remove_actor(name)
+                    for j, mark in enumerate(marks):
+                        _draw_facility(pl, **mark, prefix=f"facility_{j}_")
+                finally:
+                    pl.suppress_rendering = False
+                pl.write_frame()
+                if progress is not None:
+                    progress(n, len(frames))
     finally:
         pl.close()
     logger.info("wrote %s (%d frames)", out, len(frames))

@@ -136,5 +136,11 @@ def test_movie_writes_one_frame_per_interval(offscreen, grid_results, tmp_path):
                        window_size=(160, 120), progress=lambda n, total: done.append((n, total)))
     assert out == tmp_path / "m.gif" and out.stat().st_size > 0
     assert done == [(n, 4) for n in range(1, 5)]  # intervals starting 10, 15, 20, 25 min
+    done.clear()
+    render_movie(grid_results, tmp_path / "e.gif", layer="occupancy", fps=2, time_s=(600.0, 1800.0), every=3,
+                 window_size=(160, 120), progress=lambda n, total: done.append((n, total)))
+    assert done == [(1, 2), (2, 2)]               # the intervals starting 10 and 25 min
+    with pytest.raises(ValueError, match="every = 0"):
+        render_movie(grid_results, tmp_path / "e.gif", every=0)
     with pytest.raises(ValueError, match=r"ends in '.avi'; accepted: .gif, .mp4"):
         render_movie(grid_results, tmp_path / "m.avi")
