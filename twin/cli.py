@@ -450,11 +450,13 @@ def build_parser():
     from twin.cli_optimise import add_optimise_parser
 
     add_optimise_parser(sub)
-    from twin.viz.cli import add_plot_parser, add_render_parser, add_view_parser   # no VTK until a command runs
+    from twin.viz.cli import (add_plot_parser, add_render_parser, add_report_parser,  # no VTK until a command runs
+                              add_view_parser)
 
     add_render_parser(sub)
     add_plot_parser(sub)
     add_view_parser(sub)
+    add_report_parser(sub)
     from twin.cli_population import add_population_parser
 
     add_population_parser(sub)

@@ -26,8 +26,9 @@ _CONSTANTS = ("window_start_s", "window_end_s", "epidemic_persons", "epidemic_wa
 
 
 def is_constant(name) -> bool:
-    """A setting echoed among the KPIs (a window, a target, a capacity), not an outcome."""
-    return name in _CONSTANTS or name.endswith("_target_s")
+    """A setting echoed among the KPIs (a window, a target, a capacity), not an outcome
+    (``ems_`` prefixed as in a results file's ``/summary``, or not)."""
+    return name.removeprefix("ems_") in _CONSTANTS or name.endswith("_target_s")
 
 
 def kpi_display(name):

@@ -25,7 +25,8 @@ from pathlib import Path
 from twin.viz.charts import CHARTS
 from twin.viz.layers import LAYER_SERIES, LINK_LAYERS, parse_clock_s
 
-__all__ = ["add_render_parser", "add_plot_parser", "add_view_parser", "render_main", "plot_main", "view_main"]
+__all__ = ["add_render_parser", "add_plot_parser", "add_view_parser", "add_report_parser", "render_main", "plot_main",
+           "view_main", "report_main"]
 
 
 def _clock_arg(text):
@@ -198,6 +199,30 @@ def plot_main(args) -> int:
         sys.stderr.write("twin plot: error: --other B.h5 goes with the compare chart (and only with it)\n")
         return 2
     plot_chart(args.results, args.kind, out, prefix=args.prefix, other=other, figsize=args.size)
+    sys.stdout.write(f"wrote {out}\n")
+    return 0
+
+
+def add_report_parser(subparsers):
+    """Add the ``report`` command (a one-page HTML report of a run) to ``subparsers``."""
+    p = subparsers.add_parser("report", help="one-page HTML report of a run: key figures, map, charts, scenario",
+                              description="Write one self-contained HTML page (images embedded) for people who "
+                                          "will not open a terminal.")
+    p.add_argument("results", help="results file (HDF5) written by `twin run --out`")
+    p.add_argument("--out", help="output .html (default <results>_report.html)")
+    p.set_defaults(func=report_main)
+    return p
+
+
+def report_main(args) -> int:
+    """Run ``twin report``; returns the exit status."""
+    from twin.viz.report import write_report
+
+    out = Path(args.out) if args.out else Path(args.results).with_name(f"{Path(args.results).stem}_report.html")
+    if out.suffix.lower() not in (".html", ".htm"):
+        sys.stderr.write(f"twin report: error: --out {str(out)!r}; the report is an .html file\n")
+        return 2
+    write_report(args.results, out)
     sys.stdout.write(f"wrote {out}\n")
     return 0
 

@@ -179,6 +179,7 @@ def test_a_missing_extra_is_named_in_one_line(tmp_path):
             "from twin.cli import main; sys.exit(main(sys.argv[1:]))")
     for args, extra in ((["render", str(tmp_path / "r.h5"), "--out", str(tmp_path / "x.png")], "viz"),
                         (["plot", str(tmp_path / "r.h5"), "response-times", "--out", str(tmp_path / "x.png")], "viz"),
+                        (["report", str(tmp_path / "r.h5"), "--out", str(tmp_path / "x.html")], "viz"),
                         (["replicate", "hefei_day", "-n", "2", "--dask", "--set", "run.until_s=600"], "dist")):
         p = subprocess.run([sys.executable, "-c", code] + args, capture_output=True, text=True)
         assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr

@@ -26,7 +26,7 @@ def test_display_units_by_name(name, want):
 
 
 def test_constants_and_formats():
-    assert is_constant("window_start_s") and is_constant("response_p2_target_s") and is_constant("epidemic_icu_beds")
+    assert is_constant("window_start_s") and is_constant("ems_window_end_s") and is_constant("response_p2_target_s") and is_constant("epidemic_icu_beds")
     assert not is_constant("response_mean_s") and not is_constant("n_calls")
     assert format_value(3.14159, "min") == "3.14" and format_value(12.345, "%") == "12.3"
     assert format_value(11710.0, "") == "11,710" and format_value(math.nan, "min") == "-"
