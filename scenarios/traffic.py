@@ -113,9 +113,15 @@ def traffic_trips(tg, city, seed_demand, *, path=None, source="scenario"):
         if not p.is_absolute() and path is not None:
             p = path.parent / p
         try:
-            parts.append(pd.read_csv(p))
+            csv = pd.read_csv(p)
         except (OSError, ValueError) as exc:
             raise ScenarioError(f"{source}: [traffic] trips = {tg.trips!r}: cannot read {p}: {exc}") from None
+        missing = [c for c in ("origin", "destination", "depart_s") if c not in csv.columns]
+        if missing:
+            raise ScenarioError(f"{source}: [traffic] trips = {tg.trips!r}: {p} has no column(s) "
+                                f"{', '.join(missing)}; expected origin, destination (node ids) and depart_s "
+                                f"(seconds); found {', '.join(map(str, csv.columns)) or 'no columns'}")
+        parts.append(csv)
     if tg.random_trips:
         t = random_trips(city, tg.random_trips, tg.window_s, seed_demand)
         t["depart_s"] = t["depart_s"] + tg.window_start_s

@@ -120,10 +120,16 @@ def run(spec_or_path, *, seed=None, out=None, overrides=None, progress=None, ove
     seed = int(seed)
     if out is not None:
         out = Path(out)
+        if out.is_dir():
+            raise ResultsError(f"cannot write results to {str(out)!r}: it is a folder; give a file name such as "
+                               f"{str(out / 'run.h5')!r}")
         if out.exists() and not overwrite:
             raise ResultsError(f"results file {str(out)!r} already exists; pass overwrite=True (--overwrite)")
         if not out.parent.is_dir():
             raise ResultsError(f"cannot write results to {str(out)!r}: folder {str(out.parent)!r} does not exist")
+        if not os.access(out.parent, os.W_OK | os.X_OK):
+            raise ResultsError(f"cannot write results to {str(out)!r}: folder {str(out.parent)!r} is not writable "
+                               f"(read-only or no permission)")
     t0 = time.perf_counter()
     scenario = scenario.replanned(seed)
     rg = scenario.run_group

@@ -206,6 +206,7 @@ def load_scenario(spec, *, overrides=None, flows=None) -> Scenario:
     groups = parse_tables(data, label, tables, renamed)
     if path is not None:                   # file names mean files beside the scenario, wherever it is run
         groups = _spec.resolve_paths(groups, path.parent)
+    _spec.check_input_files(groups, label)   # no pipes, devices or folders: they hang or fill memory
     try:
         city = load_city(groups["city"].name)
     except TwinError as exc:

@@ -32,7 +32,7 @@ import numpy as np
 
 from twin.errors import ScenarioError
 
-__all__ = ["resolve_paths", "input_files", "setting", "Table", "convert", "parse_group", "parse_tables", "apply_overrides", "dump_toml",
+__all__ = ["resolve_paths", "check_input_files", "input_files", "setting", "Table", "convert", "parse_group", "parse_tables", "apply_overrides", "dump_toml",
            "toml_value", "override_list", "resolved_data", "table_fields", "table_field_details", "field_default_text",
            "did_you_mean", "where"]
 
@@ -496,6 +496,42 @@ def resolve_paths(groups, base_dir) -> dict:
 
     return {name: (None if g is None else [fix(x) for x in g] if isinstance(g, list) else fix(g))
             for name, g in groups.items()}
+
+
+#: The largest input file a scenario may name (bytes): 4 GiB. Larger inputs are refused with a
+#: clear error instead of filling memory.
+MAX_INPUT_BYTES = 4 * 1024 ** 3
+
+
+def check_input_files(groups, source, base_dir=None) -> None:
+    """Every path setting that names something on disk names a regular file of at most
+    :data:`MAX_INPUT_BYTES`: a folder, a pipe, a device (``/dev/zero``) or a socket would hang
+    or fill memory when read, so it is a :class:`~twin.errors.ScenarioError` naming the key."""
+    import stat
+    from pathlib import Path
+
+    for name, g in groups.items():
+        items = [] if g is None else (list(enumerate(g)) if isinstance(g, list) else [(None, g)])
+        for i, group in items:
+            for f in fields(group):
+                value = getattr(group, f.name)
+                if not (f.metadata.get("path") and isinstance(value, str) and value):
+                    continue
+                p = Path(value) if Path(value).is_absolute() or base_dir is None else Path(base_dir) / value
+                try:
+                    st = p.stat()
+                except OSError:
+                    continue                         # names no file: a city name, or an error later
+                key = f"[{name}] {f.name}" if i is None else f"[{name}.{i}] {f.name}"
+                if stat.S_ISDIR(st.st_mode) and "/" not in value and "\\" not in value:
+                    continue                         # a bare name (an embedded city) beside a folder of that name
+                if not stat.S_ISREG(st.st_mode):
+                    kind = "a folder" if stat.S_ISDIR(st.st_mode) else "a pipe" if stat.S_ISFIFO(st.st_mode) else \
+                        "a device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) else "not a regular file"
+                    raise ScenarioError(f"{source}: {key} = {value!r} is {kind}; expected a regular file")
+                if st.st_size > MAX_INPUT_BYTES:
+                    raise ScenarioError(f"{source}: {key} = {value!r} is {st.st_size / 1024 ** 3:.1f} GiB; input files "
+                                        f"are limited to {MAX_INPUT_BYTES / 1024 ** 3:g} GiB")
 
 
 def input_files(groups) -> dict:

@@ -109,6 +109,11 @@ def link_arrays(city: City, dt_s: float, capacity_veh_per_h=None, links=None):
     return dict(ff_steps=ff_steps, cap_per_step=cap_per_step, storage=storage, hole_steps=hole_steps, w_mps=w)
 
 
+#: The latest departure a trip may have, seconds (1e12, about 31,700 years): beyond it a
+#: departure would overflow the engine's integer tick counters and wrap to t = 0.
+MAX_DEPART_S = 1e12
+
+
 def read_trips(city: City, trips):
     """Validate a trip table and map it to node indices.
 
@@ -146,10 +151,10 @@ def read_trips(city: City, trips):
     if not (len(origin) == len(dest) == n):
         raise DemandError(f"trips columns have different lengths: origin {len(origin)}, destination {len(dest)}, "
                           f"depart_s {n}")
-    bad = np.flatnonzero(~np.isfinite(depart) | (depart < 0))
+    bad = np.flatnonzero(~np.isfinite(depart) | (depart < 0) | (depart > MAX_DEPART_S))
     if len(bad):
         raise DemandError(f"trips rows {bad[:5].tolist()}: depart_s = {depart[bad[:5]].tolist()}; expected finite "
-                          f"seconds >= 0")
+                          f"seconds from 0 to {MAX_DEPART_S:.0e} (about 31,700 years)")
     o_idx = np.asarray(city.node_index(origin), dtype=np.int64).reshape(-1)
     d_idx = np.asarray(city.node_index(dest), dtype=np.int64).reshape(-1)
     same = np.flatnonzero(o_idx == d_idx)

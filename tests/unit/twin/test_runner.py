@@ -17,3 +17,53 @@ def test_seed_argument_and_out_checks(tmp_path):
     (tmp_path / "x.h5").write_text("")
     with pytest.raises(ResultsError, match="already exists"):
         run(SMALL, out=tmp_path / "x.h5")
+
+
+def test_hostile_paths_and_outputs_fail_before_simulating(tmp_path, monkeypatch):
+    """[reliability] #16 items 5 and 9: a pipe, a device or a folder named as an input file, and an
+    --out that is a folder or in a read-only folder, are clear errors before any simulating."""
+    import os
+    import stat
+
+    import pytest
+
+    from twin.errors import ResultsError, ScenarioError
+    from twin.runner import load_scenario, run
+
+    fifo = tmp_path / "trips.csv"
+    os.mkfifo(fifo)
+    for value, kind in ((str(fifo), "a pipe"), ("/dev/zero", "a device"), (str(tmp_path), "a folder")):
+        with pytest.raises(ScenarioError, match=r"\[traffic\] trips = .* is " + kind + "; expected a regular file"):
+            load_scenario("hefei_day", overrides=[f"traffic.trips={value}"])
+    (tmp_path / "hefei-baohe").mkdir()          # a folder named like the embedded city does not hide it
+    monkeypatch.chdir(tmp_path)
+    assert load_scenario("hefei_day", overrides=["run.until_s=600"]).city.name == "hefei-baohe"
+    with pytest.raises(ResultsError, match="it is a folder"):
+        run("hefei_day", out=tmp_path, overwrite=True, overrides=["run.until_s=600"])
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(stat.S_IRUSR | stat.S_IXUSR)
+    try:
+        if not os.access(ro, os.W_OK):             # (root may write anyway)
+            with pytest.raises(ResultsError, match="not writable"):
+                run("hefei_day", out=ro / "x.h5", overrides=["run.until_s=600"])
+    finally:
+        ro.chmod(stat.S_IRWXU)
+
+
+def test_a_trips_csv_without_a_column_and_absurd_departures_are_clear_errors(tmp_path):
+    """[reliability] #16 items 6 and 7: a trips CSV without depart_s named as such (not a NaN row
+    or a KeyError); a departure beyond 1e12 s refused (it would wrap to t = 0 in the engine)."""
+    import pytest
+
+    import twin
+    from twin.errors import ScenarioError, TwinError
+    from twin.runner import load_scenario, run
+
+    no_col = tmp_path / "a.csv"
+    no_col.write_text("origin,destination\n8131109677,11027557490\n")
+    with pytest.raises(ScenarioError, match="has no column\\(s\\) depart_s; expected origin, destination"):
+        run(load_scenario("hefei_day", overrides=["run.until_s=600", f"traffic.trips={no_col}"]))
+    with pytest.raises(TwinError, match="expected finite seconds from 0 to 1e\\+12"):
+        twin.simulate_traffic(twin.load_city("grid:4x4"), trips={"origin": [0], "destination": [5],
+                                                                "depart_s": [9.3e18]}, until_s=3600)
