@@ -129,7 +129,10 @@ class Results:
         out = {name: _py(value) for name, value in group.attrs.items()}
         for name, ds in group.items():
             text = ds.asstr()[()]
-            out[name] = json.loads(text) if _py(ds.attrs.get("encoding")) == "json" else text
+            try:
+                out[name] = json.loads(text) if _py(ds.attrs.get("encoding")) == "json" else text
+            except (ValueError, RecursionError):
+                raise ResultsError(f"{self.path}: /meta/{name} is not valid JSON (or nested too deeply)") from None
         return dict(sorted(out.items()))
 
     def keys(self, group=None):

@@ -199,8 +199,8 @@ def read_flood_geojson(path, city, *, where="hazard file"):
     (the outer ring floods)."""
     try:
         doc = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ScenarioError(f"{where} {path}: cannot read it as GeoJSON ({exc})") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise ScenarioError(f"{where} {path}: cannot read it as GeoJSON ({type(exc).__name__}: {exc})") from None
     crs = (doc.get("crs") or {}).get("properties", {}).get("name", "") if isinstance(doc, dict) else ""
     if crs and not any(s in crs for s in ("CRS84", "4326")):
         raise ScenarioError(f"{where} {path}: crs {crs!r}; GeoJSON polygons must be WGS 84 longitude/latitude "

@@ -11,7 +11,6 @@ on the runner's floor: it assembles the built-in flows (:data:`twin.scenarios.BU
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -193,10 +192,7 @@ def load_scenario(spec, *, overrides=None, flows=None) -> Scenario:
         name, source, path, text, raw = "scenario", "<scenario dict>", None, dump_toml(spec), spec
     else:
         name, source, path, text = _read_source(spec)
-        try:
-            raw = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise ScenarioError(f"{source}: not valid TOML: {exc}") from None
+        raw = _spec.parse_toml(text, source)
     flows = tuple(BUILTIN_FLOWS if flows is None else flows)
     tables = scenario_tables(flows)
     overrides = tuple(override_list(overrides))

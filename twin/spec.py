@@ -32,7 +32,7 @@ import numpy as np
 
 from twin.errors import ScenarioError
 
-__all__ = ["resolve_paths", "check_input_files", "input_files", "setting", "Table", "convert", "parse_group", "parse_tables", "apply_overrides", "dump_toml",
+__all__ = ["resolve_paths", "check_input_files", "parse_toml", "check_nesting", "MAX_NESTING", "input_files", "setting", "Table", "convert", "parse_group", "parse_tables", "apply_overrides", "dump_toml",
            "toml_value", "override_list", "resolved_data", "table_fields", "table_field_details", "field_default_text",
            "did_you_mean", "where"]
 
@@ -278,11 +278,56 @@ def table_field_details(tables) -> dict:
 # --------------------------------------------------------------------------------------
 # --set overrides
 
+#: The deepest nesting of arrays and tables a scenario may have (a scenario needs about 4).
+MAX_NESTING = 32
+
+
+def check_nesting(data, where) -> None:
+    """A ScenarioError when ``data`` (parsed TOML) nests deeper than :data:`MAX_NESTING`
+    levels (walked without recursion, so no RecursionError on hostile input)."""
+    stack = [(data, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_NESTING:
+            raise ScenarioError(f"{where}: arrays or tables nested more than {MAX_NESTING} levels deep; a scenario "
+                                f"needs a few")
+        if isinstance(value, dict):
+            stack.extend((v, depth + 1) for v in value.values())
+        elif isinstance(value, list):
+            stack.extend((v, depth + 1) for v in value)
+
+
+def parse_toml(text, where) -> dict:
+    """``tomllib.loads`` with clear errors: invalid TOML, or nesting too deep (checked on the text
+    before parsing, so the parser never recurses that far)."""
+    depth = 0
+    deepest = 0
+    for ch in text:                       # brackets in strings count too: a generous upper bound
+        if ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth = max(depth - 1, 0)
+    if deepest > 4 * MAX_NESTING:
+        raise ScenarioError(f"{where}: arrays or tables nested more than {MAX_NESTING} levels deep; a scenario "
+                            f"needs a few")
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ScenarioError(f"{where}: not valid TOML: {exc}") from None
+    except RecursionError:
+        raise ScenarioError(f"{where}: arrays or tables nested too deeply") from None
+    check_nesting(data, where)
+    return data
+
+
 def _parse_override_value(text, meta):
     kind = meta.get("kind") if meta else None
     try:
-        value = tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
+        value = parse_toml(f"v = {text}", f"--set value {str(text)[:40]!r}")["v"]
+    except ScenarioError as exc:
+        if "nested" in str(exc):
+            raise
         value = text
     if kind in ("str", "choice") and not isinstance(value, str):
         value = text

@@ -67,3 +67,30 @@ def test_a_trips_csv_without_a_column_and_absurd_departures_are_clear_errors(tmp
     with pytest.raises(TwinError, match="expected finite seconds from 0 to 1e\\+12"):
         twin.simulate_traffic(twin.load_city("grid:4x4"), trips={"origin": [0], "destination": [5],
                                                                 "depart_s": [9.3e18]}, until_s=3600)
+
+
+def test_deep_nesting_is_a_clear_error_not_a_recursion_error(tmp_path):
+    """[reliability] #16 item 4: 600 levels of TOML arrays or inline tables, in a file or a --set
+    value, and a /meta JSON nested as deep, give twin errors."""
+    import h5py
+    import pytest
+
+    import twin
+    from twin.errors import ResultsError, ScenarioError
+    from twin.runner import load_scenario, run
+
+    for body in ("[run]\nuntil_s = " + "[" * 600 + "]" * 600, "x = " + "{a=" * 600 + "1" + "}" * 600,
+                 "[run]\nuntil_s = " + "[" * 40 + "]" * 40):
+        p = tmp_path / "deep.toml"
+        p.write_text(body + "\n")
+        with pytest.raises(ScenarioError, match="nested more than 32 levels"):
+            load_scenario(p)
+    with pytest.raises(ScenarioError, match="nested more than 32 levels"):
+        load_scenario("hefei_day", overrides=["run.until_s=" + "[" * 600 + "]" * 600])
+    out = tmp_path / "r.h5"
+    run("hefei_day", out=out, overrides=["run.until_s=600"])
+    with h5py.File(out, "r+") as f:
+        ds = f["meta"].create_dataset("deep", data="[" * 100000 + "]" * 100000, dtype=h5py.string_dtype())
+        ds.attrs["encoding"] = "json"
+    with twin.open_results(out) as r, pytest.raises(ResultsError, match="/meta/deep is not valid JSON"):
+        r.meta
