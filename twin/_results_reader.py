@@ -90,8 +90,29 @@ class Results:
             raise ResultsError(
                 f"{name!r}: format_version = {version!r}; this twin {__version__} reads format_version {FORMAT_VERSION}"
             )
+        self._refuse_outside_data(name)
         self.created_by = _py(self._file.attrs.get("created_by"))
         self.format_version = version
+
+    def _refuse_outside_data(self, name):
+        """Reading a results file never touches another file: external links (to another HDF5
+        file) and datasets with external storage (raw bytes of any local file) are refused."""
+        bad = []
+
+        def link(path, lnk):
+            if isinstance(lnk, h5py.ExternalLink):
+                bad.append(f"/{path} is an external link to {lnk.filename!r}")
+
+        def obj(path, o):
+            if isinstance(o, h5py.Dataset) and o.external:
+                bad.append(f"/{path} keeps its data in external file(s) {[e[0] for e in o.external]}")
+
+        self._file.visititems_links(link)
+        self._file.visititems(obj)
+        if bad:
+            self.close()
+            raise ResultsError(f"{name!r}: refused, a results file keeps all its data inside itself: "
+                               f"{'; '.join(bad[:3])}")
 
     def __enter__(self):
         return self

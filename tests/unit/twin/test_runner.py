@@ -94,3 +94,34 @@ def test_deep_nesting_is_a_clear_error_not_a_recursion_error(tmp_path):
         ds.attrs["encoding"] = "json"
     with twin.open_results(out) as r, pytest.raises(ResultsError, match="/meta/deep is not valid JSON"):
         r.meta
+
+
+def test_results_files_that_point_outside_themselves_are_refused(tmp_path):
+    """[reliability] #16 item 8: an external link, or a dataset whose storage is another local
+    file, would make a reader return another file's bytes; open_results refuses both."""
+    import h5py
+    import numpy as np
+    import pytest
+
+    import twin
+    from twin.errors import ResultsError
+    from twin.runner import run
+
+    out = tmp_path / "r.h5"
+    run("hefei_day", out=out, overrides=["run.until_s=600"])
+    secret = tmp_path / "secret.bin"
+    secret.write_bytes(bytes(range(64)))
+    ext = tmp_path / "ext.h5"
+    ext.write_bytes(out.read_bytes())
+    with h5py.File(ext, "r+") as f:
+        f["events"].create_dataset("leak", shape=(64,), dtype=np.uint8, external=[(str(secret), 0, 64)])
+    with pytest.raises(ResultsError, match="keeps its data in external file"):
+        twin.open_results(ext)
+    lnk = tmp_path / "lnk.h5"
+    lnk.write_bytes(out.read_bytes())
+    with h5py.File(lnk, "r+") as f:
+        f["events/other"] = h5py.ExternalLink(str(out), "/network")
+    with pytest.raises(ResultsError, match="is an external link"):
+        twin.open_results(lnk)
+    with twin.open_results(out) as r:                 # a plain results file still opens
+        assert r.meta["seed"] >= 0
