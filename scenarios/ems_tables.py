@@ -44,6 +44,10 @@ def dist_setting(default, description):
                    subkeys="existing")
 
 
+#: Most units of one kind at one station (a bound, so a typo of 1e9 is an error, not a hang).
+MAX_UNITS = 10_000
+
+
 def _unit_table(kind):
     accepted = ", ".join(repr(c) for c in UNIT_KINDS)
 
@@ -148,11 +152,11 @@ class StationGroup:
     name: str = setting("", "str", "station name (units are <name>-1, <name>-2 ... and <name>-<kind>-1 ...)")
     node: object = setting(None, "node", "city node id of the station")
     ambulances: int | None = setting(None, "int", "ALS ambulances based here (default 1 when no kind count is "
-                                                  "given)", minimum=0)
-    als: int = setting(0, "int", "advanced-life-support ambulances based here", minimum=0)
-    bls: int = setting(0, "int", "basic-life-support ambulances based here", minimum=0)
-    fire: int = setting(0, "int", "fire engines based here", minimum=0)
-    police: int = setting(0, "int", "police cars based here", minimum=0)
+                                                  "given)", minimum=0, maximum=MAX_UNITS)
+    als: int = setting(0, "int", "advanced-life-support ambulances based here", minimum=0, maximum=MAX_UNITS)
+    bls: int = setting(0, "int", "basic-life-support ambulances based here", minimum=0, maximum=MAX_UNITS)
+    fire: int = setting(0, "int", "fire engines based here", minimum=0, maximum=MAX_UNITS)
+    police: int = setting(0, "int", "police cars based here", minimum=0, maximum=MAX_UNITS)
     busy_time: Dist | None = dist_setting(None, "busy time in service.mode = 'busy_time'")
 
 

@@ -35,7 +35,8 @@ class PopulationGroup:
     """``[population]``: a synthetic population feeding calls and traffic (optional table)."""
 
     persons: int | None = setting(None, "int", "persons to synthesise "
-                                               "(twin.agents.population.synthesize_population)", minimum=1)
+                                               "(twin.agents.population.synthesize_population; at most 100 million)",
+                                               minimum=1, maximum=100_000_000)
     seed: int | None = setting(None, "int", "population seed (default: the 'population' stream of the run seed)",
                                minimum=0)
     calls_from_presence: bool = setting(True, "bool", "call rates from the persons present in each district "
@@ -146,6 +147,11 @@ class PopulationFlow(Flow):
         if pg.persons is None:
             raise ScenarioError(f"{where(ctx.source, 'population')}: missing 'persons' (the number of persons to "
                                 f"synthesise, an integer >= 1)")
+        from twin.preflight import check_memory
+
+        check_memory(pg.persons * 1500, f"{where(ctx.source, 'population')} persons = {pg.persons:,} (about 1.5 kB "
+                                        f"a person with their day plans and contacts, measured at 1M)",
+                     "synthesise fewer persons")
         seed = population_seed(pg, ctx.streams)
         prev = ctx.previous.get(self.name)
         if prev is not None and prev.seed == seed:

@@ -70,7 +70,8 @@ logger = logging.getLogger(__name__)
 class TrafficGroup:
     """``[traffic]``: background traffic coupled to the clock (optional table)."""
 
-    random_trips: int = setting(0, "int", "uniform random OD trips (twin.demand.random_trips)", minimum=0)
+    random_trips: int = setting(0, "int", "uniform random OD trips (twin.demand.random_trips; at most 100 million)",
+                                minimum=0, maximum=100_000_000)
     trips: str = setting("", "str", "CSV of trips (origin, destination, depart_s), relative to the scenario file",
                          path=True)
     window_start_s: float = setting(0.0, "float", "start of the random trips' departure window, seconds",

@@ -26,6 +26,10 @@ __all__ = ["Scenario", "load_scenario", "builtin_scenarios", "scenario_tables", 
            "apply_overrides", "CityGroup", "RunGroup", "CORE_TABLES"]
 
 
+#: The longest run: 10 years of simulated time (a bound, so 1e12 is an error, not a 3 TiB array).
+MAX_UNTIL_S = 10 * 365.25 * 86400.0
+
+
 @dataclass(frozen=True)
 class CityGroup:
     """``[city]``: the road network."""
@@ -38,7 +42,8 @@ class CityGroup:
 class RunGroup:
     """``[run]``: horizon and seed."""
 
-    until_s: float = setting(86400.0, "float", "calls arrive on [0, until_s), seconds", minimum=0.0, strict=True)
+    until_s: float = setting(86400.0, "float", "calls arrive on [0, until_s), seconds (at most 10 years)",
+                             minimum=0.0, strict=True, maximum=MAX_UNTIL_S)
     seed: int = setting(0, "int", "run seed (>= 0); twin run --seed overrides it", minimum=0)
     drain: bool = setting(True, "bool", "keep running after until_s until every call has ended")
     description: str = setting("", "str", "free text shown by twin run")

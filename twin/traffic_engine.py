@@ -208,6 +208,11 @@ class TrafficEngine(NetworkEventsMixin):
         import inspect
 
         n_iv, n_links, K = self.n_iv, self.city.n_links, self.K
+        from twin.preflight import check_memory
+
+        check_memory(n_iv * n_links * 40 + self.n_steps_total * 24,
+                     f"the traffic's link series ({n_iv:,} intervals of {self.params.interval_s:g} s x {n_links:,} "
+                     f"links)", "shorten the horizon or lengthen the interval")
         self.out = dict(
             inflow=np.zeros((n_iv, n_links), dtype=np.int32),
             outflow=np.zeros((n_iv, n_links), dtype=np.int32),

@@ -125,3 +125,26 @@ def test_results_files_that_point_outside_themselves_are_refused(tmp_path):
         twin.open_results(lnk)
     with twin.open_results(out) as r:                 # a plain results file still opens
         assert r.meta["seed"] >= 0
+
+
+def test_unbounded_numbers_are_refused_with_the_figure(monkeypatch):
+    """[reliability] #16 item 3: a billion ambulances, persons or trips, or a 1e12 s horizon, are
+    bounded settings; work that would not fit in memory is refused before it starts, with the
+    figure (here on a pretend 1 GiB machine)."""
+    import pytest
+
+    import twin.preflight
+    from twin.errors import ScenarioError
+    from twin.runner import load_scenario
+
+    for override, message in (("stations.0.ambulances=1000000000", "ambulances = 1000000000; expected an integer "
+                                                                     ">= 0 and <= 10000"),
+                              ("run.until_s=1e12", "until_s = 1000000000000.0; expected a finite number > 0 and <="),
+                              ("population.persons=1000000000", "persons = 1000000000; expected an integer >= 1"),
+                              ("traffic.random_trips=1000000000", "random_trips = 1000000000; expected")):
+        with pytest.raises(ScenarioError, match=message):
+            load_scenario("hefei_people", overrides=[override])
+    monkeypatch.setattr(twin.preflight, "physical_memory_bytes", lambda: 1024 ** 3)
+    with pytest.raises(ScenarioError, match=r"persons = 2,000,000 .* needs about 2.8 GiB of memory; this machine "
+                                            r"has 1.0 GiB"):
+        load_scenario("hefei_people", overrides=["population.persons=2000000"])
