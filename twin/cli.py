@@ -450,8 +450,7 @@ def build_parser():
     from twin.cli_optimise import add_optimise_parser
 
     add_optimise_parser(sub)
-    from twin.viz.cli import (add_plot_parser, add_render_parser, add_report_parser,  # no VTK until a command runs
-                              add_view_parser)
+    from twin.viz.cli import add_plot_parser, add_render_parser, add_report_parser, add_view_parser  # no VTK yet
 
     add_render_parser(sub)
     add_plot_parser(sub)
