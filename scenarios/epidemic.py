@@ -297,6 +297,16 @@ def plan_epidemic(ctx):
                         call_zone, _interventions(ctx, n_days), car_legs, shared)
 
 
+def _resized_pool(saved, beds, now_d):
+    """A checkpoint's bed pool (each bed's release time, days) in a pool of ``beds`` beds: the
+    same array when the size is unchanged; else the beds in use now, then free ones (a what-if
+    with more or fewer beds; patients in beds keep them even when that is more than ``beds``)."""
+    if len(saved) == beds:
+        return saved
+    busy = np.sort(saved[saved > now_d])
+    return np.concatenate([busy, np.full(max(beds - len(busy), 0), -np.inf)])
+
+
 class EpidemicFlow(Flow):
     """An outbreak on the population's contacts, with hospital and ICU beds and calls to 120."""
 
@@ -342,16 +352,17 @@ class EpidemicFlow(Flow):
         ctx.clock.process(self._days(ctx))
 
     # the state a checkpoint holds (what build does not re-create from the seed)
+    # (the layer rates are re-made by build from the scenario, so a what-if may change them)
     _RUN_ARRAYS = ("state", "t_state", "t_next", "next_state", "t_inf", "inf_start", "inf_end", "infector",
-                   "inf_layer", "bed", "t_severe", "t_onset", "stays", "ward_free_at", "icu_free_at",
-                   "zone_new", "beta_layer")
+                   "inf_layer", "bed", "t_severe", "t_onset", "stays", "zone_new")
+    _POOLS = ("ward_free_at", "icu_free_at")
     _CONTROL_ARRAYS = ("q_from", "q_until", "iso_from", "iso_until", "iso_home", "tested")
 
     def snapshot(self, ctx):
         from twin.checkpoint import generator_state
 
         run = self.run
-        out = {f"run_{k}": getattr(run, k) for k in self._RUN_ARRAYS}
+        out = {f"run_{k}": getattr(run, k) for k in self._RUN_ARRAYS + self._POOLS}
         out.update(run_day=int(run.day), run_rows=list(run._rows), rng=generator_state(self.rng),
                    call_rng=generator_state(self.call_rng), travel=[list(t) for t in self.travel],
                    calls=[int(c) for c in self.calls], bed_conflicts=int(self.bed_conflicts))
@@ -367,6 +378,8 @@ class EpidemicFlow(Flow):
         run = self.run
         for k in self._RUN_ARRAYS:
             setattr(run, k, np.array(state[f"run_{k}"]))
+        for k in self._POOLS:
+            setattr(run, k, _resized_pool(np.array(state[f"run_{k}"]), len(getattr(run, k)), time_s / DAY_S))
         run.day, run._rows = int(state["run_day"]), [dict(r) for r in state["run_rows"]]
         set_generator_state(self.rng, state["rng"])
         set_generator_state(self.call_rng, state["call_rng"])

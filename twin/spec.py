@@ -543,6 +543,18 @@ def resolve_paths(groups, base_dir) -> dict:
             for name, g in groups.items()}
 
 
+def _path_settings(groups):
+    """``(table, item index or None, field, value)`` of every non-empty path setting
+    (``setting(..., path=True)``) of validated groups."""
+    for name, g in groups.items():
+        items = [] if g is None else (list(enumerate(g)) if isinstance(g, list) else [(None, g)])
+        for i, group in items:
+            for f in fields(group):
+                value = getattr(group, f.name)
+                if f.metadata.get("path") and isinstance(value, str) and value:
+                    yield name, i, f, value
+
+
 #: The largest input file a scenario may name (bytes): 4 GiB. Larger inputs are refused with a
 #: clear error instead of filling memory.
 MAX_INPUT_BYTES = 4 * 1024 ** 3
@@ -555,28 +567,22 @@ def check_input_files(groups, source, base_dir=None) -> None:
     import stat
     from pathlib import Path
 
-    for name, g in groups.items():
-        items = [] if g is None else (list(enumerate(g)) if isinstance(g, list) else [(None, g)])
-        for i, group in items:
-            for f in fields(group):
-                value = getattr(group, f.name)
-                if not (f.metadata.get("path") and isinstance(value, str) and value):
-                    continue
-                p = Path(value) if Path(value).is_absolute() or base_dir is None else Path(base_dir) / value
-                try:
-                    st = p.stat()
-                except OSError:
-                    continue                         # names no file: a city name, or an error later
-                key = f"[{name}] {f.name}" if i is None else f"[{name}.{i}] {f.name}"
-                if stat.S_ISDIR(st.st_mode) and "/" not in value and "\\" not in value:
-                    continue                         # a bare name (an embedded city) beside a folder of that name
-                if not stat.S_ISREG(st.st_mode):
-                    kind = "a folder" if stat.S_ISDIR(st.st_mode) else "a pipe" if stat.S_ISFIFO(st.st_mode) else \
-                        "a device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) else "not a regular file"
-                    raise ScenarioError(f"{source}: {key} = {value!r} is {kind}; expected a regular file")
-                if st.st_size > MAX_INPUT_BYTES:
-                    raise ScenarioError(f"{source}: {key} = {value!r} is {st.st_size / 1024 ** 3:.1f} GiB; input files "
-                                        f"are limited to {MAX_INPUT_BYTES / 1024 ** 3:g} GiB")
+    for name, i, f, value in _path_settings(groups):
+        p = Path(value) if Path(value).is_absolute() or base_dir is None else Path(base_dir) / value
+        try:
+            st = p.stat()
+        except OSError:
+            continue                         # names no file: a city name, or an error later
+        key = f"[{name}] {f.name}" if i is None else f"[{name}.{i}] {f.name}"
+        if stat.S_ISDIR(st.st_mode) and "/" not in value and "\\" not in value:
+            continue                         # a bare name (an embedded city) beside a folder of that name
+        if not stat.S_ISREG(st.st_mode):
+            kind = "a folder" if stat.S_ISDIR(st.st_mode) else "a pipe" if stat.S_ISFIFO(st.st_mode) else \
+                "a device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) else "not a regular file"
+            raise ScenarioError(f"{source}: {key} = {value!r} is {kind}; expected a regular file")
+        if st.st_size > MAX_INPUT_BYTES:
+            raise ScenarioError(f"{source}: {key} = {value!r} is {st.st_size / 1024 ** 3:.1f} GiB; input files "
+                                f"are limited to {MAX_INPUT_BYTES / 1024 ** 3:g} GiB")
 
 
 def input_files(groups) -> dict:
@@ -586,15 +592,11 @@ def input_files(groups) -> dict:
     from pathlib import Path
 
     out = {}
-    for name, g in groups.items():
-        items = [] if g is None else (list(enumerate(g)) if isinstance(g, list) else [(None, g)])
-        for i, group in items:
-            for f in fields(group):
-                value = getattr(group, f.name)
-                if f.metadata.get("path") and isinstance(value, str) and value and Path(value).is_file():
-                    digest = hashlib.sha256(Path(value).read_bytes()).hexdigest()
-                    key = f"{name}.{f.name}" if i is None else f"{name}.{i}.{f.name}"
-                    out[key] = {"path": str(Path(value).resolve()), "sha256": digest}
+    for name, i, f, value in _path_settings(groups):
+        if Path(value).is_file():
+            digest = hashlib.sha256(Path(value).read_bytes()).hexdigest()
+            key = f"{name}.{f.name}" if i is None else f"{name}.{i}.{f.name}"
+            out[key] = {"path": str(Path(value).resolve()), "sha256": digest}
     return out
 
 

@@ -152,5 +152,23 @@ def test_from_snapshot_equals_the_run_and_a_changed_scenario_differs_only_after(
     assert changed.iloc[:20].equals(plain.iloc[:20])                     # before the snapshot: the same
     assert not changed.iloc[20:].equals(plain.iloc[20:])
     assert changed["quarantined"].iloc[25] > plain["quarantined"].iloc[25]
+    # the rates and the beds of the changed scenario hold from the snapshot on
+    hot = from_snapshot(partial, overrides=["epidemic.r0=6.0"]).epidemic.daily
+    assert hot.iloc[:20].equals(plain.iloc[:20])
+    assert hot["new_infections"].iloc[20:].sum() > plain["new_infections"].iloc[20:].sum()
     with pytest.raises(ScenarioError, match="flows"):
         from_snapshot(partial, scenario="hefei_day")
+
+
+def test_a_restored_bed_pool_takes_the_new_scenarios_size():
+    """from_snapshot with more or fewer beds: the beds in use at the snapshot stay taken (until
+    their release times), the rest of the new pool is free; an unchanged pool is kept as saved."""
+    import numpy as np
+
+    from twin.scenarios.epidemic import _resized_pool
+
+    saved = np.array([-np.inf, 25.0, 19.0, 31.0, -np.inf])          # release days; now is day 20
+    assert _resized_pool(saved, 5, 20.0) is saved
+    np.testing.assert_array_equal(_resized_pool(saved, 4, 20.0), [25.0, 31.0, -np.inf, -np.inf])
+    np.testing.assert_array_equal(_resized_pool(saved, 1, 20.0), [25.0, 31.0])   # patients keep their beds
+    assert len(_resized_pool(saved, 8, 20.0)) == 8
