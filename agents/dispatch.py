@@ -121,6 +121,7 @@ class DispatchCentre(mesa.Agent):
         self.queue = []
         self.pending = {}
         self.queue_series = [(0.0, 0)]
+        self.processing = {}        # call -> its call-taking process (calls not ready yet)
         self._instant = model.spec.dispatch.processing.is_zero
 
     def receive(self, call_idx):
@@ -128,10 +129,11 @@ class DispatchCentre(mesa.Agent):
         if self._instant:
             self._ready(call_idx)
         else:
-            self.env.process(self._process(call_idx))
+            self.processing[call_idx] = self.env.process(self._process(call_idx))
 
-    def _process(self, call_idx):
-        yield self.env.timeout(float(self.model.calls.processing_s[call_idx]))
+    def _process(self, call_idx, wait=None):
+        yield wait if wait is not None else self.env.timeout(float(self.model.calls.processing_s[call_idx]))
+        del self.processing[call_idx]
         self._ready(call_idx)
 
     def _pick(self, call_idx, kind, fallback):

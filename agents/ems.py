@@ -196,6 +196,9 @@ class Unit(mesa.Agent):
         self._instant_return = model.spec.service.return_mode == "instant"
         # units as vehicles in traffic: a provider that ``drives`` moves them leg by leg
         self._drive_leg = model.travel.drive if model.travel.drives else None
+        # the assignment in progress (see _serve_path): process, call, step, leg, bed awaited
+        self.serve, self.serve_call, self.at, self.leg_now, self.granted = None, -1, -1, None, None
+        self.move_args = None                     # (destination, code, call) of the drive in progress
 
     @property
     def idle(self) -> bool:
@@ -220,69 +223,101 @@ class Unit(mesa.Agent):
         model.assignments.append(self._row)
         self._log(call_idx, DISPATCHED)
         if calls.type_idx[call_idx] >= model.n_call_types:
-            self.env.process(self._serve_transfer(call_idx))
+            self.serve = self.env.process(self._serve_transfer(call_idx))
         else:
-            self.env.process(self._serve_textbook(call_idx) if self._textbook else self._serve_path(call_idx))
+            self.serve = self.env.process(self._serve_textbook(call_idx) if self._textbook else self._serve_path(call_idx))
+        self.serve_call = call_idx
 
-    def _serve_textbook(self, c):
+    # A unit's assignment is a process that a checkpoint can write as data and start again
+    # where it was (twin.agents.ems_state): ``at`` names the step it is in, ``leg_now`` the
+    # leg being driven ((start_s, planned_s or None)), and a restored process comes back with
+    # the event it waits on (``wait``).
+    def _serve_textbook(self, c, wait=None):
         model, calls = self.model, self.model.calls
-        travel = model.travel.time_s(self.location_idx, int(calls.location_idx[c]))
-        arrive = self.env.now + travel
-        if not arrive >= calls.on_scene_at_s[c]:          # NaN (first unit) or earlier than the first
-            calls.travel_s[c] = travel
-            calls.on_scene_at_s[c] = arrive
-        self._row[4] = arrive
-        yield self.env.timeout(float(self.busy_time.ppf(calls.u_busy[c])))
+        self.at = 0
+        if wait is None:
+            travel = model.travel.time_s(self.location_idx, int(calls.location_idx[c]))
+            arrive = self.env.now + travel
+            if not arrive >= calls.on_scene_at_s[c]:          # NaN (first unit) or earlier than the first
+                calls.travel_s[c] = travel
+                calls.on_scene_at_s[c] = arrive
+            self._row[4] = arrive
+            wait = self.env.timeout(float(self.busy_time.ppf(calls.u_busy[c])))
+        yield wait
         self.location_idx = self.station_idx
         self._release(c)
 
-    def _leg(self, origin, dest, leg, c, planned_s=None):
+    def _leg(self, origin, dest, leg, c, planned=None, wait=None):
         """Drive from ``origin`` to ``dest`` for call ``c``; return the seconds it took.
 
-        On the provider's times (``planned_s``, else ``travel.time_s``), or as a vehicle of
-        the provider's ``drive`` when it has one (the leg then lasts until the vehicle arrives).
+        On the provider's times (``planned`` = (start_s, seconds or None), else ``travel.time_s``),
+        or as a vehicle of the provider's ``drive`` when it has one (the leg then lasts until the
+        vehicle arrives).
         """
         env = self.env
+        t0, t = planned if planned is not None else (env.now, None)
         if self._drive_leg is None:
-            t = planned_s if planned_s is not None else self.model.travel.time_s(origin, dest)
-            yield env.timeout(t)
+            t = t if t is not None else self.model.travel.time_s(origin, dest)
+            self.leg_now = (t0, t)
+            yield wait if wait is not None else env.timeout(t)
             return t
-        t0 = env.now
-        yield self._drive_leg(env, origin, dest, leg=leg, priority=int(self.model.calls.priority[c]))
+        self.leg_now = (t0, None)
+        yield wait if wait is not None else self._drive_leg(env, origin, dest, leg=leg,
+                                                            priority=int(self.model.calls.priority[c]))
         return env.now - t0
 
-    def _serve_path(self, c):
+    def _serve_path(self, c, at=0, wait=None, leg=None):
         env, model, calls = self.env, self.model, self.model.calls
-        travel_time_s = model.travel.time_s
-        if calls.turnout_s[c] > 0:
-            yield env.timeout(float(calls.turnout_s[c]))
-        self._log(c, EN_ROUTE)
         dest = int(calls.location_idx[c])
-        travel = travel_time_s(self.location_idx, dest)
-        if calls.travel_s[c] != calls.travel_s[c]:        # NaN: the first unit rolling
-            calls.travel_s[c] = travel
-        travel = yield from self._leg(self.location_idx, dest, "response", c, travel)
-        self.location_idx = dest
-        if calls.on_scene_at_s[c] != calls.on_scene_at_s[c]:   # the first unit on scene
-            calls.on_scene_at_s[c] = env.now
-            calls.travel_s[c] = travel
-        self._row[4] = env.now
-        self._log(c, ON_SCENE)
-        yield env.timeout(float(calls.on_scene_s[c]))
-        if self._transports and calls.transport[c]:
+        if at == 0:
+            self.at = 0
+            if wait is not None:
+                yield wait
+            elif calls.turnout_s[c] > 0:
+                yield env.timeout(float(calls.turnout_s[c]))
+            self._log(c, EN_ROUTE)
+            travel = model.travel.time_s(self.location_idx, dest)
+            if calls.travel_s[c] != calls.travel_s[c]:        # NaN: the first unit rolling
+                calls.travel_s[c] = travel
+            wait, leg = None, (env.now, travel)
+        if at <= 1:
+            self.at = 1
+            travel = yield from self._leg(self.location_idx, dest, "response", c, leg, wait)
+            self.location_idx = dest
+            if calls.on_scene_at_s[c] != calls.on_scene_at_s[c]:   # the first unit on scene
+                calls.on_scene_at_s[c] = env.now
+                calls.travel_s[c] = travel
+            self._row[4] = env.now
+            self._log(c, ON_SCENE)
+            wait = None
+        if at <= 2:
+            self.at = 2
+            yield wait if wait is not None else env.timeout(float(calls.on_scene_s[c]))
+            wait, leg = None, None
+            if not (self._transports and calls.transport[c]):
+                self._release(c)
+                return
             if model.any_diversion or model.any_out_of_service:
                 calls.hospital_idx[c] = model.choose_hospital(c, dest)
-            hosp = model.hospitals[calls.hospital_idx[c]]
             self._log(c, TRANSPORTING)
-            yield from self._leg(dest, hosp.spec.location_idx, "transport", c)
+        hosp = model.hospitals[calls.hospital_idx[c]]
+        if at <= 3:
+            self.at = 3
+            yield from self._leg(dest, hosp.spec.location_idx, "transport", c, leg, wait)
             self.location_idx = hosp.spec.location_idx
             calls.at_hospital_s[c] = env.now
             self._log(c, AT_HOSPITAL)
-            admitted = yield hosp.admit(c, float(calls.u_los[c]), int(calls.priority[c]))
+            wait = hosp.admit(c, float(calls.u_los[c]), int(calls.priority[c]))
+        if at <= 4:
+            self.at, self.granted = 4, wait
+            admitted = yield wait
+            self.granted = None
             if admitted:
                 calls.bed_s[c] = env.now
             self._log(c, HANDOVER)
-            yield env.timeout(float(calls.handover_s[c]))
+            wait = None
+        self.at = 5
+        yield wait if wait is not None else env.timeout(float(calls.handover_s[c]))
         self._release(c)
 
     def _serve_transfer(self, c):
@@ -316,6 +351,7 @@ class Unit(mesa.Agent):
     def _release(self, c):
         model = self.model
         calls = model.calls
+        self.serve, self.serve_call, self.at = None, -1, -1
         self._row[5] = self.env.now
         calls.available_s[c] = self.env.now
         calls.open_slots[c] -= 1
@@ -341,6 +377,7 @@ class Unit(mesa.Agent):
             self._stop_move("redirected")
         self.dest_idx = dest_idx
         self._reloc_row = row
+        self.move_args = (dest_idx, code, call_idx)
         self._move_proc = self.env.process(self._drive(dest_idx, code, call_idx))
 
     def _stop_move(self, cause):
@@ -353,10 +390,13 @@ class Unit(mesa.Agent):
             self._reloc_row = None
         self._move_proc = None
 
-    def _drive(self, dest, code, c):
-        self._log(c, code)
+    def _drive(self, dest, code, c, wait=None):
+        if wait is None:
+            self._log(c, code)
         try:
-            if self._drive_leg is None:
+            if wait is not None:
+                yield wait
+            elif self._drive_leg is None:
                 yield self.env.timeout(self.model.travel.time_s(self.location_idx, dest))
             else:   # a redirected unit's vehicle drives on to the end of this leg in the traffic model
                 yield self._drive_leg(self.env, self.location_idx, dest, leg="return", priority=0)
@@ -441,6 +481,7 @@ class CityModel(mesa.Model):
         self.zone_location = np.array([z.location_idx for z in spec.zones], dtype=np.int64)
         self.unit_events = []
         self.assignments = []
+        self.sources = []           # [process, next call, stop] of the call sources running
         self.calls.location_idx = self.zone_location[self.calls.zone_idx].astype(np.int32)
         code = {k: i for i, k in enumerate(UNIT_KINDS)}
         self.n_call_types = len(spec.call_types)
@@ -477,7 +518,8 @@ class CityModel(mesa.Model):
         for hosp, rng in zip(self.hospitals, hstreams):
             t = poisson_arrivals(rng, hosp.spec.walk_in_rate_per_h / 3600.0, self.until_s)
             if len(t):
-                self._to_start.append(lambda g=hosp.walk_in_source(t, rng.random(len(t))): self.env.process(g))
+                hosp.walk_ins = (t, rng.random(len(t)))
+                self._to_start.append(hosp.start_walk_ins)
         # Patient flow and diversion (optional): a further spawn, so the streams above are
         # unchanged for specs that do not use them.
         self.any_flow = any(h.has_flow for h in spec.hospitals)
@@ -489,7 +531,7 @@ class CityModel(mesa.Model):
                 hosp.flow_rng = rng
         self._to_start.append(lambda: self.travel.start(self))
         if len(self.calls):
-            self._to_start.append(lambda n=len(self.calls): self.env.process(self._call_source(0, n)))
+            self._to_start.append(lambda n=len(self.calls): self._source(0, n))
         # Scripted incidents (optional): appended after the drawn calls, from the run's own
         # last stream, so runs without incidents are unchanged.
         self.incident_calls = []     # per incident: its call indices
@@ -498,7 +540,7 @@ class CityModel(mesa.Model):
             for table in draw_incident_calls(spec, rng):
                 idx = self.calls.append(table)
                 self.incident_calls.append(idx)
-                self._to_start.append(lambda a=int(idx[0]), b=int(idx[-1]) + 1: self.env.process(self._call_source(a, b)))
+                self._to_start.append(lambda a=int(idx[0]), b=int(idx[-1]) + 1: self._source(a, b))
         if start:
             self.start()
 
@@ -543,11 +585,20 @@ class CityModel(mesa.Model):
             self.diverted.append((call_idx, self.env.now, nearest, chosen))
         return chosen
 
-    def _call_source(self, first=0, stop=None):
+    def _source(self, first, stop, wait=None) -> None:
+        """Start a call source: calls ``first .. stop - 1`` reach dispatch at their times."""
+        rec = [None, int(first), int(stop)]          # process, next call, stop
+        self.sources.append(rec)
+        rec[0] = self.env.process(self._call_source(rec, wait))
+
+    def _call_source(self, rec, wait=None):
         env, times = self.env, self.calls.time_s
-        for c in range(first, len(times) if stop is None else stop):
-            yield env.timeout(times[c] - env.now)
+        while rec[1] < rec[2]:
+            c = rec[1]
+            yield wait if wait is not None else env.timeout(times[c] - env.now)
+            wait, rec[1] = None, c + 1
             self.receive(c)
+        self.sources.remove(rec)
 
     def receive(self, call_idx) -> None:
         """A call reaches the dispatch centre now (its listeners hear of it first)."""
@@ -569,7 +620,7 @@ class CityModel(mesa.Model):
         table = draw_call_table(self.spec, t, zone_idx, type_idx, {"dispatch": rng, "service": rng, "hospital": rng})
         table.location_idx = self.zone_location[table.zone_idx].astype(np.int32)
         idx = self.calls.append(table)
-        self.env.process(self._call_source(int(idx[0]), int(idx[-1]) + 1))
+        self._source(int(idx[0]), int(idx[-1]) + 1)
         return idx
 
     def request_transfer(self, sending, receiving, row, request, los_s):

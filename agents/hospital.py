@@ -88,7 +88,10 @@ class Hospital(mesa.Agent):
         self.diversion_log = [(0.0, False)]
         self.out_of_service = False               # no new ambulance patients (e.g. flooded)
         self.redirect = None                      # where walk-ins go while out of service
-        self._active = {}                         # token -> process of the stays that can be moved
+        self._active = {}                         # _Stay -> process of the stays that can be moved
+        self.inpatients = []                      # [process, pool name, request, stay row] of ward / ICU stays
+        self.walk_ins, self.walk_in_next = None, 0     # pre-drawn walk-ins (times, uniforms), the next one
+        self.walk_in_proc = None
         self.transfers_out = []                   # (time_s, call_id, to hospital_idx, was in bed)
 
     def _record(self):
@@ -123,55 +126,63 @@ class Hospital(mesa.Agent):
         the ward / ICU admission probabilities. ``los_s`` fixes the stay (seconds; a patient
         moved in by :meth:`evacuate` keeps the rest of its own); default drawn with ``u_los``."""
         granted = self.env.event()
-        self.env.process(self._stay(call_id, u_los, granted, priority, los_s))
+        self.env.process(self._stay(_Stay(call_id, u_los, priority, los_s, granted)))
         return granted
 
-    def _stay(self, call_id, u_los, granted, priority=3, los_s=None):
+    def _stay(self, st, wait=None):
+        """A patient's ED stay: wait for a bed (``st.phase`` 0), lie in it (1), then (patient
+        flow) the ward / ICU step. A restored stay (:mod:`twin.agents.ems_state`) comes back
+        with its request, its phase and the clock event it waits on (``wait``)."""
         env = self.env
-        row = [call_id, env.now, math.nan, math.nan, False]
-        self.admissions.append(row)
-        if self.spec.mode == "loss" and self.occupied >= self.spec.beds:
-            row[4] = True
-            granted.succeed(False)
-            return
-        token = object()                   # this stay can be moved (evacuate) while it waits or lies in bed
-        self._active[token] = env.active_process
+        if st.row is None:
+            st.row = row = [st.call_id, env.now, math.nan, math.nan, False]
+            self.admissions.append(row)
+            if self.spec.mode == "loss" and self.occupied >= self.spec.beds:
+                row[4] = True
+                st.granted.succeed(False)
+                return
+            st.req = self.beds.request(priority=int(st.priority)) if self._by_priority else self.beds.request()
+            self.waiting += 1
+            self._record()
+        row, call_id, u_los, priority = st.row, st.call_id, st.u_los, st.priority
+        self._active[st] = env.active_process      # this stay can be moved (evacuate) while it waits or lies in bed
         try:
-            with (self.beds.request(priority=int(priority)) if self._by_priority else self.beds.request()) as req:
-                self.waiting += 1
-                self._record()
-                try:
-                    yield req
-                except simpy.Interrupt as stop:             # evacuated while waiting for a bed
+            with st.req as req:
+                if st.phase == 0:
+                    try:
+                        yield req
+                    except simpy.Interrupt as stop:             # evacuated while waiting for a bed
+                        self.waiting -= 1
+                        row[3] = env.now
+                        self._record()
+                        if not st.granted.triggered:
+                            st.granted.succeed(False)        # the crew leaves the patient to the transfer
+                        self._moved(stop.cause, call_id, u_los, priority, None)
+                        return
                     self.waiting -= 1
-                    row[3] = env.now
+                    self.occupied += 1
+                    row[2] = env.now
                     self._record()
-                    if not granted.triggered:
-                        granted.succeed(False)               # the crew leaves the patient to the transfer
-                    self._moved(stop.cause, call_id, u_los, priority, None)
-                    return
-                self.waiting -= 1
-                self.occupied += 1
-                row[2] = env.now
-                self._record()
-                granted.succeed(True)
-                los = float(los_s) if los_s is not None else float(self.spec.length_of_stay.ppf(u_los))
-                end = env.now + los
+                    st.granted.succeed(True)
+                    los = float(st.los_s) if st.los_s is not None else float(self.spec.length_of_stay.ppf(u_los))
+                    st.end, st.phase = env.now + los, 1
+                    wait = env.timeout(los)
                 try:
-                    yield env.timeout(los)
+                    yield wait
                 except simpy.Interrupt as stop:             # evacuated from its bed: the rest of the stay elsewhere
                     self.occupied -= 1
                     row[3] = env.now
                     self._record()
-                    self._moved(stop.cause, call_id, u_los, priority, end - env.now)
+                    self._moved(stop.cause, call_id, u_los, priority, st.end - env.now)
                     return
-                del self._active[token]
+                del self._active[st]
                 if self.spec.has_flow:
+                    st.phase = 2
                     yield from self._after_ed(call_id, priority)
                 self.occupied -= 1
                 row[3] = env.now
         finally:
-            self._active.pop(token, None)
+            self._active.pop(st, None)
         self._record()
 
     def _moved(self, target, call_id, u_los, priority, left_s):
@@ -262,16 +273,37 @@ class Hospital(mesa.Agent):
         pool = self.pools.get(name)
         return pool is not None and pool[1] < pool[4]
 
-    def _inpatient(self, pool, name, req, los, row):
-        yield self.env.timeout(los)
+    def _inpatient(self, pool, name, req, los, row, wait=None):
+        rec = [self.env.active_process, name, req, row]
+        self.inpatients.append(rec)
+        yield wait if wait is not None else self.env.timeout(los)
+        self.inpatients.remove(rec)
         pool[0].release(req)
         pool[1] -= 1
         row[6] = self.env.now
         self._pool_record(name)
 
-    def walk_in_source(self, arrivals_s: np.ndarray, u_los: np.ndarray):
-        """SimPy process admitting pre-drawn walk-in patients at ``arrivals_s``."""
+    def start_walk_ins(self, wait=None) -> None:
+        """Start admitting the pre-drawn walk-ins ``walk_ins`` (from ``walk_in_next`` on)."""
+        self.walk_in_proc = self.env.process(self.walk_in_source(*self.walk_ins, wait=wait))
+
+    def walk_in_source(self, arrivals_s: np.ndarray, u_los: np.ndarray, wait=None):
+        """SimPy process admitting pre-drawn walk-in patients at ``arrivals_s``; the next one is
+        ``walk_in_next`` (a restored source starts there, waiting on ``wait``)."""
         env = self.env
-        for t, u in zip(arrivals_s, u_los):
-            yield env.timeout(t - env.now)
-            (self.redirect if self.out_of_service and self.redirect is not None else self).admit(-1, u)
+        while self.walk_in_next < len(arrivals_s):
+            i = self.walk_in_next
+            yield wait if wait is not None else env.timeout(arrivals_s[i] - env.now)
+            wait, self.walk_in_next = None, i + 1
+            (self.redirect if self.out_of_service and self.redirect is not None else self).admit(-1, u_los[i])
+
+
+class _Stay:
+    """An ED stay in progress: the patient, the bed request, the phase (0 waiting for a bed,
+    1 in bed until ``end``, 2 past the ED stay) and the admissions row."""
+
+    __slots__ = ("call_id", "u_los", "priority", "los_s", "granted", "row", "req", "phase", "end")
+
+    def __init__(self, call_id, u_los, priority, los_s, granted):
+        self.call_id, self.u_los, self.priority, self.los_s, self.granted = call_id, u_los, priority, los_s, granted
+        self.row, self.req, self.phase, self.end = None, None, 0, math.nan

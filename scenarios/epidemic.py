@@ -347,9 +347,10 @@ class EpidemicFlow(Flow):
             self.controls = Controls(p.interventions, self.run, p.home_zone, ctx.streams.generator("epidemic_control"))
         self.calls = []
         self.intake = ctx.port(CallIntake) if p.call_type >= 0 else None
+        self._proc, self._holds = None, []          # the day process; bed holds waiting for their time
 
     def start(self, ctx):
-        ctx.clock.process(self._days(ctx))
+        self._proc = ctx.clock.process(self._days(ctx))
 
     # the state a checkpoint holds (what build does not re-create from the seed)
     # (the layer rates are re-made by build from the scenario, so a what-if may change them)
@@ -370,6 +371,9 @@ class EpidemicFlow(Flow):
             c = self.controls
             out.update({f"control_{k}": getattr(c, k) for k in self._CONTROL_ARRAYS})
             out.update(control_counts=dict(c.counts), control_rows=list(c.rows), control_rng=generator_state(c.rng))
+        out["wait"] = ctx.pending(self._proc._target) if self._proc.is_alive else []
+        out["holds"] = [[pool, at_s, stay_s] + ctx.pending(proc._target) for proc, pool, at_s, stay_s in self._holds
+                        if proc.is_alive]
         return out
 
     def restore(self, ctx, state, time_s):
@@ -392,14 +396,20 @@ class EpidemicFlow(Flow):
                 setattr(c, k, np.array(state[f"control_{k}"]))
             c.counts, c.rows = dict(state["control_counts"]), [dict(r) for r in state["control_rows"]]
             set_generator_state(c.rng, state["control_rng"])
-        ctx.clock.process(self._days(ctx, first=run.day))
+        wait = state.get("wait")
+        if wait is not None and len(wait):
+            self._proc = ctx.clock.process(self._days(ctx, first=run.day, wait=ctx.wakeup(wait)))
+        for pool, at_s, stay_s, *entry in state.get("holds", []):
+            self._hold_at(ctx.clock, pool, float(at_s), float(stay_s), ctx.wakeup(entry))
 
-    def _days(self, ctx, first=0):
+    def _days(self, ctx, first=0, wait=None):
         from twin.agents.epidemic_control import absent_today
 
         p, run, env = ctx.plan(self), self.run, ctx.clock
         share = ctx.groups["epidemic"].call_share if ctx.groups["epidemic"] else 0.0
-        if first * DAY_S > env.now:
+        if wait is not None:
+            yield wait
+        elif first * DAY_S > env.now:
             yield env.timeout(first * DAY_S - env.now)
         for d in range(first, p.n_days):
             for day, who in p.seeds:
@@ -435,10 +445,16 @@ class EpidemicFlow(Flow):
             col = 0 if pool == "ward" else 2
             who = np.flatnonzero((stays[:, col] >= d) & (stays[:, col] < d + 1))
             for t_in, t_out in sorted(zip(stays[who, col], stays[who, col + 1])):
-                env.process(self._hold(env, pool, t_in * DAY_S, (t_out - t_in) * DAY_S))
+                self._hold_at(env, pool, t_in * DAY_S, (t_out - t_in) * DAY_S)
 
-    def _hold(self, env, pool, at_s, stay_s):
-        yield env.timeout(max(at_s - env.now, 0.0))
+    def _hold_at(self, env, pool, at_s, stay_s, wait=None):
+        rec = [None, pool, at_s, stay_s]
+        rec[0] = env.process(self._hold(env, pool, at_s, stay_s, wait, rec))
+        self._holds.append(rec)
+
+    def _hold(self, env, pool, at_s, stay_s, wait, rec):
+        yield wait if wait is not None else env.timeout(max(at_s - env.now, 0.0))
+        self._holds.remove(rec)
         if not self.beds.admit(pool, stay_s, -2):
             self.bed_conflicts += 1
 

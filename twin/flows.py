@@ -25,6 +25,9 @@ and implements the steps
   True``): the run-time state as plain data at a checkpoint (before any event at that time),
   and its return into a freshly built flow in place of ``start`` (:mod:`twin.checkpoint`).
   What ``build`` re-creates from the seed (dice drawn up front) need not be in the state.
+  A process waiting on a timeout stores ``ctx.pending(event)`` and, restored, yields
+  ``ctx.wakeup(entry)``: the restored events keep the clock's tie-break order. Every pending
+  event must belong to some flow's state, or the snapshot is an error naming it.
 
 Flows run in *dependency order*: a flow comes after every flow that provides a port it
 needs or uses, ties broken by the order of the flow list (which also fixes the stream
@@ -239,10 +242,40 @@ class RunContext(_Ports):
 
     def __post_init__(self):
         _Ports.__init__(self)
+        self._pending = None          # at a snapshot: id(event) -> [time_s, priority, order]
+        self._claimed = set()
+        self._wakeups = []            # at a restore: (order, event, time_s, priority)
 
     @property
     def groups(self) -> dict:
         return self.scenario.groups
+
+    # ---- checkpoints: the clock's pending events as data ---------------------------------
+    def pending(self, event) -> list:
+        """At a snapshot: ``[time_s, priority, order]`` of the clock event ``event`` (a timeout a
+        flow's process waits on), which :meth:`wakeup` turns back into an event at a restore.
+        ``order`` is the clock's tie-break order among events at equal times and priorities."""
+        if self._pending is None:
+            raise RuntimeError("RunContext.pending: only during a snapshot")
+        entry = self._pending.get(id(event))
+        if entry is None:
+            raise ScenarioError(f"checkpoint: {event!r} is not a pending clock event")
+        self._claimed.add(id(event))
+        return list(entry)
+
+    def wakeup(self, entry) -> object:
+        """At a restore: an event that fires at the time, priority and tie-break order of a
+        :meth:`pending` entry, among every other restored event (scheduled once every flow
+        has restored: a process made now may yield it at once)."""
+        import simpy
+
+        time_s, priority, order = float(entry[0]), int(entry[1]), int(entry[2])
+        if not time_s >= self.clock.now:
+            raise ScenarioError(f"checkpoint: a pending event at {time_s} s is before the checkpoint's time "
+                                f"{self.clock.now} s")
+        ev = simpy.Event(self.clock)
+        self._wakeups.append((order, len(self._wakeups), ev, time_s, priority))
+        return ev
 
     @property
     def city(self):
@@ -296,6 +329,7 @@ class Simulation:
                               streams=StreamRegistry(seed, scenario.stream_names),
                               scenario=scenario, seed=seed, until_s=float(until_s))
         self.drain = bool(drain)
+        self._ckpt_event = None
 
     def check_checkpoints(self) -> None:
         """A ScenarioError naming the active flows that cannot write their state yet."""
@@ -307,8 +341,34 @@ class Simulation:
                                 f"({', '.join(yes) or 'none here'}; e.g. population and epidemic)")
 
     def snapshot(self) -> dict:
-        """Every flow's state now: ``flow name -> dict``."""
-        return {f.name: f.snapshot(self.ctx) for f in self.flows}
+        """Every flow's state now: ``flow name -> dict``. Every event pending on the clock must
+        belong to a flow's state (``ctx.pending``); one that does not is an error naming it."""
+        import simpy
+
+        ctx, env = self.ctx, self.ctx.clock
+        stop = simpy.core.StopSimulation.callback
+        ctx._pending = {id(ev): (t, prio, eid) for t, prio, eid, ev in env._queue}
+        ctx._claimed = set()
+        try:
+            states = {f.name: f.snapshot(ctx) for f in self.flows}
+            left = [ev for _, _, _, ev in env._queue
+                    if id(ev) not in ctx._claimed and ev is not self._ckpt_event and stop not in (ev.callbacks or ())]
+        finally:
+            ctx._pending = None
+        if left:
+            waiting = sorted({getattr(getattr(cb, "__self__", None), "name", None) or repr(cb)
+                              for ev in left for cb in ev.callbacks or ()})
+            raise ScenarioError(f"checkpoint at {env.now:.0f} s: {len(left)} pending clock event(s) belong to no flow's "
+                                f"state (waiting: {', '.join(waiting[:5])}); this run cannot be checkpointed")
+        return states
+
+    def _schedule_wakeups(self) -> None:
+        """Schedule the restored events in their original tie-break order."""
+        env = self.ctx.clock
+        for _, _, ev, time_s, priority in sorted(self.ctx._wakeups, key=lambda w: w[:2]):
+            ev._ok, ev._value = True, None
+            env.schedule(ev, priority, time_s - env.now)
+        self.ctx._wakeups = []
 
     def _checkpointer(self, every_s, callback):
         import simpy
@@ -316,7 +376,7 @@ class Simulation:
         env, until = self.ctx.clock, self.ctx.until_s
         k = int(env.now // every_s) + 1
         while k * every_s < until:
-            ev = simpy.Event(env)
+            ev = self._ckpt_event = simpy.Event(env)
             ev._ok, ev._value = True, None
             env.schedule(ev, simpy.core.URGENT, k * every_s - env.now)     # before any other event then
             yield ev
@@ -346,6 +406,8 @@ class Simulation:
                 f.restore(ctx, state[f.name], ctx.clock.now)
         if checkpoint_every_s is not None:
             ctx.clock.process(self._checkpointer(float(checkpoint_every_s), on_checkpoint))
+        if state is not None:       # after every process made at the restore (they may wait on them)
+            self._schedule_wakeups()
         env, until = ctx.clock, ctx.until_s
         logger.info("simulation: flows %s until %.0f s", ", ".join(f.name for f in self.flows), until)
         if progress is not None:
