@@ -472,6 +472,7 @@ class CityModel(mesa.Model):
                  streams=None, incident_rng=None, start=True):
         streams = spawn_streams(seed) if streams is None else streams
         super().__init__(rng=streams["agents"])
+        self.streams = streams
         self.spec = spec
         self.seed = seed
         self.until_s = float(until_s)

@@ -163,9 +163,31 @@ class CrashFlow(Flow):
                                 plan.call_type_index(g.call_type, "[crashes] call_type"),
                                 g.rate_per_million_veh_km, ctx.streams.generator("crashes"), ctx.until_s)
 
+    checkpoints = True
+
     def start(self, ctx):
         if self.calls is not None:
             ctx.port(Exposure).on_sync(self.calls.on_sync)
+
+    def snapshot(self, ctx):
+        from twin.checkpoint import generator_state
+
+        c = self.calls
+        if c is None:
+            return {}
+        return {"rng": generator_state(c.rng), "prev": c._prev, "t_prev": float(c._t_prev),
+                "exposure": [list(r) for r in c.exposure]}
+
+    def restore(self, ctx, state, time_s):
+        from twin.checkpoint import set_generator_state
+
+        c = self.calls
+        if c is None:
+            return
+        set_generator_state(c.rng, state["rng"])
+        c._prev, c._t_prev = np.array(state["prev"]), float(state["t_prev"])
+        c.exposure = [(float(a), float(b), int(z), float(x), float(m), int(n)) for a, b, z, x, m, n in state["exposure"]]
+        self.start(ctx)
 
     def finish(self, ctx):
         if self.calls is None:

@@ -228,11 +228,27 @@ class EmsFlow(Flow):
         ctx.provide(FacilityControl, _Facilities(self.model, plan.layout))
         ctx.provide(InpatientBeds, _Inpatients(self.model))
 
+    checkpoints = True
+
     def start(self, ctx):
         self.model.start()
+        self._listen(ctx)
+
+    def _listen(self, ctx):
         exposure = ctx.port(Exposure)
         if exposure is not None:            # closures come and go: queued calls get another chance each sync
             exposure.on_sync(lambda now_s, next_s: self.model.dispatch.retry())
+
+    def snapshot(self, ctx):
+        from twin.agents.ems_state import model_snapshot
+
+        return model_snapshot(self.model, ctx.pending)
+
+    def restore(self, ctx, state, time_s):
+        from twin.agents.ems_state import model_restore
+
+        model_restore(self.model, state, ctx.wakeup)
+        self._listen(ctx)
 
     def finish(self, ctx):
         from twin.agents.ems import ems_result

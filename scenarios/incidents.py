@@ -83,6 +83,8 @@ class IncidentFlow(Flow):
     needs = (CallPlan,)
     uses = (CallIntake,)
 
+    checkpoints = True            # planned before the run: the EMS flow holds the patients' calls
+
     def plan(self, ctx):
         plan, until = ctx.port(CallPlan), ctx.groups["run"].until_s
         specs = []

@@ -133,9 +133,12 @@ def traffic_trips(tg, city, seed_demand, *, path=None, source="scenario"):
     return trips.sort_values("depart_s", kind="stable").reset_index(drop=True)
 
 
-def sync_loop(env, engine, *, sync_s, until_s, on_sync):
+def sync_loop(env, engine, *, sync_s, until_s, on_sync, wait=None):
     """The synchronisation process: ``engine.run_until(now)`` then ``on_sync(now, next_s)``
-    every ``sync_s`` seconds at URGENT priority, up to ``until_s``."""
+    every ``sync_s`` seconds at URGENT priority, up to ``until_s`` (restored from a
+    checkpoint: after ``wait``, its pending step)."""
+    if wait is not None:
+        yield wait
     while True:
         engine.run_until(min(env.now, until_s))
         on_sync(env.now, min(sync_s, until_s - env.now))
@@ -219,6 +222,7 @@ class TrafficTravelTimes:
         self._route_cost = {}          # emergency (bool) -> routing costs of unit vehicles
         self.n_syncs = 0
         self.no_route_legs = 0         # legs that found no open route (cut off by closures) and waited
+        self.active = []               # the legs being driven (_Leg)
 
     def start(self, model) -> None:
         """Called by the EMS model once built: on its own, register the synchronisation."""
@@ -254,49 +258,112 @@ class TrafficTravelTimes:
             raise AttributeError("drive: this provider times legs at their start (vehicles = False)")
         emergency = not self.ordinary and ((leg == "response" and 0 < priority <= self.ls_priority)
                                            or (leg == "transport" and priority == 1))
-        return env.process(self._leg(env, int(origin_idx), int(destination_idx), self.LEGS.index(leg), emergency))
+        rec = _Leg(int(origin_idx), int(destination_idx), self.LEGS.index(leg), emergency, env.now)
+        return self._start_leg(env, rec)
 
     @property
     def drives(self) -> bool:
         """Whether units drive as vehicles (:meth:`drive`) rather than take :meth:`time_s`."""
         return self.vehicles
 
-    def _leg(self, env, o, d, leg, emergency):
-        t0 = env.now
+    def _start_leg(self, env, rec, wait=None):
+        self.active.append(rec)
+        rec.proc = env.process(self._leg(env, rec, wait))
+        return rec.proc
+
+    def _leg(self, env, rec, wait=None):
+        """One leg (``rec``: a :class:`_Leg`) from its ``phase`` on: 0 starting, 1 past the
+        traffic horizon, 2 waiting for a route to open, 3 past the horizon after waiting,
+        4 driving (the vehicle ``rec.v``), 5 the rest at the last link times."""
+        o, d, t0 = rec.o, rec.d, rec.t0
         no, nd = int(self.loc_nodes[o]), int(self.loc_nodes[d])
         if no == nd:
+            self.active.remove(rec)
             return
         dt = self.engine.params.dt_s
-        if env.now + dt >= self.until_s:        # past the traffic horizon: the last link times
-            t = self.time_s(o, d)
-            yield env.timeout(t if math.isfinite(t) else self._static_s(no, nd))
-            return
-        self.engine.run_until(env.now)
-        ids = self.city.node_ids
-        counted = False
-        while True:
-            # routed on this sync period's link times (those the dispatch estimates used)
-            cost = self._route_cost_s(emergency)
-            try:
-                v = self.engine.insert_vehicle(ids[no], ids[nd], depart_s=env.now, emergency=emergency,
-                                               link_cost_s=cost)
-                break
-            except DemandError:                 # cut off (closures): wait where it is for a route to open
-                if not counted:
-                    self.no_route_legs, counted = self.no_route_legs + 1, True
-                if env.now + self.sync_s >= self.until_s:
-                    yield env.timeout(self._static_s(no, nd))      # past the traffic: as if the way were open
-                    self.legs.append((-1, leg, emergency, t0, env.now))
-                    return
-                yield env.timeout(self.sync_s)
+        if rec.phase == 0:
+            if env.now + dt >= self.until_s:        # past the traffic horizon: the last link times
+                t = self.time_s(o, d)
+                rec.phase, wait = 1, env.timeout(t if math.isfinite(t) else self._static_s(no, nd))
+            else:
                 self.engine.run_until(env.now)
-        try:
-            yield self.engine.arrival_event(env, v)
-        except DemandError:                     # the horizon came first: the rest at the last link times
-            left = self.time_s(o, d) - (env.now - t0)
-            if left > 0:
-                yield env.timeout(left)
-        self.legs.append((v, leg, emergency, t0, env.now))
+                rec.phase = 2
+        if rec.phase == 1:
+            yield wait
+            self.active.remove(rec)
+            return
+        ids = self.city.node_ids
+        while rec.phase == 2:
+            if wait is None:
+                # routed on this sync period's link times (those the dispatch estimates used)
+                cost = self._route_cost_s(rec.emergency)
+                try:
+                    rec.v = self.engine.insert_vehicle(ids[no], ids[nd], depart_s=env.now, emergency=rec.emergency,
+                                                       link_cost_s=cost)
+                    rec.phase = 4
+                    break
+                except DemandError:                 # cut off (closures): wait where it is for a route to open
+                    if not rec.counted:
+                        self.no_route_legs, rec.counted = self.no_route_legs + 1, True
+                    if env.now + self.sync_s >= self.until_s:
+                        rec.phase, wait = 3, env.timeout(self._static_s(no, nd))   # past the traffic: as if open
+                        break
+                    wait = env.timeout(self.sync_s)
+            yield wait
+            wait = None
+            self.engine.run_until(env.now)
+        if rec.phase == 3:
+            yield wait
+            self.legs.append((-1, rec.leg, rec.emergency, t0, env.now))
+            self.active.remove(rec)
+            return
+        if rec.phase == 4:
+            if wait is None:
+                wait, rec.watch = self.engine.arrival_watch(env, rec.v)
+            try:
+                yield wait
+                wait = None
+            except DemandError:                     # the horizon came first: the rest at the last link times
+                left = self.time_s(o, d) - (env.now - t0)
+                wait = None
+                if left > 0:
+                    rec.phase, wait = 5, env.timeout(left)
+        if wait is not None:
+            yield wait
+        self.legs.append((rec.v, rec.leg, rec.emergency, t0, env.now))
+        self.active.remove(rec)
+
+    # ---- checkpoints -------------------------------------------------------------------
+    def snapshot(self, pending) -> dict:
+        """The legs being driven and the caches as data (``pending``: the clock's
+        :meth:`~twin.flows.RunContext.pending`); a leg is named by its position in ``active``."""
+        act = []
+        for rec in self.active:
+            target = rec.proc._target
+            waits = rec.watch._target if rec.phase == 4 else target
+            act.append([rec.o, rec.d, rec.leg, bool(rec.emergency), rec.t0, rec.phase, rec.v, bool(rec.counted)]
+                       + pending(waits))
+        return {"active": act, "legs": [list(x) for x in self.legs], "n_syncs": self.n_syncs,
+                "no_route_legs": self.no_route_legs,
+                "cost": self._cost if self._cost is not None else np.zeros(0), "has_cost": self._cost is not None,
+                "rows": [[int(k), v.tolist()] for k, v in self._rows.items()],
+                "route_cost": [[bool(k), v.tolist()] for k, v in self._route_cost.items()]}
+
+    def restore(self, state, env, wakeup) -> None:
+        """Take :meth:`snapshot`'s state back: the legs start again where they were."""
+        self.legs = [(int(v), int(g), bool(e), float(a), float(b)) for v, g, e, a, b in state["legs"]]
+        self.n_syncs, self.no_route_legs = int(state["n_syncs"]), int(state["no_route_legs"])
+        self._cost = np.array(state["cost"]) if bool(state["has_cost"]) else None
+        self._rows = {int(k): np.array(v, dtype=np.float64) for k, v in state["rows"]}
+        self._route_cost = {bool(k): np.array(v, dtype=np.float64) for k, v in state["route_cost"]}
+        self.active = []
+        for o, d, leg, em, t0, phase, v, counted, *entry in state["active"]:
+            rec = _Leg(int(o), int(d), int(leg), bool(em), float(t0))
+            rec.phase, rec.v, rec.counted = int(phase), int(v), bool(counted)
+            wait = wakeup(entry)
+            if rec.phase == 4:
+                wait, rec.watch = self.engine.arrival_watch(env, rec.v, wait=wait)
+            self._start_leg(env, rec, wait)
 
     def _static_s(self, no, nd):
         """Free-flow time between two node indices, closures ignored (the fallback when none opens)."""
@@ -357,6 +424,18 @@ class TrafficTravelTimes:
         return self._route_cost[key]
 
 
+class _Leg:
+    """A leg being driven: origin, destination, leg code, emergency, start time; its step
+    (``phase``, see :meth:`TrafficTravelTimes._leg`), vehicle, whether it was counted as cut
+    off, its process and (driving) the process watching the vehicle."""
+
+    __slots__ = ("o", "d", "leg", "emergency", "t0", "phase", "v", "counted", "proc", "watch")
+
+    def __init__(self, o, d, leg, emergency, t0):
+        self.o, self.d, self.leg, self.emergency, self.t0 = o, d, leg, emergency, t0
+        self.phase, self.v, self.counted, self.proc, self.watch = 0, -1, False, None, None
+
+
 @dataclass(frozen=True, eq=False)
 class TrafficPlan:
     """The traffic settings in force (defaults when the demand came from a port), the trips
@@ -411,6 +490,7 @@ class _Coupling:
         self.listeners = []
         self.n_syncs = 0
         self.result = None
+        self.sync_proc = None
 
     # LiveTravel
     def provider(self, location_node_idx, *, emergency_speed_factor=1.0, queue_delay_share=1.0):
@@ -535,11 +615,42 @@ class TrafficFlow(Flow):
         logger.info("traffic coupled: %d %strips, sync every %.0f s up to %.0f s", len(trips),
                     "demand-port " if plan.from_port else "", tg.sync_s, plan.horizon_s)
 
-    def start(self, ctx):
+    checkpoints = True
+
+    def start(self, ctx, wait=None):
         c = self.coupling
         if c is not None:
-            ctx.clock.process(sync_loop(ctx.clock, c.engine, sync_s=c.group.sync_s, until_s=c.horizon_s,
-                                        on_sync=c._synced))
+            c.sync_proc = ctx.clock.process(sync_loop(ctx.clock, c.engine, sync_s=c.group.sync_s,
+                                                      until_s=c.horizon_s, on_sync=c._synced, wait=wait))
+
+    def snapshot(self, ctx):
+        from twin.traffic_state import engine_snapshot
+
+        c = self.coupling
+        if c is None:
+            return {}
+        out = {f"engine_{k}": v for k, v in engine_snapshot(c.engine).items()}
+        out["n_syncs"] = c.n_syncs
+        out["sync"] = ctx.pending(c.sync_proc._target) if c.sync_proc.is_alive else []
+        for kind, ps in (("provider", c.providers), ("fleet", c.fleets)):
+            for i, p in enumerate(ps):
+                out.update({f"{kind}{i}_{k}": v for k, v in p.snapshot(ctx.pending).items()})
+        return out
+
+    def restore(self, ctx, state, time_s):
+        from twin.traffic_state import engine_restore
+
+        c = self.coupling
+        if c is None:
+            return
+        engine_restore(c.engine, {k[7:]: v for k, v in state.items() if k.startswith("engine_")})
+        c.n_syncs = int(state["n_syncs"])
+        for kind, ps in (("provider", c.providers), ("fleet", c.fleets)):
+            for i, p in enumerate(ps):
+                pre = f"{kind}{i}_"
+                p.restore({k[len(pre):]: v for k, v in state.items() if k.startswith(pre)}, ctx.clock, ctx.wakeup)
+        if len(state["sync"]):
+            self.start(ctx, wait=ctx.wakeup(state["sync"]))
 
     def finish(self, ctx):
         c = self.coupling

@@ -61,7 +61,7 @@ def set_generator_state(rng, state) -> None:
 def _write_value(group, key, value):
     import h5py
 
-    if isinstance(value, (dict, list, tuple)):
+    if value is None or isinstance(value, (dict, list, tuple)):
         ds = group.create_dataset(key, data=json.dumps(value), dtype=h5py.string_dtype("utf-8"))
         ds.attrs["json"] = 1
     elif isinstance(value, str):

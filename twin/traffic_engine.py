@@ -474,10 +474,17 @@ class TrafficEngine(NetworkEventsMixin):
         a vehicle inserted later at the same instant departs one tick later. Advance the engine
         to ``env.now`` (``run_until``) before :meth:`insert_vehicle`, or pass ``depart_s=env.now``.
         """
+        return self.arrival_watch(env, vehicle, poll_s=poll_s)[0]
+
+    def arrival_watch(self, env, vehicle, *, poll_s=None, wait=None):
+        """:meth:`arrival_event` and the process that watches the vehicle: ``(event, process)``.
+        A watch restored from a checkpoint first waits on ``wait`` (its pending check)."""
         dt = self.params.dt_s
         event = env.event()
 
-        def watch():
+        def watch(wait):
+            if wait is not None:
+                yield wait
             while True:
                 if poll_s is None:
                     self.run_until(env.now + dt)
@@ -492,14 +499,13 @@ class TrafficEngine(NetworkEventsMixin):
                                            f"({self.n_steps_total * dt:.0f} s)"))
                     return
                 if poll_s is not None:
-                    wait = float(poll_s)
+                    w = float(poll_s)
                 else:
                     lb = self.arrival_lower_bound_s(vehicle)
-                    wait = lb - env.now if math.isfinite(lb) and lb - env.now >= dt else dt
-                yield env.timeout(wait)
+                    w = lb - env.now if math.isfinite(lb) and lb - env.now >= dt else dt
+                yield env.timeout(w)
 
-        env.process(watch())
-        return event
+        return event, env.process(watch(wait))
 
     # ---------------------------------------------------------------- live state
     def _on_road(self):

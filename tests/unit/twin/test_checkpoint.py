@@ -129,9 +129,8 @@ def test_bad_checkpoints_are_clear_errors(case, tmp_path):
 
 
 def test_flows_without_state_support_are_named_before_running(tmp_path):
-    with pytest.raises(ScenarioError, match="flow\\(s\\) traffic, ems, crashes cannot write their state yet"):
-        run("hefei_day", out=tmp_path / "d.h5", checkpoint_every_s=3600.0,
-            overrides=["run.until_s=7200", "traffic.random_trips=100"])
+    with pytest.raises(ScenarioError, match="flow\\(s\\) hazards, evacuation, relief cannot write their state yet"):
+        run("hefei_flood", out=tmp_path / "d.h5", checkpoint_every_s=3600.0)
     with pytest.raises(ScenarioError, match="checkpoints need a results file"):
         run("hefei_day", checkpoint_every_s=3600.0)
 
@@ -172,3 +171,30 @@ def test_a_restored_bed_pool_takes_the_new_scenarios_size():
     np.testing.assert_array_equal(_resized_pool(saved, 4, 20.0), [25.0, 31.0, -np.inf, -np.inf])
     np.testing.assert_array_equal(_resized_pool(saved, 1, 20.0), [25.0, 31.0])   # patients keep their beds
     assert len(_resized_pool(saved, 8, 20.0)) == 8
+
+
+# ---- the built-in city scenarios: EMS units and hospitals, traffic with units as vehicles,
+# crash calls, incidents, move-up, the population ------------------------------------------
+CITY_KILLS = [("hefei_rush", "checkpoint:3600"), ("hefei_rush", "checkpoint:25200"),       # before the rush
+              ("hefei_rush", "checkpoint:28800"),                                          # the peak, the bus crash
+              ("hefei_rush", "checkpoint:39600"), ("hefei_rush", "writing"),
+              ("hefei_day", "checkpoint:43200"), ("hefei_people", "checkpoint:32400")]
+
+
+@pytest.fixture(scope="module")
+def city_plain(tmp_path_factory):
+    d = tmp_path_factory.mktemp("city")
+    return d, {name: digests(run(name, out=d / f"{name}.h5").path) for name in ("hefei_rush", "hefei_day",
+                                                                                 "hefei_people")}
+
+
+@pytest.mark.parametrize("name,kill", CITY_KILLS)
+def test_city_scenarios_kill_9_then_resume_give_the_uninterrupted_results(city_plain, name, kill):
+    d, plain = city_plain
+    out = d / f"{name}_{kill.replace(':', '_')}.h5"
+    p = _twin(["run", name, "--out", str(out), "--checkpoint-every", "1h", "-q"], env={"TWIN_FAULT_KILL": kill})
+    assert p.returncode == -signal.SIGKILL, p.stderr[-2000:]
+    partial = Path(str(out) + ".partial")
+    p = _twin(["run", "--resume", str(partial)])
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert digests(out) == plain[name] and not partial.exists()
