@@ -138,6 +138,8 @@ def model_snapshot(model, pending) -> dict:
     out["hospitals"] = [_hospital_snapshot(h, pending, granted) for h in model.hospitals]
     legs = {id(rec.proc): k for k, rec in enumerate(getattr(model.travel, "active", ()))}
     out["units"] = [_unit_snapshot(u, pending, legs, granted, assign_rows, move_rows) for u in model.units]
+    out["unit_names"] = [u.spec.name for u in model.units]
+    out["hospital_names"] = [h.spec.name for h in model.hospitals]
     out["any_out_of_service"] = bool(model.any_out_of_service)
     out["streams"] = {k: _gen_state(g) for k, g in model.streams.items()}
     out["transfer_rng"] = _gen_state(model.transfer_rng)
@@ -216,13 +218,44 @@ def _unit_restore(model, u, s, wakeup, legs, granted):
         u._move_proc = env.process(u._drive(*u.move_args, wait=_unit_wait(mv["wait"], wakeup, legs, granted)))
 
 
+def _unit_map(model, state):
+    """New unit index of each saved unit (matched by name); a saved unit the scenario does not
+    have, or other hospitals, is an error. Units the snapshot lacks start idle at their station."""
+    names = {u.spec.name: u.unit_idx for u in model.units}
+    missing = [n for n in state["unit_names"] if n not in names]
+    if missing:
+        raise ScenarioError(f"checkpoint: unit {missing[0]!r} (of {len(missing)} in the snapshot) is not in this "
+                            f"scenario's units ({', '.join(list(names)[:6])} ...); a what-if from a snapshot may "
+                            f"add units, not remove them")
+    hosp = [h.spec.name for h in model.hospitals]
+    if list(state["hospital_names"]) != hosp:
+        raise ScenarioError(f"checkpoint: hospitals {list(state['hospital_names'])}; this scenario has {hosp} (a "
+                            f"what-if from a snapshot keeps the hospitals)")
+    return np.array([names[n] for n in state["unit_names"]], dtype=np.int64)
+
+
+def _remap_units(state, new_idx) -> dict:
+    """The saved state with its unit indices in the new scenario's numbering."""
+    if np.array_equal(new_idx, np.arange(len(new_idx))):
+        return state
+    state = dict(state)
+    ui = np.array(state["calls_unit_idx"])
+    state["calls_unit_idx"] = np.where(ui >= 0, new_idx[np.maximum(ui, 0)], ui).astype(ui.dtype)
+    ix = np.array(state["events_i"]).reshape(-1, 3).copy()
+    ix[:, 0] = new_idx[ix[:, 0]]
+    state["events_i"] = ix
+    state["assignments"] = [[r[0], int(new_idx[int(r[1])]), *r[2:]] for r in state["assignments"]]
+    if "moves" in state:
+        state["moves"] = [[r[0], int(new_idx[int(r[1])]), *r[2:]] for r in state["moves"]]
+    return state
+
+
 def model_restore(model, state, wakeup) -> None:
     """Put :func:`model_snapshot`'s state into ``model`` (built, not started) and start its
-    processes again (``wakeup``: :meth:`twin.flows.RunContext.wakeup`)."""
-    if len(state["units"]) != len(model.units) or len(state["hospitals"]) != len(model.hospitals):
-        raise ScenarioError(f"checkpoint: {len(state['units'])} units and {len(state['hospitals'])} hospitals; "
-                            f"this scenario has {len(model.units)} and {len(model.hospitals)} (a what-if from a "
-                            f"snapshot keeps the stations and hospitals)")
+    processes again (``wakeup``: :meth:`twin.flows.RunContext.wakeup`). Units are matched by
+    name: a what-if from a snapshot may add units (they start idle at their station)."""
+    new_idx = _unit_map(model, state)
+    state = _remap_units(state, new_idx)
     for k, v in vars(model.calls).items():
         if isinstance(v, np.ndarray):
             setattr(model.calls, k, np.array(state[f"calls_{k}"]).astype(v.dtype, copy=False))
@@ -248,8 +281,8 @@ def model_restore(model, state, wakeup) -> None:
     for h, s in zip(model.hospitals, state["hospitals"]):
         _hospital_restore(model, h, s, wakeup, granted)
     legs = list(getattr(model.travel, "active", ()))
-    for u, s in zip(model.units, state["units"]):
-        _unit_restore(model, u, s, wakeup, legs, granted)
+    for k, s in zip(new_idx, state["units"]):
+        _unit_restore(model, model.units[k], s, wakeup, legs, granted)
     for c, *entry in state["dispatch"]["processing"]:
         d.processing[int(c)] = env.process(d._process(int(c), wakeup(entry)))
     model.sources = []

@@ -62,6 +62,7 @@ import math
 import numpy as np
 
 from twin.emergency import STREAMS
+from twin.errors import ScenarioError
 from twin.flows import Flow, FlowResult
 from twin.ports import (CallIntake, CallOutcome, CallPlan, Exposure, FacilityControl, HospitalBeds, InpatientBeds,
                         LiveTravel, Presence)
@@ -242,11 +243,18 @@ class EmsFlow(Flow):
     def snapshot(self, ctx):
         from twin.agents.ems_state import model_snapshot
 
-        return model_snapshot(self.model, ctx.pending)
+        out = model_snapshot(self.model, ctx.pending)
+        out["location_node_id"] = np.asarray(ctx.plan(self).layout.location_node_id)
+        return out
 
     def restore(self, ctx, state, time_s):
         from twin.agents.ems_state import model_restore
 
+        saved, now = np.asarray(state["location_node_id"]), np.asarray(ctx.plan(self).layout.location_node_id)
+        if not np.array_equal(saved, now):
+            raise ScenarioError(f"checkpoint: the EMS places (stations, hospitals, call locations: {len(saved)} "
+                                f"nodes) differ from this scenario's ({len(now)}); a what-if from a snapshot keeps "
+                                f"the stations' and hospitals' places and the districts' calls")
         model_restore(self.model, state, ctx.wakeup)
         self._listen(ctx)
 

@@ -198,3 +198,42 @@ def test_city_scenarios_kill_9_then_resume_give_the_uninterrupted_results(city_p
     p = _twin(["run", "--resume", str(partial)])
     assert p.returncode == 0, p.stderr[-2000:]
     assert digests(out) == plain[name] and not partial.exists()
+
+
+def _named_unit_events(result):
+    ue = result.ems.unit_events.copy()
+    ue["unit"] = result.ems.units["name"].to_numpy()[ue.unit_idx]
+    return ue.drop(columns="unit_idx")
+
+
+def test_city_what_if_from_0800_changes_only_what_follows(city_plain):
+    from twin.runner import from_snapshot
+
+    d, _ = city_plain
+    out = d / "rush_snap.h5"
+    p = _twin(["run", "hefei_rush", "--out", str(out), "--checkpoint-every", "1h", "-q"],
+              env={"TWIN_FAULT_KILL": "checkpoint:28800"})                 # 08:00, the bus crash
+    assert p.returncode == -signal.SIGKILL
+    partial = Path(str(out) + ".partial")
+    plain = run("hefei_rush")
+    same = from_snapshot(partial)
+    assert same.ems.unit_events.equals(plain.ems.unit_events) and same.kpis == plain.kpis
+    more = from_snapshot(partial, overrides=["stations.0.ambulances=4"])     # two more ambulances from 08:00
+    a, b = _named_unit_events(plain), _named_unit_events(more)
+    before_a, before_b = a[a.time_s < 28800].reset_index(drop=True), b[b.time_s < 28800].reset_index(drop=True)
+    assert before_a.equals(before_b) and len(before_a) > 100
+    assert not a[a.time_s >= 28800].reset_index(drop=True).equals(b[b.time_s >= 28800].reset_index(drop=True))
+    assert more.kpis["response_p1_mean_s"] < plain.kpis["response_p1_mean_s"]
+    assert {"central-3", "central-4"} <= set(b.unit)
+
+
+def test_a_snapshot_unit_the_scenario_lacks_is_a_clear_error(city_plain):
+    from twin.runner import from_snapshot
+
+    d, _ = city_plain
+    out = d / "day_snap.h5"
+    p = _twin(["run", "hefei_day", "--out", str(out), "--checkpoint-every", "6h", "-q"],
+              env={"TWIN_FAULT_KILL": "checkpoint:21600"})
+    assert p.returncode == -signal.SIGKILL
+    with pytest.raises(ScenarioError, match="unit 'north-1' .* is not in this scenario"):
+        from_snapshot(Path(str(out) + ".partial"), overrides=["stations.1.name=airport"])
