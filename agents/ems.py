@@ -599,7 +599,7 @@ class CityModel(mesa.Model):
             yield wait if wait is not None else env.timeout(times[c] - env.now)
             wait, rec[1] = None, c + 1
             self.receive(c)
-        self.sources.remove(rec)
+        self.sources[:] = [r for r in self.sources if r is not rec]
 
     def receive(self, call_idx) -> None:
         """A call reaches the dispatch centre now (its listeners hear of it first)."""

@@ -285,6 +285,8 @@ def model_restore(model, state, wakeup) -> None:
         _unit_restore(model, model.units[k], s, wakeup, legs, granted)
     for c, *entry in state["dispatch"]["processing"]:
         d.processing[int(c)] = env.process(d._process(int(c), wakeup(entry)))
+    for rec in model.sources:         # started by another flow's build (calls added up front): the state has it
+        rec[2] = rec[1]
     model.sources = []
     for nxt, stop, *entry in state["sources"]:
         model._source(int(nxt), int(stop), wakeup(entry))

@@ -316,8 +316,20 @@ class ElderCareFlow(Flow):
             return np.zeros(0, dtype=np.int64)
         return ctx.port(CallIntake).add_calls(times, zones, np.full(len(times), plan.fall_type), rng)
 
+    checkpoints = True
+
     def start(self, ctx):
         self.op.start()
+
+    def snapshot(self, ctx):
+        from twin.scenarios.eldercare_state import care_snapshot
+
+        return care_snapshot(self.op, ctx.pending)
+
+    def restore(self, ctx, state, time_s):
+        from twin.scenarios.eldercare_state import care_restore
+
+        care_restore(self.op, state, ctx.wakeup)
 
     def finish(self, ctx):
         from twin.scenarios.eldercare_ops import eldercare_result

@@ -52,6 +52,10 @@ class CareOperation:
         self.max_busy = np.zeros(n_c, dtype=np.int64)
         self.series = []            # (time_s, busy places per centre)
         self.queues = [simpy.Store(env) for _ in plan.centres]
+        self.procs = []             # records of the processes running (_Proc)
+        self.next_arrival = [0] * n_c
+        self.next_request = [0] * n_c
+        self._home_row = {}         # id(row) -> index in home
         rate = np.array(g.daycare_visits_per_person_day)
         self.arrivals, self.requests = [], []
         for c, cg in enumerate(plan.centres):
@@ -72,86 +76,159 @@ class CareOperation:
                                   np.concatenate([p[2] for p in parts])[order]))
 
     def start(self):
-        env = self.env
         for c, cg in enumerate(self.plan.centres):
-            env.process(self._daycare(c))
-            env.process(self._requests(c))
+            self._go(_Proc("daycare", c), self._daycare)
+            self._go(_Proc("requests", c), self._requests)
             for _ in range(cg.home_staff):
-                env.process(self._carer(c))
-        env.process(self._record())
+                self._go(_Proc("carer", c), self._carer)
+        self._go(_Proc("record", -1), self._record)
+
+    # Every process keeps a record (_Proc) in ``procs`` while it runs, so that a checkpoint can
+    # write it as data and start it again at its step (eldercare_state); a restored process
+    # first waits on ``wait``, the event it was waiting on.
+    def _go(self, rec, fn, wait=None):
+        self.procs.append(rec)
+        rec.proc = self.env.process(self._run(rec, fn(rec, wait)))
+        return rec
+
+    def _run(self, rec, gen):
+        yield from gen
+        self.procs.remove(rec)
 
     # ---------------------------------------------------------------- day care
-    def _daycare(self, c):
-        for t in self.arrivals[c]:
-            yield self.env.timeout(t - self.env.now)
-            self.env.process(self._visit(c, t, float(self.rng.random())))
+    def _daycare(self, rec, wait=None):
+        c = rec.c
+        while self.next_arrival[c] < len(self.arrivals[c]):
+            t = self.arrivals[c][self.next_arrival[c]]
+            yield wait if wait is not None else self.env.timeout(t - self.env.now)
+            wait = None
+            self.next_arrival[c] += 1
+            v = _Proc("visit", c)
+            v.t, v.u = float(t), float(self.rng.random())
+            self._go(v, self._visit)
 
-    def _visit(self, c, t, u):
-        env, cg = self.env, self.plan.centres[c]
-        row = [c, t, math.nan, math.nan, 0]
-        self.visits.append(row)
-        if cg.places == 0 or (cg.mode == "loss" and self.busy[c] >= cg.places):
-            row[4] = 1
-            return
-        closing = math.floor(t / DAY_S) * DAY_S + cg.close_s
-        with self.places[c].request() as req:
-            got = yield req | env.timeout(max(closing - env.now, 0.0))
-            if req not in got:
-                row[4] = 2                              # waited until closing: unserved
+    def _visit(self, rec, wait=None):
+        """A visit: step 0 waiting for a place (until closing), 1 in the place."""
+        env, c = self.env, rec.c
+        cg = self.plan.centres[c]
+        if rec.row < 0:
+            row = [c, rec.t, math.nan, math.nan, 0]
+            rec.row = len(self.visits)
+            self.visits.append(row)
+            if cg.places == 0 or (cg.mode == "loss" and self.busy[c] >= cg.places):
+                row[4] = 1
                 return
-            self.busy[c] += 1
-            self.max_busy[c] = max(self.max_busy[c], self.busy[c])
-            row[2] = env.now
-            yield env.timeout(float(cg.visit.ppf(u)))
+            closing = math.floor(rec.t / DAY_S) * DAY_S + cg.close_s
+            rec.req, wait = self.places[c].request(), env.timeout(max(closing - env.now, 0.0))
+        row, req = self.visits[rec.row], rec.req
+        with req:
+            if rec.step == 0:
+                rec.wait = wait
+                got = yield req | wait
+                if req not in got:
+                    row[4] = 2                              # waited until closing: unserved
+                    return
+                self.busy[c] += 1
+                self.max_busy[c] = max(self.max_busy[c], self.busy[c])
+                row[2] = env.now
+                rec.step, wait = 1, env.timeout(float(cg.visit.ppf(rec.u)))
+            yield wait
             self.busy[c] -= 1
             row[3] = env.now
 
-    def _record(self):
+    def _record(self, rec, wait=None):
         env = self.env
+        if wait is not None:
+            yield wait
         while env.now < self.until_s:
             self.series.append((env.now, self.busy.copy()))
             yield env.timeout(min(3600.0, self.until_s - env.now))
         self.series.append((env.now, self.busy.copy()))
 
     # ---------------------------------------------------------------- home care
-    def _requests(self, c):
+    def _requests(self, rec, wait=None):
+        c = rec.c
         times, homes, kinds = self.requests[c]
-        for t, node, kind in zip(times, homes, kinds):
-            yield self.env.timeout(t - self.env.now)
-            row = [c, int(node), t, math.nan, math.nan, int(kind)]
+        while self.next_request[c] < len(times):
+            i = self.next_request[c]
+            yield wait if wait is not None else self.env.timeout(times[i] - self.env.now)
+            wait = None
+            self.next_request[c] = i + 1
+            row = [c, int(homes[i]), times[i], math.nan, math.nan, int(kinds[i])]
+            self._home_row[id(row)] = len(self.home)
             self.home.append(row)
             yield self.queues[c].put(row)
 
-    def _carer(self, c):
-        env, cg, q = self.env, self.plan.centres[c], self.queues[c]
-        while env.now < self.until_s:
-            day = math.floor(env.now / DAY_S) * DAY_S
-            a, b = day + cg.open_s, day + cg.close_s
-            if env.now < a or env.now >= b:                  # closed: wait for the next opening
-                nxt = a if env.now < a else a + DAY_S
-                yield env.timeout(min(nxt, self.until_s) - env.now)
+    def _carer(self, rec, wait=None):
+        """A carer: step 0 closed (waiting for the opening), 1 waiting for a request (until
+        closing), 2 driving to the home (fleet), 3 on site (fleet), 4 driving back (fleet),
+        5 there and on site, 6 back."""
+        env, c = self.env, rec.c
+        cg, q = self.plan.centres[c], self.queues[c]
+        while wait is not None or env.now < self.until_s:
+            if wait is None:
+                day = math.floor(env.now / DAY_S) * DAY_S
+                a, b = day + cg.open_s, day + cg.close_s
+                if env.now < a or env.now >= b:                  # closed: wait for the next opening
+                    nxt = a if env.now < a else a + DAY_S
+                    rec.step, wait = 0, env.timeout(min(nxt, self.until_s) - env.now)
+                else:
+                    rec.step, rec.req, wait = 1, q.get(), env.timeout(min(b, self.until_s) - env.now)
+            if rec.step == 0:
+                yield wait
+                wait = None
                 continue
-            get = q.get()
-            got = yield get | env.timeout(min(b, self.until_s) - env.now)
-            if get not in got:
-                get.cancel()
-                continue
-            row = get.value
-            row[3] = env.now
-            u = float(self.rng.random())
-            on_site = cg.meal_drop if row[5] == 1 else cg.home_visit
-            if self.fleet is not None:                      # a vehicle of the live traffic, both ways
-                home = len(self.plan.centres) + row[1]
-                yield self.fleet.drive(env, c, home, leg="to home", priority=0)
-                yield env.timeout(float(on_site.ppf(u)))
-                row[4] = env.now
-                yield self.fleet.drive(env, home, c, leg="back", priority=0)
-                continue
-            there = float(self.plan.drive_s[c, row[1]])
-            there = there if math.isfinite(there) else 0.0
-            yield env.timeout(there + float(on_site.ppf(u)))
+            if rec.step == 1:
+                get, rec.wait = rec.req, wait
+                got = yield get | wait
+                wait = None
+                if get not in got:
+                    get.cancel()
+                    continue
+                row = get.value
+                rec.row = self._home_row[id(row)]
+                row[3] = env.now
+                rec.u = u = float(self.rng.random())
+                if self.fleet is not None:                      # a vehicle of the live traffic, both ways
+                    rec.step = 2
+                    wait = self.fleet.drive(env, c, len(self.plan.centres) + row[1], leg="to home", priority=0)
+                else:
+                    there = float(self.plan.drive_s[c, row[1]])
+                    rec.there = there if math.isfinite(there) else 0.0
+                    on_site = cg.meal_drop if row[5] == 1 else cg.home_visit
+                    rec.step, wait = 5, env.timeout(rec.there + float(on_site.ppf(u)))
+            yield from self._home_visit(rec, wait)
+            wait, rec.step, rec.row = None, 0, -1
+
+    def _home_visit(self, rec, wait):
+        env, c = self.env, rec.c
+        row = self.home[rec.row]
+        on_site = self.plan.centres[c].meal_drop if row[5] == 1 else self.plan.centres[c].home_visit
+        if rec.step == 2:
+            yield wait
+            rec.step, wait = 3, env.timeout(float(on_site.ppf(rec.u)))
+        if rec.step == 3:
+            yield wait
             row[4] = env.now
-            yield env.timeout(there)
+            rec.step, wait = 4, self.fleet.drive(env, len(self.plan.centres) + row[1], c, leg="back", priority=0)
+        if rec.step == 5:
+            yield wait
+            row[4] = env.now
+            rec.step, wait = 6, env.timeout(rec.there)
+        yield wait                                            # step 4 or 6: on the way back
+
+
+class _Proc:
+    """A care process's record: kind (daycare, requests, record, visit, carer), centre, step,
+    row (visits or home), the arrival time and uniform of a visit, a carer's uniform and drive
+    time, its request (a place or the queue's get) and the event it waits on besides it."""
+
+    __slots__ = ("proc", "kind", "c", "step", "row", "t", "u", "there", "req", "wait")
+
+    def __init__(self, kind, c):
+        self.kind, self.c, self.step, self.row = kind, int(c), 0, -1
+        self.t = self.u = self.there = math.nan
+        self.proc = self.req = self.wait = None
 
 
 def eldercare_result(op, city, fall_response_s, name):

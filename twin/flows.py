@@ -301,6 +301,16 @@ def plan_flows(flows, ctx: PlanContext) -> tuple:
     return tuple(active), plans
 
 
+def _dead(event) -> bool:
+    """Whether a pending event changes nothing when it fires: nobody waits on it (an interrupted
+    wait), or only conditions already decided (the timeout of ``request | timeout`` once the
+    request was granted). A checkpoint leaves such events out."""
+    import simpy
+
+    return all(isinstance(getattr(cb, "__self__", None), simpy.events.Condition) and cb.__self__.triggered
+               for cb in event.callbacks or ())
+
+
 class Simulation:
     """One run of a scenario's active flows on one clock.
 
@@ -352,7 +362,8 @@ class Simulation:
         try:
             states = {f.name: f.snapshot(ctx) for f in self.flows}
             left = [ev for _, _, _, ev in env._queue
-                    if id(ev) not in ctx._claimed and ev is not self._ckpt_event and stop not in (ev.callbacks or ())]
+                    if id(ev) not in ctx._claimed and ev is not self._ckpt_event and stop not in (ev.callbacks or ())
+                    and not _dead(ev)]
         finally:
             ctx._pending = None
         if left:

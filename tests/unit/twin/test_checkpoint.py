@@ -178,14 +178,15 @@ def test_a_restored_bed_pool_takes_the_new_scenarios_size():
 CITY_KILLS = [("hefei_rush", "checkpoint:3600"), ("hefei_rush", "checkpoint:25200"),       # before the rush
               ("hefei_rush", "checkpoint:28800"),                                          # the peak, the bus crash
               ("hefei_rush", "checkpoint:39600"), ("hefei_rush", "writing"),
-              ("hefei_day", "checkpoint:43200"), ("hefei_people", "checkpoint:32400")]
+              ("hefei_day", "checkpoint:43200"), ("hefei_people", "checkpoint:32400"),
+              ("hefei_eldercare", "checkpoint:36000")]
 
 
 @pytest.fixture(scope="module")
 def city_plain(tmp_path_factory):
     d = tmp_path_factory.mktemp("city")
     return d, {name: digests(run(name, out=d / f"{name}.h5").path) for name in ("hefei_rush", "hefei_day",
-                                                                                 "hefei_people")}
+                                                                                 "hefei_people", "hefei_eldercare")}
 
 
 @pytest.mark.parametrize("name,kill", CITY_KILLS)
