@@ -515,6 +515,7 @@ class CityModel(mesa.Model):
         # too) alive for the life of the process: drop this model's entry.
         getattr(mesa.Agent, "_ids", {}).pop(self, None)
         self._to_start = []          # process registrations, done by start()
+        self.running = False         # started (or restored from a checkpoint)
         hstreams = streams["hospital"].spawn(len(self.hospitals)) if self.hospitals else []
         for hosp, rng in zip(self.hospitals, hstreams):
             t = poisson_arrivals(rng, hosp.spec.walk_in_rate_per_h / 3600.0, self.until_s)
@@ -549,6 +550,7 @@ class CityModel(mesa.Model):
         """Register the model's processes on the clock (walk-ins, the travel provider's,
         the call sources), in that order; once. ``CityModel(..., start=True)`` does it."""
         todo, self._to_start = self._to_start, []
+        self.running = True
         for fn in todo:
             fn()
 
@@ -616,7 +618,7 @@ class CityModel(mesa.Model):
         t = np.asarray(time_s, dtype=np.float64)
         if not len(t):
             return np.empty(0, dtype=np.int64)
-        if np.any(np.diff(t) < 0) or t[0] < self.env.now:
+        if np.any(np.diff(t) < 0) or (self.running and t[0] < self.env.now):   # (built from a checkpoint: not now)
             raise ValueError(f"add_calls: times must be ascending and >= now = {self.env.now}")
         table = draw_call_table(self.spec, t, zone_idx, type_idx, {"dispatch": rng, "service": rng, "hospital": rng})
         table.location_idx = self.zone_location[table.zone_idx].astype(np.int32)

@@ -98,6 +98,7 @@ def _hospital_snapshot(h, pending, granted):
 
 def _unit_snapshot(u, pending, legs, granted, assign_rows, move_rows):
     rec = {"state": int(u.state), "location": int(u.location_idx), "dest": int(u.dest_idx),
+           "station": int(u.station_idx),
            "transports": bool(u._transports), "row": assign_rows.get(id(u._row), -1),
            "reloc": move_rows.get(id(u._reloc_row), -1), "serve": None, "move": None}
     if u.serve is not None and u.serve.is_alive:
@@ -199,6 +200,7 @@ def _unit_wait(ref, wakeup, legs, granted):
 
 def _unit_restore(model, u, s, wakeup, legs, granted):
     u.state, u.location_idx, u.dest_idx = int(s["state"]), int(s["location"]), int(s["dest"])
+    u.station_idx = int(s["station"])         # a station out of service (a flood) moves the units' home
     u._transports = bool(s["transports"])
     u._row = model.assignments[s["row"]] if s["row"] >= 0 else None
     u._reloc_row = model.relocator.moves[s["reloc"]] if s["reloc"] >= 0 else None
@@ -256,6 +258,7 @@ def model_restore(model, state, wakeup) -> None:
     name: a what-if from a snapshot may add units (they start idle at their station)."""
     new_idx = _unit_map(model, state)
     state = _remap_units(state, new_idx)
+    model.running = True
     for k, v in vars(model.calls).items():
         if isinstance(v, np.ndarray):
             setattr(model.calls, k, np.array(state[f"calls_{k}"]).astype(v.dtype, copy=False))

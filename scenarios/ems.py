@@ -226,7 +226,8 @@ class EmsFlow(Flow):
         self.intake = _Intake(self.model)
         ctx.provide(CallIntake, self.intake)
         ctx.provide(CallOutcome, self.intake)
-        ctx.provide(FacilityControl, _Facilities(self.model, plan.layout))
+        self.facilities = _Facilities(self.model, plan.layout)
+        ctx.provide(FacilityControl, self.facilities)
         ctx.provide(InpatientBeds, _Inpatients(self.model))
 
     checkpoints = True
@@ -245,6 +246,7 @@ class EmsFlow(Flow):
 
         out = model_snapshot(self.model, ctx.pending)
         out["location_node_id"] = np.asarray(ctx.plan(self).layout.location_node_id)
+        out["stations_out"] = sorted(self.facilities.stations_out)
         return out
 
     def restore(self, ctx, state, time_s):
@@ -256,6 +258,7 @@ class EmsFlow(Flow):
                                 f"nodes) differ from this scenario's ({len(now)}); a what-if from a snapshot keeps "
                                 f"the stations' and hospitals' places and the districts' calls")
         model_restore(self.model, state, ctx.wakeup)
+        self.facilities.stations_out = {int(i) for i in state["stations_out"]}
         self._listen(ctx)
 
     def finish(self, ctx):

@@ -539,9 +539,41 @@ class EvacuationFlow(Flow):
             self.assist = AssistService(ctx.clock, fleet, g, plan.assisted, plan.shelters, plan.room_left, ctx.until_s)
         ctx.provide(ShelterOccupancy, _Occupancy(plan, ctx.port(TripOutcome), self.assist))
 
+    checkpoints = True      # the cars are trips of the traffic; the vans' state is below
+
     def start(self, ctx):
         if self.assist is not None:
             self.assist.start()
+
+    def snapshot(self, ctx):
+        a = self.assist
+        if a is None:
+            return {}
+        legs = {id(leg.proc): k for k, leg in enumerate(a.fleet.active)}
+        vans = []
+        for v in a.vans:
+            k = legs.get(id(v.proc._target))
+            vans.append([v.step, v.at, list(map(int, v.group)), v.i, v.s,
+                         *(["leg", k] if k is not None else ["clock", *ctx.pending(v.proc._target)])])
+        return {"room": a.room, "pickup_s": a.pickup_s, "drop_s": a.drop_s, "shelter_idx": a.shelter_idx,
+                "waiting": list(map(int, a.waiting)), "no_room": bool(a.no_room),
+                "drops": [list(d) for d in a.drops], "vans": vans}
+
+    def restore(self, ctx, state, time_s):
+        from twin.scenarios.evacuation_assist import _Van
+
+        a = self.assist
+        if a is None:
+            return
+        for k in ("room", "pickup_s", "drop_s", "shelter_idx"):
+            setattr(a, k, np.array(state[k]))
+        a.waiting, a.no_room = [int(p) for p in state["waiting"]], bool(state["no_room"])
+        a.drops = [(float(t), int(s), float(n)) for t, s, n in state["drops"]]
+        legs = list(a.fleet.active)
+        for step, at, group, i, s, kind, *ref in state["vans"]:
+            v = _Van()
+            v.step, v.at, v.group, v.i, v.s = int(step), int(at), [int(p) for p in group], int(i), int(s)
+            a.start_van(v, legs[int(ref[0])].proc if kind == "leg" else ctx.wakeup(ref))
 
     def finish(self, ctx):
         plan, g = ctx.plan(self), ctx.groups["evacuation"]

@@ -69,6 +69,7 @@ class AssistService:
         self.waiting = list(range(n))
         self.no_room = False
         self.drops = []
+        self.vans = []                  # the vans at work (_Van)
         # fleet locations: the base, the shelters, then each assisted person's node
         self.loc_of_person = 1 + self.n_shelters + np.arange(n)
 
@@ -78,7 +79,11 @@ class AssistService:
 
     def start(self):
         for _ in range(self.g.assist_vans if len(self.origin) else 0):
-            self.env.process(self._van())
+            self.start_van(_Van())
+
+    def start_van(self, van, wait=None):
+        self.vans.append(van)
+        van.proc = self.env.process(self._van(van, wait))
 
     def _group(self):
         """The next load: the person waiting longest, then the nearest of the same district."""
@@ -99,29 +104,50 @@ class AssistService:
             here = int(self.loc_of_person[p])
         return group
 
-    def _van(self):
+    def _van(self, van, wait=None):
+        """A van: step 0 before the warning, 1 driving to a person, 2 boarding them, 3 driving to
+        the shelter, 4 choosing its next load (a restored van starts at its step, on ``wait``)."""
         env, g = self.env, self.g
-        if g.warning_s > env.now:
-            yield env.timeout(g.warning_s - env.now)
-        at = 0
-        while self.waiting and env.now < self.until_s and not self.no_room:
-            group = self._group()
-            if not group:
-                return
-            for p in group:
-                yield self.fleet.drive(env, at, int(self.loc_of_person[p]), leg="pickup", priority=0)
-                at = int(self.loc_of_person[p])
-                if g.assist_board_s > 0:
-                    yield env.timeout(g.assist_board_s)
+        if van.step == 0:
+            if wait is not None:
+                yield wait
+            elif g.warning_s > env.now:
+                yield env.timeout(g.warning_s - env.now)
+            van.step, wait = 4, None
+        while True:
+            if van.step == 4:
+                if not (self.waiting and env.now < self.until_s and not self.no_room):
+                    break
+                van.group, van.i = self._group(), 0
+                if not van.group:
+                    break
+                van.step = 1
+            while van.step in (1, 2):
+                p = van.group[van.i]
+                if van.step == 1:
+                    yield wait if wait is not None else self.fleet.drive(env, van.at, int(self.loc_of_person[p]),
+                                                                         leg="pickup", priority=0)
+                    van.at, van.step = int(self.loc_of_person[p]), 2
+                    wait = env.timeout(g.assist_board_s) if g.assist_board_s > 0 else None
+                if wait is not None:
+                    yield wait
+                    wait = None
                 self.pickup_s[p] = env.now
-            t = np.array([self.fleet.time_s(at, 1 + s) for s in range(self.n_shelters)])
-            fits = np.flatnonzero((self.room >= len(group) - 1e-9) & np.isfinite(t))
-            s = int(fits[np.argmin(t[fits])]) if len(fits) else int(np.argmax(self.room))
-            self.room[s] -= len(group)
-            yield self.fleet.drive(env, at, 1 + s, leg="to shelter", priority=0)
-            at = 1 + s
-            self.drop_s[group], self.shelter_idx[group] = env.now, s
-            self.drops.append((env.now, s, float(len(group))))
+                van.i += 1
+                van.step = 1 if van.i < len(van.group) else 3
+            if wait is None:
+                t = np.array([self.fleet.time_s(van.at, 1 + s) for s in range(self.n_shelters)])
+                fits = np.flatnonzero((self.room >= len(van.group) - 1e-9) & np.isfinite(t))
+                van.s = int(fits[np.argmin(t[fits])]) if len(fits) else int(np.argmax(self.room))
+                self.room[van.s] -= len(van.group)
+                wait = self.fleet.drive(env, van.at, 1 + van.s, leg="to shelter", priority=0)
+            yield wait
+            wait = None
+            van.at = 1 + van.s
+            self.drop_s[van.group], self.shelter_idx[van.group] = env.now, van.s
+            self.drops.append((env.now, van.s, float(len(van.group))))
+            van.step = 4
+        self.vans.remove(van)
 
     def states(self, until_s):
         """Counts at ``until_s``: sheltered, on a van, waiting, without a shelter place."""
@@ -131,3 +157,13 @@ class AssistService:
         no_place = waiting & self.no_room
         return {"sheltered": float(dropped.sum()), "travelling": float((picked & ~dropped).sum()),
                 "waiting": float((waiting & ~no_place).sum()), "no shelter": float(no_place.sum())}
+
+
+class _Van:
+    """A van's record: step (see :meth:`AssistService._van`), where it is (a fleet location),
+    its load (person indices), the next person to pick up, the shelter, its process."""
+
+    __slots__ = ("step", "at", "group", "i", "s", "proc")
+
+    def __init__(self):
+        self.step, self.at, self.group, self.i, self.s, self.proc = 0, 0, [], 0, -1, None

@@ -335,14 +335,30 @@ def _check_casualties(g, at):
     return True
 
 
-def _outage(env, facilities, kind, index, start_s, end_s):
-    """A facility out of service from ``start_s`` to ``end_s`` (inf: for good)."""
-    if start_s > env.now:
-        yield env.timeout(start_s - env.now)
-    facilities.set_in_service(kind, index, False)
+def _outage(env, facilities, rec, wait=None):
+    """A facility out of service from ``start_s`` to ``end_s`` (inf: for good). ``rec`` is
+    ``[kind, index, start_s, end_s, step (0 before, 1 out, 2 done), process, dropped]``; a
+    restored outage starts at its step, waiting on ``wait``."""
+    if rec[6]:                           # made by the build of a run restored from a checkpoint
+        return
+    kind, index, start_s, end_s = rec[:4]
+    if rec[4] == 0:
+        if wait is not None:
+            yield wait
+        elif start_s > env.now:
+            yield env.timeout(start_s - env.now)
+        wait = None
+        facilities.set_in_service(kind, index, False)
+        rec[4] = 1
     if math.isfinite(end_s):
-        yield env.timeout(end_s - env.now)
+        yield wait if wait is not None else env.timeout(end_s - env.now)
         facilities.set_in_service(kind, index, True)
+    rec[4] = 2
+
+
+def _start_outage(env, facilities, rec, wait=None):
+    rec[5] = env.process(_outage(env, facilities, rec, wait))
+    return rec
 
 
 class HazardFlow(Flow):
@@ -390,6 +406,7 @@ class HazardFlow(Flow):
             if plan.casualty_mean is not None:
                 self.casualties[plan.group.name] = self._casualty_calls(ctx, plan, rng)
         self.outages = []                   # (kind, name, start_s, end_s) of facilities in the water
+        self.running = []                   # their processes' records (see _outage)
         facilities = ctx.port(FacilityControl)
         if facilities is not None:
             flooded = _FloodedSites(ctx.plan(self), ctx.city)
@@ -398,7 +415,25 @@ class HazardFlow(Flow):
                     if a < ctx.until_s:
                         b = b if b < ctx.until_s else math.inf          # back after the run: not modelled
                         self.outages.append((kind, name, a, b))
-                        ctx.clock.process(_outage(ctx.clock, facilities, kind, index, a, b))
+                        self.running.append(_start_outage(ctx.clock, facilities, [kind, index, a, b, 0, None, False]))
+
+    checkpoints = True      # the floods' link changes are in the traffic's state, their calls in the EMS's
+
+    def snapshot(self, ctx):
+        return {"outages": [[r[4], *(ctx.pending(r[5]._target) if r[4] < 2 else [])] for r in self.running]}
+
+    def restore(self, ctx, state, time_s):
+        saved = state["outages"]
+        if len(saved) != len(self.running):
+            raise ScenarioError(f"checkpoint: {len(saved)} facility outages; this scenario has {len(self.running)} "
+                                f"(a what-if from a snapshot keeps the floods)")
+        facilities = ctx.port(FacilityControl)
+        for i, (rec, (step, *entry)) in enumerate(zip(list(self.running), saved)):
+            rec[6] = True                    # the build's process stops at once; this one goes on
+            new = [*rec[:4], int(step), None, False]
+            self.running[i] = new
+            if int(step) < 2:
+                _start_outage(ctx.clock, facilities, new, ctx.wakeup(entry))
 
     @staticmethod
     def _casualty_calls(ctx, plan, rng):

@@ -172,6 +172,7 @@ class ReliefOperation:
         self.idle = plan.trucks.copy()
         self.ps_last = np.zeros(n_s)
         self.deliveries = []          # (depot, shelter, dispatch_s, arrive_s, delivered_s, amounts)
+        self.trips = []               # the trips under way (_Trip)
         self.series = []              # (time_s, occupancy, held, unmet, stock)
 
     # ------------------------------------------------------------------ accounts
@@ -192,10 +193,13 @@ class ReliefOperation:
                 "held": self.held.sum(axis=0), "consumed": self.consumed.sum(axis=0)}
 
     # ------------------------------------------------------------------ processes
-    def review(self):
-        """The dispatcher: settle, record and dispatch every ``review_s`` up to the horizon."""
+    def review(self, wait=None):
+        """The dispatcher: settle, record and dispatch every ``review_s`` up to the horizon
+        (restored from a checkpoint: after ``wait``, its next review)."""
         g, env = self.plan.group, self.env
-        if g.start_s > env.now:
+        if wait is not None:
+            yield wait
+        elif g.start_s > env.now:
             yield env.timeout(g.start_s - env.now)
         while True:
             self.settle(env.now)
@@ -232,7 +236,7 @@ class ReliefOperation:
             self.stock[d] -= load
             self.on_way[s] += load
             self.idle[d] -= 1
-            self.env.process(self._trip(d, int(s), load, now_s))
+            self.start_trip(_Trip(d, int(s), load, now_s))
 
     def _load(self, d, s, k, short, days):
         """Units of each item a truck from depot ``d`` takes to shelter ``s``: item ``k`` first,
@@ -246,21 +250,47 @@ class ReliefOperation:
                 room -= units * p.mass_kg[j]
         return load
 
-    def _trip(self, d, s, load, t0):
+    def start_trip(self, rec, wait=None):
+        self.trips.append(rec)
+        rec.proc = self.env.process(self._trip(rec, wait))
+
+    def _trip(self, rec, wait=None):
+        """A truck's trip: step 0 loading, 1 driving to the shelter, 2 unloading, 3 driving back."""
         g, env, n_d = self.plan.group, self.env, len(self.plan.depots)
-        if g.load_s > 0:
-            yield env.timeout(g.load_s)
-        yield self.fleet.drive(env, d, n_d + s, leg="delivery", priority=0)
-        arrive = env.now
-        if g.unload_s > 0:
-            yield env.timeout(g.unload_s)
-        self.settle(env.now)
-        self.held[s] += load
-        self.delivered[s] += load
-        self.on_way[s] -= load
-        self.deliveries.append((d, s, t0, arrive, env.now, load))
-        yield self.fleet.drive(env, n_d + s, d, leg="return", priority=0)
+        d, s, load = rec.d, rec.s, rec.load
+        if rec.step == 0:
+            if wait is not None:
+                yield wait
+            elif g.load_s > 0:
+                yield env.timeout(g.load_s)
+            rec.step, wait = 1, None
+        if rec.step == 1:
+            yield wait if wait is not None else self.fleet.drive(env, d, n_d + s, leg="delivery", priority=0)
+            rec.arrive = env.now
+            rec.step, wait = 2, (env.timeout(g.unload_s) if g.unload_s > 0 else None)
+        if rec.step == 2:
+            if wait is not None:
+                yield wait
+            self.settle(env.now)
+            self.held[s] += load
+            self.delivered[s] += load
+            self.on_way[s] -= load
+            self.deliveries.append((d, s, rec.t0, rec.arrive, env.now, load))
+            rec.step, wait = 3, None
+        yield wait if wait is not None else self.fleet.drive(env, n_d + s, d, leg="return", priority=0)
         self.idle[d] += 1
+        self.trips.remove(rec)
+
+
+class _Trip:
+    """A truck on a trip: depot, shelter, load (units of each item), dispatch time, step (see
+    :meth:`ReliefOperation._trip`), arrival time at the shelter, process."""
+
+    __slots__ = ("d", "s", "load", "t0", "step", "arrive", "proc")
+
+    def __init__(self, d, s, load, t0):
+        self.d, self.s, self.load, self.t0 = int(d), int(s), load, float(t0)
+        self.step, self.arrive, self.proc = 0, math.nan, None
 
 
 class ReliefFlow(Flow):
@@ -284,8 +314,42 @@ class ReliefFlow(Flow):
         fleet = live.fleet(np.concatenate([p.depot_node, p.shelter_node]), ("delivery", "return"))
         self.op = ReliefOperation(p, occ, fleet, ctx.clock, ctx.until_s)
 
-    def start(self, ctx):
-        ctx.clock.process(self.op.review())
+    checkpoints = True
+
+    def start(self, ctx, wait=None):
+        self.review = ctx.clock.process(self.op.review(wait))
+
+    _ARRAYS = ("held", "unmet", "consumed", "delivered", "on_way", "stock", "idle", "ps_last")
+
+    def snapshot(self, ctx):
+        op = self.op
+        legs = {id(leg.proc): k for k, leg in enumerate(op.fleet.active)}
+
+        def wait(proc):
+            k = legs.get(id(proc._target))
+            return ["leg", k] if k is not None else ["clock", *ctx.pending(proc._target)]
+
+        out = {k: getattr(op, k) for k in self._ARRAYS}
+        out["deliveries"] = [[d, s, t0, a, b, list(map(float, load))] for d, s, t0, a, b, load in op.deliveries]
+        out["series"] = [[t, list(map(float, o)), h.tolist(), u.tolist(), st.tolist()] for t, o, h, u, st in op.series]
+        out["trips"] = [[r.d, r.s, list(map(float, r.load)), r.t0, r.step, r.arrive, *wait(r.proc)] for r in op.trips]
+        out["review"] = ctx.pending(self.review._target) if self.review.is_alive else []
+        return out
+
+    def restore(self, ctx, state, time_s):
+        op = self.op
+        for k in self._ARRAYS:
+            setattr(op, k, np.array(state[k]).astype(getattr(op, k).dtype))
+        op.deliveries = [(int(d), int(s), float(t0), float(a), float(b), np.array(load))
+                         for d, s, t0, a, b, load in state["deliveries"]]
+        op.series = [(float(t), np.array(o), np.array(h), np.array(u), np.array(st)) for t, o, h, u, st in state["series"]]
+        legs = list(op.fleet.active)
+        for d, s, load, t0, step, arrive, kind, *ref in state["trips"]:
+            rec = _Trip(d, s, np.array(load), t0)
+            rec.step, rec.arrive = int(step), float(arrive)
+            op.start_trip(rec, legs[int(ref[0])].proc if kind == "leg" else ctx.wakeup(ref))
+        if len(state["review"]):
+            self.start(ctx, ctx.wakeup(state["review"]))
 
     def finish(self, ctx):
         return relief_result(self.op, self.name)

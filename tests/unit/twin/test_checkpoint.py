@@ -128,11 +128,11 @@ def test_bad_checkpoints_are_clear_errors(case, tmp_path):
             resume(copy)
 
 
-def test_flows_without_state_support_are_named_before_running(tmp_path):
-    with pytest.raises(ScenarioError, match="flow\\(s\\) hazards, evacuation, relief cannot write their state yet"):
-        run("hefei_flood", out=tmp_path / "d.h5", checkpoint_every_s=3600.0)
+def test_checkpoints_need_a_results_file_and_a_positive_period(tmp_path):
     with pytest.raises(ScenarioError, match="checkpoints need a results file"):
         run("hefei_day", checkpoint_every_s=3600.0)
+    with pytest.raises(ScenarioError, match="expected a duration > 0"):
+        run("hefei_day", out=tmp_path / "d.h5", checkpoint_every_s=0.0)
 
 
 def test_from_snapshot_equals_the_run_and_a_changed_scenario_differs_only_after(case):
@@ -179,14 +179,17 @@ CITY_KILLS = [("hefei_rush", "checkpoint:3600"), ("hefei_rush", "checkpoint:2520
               ("hefei_rush", "checkpoint:28800"),                                          # the peak, the bus crash
               ("hefei_rush", "checkpoint:39600"), ("hefei_rush", "writing"),
               ("hefei_day", "checkpoint:43200"), ("hefei_people", "checkpoint:32400"),
-              ("hefei_eldercare", "checkpoint:36000")]
+              ("hefei_eldercare", "checkpoint:36000"),
+              ("hefei_flood", "checkpoint:39600"),       # flooded links, evacuation, vans, relief trucks
+              ("hefei_flood", "checkpoint:54000")]
 
 
 @pytest.fixture(scope="module")
 def city_plain(tmp_path_factory):
     d = tmp_path_factory.mktemp("city")
     return d, {name: digests(run(name, out=d / f"{name}.h5").path) for name in ("hefei_rush", "hefei_day",
-                                                                                 "hefei_people", "hefei_eldercare")}
+                                                                                 "hefei_people", "hefei_eldercare",
+                                                                                 "hefei_flood")}
 
 
 @pytest.mark.parametrize("name,kill", CITY_KILLS)

@@ -123,3 +123,9 @@ def test_a_needed_port_nobody_provides_and_a_cycle_are_errors():
 
     with pytest.raises(ScenarioError, match="cycle"):
         flow_order([A, B])
+
+
+def test_a_flow_that_cannot_checkpoint_is_named_before_running(tmp_path):
+    with pytest.raises(ScenarioError, match="flow\\(s\\) call_count cannot write their state yet"):
+        run("hefei_day", out=tmp_path / "c.h5", checkpoint_every_s=3600.0, flows=FLOWS,
+            overrides=TINY + ["call_count.period_s=600"])
