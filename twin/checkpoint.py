@@ -23,6 +23,7 @@ No pickles: every value is plain data that ``h5dump`` shows.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 
@@ -30,7 +31,10 @@ import numpy as np
 
 from twin.errors import ScenarioError
 
-__all__ = ["VERSION", "FORMAT", "write_checkpoint", "read_checkpoint", "generator_state", "set_generator_state"]
+logger = logging.getLogger(__name__)
+
+__all__ = ["VERSION", "FORMAT", "write_checkpoint", "read_checkpoint", "keep_snapshot", "copy_snapshots", "parse_at",
+           "generator_state", "set_generator_state"]
 
 VERSION = 1
 FORMAT = "twin-checkpoint"
@@ -73,6 +77,21 @@ def _write_value(group, key, value):
         group.create_dataset(key, data=arr)
 
 
+def _write_state(group, time_s, states):
+    group.attrs["time_s"] = float(time_s)
+    for flow, state in states.items():
+        fg = group.create_group(flow)
+        for key, value in state.items():
+            _write_value(fg, key, value)
+
+
+def _write_meta(attrs, meta):
+    attrs["format"] = FORMAT
+    attrs["checkpoint_version"] = VERSION
+    for k, v in meta.items():
+        attrs[k] = json.dumps(v) if isinstance(v, (list, tuple, dict)) else v
+
+
 def write_checkpoint(path, *, meta, time_s, states) -> Path:
     """Write a checkpoint file at ``path`` atomically (``path.tmp``, fsync, ``os.replace``).
 
@@ -83,21 +102,66 @@ def write_checkpoint(path, *, meta, time_s, states) -> Path:
     path = Path(path)
     tmp = Path(str(path) + ".tmp")
     with h5py.File(tmp, "w") as f:
-        m = f.create_group("meta")
-        m.attrs["format"] = FORMAT
-        m.attrs["checkpoint_version"] = VERSION
-        for k, v in meta.items():
-            m.attrs[k] = json.dumps(v) if isinstance(v, (list, tuple, dict)) else v
-        g = f.create_group("checkpoints/state")
-        g.attrs["time_s"] = float(time_s)
-        for flow, state in states.items():
-            fg = g.create_group(flow)
-            for key, value in state.items():
-                _write_value(fg, key, value)
+        _write_meta(f.create_group("meta").attrs, meta)
+        _write_state(f.create_group("checkpoints/state"), time_s, states)
     with open(tmp, "rb") as fh:
         os.fsync(fh.fileno())
     os.replace(tmp, path)
     return path
+
+
+def checkpoint_writer(out, meta, every_s, snapshot_at_s, after):
+    """The ``on_checkpoint`` of a run writing ``out``: at multiples of ``every_s`` the checkpoint
+    file ``<out>.partial``, at the times of ``snapshot_at_s`` a snapshot kept for ``out``;
+    ``after(time_s)`` then (fault injection)."""
+    partial, kept = Path(str(out) + ".partial"), Path(str(out) + ".snapshots")
+
+    def write(time_s, states):
+        if any(abs(time_s - t) < 1e-6 for t in snapshot_at_s):
+            keep_snapshot(kept, meta=meta, time_s=time_s, states=states)
+        if every_s and abs(time_s / every_s - round(time_s / every_s)) < 1e-9:
+            write_checkpoint(partial, meta=meta, time_s=time_s, states=states)
+            logger.info("checkpoint at %.0f s written to %s", time_s, partial)
+        after(time_s)
+    return write
+
+
+def keep_snapshot(path, *, meta, time_s, states) -> None:
+    """Add the state at ``time_s`` to the snapshots file ``path`` (``<out>.snapshots``, copied
+    into the results file's ``/checkpoints`` when the run ends: :func:`copy_snapshots`)."""
+    import h5py
+
+    with h5py.File(path, "a") as f:
+        g = f.require_group("checkpoints")
+        _write_meta(g.attrs, meta)
+        name = snapshot_name(time_s)
+        if name in g:
+            del g[name]
+        _write_state(g.create_group(name), time_s, states)
+        f.flush()
+
+
+def snapshot_name(time_s) -> str:
+    """The group name of a snapshot in ``/checkpoints``: its time in whole seconds."""
+    return f"{float(time_s):.0f}"
+
+
+def copy_snapshots(path, h5file) -> None:
+    """Copy the snapshots of ``path`` (if any) into an open results file's ``/checkpoints``."""
+    import h5py
+
+    path = Path(path)
+    if not path.exists():
+        return
+    with h5py.File(path, "r") as src:
+        g = src.get("checkpoints")
+        if g is None:
+            return
+        dst = h5file.require_group("checkpoints")
+        for k, v in g.attrs.items():
+            dst.attrs[k] = v
+        for name in g:
+            src.copy(g[name], dst, name=name)
 
 
 def _read_value(ds):
@@ -115,38 +179,97 @@ def h5py_is_str(ds) -> bool:
     return h5py.check_string_dtype(ds.dtype) is not None
 
 
+def parse_at(text):
+    """``"run.h5@08:00"`` -> ``("run.h5", 28800.0)``; the time is ``HH:MM`` (hours from the start,
+    24 and more allowed), a duration (``6h``, ``2d``) or seconds; no ``@``: ``(text, None)``."""
+    from twin.units import parse_duration_s
+
+    text = str(text)
+    path, sep, at = text.rpartition("@")
+    if not sep or not path:
+        return text, None
+    try:
+        if ":" in at:
+            parts = [float(x) for x in at.split(":")]
+            if len(parts) not in (2, 3) or any(x < 0 for x in parts):
+                raise ValueError
+            return path, parts[0] * 3600.0 + parts[1] * 60.0 + (parts[2] if len(parts) == 3 else 0.0)
+        return path, float(parse_duration_s(at))
+    except ValueError:
+        raise ScenarioError(f"snapshot {text!r}: time {at!r}; expected HH:MM (e.g. @08:00), a duration (@6h) or "
+                            f"seconds") from None
+
+
 def read_checkpoint(path):
-    """``(meta, time_s, states)`` of a checkpoint file; a missing, truncated or foreign file, a
-    version mismatch or a missing part is a :class:`~twin.errors.ScenarioError` naming it."""
+    """``(meta, time_s, states)`` of a checkpoint: a checkpoint file (``<out>.partial``), or a
+    snapshot kept in a results file, ``"run.h5@08:00"`` (``--snapshot-at``). A missing,
+    truncated or foreign file, a version mismatch, a missing time or a missing part is a
+    :class:`~twin.errors.ScenarioError` naming it."""
     import h5py
 
+    label = str(path)
+    path, at = parse_at(path)
     path = Path(path)
     if not path.exists():
-        raise ScenarioError(f"--resume {str(path)!r}: no such file (a run with --checkpoint-every leaves "
-                            f"<out>.partial while it runs)")
+        raise ScenarioError(f"checkpoint {str(path)!r}: no such file (a run with --checkpoint-every leaves "
+                            f"<out>.partial while it runs; --snapshot-at keeps snapshots in <out>)")
     try:
         f = h5py.File(path, "r")
     except OSError as exc:
-        raise ScenarioError(f"--resume {str(path)!r}: not a readable HDF5 checkpoint (truncated or damaged?): "
+        raise ScenarioError(f"checkpoint {label!r}: not a readable HDF5 checkpoint (truncated or damaged?): "
                             f"{exc}") from None
-    with f:
-        m = f.get("meta")
-        if m is None or m.attrs.get("format") != FORMAT:
-            raise ScenarioError(f"--resume {str(path)!r}: not a twin checkpoint (no /meta format "
-                                f"'{FORMAT}'); a finished results file needs no resuming")
-        version = int(m.attrs.get("checkpoint_version", -1))
-        if version != VERSION:
-            raise ScenarioError(f"--resume {str(path)!r}: checkpoint version {version}; this twin reads version "
-                                f"{VERSION}")
-        meta = {k: m.attrs[k] for k in m.attrs}
-        for k in ("flows", "streams"):
-            meta[k] = json.loads(meta[k]) if k in meta else []
-        g = f.get("checkpoints/state")
-        if g is None or "time_s" not in g.attrs:
-            raise ScenarioError(f"--resume {str(path)!r}: no /checkpoints/state with a time_s")
-        states = {}
-        for flow in meta["flows"]:
-            if flow not in g:
-                raise ScenarioError(f"--resume {str(path)!r}: the state of flow {flow!r} is missing")
-            states[flow] = {k: _read_value(ds) for k, ds in g[flow].items()}
-        return meta, float(g.attrs["time_s"]), states
+    try:
+        with f:
+            m = f.get("meta")
+            if m is not None and m.attrs.get("format") == FORMAT:
+                attrs, g = m.attrs, f.get("checkpoints/state")
+                if g is not None and at is not None and abs(float(g.attrs.get("time_s", -1)) - at) > 1e-6:
+                    raise ScenarioError(f"checkpoint {label!r}: this checkpoint file holds the state at "
+                                        f"{float(g.attrs['time_s']):g} s only")
+            else:
+                attrs, g = _kept(f, label, at)
+            return _read(attrs, g, label)
+    except ScenarioError:
+        raise
+    except (OSError, KeyError, ValueError, TypeError) as exc:
+        raise ScenarioError(f"checkpoint {label!r}: damaged ({type(exc).__name__}: {exc})") from None
+
+
+def _kept(f, label, at):
+    """The attributes and state group of a snapshot kept in a results file."""
+    c = f.get("checkpoints")
+    if c is None or c.attrs.get("format") != FORMAT:
+        raise ScenarioError(f"checkpoint {label!r}: not a twin checkpoint, and no snapshots in /checkpoints (a "
+                            f"finished results file needs no resuming; keep snapshots with --snapshot-at)")
+    times = sorted(float(c[k].attrs["time_s"]) for k in c)
+    if at is None:
+        if len(times) != 1:
+            raise ScenarioError(f"checkpoint {label!r}: give the time, e.g. {label}@{_hhmm(times[0] if times else 0)}; "
+                                f"snapshots at {', '.join(_hhmm(t) for t in times)}")
+        at = times[0]
+    name = snapshot_name(at)
+    if name not in c:
+        raise ScenarioError(f"checkpoint {label!r}: no snapshot at {_hhmm(at)}; this file has "
+                            f"{', '.join(_hhmm(t) for t in times) or 'none'}")
+    return c.attrs, c[name]
+
+
+def _hhmm(t):
+    return f"{int(t // 3600):02d}:{int(t % 3600 // 60):02d}"
+
+
+def _read(attrs, g, label):
+    version = int(attrs.get("checkpoint_version", -1))
+    if version != VERSION:
+        raise ScenarioError(f"checkpoint {label!r}: checkpoint version {version}; this twin reads version {VERSION}")
+    meta = {k: attrs[k] for k in attrs}
+    for k in ("flows", "streams", "snapshot_at_s"):
+        meta[k] = json.loads(meta[k]) if k in meta else []
+    if g is None or "time_s" not in g.attrs:
+        raise ScenarioError(f"checkpoint {label!r}: no /checkpoints/state with a time_s")
+    states = {}
+    for flow in meta["flows"]:
+        if flow not in g:
+            raise ScenarioError(f"checkpoint {label!r}: the state of flow {flow!r} is missing")
+        states[flow] = {k: _read_value(ds) for k, ds in g[flow].items()}
+    return meta, float(g.attrs["time_s"]), states

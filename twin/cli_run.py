@@ -25,11 +25,27 @@ def add_run_parser(subparsers):
     p.add_argument("--keys", action="store_true", help="list every scenario key with its description and exit")
     p.add_argument("--checkpoint-every", type=_duration_arg, default=None, metavar="DURATION",
                    help="keep the latest checkpoint in <out>.partial every DURATION of simulated time (e.g. 10d, "
-                        "6h); the flows must support it (population, epidemic)")
+                        "1h); twin run --resume <out>.partial continues after a crash")
     p.add_argument("--resume", metavar="PARTIAL", help="continue the run whose checkpoint is in PARTIAL "
                    "(<out>.partial of a run with --checkpoint-every) and write its results file")
+    p.add_argument("--snapshot-at", type=_times_arg, default=(), metavar="TIMES",
+                   help="keep the city's state at these times in --out (e.g. 06:00,08:00 or 6h), to start what-ifs "
+                        "from: --start-from")
+    p.add_argument("--start-from", metavar="FILE@TIME", help="run from a saved state on (e.g. run.h5@08:00, or "
+                   "run.h5.partial): SCENARIO (default: the snapshot's own) with --set changes from that time on")
     p.set_defaults(func=run_main)
     return p
+
+
+def _times_arg(text):
+    import argparse
+
+    from twin.checkpoint import parse_at
+
+    try:
+        return tuple(parse_at(f"x@{t.strip()}")[1] for t in str(text).split(",") if t.strip())
+    except ScenarioError:
+        raise argparse.ArgumentTypeError(f"times {text!r}; expected e.g. 06:00,08:00 or 6h,8h") from None
 
 
 def _duration_arg(text):
@@ -49,6 +65,16 @@ def run_main(args) -> int:
         out.write(f"resumed {args.resume} from its checkpoint; simulated the rest in {res.wall_s:.2f} s wall\n\n")
         out.write(format_kpis(res))
         out.write(f"\nwrote {res.path}\n")
+        return 0
+    if getattr(args, "start_from", None):
+        from twin.runner import from_snapshot
+
+        res = from_snapshot(args.start_from, scenario=args.scenario, overrides=args.overrides, out=args.out,
+                            overwrite=args.overwrite)
+        out.write(f"ran from {args.start_from}{' with ' + ', '.join(args.overrides) if args.overrides else ''}; "
+                  f"simulated the rest in {res.wall_s:.2f} s wall\n\n")
+        out.write(format_kpis(res))
+        out.write(f"\nwrote {res.path}\n" if res.path is not None else "")
         return 0
     if args.list:
         for name in builtin_scenarios():
@@ -80,7 +106,8 @@ def run_main(args) -> int:
 
     try:
         res = run(scenario, seed=args.seed, out=args.out, progress=progress, overwrite=args.overwrite,
-                  checkpoint_every_s=getattr(args, "checkpoint_every", None))
+                  checkpoint_every_s=getattr(args, "checkpoint_every", None),
+                  snapshot_at_s=getattr(args, "snapshot_at", ()))
     finally:
         if bar is not None:
             bar.close()

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 from dataclasses import dataclass, field
 
 from twin.errors import ScenarioError
@@ -381,30 +382,40 @@ class Simulation:
             env.schedule(ev, priority, time_s - env.now)
         self.ctx._wakeups = []
 
-    def _checkpointer(self, every_s, callback):
+    def _checkpointer(self, every_s, at_s, callback):
+        """At every multiple of ``every_s`` (None: none) and at each time of ``at_s`` before
+        ``until_s``, before any other event then: ``callback(time_s, states)``."""
         import simpy
 
         env, until = self.ctx.clock, self.ctx.until_s
-        k = int(env.now // every_s) + 1
-        while k * every_s < until:
+        at = sorted(float(t) for t in at_s if env.now < float(t) < until)
+        k = int(env.now // every_s) + 1 if every_s else 0
+        while True:
+            t = min(k * every_s if every_s and k * every_s < until else math.inf, at[0] if at else math.inf)
+            if t == math.inf:
+                return
             ev = self._ckpt_event = simpy.Event(env)
             ev._ok, ev._value = True, None
-            env.schedule(ev, simpy.core.URGENT, k * every_s - env.now)     # before any other event then
+            env.schedule(ev, simpy.core.URGENT, t - env.now)     # before any other event then
             yield ev
             callback(env.now, self.snapshot())
-            k += 1
+            while every_s and k * every_s <= t:
+                k += 1
+            while at and at[0] <= t:
+                at.pop(0)
 
-    def run(self, progress=None, *, checkpoint_every_s=None, on_checkpoint=None, state=None) -> dict:
+    def run(self, progress=None, *, checkpoint_every_s=None, on_checkpoint=None, state=None, snapshot_at_s=()) -> dict:
         """Build, start, run and finish every flow; returns ``flow name -> FlowResult``.
 
         ``progress(done_s, total_s)`` is called after every simulated hour up to ``until_s``
         (running in hour steps does not change the event order). With ``checkpoint_every_s``,
         ``on_checkpoint(time_s, states)`` gets every flow's state at each multiple of it before
         ``until_s`` (before any other event at that time). ``state`` (flow name -> dict, taken
-        at the clock's start time) restores the flows instead of starting them.
+        at the clock's start time) restores the flows instead of starting them. ``snapshot_at_s``:
+        further times for ``on_checkpoint`` (snapshots kept in the results file).
         """
         ctx = self.ctx
-        if checkpoint_every_s is not None or state is not None:
+        if checkpoint_every_s is not None or state is not None or len(snapshot_at_s):
             self.check_checkpoints()
         for f in self.flows:
             f.build(ctx)
@@ -414,9 +425,15 @@ class Simulation:
             else:
                 if f.name not in state:
                     raise ScenarioError(f"resume: the checkpoint has no state of flow {f.name!r}")
-                f.restore(ctx, state[f.name], ctx.clock.now)
-        if checkpoint_every_s is not None:
-            ctx.clock.process(self._checkpointer(float(checkpoint_every_s), on_checkpoint))
+                try:
+                    f.restore(ctx, state[f.name], ctx.clock.now)
+                except (KeyError, IndexError, ValueError, TypeError) as exc:
+                    what = f"has no {exc.args[0]!r}" if isinstance(exc, KeyError) else f"{type(exc).__name__}: {exc}"
+                    raise ScenarioError(f"checkpoint: the state of flow {f.name!r} {what} (damaged, or written by "
+                                        f"another version of twin?)") from None
+        if checkpoint_every_s is not None or len(snapshot_at_s):
+            every = float(checkpoint_every_s) if checkpoint_every_s is not None else None
+            ctx.clock.process(self._checkpointer(every, snapshot_at_s, on_checkpoint))
         if state is not None:       # after every process made at the restore (they may wait on them)
             self._schedule_wakeups()
         env, until = ctx.clock, ctx.until_s

@@ -94,7 +94,7 @@ def format_kpis(result: RunResult) -> str:
 
 
 def run(spec_or_path, *, seed=None, out=None, overrides=None, progress=None, overwrite=False,
-        flows=None, checkpoint_every_s=None) -> RunResult:
+        flows=None, checkpoint_every_s=None, snapshot_at_s=()) -> RunResult:
     """Run a scenario and optionally write its results file.
 
     ``spec_or_path``, ``overrides`` and ``flows`` are what :func:`load_scenario` takes (or a
@@ -103,7 +103,8 @@ def run(spec_or_path, *, seed=None, out=None, overrides=None, progress=None, ove
     its folder must exist, both checked before simulating); ``progress(done_s, total_s)``
     is called after each simulated hour. With ``checkpoint_every_s`` (needs ``out``), the run
     keeps its latest checkpoint in ``<out>.partial`` (:mod:`twin.checkpoint`) until the results
-    file is written; :func:`resume` continues from it.
+    file is written; :func:`resume` continues from it. ``snapshot_at_s`` (needs ``out``) keeps the
+    state at those times in the results file's ``/checkpoints`` (``from_snapshot("run.h5@08:00")``).
 
     Examples
     --------
@@ -134,31 +135,29 @@ def run(spec_or_path, *, seed=None, out=None, overrides=None, progress=None, ove
     scenario = scenario.replanned(seed)
     rg = scenario.run_group
     sim = Simulation(scenario, seed=seed, until_s=rg.until_s, drain=rg.drain)
+    snapshot_at_s = tuple(float(t) for t in snapshot_at_s)
     on_checkpoint = None
-    if checkpoint_every_s is not None:
+    if checkpoint_every_s is not None or snapshot_at_s:
         if out is None:
-            raise ScenarioError("checkpoints need a results file: give --out (the checkpoint is <out>.partial)")
-        if not checkpoint_every_s > 0:
+            raise ScenarioError("checkpoints and snapshots need a results file: give --out (the checkpoint is "
+                                "<out>.partial; snapshots go into <out>)")
+        if checkpoint_every_s is not None and not checkpoint_every_s > 0:
             raise ScenarioError(f"--checkpoint-every = {checkpoint_every_s!r} s; expected a duration > 0")
-        on_checkpoint = _checkpoint_writer(scenario, seed, out, checkpoint_every_s)
-    results = sim.run(progress=progress, checkpoint_every_s=checkpoint_every_s, on_checkpoint=on_checkpoint)
-    return _finish(scenario, seed, results, t0, out, overwrite, checkpointed=checkpoint_every_s is not None)
+        Path(str(out) + ".snapshots").unlink(missing_ok=True)
+        on_checkpoint = _checkpoint_writer(scenario, seed, out, checkpoint_every_s, snapshot_at_s)
+    results = sim.run(progress=progress, checkpoint_every_s=checkpoint_every_s, on_checkpoint=on_checkpoint,
+                      snapshot_at_s=snapshot_at_s)
+    return _finish(scenario, seed, results, t0, out, overwrite, checkpointed=on_checkpoint is not None)
 
 
-def _checkpoint_writer(scenario, seed, out, every_s):
-    from twin.checkpoint import write_checkpoint
+def _checkpoint_writer(scenario, seed, out, every_s, snapshot_at_s=()):
+    from twin.checkpoint import checkpoint_writer
 
     meta = {"scenario": scenario.resolved_text, "scenario_name": scenario.name, "seed": int(seed),
             "out": str(Path(out).resolve()), "flows": [f.name for f in scenario.flows],
             "streams": list(scenario.stream_names), "until_s": float(scenario.run_group.until_s),
-            "checkpoint_every_s": float(every_s)}
-    path = Path(str(out) + ".partial")
-
-    def write(time_s, states):
-        write_checkpoint(path, meta=meta, time_s=time_s, states=states)
-        logger.info("checkpoint at %.0f s written to %s", time_s, path)
-        _fault("checkpoint", time_s)
-    return write
+            "checkpoint_every_s": float(every_s or 0.0), "snapshot_at_s": list(snapshot_at_s)}
+    return checkpoint_writer(out, meta, every_s, snapshot_at_s, lambda t: _fault("checkpoint", t))
 
 
 def _fault(where, time_s=None):
@@ -191,9 +190,10 @@ def resume(partial, *, progress=None, overwrite=False) -> RunResult:
     scenario = scenario.replanned(seed)
     rg = scenario.run_group
     every = float(meta.get("checkpoint_every_s", 0.0)) or None
+    at = tuple(meta.get("snapshot_at_s", ()))
     sim = Simulation(scenario, seed=seed, until_s=rg.until_s, drain=rg.drain, start_s=time_s)
-    results = sim.run(progress=progress, state=states, checkpoint_every_s=every,
-                      on_checkpoint=_checkpoint_writer(scenario, seed, out, every) if every else None)
+    results = sim.run(progress=progress, state=states, checkpoint_every_s=every, snapshot_at_s=at,
+                      on_checkpoint=_checkpoint_writer(scenario, seed, out, every, at) if every or at else None)
     return _finish(scenario, seed, results, t0, out, True, checkpointed=True)
 
 
@@ -236,12 +236,16 @@ def _finish(scenario, seed, results, t0, out, overwrite, *, checkpointed=False):
         out = Path(out)
         if checkpointed:
             # the checkpoint stays in <out>.partial until the results file is complete
+            from twin.checkpoint import copy_snapshots
+
             tmp = Path(str(out) + ".final")
-            write_run(tmp, result, overwrite=True, _during=lambda: _fault("writing"))
+            write_run(tmp, result, overwrite=True, _during=lambda w: (_fault("writing"), copy_snapshots(
+                str(out) + ".snapshots", w._file)))
             if out.exists() and not overwrite:
                 raise ResultsError(f"results file {str(out)!r} appeared while running; results kept in {str(tmp)!r}")
             os.replace(tmp, out)
             Path(str(out) + ".partial").unlink(missing_ok=True)
+            Path(str(out) + ".snapshots").unlink(missing_ok=True)
         else:
             write_run(out, result, overwrite=overwrite)
         result = dataclasses.replace(result, path=out)
@@ -282,7 +286,7 @@ def write_run(path, result: RunResult, *, overwrite=False, _during=None) -> Path
     with ResultsWriter(path, meta=meta, overwrite=overwrite) as writer:
         write_network(writer, sc.city)
         if _during is not None:
-            _during()
+            _during(writer)
         for r in result.flows.values():
             if r.write is not None:
                 r.write(writer)

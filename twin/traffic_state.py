@@ -20,7 +20,7 @@ __all__ = ["engine_snapshot", "engine_restore"]
 ARRAYS = ("veh_class", "o_idx", "d_idx", "depart_s", "cap_per_step", "capacity_veh_per_h", "storage", "hole_steps",
           "ff_steps", "ff_time_s", "link_open", "routable", "depart_step", "dep_order", "route_start", "seg_end",
           "seg_start", "route_seq", "route_owner", "dl_order", "dep_link_indptr")
-SCALARS = ("n_veh", "event_ptr", "route_used", "n_rerouted", "kernel_s")
+SCALARS = ("n_veh", "event_ptr", "route_used", "n_rerouted")     # (not kernel_s: a wall-clock figure)
 
 
 def engine_snapshot(engine) -> dict:
@@ -28,6 +28,9 @@ def engine_snapshot(engine) -> dict:
     from twin.checkpoint import generator_state
 
     out = {f"a_{k}": getattr(engine, k) for k in ARRAYS}
+    used = int(engine.route_used)            # the route store past route_used is unused (uninitialised) room
+    out["a_route_seq"], out["a_route_owner"] = engine.route_seq[:used], engine.route_owner[:used]
+    out["route_capacity"] = len(engine.route_seq)
     out.update({f"state_{k}": v for k, v in engine.state.items()})
     out.update({f"out_{k}": v for k, v in engine.out.items()})
     out.update({k: getattr(engine, k) for k in SCALARS})
@@ -50,6 +53,10 @@ def engine_restore(engine, state) -> None:
             raise ScenarioError(f"checkpoint: traffic array {k!r} is {new.dtype}{list(new.shape)}; this scenario's "
                                 f"engine has {old.dtype}{list(old.shape)} (another city or demand?)")
         setattr(engine, k, np.array(new))
+    cap = int(state["route_capacity"])
+    for k in ("route_seq", "route_owner"):
+        used = getattr(engine, k)
+        setattr(engine, k, np.concatenate([used, np.zeros(cap - len(used), dtype=used.dtype)]))
     for name, d in (("state", engine.state), ("out", engine.out)):
         for k in d:
             d[k] = np.array(state[f"{name}_{k}"])

@@ -129,7 +129,7 @@ def test_bad_checkpoints_are_clear_errors(case, tmp_path):
 
 
 def test_checkpoints_need_a_results_file_and_a_positive_period(tmp_path):
-    with pytest.raises(ScenarioError, match="checkpoints need a results file"):
+    with pytest.raises(ScenarioError, match="checkpoints and snapshots need a results file"):
         run("hefei_day", checkpoint_every_s=3600.0)
     with pytest.raises(ScenarioError, match="expected a duration > 0"):
         run("hefei_day", out=tmp_path / "d.h5", checkpoint_every_s=0.0)
@@ -241,3 +241,47 @@ def test_a_snapshot_unit_the_scenario_lacks_is_a_clear_error(city_plain):
     assert p.returncode == -signal.SIGKILL
     with pytest.raises(ScenarioError, match="unit 'north-1' .* is not in this scenario"):
         from_snapshot(Path(str(out) + ".partial"), overrides=["stations.1.name=airport"])
+
+
+def test_snapshots_kept_in_the_results_file_start_what_ifs(city_plain, tmp_path):
+    from twin.runner import from_snapshot
+
+    d, plain = city_plain
+    out = tmp_path / "kept.h5"
+    p = _twin(["run", "hefei_rush", "--out", str(out), "--snapshot-at", "06:00,08:00", "-q"])
+    assert p.returncode == 0, p.stderr[-2000:]
+    with h5py.File(out, "r") as f:
+        assert sorted(f["checkpoints"]) == ["21600", "28800"]
+        assert f["checkpoints/28800"].attrs["time_s"] == 28800.0
+    kept = digests(out)
+    assert {k: v for k, v in kept.items() if not k.startswith("/checkpoints")} == plain["hefei_rush"]
+    # the same run again keeps byte-identical snapshots (no wall-clock figures in a state)
+    p = _twin(["run", "hefei_rush", "--out", str(tmp_path / "again.h5"), "--snapshot-at", "06:00,08:00", "-q"])
+    assert digests(tmp_path / "again.h5") == kept
+    p = _twin(["run", "--start-from", f"{out}@08:00", "--out", str(tmp_path / "from8.h5"), "-q"])
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert digests(tmp_path / "from8.h5") == plain["hefei_rush"]
+    for at, message in (("", "give the time, e.g. .*@06:00; snapshots at 06:00, 08:00"),
+                        ("@07:00", "no snapshot at 07:00; this file has 06:00, 08:00"),
+                        ("@7x", "time '7x'; expected HH:MM")):
+        with pytest.raises(ScenarioError, match=message):
+            from_snapshot(f"{out}{at}")
+
+
+def test_damaged_snapshots_name_what_is_wrong(case, tmp_path):
+    out = case / "dmg.h5"
+    p = _twin(["run", str(case / "epi.toml"), "--out", str(out), "--checkpoint-every", "10d", "-q"],
+              env={"TWIN_FAULT_KILL": "checkpoint:864000"})
+    assert p.returncode == -signal.SIGKILL
+    partial = Path(str(out) + ".partial")
+    copy = tmp_path / "nostream.h5.partial"
+    copy.write_bytes(partial.read_bytes())
+    with h5py.File(copy, "r+") as f:
+        del f["checkpoints/state/epidemic/rng"]                     # a random stream's state gone
+    with pytest.raises(ScenarioError, match="the state of flow 'epidemic' has no 'rng'"):
+        resume(copy)
+    cut = tmp_path / "cut.h5.partial"
+    data = partial.read_bytes()
+    cut.write_bytes(data[:len(data) // 2])                          # a truncated file
+    with pytest.raises(ScenarioError, match="truncated or damaged|damaged"):
+        resume(cut)
