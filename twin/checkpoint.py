@@ -17,7 +17,13 @@ Layout (format ``twin-checkpoint``, version :data:`VERSION`)::
                           JSON (a random generator's state, lists of records) as UTF-8 strings
                           with attribute ``json = 1``
 
-No pickles: every value is plain data that ``h5dump`` shows.
+A results file of a run with ``snapshot_at_s`` (``twin run --snapshot-at 06:00,08:00``) keeps
+the states at those times in ``/checkpoints/<time in whole seconds>``, the attributes of
+``/meta`` above on ``/checkpoints``; ``read_checkpoint("run.h5@08:00")`` reads one of them
+(:func:`twin.runner.from_snapshot`, ``twin run --start-from``).
+
+No pickles: every value is plain data that ``h5dump`` shows. docs/results-format.md lists what
+each flow's state holds.
 """
 
 from __future__ import annotations

@@ -62,11 +62,33 @@ def engine_restore(engine, state) -> None:
             d[k] = np.array(state[f"{name}_{k}"])
     for k in SCALARS:
         setattr(engine, k, type(getattr(engine, k))(state[k]))
-    engine.events = [(float(t), a, np.asarray(links, dtype=np.int64), c) for t, a, links, c in state["events"]]
+    engine.events = _events(engine.events, state["events"], int(state["event_ptr"]))
     engine.history = {int(v): [(int(a), int(b)) for a, b in h] for v, h in state["history"]}
     set_generator_state(engine.rng_reroute, state["rng_reroute"])
     if "exits_iv" in state:
         engine._exits_iv, engine._exits_done = int(state["exits_iv"]), np.array(state["exits_done"])
+
+
+def _key(t, a, links, c):
+    return float(t), str(a), tuple(int(x) for x in np.atleast_1d(links)), None if c is None else repr(float(c))
+
+
+def _events(built, saved, ptr):
+    """The network events of a restored engine: those applied before the snapshot (saved), then
+    the ones the scenario being run schedules (``built``) less those already applied. With the
+    snapshot's own scenario that is the saved list; a what-if's changed closures take effect."""
+    applied = [(float(t), a, np.asarray(links, dtype=np.int64), c) for t, a, links, c in saved[:ptr]]
+    left = {}
+    for e in applied:
+        left[_key(*e)] = left.get(_key(*e), 0) + 1
+    future = []
+    for e in built:
+        k = _key(*e)
+        if left.get(k, 0):
+            left[k] -= 1
+        else:
+            future.append(e)
+    return applied + future
 
 
 #: Arrays whose length changes during a run (vehicles inserted, routes re-written).

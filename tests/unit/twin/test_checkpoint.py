@@ -285,3 +285,17 @@ def test_damaged_snapshots_name_what_is_wrong(case, tmp_path):
     cut.write_bytes(data[:len(data) // 2])                          # a truncated file
     with pytest.raises(ScenarioError, match="truncated or damaged|damaged"):
         resume(cut)
+
+
+def test_a_what_if_from_1100_takes_the_deeper_flood_from_then_on(city_plain, tmp_path):
+    from twin.runner import from_snapshot
+
+    d, plain_digests = city_plain
+    plain = run("hefei_flood", out=tmp_path / "flood.h5", snapshot_at_s=[39600.0])          # 11:00
+    assert {k: v for k, v in digests(tmp_path / "flood.h5").items()
+            if not k.startswith("/checkpoints")} == plain_digests["hefei_flood"]
+    deep = from_snapshot(f"{tmp_path / 'flood.h5'}@11:00",
+                         overrides=["hazards.0.depth_mm=[0.0, 250.0, 900.0, 900.0, 0.0]"])   # 14:00 and 18:00 deeper
+    a, b = plain.ems.unit_events, deep.ems.unit_events
+    assert a[a.time_s < 39600].reset_index(drop=True).equals(b[b.time_s < 39600].reset_index(drop=True))
+    assert deep.traffic.kpis["vht_veh_h"] != plain.traffic.kpis["vht_veh_h"]     # the new closures apply
