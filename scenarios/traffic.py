@@ -607,6 +607,9 @@ class TrafficFlow(Flow):
                                dt_s=tg.dt_s, reroute_share=tg.reroute_share, reroute_interval_s=tg.reroute_interval_s,
                                signals=signals, stop_when_done=False, emergency_priority=tg.emergency_priority,
                                bypass_speed_mps=tg.bypass_speed_mps)
+        from twin.traffic_state import mark_built
+
+        mark_built(engine)                      # (what a checkpoint need not hold)
         self.coupling = _Coupling(engine, tg, plan.horizon_s)
         ctx.provide(LiveTravel, self.coupling)
         ctx.provide(Exposure, self.coupling)

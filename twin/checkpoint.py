@@ -80,7 +80,28 @@ def _write_value(group, key, value):
         arr = np.asarray(value)
         if arr.dtype.kind == "O":
             raise ScenarioError(f"checkpoint: value {key!r} is not plain data (dtype object)")
-        group.create_dataset(key, data=arr)
+        if arr.dtype.kind in "iu" and arr.size >= 1 << 13 and _sparse(group, key, arr):
+            return
+        if arr.dtype == np.int64 and arr.size and -2**31 <= arr.min() and arr.max() < 2**31:
+            ds = group.create_dataset(key, data=arr.astype(np.int32))      # half the bytes to write
+            ds.attrs["dtype"] = "int64"
+        else:
+            group.create_dataset(key, data=arr)      # (LZF would make them 7x smaller and 2.5x slower to write)
+
+
+def _sparse(group, key, arr) -> bool:
+    """Write an integer array that is mostly 0 or -1 as a group of its other entries (flat
+    ``index`` and ``value``, attrs ``encoding = "sparse"``, ``fill``, ``shape``, ``dtype``)."""
+    flat = arr.reshape(-1)
+    for fill in (0, -1):
+        other = np.flatnonzero(flat != fill)
+        if len(other) <= len(flat) // 4:
+            g = group.create_group(key)
+            g.attrs.update(encoding="sparse", fill=fill, shape=list(arr.shape), dtype=str(arr.dtype))
+            g.create_dataset("index", data=other.astype(np.int64 if len(flat) >= 2**31 else np.int32))
+            g.create_dataset("value", data=flat[other])
+            return True
+    return False
 
 
 def _write_state(group, time_s, states):
@@ -171,12 +192,16 @@ def copy_snapshots(path, h5file) -> None:
 
 
 def _read_value(ds):
+    if ds.attrs.get("encoding") == "sparse":
+        out = np.full(int(np.prod(ds.attrs["shape"])), ds.attrs["fill"], dtype=ds.attrs["dtype"])
+        out[ds["index"][()]] = ds["value"][()]
+        return out.reshape([int(n) for n in ds.attrs["shape"]])
     if ds.attrs.get("json", 0):
         return json.loads(ds.asstr()[()])
     if ds.dtype.kind in ("O", "S") or h5py_is_str(ds):
         return ds.asstr()[()]
     v = ds[()]
-    return v
+    return v.astype(ds.attrs["dtype"]) if "dtype" in ds.attrs else v
 
 
 def h5py_is_str(ds) -> bool:

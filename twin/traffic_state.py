@@ -10,17 +10,57 @@ re-made by building the same scenario. A restored engine continues exactly as th
 
 from __future__ import annotations
 
+import zlib
+
 import numpy as np
 
 from twin.errors import ScenarioError
 
-__all__ = ["engine_snapshot", "engine_restore"]
+__all__ = ["engine_snapshot", "engine_restore", "mark_built"]
 
 #: Engine attributes that are arrays the run changes (vehicles grow with insertions).
-ARRAYS = ("veh_class", "o_idx", "d_idx", "depart_s", "cap_per_step", "capacity_veh_per_h", "storage", "hole_steps",
-          "ff_steps", "ff_time_s", "link_open", "routable", "depart_step", "dep_order", "route_start", "seg_end",
-          "seg_start", "route_seq", "route_owner", "dl_order", "dep_link_indptr")
+ARRAYS = ("cap_per_step", "capacity_veh_per_h", "storage", "hole_steps", "ff_steps", "ff_time_s", "link_open",
+          "dep_order", "route_start", "seg_end", "seg_start", "dl_order", "dep_link_indptr")
+#: Arrays the run only appends to: the snapshot holds what was appended after the build, and a
+#: checksum of the built part, which the build of the restoring run must reproduce.
+APPENDED = ("veh_class", "o_idx", "d_idx", "depart_s", "routable", "depart_step", "route_seq", "route_owner")
 SCALARS = ("n_veh", "event_ptr", "route_used", "n_rerouted")     # (not kernel_s: a wall-clock figure)
+#: Output series (interval or tick along the first axis): rows past the last written one are zero.
+SERIES = ("inflow", "outflow", "tt_sum_steps", "occ_part", "dep_wait", "step_counts")
+
+
+def mark_built(engine) -> None:
+    """Note the appended arrays as built (call right after the build, before the run)."""
+    engine._built_parts = None
+    _built(engine)
+
+
+def _built(engine):
+    """Lengths and checksums of the appended arrays as built (:func:`mark_built`; the built part
+    never changes)."""
+    b = getattr(engine, "_built_parts", None)
+    if b is None:
+        n = {k: (engine.route_used if k in ("route_seq", "route_owner") else engine.n_veh) for k in APPENDED}
+        b = engine._built_parts = {k: (int(n[k]), _crc(getattr(engine, k)[:n[k]])) for k in APPENDED}
+    return b
+
+
+def _crc(a) -> int:
+    return zlib.crc32(np.ascontiguousarray(a).view(np.uint8))
+
+
+def _live_slots(engine):
+    """Ring positions holding a vehicle or a hole (the rest of each link's ring is free room)."""
+    st, start, cap = engine.state, engine.ring_start, engine.ring_cap.astype(np.int64)
+    idx = []
+    for head, count in ((st["ring_head"], st["ring_count"]), (st["hole_head"], st["hole_count"])):
+        count = count.astype(np.int64)
+        link = np.repeat(np.arange(len(count)), count)
+        j = np.arange(int(count.sum())) - np.repeat(np.cumsum(count) - count, count)
+        pos = head[link].astype(np.int64) + j
+        pos -= cap[link] * (pos >= cap[link])
+        idx.append(start[link] + pos)
+    return np.unique(np.concatenate(idx))
 
 
 def engine_snapshot(engine) -> dict:
@@ -28,11 +68,18 @@ def engine_snapshot(engine) -> dict:
     from twin.checkpoint import generator_state
 
     out = {f"a_{k}": getattr(engine, k) for k in ARRAYS}
-    used = int(engine.route_used)            # the route store past route_used is unused (uninitialised) room
-    out["a_route_seq"], out["a_route_owner"] = engine.route_seq[:used], engine.route_owner[:used]
+    for k, (n0, crc) in _built(engine).items():
+        end = engine.route_used if k in ("route_seq", "route_owner") else engine.n_veh
+        out[f"tail_{k}"], out[f"built_{k}"] = getattr(engine, k)[n0:end], [n0, crc]
     out["route_capacity"] = len(engine.route_seq)
-    out.update({f"state_{k}": v for k, v in engine.state.items()})
-    out.update({f"out_{k}": v for k, v in engine.out.items()})
+    live = _live_slots(engine)
+    out.update(ring_slots=live, ring_values=engine.state["ring"][live], ring_next_values=engine.state["ring_next"][live])
+    out.update({f"state_{k}": v for k, v in engine.state.items() if k not in ("ring", "ring_next")})
+    for k, v in engine.out.items():
+        if k in SERIES:
+            rows = np.flatnonzero(v.reshape(len(v), -1).any(axis=1))
+            v = v[:rows[-1] + 1 if len(rows) else 0]
+        out[f"out_{k}"] = v
     out.update({k: getattr(engine, k) for k in SCALARS})
     out["events"] = [[float(t), str(a), np.asarray(links).tolist(), None if c is None else float(c)]
                      for t, a, links, c in engine.events]
@@ -47,6 +94,12 @@ def engine_restore(engine, state) -> None:
     """Put a state from :func:`engine_snapshot` into a freshly built engine of the same scenario."""
     from twin.checkpoint import set_generator_state
 
+    for k, (n0, crc) in _built(engine).items():
+        if [n0, crc] != [int(x) for x in state[f"built_{k}"]]:
+            raise ScenarioError(f"checkpoint: the traffic's {k} as built ({n0:,} entries) is not the snapshot's "
+                                f"({int(state[f'built_{k}'][0]):,}): another city, demand or seed?")
+        arr = getattr(engine, k)
+        setattr(engine, k, np.concatenate([arr[:n0], np.asarray(state[f"tail_{k}"], dtype=arr.dtype)]))
     for k in ARRAYS:
         old, new = getattr(engine, k), np.asarray(state[f"a_{k}"])
         if new.dtype != old.dtype or (new.ndim and k not in _GROWS and new.shape != old.shape):
@@ -57,9 +110,20 @@ def engine_restore(engine, state) -> None:
     for k in ("route_seq", "route_owner"):
         used = getattr(engine, k)
         setattr(engine, k, np.concatenate([used, np.zeros(cap - len(used), dtype=used.dtype)]))
-    for name, d in (("state", engine.state), ("out", engine.out)):
-        for k in d:
-            d[k] = np.array(state[f"{name}_{k}"])
+    st = engine.state
+    for k in st:
+        if k in ("ring", "ring_next"):
+            st[k] = np.zeros_like(st[k])
+            st[k][np.asarray(state["ring_slots"])] = np.asarray(state[f"{k}_values"])
+        else:
+            st[k] = np.array(state[f"state_{k}"])
+    for k, v in engine.out.items():
+        saved = np.asarray(state[f"out_{k}"])
+        if k in SERIES:
+            full = np.zeros_like(v)
+            full[:len(saved)] = saved
+            saved = full
+        engine.out[k] = np.array(saved)
     for k in SCALARS:
         setattr(engine, k, type(getattr(engine, k))(state[k]))
     engine.events = _events(engine.events, state["events"], int(state["event_ptr"]))
@@ -92,5 +156,4 @@ def _events(built, saved, ptr):
 
 
 #: Arrays whose length changes during a run (vehicles inserted, routes re-written).
-_GROWS = {"veh_class", "o_idx", "d_idx", "depart_s", "routable", "depart_step", "dep_order", "route_start", "seg_end",
-          "seg_start", "route_seq", "route_owner", "dl_order"}
+_GROWS = {"dep_order", "route_start", "seg_end", "seg_start", "dl_order"}
