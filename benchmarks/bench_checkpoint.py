@@ -6,11 +6,12 @@ traffic from their car legs, 20 stations x 3 ambulances as vehicles, 8 hospitals
 re-routing; ``../shared`` must sit beside the project).
 
 Runs, in one process and in this order: the day without checkpoints (a warm-up run first, so
-that both timed runs find numba's cache and the city loaded), the day with a checkpoint every
+that every timed run finds numba's cache and the city loaded), the day with a checkpoint every
 ``--every`` (default 1h: 23 checkpoints), and a resume from the checkpoint at ``--resume-at``
-(default 18:00). Reported: wall time of each, the checkpoint overhead in % of the plain run,
-the time spent taking and writing the states, the size of one checkpoint, and whether the
-resumed results equal the uninterrupted run's (dataset by dataset outside ``/meta``).
+(default 18:00). Reported: wall time of each (the best of ``--repeat``), the overhead in % of
+the plain run, the time spent taking and writing the states (in the last checkpointed run),
+the size of the last checkpoint, and whether the resumed results equal the uninterrupted
+run's (dataset by dataset outside ``/meta``).
 
 Usage::
 
