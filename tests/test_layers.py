@@ -4,7 +4,7 @@ Floors, top to bottom (a module may import its own floor and the floors below it
 
     cli         twin.cli, twin.cli_* (parses, prints, draws bars); the gallery scripts
     studies     twin.ensemble, twin.optimise, twin.optimise_plans, twin.optimise_care (later forecast)
-    runner      twin.runner, twin.scenario (load a scenario, assemble a Simulation of its flows)
+    runner      twin.runner, twin.scenario, twin.observed (load a scenario, assemble a Simulation of its flows)
     flows       twin.scenarios.* (one module per flow, and the built-in flow list)
     agents      twin.agents.*
     core        twin.* (clock, flows contract, ports, spec machinery, streams, graph, results ...)
@@ -37,7 +37,7 @@ def layer_of(module):
         return "cli"            # the gallery scripts are what a user runs: the top floor
     if module in ("twin.ensemble", "twin.optimise", "twin.optimise_plans", "twin.optimise_care"):
         return "studies"
-    if module in ("twin.runner", "twin.scenario"):
+    if module in ("twin.runner", "twin.scenario", "twin.observed"):
         return "runner"
     for pkg, name in (("twin.scenarios", "flows"), ("twin.agents", "agents"), ("twin.viz", "viz"),
                       ("twin.data", "data"), ("twin.kernels", "kernels")):

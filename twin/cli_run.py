@@ -31,10 +31,29 @@ def add_run_parser(subparsers):
     p.add_argument("--snapshot-at", type=_times_arg, default=(), metavar="TIMES",
                    help="keep the city's state at these times in --out (e.g. 06:00,08:00 or 6h), to start what-ifs "
                         "from: --start-from")
-    p.add_argument("--start-from", metavar="FILE@TIME", help="run from a saved state on (e.g. run.h5@08:00, or "
-                   "run.h5.partial): SCENARIO (default: the snapshot's own) with --set changes from that time on")
+    p.add_argument("--start-from", metavar="FILE@TIME", help="run from a saved state on (run.h5@08:00, run.h5.partial, "
+                   "or an observed state state.json): SCENARIO (default: the snapshot's own) with --set changes from "
+                   "that time on")
     p.set_defaults(func=run_main)
+    s = subparsers.add_parser("state", help="write the observed state of a snapshot (units, beds, open calls, link "
+                              "speeds) as JSON", description="Write the state at a snapshot in the observed-state "
+                              "format (twin.observed): what an operations centre would feed in. twin run "
+                              "--start-from FILE.json runs from such a file.")
+    s.add_argument("snapshot", help="run.h5@08:00 (kept with --snapshot-at) or a checkpoint file run.h5.partial")
+    s.add_argument("--out", required=True, help="the JSON file to write")
+    s.set_defaults(func=_state_main)
     return p
+
+
+def _state_main(args) -> int:
+    from twin.observed import export_observed
+
+    doc = export_observed(args.snapshot, args.out)
+    busy = sum(1 for u in doc["units"] if "call" in u)
+    sys.stdout.write(f"state at {doc['time_s'] / 3600:.2f} h of {doc['scenario']}: {len(doc['units'])} units ({busy} "
+                     f"on calls), {len(doc['calls'])} open calls, {sum(h['ed_beds_occupied'] for h in doc['hospitals'])} "
+                     f"ED beds taken, {len(doc['links'])} links\nwrote {args.out}\n")
+    return 0
 
 
 def _times_arg(text):

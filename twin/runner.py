@@ -198,14 +198,20 @@ def resume(partial, *, progress=None, overwrite=False) -> RunResult:
 
 
 def from_snapshot(snapshot, *, scenario=None, overrides=None, out=None, overwrite=False, progress=None) -> RunResult:
-    """Run from a saved state on: the checkpoint file ``snapshot`` (its time, seed and flows'
-    state) with ``scenario`` (default: the checkpoint's own) and ``overrides`` from that time
-    on, the seam of what-ifs from now. With the checkpoint's scenario the run equals the
-    uninterrupted one; a changed scenario (another policy, an intervention from now, more beds)
-    changes only what happens after the snapshot's time. The scenario must have the same
-    flows (and so the same streams) as the checkpoint's."""
+    """Run from a saved state on: a checkpoint ``snapshot`` (``run.h5@08:00``, a ``.partial`` file,
+    or an observed state ``.json``: :mod:`twin.observed`) with ``scenario`` (default: its own) and
+    ``overrides`` from that time on, the seam of what-ifs from now. With the checkpoint's scenario
+    the run equals the uninterrupted one; a changed scenario (another policy, more units) changes
+    only what happens after the snapshot's time. The flows must be the checkpoint's."""
     from twin.checkpoint import read_checkpoint
 
+    t0 = time.perf_counter()
+    if str(snapshot).lower().endswith(".json"):           # an observed state (twin.observed)
+        from twin.observed import load_observed
+
+        sc, seed, time_s, states, _ = load_observed(snapshot, scenario, overrides=overrides)
+        return _finish(sc, seed, Simulation(sc, seed=seed, until_s=sc.run_group.until_s, drain=sc.run_group.drain,
+                                            start_s=time_s).run(progress=progress, state=states), t0, out, overwrite)
     meta, time_s, states = read_checkpoint(snapshot)
     sc = load_scenario(meta["scenario"] if scenario is None else scenario, overrides=overrides)
     if [f.name for f in sc.flows] != meta["flows"]:
@@ -215,7 +221,6 @@ def from_snapshot(snapshot, *, scenario=None, overrides=None, out=None, overwrit
         raise ScenarioError(f"from_snapshot: the snapshot is at {time_s:.0f} s, not before the scenario's until_s "
                             f"{sc.run_group.until_s:.0f} s")
     seed = int(meta["seed"])
-    t0 = time.perf_counter()
     sc = sc.replanned(seed)
     rg = sc.run_group
     results = Simulation(sc, seed=seed, until_s=rg.until_s, drain=rg.drain, start_s=time_s).run(
