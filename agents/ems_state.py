@@ -12,8 +12,8 @@ built model of the same scenario and starts each process again at its step, each
 event at its time and in its original tie-break order. Whatever the build re-creates from the
 seed (the calls drawn up front, the walk-ins' times) is not in the state.
 
-Not yet covered (a checkpoint then is a clear error): a patient boarding in the ED for a ward
-or ICU bed, and inter-hospital transfers by ambulance in progress.
+Not yet covered: inter-hospital transfers by ambulance in progress. A checkpoint at such a
+moment is skipped with a warning; the previous one stays and the run goes on.
 """
 
 from __future__ import annotations
@@ -57,15 +57,16 @@ def _wait_ref(target, pending, legs, granted):
 
 
 def _refuse(why):
-    raise ScenarioError(f"checkpoint: {why} cannot be written to a checkpoint yet; checkpoint at another "
-                        f"time (--checkpoint-every) or run without checkpoints")
+    from twin.errors import CheckpointNotNow
+
+    raise CheckpointNotNow(f"{why} cannot be written to a checkpoint yet")
 
 
 # ------------------------------------------------------------------------------------ snapshot
 def _hospital_snapshot(h, pending, granted):
-    live = list(h._active)
-    if len(h.beds.users) != sum(st.phase == 1 for st in live):
-        _refuse(f"hospital {h.spec.name!r}: a patient boarding in the ED for a ward or ICU bed")
+    live = list(h._active) + list(h.boarding)           # waiting for or in an ED bed, then boarding
+    if len(h.beds.users) != sum(st.phase >= 1 for st in live):
+        _refuse(f"hospital {h.spec.name!r}: a patient waiting in the ED for a transfer by ambulance")
     users = {id(r): i for i, r in enumerate(h.beds.users)}
     queue = {id(r): i for i, r in enumerate(h.beds.queue)}
     rows = {id(r): i for i, r in enumerate(h.admissions)}
@@ -78,12 +79,17 @@ def _hospital_snapshot(h, pending, granted):
                       rows[id(st.row)], int(st.phase), float(st.end), pos, *entry])
         granted[id(st.granted)] = (h.hospital_idx, rows[id(st.row)])
     stay_rows = {id(r): i for i, r in enumerate(h.stays)}
+    boarding = []                                         # [pool, stay row, length of stay, place in the pool's queue]
+    for st in h.boarding:
+        name, req, los, row = st.board
+        boarding.append([name, stay_rows[id(row)], float(los), [id(r) for r in h.pools[name][0].queue].index(id(req))])
     inpatients = []
     for proc, name, req, row in h.inpatients:
         inpatients.append([name, stay_rows[id(row)], *pending(proc._target)])
     for name, pool in h.pools.items():
-        if pool[0].queue or len(pool[0].users) != sum(1 for x in h.inpatients if x[1] == name):
-            _refuse(f"hospital {h.spec.name!r}: a {name} bed reserved for a transfer or a patient boarding")
+        if len(pool[0].queue) != sum(1 for st in h.boarding if st.board[0] == name) or \
+                len(pool[0].users) != sum(1 for x in h.inpatients if x[1] == name):
+            _refuse(f"hospital {h.spec.name!r}: a {name} bed reserved for a transfer by ambulance")
     walk = h.walk_in_proc
     return {"occupied": h.occupied, "waiting": h.waiting, "admissions": [list(r) for r in h.admissions],
             "series": [list(x) for x in h.series],
@@ -93,7 +99,7 @@ def _hospital_snapshot(h, pending, granted):
             "redirect": -1 if h.redirect is None else h.redirect.hospital_idx,
             "transfers_out": [list(x) for x in h.transfers_out], "walk_in_next": int(h.walk_in_next),
             "walk_in_wait": pending(walk._target) if walk is not None and walk.is_alive else [],
-            "live": stays, "inpatients": inpatients, "flow_rng": _gen_state(h.flow_rng)}
+            "live": stays, "boarding": boarding, "inpatients": inpatients, "flow_rng": _gen_state(h.flow_rng)}
 
 
 def _unit_snapshot(u, pending, legs, granted, assign_rows, move_rows):
@@ -179,11 +185,17 @@ def _hospital_restore(model, h, s, wakeup, granted):
         granted[(h.hospital_idx, int(row))] = st.granted
     for _, st, _ in sorted(stays, key=lambda x: x[0]):      # beds taken, then the queue in its order
         st.req = h.beds.request(priority=st.priority) if h._by_priority else h.beds.request()
-    for _, st, entry in stays:                               # in the order they could be moved
+    inpatients = [(name, h.pools[name][0].request(), h.stays[int(row)], entry) for name, row, *entry in s["inpatients"]]
+    boarders = [st for _, st, _ in stays if st.phase == 2]
+    if len(boarders) != len(s.get("boarding", [])):
+        raise ScenarioError(f"checkpoint: hospital {h.spec.name!r}: {len(boarders)} boarding stays, "
+                            f"{len(s.get('boarding', []))} boarding records")
+    for st, (name, row, los, qpos) in sorted(zip(boarders, s.get("boarding", [])), key=lambda x: x[1][3]):
+        st.board = [name, h.pools[name][0].request(), float(los), h.stays[int(row)]]   # the pool's queue in order
+    for _, st, entry in stays:                               # in the order they could be moved, then boarding
         env.process(h._stay(st, wakeup(entry) if st.phase == 1 else None))
-    for name, row, *entry in s["inpatients"]:
-        pool = h.pools[name]
-        env.process(h._inpatient(pool, name, pool[0].request(), math.nan, h.stays[int(row)], wakeup(entry)))
+    for name, req, row, entry in inpatients:
+        env.process(h._inpatient(h.pools[name], name, req, math.nan, row, wakeup(entry)))
     h.walk_in_next = int(s["walk_in_next"])
     if len(s["walk_in_wait"]):
         h.start_walk_ins(wakeup(s["walk_in_wait"]))

@@ -90,6 +90,7 @@ class Hospital(mesa.Agent):
         self.redirect = None                      # where walk-ins go while out of service
         self._active = {}                         # _Stay -> process of the stays that can be moved
         self.inpatients = []                      # [process, pool name, request, stay row] of ward / ICU stays
+        self.boarding = []                        # the stays (_Stay) boarding in the ED for a ward / ICU bed
         self.walk_ins, self.walk_in_next = None, 0     # pre-drawn walk-ins (times, uniforms), the next one
         self.walk_in_proc = None
         self.transfers_out = []                   # (time_s, call_id, to hospital_idx, was in bed)
@@ -145,45 +146,55 @@ class Hospital(mesa.Agent):
             self.waiting += 1
             self._record()
         row, call_id, u_los, priority = st.row, st.call_id, st.u_los, st.priority
-        self._active[st] = env.active_process      # this stay can be moved (evacuate) while it waits or lies in bed
+        if st.phase < 2:
+            self._active[st] = env.active_process  # this stay can be moved (evacuate) while it waits or lies in bed
         try:
             with st.req as req:
-                if st.phase == 0:
-                    try:
-                        yield req
-                    except simpy.Interrupt as stop:             # evacuated while waiting for a bed
-                        self.waiting -= 1
-                        row[3] = env.now
-                        self._record()
-                        if not st.granted.triggered:
-                            st.granted.succeed(False)        # the crew leaves the patient to the transfer
-                        self._moved(stop.cause, call_id, u_los, priority, None)
+                if st.phase < 2:
+                    moved = yield from self._ed_bed(st, req, wait)
+                    if moved:
                         return
-                    self.waiting -= 1
-                    self.occupied += 1
-                    row[2] = env.now
-                    self._record()
-                    st.granted.succeed(True)
-                    los = float(st.los_s) if st.los_s is not None else float(self.spec.length_of_stay.ppf(u_los))
-                    st.end, st.phase = env.now + los, 1
-                    wait = env.timeout(los)
-                try:
-                    yield wait
-                except simpy.Interrupt as stop:             # evacuated from its bed: the rest of the stay elsewhere
-                    self.occupied -= 1
-                    row[3] = env.now
-                    self._record()
-                    self._moved(stop.cause, call_id, u_los, priority, st.end - env.now)
-                    return
-                del self._active[st]
+                    del self._active[st]
                 if self.spec.has_flow:
                     st.phase = 2
-                    yield from self._after_ed(call_id, priority)
+                    yield from self._after_ed(call_id, priority, st)
                 self.occupied -= 1
                 row[3] = env.now
         finally:
             self._active.pop(st, None)
         self._record()
+
+    def _ed_bed(self, st, req, wait):
+        """Wait for the ED bed (phase 0) and lie in it (1); True when evacuated meanwhile."""
+        env, row, call_id, u_los, priority = self.env, st.row, st.call_id, st.u_los, st.priority
+        if st.phase == 0:
+            try:
+                yield req
+            except simpy.Interrupt as stop:             # evacuated while waiting for a bed
+                self.waiting -= 1
+                row[3] = env.now
+                self._record()
+                if not st.granted.triggered:
+                    st.granted.succeed(False)        # the crew leaves the patient to the transfer
+                self._moved(stop.cause, call_id, u_los, priority, None)
+                return True
+            self.waiting -= 1
+            self.occupied += 1
+            row[2] = env.now
+            self._record()
+            st.granted.succeed(True)
+            los = float(st.los_s) if st.los_s is not None else float(self.spec.length_of_stay.ppf(u_los))
+            st.end, st.phase = env.now + los, 1
+            wait = env.timeout(los)
+        try:
+            yield wait
+        except simpy.Interrupt as stop:             # evacuated from its bed: the rest of the stay elsewhere
+            self.occupied -= 1
+            row[3] = env.now
+            self._record()
+            self._moved(stop.cause, call_id, u_los, priority, st.end - env.now)
+            return True
+        return False
 
     def _moved(self, target, call_id, u_los, priority, left_s):
         self.transfers_out.append((self.env.now, call_id, target.hospital_idx, left_s is not None))
@@ -201,10 +212,16 @@ class Hospital(mesa.Agent):
         return len(moving)
 
     # ---- patient flow -------------------------------------------------------------------
-    def _after_ed(self, call_id, priority):
+    def _after_ed(self, call_id, priority, st=None):
         """At the end of the ED stay (holding the ED bed): route to ward / ICU / home, board
-        while the pool is full. Returns when the ED bed can be freed."""
+        while the pool is full. Returns when the ED bed can be freed. A boarding patient's stay
+        ``st`` holds ``board = [pool name, request, length of stay, stay row]`` (a restored one
+        comes back with it and resumes the wait)."""
         spec, env = self.spec, self.env
+        if st is not None and st.board is not None:
+            name, req, los, row = st.board
+            yield from self._board(name, self.pools[name], req, los, row, st)
+            return
         u, u_los = self.flow_rng.random(2)
         k = int(priority) - 1
         p_ward, p_icu = spec.ward_probability[k], spec.icu_probability[k]
@@ -234,12 +251,22 @@ class Hospital(mesa.Agent):
         if not req.triggered:                          # boarding: wait in the ED bed
             pool[2] += 1
             self._pool_record(name)
+        yield from self._board(name, pool, req, los, row, st)
+
+    def _board(self, name, pool, req, los, row, st):
+        if not req.triggered or st is not None and st.board is not None:
+            if st is not None:
+                st.board = [name, req, los, row]
+                self.boarding.append(st)
             yield req
+            if st is not None:
+                st.board = None
+                self.boarding.remove(st)
             pool[2] -= 1
         pool[1] += 1
-        row[5] = env.now
+        row[5] = self.env.now
         self._pool_record(name)
-        env.process(self._inpatient(pool, name, req, los, row))
+        self.env.process(self._inpatient(pool, name, req, los, row))
 
     def start_stay(self, call_id, name, los, from_idx, transferred=False):
         """Put a patient into a free bed of pool ``name`` now (a transfer in)."""
@@ -302,8 +329,8 @@ class _Stay:
     """An ED stay in progress: the patient, the bed request, the phase (0 waiting for a bed,
     1 in bed until ``end``, 2 past the ED stay) and the admissions row."""
 
-    __slots__ = ("call_id", "u_los", "priority", "los_s", "granted", "row", "req", "phase", "end")
+    __slots__ = ("call_id", "u_los", "priority", "los_s", "granted", "row", "req", "phase", "end", "board")
 
     def __init__(self, call_id, u_los, priority, los_s, granted):
         self.call_id, self.u_los, self.priority, self.los_s, self.granted = call_id, u_los, priority, los_s, granted
-        self.row, self.req, self.phase, self.end = None, None, 0, math.nan
+        self.row, self.req, self.phase, self.end, self.board = None, None, 0, math.nan, None

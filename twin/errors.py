@@ -41,6 +41,11 @@ class ScenarioError(TwinError, ValueError):
     """A scenario file or parameter set is malformed."""
 
 
+class CheckpointNotNow(ScenarioError):
+    """The state at this moment cannot be written yet (e.g. a patient boarding in the ED): the
+    run skips this checkpoint, keeps the previous one and goes on."""
+
+
 class ResultsError(TwinError, ValueError):
     """A results file is missing, malformed, or used in a way its format does not allow."""
 

@@ -43,7 +43,7 @@ import logging
 import math
 from dataclasses import dataclass, field
 
-from twin.errors import ScenarioError
+from twin.errors import CheckpointNotNow, ScenarioError
 
 __all__ = ["Flow", "FlowResult", "PlanContext", "RunContext", "Simulation", "flow_order", "plan_flows",
            "stream_names", "flow_tables"]
@@ -398,7 +398,13 @@ class Simulation:
             ev._ok, ev._value = True, None
             env.schedule(ev, simpy.core.URGENT, t - env.now)     # before any other event then
             yield ev
-            callback(env.now, self.snapshot())
+            try:
+                states = self.snapshot()
+            except CheckpointNotNow as exc:              # the previous checkpoint stays; the run goes on
+                logger.warning("checkpoint at %.0f s skipped: %s", env.now, exc)
+                states = None
+            if states is not None:
+                callback(env.now, states)
             while every_s and k * every_s <= t:
                 k += 1
             while at and at[0] <= t:

@@ -299,3 +299,32 @@ def test_a_what_if_from_1100_takes_the_deeper_flood_from_then_on(city_plain, tmp
     a, b = plain.ems.unit_events, deep.ems.unit_events
     assert a[a.time_s < 39600].reset_index(drop=True).equals(b[b.time_s < 39600].reset_index(drop=True))
     assert deep.traffic.kpis["vht_veh_h"] != plain.traffic.kpis["vht_veh_h"]     # the new closures apply
+
+
+BOARDING = ["hospitals.0.ward_beds=1", "hospitals.0.ward_probability=[0.9, 0.9, 0.9]", "hospitals.0.boarding=true",
+            "hospitals.0.walk_in_rate_per_h=3.0"]            # north-ed: patients board in the ED for its one ward bed
+
+
+def test_patients_boarding_in_the_ed_are_part_of_the_state(tmp_path):
+    plain = digests(run("hefei_day", out=tmp_path / "plain.h5", overrides=BOARDING).path)
+    out = tmp_path / "board.h5"
+    sets = [a for s in BOARDING for a in ("--set", s)]
+    p = _twin(["run", "hefei_day", *sets, "--out", str(out), "--checkpoint-every", "1h", "-q"],
+              env={"TWIN_FAULT_KILL": "checkpoint:64800"})
+    assert p.returncode == -signal.SIGKILL
+    partial = Path(str(out) + ".partial")
+    with h5py.File(partial, "r") as f:
+        import json
+        assert len(json.loads(f["checkpoints/state/ems/hospitals"].asstr()[()])[0]["boarding"]) > 3
+    assert _twin(["run", "--resume", str(partial)]).returncode == 0
+    assert digests(out) == plain
+
+
+def test_a_moment_that_cannot_be_written_is_skipped_with_a_warning(tmp_path, caplog):
+    transfers = ["hospitals.0.icu_beds=1", "hospitals.0.icu_probability=[0.9, 0.9, 0.9]", "hospitals.0.transfer=true",
+                 "hospitals.0.transfer_by_ambulance=true", "hospitals.1.icu_beds=30", "hospitals.0.walk_in_rate_per_h=4.0"]
+    plain = digests(run("hefei_day", out=tmp_path / "plain.h5", overrides=transfers).path)
+    with caplog.at_level("WARNING", logger="twin.flows"):
+        run("hefei_day", out=tmp_path / "ck.h5", overrides=transfers, checkpoint_every_s=1800.0)
+    assert "skipped: an inter-hospital transfer by ambulance in progress" in caplog.text
+    assert digests(tmp_path / "ck.h5") == plain
