@@ -77,7 +77,8 @@ def observed_state(scenario, seed, time_s, states) -> dict:
         name = types[calls.type_idx[c]] if calls.type_idx[c] < len(types) else "inter-hospital transfer"
         open_calls.append({"call": f"c{c}", "time_s": float(calls.time_s[c]), "node": int(nodes[calls.location_idx[c]]),
                            "type": name, "status": "waiting" if c not in serving else "assigned"})
-    doc = {"format": FORMAT, "version": VERSION, "time_s": float(time_s), "scenario": scenario.name,
+    doc = {"format": FORMAT, "version": VERSION, "time_s": float(time_s), "scenario": scenario.name, "seed": int(seed),
+           "scenario_toml": scenario.resolved_text,
            "units": units, "hospitals": hospitals, "calls": open_calls, "links": []}
     tf = _flow(sim, "traffic")
     if tf is not None and tf.coupling is not None:
@@ -129,13 +130,17 @@ def spin_up(scenario, seed, time_s) -> dict:
         got.update(copy.deepcopy(states))     # (the clock goes on through time t's events before it stops)
         raise _Got
 
-    sim = Simulation(scenario, seed=seed, until_s=scenario.run_group.until_s)
+    until = scenario.run_group.until_s
+    if not 0.0 < time_s < until:
+        raise ScenarioError(f"observed state: time_s = {time_s:g} s; expected a time after the start and before the "
+                            f"scenario's until_s = {until:g} s")
+    sim = Simulation(scenario, seed=seed, until_s=until)
     try:
         sim.run(snapshot_at_s=[time_s], on_checkpoint=take)
     except _Got:
         return got
-    raise ScenarioError(f"observed state: time_s = {time_s:g} s is not inside the scenario's run (until_s = "
-                        f"{scenario.run_group.until_s:g} s)")
+    raise ScenarioError(f"observed state: the twin's own state at {time_s:g} s cannot be written (see the warning "
+                        f"above: e.g. a transfer by ambulance under way then); load it at another time")
 
 
 def _where(key, i, row, name_key):
@@ -232,7 +237,7 @@ def _units(doc, st, calls, report):
                                     f"way back as the twin has it)")
             continue
         node = row.get("node")
-        if node not in loc:
+        if isinstance(node, bool) or not isinstance(node, int) or node not in loc:
             raise ScenarioError(f"{at}: node = {node!r} is not an emergency place of the scenario (a station, "
                                 f"hospital or call location)")
         if u["serve"] is not None:
@@ -272,7 +277,12 @@ def _beds(h, g, occ, wait, t, rng, at):
     left leave, extra patients (walk-ins) get a stay drawn from the ward's distribution."""
     live = h["live"]
     in_bed = sorted((x for x in live if x[5] == 1), key=lambda x: x[6])
+    boarding = [x for x in live if x[5] == 2]                      # in an ED bed until a ward / ICU bed frees
     queue = sorted((x for x in live if x[5] == 0), key=lambda x: x[7])
+    if occ < len(boarding):
+        raise ScenarioError(f"{at}: {occ} ED beds taken; the twin has {len(boarding)} patients boarding in them for a "
+                            f"ward or ICU bed")
+    occ -= len(boarding)
     for x in in_bed[:max(len(in_bed) - occ, 0)]:                  # leave now
         h["admissions"][x[4]][3] = t
         live.remove(x)
@@ -294,7 +304,7 @@ def _beds(h, g, occ, wait, t, rng, at):
             live.append([-1, u, 3, los, len(h["admissions"]) - 1, phase, t + los if phase == 1 else math.nan,
                          0, *entry])
             n_new += 1
-    users = sorted((x for x in live if x[5] == 1), key=lambda x: (x[7], x[4]))
+    users = sorted((x for x in live if x[5] >= 1), key=lambda x: (x[7], x[4]))
     waiting = sorted((x for x in live if x[5] == 0), key=lambda x: (x[7], x[4]))
     for pos, x in enumerate(users + waiting):                     # beds taken first, then the queue in order
         x[7] = pos
@@ -318,7 +328,7 @@ def _new_calls(doc, scenario, st, t, calls, rng, report):
         if row["status"] != "waiting":
             raise ScenarioError(f"{at}: assigned, and the twin does not have this call (this version adds new calls "
                                 f"as waiting)")
-        if row.get("node") not in zone_of:
+        if isinstance(row.get("node"), bool) or not isinstance(row.get("node"), int) or row["node"] not in zone_of:
             raise ScenarioError(f"{at}: node = {row.get('node')!r} is not a call location of the scenario")
         z, ty = zone_of[row["node"]], types.index(row["type"])
         table = draw_call_table(spec, [float(row["time_s"])], [z], [ty], {"dispatch": rng, "service": rng, "hospital": rng})
@@ -333,6 +343,7 @@ def _new_calls(doc, scenario, st, t, calls, rng, report):
         heapq.heappush(d["queue"], [int(table.priority[0]), float(row["time_s"]), c])
         d["series"].append([t, len(d["queue"])])
         report["calls_added"].append(call)
+        st["dispatch_now"] = True                 # idle units take the new calls when the run starts
 
 
 def _link_fit(doc, scenario, seed, states):

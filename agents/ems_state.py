@@ -183,6 +183,15 @@ def _hospital_restore(model, h, s, wakeup, granted):
         st.row, st.phase, st.end = h.admissions[int(row)], int(phase), float(end)
         stays.append((int(pos), st, entry))
         granted[(h.hospital_idx, int(row))] = st.granted
+    taken = sum(1 for _, st, _ in stays if st.phase >= 1)
+    if taken > h.beds.capacity:
+        raise ScenarioError(f"checkpoint: hospital {h.spec.name!r} has {taken} patients in ED beds; this scenario gives "
+                            f"it {h.spec.beds} (a what-if from a snapshot may add beds, not take occupied ones away)")
+    for name, pool in h.pools.items():
+        held = sum(1 for x in s["inpatients"] if x[0] == name)
+        if held > pool[0].capacity:
+            raise ScenarioError(f"checkpoint: hospital {h.spec.name!r} has {held} {name} patients; this scenario "
+                                f"gives it {pool[4]} {name} beds (a what-if may add beds, not take occupied ones away)")
     for _, st, _ in sorted(stays, key=lambda x: x[0]):      # beds taken, then the queue in its order
         st.req = h.beds.request(priority=st.priority) if h._by_priority else h.beds.request()
     inpatients = [(name, h.pools[name][0].request(), h.stays[int(row)], entry) for name, row, *entry in s["inpatients"]]

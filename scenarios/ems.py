@@ -259,6 +259,8 @@ class EmsFlow(Flow):
                                 f"the stations' and hospitals' places and the districts' calls")
         model_restore(self.model, state, ctx.wakeup)
         self.facilities.stations_out = {int(i) for i in state["stations_out"]}
+        if state.get("dispatch_now"):          # calls an observed state added: idle units take them now
+            self.model.dispatch.retry()
         self._listen(ctx)
 
     def finish(self, ctx):

@@ -371,7 +371,7 @@ class EpidemicFlow(Flow):
             c = self.controls
             out.update({f"control_{k}": getattr(c, k) for k in self._CONTROL_ARRAYS})
             out.update(control_counts=dict(c.counts), control_rows=list(c.rows), control_rng=generator_state(c.rng))
-        out["wait"] = ctx.pending(self._proc._target) if self._proc.is_alive else []
+        out["wait"] = ctx.pending(self._proc._target) if self._proc is not None and self._proc.is_alive else []
         out["holds"] = [[pool, at_s, stay_s] + ctx.pending(proc._target) for proc, pool, at_s, stay_s in self._holds
                         if proc.is_alive]
         return out

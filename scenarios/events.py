@@ -105,6 +105,7 @@ class NetworkEventsFlow(Flow):
                     required=(("from_node", "the city node id the links leave"),
                               ("to_node", "the city node id the links reach"))),)
     uses = (LinkControl,)
+    checkpoints = True            # its events are scheduled into the traffic's state at the build
 
     def plan(self, ctx):
         return plan_events(ctx.groups["events"], ctx.city, ctx.source, ctx.groups["run"].until_s)

@@ -634,7 +634,7 @@ class TrafficFlow(Flow):
             return {}
         out = {f"engine_{k}": v for k, v in engine_snapshot(c.engine).items()}
         out["n_syncs"] = c.n_syncs
-        out["sync"] = ctx.pending(c.sync_proc._target) if c.sync_proc.is_alive else []
+        out["sync"] = ctx.pending(c.sync_proc._target) if c.sync_proc is not None and c.sync_proc.is_alive else []
         for kind, ps in (("provider", c.providers), ("fleet", c.fleets)):
             for i, p in enumerate(ps):
                 out.update({f"{kind}{i}_{k}": v for k, v in p.snapshot(ctx.pending).items()})

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 from pathlib import Path
 
@@ -142,6 +143,11 @@ def checkpoint_writer(out, meta, every_s, snapshot_at_s, after):
     file ``<out>.partial``, at the times of ``snapshot_at_s`` a snapshot kept for ``out``;
     ``after(time_s)`` then (fault injection)."""
     partial, kept = Path(str(out) + ".partial"), Path(str(out) + ".snapshots")
+    until = float(meta.get("until_s", math.inf))
+    bad = [t for t in snapshot_at_s if not 0.0 < t < until]
+    if bad:
+        raise ScenarioError(f"--snapshot-at {bad[0]:g} s: expected times after the start and before until_s "
+                            f"= {until:g} s")
 
     def write(time_s, states):
         if any(abs(time_s - t) < 1e-6 for t in snapshot_at_s):
@@ -156,16 +162,24 @@ def checkpoint_writer(out, meta, every_s, snapshot_at_s, after):
 def keep_snapshot(path, *, meta, time_s, states) -> None:
     """Add the state at ``time_s`` to the snapshots file ``path`` (``<out>.snapshots``, copied
     into the results file's ``/checkpoints`` when the run ends: :func:`copy_snapshots`)."""
+    import shutil
+
     import h5py
 
-    with h5py.File(path, "a") as f:
+    path = Path(path)
+    tmp = Path(str(path) + ".tmp")                # whole file, then moved into place: a kill loses nothing
+    if path.exists():
+        shutil.copyfile(path, tmp)
+    with h5py.File(tmp, "a") as f:
         g = f.require_group("checkpoints")
         _write_meta(g.attrs, meta)
         name = snapshot_name(time_s)
         if name in g:
             del g[name]
         _write_state(g.create_group(name), time_s, states)
-        f.flush()
+    with open(tmp, "rb") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
 
 
 def snapshot_name(time_s) -> str:
@@ -180,7 +194,12 @@ def copy_snapshots(path, h5file) -> None:
     path = Path(path)
     if not path.exists():
         return
-    with h5py.File(path, "r") as src:
+    try:
+        src = h5py.File(path, "r")
+    except OSError as exc:
+        raise ScenarioError(f"snapshots file {str(path)!r} is damaged ({exc}); delete it to finish the run without "
+                            f"its snapshots") from None
+    with src:
         g = src.get("checkpoints")
         if g is None:
             return
@@ -217,7 +236,7 @@ def parse_at(text):
 
     text = str(text)
     path, sep, at = text.rpartition("@")
-    if not sep or not path:
+    if not sep or not path or Path(text).exists():
         return text, None
     try:
         if ":" in at:
@@ -227,6 +246,8 @@ def parse_at(text):
             return path, parts[0] * 3600.0 + parts[1] * 60.0 + (parts[2] if len(parts) == 3 else 0.0)
         return path, float(parse_duration_s(at))
     except ValueError:
+        if "/" in at or at.endswith((".h5", ".partial", ".json", ".hdf5")):     # an @ inside a file name
+            return text, None
         raise ScenarioError(f"snapshot {text!r}: time {at!r}; expected HH:MM (e.g. @08:00), a duration (@6h) or "
                             f"seconds") from None
 

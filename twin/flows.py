@@ -358,6 +358,8 @@ class Simulation:
 
         ctx, env = self.ctx, self.ctx.clock
         stop = simpy.core.StopSimulation.callback
+        if any(isinstance(ev, simpy.events.Initialize) for _, _, _, ev in env._queue):
+            raise CheckpointNotNow("a process made at this time has not started yet")
         ctx._pending = {id(ev): (t, prio, eid) for t, prio, eid, ev in env._queue}
         ctx._claimed = set()
         try:
@@ -396,7 +398,7 @@ class Simulation:
                 return
             ev = self._ckpt_event = simpy.Event(env)
             ev._ok, ev._value = True, None
-            env.schedule(ev, simpy.core.URGENT, t - env.now)     # before any other event then
+            env.schedule(ev, simpy.core.URGENT - 1, t - env.now)     # before any other event then, urgent ones too
             yield ev
             try:
                 states = self.snapshot()
@@ -433,6 +435,8 @@ class Simulation:
                     raise ScenarioError(f"resume: the checkpoint has no state of flow {f.name!r}")
                 try:
                     f.restore(ctx, state[f.name], ctx.clock.now)
+                except ScenarioError:
+                    raise
                 except (KeyError, IndexError, ValueError, TypeError) as exc:
                     what = f"has no {exc.args[0]!r}" if isinstance(exc, KeyError) else f"{type(exc).__name__}: {exc}"
                     raise ScenarioError(f"checkpoint: the state of flow {f.name!r} {what} (damaged, or written by "

@@ -175,13 +175,15 @@ def test_a_restored_bed_pool_takes_the_new_scenarios_size():
 
 # ---- the built-in city scenarios: EMS units and hospitals, traffic with units as vehicles,
 # crash calls, incidents, move-up, the population ------------------------------------------
+#: Five kill times over each built-in city scenario's run: at checkpoints (hour marks) in the night,
+#: the morning rush, midday and the evening, and while the results file is being written.
 CITY_KILLS = [("hefei_rush", "checkpoint:3600"), ("hefei_rush", "checkpoint:25200"),       # before the rush
               ("hefei_rush", "checkpoint:28800"),                                          # the peak, the bus crash
-              ("hefei_rush", "checkpoint:39600"), ("hefei_rush", "writing"),
-              ("hefei_day", "checkpoint:43200"), ("hefei_people", "checkpoint:32400"),
-              ("hefei_eldercare", "checkpoint:36000"),
-              ("hefei_flood", "checkpoint:39600"),       # flooded links, evacuation, vans, relief trucks
-              ("hefei_flood", "checkpoint:54000")]
+              ("hefei_rush", "checkpoint:39600"), ("hefei_rush", "writing")]
+for _name, _times in (("hefei_day", (10800, 28800, 43200, 72000)), ("hefei_people", (7200, 32400, 50400, 79200)),
+                      ("hefei_eldercare", (18000, 36000, 50400, 75600)),
+                      ("hefei_flood", (28800, 39600, 54000, 72000))):  # flood: before, rising, deep, receding
+    CITY_KILLS += [(_name, f"checkpoint:{t}") for t in _times] + [(_name, "writing")]
 
 
 @pytest.fixture(scope="module")
@@ -328,3 +330,23 @@ def test_a_moment_that_cannot_be_written_is_skipped_with_a_warning(tmp_path, cap
         run("hefei_day", out=tmp_path / "ck.h5", overrides=transfers, checkpoint_every_s=1800.0)
     assert "skipped: an inter-hospital transfer by ambulance in progress" in caplog.text
     assert digests(tmp_path / "ck.h5") == plain
+
+
+def test_a_snapshot_between_two_syncs_is_taken_before_every_event_at_its_time(city_plain, tmp_path):
+    """07:59:30 then 08:00: the traffic's sync for 08:00 was scheduled before the 08:00 snapshot
+    (at 07:59); the snapshot still comes first, and a run from it equals the uninterrupted one."""
+    from twin.runner import from_snapshot
+
+    d, plain = city_plain
+    run("hefei_rush", out=tmp_path / "two.h5", snapshot_at_s=[28770.0, 28800.0])
+    from_snapshot(f"{tmp_path / 'two.h5'}@08:00", out=tmp_path / "from8.h5")
+    assert digests(tmp_path / "from8.h5") == plain["hefei_rush"]
+    for t in ("07:59:30", "08:00"):                      # a path with @ in it is read as a path
+        from_snapshot(f"{tmp_path / 'two.h5'}@{t}")
+    odd = tmp_path / "a@b.h5.partial"
+    with pytest.raises(ScenarioError, match="no such file"):
+        from_snapshot(odd)
+    with pytest.raises(ScenarioError, match="--snapshot-at 0 s: expected times after the start"):
+        run("hefei_rush", out=tmp_path / "zero.h5", snapshot_at_s=[0.0])
+    with pytest.raises(ScenarioError, match="patients in ED beds; this scenario gives it 2"):
+        from_snapshot(f"{tmp_path / 'two.h5'}@08:00", overrides=["hospitals.0.beds=2"])

@@ -64,10 +64,11 @@ def test_changed_observations_are_taken(rush):
     assert report["units_moved"] == [idle["unit"]] and report["calls_added"] == ["feed-901"]
     now = observed_state(sc, seed, t, states)
     moved = next(u for u in now["units"] if u["unit"] == idle["unit"])
-    assert (moved["status"], moved["node"]) == ("at_station", 11027557490)
+    assert moved["node"] == 11027557490 and moved["status"] in ("at_station", "dispatched")
     assert [(h["ed_beds_occupied"], h["ed_waiting"]) for h in now["hospitals"]] == [(15, 2), (2, 0)]
     new = [c for c in now["calls"] if c["time_s"] == AT - 60.0]
-    assert len(new) == 1 and new[0]["status"] == "waiting" and new[0]["type"] == "life-threatening"
+    assert len(new) == 1 and new[0]["type"] == "life-threatening"
+    assert new[0]["status"] == "assigned"                   # an idle unit takes the new call at once
     res = from_snapshot_doc(d, obs)
     assert res.kpis["n_calls"] == plain.kpis["n_calls"] + 1
 
@@ -102,3 +103,22 @@ def test_contradictions_and_bad_rows_are_clear_errors(rush, change, message):
     change(obs)
     with pytest.raises(ScenarioError, match=message):
         load_observed(obs)
+
+
+def test_a_what_if_from_an_observed_state_changes_only_what_follows(rush):
+    d, plain, doc = rush
+    more = from_snapshot(d / "state.json", overrides=["stations.0.ambulances=4"])   # from 08:00 on
+    assert more.kpis["response_p1_mean_s"] < plain.kpis["response_p1_mean_s"]
+    ue_a, ue_b = plain.ems.unit_events, more.ems.unit_events
+    name_a, name_b = plain.ems.units["name"].to_numpy(), more.ems.units["name"].to_numpy()
+    before_a = [(t, name_a[u], c, e) for t, u, c, e in ue_a.itertuples(index=False) if t < AT]
+    before_b = [(t, name_b[u], c, e) for t, u, c, e in ue_b.itertuples(index=False) if t < AT]
+    assert before_a == before_b
+
+
+def test_observed_state_of_a_run_with_its_own_seed_loads_back(tmp_path):
+    run("hefei_rush", out=tmp_path / "s7.h5", snapshot_at_s=[AT], seed=7)
+    doc = export_observed(f"{tmp_path / 's7.h5'}@08:00", tmp_path / "s7.json")
+    assert doc["seed"] == 7
+    sc, seed, t, states, _ = load_observed(tmp_path / "s7.json")
+    assert seed == 7 and observed_state(sc, seed, t, states)["units"] == doc["units"]
