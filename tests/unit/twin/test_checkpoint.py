@@ -350,3 +350,18 @@ def test_a_snapshot_between_two_syncs_is_taken_before_every_event_at_its_time(ci
         run("hefei_rush", out=tmp_path / "zero.h5", snapshot_at_s=[0.0])
     with pytest.raises(ScenarioError, match="patients in ED beds; this scenario gives it 2"):
         from_snapshot(f"{tmp_path / 'two.h5'}@08:00", overrides=["hospitals.0.beds=2"])
+
+
+EPI_SHORT = ["population.persons=20000", "run.until_s=2592000"]     # hefei_epidemic, 30 days of 20,000 persons
+
+
+@pytest.mark.parametrize("kill", ["checkpoint:864000", "checkpoint:1728000", "writing"])
+def test_the_builtin_epidemic_with_its_ems_and_shared_beds_resumes(tmp_path, kill):
+    plain = digests(run("hefei_epidemic", out=tmp_path / "plain.h5", overrides=EPI_SHORT).path)
+    out = tmp_path / "epi.h5"
+    sets = [a for s in EPI_SHORT for a in ("--set", s)]
+    p = _twin(["run", "hefei_epidemic", *sets, "--out", str(out), "--checkpoint-every", "5d", "-q"],
+              env={"TWIN_FAULT_KILL": kill})
+    assert p.returncode == -signal.SIGKILL, p.stderr[-2000:]
+    assert _twin(["run", "--resume", str(out) + ".partial"]).returncode == 0
+    assert digests(out) == plain
