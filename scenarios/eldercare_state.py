@@ -36,11 +36,7 @@ def _wait_of(op, rec, pending):
     if (rec.kind == "visit" and rec.step == 0) or (rec.kind == "carer" and rec.step == 1):
         return ["clock", *pending(rec.wait)]             # besides its request: the closing time
     target = rec.proc._target
-    if op.fleet is not None:
-        legs = {id(leg.proc): k for k, leg in enumerate(op.fleet.active)}
-        if id(target) in legs:
-            return ["leg", legs[id(target)]]
-    return ["clock", *pending(target)]
+    return op.fleet.wait_ref(target, pending) if op.fleet is not None else ["clock", *pending(target)]
 
 
 def care_snapshot(op, pending) -> dict:
@@ -89,9 +85,8 @@ def care_restore(op, state, wakeup) -> None:
     # the places taken, then the queues for places and for requests, in their order
     for rec, pos, _ in sorted((x for x in recs if x[1] >= 0), key=lambda x: (x[0].kind, x[0].c, x[1])):
         rec.req = op.places[rec.c].request() if rec.kind == "visit" else op.queues[rec.c].get()
-    legs = list(op.fleet.active) if op.fleet is not None else []
     fns = {"daycare": op._daycare, "requests": op._requests, "record": op._record, "visit": op._visit,
            "carer": op._carer}
     for rec, _, wait in recs:
-        ev = legs[int(wait[1])].proc if wait[0] == "leg" else wakeup(wait[1:])
+        ev = op.fleet.wait_event(wait, wakeup) if op.fleet is not None else wakeup(wait[1:])
         op._go(rec, fns[rec.kind], ev)

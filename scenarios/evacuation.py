@@ -549,12 +549,8 @@ class EvacuationFlow(Flow):
         a = self.assist
         if a is None:
             return {}
-        legs = {id(leg.proc): k for k, leg in enumerate(a.fleet.active)}
-        vans = []
-        for v in a.vans:
-            k = legs.get(id(v.proc._target))
-            vans.append([v.step, v.at, list(map(int, v.group)), v.i, v.s,
-                         *(["leg", k] if k is not None else ["clock", *ctx.pending(v.proc._target)])])
+        vans = [[v.step, v.at, list(map(int, v.group)), v.i, v.s, *a.fleet.wait_ref(v.proc._target, ctx.pending)]
+                for v in a.vans]
         return {"room": a.room, "pickup_s": a.pickup_s, "drop_s": a.drop_s, "shelter_idx": a.shelter_idx,
                 "waiting": list(map(int, a.waiting)), "no_room": bool(a.no_room),
                 "drops": [list(d) for d in a.drops], "vans": vans}
@@ -569,11 +565,10 @@ class EvacuationFlow(Flow):
             setattr(a, k, np.array(state[k]))
         a.waiting, a.no_room = [int(p) for p in state["waiting"]], bool(state["no_room"])
         a.drops = [(float(t), int(s), float(n)) for t, s, n in state["drops"]]
-        legs = list(a.fleet.active)
-        for step, at, group, i, s, kind, *ref in state["vans"]:
+        for step, at, group, i, s, *ref in state["vans"]:
             v = _Van()
             v.step, v.at, v.group, v.i, v.s = int(step), int(at), [int(p) for p in group], int(i), int(s)
-            a.start_van(v, legs[int(ref[0])].proc if kind == "leg" else ctx.wakeup(ref))
+            a.start_van(v, a.fleet.wait_event(ref, ctx.wakeup))
 
     def finish(self, ctx):
         plan, g = ctx.plan(self), ctx.groups["evacuation"]

@@ -323,16 +323,11 @@ class ReliefFlow(Flow):
 
     def snapshot(self, ctx):
         op = self.op
-        legs = {id(leg.proc): k for k, leg in enumerate(op.fleet.active)}
-
-        def wait(proc):
-            k = legs.get(id(proc._target))
-            return ["leg", k] if k is not None else ["clock", *ctx.pending(proc._target)]
-
         out = {k: getattr(op, k) for k in self._ARRAYS}
         out["deliveries"] = [[d, s, t0, a, b, list(map(float, load))] for d, s, t0, a, b, load in op.deliveries]
         out["series"] = [[t, list(map(float, o)), h.tolist(), u.tolist(), st.tolist()] for t, o, h, u, st in op.series]
-        out["trips"] = [[r.d, r.s, list(map(float, r.load)), r.t0, r.step, r.arrive, *wait(r.proc)] for r in op.trips]
+        out["trips"] = [[r.d, r.s, list(map(float, r.load)), r.t0, r.step, r.arrive,
+                         *op.fleet.wait_ref(r.proc._target, ctx.pending)] for r in op.trips]
         out["review"] = ctx.pending(self.review._target) if self.review.is_alive else []
         return out
 
@@ -343,11 +338,10 @@ class ReliefFlow(Flow):
         op.deliveries = [(int(d), int(s), float(t0), float(a), float(b), np.array(load))
                          for d, s, t0, a, b, load in state["deliveries"]]
         op.series = [(float(t), np.array(o), np.array(h), np.array(u), np.array(st)) for t, o, h, u, st in state["series"]]
-        legs = list(op.fleet.active)
-        for d, s, load, t0, step, arrive, kind, *ref in state["trips"]:
+        for d, s, load, t0, step, arrive, *ref in state["trips"]:
             rec = _Trip(d, s, np.array(load), t0)
             rec.step, rec.arrive = int(step), float(arrive)
-            op.start_trip(rec, legs[int(ref[0])].proc if kind == "leg" else ctx.wakeup(ref))
+            op.start_trip(rec, op.fleet.wait_event(ref, ctx.wakeup))
         if len(state["review"]):
             self.start(ctx, ctx.wakeup(state["review"]))
 

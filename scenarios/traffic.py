@@ -334,6 +334,18 @@ class TrafficTravelTimes:
         self.active.remove(rec)
 
     # ---- checkpoints -------------------------------------------------------------------
+    def wait_ref(self, event, pending) -> list:
+        """What a process of this provider's users waits on, as data: ``["leg", k]`` (the k-th
+        leg being driven) or ``["clock", time_s, priority, order]`` (``pending``:
+        :meth:`twin.flows.RunContext.pending`)."""
+        k = next((k for k, rec in enumerate(self.active) if rec.proc is event), None)
+        return ["leg", k] if k is not None else ["clock", *pending(event)]
+
+    def wait_event(self, ref, wakeup):
+        """The event that :meth:`wait_ref`'s data names, at a restore (the legs are restored first,
+        by the traffic flow; ``wakeup``: :meth:`twin.flows.RunContext.wakeup`)."""
+        return self.active[int(ref[1])].proc if ref[0] == "leg" else wakeup(ref[1:])
+
     def snapshot(self, pending) -> dict:
         """The legs being driven and the caches as data (``pending``: the clock's
         :meth:`~twin.flows.RunContext.pending`); a leg is named by its position in ``active``."""

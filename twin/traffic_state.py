@@ -30,18 +30,22 @@ SERIES = ("inflow", "outflow", "tt_sum_steps", "occ_part", "dep_wait", "step_cou
 
 
 def mark_built(engine) -> None:
-    """Note the appended arrays as built (call right after the build, before the run)."""
+    """Note the appended arrays' lengths as built (call right after the build, before the run;
+    their checksums wait for the first snapshot: a run without checkpoints pays nothing)."""
+    engine._built_len = {k: int(engine.route_used if k in ("route_seq", "route_owner") else engine.n_veh)
+                         for k in APPENDED}
     engine._built_parts = None
-    _built(engine)
 
 
 def _built(engine):
     """Lengths and checksums of the appended arrays as built (:func:`mark_built`; the built part
-    never changes)."""
+    never changes, so the checksums are taken once)."""
     b = getattr(engine, "_built_parts", None)
     if b is None:
-        n = {k: (engine.route_used if k in ("route_seq", "route_owner") else engine.n_veh) for k in APPENDED}
-        b = engine._built_parts = {k: (int(n[k]), _crc(getattr(engine, k)[:n[k]])) for k in APPENDED}
+        if not hasattr(engine, "_built_len"):
+            mark_built(engine)
+        n = engine._built_len
+        b = engine._built_parts = {k: (n[k], _crc(getattr(engine, k)[:n[k]])) for k in APPENDED}
     return b
 
 
