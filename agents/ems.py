@@ -266,16 +266,20 @@ class Unit(mesa.Agent):
                                                             priority=int(self.model.calls.priority[c]))
         return env.now - t0
 
+    def _turnout(self, c, wait):
+        """Step 0 of a call: the turnout time (or a restored wait for its end), then en route."""
+        self.at = 0
+        if wait is not None:
+            yield wait
+        elif self.model.calls.turnout_s[c] > 0:
+            yield self.env.timeout(float(self.model.calls.turnout_s[c]))
+        self._log(c, EN_ROUTE)
+
     def _serve_path(self, c, at=0, wait=None, leg=None):
         env, model, calls = self.env, self.model, self.model.calls
         dest = int(calls.location_idx[c])
         if at == 0:
-            self.at = 0
-            if wait is not None:
-                yield wait
-            elif calls.turnout_s[c] > 0:
-                yield env.timeout(float(calls.turnout_s[c]))
-            self._log(c, EN_ROUTE)
+            yield from self._turnout(c, wait)
             travel = model.travel.time_s(self.location_idx, dest)
             if calls.travel_s[c] != calls.travel_s[c]:        # NaN: the first unit rolling
                 calls.travel_s[c] = travel
@@ -320,32 +324,45 @@ class Unit(mesa.Agent):
         yield wait if wait is not None else env.timeout(float(calls.handover_s[c]))
         self._release(c)
 
-    def _serve_transfer(self, c):
-        """An inter-hospital transfer: drive to the sending hospital, load the patient
-        (handover time; the ED bed is freed), drive to the receiving one, hand over into
-        the reserved ICU bed, handover time again."""
+    def _serve_transfer(self, c, at=0, wait=None, leg=None):
+        """An inter-hospital transfer: drive to the sending hospital (steps 0 turnout, 1 the
+        drive), load the patient (2: handover time; the ED bed is freed), drive to the
+        receiving one (3), hand over into the reserved ICU bed (5: handover time again). A
+        restored one starts at its step ``at`` with the event it waits on, as
+        :meth:`_serve_path`."""
         env, model, calls = self.env, self.model, self.model.calls
-        if calls.turnout_s[c] > 0:
-            yield env.timeout(float(calls.turnout_s[c]))
-        self._log(c, EN_ROUTE)
-        origin = int(calls.location_idx[c])
-        calls.travel_s[c] = yield from self._leg(self.location_idx, origin, "transfer", c)
-        self.location_idx = origin
-        calls.on_scene_at_s[c] = env.now
-        self._row[4] = env.now
-        self._log(c, ON_SCENE)
-        yield env.timeout(float(calls.on_scene_s[c]))
-        transfer = model.transfers[c]
-        transfer.picked_up.succeed()
+        origin, transfer = int(calls.location_idx[c]), model.transfers[c]
+        if at == 0:
+            yield from self._turnout(c, wait)
+            wait = None
+        if at <= 1:
+            self.at = 1
+            calls.travel_s[c] = yield from self._leg(self.location_idx, origin, "transfer", c, leg, wait)
+            self.location_idx = origin
+            calls.on_scene_at_s[c] = env.now
+            self._row[4] = env.now
+            self._log(c, ON_SCENE)
+            wait, leg = None, None
+        if at <= 2:
+            self.at = 2
+            yield wait if wait is not None else env.timeout(float(calls.on_scene_s[c]))
+            transfer.picked = True
+            transfer.picked_up.succeed()
+            self._log(c, TRANSPORTING)
+            wait = None
         hosp = model.hospitals[calls.hospital_idx[c]]
-        self._log(c, TRANSPORTING)
-        yield from self._leg(origin, hosp.spec.location_idx, "transfer", c)
-        self.location_idx = hosp.spec.location_idx
-        calls.at_hospital_s[c] = calls.bed_s[c] = env.now
-        self._log(c, AT_HOSPITAL)
-        hosp.begin_reserved(transfer.row, transfer.request, transfer.los_s)
-        self._log(c, HANDOVER)
-        yield env.timeout(float(calls.handover_s[c]))
+        if at <= 3:
+            self.at = 3
+            yield from self._leg(origin, hosp.spec.location_idx, "transfer", c, leg, wait)
+            self.location_idx = hosp.spec.location_idx
+            calls.at_hospital_s[c] = calls.bed_s[c] = env.now
+            self._log(c, AT_HOSPITAL)
+            hosp.begin_reserved(transfer.row, transfer.request, transfer.los_s)
+            transfer.row = transfer.request = None          # (the stay has begun: the bed is the inpatient's)
+            self._log(c, HANDOVER)
+            wait = None
+        self.at = 5
+        yield wait if wait is not None else env.timeout(float(calls.handover_s[c]))
         self._release(c)
 
     def _release(self, c):
@@ -416,11 +433,11 @@ class Unit(mesa.Agent):
 class _Transfer:
     """An inter-hospital transfer in progress (see :meth:`CityModel.request_transfer`)."""
 
-    __slots__ = ("row", "request", "los_s", "picked_up", "from_hospital_idx")
+    __slots__ = ("row", "request", "los_s", "picked_up", "from_hospital_idx", "picked")
 
     def __init__(self, row, request, los_s, picked_up, from_hospital_idx):
-        self.row, self.request, self.los_s = row, request, los_s
-        self.picked_up, self.from_hospital_idx = picked_up, from_hospital_idx
+        self.row, self.request, self.los_s = row, request, los_s        # (None once the stay has begun)
+        self.picked_up, self.from_hospital_idx, self.picked = picked_up, from_hospital_idx, False
 
 
 class CityModel(mesa.Model):

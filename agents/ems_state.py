@@ -10,10 +10,9 @@ beds, the walk-ins still to come, diversion and out-of-service status; the move-
 and every random stream drawn during the run. :func:`model_restore` puts it into a freshly
 built model of the same scenario and starts each process again at its step, each pending
 event at its time and in its original tie-break order. Whatever the build re-creates from the
-seed (the calls drawn up front, the walk-ins' times) is not in the state.
-
-Not yet covered: inter-hospital transfers by ambulance in progress. A checkpoint at such a
-moment is skipped with a warning; the previous one stays and the run goes on.
+seed (the calls drawn up front, the walk-ins' times) is not in the state. Inter-hospital
+transfers by ambulance are too: the ICU bed reserved at the receiving hospital, the patient
+holding its ED bed until the ambulance has loaded it, and the ambulance at its step.
 """
 
 from __future__ import annotations
@@ -63,10 +62,10 @@ def _refuse(why):
 
 
 # ------------------------------------------------------------------------------------ snapshot
-def _hospital_snapshot(h, pending, granted):
-    live = list(h._active) + list(h.boarding)           # waiting for or in an ED bed, then boarding
+def _hospital_snapshot(h, pending, granted, pickups, reserved):
+    live = list(h._active) + list(h.boarding) + list(h.transferring)  # waiting for / in an ED bed, boarding, transfer
     if len(h.beds.users) != sum(st.phase >= 1 for st in live):
-        _refuse(f"hospital {h.spec.name!r}: a patient waiting in the ED for a transfer by ambulance")
+        _refuse(f"hospital {h.spec.name!r}: an ED bed held by a patient in no known step")
     users = {id(r): i for i, r in enumerate(h.beds.users)}
     queue = {id(r): i for i, r in enumerate(h.beds.queue)}
     rows = {id(r): i for i, r in enumerate(h.admissions)}
@@ -88,8 +87,8 @@ def _hospital_snapshot(h, pending, granted):
         inpatients.append([name, stay_rows[id(row)], *pending(proc._target)])
     for name, pool in h.pools.items():
         if len(pool[0].queue) != sum(1 for st in h.boarding if st.board[0] == name) or \
-                len(pool[0].users) != sum(1 for x in h.inpatients if x[1] == name):
-            _refuse(f"hospital {h.spec.name!r}: a {name} bed reserved for a transfer by ambulance")
+                len(pool[0].users) != sum(1 for x in h.inpatients if x[1] == name) + reserved.get((h.hospital_idx, name), 0):
+            _refuse(f"hospital {h.spec.name!r}: a {name} bed held by a patient in no known step")
     walk = h.walk_in_proc
     return {"occupied": h.occupied, "waiting": h.waiting, "admissions": [list(r) for r in h.admissions],
             "series": [list(x) for x in h.series],
@@ -99,7 +98,8 @@ def _hospital_snapshot(h, pending, granted):
             "redirect": -1 if h.redirect is None else h.redirect.hospital_idx,
             "transfers_out": [list(x) for x in h.transfers_out], "walk_in_next": int(h.walk_in_next),
             "walk_in_wait": pending(walk._target) if walk is not None and walk.is_alive else [],
-            "live": stays, "boarding": boarding, "inpatients": inpatients, "flow_rng": _gen_state(h.flow_rng)}
+            "live": stays, "boarding": boarding, "inpatients": inpatients, "flow_rng": _gen_state(h.flow_rng),
+            "transferring": [pickups[id(st.transfer)] for st in h.transferring]}
 
 
 def _unit_snapshot(u, pending, legs, granted, assign_rows, move_rows):
@@ -109,9 +109,7 @@ def _unit_snapshot(u, pending, legs, granted, assign_rows, move_rows):
            "reloc": move_rows.get(id(u._reloc_row), -1), "serve": None, "move": None}
     if u.serve is not None and u.serve.is_alive:
         c = int(u.serve_call)
-        if u.model.is_transfer(c):
-            _refuse(f"unit {u.spec.name!r} on an inter-hospital transfer")
-        kind = "textbook" if u._textbook else "path"
+        kind = "transfer" if u.model.is_transfer(c) else "textbook" if u._textbook else "path"
         rec["serve"] = {"c": c, "kind": kind, "at": int(u.at),
                         "leg": list(u.leg_now) if u.at in (1, 3) else None,
                         "wait": _wait_ref(u.serve._target, pending, legs, granted)}
@@ -124,8 +122,6 @@ def _unit_snapshot(u, pending, legs, granted, assign_rows, move_rows):
 
 def model_snapshot(model, pending) -> dict:
     """The model's run-time state (``pending``: :meth:`twin.flows.RunContext.pending`)."""
-    if model.transfers and any(not t.picked_up.triggered for t in model.transfers.values()):
-        _refuse("an inter-hospital transfer by ambulance in progress")
     out = {f"calls_{k}": v for k, v in vars(model.calls).items() if isinstance(v, np.ndarray)}
     ue = np.array(model.unit_events, dtype=np.float64).reshape(-1, 4)
     out.update(events_t=ue[:, 0], events_i=ue[:, 1:].astype(np.int64))
@@ -141,8 +137,17 @@ def model_snapshot(model, pending) -> dict:
     out["dispatch"] = {"queue": [list(e) for e in d.queue], "pending": [[c, list(s)] for c, s in d.pending.items()],
                        "series": [list(x) for x in d.queue_series],
                        "processing": [[c, *pending(p._target)] for c, p in d.processing.items()]}
-    granted = {}
-    out["hospitals"] = [_hospital_snapshot(h, pending, granted) for h in model.hospitals]
+    granted, pickups, reserved = {}, {}, {}
+    out["transfers"] = []           # [call, from hospital, picked up, stay row at the receiving one (-1: begun), los_s]
+    for c, t in sorted(model.transfers.items()):
+        pickups[id(t.picked_up)] = int(c)
+        to = model.hospitals[int(model.calls.hospital_idx[c])]
+        row = -1 if t.row is None else next(i for i, r in enumerate(to.stays) if r is t.row)
+        if row >= 0:
+            reserved[(to.hospital_idx, t.row[1])] = reserved.get((to.hospital_idx, t.row[1]), 0) + 1
+        out["transfers"].append([int(c), int(t.from_hospital_idx), bool(t.picked), row,
+                                 -1.0 if t.los_s is None else float(t.los_s)])
+    out["hospitals"] = [_hospital_snapshot(h, pending, granted, pickups, reserved) for h in model.hospitals]
     legs = {id(rec.proc): k for k, rec in enumerate(getattr(model.travel, "active", ()))}
     out["units"] = [_unit_snapshot(u, pending, legs, granted, assign_rows, move_rows) for u in model.units]
     out["unit_names"] = [u.spec.name for u in model.units]
@@ -195,10 +200,20 @@ def _hospital_restore(model, h, s, wakeup, granted):
     for _, st, _ in sorted(stays, key=lambda x: x[0]):      # beds taken, then the queue in its order
         st.req = h.beds.request(priority=st.priority) if h._by_priority else h.beds.request()
     inpatients = [(name, h.pools[name][0].request(), h.stays[int(row)], entry) for name, row, *entry in s["inpatients"]]
-    boarders = [st for _, st, _ in stays if st.phase == 2]
-    if len(boarders) != len(s.get("boarding", [])):
-        raise ScenarioError(f"checkpoint: hospital {h.spec.name!r}: {len(boarders)} boarding stays, "
-                            f"{len(s.get('boarding', []))} boarding records")
+    for c, t in sorted(model.transfers.items()):            # ICU beds reserved for transfers on their way here
+        if isinstance(t.row, int) and int(model.calls.hospital_idx[c]) == h.hospital_idx:
+            t.row = h.stays[t.row]
+            t.request = h.pools[t.row[1]][0].request()
+    past = [st for _, st, _ in stays if st.phase == 2]       # boarding, then waiting for a transfer's ambulance
+    n_board, moving = len(s.get("boarding", [])), s.get("transferring", [])
+    if len(past) != n_board + len(moving):
+        raise ScenarioError(f"checkpoint: hospital {h.spec.name!r}: {len(past)} stays past the ED, {n_board} "
+                            f"boarding and {len(moving)} waiting for a transfer recorded")
+    boarders = past[:n_board]
+    for st, c in zip(past[n_board:], moving):
+        if int(c) not in model.transfers:
+            raise ScenarioError(f"checkpoint: hospital {h.spec.name!r}: transfer call {c} is not in the state")
+        st.transfer = model.transfers[int(c)].picked_up
     for st, (name, row, los, qpos) in sorted(zip(boarders, s.get("boarding", [])), key=lambda x: x[1][3]):
         st.board = [name, h.pools[name][0].request(), float(los), h.stays[int(row)]]   # the pool's queue in order
     for _, st, entry in stays:                               # in the order they could be moved, then boarding
@@ -232,6 +247,9 @@ def _unit_restore(model, u, s, wakeup, legs, granted):
         u.serve_call = c
         if sv["kind"] == "textbook":
             u.serve = env.process(u._serve_textbook(c, wait))
+        elif sv["kind"] == "transfer":
+            leg = tuple(sv["leg"]) if sv["leg"] is not None else None
+            u.serve = env.process(u._serve_transfer(c, at=int(sv["at"]), wait=wait, leg=leg))
         else:
             leg = tuple(sv["leg"]) if sv["leg"] is not None else None
             u.serve = env.process(u._serve_path(c, at=int(sv["at"]), wait=wait, leg=leg))
@@ -274,6 +292,8 @@ def _remap_units(state, new_idx) -> dict:
 
 
 def model_restore(model, state, wakeup) -> None:
+    from twin.agents.ems import _Transfer
+
     """Put :func:`model_snapshot`'s state into ``model`` (built, not started) and start its
     processes again (``wakeup``: :meth:`twin.flows.RunContext.wakeup`). Units are matched by
     name: a what-if from a snapshot may add units (they start idle at their station)."""
@@ -301,6 +321,12 @@ def model_restore(model, state, wakeup) -> None:
     d.queue = [(int(p), float(t), int(c)) for p, t, c in state["dispatch"]["queue"]]
     d.pending = {int(c): [int(x) for x in slots] for c, slots in state["dispatch"]["pending"]}
     d.queue_series = [(float(t), int(n)) for t, n in state["dispatch"]["series"]]
+    model.transfers = {}
+    for c, from_idx, picked, row, los_s in state.get("transfers", []):     # (rows: indices until the hospitals)
+        t = _Transfer(int(row) if int(row) >= 0 else None, None, None if los_s < 0 else float(los_s), env.event(),
+                      int(from_idx))
+        t.picked = bool(picked)
+        model.transfers[int(c)] = t
     granted = {}
     for h, s in zip(model.hospitals, state["hospitals"]):
         _hospital_restore(model, h, s, wakeup, granted)

@@ -91,6 +91,7 @@ class Hospital(mesa.Agent):
         self._active = {}                         # _Stay -> process of the stays that can be moved
         self.inpatients = []                      # [process, pool name, request, stay row] of ward / ICU stays
         self.boarding = []                        # the stays (_Stay) boarding in the ED for a ward / ICU bed
+        self.transferring = []                    # the stays waiting in the ED for a transfer's ambulance
         self.walk_ins, self.walk_in_next = None, 0     # pre-drawn walk-ins (times, uniforms), the next one
         self.walk_in_proc = None
         self.transfers_out = []                   # (time_s, call_id, to hospital_idx, was in bed)
@@ -222,6 +223,9 @@ class Hospital(mesa.Agent):
             name, req, los, row = st.board
             yield from self._board(name, self.pools[name], req, los, row, st)
             return
+        if st is not None and st.transfer is not None:          # restored: waiting for the ambulance
+            yield from self._await_pickup(st, st.transfer)
+            return
         u, u_los = self.flow_rng.random(2)
         k = int(priority) - 1
         p_ward, p_icu = spec.ward_probability[k], spec.icu_probability[k]
@@ -238,7 +242,7 @@ class Hospital(mesa.Agent):
             if target is not None:
                 if spec.transfer_by_ambulance:
                     row, req = target.reserve(call_id, "icu", self.hospital_idx)
-                    yield self.model.request_transfer(self, target, row, req, los)
+                    yield from self._await_pickup(st, self.model.request_transfer(self, target, row, req, los))
                     return
                 target.start_stay(call_id, "icu", los, self.hospital_idx, transferred=True)
                 return
@@ -252,6 +256,18 @@ class Hospital(mesa.Agent):
             pool[2] += 1
             self._pool_record(name)
         yield from self._board(name, pool, req, los, row, st)
+
+    def _await_pickup(self, st, picked_up):
+        """Hold the ED bed until the transfer's ambulance has loaded the patient (the stay is
+        in ``transferring`` meanwhile, with ``st.transfer`` the pick-up event)."""
+        if st is None:
+            yield picked_up
+            return
+        st.transfer = picked_up
+        self.transferring.append(st)
+        yield picked_up
+        st.transfer = None
+        self.transferring.remove(st)
 
     def _board(self, name, pool, req, los, row, st):
         if not req.triggered or st is not None and st.board is not None:
@@ -327,10 +343,11 @@ class Hospital(mesa.Agent):
 
 class _Stay:
     """An ED stay in progress: the patient, the bed request, the phase (0 waiting for a bed,
-    1 in bed until ``end``, 2 past the ED stay) and the admissions row."""
+    1 in bed until ``end``, 2 past the ED stay: boarding (``board``) or waiting for a transfer's
+    ambulance (``transfer``, the pick-up event)) and the admissions row."""
 
-    __slots__ = ("call_id", "u_los", "priority", "los_s", "granted", "row", "req", "phase", "end", "board")
+    __slots__ = ("call_id", "u_los", "priority", "los_s", "granted", "row", "req", "phase", "end", "board", "transfer")
 
     def __init__(self, call_id, u_los, priority, los_s, granted):
         self.call_id, self.u_los, self.priority, self.los_s, self.granted = call_id, u_los, priority, los_s, granted
-        self.row, self.req, self.phase, self.end, self.board = None, None, 0, math.nan, None
+        self.row, self.req, self.phase, self.end, self.board, self.transfer = None, None, 0, math.nan, None, None

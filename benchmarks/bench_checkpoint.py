@@ -5,11 +5,12 @@ Chicago-Sketch: ``--persons`` synthetic persons, default 1,000,000, calls from p
 traffic from their car legs, 20 stations x 3 ambulances as vehicles, 8 hospitals, 10 %
 re-routing; ``../shared`` must sit beside the project).
 
-Runs, in one process and in this order: the day without checkpoints (a warm-up run first, so
-that every timed run finds numba's cache and the city loaded), the day with a checkpoint every
-``--every`` (default 1h: 23 checkpoints), and a resume from the checkpoint at ``--resume-at``
-(default 18:00). Reported: wall time of each (the best of ``--repeat``), the overhead in % of
-the plain run, the time spent taking and writing the states (in the last checkpointed run),
+Runs, in one process: a warm-up run (so that every timed run finds numba's cache and the city
+loaded), then ``--repeat`` times the day without checkpoints followed by the day with a
+checkpoint every ``--every`` (default 1h: 23 checkpoints), then a resume from the checkpoint at
+``--resume-at`` (default 18:00). Reported: wall time of each (the best of ``--repeat``), the
+overhead in % of the plain run (best against best; and each pair of runs in turn, sorted, with
+their median), the time spent taking and writing the states (in the last checkpointed run),
 the size of the last checkpoint, and whether the resumed results equal the uninterrupted
 run's (dataset by dataset outside ``/meta``).
 
@@ -74,12 +75,13 @@ def main(argv=None):
     tmp = Path(tempfile.mkdtemp(prefix="bench_ckpt_"))
     try:
         run(scenario, out=tmp / "warm.h5")
-        plain = min(_wall(lambda: run(scenario, out=tmp / "plain.h5", overwrite=True)) for _ in range(args.repeat))
-        ck_s = []
-        for _ in range(args.repeat):
+        plain_s, ck_s = [], []
+        for _ in range(args.repeat):            # interleaved: a slow spell of the machine hits both kinds
+            plain_s.append(_wall(lambda: run(scenario, out=tmp / "plain.h5", overwrite=True)))
             spent.update(states_s=0.0, write_s=0.0, n=0)
             ck_s.append(_wall(lambda: run(scenario, out=tmp / "ck.h5", overwrite=True, checkpoint_every_s=every)))
         during = dict(spent)                    # (the resume below checkpoints too)
+        plain = min(plain_s)
         kept = Path(str(tmp / "ck.h5") + ".partial.kept")
         t0 = time.perf_counter()
         resume(kept, overwrite=True)
@@ -89,8 +91,10 @@ def main(argv=None):
         print(f"city day, Chicago-Sketch, {args.persons:,} persons ({os.cpu_count()} cores)")
         print(f"{'run':<44} {'wall s':>8}")
         print(f"{'without checkpoints':<44} {plain:8.2f}")
+        pairs = sorted(100.0 * (c - p) / p for p, c in zip(plain_s, ck_s))
         print(f"{f'checkpoint every {args.every} ({during[chr(110)]} checkpoints)':<44} {best:8.2f}"
-              f"   overhead {100.0 * (best - plain) / plain:+.1f} %")
+              f"   overhead {100.0 * (best - plain) / plain:+.1f} % (best vs best); run by run "
+              f"{', '.join(f'{x:+.1f}' for x in pairs)} %, median {pairs[len(pairs) // 2]:+.1f} %")
         print(f"{'  taking the states':<44} {during['states_s']:8.2f}")
         print(f"{'  writing them (HDF5, fsync, rename)':<44} {during['write_s']:8.2f}"
               f"   {during['bytes'] / 1e6:.1f} MB the last")

@@ -12,10 +12,11 @@ Layout (format ``twin-checkpoint``, version :data:`VERSION`)::
                           scenario_name, seed, out (the results file to write), flows and
                           streams (JSON lists), until_s
     /checkpoints/state    attribute time_s: the clock at the checkpoint (before any event at it)
-        /<flow>/<key>     one dataset per value of the flow's state: arrays as they are,
-                          numbers as 0-d datasets, text as UTF-8 strings; values that are
-                          JSON (a random generator's state, lists of records) as UTF-8 strings
-                          with attribute ``json = 1``
+        /<flow>/<key>     one dataset per array of the flow's state, as it is (integer arrays
+                          that are mostly 0 or -1 as a group: ``index``, ``value``, attrs
+                          ``encoding = "sparse"``, ``fill``, ``shape``, ``dtype``)
+        /<flow>/_values   the flow's other values (numbers, text, a random generator's state,
+                          lists of records) as one JSON object, UTF-8, attribute ``json = 1``
 
 A results file of a run with ``snapshot_at_s`` (``twin run --snapshot-at 06:00,08:00``) keeps
 the states at those times in ``/checkpoints/<time in whole seconds>``, the attributes of
@@ -69,25 +70,16 @@ def set_generator_state(rng, state) -> None:
     rng.bit_generator.state = back(state["json_generator"])
 
 
-def _write_value(group, key, value):
-    import h5py
-
-    if value is None or isinstance(value, (dict, list, tuple)):
-        ds = group.create_dataset(key, data=json.dumps(value), dtype=h5py.string_dtype("utf-8"))
-        ds.attrs["json"] = 1
-    elif isinstance(value, str):
-        group.create_dataset(key, data=value, dtype=h5py.string_dtype("utf-8"))
+def _write_array(group, key, arr):
+    if arr.dtype.kind == "O":
+        raise ScenarioError(f"checkpoint: value {key!r} is not plain data (dtype object)")
+    if arr.dtype.kind in "iu" and arr.size >= 1 << 13 and _sparse(group, key, arr):
+        return
+    if arr.dtype == np.int64 and arr.size and -2**31 <= arr.min() and arr.max() < 2**31:
+        ds = group.create_dataset(key, data=arr.astype(np.int32))      # half the bytes to write
+        ds.attrs["dtype"] = "int64"
     else:
-        arr = np.asarray(value)
-        if arr.dtype.kind == "O":
-            raise ScenarioError(f"checkpoint: value {key!r} is not plain data (dtype object)")
-        if arr.dtype.kind in "iu" and arr.size >= 1 << 13 and _sparse(group, key, arr):
-            return
-        if arr.dtype == np.int64 and arr.size and -2**31 <= arr.min() and arr.max() < 2**31:
-            ds = group.create_dataset(key, data=arr.astype(np.int32))      # half the bytes to write
-            ds.attrs["dtype"] = "int64"
-        else:
-            group.create_dataset(key, data=arr)      # (LZF would make them 7x smaller and 2.5x slower to write)
+        group.create_dataset(key, data=arr)      # (LZF would make them 7x smaller and 2.5x slower to write)
 
 
 def _sparse(group, key, arr) -> bool:
@@ -95,22 +87,51 @@ def _sparse(group, key, arr) -> bool:
     ``index`` and ``value``, attrs ``encoding = "sparse"``, ``fill``, ``shape``, ``dtype``)."""
     flat = arr.reshape(-1)
     for fill in (0, -1):
+        if len(flat) - np.count_nonzero(flat == fill) > len(flat) // 4:      # (counting is cheaper than listing)
+            continue
         other = np.flatnonzero(flat != fill)
-        if len(other) <= len(flat) // 4:
-            g = group.create_group(key)
-            g.attrs.update(encoding="sparse", fill=fill, shape=list(arr.shape), dtype=str(arr.dtype))
-            g.create_dataset("index", data=other.astype(np.int64 if len(flat) >= 2**31 else np.int32))
-            g.create_dataset("value", data=flat[other])
-            return True
+        g = group.create_group(key)
+        g.attrs.update(encoding="sparse", fill=fill, shape=list(arr.shape), dtype=str(arr.dtype))
+        g.create_dataset("index", data=other.astype(np.int64 if len(flat) >= 2**31 else np.int32))
+        g.create_dataset("value", data=flat[other])
+        return True
     return False
+
+
+#: The dataset of a flow's state that holds its values other than arrays, as one JSON object.
+VALUES = "_values"
 
 
 def _write_state(group, time_s, states):
     group.attrs["time_s"] = float(time_s)
     for flow, state in states.items():
         fg = group.create_group(flow)
+        values = {}
         for key, value in state.items():
-            _write_value(fg, key, value)
+            if key == VALUES:
+                raise ScenarioError(f"checkpoint: flow {flow!r} names a value {VALUES!r}, a name the format reserves")
+            if isinstance(value, np.ndarray) and value.ndim:
+                _write_array(fg, key, value)
+            else:           # numbers, text, None, lists, dicts: one JSON dataset (a dataset each costs 0.2 ms)
+                values[key] = value
+        if values:
+            ds = fg.create_dataset(VALUES, data=json.dumps(values, default=_plain), dtype=h5py_str())
+            ds.attrs["json"] = 1
+
+
+def _plain(v):
+    """JSON for numpy numbers and 0-d or small arrays inside a flow's values."""
+    if isinstance(v, (np.generic, np.ndarray)):
+        if getattr(v, "dtype", None) is not None and v.dtype.kind == "O":
+            raise ScenarioError(f"checkpoint: value {v!r} is not plain data (dtype object)")
+        return v.tolist()
+    raise ScenarioError(f"checkpoint: a value of type {type(v).__name__} is not plain data")
+
+
+def h5py_str():
+    import h5py
+
+    return h5py.string_dtype("utf-8")
 
 
 def _write_meta(attrs, meta):
@@ -323,5 +344,10 @@ def _read(attrs, g, label):
     for flow in meta["flows"]:
         if flow not in g:
             raise ScenarioError(f"checkpoint {label!r}: the state of flow {flow!r} is missing")
-        states[flow] = {k: _read_value(ds) for k, ds in g[flow].items()}
+        states[flow] = {k: _read_value(ds) for k, ds in g[flow].items() if k != VALUES}
+        if VALUES in g[flow]:
+            values = json.loads(g[flow][VALUES].asstr()[()])
+            if not isinstance(values, dict):
+                raise ScenarioError(f"checkpoint {label!r}: {flow}/{VALUES} is not a JSON object")
+            states[flow].update(values)
     return meta, float(g.attrs["time_s"]), states

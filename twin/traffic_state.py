@@ -20,7 +20,11 @@ __all__ = ["engine_snapshot", "engine_restore", "mark_built"]
 
 #: Engine attributes that are arrays the run changes (vehicles grow with insertions).
 ARRAYS = ("cap_per_step", "capacity_veh_per_h", "storage", "hole_steps", "ff_steps", "ff_time_s", "link_open",
-          "dep_order", "route_start", "seg_end", "seg_start", "dl_order", "dep_link_indptr")
+          "dl_order", "dep_link_indptr")
+#: Per-vehicle arrays that change only for re-routed vehicles: the snapshot holds the entries
+#: that differ from the build (``diff_<k>_at``, ``diff_<k>_value``), what was appended, and a
+#: checksum of the built part.
+DIFFED = ("route_start", "seg_end", "seg_start")
 #: Arrays the run only appends to: the snapshot holds what was appended after the build, and a
 #: checksum of the built part, which the build of the restoring run must reproduce.
 APPENDED = ("veh_class", "o_idx", "d_idx", "depart_s", "routable", "depart_step", "route_seq", "route_owner")
@@ -30,11 +34,12 @@ SERIES = ("inflow", "outflow", "tt_sum_steps", "occ_part", "dep_wait", "step_cou
 
 
 def mark_built(engine) -> None:
-    """Note the appended arrays' lengths as built (call right after the build, before the run;
-    their checksums wait for the first snapshot: a run without checkpoints pays nothing)."""
+    """Note the appended arrays' lengths as built and keep the built :data:`DIFFED` arrays (call
+    right after the build, before the run; the checksums wait for the first snapshot)."""
     engine._built_len = {k: int(engine.route_used if k in ("route_seq", "route_owner") else engine.n_veh)
                          for k in APPENDED}
     engine._built_parts = None
+    engine._built_arrays = {k: getattr(engine, k).copy() for k in DIFFED}
 
 
 def _built(engine):
@@ -46,7 +51,21 @@ def _built(engine):
             mark_built(engine)
         n = engine._built_len
         b = engine._built_parts = {k: (n[k], _crc(getattr(engine, k)[:n[k]])) for k in APPENDED}
+        b.update({k: (len(a), _crc(a)) for k, a in engine._built_arrays.items()})
     return b
+
+
+def _dep_order_sorted(engine) -> bool:
+    """Whether the departure order is the vehicles sorted by departure tick, then index (as the
+    build and every insertion keep it)."""
+    order, n = engine.dep_order, engine.n_veh
+    if len(order) != n:
+        return False
+    if n < 2:
+        return True
+    step = engine.depart_step[order]
+    later, same = step[1:] > step[:-1], step[1:] == step[:-1]
+    return bool(np.all(later | (same & (order[1:] > order[:-1]))))
 
 
 def _crc(a) -> int:
@@ -64,7 +83,10 @@ def _live_slots(engine):
         pos = head[link].astype(np.int64) + j
         pos -= cap[link] * (pos >= cap[link])
         idx.append(start[link] + pos)
-    return np.unique(np.concatenate(idx))
+    live = np.zeros(len(st["ring"]), dtype=np.bool_)        # (a mask, not np.unique: no sort)
+    for i in idx:
+        live[i] = True
+    return np.flatnonzero(live)
 
 
 def engine_snapshot(engine) -> dict:
@@ -75,6 +97,12 @@ def engine_snapshot(engine) -> dict:
     for k, (n0, crc) in _built(engine).items():
         end = engine.route_used if k in ("route_seq", "route_owner") else engine.n_veh
         out[f"tail_{k}"], out[f"built_{k}"] = getattr(engine, k)[n0:end], [n0, crc]
+        if k in DIFFED:
+            a = getattr(engine, k)
+            at = np.flatnonzero(a[:n0] != engine._built_arrays[k])
+            out[f"diff_{k}_at"], out[f"diff_{k}_value"] = at, a[at]
+    if not _dep_order_sorted(engine):           # (sorted by departure and index: re-made by the restore)
+        out["a_dep_order"] = engine.dep_order
     out["route_capacity"] = len(engine.route_seq)
     live = _live_slots(engine)
     out.update(ring_slots=live, ring_values=engine.state["ring"][live], ring_next_values=engine.state["ring_next"][live])
@@ -103,7 +131,14 @@ def engine_restore(engine, state) -> None:
             raise ScenarioError(f"checkpoint: the traffic's {k} as built ({n0:,} entries) is not the snapshot's "
                                 f"({int(state[f'built_{k}'][0]):,}): another city, demand or seed?")
         arr = getattr(engine, k)
-        setattr(engine, k, np.concatenate([arr[:n0], np.asarray(state[f"tail_{k}"], dtype=arr.dtype)]))
+        arr = np.concatenate([arr[:n0], np.asarray(state[f"tail_{k}"], dtype=arr.dtype)])
+        if k in DIFFED:
+            arr[np.asarray(state[f"diff_{k}_at"], dtype=np.int64)] = state[f"diff_{k}_value"]
+        setattr(engine, k, arr)
+    if "a_dep_order" in state:
+        engine.dep_order = np.array(state["a_dep_order"], dtype=np.int64)
+    else:
+        engine.dep_order = np.lexsort((np.arange(len(engine.depart_step)), engine.depart_step)).astype(np.int64)
     for k in ARRAYS:
         old, new = getattr(engine, k), np.asarray(state[f"a_{k}"])
         if new.dtype != old.dtype or (new.ndim and k not in _GROWS and new.shape != old.shape):
@@ -160,4 +195,4 @@ def _events(built, saved, ptr):
 
 
 #: Arrays whose length changes during a run (vehicles inserted, routes re-written).
-_GROWS = {"dep_order", "route_start", "seg_end", "seg_start", "dl_order"}
+_GROWS = {"dl_order"}

@@ -6,6 +6,7 @@ itself right after a chosen checkpoint, or with the results file half written): 
 cleanup. Results are compared dataset by dataset outside /meta (tests/scenarios/digest.py).
 """
 
+import json
 import os
 import signal
 import subprocess
@@ -278,8 +279,10 @@ def test_damaged_snapshots_name_what_is_wrong(case, tmp_path):
     partial = Path(str(out) + ".partial")
     copy = tmp_path / "nostream.h5.partial"
     copy.write_bytes(partial.read_bytes())
-    with h5py.File(copy, "r+") as f:
-        del f["checkpoints/state/epidemic/rng"]                     # a random stream's state gone
+    with h5py.File(copy, "r+") as f:                                # a random stream's state gone
+        values = json.loads(f["checkpoints/state/epidemic/_values"].asstr()[()])
+        del values["rng"], f["checkpoints/state/epidemic/_values"]
+        f["checkpoints/state/epidemic/_values"] = json.dumps(values)
     with pytest.raises(ScenarioError, match="the state of flow 'epidemic' has no 'rng'"):
         resume(copy)
     cut = tmp_path / "cut.h5.partial"
@@ -316,19 +319,58 @@ def test_patients_boarding_in_the_ed_are_part_of_the_state(tmp_path):
     assert p.returncode == -signal.SIGKILL
     partial = Path(str(out) + ".partial")
     with h5py.File(partial, "r") as f:
-        import json
-        assert len(json.loads(f["checkpoints/state/ems/hospitals"].asstr()[()])[0]["boarding"]) > 3
+        assert len(json.loads(f["checkpoints/state/ems/_values"].asstr()[()])["hospitals"][0]["boarding"]) > 3
     assert _twin(["run", "--resume", str(partial)]).returncode == 0
     assert digests(out) == plain
 
 
-def test_a_moment_that_cannot_be_written_is_skipped_with_a_warning(tmp_path, caplog):
-    transfers = ["hospitals.0.icu_beds=1", "hospitals.0.icu_probability=[0.9, 0.9, 0.9]", "hospitals.0.transfer=true",
-                 "hospitals.0.transfer_by_ambulance=true", "hospitals.1.icu_beds=30", "hospitals.0.walk_in_rate_per_h=4.0"]
-    plain = digests(run("hefei_day", out=tmp_path / "plain.h5", overrides=transfers).path)
+TRANSFERS = ["hospitals.0.icu_beds=1", "hospitals.0.icu_probability=[0.9, 0.9, 0.9]", "hospitals.0.transfer=true",
+             "hospitals.0.transfer_by_ambulance=true", "hospitals.1.icu_beds=30", "hospitals.0.walk_in_rate_per_h=4.0"]
+
+
+def test_transfers_by_ambulance_under_way_are_part_of_the_state(tmp_path):
+    """Snapshots every 5 min from 06:00 to 07:00 of a day with many ICU transfers by ambulance: each step of a
+    transfer (a patient holding its ED bed for the ambulance, the receiving ICU bed reserved,
+    the ambulance on its way or carrying the patient) is met, and the runs from the snapshots
+    that hold them give the uninterrupted run's results."""
+    from twin.checkpoint import read_checkpoint
+    from twin.runner import from_snapshot
+
+    plain = digests(run("hefei_day", out=tmp_path / "plain.h5", overrides=TRANSFERS).path)
+    times = [6 * 3600.0 + 300.0 * k for k in range(12)]
+    run("hefei_day", out=tmp_path / "snap.h5", overrides=TRANSFERS, snapshot_at_s=times)
+    chosen, met = [], set()
+    for t in times:
+        ems = read_checkpoint(f"{tmp_path / 'snap.h5'}@{t:.0f}")[2]["ems"]
+        steps = {"reserved" for _, _, _, row, _ in ems["transfers"] if row >= 0}
+        steps |= {"waiting in the ED" for h in ems["hospitals"] if h["transferring"]}
+        steps |= {f"ambulance at step {u['serve']['at']}" for u in ems["units"]
+                  if u["serve"] and u["serve"]["kind"] == "transfer"}
+        if steps - met:
+            chosen.append(t)
+            met |= steps
+    assert {"reserved", "waiting in the ED", "ambulance at step 1", "ambulance at step 3"} <= met, met
+    for t in chosen:
+        res = from_snapshot(f"{tmp_path / 'snap.h5'}@{t:.0f}", out=tmp_path / f"from{t:.0f}.h5")
+        assert digests(res.path) == plain, t
+
+
+def test_a_moment_that_cannot_be_written_is_skipped_with_a_warning(tmp_path, caplog, monkeypatch):
+    import twin.agents.ems_state as ems_state
+    from twin.errors import CheckpointNotNow
+
+    plain = digests(run("hefei_day", out=tmp_path / "plain.h5").path)
+    take = ems_state.model_snapshot
+
+    def refuse_at_noon(model, pending):
+        if model.env.now == 43200.0:
+            raise CheckpointNotNow("the test's moment cannot be written to a checkpoint yet")
+        return take(model, pending)
+
+    monkeypatch.setattr(ems_state, "model_snapshot", refuse_at_noon)
     with caplog.at_level("WARNING", logger="twin.flows"):
-        run("hefei_day", out=tmp_path / "ck.h5", overrides=transfers, checkpoint_every_s=1800.0)
-    assert "skipped: an inter-hospital transfer by ambulance in progress" in caplog.text
+        run("hefei_day", out=tmp_path / "ck.h5", checkpoint_every_s=3600.0)
+    assert "skipped: the test's moment cannot be written" in caplog.text
     assert digests(tmp_path / "ck.h5") == plain
 
 
