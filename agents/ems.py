@@ -525,7 +525,7 @@ class CityModel(mesa.Model):
         self.transfers = {}     # call_idx -> _Transfer
         self.transfer_rng = (streams["service"].spawn(1)[0]
                              if any(h.transfer_by_ambulance for h in spec.hospitals) else None)
-        self._n_first_calls = len(self.calls)
+        self.first_calls = len(self.calls)      # the calls drawn up front (a forecast member redraws them)
         self.hospitals = [Hospital(self, h, hs) for h, hs in enumerate(spec.hospitals)]
         # Every agent exists now. mesa.Agent numbers agents with a class-level dict keyed by
         # model (mesa 3.x), which would keep this model and all it holds (a traffic engine

@@ -156,6 +156,7 @@ def model_snapshot(model, pending) -> dict:
     out["streams"] = {k: _gen_state(g) for k, g in model.streams.items()}
     out["transfer_rng"] = _gen_state(model.transfer_rng)
     out["random"] = _py_random_state(model.random)
+    out["first_calls"] = int(model.first_calls)
     return out
 
 
@@ -300,6 +301,7 @@ def model_restore(model, state, wakeup) -> None:
     new_idx = _unit_map(model, state)
     state = _remap_units(state, new_idx)
     model.running = True
+    model.first_calls = int(state.get("first_calls", model.first_calls))
     for k, v in vars(model.calls).items():
         if isinstance(v, np.ndarray):
             setattr(model.calls, k, np.array(state[f"calls_{k}"]).astype(v.dtype, copy=False))

@@ -118,6 +118,11 @@ class _Intake:
     def on_call(self, callback) -> None:
         self.model.call_listeners.append(callback)
 
+    def withdraw_unreceived(self, first, stop) -> int:
+        from twin.agents.ems_forecast import withdraw_unreceived
+
+        return withdraw_unreceived(self.model, first, stop)
+
     def incidents(self):
         return None if self.result is None else self.result.incidents
 
@@ -262,6 +267,11 @@ class EmsFlow(Flow):
         if state.get("dispatch_now"):          # calls an observed state added: idle units take them now
             self.model.dispatch.retry()
         self._listen(ctx)
+
+    def fork(self, ctx, rng, factors):
+        from twin.agents.ems_forecast import fork_calls
+
+        fork_calls(self.model, rng, float(factors.get("call_rate", 1.0)))
 
     def finish(self, ctx):
         from twin.agents.ems import ems_result

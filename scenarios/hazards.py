@@ -398,7 +398,7 @@ class HazardFlow(Flow):
 
     def build(self, ctx):
         control = link_control(ctx, "hazards")
-        self.casualties = {}
+        self.casualties, self.casualty_idx = {}, {}
         rng = ctx.streams.generator("hazards")
         for plan in ctx.plan(self):
             for t, action, links, speed in plan.changes:
@@ -420,35 +420,66 @@ class HazardFlow(Flow):
     checkpoints = True      # the floods' link changes are in the traffic's state, their calls in the EMS's
 
     def snapshot(self, ctx):
-        return {"outages": [[r[4], *(ctx.pending(r[5]._target) if r[4] < 2 else [])] for r in self.running]}
+        return {"outages": [[r[4], *(ctx.pending(r[5]._target) if r[4] < 2 else [])] for r in self.running],
+                "outage_sites": [[r[0], int(r[1]), float(r[2]), float(r[3])] for r in self.running],
+                "casualty_calls": {k: list(v) for k, v in self.casualty_idx.items()}}
 
     def restore(self, ctx, state, time_s):
-        saved = state["outages"]
-        if len(saved) != len(self.running):
+        """The outages under way or over stay as saved; those still to come are the scenario's
+        (a what-if with another flood changes them; the same flood keeps the saved ones)."""
+        saved, sites = state["outages"], state.get("outage_sites")
+        self.casualty_idx = {k: tuple(int(x) for x in v) for k, v in state.get("casualty_calls", {}).items()}
+        if sites is None and len(saved) != len(self.running):
             raise ScenarioError(f"checkpoint: {len(saved)} facility outages; this scenario has {len(self.running)} "
                                 f"(a what-if from a snapshot keeps the floods)")
-        facilities = ctx.port(FacilityControl)
-        for i, (rec, (step, *entry)) in enumerate(zip(list(self.running), saved)):
-            rec[6] = True                    # the build's process stops at once; this one goes on
-            new = [*rec[:4], int(step), None, False]
-            self.running[i] = new
+        if sites is None:
+            sites = [list(r[:4]) for r in self.running]
+        facilities, built, kept, used = ctx.port(FacilityControl), list(self.running), [], set()
+        for (step, *entry), (kind, index, a, b) in zip(saved, sites):
+            same = next((j for j, r in enumerate(built) if j not in used and [r[0], r[1], r[2], r[3]] ==
+                         [kind, int(index), float(a), float(b)]), None)
+            if same is None and int(step) == 0:
+                continue                     # still to come, and the scenario has it no more
+            used.add(same)
+            new = [kind, int(index), float(a), float(b), int(step), None, False]
+            kept.append(new)
             if int(step) < 2:
                 _start_outage(ctx.clock, facilities, new, ctx.wakeup(entry))
+        for j, rec in enumerate(built):
+            if j in used or rec[2] <= time_s:
+                rec[6] = True                # the build's process stops at once (saved, or in the past)
+            else:
+                kept.append(rec)             # still to come in this scenario only
+        self.running = kept
+        names = {(k, i): n for k, i, n, _ in ctx.port(FacilityControl).sites()} if facilities is not None else {}
+        self.outages = [(r[0], names.get((r[0], r[1]), str(r[1])), r[2], r[3]) for r in kept]
 
-    @staticmethod
-    def _casualty_calls(ctx, plan, rng):
-        """Poisson injury calls per step and node, at uniform times in the step, into dispatch."""
+    def fork(self, ctx, rng, factors):
+        """A forecast member: the injury calls still to come are drawn again from this member's
+        floods (its depths) with ``rng``."""
+        intake = ctx.port(CallIntake)
+        for plan in ctx.plan(self):
+            if plan.casualty_mean is None:
+                continue
+            if plan.group.name in self.casualty_idx:
+                intake.withdraw_unreceived(*self.casualty_idx.pop(plan.group.name))
+            self._casualty_calls(ctx, plan, rng, from_s=ctx.clock.now)
+
+    def _casualty_calls(self, ctx, plan, rng, from_s=0.0):
+        """Poisson injury calls per step and node, at uniform times in the step, into dispatch
+        (those from ``from_s`` on)."""
         counts = rng.poisson(plan.casualty_mean)
         step, node = np.nonzero(counts)
         n = counts[step, node]
         t0 = np.repeat(plan.times_s[step], n)
         times = rng.uniform(t0, np.minimum(t0 + plan.group.step_s, ctx.until_s))
         zones = plan.call_plan.zone_of_node()[np.repeat(node, n)]
-        keep = zones >= 0
+        keep = (zones >= 0) & (times >= from_s)
         order = np.argsort(times[keep], kind="stable")
         times, zones = times[keep][order], zones[keep][order]
         if len(times):
-            ctx.port(CallIntake).add_calls(times, zones, np.full(len(times), plan.casualty_type), rng)
+            idx = ctx.port(CallIntake).add_calls(times, zones, np.full(len(times), plan.casualty_type), rng)
+            self.casualty_idx[plan.group.name] = (int(idx[0]), int(idx[-1]) + 1)
         return int(len(times)), float(plan.casualty_mean.sum())
 
     def finish(self, ctx):

@@ -3,7 +3,7 @@
 Floors, top to bottom (a module may import its own floor and the floors below it):
 
     cli         twin.cli, twin.cli_* (parses, prints, draws bars); the gallery scripts
-    studies     twin.ensemble, twin.optimise, twin.optimise_plans, twin.optimise_care (later forecast)
+    studies     twin.ensemble, twin.optimise, twin.optimise_plans, twin.optimise_care, twin.forecast
     runner      twin.runner, twin.scenario, twin.observed (load a scenario, assemble a Simulation of its flows)
     flows       twin.scenarios.* (one module per flow, and the built-in flow list)
     agents      twin.agents.*
@@ -35,7 +35,7 @@ FLOORS = ["cli", "studies", "runner", "flows", "agents", "core", "data", "kernel
 def layer_of(module):
     if module == "twin.cli" or module.startswith("twin.cli_") or module.startswith("twin.scenarios.gallery_"):
         return "cli"            # the gallery scripts are what a user runs: the top floor
-    if module in ("twin.ensemble", "twin.optimise", "twin.optimise_plans", "twin.optimise_care"):
+    if module in ("twin.ensemble", "twin.optimise", "twin.optimise_plans", "twin.optimise_care", "twin.forecast"):
         return "studies"
     if module in ("twin.runner", "twin.scenario", "twin.observed"):
         return "runner"

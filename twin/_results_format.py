@@ -27,7 +27,7 @@ GROUPS = ("/meta", "/network", "/timeseries", "/events", "/summary", "/checkpoin
 PARTIAL_SUFFIX = ".partial"
 
 # Groups that write_array / write_table / appenders may write into (/meta has write_meta).
-_DATA_GROUPS = ("network", "timeseries", "events", "summary", "checkpoints")
+_DATA_GROUPS = ("network", "timeseries", "events", "summary", "checkpoints", "forecast")   # (/forecast: when written)
 # Arrays with more rows than this are chunked and compressed; smaller ones stay contiguous.
 _COMPRESS_MIN_ROWS = 16
 _GZIP_LEVEL = 4

@@ -33,6 +33,7 @@ import json
 import logging
 import math
 import os
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -42,7 +43,7 @@ from twin.errors import ScenarioError
 logger = logging.getLogger(__name__)
 
 __all__ = ["VERSION", "FORMAT", "write_checkpoint", "read_checkpoint", "keep_snapshot", "copy_snapshots", "parse_at",
-           "generator_state", "set_generator_state"]
+           "generator_state", "set_generator_state", "fork_generators"]
 
 VERSION = 1
 FORMAT = "twin-checkpoint"
@@ -68,6 +69,31 @@ def set_generator_state(rng, state) -> None:
             return int(v)
         return v
     rng.bit_generator.state = back(state["json_generator"])
+
+
+def fork_generators(states, seed, member) -> dict:
+    """The states with every random generator's state replaced by a fresh one of the same kind,
+    from ``SeedSequence(seed, spawn_key=(member, crc32(path)))`` (``path``: where it sits in
+    the state, e.g. ``ems/streams/calls``); the rest is shared, not copied."""
+    def walk(v, path):
+        if isinstance(v, dict):
+            if "json_generator" in v:
+                return _fresh(v, seed, member, path)
+            return {k: walk(x, f"{path}/{k}") for k, x in v.items()}
+        if isinstance(v, list) and any(isinstance(x, (dict, list)) for x in v):
+            return [walk(x, f"{path}/{i}") for i, x in enumerate(v)]
+        return v
+    return {flow: walk(s, flow) for flow, s in states.items()}
+
+
+def _fresh(old, seed, member, path):
+    kind = old["json_generator"].get("bit_generator", "PCG64")
+    bit = getattr(np.random, kind, None)
+    if bit is None:
+        raise ScenarioError(f"forecast: the generator at {path} is a {kind}, which numpy does not have")
+    ss = np.random.SeedSequence(int(seed), spawn_key=(int(member), zlib.crc32(path.encode())))
+    return generator_state(np.random.Generator(bit(ss)))
+
 
 
 def _write_array(group, key, arr):

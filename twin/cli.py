@@ -447,18 +447,14 @@ def build_parser():
     p.add_argument("--exclude-gridlock", action="store_true",
                    help="leave gridlocked replications out of the intervals (compare: the pair); listed either way")
     p.set_defaults(func=_cmd_compare)
+    from twin.cli_forecast import add_forecast_parser
     from twin.cli_optimise import add_optimise_parser
-
-    add_optimise_parser(sub)
+    from twin.cli_population import add_population_parser
     from twin.viz.cli import add_plot_parser, add_render_parser, add_report_parser, add_view_parser  # no VTK yet
 
-    add_render_parser(sub)
-    add_plot_parser(sub)
-    add_view_parser(sub)
-    add_report_parser(sub)
-    from twin.cli_population import add_population_parser
-
-    add_population_parser(sub)
+    for add in (add_optimise_parser, add_forecast_parser, add_render_parser, add_plot_parser, add_view_parser,
+                add_report_parser, add_population_parser):
+        add(sub)
     for p in sub.choices.values():          # -v / -q also after the command (twin run X -v)
         p.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
                        help="more log output (-vv for debug)")

@@ -108,18 +108,20 @@ def _scenario_text(spec):
     return load_scenario(spec).resolved_text
 
 
-def map_runs(tasks, dask, on_result=None, workers=None):
-    """Run ``tasks`` (tuples of :func:`run_kpis` arguments) here or on Dask; the rows in task order.
+def map_runs(tasks, dask, on_result=None, workers=None, fn=None):
+    """Run ``tasks`` (tuples of :func:`run_kpis` arguments, or of ``fn``'s) here or on Dask; the
+    rows in task order.
 
     ``on_result(i, row)`` is called as each task ends (in completion order on Dask), e.g. to
     store it, so a killed study keeps what it finished. ``workers``: processes of a local Dask
     cluster (default: the machine's cores, at least 2); Dask's own log lines are silenced below
     warnings.
     """
+    fn = run_kpis if fn is None else fn
     if not dask:
         rows = []
         for i, t in enumerate(tasks):
-            rows.append(run_kpis(*t))
+            rows.append(fn(*t))
             if on_result is not None:
                 on_result(i, rows[-1])
         return rows
@@ -143,7 +145,7 @@ def map_runs(tasks, dask, on_result=None, workers=None):
         cluster = None
         client = Client(str(dask))
     try:
-        futures = [client.submit(run_kpis, *t, pure=False) for t in tasks]
+        futures = [client.submit(fn, *t, pure=False) for t in tasks]
         index = {f.key: i for i, f in enumerate(futures)}
         rows = [None] * len(tasks)
         for fut, row in as_completed(futures, with_results=True):

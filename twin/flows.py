@@ -41,7 +41,10 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import zlib
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from twin.errors import CheckpointNotNow, ScenarioError
 
@@ -89,6 +92,11 @@ class Flow:
 
     def restore(self, ctx: "RunContext", state: dict, time_s: float) -> None:
         """Take ``state`` back at clock ``time_s`` and register the processes (instead of ``start``)."""
+
+    def fork(self, ctx: "RunContext", rng, factors: dict) -> None:
+        """After a restore, go on as another forecast member (:mod:`twin.forecast`): the random
+        generators in the state are re-seeded already; draw again with ``rng`` what the build
+        drew up front for the time ahead, scaled by ``factors`` (e.g. ``call_rate``)."""
 
     def __repr__(self):
         return f"<flow {self.name}>"
@@ -412,7 +420,8 @@ class Simulation:
             while at and at[0] <= t:
                 at.pop(0)
 
-    def run(self, progress=None, *, checkpoint_every_s=None, on_checkpoint=None, state=None, snapshot_at_s=()) -> dict:
+    def run(self, progress=None, *, checkpoint_every_s=None, on_checkpoint=None, state=None, snapshot_at_s=(),
+            fork=None) -> dict:
         """Build, start, run and finish every flow; returns ``flow name -> FlowResult``.
 
         ``progress(done_s, total_s)`` is called after every simulated hour up to ``until_s``
@@ -420,9 +429,15 @@ class Simulation:
         ``on_checkpoint(time_s, states)`` gets every flow's state at each multiple of it before
         ``until_s`` (before any other event at that time). ``state`` (flow name -> dict, taken
         at the clock's start time) restores the flows instead of starting them. ``snapshot_at_s``:
-        further times for ``on_checkpoint`` (snapshots kept in the results file).
+        further times for ``on_checkpoint`` (snapshots kept in the results file). ``fork``
+        (with ``state``: ``{"seed", "member", ...factors}``) makes the restored run a forecast
+        member on its own dice (:func:`twin.forecast.fork_generators`, then each flow's ``fork``).
         """
         ctx = self.ctx
+        if fork is not None and state is not None:
+            from twin.checkpoint import fork_generators
+
+            state = fork_generators(state, fork["seed"], fork["member"])
         if checkpoint_every_s is not None or state is not None or len(snapshot_at_s):
             self.check_checkpoints()
         for f in self.flows:
@@ -444,6 +459,10 @@ class Simulation:
         if checkpoint_every_s is not None or len(snapshot_at_s):
             every = float(checkpoint_every_s) if checkpoint_every_s is not None else None
             ctx.clock.process(self._checkpointer(every, snapshot_at_s, on_checkpoint))
+        if fork is not None and state is not None:
+            for f in self.flows:
+                ss = np.random.SeedSequence(int(fork["seed"]), spawn_key=(int(fork["member"]), zlib.crc32(f.name.encode())))
+                f.fork(ctx, np.random.default_rng(ss), {k: v for k, v in fork.items() if k not in ("seed", "member")})
         if state is not None:       # after every process made at the restore (they may wait on them)
             self._schedule_wakeups()
         env, until = ctx.clock, ctx.until_s

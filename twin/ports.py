@@ -151,6 +151,10 @@ class CallIntake(Protocol):
     def on_call(self, callback) -> None:
         """Call ``callback(call_idx, time_s, priority)`` when a call reaches dispatch."""
 
+    def withdraw_unreceived(self, first, stop) -> int:
+        """Of the calls ``first .. stop - 1`` (one :meth:`add_calls`), those not yet at dispatch
+        never come (a forecast member draws its own); returns how many."""
+
     def incidents(self):
         """After the run: one row per scripted incident (DataFrame) or None."""
 

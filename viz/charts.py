@@ -427,3 +427,6 @@ def plot_chart(results, kind, out=None, *, prefix="traffic", figsize=(8.0, 5.0),
         fig.savefig(os.fspath(out))
         logger.info("wrote %s", out)
     return fig
+
+
+from twin.viz import forecast_charts  # noqa: E402,F401  (registers the forecast-fan and forecast-risk charts)

@@ -56,7 +56,7 @@ def test_charts(grid_results, tmp_path):
     from twin.viz.charts import CHARTS, plot_chart
 
     assert list(CHARTS) == ["travel-times", "network", "response-times", "hospital-occupancy", "eldercare", "epidemic",
-                           "compare"]
+                           "compare", "forecast-fan", "forecast-risk"]
     fig = plot_chart(grid_results, "travel-times", tmp_path / "tt.png")
     assert (tmp_path / "tt.png").stat().st_size > 1000
     assert fig.axes[0].get_xlabel() == "travel time (min)"

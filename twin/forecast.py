@@ -1,0 +1,257 @@
+"""Rolling-horizon forecasts: ensembles run on from the city's state now ([forecast]).
+
+``twin forecast SCENARIO --from run.h5@06:00 --horizons 3h,6h,24h -n 40`` answers "from the
+city as it is at 06:00, what happens in the next 3, 6, 24 hours: where, how likely, how bad?"
+Every member starts from the same snapshot (:mod:`twin.checkpoint`); each goes on with
+
+- its own dice: every random generator in the state is re-seeded from the member's seed
+  (``SeedSequence(seed, spawn_key=(member, crc32(path in the state)))``,
+  :func:`twin.checkpoint.fork_generators`) and each flow with a
+  ``fork`` step draws again what it drew up front for the time ahead (the EMS: the calls still
+  to come, :func:`twin.agents.ems_forecast.fork_calls`);
+- its own uncertain inputs (:class:`Perturbation`): the call rates times a lognormal factor
+  (median 1, log-sd ``call_rate_sigma`` = 0.2), each polygon flood's depth timeline times a
+  lognormal factor (median 1, log-sd ``hazard_depth_sigma`` = 0.25; the depths already
+  reached stay as they were), or a member's overrides from a hazard ensemble file.
+
+Member 0 is the control: the snapshot's own dice and scenario, so it is the uninterrupted run
+(bit for bit). The members run here or on Dask (``dask=True``), each a task named by its seed.
+
+Products, per horizon ``h`` (the window ``[t0, t0 + h)``):
+
+- fans: P10, P50, P90 over the members of each KPI (:data:`twin.agents.ems_forecast.KPIS`);
+- risk: per district, the probability over the members that a life-threatening (P1) call
+  there waits beyond its response target, and its risk class of five (:data:`RISK_CLASSES`,
+  upper probability bounds :data:`RISK_THRESHOLDS`, configurable).
+
+Horizons past the scenario's end (``run.until_s``) are cut there (the result says so).
+Not yet: other harms (people in water, roads cut off, hospitals and shelters full), demand
+and behaviour perturbations, assimilation of observations into the members
+(:mod:`twin.assimilate` has the filters), verification against a held-out truth
+(:mod:`twin.scores` has CRPS and coverage).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from twin.errors import ScenarioError
+
+__all__ = ["forecast", "Perturbation", "ForecastResult", "RISK_CLASSES", "RISK_THRESHOLDS",
+           "RISK_COLOURS", "DEFAULT_HORIZONS_S"]
+
+DEFAULT_HORIZONS_S = (3 * 3600.0, 6 * 3600.0, 24 * 3600.0, 48 * 3600.0)
+#: Five risk classes, lowest first, and the probabilities that bound them from above (the last
+#: class takes the rest). Assumed, not from a standard: change them with ``risk_thresholds``.
+RISK_CLASSES = ("very low", "low", "moderate", "high", "very high")
+RISK_THRESHOLDS = (0.05, 0.2, 0.4, 0.6)
+RISK_COLOURS = ("#2e7d32", "#1565c0", "#f9a825", "#ef6c00", "#c62828")   # green, blue, yellow, orange, red
+
+
+@dataclass(frozen=True)
+class Perturbation:
+    """What is uncertain in a member, and how (each factor lognormal with median 1)."""
+
+    call_rate_sigma: float = 0.2          # log-sd of the call-rate factor
+    hazard_depth_sigma: float = 0.25      # log-sd of each polygon flood's depth factor
+
+    def __post_init__(self):
+        for k in ("call_rate_sigma", "hazard_depth_sigma"):
+            v = getattr(self, k)
+            if not (isinstance(v, (int, float)) and 0.0 <= v < 3.0):
+                raise ScenarioError(f"forecast: {k} = {v!r}; expected a log-sd from 0 to 3")
+
+
+@dataclass
+class ForecastResult:
+    """A forecast's members and products (times in seconds, KPIs in their named units)."""
+
+    t0_s: float
+    horizons_s: list
+    kpi_names: list
+    kpis: np.ndarray                 # (members, horizons, kpis)
+    zones: list                      # district names
+    p1_late: np.ndarray              # (members, horizons, zones) bool
+    members: list = field(default_factory=list)     # per member: {"seed", "call_rate", "overrides"}
+    cut: list = field(default_factory=list)          # horizons cut at the scenario's end (requested s)
+    risk_thresholds: tuple = RISK_THRESHOLDS
+    zone_map: tuple = None           # (x_m, y_m, district index) of each call zone's place, for maps
+
+    def fans(self) -> dict:
+        """``{kpi: array (3, horizons)}``: P10, P50, P90 over the members (NaN members left out)."""
+        out = {}
+        for j, k in enumerate(self.kpi_names):
+            v = self.kpis[:, :, j]
+            out[k] = np.array([[np.nanpercentile(v[:, h], q) if np.isfinite(v[:, h]).any() else math.nan
+                                for h in range(v.shape[1])] for q in (10, 50, 90)])
+        return out
+
+    def risk(self) -> tuple:
+        """``(probability, level)`` per horizon and district: the share of members with a late P1
+        call there, and its class index into :data:`RISK_CLASSES` (0 very low .. 4 very high)."""
+        p = self.p1_late.mean(axis=0)
+        return p, np.searchsorted(np.asarray(self.risk_thresholds), p, side="right")
+
+    def lines(self) -> list:
+        """Report lines: the fans, then the districts at moderate risk or above."""
+        hs = [_hm(h) for h in self.horizons_s]
+        out = [f"forecast from {_hm(self.t0_s)}, {len(self.kpis)} members (member 0 the control)"
+               + (f"; horizons past the scenario's end cut: {', '.join(_hm(c) for c in self.cut)}" if self.cut else ""),
+               f"  {'P10 / P50 / P90':<26}" + "".join(f"{'+' + h:>22}" for h in hs)]
+        for k, f in self.fans().items():
+            out.append(f"  {k:<26}" + "".join(f"{_num(f[0, i]) + ' / ' + _num(f[1, i]) + ' / ' + _num(f[2, i]):>22}"
+                                               for i in range(len(hs))))
+        p, lv = self.risk()
+        out.append("  P1 beyond target, probability by district (risk class):")
+        for z, name in enumerate(self.zones):
+            out.append(f"    {name:<12}" + "".join(f"{f'{100 * p[i, z]:.0f} % ({RISK_CLASSES[lv[i, z]]})':>22}"
+                                                   for i in range(len(hs))))
+        return out
+
+    def write(self, path, *, overwrite=False) -> None:
+        """A results file with ``/forecast`` (layout in docs/results-format.md), written whole
+        (``<path>.partial``, then renamed) so that ``twin plot`` and pandas read it."""
+        from twin.results import ResultsWriter
+
+        meta = {"kind": "forecast", "forecast_t0_s": self.t0_s, "forecast_members": len(self.kpis),
+                "forecast_kpis": list(self.kpi_names), "forecast_districts": list(self.zones),
+                "forecast_risk_classes": list(RISK_CLASSES), "forecast_risk_colours": list(RISK_COLOURS),
+                "forecast_risk_thresholds": list(self.risk_thresholds), "forecast_cut_s": list(self.cut),
+                "forecast_member_factors": [[m["member"], m["call_rate"], "; ".join(m["overrides"])]
+                                            for m in self.members]}
+        with ResultsWriter(path, meta=meta, overwrite=overwrite) as w:
+            w.write_array("/forecast/horizons_s", np.asarray(self.horizons_s, dtype=np.float64), units="s")
+            fans = self.fans()
+            for j, k in enumerate(self.kpi_names):
+                unit = _unit(k)
+                w.write_array(f"/forecast/members/{k}", self.kpis[:, :, j], units=unit,
+                              attrs={"axes": "member, horizon"})
+                w.write_array(f"/forecast/fans/{k}", fans[k], units=unit, attrs={"axes": "P10 P50 P90, horizon"})
+            w.write_array("/forecast/members/p1_late", self.p1_late.astype(np.int8), units="1",
+                          attrs={"axes": "member, horizon, district"})
+            p, lv = self.risk()
+            w.write_array("/forecast/risk/p1_late_probability", p, units="1", attrs={"axes": "horizon, district"})
+            w.write_array("/forecast/risk/p1_late_level", lv.astype(np.int8), units="1",
+                          attrs={"axes": "horizon, district", "classes": ", ".join(RISK_CLASSES)})
+            if self.zone_map is not None:
+                x, y, d = self.zone_map
+                w.write_array("/forecast/map/zone_x_m", np.asarray(x, dtype=np.float64), units="m")
+                w.write_array("/forecast/map/zone_y_m", np.asarray(y, dtype=np.float64), units="m")
+                w.write_array("/forecast/map/zone_district_idx", np.asarray(d, dtype=np.int32), units="1")
+
+
+def _unit(kpi):
+    return "min" if kpi.endswith("_min") else "1"
+
+
+def _hm(t):
+    return f"{int(t // 3600):02d}:{int(round(t % 3600 / 60)):02d}"
+
+
+def _num(x):
+    return "-" if not np.isfinite(x) else f"{x:.3g}"
+
+
+def run_member(snapshot, scenario_text, overrides, seed, member, call_rate, horizons_s) -> dict:
+    """One member (a top-level function, so Dask can ship it): its KPIs per horizon and its late
+    P1 calls per district. Member 0 runs on the snapshot's own dice (no fork)."""
+    from twin.checkpoint import read_checkpoint
+    from twin.flows import Simulation
+    from twin.runner import load_scenario
+
+    meta, t0, states = read_checkpoint(snapshot)
+    run_seed = int(meta["seed"])
+    sc = load_scenario(scenario_text, overrides=list(overrides)).replanned(run_seed)
+    rg = sc.run_group
+    fork = None if member == 0 else {"seed": int(seed), "member": int(member), "call_rate": float(call_rate)}
+    sim = Simulation(sc, seed=run_seed, until_s=rg.until_s, drain=rg.drain, start_s=t0)
+    return member_products(sim, sim.run(state=states, fork=fork), t0, horizons_s)
+
+
+def member_products(sim, results, t0_s, horizons_s) -> dict:
+    """What a run (``sim`` after ``results = sim.run(...)``) tells over the windows ``[t0, t0 + h)``."""
+    from twin.agents.ems_forecast import KPIS, horizon_products
+
+    ems = results["ems"].values["ems"]
+    layout = sim.ctx.plan(next(f for f in sim.flows if f.name == "ems")).layout
+    kpis, late = horizon_products(ems, t0_s, horizons_s, float(ems.spec.response_target_s[0]),
+                                  layout.zone_district_idx, len(layout.district_names))
+    loc = np.asarray(layout.location_node_idx, dtype=np.int64)[[z.location_idx for z in ems.spec.zones]]
+    city = sim.ctx.city
+    xy = [city.x_m[loc].tolist(), city.y_m[loc].tolist()] if city is not None and city.has_coordinates else None
+    return {"kpis": [[k[n] for n in KPIS] for k in kpis], "late": late.tolist(),
+            "zones": [str(n) for n in layout.district_names],
+            "map": None if xy is None else [*xy, np.asarray(layout.zone_district_idx).tolist()]}
+
+
+def member_plan(scenario, members, seed, perturbation) -> list:
+    """Per member ``{"seed", "member", "call_rate", "overrides"}``: member 0 the control; the
+    others' factors drawn from ``SeedSequence(seed)`` child ``member`` (the same whatever the
+    number of members)."""
+    plan = [{"seed": int(seed), "member": 0, "call_rate": 1.0, "overrides": []}]
+    floods = [(i, g) for i, g in enumerate(scenario.groups.get("hazards") or [])
+              if getattr(g, "kind", "") == "flood" and getattr(g, "depth_mm", ())]
+    for m in range(1, members):
+        rng = np.random.default_rng(np.random.SeedSequence(int(seed), spawn_key=(int(m),)))
+        rate = float(np.exp(rng.normal(0.0, perturbation.call_rate_sigma)))
+        over = []
+        for i, g in floods:
+            f = float(np.exp(rng.normal(0.0, perturbation.hazard_depth_sigma)))
+            over.append(f"hazards.{i}.depth_mm=[{', '.join(repr(round(d * f, 3)) for d in g.depth_mm)}]")
+        plan.append({"seed": int(seed), "member": m, "call_rate": rate, "overrides": over})
+    return plan
+
+
+def forecast(snapshot, *, scenario=None, overrides=None, members=40, horizons_s=DEFAULT_HORIZONS_S, seed=0,
+             perturbation=None, risk_thresholds=RISK_THRESHOLDS, dask=False, workers=None,
+             progress=None) -> ForecastResult:
+    """Run ``members`` members from ``snapshot`` (``run.h5@06:00`` or a ``.partial``) for
+    ``horizons_s`` (seconds after the snapshot) and summarise them (:class:`ForecastResult`).
+
+    ``scenario`` (default: the snapshot's) and ``overrides`` apply to every member (a newer
+    hazard forecast, another policy); ``seed`` seeds the members' dice and factors;
+    ``progress(done, total)`` after each member."""
+    from twin.checkpoint import read_checkpoint
+    from twin.ensemble import map_runs
+    from twin.runner import load_scenario
+
+    if isinstance(members, bool) or not isinstance(members, (int, np.integer)) or members < 1:
+        raise ScenarioError(f"forecast: {members!r} members; expected a whole number >= 1")
+    hs = [float(h) for h in horizons_s]
+    if not hs or any(not h > 0 for h in hs) or hs != sorted(hs):
+        raise ScenarioError(f"forecast: horizons {list(horizons_s)}; expected ascending durations > 0 (e.g. 3h,6h,24h)")
+    th = tuple(float(x) for x in risk_thresholds)
+    if len(th) != len(RISK_CLASSES) - 1 or list(th) != sorted(th) or not all(0 < x < 1 for x in th):
+        raise ScenarioError(f"forecast: risk thresholds {list(risk_thresholds)}; expected {len(RISK_CLASSES) - 1} "
+                            f"ascending probabilities between 0 and 1")
+    pert = perturbation if perturbation is not None else Perturbation()
+    meta, t0, _ = read_checkpoint(snapshot)
+    text = meta["scenario"] if scenario is None else scenario
+    sc = load_scenario(text, overrides=list(overrides or []))
+    if "ems" not in [f.name for f in sc.flows]:
+        raise ScenarioError("forecast: the scenario has no EMS (stations and hospitals); the forecast's products "
+                            "are the EMS's for now")
+    end = sc.run_group.until_s
+    cut = [t0 + h for h in hs if t0 + h > end]
+    hs = sorted({min(h, end - t0) for h in hs})
+    plan = member_plan(sc, int(members), seed, pert)
+    text = sc.resolved_text
+    tasks = [(str(snapshot), text, list(overrides or []) + p["overrides"], p["seed"], p["member"], p["call_rate"], hs)
+             for p in plan]
+    done = [0]
+
+    def on_result(i, row):
+        done[0] += 1
+        if progress is not None:
+            progress(done[0], len(tasks))
+    rows = map_runs(tasks, dask, on_result=on_result, workers=workers, fn=run_member)
+    from twin.agents.ems_forecast import KPIS
+
+    return ForecastResult(t0_s=t0, horizons_s=hs, kpi_names=list(KPIS),
+                          kpis=np.array([r["kpis"] for r in rows], dtype=np.float64),
+                          zones=rows[0]["zones"], p1_late=np.array([r["late"] for r in rows], dtype=bool),
+                          members=[{k: p[k] for k in ("member", "call_rate", "overrides")} for p in plan],
+                          cut=cut, risk_thresholds=th, zone_map=rows[0]["map"])

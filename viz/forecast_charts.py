@@ -1,0 +1,74 @@
+"""Charts of a forecast file (``twin forecast --out``): KPI fans over lead time, district risk maps.
+
+``twin plot forecast.h5 forecast-fan``: one panel per KPI, the P10-P90 band and the P50 line of
+the members over the horizons (``/forecast/fans``). ``twin plot forecast.h5 forecast-risk``: one
+map per horizon, each call zone's place coloured by its district's risk class (five colours,
+``/forecast/risk/p1_late_level``; the probability per district in the legend's order).
+"""
+
+from __future__ import annotations
+
+import json
+
+from twin.errors import ResultsError
+from twin.viz.charts import register_chart
+
+__all__ = []
+
+
+def _meta_list(res, key):
+    v = res.meta.get(key)
+    if v is None:
+        raise ResultsError(f"{str(res.path)!r} is not a forecast file (no {key} in /meta); write one with "
+                           f"twin forecast --out")
+    return json.loads(v) if isinstance(v, str) else list(v)
+
+
+def _hours_label(h_s):
+    return [f"+{h / 3600:g} h" for h in h_s]
+
+
+@register_chart("forecast-fan", "forecast: P10-P90 band and P50 of each KPI over lead time (twin forecast --out)")
+def _fan(res, fig, prefix):
+    kpis = _meta_list(res, "forecast_kpis")
+    h = res.array("/forecast/horizons_s") / 3600.0
+    axes = fig.subplots(1, len(kpis), squeeze=False)[0]
+    for ax, k in zip(axes, kpis):
+        f = res.array(f"/forecast/fans/{k}")
+        scale, unit = (100.0, "%") if k.endswith("_share") else (1.0, res.units(f"/forecast/fans/{k}"))
+        ax.fill_between(h, f[0] * scale, f[2] * scale, color="#90caf9", label="P10-P90")
+        ax.plot(h, f[1] * scale, "o-", color="#0d47a1", label="P50")
+        ax.set_xlabel("lead time (h)")
+        ax.set_title(k.replace("_", " ") + ("" if unit in ("1", "") else f" ({unit})"), fontsize=10)
+        ax.set_xlim(0, max(h) * 1.05)
+        ax.set_ylim(bottom=0)
+    axes[0].legend(fontsize=8)
+    t0 = float(res.meta.get("forecast_t0_s", 0.0))
+    fig.suptitle(f"forecast from {int(t0 // 3600):02d}:{int(t0 % 3600 // 60):02d}, "
+                 f"{int(res.meta.get('forecast_members', 0))} members")
+
+
+@register_chart("forecast-risk", "forecast: districts by risk class (P1 beyond target) per horizon (twin forecast --out)")
+def _risk(res, fig, prefix):
+    from matplotlib.patches import Patch
+
+    classes = _meta_list(res, "forecast_risk_classes")
+    colours = _meta_list(res, "forecast_risk_colours")
+    if "/forecast/map/zone_x_m" not in res.keys("/forecast"):
+        raise ResultsError(f"{str(res.path)!r} has no /forecast/map (the city had no coordinates)")
+    x, y = res.array("/forecast/map/zone_x_m") / 1000.0, res.array("/forecast/map/zone_y_m") / 1000.0
+    d = res.array("/forecast/map/zone_district_idx")
+    level = res.array("/forecast/risk/p1_late_level")
+    h = res.array("/forecast/horizons_s")
+    axes = fig.subplots(1, len(h), squeeze=False, sharex=True, sharey=True)[0]
+    for i, (ax, label) in enumerate(zip(axes, _hours_label(h))):
+        ax.scatter(x, y, c=[colours[int(level[i, k])] for k in d], s=10, linewidths=0)
+        ax.set_title(label, fontsize=10)
+        ax.set_aspect("equal")
+        ax.set_xlabel("x (km)")
+    axes[0].set_ylabel("y (km)")
+    fig.legend(handles=[Patch(color=c, label=n) for c, n in zip(colours, classes)], loc="lower center",
+               ncol=len(classes), fontsize=8, title="risk that a P1 call waits beyond its target")
+    t0 = float(res.meta.get("forecast_t0_s", 0.0))
+    fig.suptitle(f"forecast from {int(t0 // 3600):02d}:{int(t0 % 3600 // 60):02d}: district risk by lead time")
+    fig.get_layout_engine().set(rect=(0, 0.12, 1, 0.9))
