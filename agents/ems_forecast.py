@@ -18,7 +18,7 @@ import math
 
 import numpy as np
 
-__all__ = ["fork_calls", "withdraw_unreceived", "horizon_products", "KPIS"]
+__all__ = ["fork_calls", "withdraw_unreceived", "horizon_products", "expected_calls", "KPIS"]
 
 #: The KPIs of a horizon window (units in the names).
 KPIS = ("n_calls", "response_p1_mean_min", "p1_late_share")
@@ -71,6 +71,30 @@ def withdraw_unreceived(model, first, stop) -> int:
     return n
 
 
+def expected_calls(spec, a_s, b_s, period_s=3600.0) -> np.ndarray:
+    """The expected number of the scenario's own calls per zone in ``[a_s, b_s)`` (seconds):
+    each zone's rate integrated over its hourly profile (or the rate table's periods,
+    repeating). Calls that other flows add (crashes, flood casualties, transfers) and ED
+    walk-ins are not in it."""
+    a, b = float(a_s), float(b_s)
+    if spec.rate_table_per_h is not None:
+        rt = np.asarray(spec.rate_table_per_h, dtype=np.float64).sum(axis=2) / 3600.0      # (periods, zones)
+        return _period_seconds(a, b, rt.shape[0], period_s) @ rt
+    rates = np.array([z.arrival_rate_per_h for z in spec.zones], dtype=np.float64) / 3600.0
+    prof = np.asarray(spec.hourly_profile, dtype=np.float64)
+    return rates * float(_period_seconds(a, b, len(prof), period_s) @ prof)
+
+
+def _period_seconds(a, b, n_periods, period_s):
+    """Seconds of ``[a, b)`` in each of ``n_periods`` repeating periods of ``period_s``."""
+    out = np.zeros(n_periods)
+    k = int(math.floor(a / period_s)) if b > a else 0
+    while b > a and k * period_s < b:
+        out[k % n_periods] += min(b, (k + 1) * period_s) - max(a, k * period_s)
+        k += 1
+    return out
+
+
 def _rows(table, idx):
     n = len(table.time_s)
     for k, v in list(vars(table).items()):
@@ -80,17 +104,17 @@ def _rows(table, idx):
 
 
 def horizon_products(ems, t0_s, horizons_s, target_p1_s, zone_district_idx, n_districts):
-    """``(kpis, late)``: ``kpis[h][name]`` over ``[t0, t0 + h)`` for each horizon, and
+    """``(kpis, late, counts)``: ``kpis[h][name]`` over ``[t0, t0 + h)`` for each horizon;
     ``late[h]`` a bool per district (``zone_district_idx``: the district of each call zone): a
     P1 call there in the window was reached later than ``target_p1_s`` (or not at all by the
-    window's end, that long after it)."""
+    window's end, that long after it); ``counts[h]`` the calls per district in the window."""
     district = np.asarray(zone_district_idx, dtype=np.int64)
     c = ems.calls
     t = c["time_s"].to_numpy()
     zone = c["zone_idx"].to_numpy()
     prio = c["priority"].to_numpy()
     resp = c["response_s"].to_numpy()
-    kpis, late = [], []
+    kpis, late, counts = [], [], []
     for h in horizons_s:
         end = t0_s + h
         win = (t >= t0_s) & (t < end) & (zone >= 0)
@@ -107,4 +131,5 @@ def horizon_products(ems, t0_s, horizons_s, target_p1_s, zone_district_idx, n_di
         if len(lz):
             hit[district[np.unique(lz)]] = True
         late.append(hit)
-    return kpis, np.array(late)
+        counts.append(np.bincount(district[zone[win]], minlength=n_districts))
+    return kpis, np.array(late), np.array(counts, dtype=np.int64).reshape(len(late), n_districts)

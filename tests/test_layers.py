@@ -3,7 +3,8 @@
 Floors, top to bottom (a module may import its own floor and the floors below it):
 
     cli         twin.cli, twin.cli_* (parses, prints, draws bars); the gallery scripts
-    studies     twin.ensemble, twin.optimise, twin.optimise_plans, twin.optimise_care, twin.forecast
+    studies     twin.ensemble, twin.optimise, twin.optimise_plans, twin.optimise_care, twin.forecast,
+                twin.forecast_verify
     runner      twin.runner, twin.scenario, twin.observed (load a scenario, assemble a Simulation of its flows)
     flows       twin.scenarios.* (one module per flow, and the built-in flow list)
     agents      twin.agents.*
@@ -35,7 +36,8 @@ FLOORS = ["cli", "studies", "runner", "flows", "agents", "core", "data", "kernel
 def layer_of(module):
     if module == "twin.cli" or module.startswith("twin.cli_") or module.startswith("twin.scenarios.gallery_"):
         return "cli"            # the gallery scripts are what a user runs: the top floor
-    if module in ("twin.ensemble", "twin.optimise", "twin.optimise_plans", "twin.optimise_care", "twin.forecast"):
+    if module in ("twin.ensemble", "twin.optimise", "twin.optimise_plans", "twin.optimise_care", "twin.forecast",
+                  "twin.forecast_verify"):
         return "studies"
     if module in ("twin.runner", "twin.scenario", "twin.observed"):
         return "runner"

@@ -26,7 +26,8 @@ import numpy as np
 
 from twin.errors import ScenarioError
 
-__all__ = ["eakf_update", "importance_weights", "systematic_resample", "effective_size"]
+__all__ = ["eakf_update", "importance_weights", "normalised_weights", "systematic_resample", "effective_size",
+           "poisson_log_likelihood"]
 
 
 def eakf_update(ensemble, observations, obs_variance, obs_operator=None) -> np.ndarray:
@@ -93,18 +94,42 @@ def importance_weights(predicted, observations, obs_variance) -> np.ndarray:
     if p.shape[1] != len(y) or not np.all(r > 0):
         raise ScenarioError(f"importance_weights: predictions of shape {p.shape} for {len(y)} observations "
                             f"(variances > 0)")
-    logw = -0.5 * (((p - y) ** 2) / r).sum(axis=1)
-    w = np.exp(logw - logw.max())
+    return normalised_weights(-0.5 * (((p - y) ** 2) / r).sum(axis=1))
+
+
+def normalised_weights(log_weights) -> np.ndarray:
+    """Weights summing to 1 from log weights (shifted by their maximum first, so that nothing
+    underflows but what is negligible beside the best)."""
+    lw = np.asarray(log_weights, dtype=np.float64)
+    if lw.ndim != 1 or not len(lw) or np.isnan(lw).any() or not np.isfinite(lw.max()):
+        raise ScenarioError("normalised_weights: expected a vector of log weights, at least one finite")
+    w = np.exp(lw - lw.max())
     return w / w.sum()
 
 
-def systematic_resample(weights, rng) -> np.ndarray:
-    """Member indices after systematic resampling (one uniform draw from ``rng``): member ``i``
-    appears ``floor(n w_i)`` or ``ceil(n w_i)`` times, in ascending order."""
+def poisson_log_likelihood(expected, observed) -> np.ndarray:
+    """Per member, ``log P(observed | Poisson(expected))`` summed over the observed counts, less
+    the ``log(observed!)`` terms that all members share. ``expected``: (members,) for one
+    count or (members, n_obs); ``observed``: one count or n_obs counts."""
+    lam = np.asarray(expected, dtype=np.float64)
+    lam = lam[:, None] if lam.ndim == 1 else lam
+    k = np.atleast_1d(np.asarray(observed, dtype=np.float64))
+    if lam.ndim != 2 or k.ndim != 1 or lam.shape[1] != len(k) or np.any(lam < 0) or np.any(k < 0):
+        raise ScenarioError(f"poisson_log_likelihood: expected counts of shape {np.shape(expected)} for "
+                            f"{len(k)} observed counts (all >= 0)")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        term = np.where(k > 0, k * np.log(lam), 0.0) - lam
+    return term.sum(axis=1)
+
+
+def systematic_resample(weights, rng, n=None) -> np.ndarray:
+    """``n`` (default: as many as weights) indices after systematic resampling (one uniform draw
+    from ``rng``): index ``i`` appears ``floor(n w_i)`` or ``ceil(n w_i)`` times, in ascending
+    order."""
     w = np.asarray(weights, dtype=np.float64)
     if w.ndim != 1 or not len(w) or np.any(w < 0) or not np.isclose(w.sum(), 1.0):
         raise ScenarioError("systematic_resample: weights must be a non-negative vector summing to 1")
-    n = len(w)
+    n = len(w) if n is None else int(n)
     points = (rng.random() + np.arange(n)) / n
     cum = np.cumsum(w)
     cum[-1] = 1.0

@@ -26,8 +26,8 @@ def add_forecast_parser(subparsers):
         "forecast", help="run an ensemble on from a snapshot: KPI fans and district risk over 3/6/24/48 h",
         description="Warm-start every member from the snapshot (twin run --snapshot-at), each on its own dice "
                     "and with its own call-rate and flood-depth factors (member 0: the snapshot's own, the "
-                    "uninterrupted run); print P10/P50/P90 of the KPIs per horizon and, per district, the "
-                    "probability that a P1 call waits beyond its target with its risk class.")
+                    "uninterrupted run), the call-rate factors fitted to the calls so far; print P10/P50/P90 "
+                    "of the KPIs per horizon and, per district, the probability that a P1 call waits beyond its target with its risk class.")
     p.add_argument("scenario", nargs="?", help="scenario for the members (default: the snapshot's own)")
     p.add_argument("--from", dest="snapshot", required=True, metavar="RUN.h5@HH:MM",
                    help="the state to start from: a snapshot kept with twin run --snapshot-at, or a .partial checkpoint")
@@ -40,6 +40,10 @@ def add_forecast_parser(subparsers):
     p.add_argument("--call-rate-sigma", type=float, default=0.2, help="log-sd of the members' call-rate factor (0.2)")
     p.add_argument("--hazard-depth-sigma", type=float, default=0.25,
                    help="log-sd of each polygon flood's depth factor (0.25)")
+    p.add_argument("--observed-calls", type=Path, metavar="CALLS.csv",
+                   help="call log to assimilate (a 'time' column, HH:MM; default: the snapshot's own calls so far)")
+    p.add_argument("--no-assimilation", action="store_true",
+                   help="draw the call-rate factors from their prior instead of fitting them to the calls so far")
     p.add_argument("--out", type=Path, help="write the members and products to this HDF5 file (/forecast)")
     p.add_argument("--dask", nargs="?", const="local", metavar="ADDRESS",
                    help="run the members on Dask: a local cluster, or the scheduler at ADDRESS")
@@ -58,6 +62,7 @@ def _cmd_forecast(args):
     try:
         res = forecast(args.snapshot, scenario=args.scenario, overrides=args.set, members=args.members,
                        horizons_s=args.horizons or DEFAULT_HORIZONS_S, seed=args.seed, perturbation=pert,
+                       assimilate=not args.no_assimilation, observed_calls=args.observed_calls,
                        dask=(True if args.dask == "local" else args.dask) if args.dask else False,
                        workers=args.workers, progress=progress)
     finally:

@@ -138,8 +138,10 @@ def map_runs(tasks, dask, on_result=None, workers=None, fn=None):
         n = int(workers) if workers else max(2, os.cpu_count() or 2)
         if n < 1:
             raise ScenarioError(f"workers = {workers!r}; expected at least 1")
+        # one numba thread per worker process: the workers are the parallelism, and numba's
+        # threads in every worker on the same cores spin against each other (10x slower on 2 cores)
         cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
-                               silence_logs=logging.WARNING)
+                               silence_logs=logging.WARNING, env={"NUMBA_NUM_THREADS": "1"})
         client = Client(cluster)
     else:
         cluster = None

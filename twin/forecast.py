@@ -24,11 +24,16 @@ Products, per horizon ``h`` (the window ``[t0, t0 + h)``):
   there waits beyond its response target, and its risk class of five (:data:`RISK_CLASSES`,
   upper probability bounds :data:`RISK_THRESHOLDS`, configurable).
 
+Before the members run, the call-rate factors are fitted to the calls observed so far
+(:func:`fit_call_rate`: importance resampling of the lognormal prior by the Poisson likelihood
+of the count; the snapshot's own calls or a CSV call log) unless ``assimilate=False``.
+:mod:`twin.forecast_verify` scores forecasts against synthetic truths held out (CRPS and
+90 % coverage, :mod:`twin.scores`).
+
 Horizons past the scenario's end (``run.until_s``) are cut there (the result says so).
 Not yet: other harms (people in water, roads cut off, hospitals and shelters full), demand
-and behaviour perturbations, assimilation of observations into the members
-(:mod:`twin.assimilate` has the filters), verification against a held-out truth
-(:mod:`twin.scores` has CRPS and coverage).
+and behaviour perturbations, hazard-ensemble files, assimilation of link counts and units'
+status (:func:`twin.assimilate.eakf_update` is ready for continuous ones).
 """
 
 from __future__ import annotations
@@ -79,6 +84,8 @@ class ForecastResult:
     cut: list = field(default_factory=list)          # horizons cut at the scenario's end (requested s)
     risk_thresholds: tuple = RISK_THRESHOLDS
     zone_map: tuple = None           # (x_m, y_m, district index) of each call zone's place, for maps
+    district_calls: np.ndarray = None   # (members, horizons, zones) calls in each window
+    fit: dict = None                 # the call-rate assimilation (:func:`fit_call_rate`), or None
 
     def fans(self) -> dict:
         """``{kpi: array (3, horizons)}``: P10, P50, P90 over the members (NaN members left out)."""
@@ -98,9 +105,17 @@ class ForecastResult:
     def lines(self) -> list:
         """Report lines: the fans, then the districts at moderate risk or above."""
         hs = [_hm(h) for h in self.horizons_s]
-        out = [f"forecast from {_hm(self.t0_s)}, {len(self.kpis)} members (member 0 the control)"
-               + (f"; horizons past the scenario's end cut: {', '.join(_hm(c) for c in self.cut)}" if self.cut else ""),
-               f"  {'P10 / P50 / P90':<26}" + "".join(f"{'+' + h:>22}" for h in hs)]
+        out = [f"forecast from {_hm(self.t0_s)}, {len(self.kpis)} members"
+               + (" (member 0 the control)" if self.members and self.members[0].get("control") else "")
+               + (f"; horizons past the scenario's end cut: {', '.join(_hm(c) for c in self.cut)}" if self.cut else "")]
+        if self.fit:
+            f = self.fit
+            out.append(f"  call rate from the calls {_hm(f['from_s'])}-{_hm(f['to_s'])}: {f['observed']} observed, "
+                       f"{f['expected']:.1f} expected -> factor {f['posterior'][1]:.2f} "
+                       f"[{f['posterior'][0]:.2f}, {f['posterior'][2]:.2f}] (prior {f['prior'][1]:.2f} "
+                       f"[{f['prior'][0]:.2f}, {f['prior'][2]:.2f}], P50 [P5, P95]; effective sample "
+                       f"{f['ess']:.0f} of {f['particles']})")
+        out.append(f"  {'P10 / P50 / P90':<26}" + "".join(f"{'+' + h:>22}" for h in hs))
         for k, f in self.fans().items():
             out.append(f"  {k:<26}" + "".join(f"{_num(f[0, i]) + ' / ' + _num(f[1, i]) + ' / ' + _num(f[2, i]):>22}"
                                                for i in range(len(hs))))
@@ -122,6 +137,8 @@ class ForecastResult:
                 "forecast_risk_thresholds": list(self.risk_thresholds), "forecast_cut_s": list(self.cut),
                 "forecast_member_factors": [[m["member"], m["call_rate"], "; ".join(m["overrides"])]
                                             for m in self.members]}
+        if self.fit:
+            meta["forecast_call_rate_fit"] = dict(self.fit)
         with ResultsWriter(path, meta=meta, overwrite=overwrite) as w:
             w.write_array("/forecast/horizons_s", np.asarray(self.horizons_s, dtype=np.float64), units="s")
             fans = self.fans()
@@ -132,6 +149,9 @@ class ForecastResult:
                 w.write_array(f"/forecast/fans/{k}", fans[k], units=unit, attrs={"axes": "P10 P50 P90, horizon"})
             w.write_array("/forecast/members/p1_late", self.p1_late.astype(np.int8), units="1",
                           attrs={"axes": "member, horizon, district"})
+            if self.district_calls is not None:
+                w.write_array("/forecast/members/district_calls", np.asarray(self.district_calls, dtype=np.int64),
+                              units="1", attrs={"axes": "member, horizon, district"})
             p, lv = self.risk()
             w.write_array("/forecast/risk/p1_late_probability", p, units="1", attrs={"axes": "horizon, district"})
             w.write_array("/forecast/risk/p1_late_level", lv.astype(np.int8), units="1",
@@ -155,9 +175,10 @@ def _num(x):
     return "-" if not np.isfinite(x) else f"{x:.3g}"
 
 
-def run_member(snapshot, scenario_text, overrides, seed, member, call_rate, horizons_s) -> dict:
-    """One member (a top-level function, so Dask can ship it): its KPIs per horizon and its late
-    P1 calls per district. Member 0 runs on the snapshot's own dice (no fork)."""
+def run_member(snapshot, scenario_text, overrides, seed, member, call_rate, horizons_s, forked=None) -> dict:
+    """One member (a top-level function, so Dask can ship it): its KPIs per horizon, its late
+    P1 calls and its calls per district. ``forked`` (default: ``member != 0``): on its own dice,
+    else on the snapshot's (the control)."""
     from twin.checkpoint import read_checkpoint
     from twin.flows import Simulation
     from twin.runner import load_scenario
@@ -166,7 +187,8 @@ def run_member(snapshot, scenario_text, overrides, seed, member, call_rate, hori
     run_seed = int(meta["seed"])
     sc = load_scenario(scenario_text, overrides=list(overrides)).replanned(run_seed)
     rg = sc.run_group
-    fork = None if member == 0 else {"seed": int(seed), "member": int(member), "call_rate": float(call_rate)}
+    forked = member != 0 if forked is None else bool(forked)
+    fork = None if not forked else {"seed": int(seed), "member": int(member), "call_rate": float(call_rate)}
     sim = Simulation(sc, seed=run_seed, until_s=rg.until_s, drain=rg.drain, start_s=t0)
     return member_products(sim, sim.run(state=states, fork=fork), t0, horizons_s)
 
@@ -177,43 +199,119 @@ def member_products(sim, results, t0_s, horizons_s) -> dict:
 
     ems = results["ems"].values["ems"]
     layout = sim.ctx.plan(next(f for f in sim.flows if f.name == "ems")).layout
-    kpis, late = horizon_products(ems, t0_s, horizons_s, float(ems.spec.response_target_s[0]),
-                                  layout.zone_district_idx, len(layout.district_names))
+    kpis, late, counts = horizon_products(ems, t0_s, horizons_s, float(ems.spec.response_target_s[0]),
+                                          layout.zone_district_idx, len(layout.district_names))
     loc = np.asarray(layout.location_node_idx, dtype=np.int64)[[z.location_idx for z in ems.spec.zones]]
     city = sim.ctx.city
     xy = [city.x_m[loc].tolist(), city.y_m[loc].tolist()] if city is not None and city.has_coordinates else None
-    return {"kpis": [[k[n] for n in KPIS] for k in kpis], "late": late.tolist(),
+    return {"kpis": [[k[n] for n in KPIS] for k in kpis], "late": late.tolist(), "calls": counts.tolist(),
             "zones": [str(n) for n in layout.district_names],
             "map": None if xy is None else [*xy, np.asarray(layout.zone_district_idx).tolist()]}
 
 
-def member_plan(scenario, members, seed, perturbation) -> list:
-    """Per member ``{"seed", "member", "call_rate", "overrides"}``: member 0 the control; the
-    others' factors drawn from ``SeedSequence(seed)`` child ``member`` (the same whatever the
-    number of members)."""
-    plan = [{"seed": int(seed), "member": 0, "call_rate": 1.0, "overrides": []}]
+def member_plan(scenario, members, seed, perturbation, *, control=True, call_rates=None) -> list:
+    """Per member ``{"seed", "member", "call_rate", "overrides", "control"}``. With ``control``,
+    member 0 is the control (no factors, the snapshot's dice). The others' factors come from
+    ``SeedSequence(seed)`` child ``member`` (the same whatever the number of members);
+    ``call_rates`` (one per perturbed member, e.g. drawn from the assimilated posterior by
+    :func:`fit_call_rate`) replace their call-rate factors."""
+    plan = [{"seed": int(seed), "member": 0, "call_rate": 1.0, "overrides": [], "control": True}] if control else []
     floods = [(i, g) for i, g in enumerate(scenario.groups.get("hazards") or [])
               if getattr(g, "kind", "") == "flood" and getattr(g, "depth_mm", ())]
-    for m in range(1, members):
+    for j, m in enumerate(range(1 if control else 0, members)):
         rng = np.random.default_rng(np.random.SeedSequence(int(seed), spawn_key=(int(m),)))
         rate = float(np.exp(rng.normal(0.0, perturbation.call_rate_sigma)))
+        if call_rates is not None:
+            rate = float(call_rates[j])
         over = []
         for i, g in floods:
             f = float(np.exp(rng.normal(0.0, perturbation.hazard_depth_sigma)))
             over.append(f"hazards.{i}.depth_mm=[{', '.join(repr(round(d * f, 3)) for d in g.depth_mm)}]")
-        plan.append({"seed": int(seed), "member": m, "call_rate": rate, "overrides": over})
+        plan.append({"seed": int(seed), "member": m, "call_rate": rate, "overrides": over, "control": False})
     return plan
 
 
+def observed_call_times(states, t0_s) -> np.ndarray:
+    """Times (s) of the calls in a snapshot's EMS state (taken at ``t0_s``) that came from the
+    scenario's own call rates (not crashes, floods or transfers) and had arrived by then."""
+    ems = states.get("ems") or {}
+    if "calls_time_s" not in ems:
+        return np.empty(0)
+    t = np.asarray(ems["calls_time_s"], dtype=np.float64)[:int(ems.get("first_calls", 0))]
+    return t[t < float(t0_s)]
+
+
+def read_call_log(path) -> np.ndarray:
+    """Call times (s after the run's midnight) from a CSV call log with a ``time`` column
+    (``HH:MM`` or ``HH:MM:SS``) or a ``time_s`` column (seconds). One row per call; list the
+    calls that arise from the population's rates (leave out crash and flood-casualty calls)."""
+    import csv
+
+    from twin.units import parse_clock_s
+
+    rows, out = [], []
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            rows = list(csv.DictReader(fh))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise ScenarioError(f"call log {str(path)!r}: cannot read ({exc})") from None
+    for i, r in enumerate(rows, start=2):
+        raw = r.get("time_s") if r.get("time_s") not in (None, "") else r.get("time")
+        if raw in (None, ""):
+            raise ScenarioError(f"call log {str(path)!r} line {i}: no time; expected a 'time' (HH:MM) or 'time_s' column")
+        try:
+            t = float(raw) if r.get("time_s") not in (None, "") else parse_clock_s(str(raw).strip())
+        except ValueError:
+            raise ScenarioError(f"call log {str(path)!r} line {i}: time {raw!r}; expected HH:MM[:SS] or seconds") from None
+        if not (math.isfinite(t) and t >= 0):
+            raise ScenarioError(f"call log {str(path)!r} line {i}: time {raw!r}; expected a time >= 0")
+        out.append(t)
+    return np.sort(np.asarray(out, dtype=np.float64))
+
+
+def fit_call_rate(spec, times_s, from_s, to_s, sigma, seed, n, particles=4000) -> tuple:
+    """Assimilate the calls observed in ``[from_s, to_s)`` into the call-rate factor: ``(factors,
+    fit)``, ``n`` factors drawn from the posterior and a summary.
+
+    Importance resampling (a particle filter's step): ``particles`` factors ``f`` from the prior
+    (lognormal, median 1, log-sd ``sigma``) are weighted by the Poisson likelihood of the count
+    observed, ``N ~ Poisson(f * E)`` with ``E`` the scenario's expected calls in the window
+    (:func:`twin.agents.ems_forecast.expected_calls`), and ``n`` are drawn by systematic
+    resampling. ``fit``: observed, expected, prior and posterior P5/P50/P95 of the factor, and
+    the effective sample size of the weights."""
+    from twin.agents.ems_forecast import expected_calls
+    from twin.assimilate import effective_size, normalised_weights, poisson_log_likelihood, systematic_resample
+
+    t = np.asarray(times_s, dtype=np.float64)
+    obs = int(((t >= from_s) & (t < to_s)).sum())
+    lam = float(expected_calls(spec, from_s, to_s).sum())
+    rng = np.random.default_rng(np.random.SeedSequence(int(seed), spawn_key=(0x0CA11,)))
+    logf = rng.normal(0.0, sigma, int(particles))
+    w = normalised_weights(poisson_log_likelihood(np.exp(logf) * lam, obs))
+    factors = np.exp(logf[rng.permutation(systematic_resample(w, rng, n))])
+    order = np.argsort(logf)
+    cum = np.cumsum(w[order])
+    post = [float(np.exp(logf[order][min(np.searchsorted(cum, q), len(cum) - 1)])) for q in (0.05, 0.5, 0.95)]
+    prior = [float(np.exp(sigma * z)) for z in (-1.6448536269514722, 0.0, 1.6448536269514722)]
+    return factors, {"from_s": float(from_s), "to_s": float(to_s), "observed": obs, "expected": lam,
+                     "prior": prior, "posterior": post, "ess": effective_size(w), "particles": int(particles),
+                     "method": "importance resampling, Poisson likelihood"}
+
+
 def forecast(snapshot, *, scenario=None, overrides=None, members=40, horizons_s=DEFAULT_HORIZONS_S, seed=0,
-             perturbation=None, risk_thresholds=RISK_THRESHOLDS, dask=False, workers=None,
-             progress=None) -> ForecastResult:
+             perturbation=None, risk_thresholds=RISK_THRESHOLDS, assimilate=True, observed_calls=None,
+             control=True, dask=False, workers=None, progress=None) -> ForecastResult:
     """Run ``members`` members from ``snapshot`` (``run.h5@06:00`` or a ``.partial``) for
     ``horizons_s`` (seconds after the snapshot) and summarise them (:class:`ForecastResult`).
 
     ``scenario`` (default: the snapshot's) and ``overrides`` apply to every member (a newer
-    hazard forecast, another policy); ``seed`` seeds the members' dice and factors;
-    ``progress(done, total)`` after each member."""
+    hazard forecast, another policy); ``seed`` seeds the members' dice and factors.
+    ``assimilate``: the members' call-rate factors are drawn from their posterior given the
+    calls observed from the run's start to the snapshot (:func:`fit_call_rate`): the
+    snapshot's own calls, or ``observed_calls`` (call times in s, or a CSV call log,
+    :func:`read_call_log`). ``control``: member 0 is the control (the uninterrupted run);
+    without it every member is perturbed (for verification against a truth whose snapshot
+    this is). ``progress(done, total)`` after each member."""
     from twin.checkpoint import read_checkpoint
     from twin.ensemble import map_runs
     from twin.runner import load_scenario
@@ -228,7 +326,7 @@ def forecast(snapshot, *, scenario=None, overrides=None, members=40, horizons_s=
         raise ScenarioError(f"forecast: risk thresholds {list(risk_thresholds)}; expected {len(RISK_CLASSES) - 1} "
                             f"ascending probabilities between 0 and 1")
     pert = perturbation if perturbation is not None else Perturbation()
-    meta, t0, _ = read_checkpoint(snapshot)
+    meta, t0, states = read_checkpoint(snapshot)
     text = meta["scenario"] if scenario is None else scenario
     sc = load_scenario(text, overrides=list(overrides or []))
     if "ems" not in [f.name for f in sc.flows]:
@@ -237,10 +335,21 @@ def forecast(snapshot, *, scenario=None, overrides=None, members=40, horizons_s=
     end = sc.run_group.until_s
     cut = [t0 + h for h in hs if t0 + h > end]
     hs = sorted({min(h, end - t0) for h in hs})
-    plan = member_plan(sc, int(members), seed, pert)
+    rates, fit = None, None
+    n_perturbed = int(members) - (1 if control else 0)
+    if assimilate and n_perturbed > 0 and t0 > 0:
+        if observed_calls is None:
+            times = observed_call_times(states, t0)
+        elif isinstance(observed_calls, (str, bytes)) or hasattr(observed_calls, "__fspath__"):
+            times = read_call_log(observed_calls)
+        else:
+            times = np.asarray(observed_calls, dtype=np.float64)
+        ems_spec = _ems_spec(sc, int(meta["seed"]))
+        rates, fit = fit_call_rate(ems_spec, times, 0.0, t0, pert.call_rate_sigma, seed, n_perturbed)
+    plan = member_plan(sc, int(members), seed, pert, control=control, call_rates=rates)
     text = sc.resolved_text
-    tasks = [(str(snapshot), text, list(overrides or []) + p["overrides"], p["seed"], p["member"], p["call_rate"], hs)
-             for p in plan]
+    tasks = [(str(snapshot), text, list(overrides or []) + p["overrides"], p["seed"], p["member"], p["call_rate"], hs,
+              not p["control"]) for p in plan]
     done = [0]
 
     def on_result(i, row):
@@ -253,5 +362,11 @@ def forecast(snapshot, *, scenario=None, overrides=None, members=40, horizons_s=
     return ForecastResult(t0_s=t0, horizons_s=hs, kpi_names=list(KPIS),
                           kpis=np.array([r["kpis"] for r in rows], dtype=np.float64),
                           zones=rows[0]["zones"], p1_late=np.array([r["late"] for r in rows], dtype=bool),
-                          members=[{k: p[k] for k in ("member", "call_rate", "overrides")} for p in plan],
-                          cut=cut, risk_thresholds=th, zone_map=rows[0]["map"])
+                          members=[{k: p[k] for k in ("member", "call_rate", "overrides", "control")} for p in plan],
+                          cut=cut, risk_thresholds=th, zone_map=rows[0]["map"],
+                          district_calls=np.array([r["calls"] for r in rows], dtype=np.int64), fit=fit)
+
+
+def _ems_spec(scenario, seed):
+    """The EMS spec of ``scenario`` as a run with ``seed`` plans it (rates per zone, profile)."""
+    return scenario.replanned(seed).plans["ems"].spec

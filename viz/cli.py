@@ -113,7 +113,7 @@ def add_plot_parser(subparsers):
     """
     p = subparsers.add_parser("plot", help="matplotlib chart of a results file (travel times, network load ...)")
     p.add_argument("results", help="results file (HDF5)")
-    p.add_argument("kind", choices=list(CHARTS), help="; ".join(f"{k}: {d}" for k, (_, d) in CHARTS.items()))
+    p.add_argument("kind", choices=list(CHARTS), help="; ".join(f"{k}: {d}" for k, (_, d) in CHARTS.items()).replace("%", "%%"))
     p.add_argument("--out", help="output image, format from the suffix (default <results>_<kind>.png)")
     p.add_argument("--prefix", default="traffic", help="prefix of the traffic datasets (default traffic)")
     p.add_argument("--other", help="second results file (the compare chart: KPIs of RESULTS vs OTHER)")

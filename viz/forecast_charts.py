@@ -24,6 +24,9 @@ def _meta_list(res, key):
     return json.loads(v) if isinstance(v, str) else list(v)
 
 
+_TITLES = {"n_calls": "calls", "response_p1_mean_min": "P1 response, mean", "p1_late_share": "P1 calls beyond target"}
+
+
 def _hours_label(h_s):
     return [f"+{h / 3600:g} h" for h in h_s]
 
@@ -39,7 +42,7 @@ def _fan(res, fig, prefix):
         ax.fill_between(h, f[0] * scale, f[2] * scale, color="#90caf9", label="P10-P90")
         ax.plot(h, f[1] * scale, "o-", color="#0d47a1", label="P50")
         ax.set_xlabel("lead time (h)")
-        ax.set_title(k.replace("_", " ") + ("" if unit in ("1", "") else f" ({unit})"), fontsize=10)
+        ax.set_title(_TITLES.get(k, k.replace("_", " ")) + ("" if unit in ("1", "") else f" ({unit})"), fontsize=10)
         ax.set_xlim(0, max(h) * 1.05)
         ax.set_ylim(bottom=0)
     axes[0].legend(fontsize=8)
@@ -60,15 +63,24 @@ def _risk(res, fig, prefix):
     d = res.array("/forecast/map/zone_district_idx")
     level = res.array("/forecast/risk/p1_late_level")
     h = res.array("/forecast/horizons_s")
+    names = _meta_list(res, "forecast_districts")
+    w, _ = fig.get_size_inches()
+    span = (float(y.max() - y.min()) + 0.5) / (float(x.max() - x.min()) + 0.5)
+    fig.set_figheight(min(max(w / len(h) * span + 1.8, 3.0), 12.0))     # panels as tall as the city, no more
     axes = fig.subplots(1, len(h), squeeze=False, sharex=True, sharey=True)[0]
     for i, (ax, label) in enumerate(zip(axes, _hours_label(h))):
-        ax.scatter(x, y, c=[colours[int(level[i, k])] for k in d], s=10, linewidths=0)
+        ax.scatter(x, y, c=[colours[int(level[i, k])] for k in d], s=14, linewidths=0)
+        for j, name in enumerate(names):
+            if (d == j).any():
+                ax.annotate(str(name), (float(x[d == j].mean()), float(y[d == j].mean())), fontsize=8,
+                            xytext=(0, 8), textcoords="offset points",
+                            color="#212121", ha="center", va="center",
+                            bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.7})
         ax.set_title(label, fontsize=10)
         ax.set_aspect("equal")
         ax.set_xlabel("x (km)")
     axes[0].set_ylabel("y (km)")
-    fig.legend(handles=[Patch(color=c, label=n) for c, n in zip(colours, classes)], loc="lower center",
+    fig.legend(handles=[Patch(color=c, label=n) for c, n in zip(colours, classes)], loc="outside lower center",
                ncol=len(classes), fontsize=8, title="risk that a P1 call waits beyond its target")
     t0 = float(res.meta.get("forecast_t0_s", 0.0))
     fig.suptitle(f"forecast from {int(t0 // 3600):02d}:{int(t0 % 3600 // 60):02d}: district risk by lead time")
-    fig.get_layout_engine().set(rect=(0, 0.12, 1, 0.9))

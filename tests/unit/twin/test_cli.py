@@ -160,6 +160,16 @@ def test_cli_habits(capsys):
     with pytest.raises(SystemExit):
         main(["replicate", "--help"])
     assert "replications (default 10)" in capsys.readouterr().out
+    import argparse
+
+    from twin.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    for name in sub.choices:            # every command's help formats (a bare % in a help text would not)
+        with pytest.raises(SystemExit) as exc:
+            main([name, "--help"])
+        assert exc.value.code == 0, name
+    assert "forecast-risk" in capsys.readouterr().out
     assert main(["run", "--keys"]) == 0
     keys = {line.split()[0]: line.split()[1:3] for line in capsys.readouterr().out.splitlines()[1:]}
     assert keys["run.until_s"] == ["float", "86400.0"] and keys["hospitals.mode"][0] == "choice"

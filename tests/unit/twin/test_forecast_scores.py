@@ -13,7 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from twin.assimilate import eakf_update, effective_size, importance_weights, systematic_resample
+from twin.assimilate import (eakf_update, effective_size, importance_weights, normalised_weights,
+                             poisson_log_likelihood, systematic_resample)
 from twin.errors import ScenarioError
 from twin.scores import central_interval, crps_ensemble, crps_gaussian, interval_coverage
 
@@ -106,3 +107,20 @@ def test_importance_resampling():
     counts = np.bincount(idx, minlength=len(w))
     assert np.all(np.abs(counts - len(w) * w) < 1.0)
     assert 0 < effective_size(w) < len(w)
+
+
+def test_poisson_weights_are_scipys_likelihood_normalised():
+    from scipy import stats
+
+    lam = np.array([[3.0, 10.0], [5.0, 5.0], [0.5, 12.0]])
+    k = np.array([4, 9])
+    w = normalised_weights(poisson_log_likelihood(lam, k))
+    ref = np.exp(stats.poisson.logpmf(k, lam).sum(axis=1))
+    assert np.allclose(w, ref / ref.sum(), rtol=1e-12)
+    assert poisson_log_likelihood(np.array([0.0, 1.0]), 0).tolist() == [0.0, -1.0]     # nothing seen where none expected
+    idx = systematic_resample(w, np.random.default_rng(1), n=1000)
+    assert len(idx) == 1000 and all(abs(np.sum(idx == i) - 1000 * w[i]) < 1 for i in range(3))
+    with pytest.raises(ScenarioError, match="at least one finite"):
+        normalised_weights([-np.inf, -np.inf])
+    with pytest.raises(ScenarioError, match="expected counts of shape"):
+        poisson_log_likelihood(lam, [1, 2, 3])
