@@ -268,6 +268,25 @@ class EmsFlow(Flow):
             self.model.dispatch.retry()
         self._listen(ctx)
 
+    def harms(self, ctx, result, windows):
+        """``hospital_full``: at a hospital's node, its ED beds all taken at some time in the window."""
+        if ctx.city is None:
+            return {}
+        ems, layout = result.values["ems"], ctx.plan(self).layout
+        occ, beds = ems.occupancy, ems.hospitals.set_index("hospital_idx")["beds"]
+        out = np.zeros((len(windows), ctx.city.n_nodes), dtype=bool)
+        for k, h in enumerate(ems.spec.hospitals):
+            cap = float(beds.get(k, np.inf))
+            if not np.isfinite(cap) or cap <= 0:
+                continue
+            rows = occ[occ["hospital_idx"] == k]
+            t, full = rows["time_s"].to_numpy(np.float64), rows["occupied_beds"].to_numpy() >= cap
+            node = int(layout.location_node_idx[h.location_idx])
+            for i, (a, b) in enumerate(windows):
+                j = np.searchsorted(t, a, side="right") - 1          # the value holding at a
+                out[i, node] |= bool((j >= 0 and full[j]) or full[(t >= a) & (t < b)].any())
+        return {"hospital_full": out}
+
     def fork(self, ctx, rng, factors):
         from twin.agents.ems_forecast import fork_calls
 

@@ -570,6 +570,20 @@ class EvacuationFlow(Flow):
             v.step, v.at, v.group, v.i, v.s = int(step), int(at), [int(p) for p in group], int(i), int(s)
             a.start_van(v, a.fleet.wait_event(ref, ctx.wakeup))
 
+    def harms(self, ctx, result, windows):
+        """``shelter_full``: at a shelter's node, the persons arrived by the window's end (by car)
+        fill its capacity."""
+        if ctx.city is None or not hasattr(self, "arrived_cars"):
+            return {}
+        plan, cars = ctx.plan(self), self.arrived_cars
+        out = np.zeros((len(windows), ctx.city.n_nodes), dtype=bool)
+        for k, (_, node, cap) in enumerate(plan.shelters):
+            mine = cars[cars["shelter_idx"] == k]
+            t, persons = mine["arrive_s"].to_numpy(np.float64), mine["persons"].to_numpy(np.float64)
+            for i, (a, b) in enumerate(windows):
+                out[i, node] |= bool(cap > 0 and persons[t < b].sum() >= cap)
+        return {"shelter_full": out}
+
     def finish(self, ctx):
         plan, g = ctx.plan(self), ctx.groups["evacuation"]
         cars = plan.cars.copy()
@@ -583,6 +597,7 @@ class EvacuationFlow(Flow):
         stuck = np.zeros(len(cars), dtype=bool)
         stuck[np.flatnonzero(driven.to_numpy())] = ctx.port(TripOutcome).stranded(plan.rows)
         stuck &= ~arrived.to_numpy()
+        self.arrived_cars = cars[arrived]                    # for harms()
         kpis = {"evacuation_persons_told": plan.told, "evacuation_persons_stayed": plan.stayed,
                 "evacuation_persons_sheltered": float(cars.loc[arrived, "persons"].sum()),
                 "evacuation_persons_travelling": float(cars.loc[go & ~arrived & ~stuck, "persons"].sum()),

@@ -305,6 +305,21 @@ class _FloodedSites:
         return tuple(merged)
 
 
+def _reaching(city, open_links, targets):
+    """Bool per node: some node of ``targets`` can be reached from it over the ``open_links``."""
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import breadth_first_order
+
+    k = np.flatnonzero(open_links)
+    rev = csr_matrix((np.ones(len(k)), (np.asarray(city.link_to_idx)[k], np.asarray(city.link_from_idx)[k])),
+                     shape=(city.n_nodes, city.n_nodes))
+    seen = np.zeros(city.n_nodes, dtype=bool)
+    for n in targets:
+        if not seen[n]:
+            seen[breadth_first_order(rev, int(n), directed=True, return_predecessors=False)] = True
+    return seen
+
+
 def casualty_means(plan, city, persons_by_node):
     """Expected injury calls per (evaluation step, node): persons there x the rate of the depth
     band of the deepest link touching the node x the step (hours)."""
@@ -453,6 +468,39 @@ class HazardFlow(Flow):
         self.running = kept
         names = {(k, i): n for k, i, n, _ in ctx.port(FacilityControl).sites()} if facilities is not None else {}
         self.outages = [(r[0], names.get((r[0], r[1]), str(r[1])), r[2], r[3]) for r in kept]
+
+    def harms(self, ctx, result, windows):
+        """``people_in_water`` (floods with casualties: persons present at a node whose deepest
+        link is in an injury band) and ``roads_cut_off`` (a node from which no hospital can be
+        reached over the links open, though one can when all are), at some evaluation time
+        in the window (the state holding at its start included)."""
+        city = ctx.city
+        if city is None:
+            return {}
+        plans = ctx.plan(self)
+        fac = ctx.port(FacilityControl)
+        targets = [n for kind, _, _, n in (fac.sites() if fac is not None else ()) if kind == "hospital"]
+        water = np.zeros((len(windows), city.n_nodes), dtype=bool)
+        cut = np.zeros_like(water)
+        dry = _reaching(city, np.ones(city.n_links, dtype=bool), targets) if targets else None
+        for p in plans:
+            t = p.times_s
+            for i, (a, b) in enumerate(windows):
+                rows = np.flatnonzero((t >= a) & (t < b))
+                j = np.searchsorted(t, a, side="right") - 1
+                rows = np.concatenate([[j], rows]) if j >= 0 else rows
+                if not len(rows):
+                    continue
+                if p.casualty_mean is not None:
+                    water[i] |= (np.asarray(p.casualty_mean)[rows] > 0).any(axis=0)
+                if dry is not None and p.closed is not None:
+                    for closed in np.unique(np.asarray(p.closed)[rows], axis=0):
+                        if closed.any():
+                            cut[i] |= dry & ~_reaching(city, ~closed, targets)
+        out = {"roads_cut_off": cut} if dry is not None else {}
+        if any(p.casualty_mean is not None for p in plans):
+            out["people_in_water"] = water
+        return out
 
     def fork(self, ctx, rng, factors):
         """A forecast member: the injury calls still to come are drawn again from this member's

@@ -324,7 +324,8 @@ class TrafficTravelTimes:
                 yield wait
                 wait = None
             except DemandError:                     # the horizon came first: the rest at the last link times
-                left = self.time_s(o, d) - (env.now - t0)
+                t = self.time_s(o, d)               # (cut off by closures then: as if open, like a leg past it)
+                left = (t if math.isfinite(t) else self._static_s(no, nd)) - (env.now - t0)
                 wait = None
                 if left > 0:
                     rec.phase, wait = 5, env.timeout(left)

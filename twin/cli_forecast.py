@@ -30,7 +30,8 @@ def add_forecast_parser(subparsers):
                     "of the KPIs per horizon and, per district, the probability that a P1 call waits beyond its target with its risk class.")
     p.add_argument("scenario", nargs="?", help="scenario for the members (default: the snapshot's own)")
     p.add_argument("--from", dest="snapshot", required=True, metavar="RUN.h5@HH:MM",
-                   help="the state to start from: a snapshot kept with twin run --snapshot-at, or a .partial checkpoint")
+                   help="the state to start from: a snapshot kept with twin run --snapshot-at, a .partial checkpoint, "
+                        "or an observed state.json (twin state; units, beds, open calls, link speeds)")
     p.add_argument("--horizons", type=_horizons, default=None, metavar="3h,6h,24h,48h",
                    help="lead times after the snapshot (default 3h,6h,24h,48h; cut at the scenario's end)")
     p.add_argument("--members", "-n", type=int, default=40, help="ensemble members, the control included (default 40)")
@@ -42,6 +43,9 @@ def add_forecast_parser(subparsers):
                    help="log-sd of each polygon flood's depth factor (0.25)")
     p.add_argument("--observed-calls", type=Path, metavar="CALLS.csv",
                    help="call log to assimilate (a 'time' column, HH:MM; default: the snapshot's own calls so far)")
+    p.add_argument("--hazard-ensemble", type=Path, metavar="MEMBERS.toml",
+                   help="the hazard forecast's members ([[members]] set = [\"hazards.0.depth_mm=[...]\"]), taken in "
+                        "turn instead of the depth factors")
     p.add_argument("--no-assimilation", action="store_true",
                    help="draw the call-rate factors from their prior instead of fitting them to the calls so far")
     p.add_argument("--out", type=Path, help="write the members and products to this HDF5 file (/forecast)")
@@ -63,6 +67,7 @@ def _cmd_forecast(args):
         res = forecast(args.snapshot, scenario=args.scenario, overrides=args.set, members=args.members,
                        horizons_s=args.horizons or DEFAULT_HORIZONS_S, seed=args.seed, perturbation=pert,
                        assimilate=not args.no_assimilation, observed_calls=args.observed_calls,
+                       hazard_ensemble=args.hazard_ensemble,
                        dask=(True if args.dask == "local" else args.dask) if args.dask else False,
                        workers=args.workers, progress=progress)
     finally:

@@ -98,6 +98,12 @@ class Flow:
         generators in the state are re-seeded already; draw again with ``rng`` what the build
         drew up front for the time ahead, scaled by ``factors`` (e.g. ``call_rate``)."""
 
+    def harms(self, ctx: "RunContext", result: "FlowResult", windows) -> dict:
+        """For a forecast member (:mod:`twin.forecast`), after ``finish``: ``{harm name: bool
+        array (windows, city nodes)}``, where each harm struck in each window ``(a_s, b_s)``
+        (e.g. ``"hospital_full"`` at a hospital's node). ``result`` is this flow's own."""
+        return {}
+
     def __repr__(self):
         return f"<flow {self.name}>"
 

@@ -20,9 +20,11 @@ Member 0 is the control: the snapshot's own dice and scenario, so it is the unin
 Products, per horizon ``h`` (the window ``[t0, t0 + h)``):
 
 - fans: P10, P50, P90 over the members of each KPI (:data:`twin.agents.ems_forecast.KPIS`);
-- risk: per district, the probability over the members that a life-threatening (P1) call
-  there waits beyond its response target, and its risk class of five (:data:`RISK_CLASSES`,
-  upper probability bounds :data:`RISK_THRESHOLDS`, configurable).
+- risk: per district and harm (:data:`HARMS`: a P1 call beyond its response target, and what
+  the flows tell through :meth:`twin.flows.Flow.harms`: hospital full, roads cut off from
+  every hospital, people in water, shelter full), the probability over the members that it
+  strikes there, and its risk class of five (:data:`RISK_CLASSES`, upper probability bounds
+  :data:`RISK_THRESHOLDS`, configurable).
 
 Before the members run, the call-rate factors are fitted to the calls observed so far
 (:func:`fit_call_rate`: importance resampling of the lognormal prior by the Poisson likelihood
@@ -31,21 +33,22 @@ of the count; the snapshot's own calls or a CSV call log) unless ``assimilate=Fa
 90 % coverage, :mod:`twin.scores`).
 
 Horizons past the scenario's end (``run.until_s``) are cut there (the result says so).
-Not yet: other harms (people in water, roads cut off, hospitals and shelters full), demand
-and behaviour perturbations, hazard-ensemble files, assimilation of link counts and units'
+Not yet: demand and behaviour perturbations, hazard-ensemble files, assimilation of link counts and units'
 status (:func:`twin.assimilate.eakf_update` is ready for continuous ones).
 """
 
 from __future__ import annotations
 
 import math
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from twin.errors import ScenarioError
 
-__all__ = ["forecast", "Perturbation", "ForecastResult", "RISK_CLASSES", "RISK_THRESHOLDS",
+__all__ = ["forecast", "Perturbation", "ForecastResult", "HARMS", "RISK_CLASSES", "RISK_THRESHOLDS",
            "RISK_COLOURS", "DEFAULT_HORIZONS_S"]
 
 DEFAULT_HORIZONS_S = (3 * 3600.0, 6 * 3600.0, 24 * 3600.0, 48 * 3600.0)
@@ -53,6 +56,12 @@ DEFAULT_HORIZONS_S = (3 * 3600.0, 6 * 3600.0, 24 * 3600.0, 48 * 3600.0)
 #: class takes the rest). Assumed, not from a standard: change them with ``risk_thresholds``.
 RISK_CLASSES = ("very low", "low", "moderate", "high", "very high")
 RISK_THRESHOLDS = (0.05, 0.2, 0.4, 0.6)
+#: The harms a forecast maps (a flow adds those it can tell: :meth:`twin.flows.Flow.harms`).
+#: p1_late: a P1 call waited beyond its response target; hospital_full: a hospital's beds all
+#: taken; roads_cut_off: a node with no open route to any hospital; people_in_water: persons
+#: present where the water reaches an injury band; shelter_full: a shelter's places all taken.
+HARMS = {"p1_late": "P1 beyond target", "hospital_full": "hospital full", "roads_cut_off": "cut off from hospitals",
+         "people_in_water": "people in water", "shelter_full": "shelter full"}
 RISK_COLOURS = ("#2e7d32", "#1565c0", "#f9a825", "#ef6c00", "#c62828")   # green, blue, yellow, orange, red
 
 
@@ -86,6 +95,10 @@ class ForecastResult:
     zone_map: tuple = None           # (x_m, y_m, district index) of each call zone's place, for maps
     district_calls: np.ndarray = None   # (members, horizons, zones) calls in each window
     fit: dict = None                 # the call-rate assimilation (:func:`fit_call_rate`), or None
+    harms: dict = None               # harm name -> (members, horizons, zones) bool; "p1_late" first
+    observed: dict = None            # the report of an observed state the forecast started from, or None
+    city: object = field(default=None, repr=False)   # the scenario's city: the file gets its network and
+                                                     # the risk per link (twin render --layer risk)
 
     def fans(self) -> dict:
         """``{kpi: array (3, horizons)}``: P10, P50, P90 over the members (NaN members left out)."""
@@ -96,10 +109,16 @@ class ForecastResult:
                                 for h in range(v.shape[1])] for q in (10, 50, 90)])
         return out
 
-    def risk(self) -> tuple:
-        """``(probability, level)`` per horizon and district: the share of members with a late P1
-        call there, and its class index into :data:`RISK_CLASSES` (0 very low .. 4 very high)."""
-        p = self.p1_late.mean(axis=0)
+    def harm_names(self) -> list:
+        return list(self.harms) if self.harms else ["p1_late"]
+
+    def risk(self, harm="p1_late") -> tuple:
+        """``(probability, level)`` per horizon and district: the share of members struck by
+        ``harm`` there (default: a P1 call beyond its target), and its class index into
+        :data:`RISK_CLASSES` (0 very low .. 4 very high)."""
+        if harm not in self.harm_names():
+            raise ScenarioError(f"forecast: no harm {harm!r}; this forecast has {', '.join(self.harm_names())}")
+        p = (self.harms[harm] if self.harms else self.p1_late).mean(axis=0)
         return p, np.searchsorted(np.asarray(self.risk_thresholds), p, side="right")
 
     def lines(self) -> list:
@@ -108,6 +127,13 @@ class ForecastResult:
         out = [f"forecast from {_hm(self.t0_s)}, {len(self.kpis)} members"
                + (" (member 0 the control)" if self.members and self.members[0].get("control") else "")
                + (f"; horizons past the scenario's end cut: {', '.join(_hm(c) for c in self.cut)}" if self.cut else "")]
+        if self.observed:
+            o = self.observed
+            out.append(f"  from an observed state: {len(o.get('units_moved', []))} units moved, "
+                       f"{len(o.get('hospitals_changed', []))} hospitals changed, {len(o.get('calls_added', []))} "
+                       f"calls added" + (f"; link speeds: {o['links_compared']} compared, mean absolute error "
+                                         f"{o['link_speed_mae_kmh']:.1f} km/h, {o['links_off_10kmh']} off by over "
+                                         f"10 km/h" if o.get("links_compared") else ""))
         if self.fit:
             f = self.fit
             out.append(f"  call rate from the calls {_hm(f['from_s'])}-{_hm(f['to_s'])}: {f['observed']} observed, "
@@ -119,11 +145,14 @@ class ForecastResult:
         for k, f in self.fans().items():
             out.append(f"  {k:<26}" + "".join(f"{_num(f[0, i]) + ' / ' + _num(f[1, i]) + ' / ' + _num(f[2, i]):>22}"
                                                for i in range(len(hs))))
-        p, lv = self.risk()
-        out.append("  P1 beyond target, probability by district (risk class):")
-        for z, name in enumerate(self.zones):
-            out.append(f"    {name:<12}" + "".join(f"{f'{100 * p[i, z]:.0f} % ({RISK_CLASSES[lv[i, z]]})':>22}"
-                                                   for i in range(len(hs))))
+        for harm in self.harm_names():
+            p, lv = self.risk(harm)
+            rows = [z for z in range(len(self.zones)) if harm == "p1_late" or p[:, z].max() > 0]
+            out.append(f"  {HARMS.get(harm, harm)}, probability by district (risk class)"
+                       + (":" if rows else ": none struck in any member"))
+            for z in rows:
+                out.append(f"    {self.zones[z]:<12}" + "".join(
+                    f"{f'{100 * p[i, z]:.0f} % ({RISK_CLASSES[lv[i, z]]})':>22}" for i in range(len(hs))))
         return out
 
     def write(self, path, *, overwrite=False) -> None:
@@ -135,10 +164,13 @@ class ForecastResult:
                 "forecast_kpis": list(self.kpi_names), "forecast_districts": list(self.zones),
                 "forecast_risk_classes": list(RISK_CLASSES), "forecast_risk_colours": list(RISK_COLOURS),
                 "forecast_risk_thresholds": list(self.risk_thresholds), "forecast_cut_s": list(self.cut),
+                "forecast_harms": self.harm_names(), "forecast_harm_titles": [HARMS.get(h, h) for h in self.harm_names()],
                 "forecast_member_factors": [[m["member"], m["call_rate"], "; ".join(m["overrides"])]
                                             for m in self.members]}
         if self.fit:
             meta["forecast_call_rate_fit"] = dict(self.fit)
+        if self.observed:
+            meta["forecast_observed_state"] = dict(self.observed)
         with ResultsWriter(path, meta=meta, overwrite=overwrite) as w:
             w.write_array("/forecast/horizons_s", np.asarray(self.horizons_s, dtype=np.float64), units="s")
             fans = self.fans()
@@ -147,20 +179,46 @@ class ForecastResult:
                 w.write_array(f"/forecast/members/{k}", self.kpis[:, :, j], units=unit,
                               attrs={"axes": "member, horizon"})
                 w.write_array(f"/forecast/fans/{k}", fans[k], units=unit, attrs={"axes": "P10 P50 P90, horizon"})
-            w.write_array("/forecast/members/p1_late", self.p1_late.astype(np.int8), units="1",
-                          attrs={"axes": "member, horizon, district"})
+            for harm in self.harm_names():
+                struck = self.harms[harm] if self.harms else self.p1_late
+                w.write_array(f"/forecast/members/{harm}", np.asarray(struck).astype(np.int8), units="1",
+                              attrs={"axes": "member, horizon, district", "harm": HARMS.get(harm, harm)})
+                p, lv = self.risk(harm)
+                w.write_array(f"/forecast/risk/{harm}_probability", p, units="1", attrs={"axes": "horizon, district"})
+                w.write_array(f"/forecast/risk/{harm}_level", lv.astype(np.int8), units="1",
+                              attrs={"axes": "horizon, district", "classes": ", ".join(RISK_CLASSES)})
             if self.district_calls is not None:
                 w.write_array("/forecast/members/district_calls", np.asarray(self.district_calls, dtype=np.int64),
                               units="1", attrs={"axes": "member, horizon, district"})
-            p, lv = self.risk()
-            w.write_array("/forecast/risk/p1_late_probability", p, units="1", attrs={"axes": "horizon, district"})
-            w.write_array("/forecast/risk/p1_late_level", lv.astype(np.int8), units="1",
-                          attrs={"axes": "horizon, district", "classes": ", ".join(RISK_CLASSES)})
+            if self.city is not None:
+                self._write_links(w)
             if self.zone_map is not None:
                 x, y, d = self.zone_map
                 w.write_array("/forecast/map/zone_x_m", np.asarray(x, dtype=np.float64), units="m")
                 w.write_array("/forecast/map/zone_y_m", np.asarray(y, dtype=np.float64), units="m")
                 w.write_array("/forecast/map/zone_district_idx", np.asarray(d, dtype=np.int32), units="1")
+
+
+    def _write_links(self, w) -> None:
+        """``/network`` and ``/timeseries/forecast_risk_links``: per horizon (``time_s`` = t0 +
+        horizon) and link, each harm's class and the highest of them (``risk_level``) in the
+        district of the link's start node (NaN: no district)."""
+        from twin.graph import write_network
+
+        city = self.city
+        write_network(w, city)
+        names = {str(n): i for i, n in enumerate(self.zones)}
+        zd = np.array([names.get(str(z), -1) for z in np.asarray(city.zone_ids)], dtype=np.int64)
+        zon = np.asarray(city.zone_of_node)
+        node_d = np.where(zon >= 0, zd[np.maximum(zon, 0)], -1)
+        link_d = node_d[np.asarray(city.link_from_idx)]
+        levels = {h: self.risk(h)[1] for h in self.harm_names()}
+        per = {f"{h}_level": np.where(link_d >= 0, lv[:, np.maximum(link_d, 0)], np.nan).astype(np.float32)
+               for h, lv in levels.items()}
+        per["risk_level"] = np.nanmax(np.stack(list(per.values())), axis=0) if per else None
+        app = w.series_appender("forecast_risk_links", {k: (city.n_links, "1") for k in per})
+        for i, h in enumerate(self.horizons_s):
+            app.append(float(self.t0_s + h), **{k: v[i] for k, v in per.items()})
 
 
 def _unit(kpi):
@@ -194,27 +252,46 @@ def run_member(snapshot, scenario_text, overrides, seed, member, call_rate, hori
 
 
 def member_products(sim, results, t0_s, horizons_s) -> dict:
-    """What a run (``sim`` after ``results = sim.run(...)``) tells over the windows ``[t0, t0 + h)``."""
+    """What a run (``sim`` after ``results = sim.run(...)``) tells over the windows ``[t0, t0 + h)``:
+    the EMS's KPIs and calls per district, and every harm per district (``p1_late`` from the
+    calls; the others from the flows' :meth:`~twin.flows.Flow.harms`, a district struck when
+    one of its nodes is)."""
     from twin.agents.ems_forecast import KPIS, horizon_products
 
     ems = results["ems"].values["ems"]
     layout = sim.ctx.plan(next(f for f in sim.flows if f.name == "ems")).layout
+    n_d = len(layout.district_names)
     kpis, late, counts = horizon_products(ems, t0_s, horizons_s, float(ems.spec.response_target_s[0]),
-                                          layout.zone_district_idx, len(layout.district_names))
+                                          layout.zone_district_idx, n_d)
     loc = np.asarray(layout.location_node_idx, dtype=np.int64)[[z.location_idx for z in ems.spec.zones]]
     city = sim.ctx.city
     xy = [city.x_m[loc].tolist(), city.y_m[loc].tolist()] if city is not None and city.has_coordinates else None
+    harms = {"p1_late": late}
+    if city is not None:
+        names = {str(n): i for i, n in enumerate(layout.district_names)}
+        node_d = np.array([names.get(str(z), -1) for z in np.asarray(city.zone_ids)], dtype=np.int64)
+        node_d = np.where(np.asarray(city.zone_of_node) >= 0, node_d[np.asarray(city.zone_of_node)], -1)
+        windows = [(float(t0_s), float(t0_s + h)) for h in horizons_s]
+        for f in sim.flows:
+            for name, struck in f.harms(sim.ctx, results[f.name], windows).items():
+                hit = harms.setdefault(name, np.zeros((len(windows), n_d), dtype=bool))
+                for i in range(len(windows)):
+                    d = node_d[np.asarray(struck[i], dtype=bool)]
+                    hit[i, np.unique(d[d >= 0])] = True
     return {"kpis": [[k[n] for n in KPIS] for k in kpis], "late": late.tolist(), "calls": counts.tolist(),
+            "harms": {k: np.asarray(v).tolist() for k, v in harms.items()},
             "zones": [str(n) for n in layout.district_names],
             "map": None if xy is None else [*xy, np.asarray(layout.zone_district_idx).tolist()]}
 
 
-def member_plan(scenario, members, seed, perturbation, *, control=True, call_rates=None) -> list:
+def member_plan(scenario, members, seed, perturbation, *, control=True, call_rates=None, hazard_members=None) -> list:
     """Per member ``{"seed", "member", "call_rate", "overrides", "control"}``. With ``control``,
     member 0 is the control (no factors, the snapshot's dice). The others' factors come from
     ``SeedSequence(seed)`` child ``member`` (the same whatever the number of members);
     ``call_rates`` (one per perturbed member, e.g. drawn from the assimilated posterior by
-    :func:`fit_call_rate`) replace their call-rate factors."""
+    :func:`fit_call_rate`) replace their call-rate factors; ``hazard_members`` (lists of
+    overrides, :func:`read_hazard_ensemble`) replace their flood-depth factors, perturbed
+    member ``j`` taking hazard member ``j mod len(hazard_members)``."""
     plan = [{"seed": int(seed), "member": 0, "call_rate": 1.0, "overrides": [], "control": True}] if control else []
     floods = [(i, g) for i, g in enumerate(scenario.groups.get("hazards") or [])
               if getattr(g, "kind", "") == "flood" and getattr(g, "depth_mm", ())]
@@ -227,8 +304,48 @@ def member_plan(scenario, members, seed, perturbation, *, control=True, call_rat
         for i, g in floods:
             f = float(np.exp(rng.normal(0.0, perturbation.hazard_depth_sigma)))
             over.append(f"hazards.{i}.depth_mm=[{', '.join(repr(round(d * f, 3)) for d in g.depth_mm)}]")
+        if hazard_members:
+            over = list(hazard_members[j % len(hazard_members)])
         plan.append({"seed": int(seed), "member": m, "call_rate": rate, "overrides": over, "control": False})
     return plan
+
+
+def read_hazard_ensemble(path, scenario=None) -> list:
+    """The members of a hazard forecast ensemble: a TOML file with one ``[[members]]`` table
+    per member, each ``set = ["hazards.0.depth_mm=[...]", ...]`` (overrides of the scenario's
+    ``[[hazards]]`` only) and an optional ``name``. Returns the lists of overrides; with
+    ``scenario`` (text or name), each member is loaded once so that a bad one is named."""
+    import tomllib
+
+    from twin.runner import load_scenario
+
+    where_ = f"hazard ensemble {str(path)!r}"
+    try:
+        with open(path, "rb") as fh:
+            doc = tomllib.load(fh)
+    except OSError as exc:
+        raise ScenarioError(f"{where_}: cannot read ({exc.strerror or exc})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ScenarioError(f"{where_}: not valid TOML ({exc})") from None
+    members = doc.get("members")
+    if not isinstance(members, list) or not members:
+        raise ScenarioError(f"{where_}: expected [[members]] tables, each with set = [\"hazards.0.depth_mm=[...]\"]")
+    out = []
+    for i, m in enumerate(members):
+        at = f"{where_} member {i}" + (f" ({m.get('name')!r})" if isinstance(m, dict) and m.get("name") else "")
+        sets = m.get("set") if isinstance(m, dict) else None
+        if not isinstance(sets, list) or not sets or not all(isinstance(x, str) for x in sets):
+            raise ScenarioError(f"{at}: expected set = a list of KEY=VALUE strings")
+        bad = [x for x in sets if not x.strip().startswith("hazards.")]
+        if bad:
+            raise ScenarioError(f"{at}: {bad[0]!r} is not a [[hazards]] setting; a hazard member sets hazards.N.* only")
+        if scenario is not None:
+            try:
+                load_scenario(scenario, overrides=list(sets))
+            except ScenarioError as exc:
+                raise ScenarioError(f"{at}: {exc}") from None
+        out.append(list(sets))
+    return out
 
 
 def observed_call_times(states, t0_s) -> np.ndarray:
@@ -300,22 +417,22 @@ def fit_call_rate(spec, times_s, from_s, to_s, sigma, seed, n, particles=4000) -
 
 def forecast(snapshot, *, scenario=None, overrides=None, members=40, horizons_s=DEFAULT_HORIZONS_S, seed=0,
              perturbation=None, risk_thresholds=RISK_THRESHOLDS, assimilate=True, observed_calls=None,
-             control=True, dask=False, workers=None, progress=None) -> ForecastResult:
+             control=True, hazard_ensemble=None, dask=False, workers=None, progress=None) -> ForecastResult:
     """Run ``members`` members from ``snapshot`` (``run.h5@06:00`` or a ``.partial``) for
     ``horizons_s`` (seconds after the snapshot) and summarise them (:class:`ForecastResult`).
 
-    ``scenario`` (default: the snapshot's) and ``overrides`` apply to every member (a newer
-    hazard forecast, another policy); ``seed`` seeds the members' dice and factors.
+    ``snapshot`` may also be an observed state (``state.json``, :mod:`twin.observed`: units'
+    status, beds, open calls, link speeds): the twin's state is made to agree with it first
+    (the report is in the result). ``scenario`` (default: the snapshot's) and ``overrides``
+    apply to every member (a newer hazard forecast, another policy); ``seed`` seeds the members' dice and factors.
     ``assimilate``: the members' call-rate factors are drawn from their posterior given the
     calls observed from the run's start to the snapshot (:func:`fit_call_rate`): the
     snapshot's own calls, or ``observed_calls`` (call times in s, or a CSV call log,
     :func:`read_call_log`). ``control``: member 0 is the control (the uninterrupted run);
     without it every member is perturbed (for verification against a truth whose snapshot
-    this is). ``progress(done, total)`` after each member."""
-    from twin.checkpoint import read_checkpoint
-    from twin.ensemble import map_runs
-    from twin.runner import load_scenario
-
+    this is). ``hazard_ensemble`` (a TOML file, :func:`read_hazard_ensemble`, or lists of
+    overrides): the hazard forecast's members, taken in turn by the perturbed members instead
+    of the flood-depth factors. ``progress(done, total)`` after each member."""
     if isinstance(members, bool) or not isinstance(members, (int, np.integer)) or members < 1:
         raise ScenarioError(f"forecast: {members!r} members; expected a whole number >= 1")
     hs = [float(h) for h in horizons_s]
@@ -326,6 +443,40 @@ def forecast(snapshot, *, scenario=None, overrides=None, members=40, horizons_s=
         raise ScenarioError(f"forecast: risk thresholds {list(risk_thresholds)}; expected {len(RISK_CLASSES) - 1} "
                             f"ascending probabilities between 0 and 1")
     pert = perturbation if perturbation is not None else Perturbation()
+    tmp, observed = None, None
+    if str(snapshot).lower().endswith(".json"):          # an observed state: made into a checkpoint first
+        tmp = tempfile.mkdtemp(prefix="twin-forecast-")
+        snapshot, observed = _observed_checkpoint(snapshot, scenario, overrides, tmp)
+    try:
+        return _forecast(snapshot, scenario, overrides, members, hs, seed, pert, th, assimilate, observed_calls,
+                         control, hazard_ensemble, dask, workers, progress, observed)
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _observed_checkpoint(path, scenario, overrides, folder):
+    """A checkpoint file in ``folder`` of the twin's state made to agree with the observed state
+    at ``path`` (:func:`twin.observed.load_observed`), and the load's report (units moved,
+    hospitals changed, calls added, the link-speed fit)."""
+    from pathlib import Path
+
+    from twin.checkpoint import write_checkpoint
+    from twin.observed import load_observed
+
+    sc, seed, t, states, report = load_observed(path, scenario, overrides=overrides)
+    meta = {"scenario": sc.resolved_text, "scenario_name": sc.name, "seed": int(seed), "out": str(path),
+            "flows": [f.name for f in sc.flows], "streams": list(sc.stream_names),
+            "until_s": float(sc.run_group.until_s), "checkpoint_every_s": 0.0, "snapshot_at_s": []}
+    return str(write_checkpoint(Path(folder) / "observed.partial", meta=meta, time_s=t, states=states)), report
+
+
+def _forecast(snapshot, scenario, overrides, members, hs, seed, pert, th, assimilate, observed_calls, control,
+              hazard_ensemble, dask, workers, progress, observed):
+    from twin.checkpoint import read_checkpoint
+    from twin.ensemble import map_runs
+    from twin.runner import load_scenario
+
     meta, t0, states = read_checkpoint(snapshot)
     text = meta["scenario"] if scenario is None else scenario
     sc = load_scenario(text, overrides=list(overrides or []))
@@ -346,7 +497,12 @@ def forecast(snapshot, *, scenario=None, overrides=None, members=40, horizons_s=
             times = np.asarray(observed_calls, dtype=np.float64)
         ems_spec = _ems_spec(sc, int(meta["seed"]))
         rates, fit = fit_call_rate(ems_spec, times, 0.0, t0, pert.call_rate_sigma, seed, n_perturbed)
-    plan = member_plan(sc, int(members), seed, pert, control=control, call_rates=rates)
+    hz = None
+    if hazard_ensemble is not None:
+        hz = (read_hazard_ensemble(hazard_ensemble, sc.resolved_text)
+              if isinstance(hazard_ensemble, (str, bytes)) or hasattr(hazard_ensemble, "__fspath__")
+              else [list(m) for m in hazard_ensemble])
+    plan = member_plan(sc, int(members), seed, pert, control=control, call_rates=rates, hazard_members=hz)
     text = sc.resolved_text
     tasks = [(str(snapshot), text, list(overrides or []) + p["overrides"], p["seed"], p["member"], p["call_rate"], hs,
               not p["control"]) for p in plan]
@@ -364,7 +520,16 @@ def forecast(snapshot, *, scenario=None, overrides=None, members=40, horizons_s=
                           zones=rows[0]["zones"], p1_late=np.array([r["late"] for r in rows], dtype=bool),
                           members=[{k: p[k] for k in ("member", "call_rate", "overrides", "control")} for p in plan],
                           cut=cut, risk_thresholds=th, zone_map=rows[0]["map"],
-                          district_calls=np.array([r["calls"] for r in rows], dtype=np.int64), fit=fit)
+                          district_calls=np.array([r["calls"] for r in rows], dtype=np.int64), fit=fit,
+                          harms=_harm_arrays(rows), city=sc.city, observed=observed)
+
+
+def _harm_arrays(rows) -> dict:
+    """``{harm: (members, horizons, districts) bool}``: a harm a member's flows did not report
+    struck nowhere in it."""
+    names = list(dict.fromkeys(k for r in rows for k in r["harms"]))
+    shape = np.shape(rows[0]["late"])
+    return {k: np.array([r["harms"].get(k, np.zeros(shape, dtype=bool)) for r in rows], dtype=bool) for k in names}
 
 
 def _ems_spec(scenario, seed):

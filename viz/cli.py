@@ -83,6 +83,8 @@ def add_render_parser(subparsers):
                    help="colour layer (default congestion: occupancy / critical occupancy)")
     p.add_argument("--time", type=_clock_arg, default=None, metavar="HH:MM",
                    help="time from the scenario start (HH:MM, seconds or e.g. 40min); default the busiest interval")
+    p.add_argument("--horizon", type=_duration_arg, default=None, metavar="6h",
+                   help="a forecast file (twin forecast --out): draw the risk at this lead time (--layer risk)")
     p.add_argument("--until", type=_clock_arg, default=None, metavar="HH:MM",
                    help="a movie ends at this time (default the end of the run); --time is where it starts")
     p.add_argument("--out", help="output .png, .gif or .mp4 (default <results>_<layer>.png)")
@@ -143,6 +145,8 @@ def _render(args) -> int:
 
     out = Path(args.out) if args.out else Path(args.results).with_name(f"{Path(args.results).stem}_{args.layer}.png")
     network = load_city(args.city) if args.city else None
+    if getattr(args, "horizon", None) is not None:
+        args.time = _horizon_time(args.results, args.horizon)
     series = args.series
     if args.layer in LAYER_SERIES and series == "traffic_links":
         series = _layer_series(args.results, args.layer)
@@ -174,6 +178,31 @@ def _render(args) -> int:
     return 0
 
 
+def _duration_arg(text):
+    from twin.units import parse_duration_s
+
+    try:
+        return float(parse_duration_s(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r}: {exc} (e.g. 6h)") from None
+
+
+def _horizon_time(path, horizon_s):
+    """The time (s) of a forecast file's horizon ``horizon_s``: its t0 plus the horizon."""
+    from twin.errors import ResultsError
+    from twin.results import open_results
+
+    with open_results(path) as res:
+        t0 = res.meta.get("forecast_t0_s")
+        hs = res.array("/forecast/horizons_s").tolist() if t0 is not None else []
+    if t0 is None:
+        raise ResultsError(f"{str(path)!r} is not a forecast file (twin forecast --out); --horizon needs one")
+    if not any(abs(h - horizon_s) < 1e-6 for h in hs):
+        raise ResultsError(f"{str(path)!r} has horizons {', '.join(f'{h / 3600:g}h' for h in hs)}; "
+                           f"--horizon {horizon_s / 3600:g}h is not one of them")
+    return float(t0) + float(horizon_s)
+
+
 def _layer_series(path, layer):
     """The first series group of the file that ``layer`` reads (e.g. a flood's link depths)."""
     from twin.errors import ResultsError
@@ -184,8 +213,8 @@ def _layer_series(path, layer):
         groups = sorted({k.split("/")[2] for k in res.keys("/timeseries") if k.count("/") >= 3})
     found = [g for g in groups if g.startswith(head) and g.endswith(tail)]
     if not found:
-        raise ResultsError(f"{str(path)!r} has no /timeseries/{head}<name>{tail} series; --layer {layer} needs a run "
-                           f"with a [[hazards]] flood")
+        need = "a forecast file (twin forecast --out)" if layer == "risk" else "a run with a [[hazards]] flood"
+        raise ResultsError(f"{str(path)!r} has no /timeseries/{head}<name>{tail} series; --layer {layer} needs {need}")
     return found[0]
 
 

@@ -51,7 +51,8 @@ def _fan(res, fig, prefix):
                  f"{int(res.meta.get('forecast_members', 0))} members")
 
 
-@register_chart("forecast-risk", "forecast: districts by risk class (P1 beyond target) per horizon (twin forecast --out)")
+@register_chart("forecast-risk", "forecast: districts by risk class of each harm (P1 beyond target, hospital full, "
+                                 "roads cut off ...) per horizon (twin forecast --out)")
 def _risk(res, fig, prefix):
     from matplotlib.patches import Patch
 
@@ -61,26 +62,32 @@ def _risk(res, fig, prefix):
         raise ResultsError(f"{str(res.path)!r} has no /forecast/map (the city had no coordinates)")
     x, y = res.array("/forecast/map/zone_x_m") / 1000.0, res.array("/forecast/map/zone_y_m") / 1000.0
     d = res.array("/forecast/map/zone_district_idx")
-    level = res.array("/forecast/risk/p1_late_level")
     h = res.array("/forecast/horizons_s")
     names = _meta_list(res, "forecast_districts")
+    harms = _meta_list(res, "forecast_harms") if "forecast_harms" in res.meta else ["p1_late"]
+    titles = _meta_list(res, "forecast_harm_titles") if "forecast_harm_titles" in res.meta else ["P1 beyond target"]
+    levels = {k: res.array(f"/forecast/risk/{k}_level") for k in harms}
+    rows = [k for k in harms if k == "p1_late" or levels[k].max() > 0]       # harms that struck somewhere
     w, _ = fig.get_size_inches()
     span = (float(y.max() - y.min()) + 0.5) / (float(x.max() - x.min()) + 0.5)
-    fig.set_figheight(min(max(w / len(h) * span + 1.8, 3.0), 12.0))     # panels as tall as the city, no more
-    axes = fig.subplots(1, len(h), squeeze=False, sharex=True, sharey=True)[0]
-    for i, (ax, label) in enumerate(zip(axes, _hours_label(h))):
-        ax.scatter(x, y, c=[colours[int(level[i, k])] for k in d], s=14, linewidths=0)
-        for j, name in enumerate(names):
-            if (d == j).any():
-                ax.annotate(str(name), (float(x[d == j].mean()), float(y[d == j].mean())), fontsize=8,
-                            xytext=(0, 8), textcoords="offset points",
-                            color="#212121", ha="center", va="center",
-                            bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.7})
-        ax.set_title(label, fontsize=10)
-        ax.set_aspect("equal")
+    fig.set_figheight(min(max(len(rows) * (w / len(h) * span * 0.8 + 0.3) + 1.3, 3.0), 16.0))
+    axes = fig.subplots(len(rows), len(h), squeeze=False, sharex=True, sharey=True)
+    for r, harm in enumerate(rows):
+        for i, (ax, label) in enumerate(zip(axes[r], _hours_label(h))):
+            ax.scatter(x, y, c=[colours[int(levels[harm][i, k])] for k in d], s=14, linewidths=0)
+            for j, name in enumerate(names):
+                if (d == j).any():
+                    ax.annotate(str(name), (float(x[d == j].mean()), float(y[d == j].mean())), fontsize=7,
+                                xytext=(0, 7), textcoords="offset points", color="#212121", ha="center",
+                                va="center", bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none",
+                                                   "alpha": 0.7})
+            ax.set_aspect("equal")
+            ax.set_title(f"{titles[harms.index(harm)]}, {label}" if i == 0 else label, fontsize=9,
+                         loc="left" if i == 0 else "center")
+        axes[r, 0].set_ylabel("y (km)")
+    for ax in axes[-1]:
         ax.set_xlabel("x (km)")
-    axes[0].set_ylabel("y (km)")
     fig.legend(handles=[Patch(color=c, label=n) for c, n in zip(colours, classes)], loc="outside lower center",
-               ncol=len(classes), fontsize=8, title="risk that a P1 call waits beyond its target")
+               ncol=len(classes), fontsize=8, title="risk: share of members in which the harm strikes the district")
     t0 = float(res.meta.get("forecast_t0_s", 0.0))
     fig.suptitle(f"forecast from {int(t0 // 3600):02d}:{int(t0 % 3600 // 60):02d}: district risk by lead time")

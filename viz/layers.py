@@ -57,10 +57,26 @@ LINK_LAYERS = {
     # reads a flood's series (/timeseries/hazard_<name>_link_depth); 300 mm closes a road
     "flood-depth": LinkLayer("flood-depth", "flood depth (300 mm closes a road)", "mm", ("depth_mm",), "YlGnBu",
                              (0.0, 450.0)),
+    # reads a forecast's /timeseries/forecast_risk_links: the highest risk class of any harm in the
+    # link's district at a horizon (twin forecast --out; twin render --layer risk --horizon 6h)
+    "risk": LinkLayer("risk", "risk, left to right: very low, low, moderate, high, very high", "", ("risk_level",),
+                      "twin_risk", (-0.5, 4.5)),
 }
 
+#: The five risk classes' colours, lowest first (twin.forecast.RISK_COLOURS; a test keeps them equal).
+RISK_COLOURS = ("#2e7d32", "#1565c0", "#f9a825", "#ef6c00", "#c62828")
+
+
+def register_colormaps() -> None:
+    """Register ``twin_risk`` (the five risk colours) with matplotlib, once."""
+    import matplotlib
+    from matplotlib.colors import ListedColormap
+
+    if "twin_risk" not in matplotlib.colormaps:
+        matplotlib.colormaps.register(ListedColormap(list(RISK_COLOURS), name="twin_risk"))
+
 #: Layers that read another series than the traffic's: layer -> pattern of its group name.
-LAYER_SERIES = {"flood-depth": ("hazard_", "_link_depth")}
+LAYER_SERIES = {"flood-depth": ("hazard_", "_link_depth"), "risk": ("forecast_risk", "_links")}
 
 
 def nice_limit(high, intervals=4):

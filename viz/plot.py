@@ -230,6 +230,11 @@ class _LinkView:
         self.layer, values = _resolve_layer(layer, scalars, self.series)
         self.values = _layer_all(self.layer, self.series, self.net) if values is None else values
         self.cmap = cmap or self.layer.cmap
+        if self.cmap == "twin_risk":
+            from twin.viz.layers import register_colormaps
+
+            register_colormaps()
+        self.forecast_t0_s = res.meta.get("forecast_t0_s") if self.layer.name == "risk" else None
         self.clim = tuple(clim) if clim is not None else (self.layer.clim or _auto_clim(self.values))
         if self.layer.name == "speed" and clim is None:
             with np.errstate(invalid="ignore", divide="ignore"):
@@ -249,6 +254,10 @@ class _LinkView:
         self.mesh.cell_data[self.layer.name] = self.values[i][self.link_of_cell]
 
     def title(self, i):
+        if self.forecast_t0_s is not None:            # a forecast's horizon i: the window [t0, t0 + h)
+            t0, t1 = float(self.forecast_t0_s), float(self.series.time_s[i])
+            where = f"{self.name}: " if self.name else ""
+            return f"{where}forecast risk {clock_text(t0)}-{clock_text(t1)} (+{(t1 - t0) / 3600:g} h)"
         t0 = self.series.time_s[i]
         t1 = t0 + self.series.interval_s
         where = f"{self.name}: " if self.name else ""
@@ -261,7 +270,8 @@ def _draw(pl, view: _LinkView, i, title, camera="top"):
     pl.add_mesh(view.mesh, scalars=view.layer.name, cmap=view.cmap, clim=view.clim, nan_color=NAN_COLOR,
                 lighting=False, line_width=3, name="links",
                 scalar_bar_args=dict(title=view.layer.scalar_bar_title, vertical=False,
-                                     n_labels=nice_label_count(*view.clim), fmt="%.4g",
+                                     n_labels=0 if view.layer.name == "risk" else nice_label_count(*view.clim),
+                                     fmt="%.4g",
                                      position_x=0.2, position_y=0.045, width=0.6, height=0.10,
                                      title_font_size=16, label_font_size=14, color="black",
                                      nan_annotation=bool(np.isnan(view.values).any()), below_label=None))

@@ -40,7 +40,8 @@ def test_layer_titles_carry_units():
     assert {k: v.scalar_bar_title for k, v in LINK_LAYERS.items()} == {
         "congestion": "congestion: occupancy / critical occupancy", "speed": "speed (km/h)",
         "occupancy": "occupancy (veh)", "flow": "flow (veh/h)",
-        "flood-depth": "flood depth (300 mm closes a road) (mm)"}
+        "flood-depth": "flood depth (300 mm closes a road) (mm)",
+        "risk": "risk, left to right: very low, low, moderate, high, very high"}
 
 
 def test_clock_text_and_parse():

@@ -197,3 +197,100 @@ def test_forecasts_verify_against_synthetic_truths(tmp_path):
     diff = (late - early).ravel()
     assert diff.mean() <= 2.0 * diff.std(ddof=1) / math.sqrt(len(diff)), v.lines()
     assert set(v.lead_time_crps()) == {10800.0, 0.0}
+
+
+def test_cut_off_nodes_match_networkx_reachability():
+    """``_reaching``: the nodes with a path to a hospital over the open links, as networkx finds them."""
+    import networkx as nx
+
+    from twin.loading import load_city
+    from twin.scenarios.hazards import _reaching
+
+    city = load_city("grid:4x4")
+    rng = np.random.default_rng(3)
+    for _ in range(5):
+        open_links = rng.random(city.n_links) > 0.35
+        g = nx.DiGraph()
+        g.add_nodes_from(range(city.n_nodes))
+        g.add_edges_from(zip(np.asarray(city.link_from_idx)[open_links].tolist(),
+                             np.asarray(city.link_to_idx)[open_links].tolist()))
+        targets = [0, 15]
+        ref = [any(nx.has_path(g, n, t) for t in targets) for n in range(city.n_nodes)]
+        assert _reaching(city, open_links, targets).tolist() == ref
+
+
+def test_flood_harms_strike_where_and_when_the_scenario_says(tmp_path):
+    """hefei_flood from 06:00: the water rises from 10:00 in the southern districts 1 and 2, so
+    nobody is in the water by 09:00 and only districts 1 and 2 have people in it later."""
+    run("hefei_flood", out=tmp_path / "fl.h5", snapshot_at_s=[21600.0], overrides=["run.until_s=57600"])
+    res = forecast(f"{tmp_path / 'fl.h5'}@06:00", members=2, horizons_s=[3 * 3600.0, 10 * 3600.0], seed=1)
+    assert set(res.harm_names()) >= {"p1_late", "hospital_full", "roads_cut_off", "people_in_water"}
+    water = res.harms["people_in_water"]
+    assert not water[:, 0].any()
+    assert {res.zones[z] for z in np.flatnonzero(water[:, 1].any(axis=0))} == {"1", "2"}
+    assert np.array_equal(res.harms["p1_late"], res.p1_late)
+    p, lv = res.risk("people_in_water")
+    assert p.shape == (2, 9) and lv.max() <= 4
+    with pytest.raises(ScenarioError, match="no harm 'fire'"):
+        res.risk("fire")
+
+
+def test_a_hospital_is_full_in_a_window_when_its_written_occupancy_says_so(tmp_path):
+    """hefei_day to noon with 2 beds at the first hospital: the control member's hospital_full
+    per window equals what the results file's occupancy series shows for that hospital's district."""
+    from twin.results import open_results
+
+    over = HEFEI_DAY_6H + ["hospitals.0.beds=2"]
+    run("hefei_day", out=tmp_path / "d.h5", overrides=over, snapshot_at_s=[21600.0])
+    at = f"{tmp_path / 'd.h5'}@06:00"
+    hs = [1800.0, 3 * 3600.0, 6 * 3600.0]
+    ctl = run_member(at, read_checkpoint(at)[0]["scenario"], [], 0, 0, 1.0, hs)
+    r = open_results(tmp_path / "d.h5")
+    t, beds = r.series("/timeseries/ems_hospital_occupancy/occupancy_beds")
+    node = int(r.table("/network/hospitals")["node_idx"].iloc[0])
+    city = load_scenario("hefei_day").city
+    zone = str(city.zone_ids[city.zone_of_node[node]])
+    full0 = beds[:, 0] >= 2
+    want = []
+    for w in hs:
+        j = np.searchsorted(t, 21600.0, side="right") - 1
+        want.append(bool((j >= 0 and full0[j]) or full0[(t >= 21600.0) & (t < 21600.0 + w)].any()))
+    got = [bool(row[ctl["zones"].index(zone)]) for row in ctl["harms"]["hospital_full"]]
+    assert got == want and any(want), (got, want)
+
+
+def test_a_hazard_ensemble_file_gives_the_members_their_floods(tmp_path):
+    sc = load_scenario("hefei_flood")
+    p = tmp_path / "hz.toml"
+    p.write_text('[[members]]\nname = "dry"\nset = ["hazards.0.depth_mm=[0, 0, 0, 0, 0]"]\n'
+                 '[[members]]\nset = ["hazards.0.depth_mm=[0, 400, 700, 700, 0]"]\n')
+    from twin.forecast import read_hazard_ensemble
+
+    hz = read_hazard_ensemble(p, sc.resolved_text)
+    plan = member_plan(sc, 4, 2, Perturbation(), hazard_members=hz)
+    assert [m["overrides"] for m in plan] == [[], hz[0], hz[1], hz[0]]
+    p.write_text('[[members]]\nset = ["calls.rate_per_1000_per_day=9"]\n')
+    with pytest.raises(ScenarioError, match="member 0: 'calls.rate_per_1000_per_day=9' is not a \\[\\[hazards\\]\\]"):
+        read_hazard_ensemble(p)
+    p.write_text('[[members]]\nname = "deep"\nset = ["hazards.0.depth_mm=[1, 2]"]\n')
+    with pytest.raises(ScenarioError, match="member 0 \\('deep'\\)"):
+        read_hazard_ensemble(p, sc.resolved_text)
+    p.write_text("members = 3")
+    with pytest.raises(ScenarioError, match="expected \\[\\[members\\]\\] tables"):
+        read_hazard_ensemble(p)
+
+
+def test_a_forecast_starts_from_an_observed_state(snap, tmp_path):
+    """``twin state`` writes what an operations centre knows at 06:00; a forecast from that file
+    starts where the snapshot does: its control member is the uninterrupted run's products."""
+    from twin.observed import export_observed
+
+    d, plain, at = snap
+    export_observed(at, tmp_path / "state.json")
+    hs = [3600.0, 3 * 3600.0]
+    res = forecast(str(tmp_path / "state.json"), members=2, horizons_s=hs, seed=4)
+    ref = forecast(at, members=2, horizons_s=hs, seed=4)
+    assert res.observed is not None and res.observed["links_compared"] > 0
+    assert res.observed["link_speed_mae_kmh"] < 0.5          # its own speeds, rounded in the file
+    assert np.array_equal(res.kpis[0], ref.kpis[0]) and np.array_equal(res.district_calls, ref.district_calls)
+    assert any("from an observed state" in line for line in res.lines())
