@@ -32,10 +32,10 @@ def fork_calls(model, rng, rate_factor=1.0) -> int:
     spec's rates take."""
     from twin.agents.calls import generate_calls
 
+    if not (rate_factor >= 0.0 and math.isfinite(rate_factor)):
+        raise ValueError(f"fork_calls: rate factor {rate_factor}; expected a finite factor >= 0")
     now, calls = model.env.now, model.calls
     withdraw_unreceived(model, 0, int(model.first_calls))
-    if not rate_factor >= 0.0:
-        raise ValueError(f"fork_calls: rate factor {rate_factor}; expected >= 0")
     streams = {k: rng for k in ("calls", "dispatch", "service", "hospital")}
     parts, f = [], float(rate_factor)
     while f > 1e-12:
@@ -125,7 +125,7 @@ def horizon_products(ems, t0_s, horizons_s, target_p1_s, zone_district_idx, n_di
         r1 = resp[p1 & ~np.isnan(resp)]
         kpis.append({"n_calls": float(win.sum()),
                      "response_p1_mean_min": float(r1.mean() / 60.0) if len(r1) else math.nan,
-                     "p1_late_share": float(is_late.sum() / known.sum()) if known.any() else 0.0})
+                     "p1_late_share": float(is_late.sum() / known.sum()) if known.any() else math.nan})
         hit = np.zeros(n_districts, dtype=bool)
         lz = zone[is_late]
         if len(lz):

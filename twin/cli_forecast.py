@@ -43,6 +43,9 @@ def add_forecast_parser(subparsers):
                    help="log-sd of each polygon flood's depth factor (0.25)")
     p.add_argument("--observed-calls", type=Path, metavar="CALLS.csv",
                    help="call log to assimilate (a 'time' column, HH:MM; default: the snapshot's own calls so far)")
+    p.add_argument("--observed-counts", type=Path, metavar="COUNTS.csv",
+                   help="hourly link counts (from_node, to_node, hour, count): their GEH against the twin's "
+                        "traffic so far is reported")
     p.add_argument("--hazard-ensemble", type=Path, metavar="MEMBERS.toml",
                    help="the hazard forecast's members ([[members]] set = [\"hazards.0.depth_mm=[...]\"]), taken in "
                         "turn instead of the depth factors")
@@ -61,13 +64,19 @@ def _cmd_forecast(args):
 
     if args.out is not None and args.out.exists():
         raise ScenarioError(f"--out {str(args.out)!r} exists; remove it or choose another name")
+    if args.out is not None and not args.out.resolve().parent.is_dir():
+        raise ScenarioError(f"--out {str(args.out)!r}: no folder {str(args.out.resolve().parent)!r}")
+    if args.horizons is not None and not args.horizons:
+        raise ScenarioError("--horizons: no lead times given (e.g. 3h,6h,24h)")
+    if args.members < 1:
+        raise ScenarioError(f"--members {args.members}: expected at least 1")
     pert = Perturbation(call_rate_sigma=args.call_rate_sigma, hazard_depth_sigma=args.hazard_depth_sigma)
     progress, close = progress_reporter(args, "forecast", "member")
     try:
         res = forecast(args.snapshot, scenario=args.scenario, overrides=args.set, members=args.members,
                        horizons_s=args.horizons or DEFAULT_HORIZONS_S, seed=args.seed, perturbation=pert,
                        assimilate=not args.no_assimilation, observed_calls=args.observed_calls,
-                       hazard_ensemble=args.hazard_ensemble,
+                       hazard_ensemble=args.hazard_ensemble, observed_counts=args.observed_counts,
                        dask=(True if args.dask == "local" else args.dask) if args.dask else False,
                        workers=args.workers, progress=progress)
     finally:

@@ -33,8 +33,8 @@ of the count; the snapshot's own calls or a CSV call log) unless ``assimilate=Fa
 90 % coverage, :mod:`twin.scores`).
 
 Horizons past the scenario's end (``run.until_s``) are cut there (the result says so).
-Not yet: demand and behaviour perturbations, hazard-ensemble files, assimilation of link counts and units'
-status (:func:`twin.assimilate.eakf_update` is ready for continuous ones).
+Not yet: demand and behaviour perturbations, and link counts assimilated into the traffic
+demand (their GEH is only reported; :func:`twin.assimilate.eakf_update` is ready for it).
 """
 
 from __future__ import annotations
@@ -90,13 +90,14 @@ class ForecastResult:
     zones: list                      # district names
     p1_late: np.ndarray              # (members, horizons, zones) bool
     members: list = field(default_factory=list)     # per member: {"seed", "call_rate", "overrides"}
-    cut: list = field(default_factory=list)          # horizons cut at the scenario's end (requested s)
+    cut: list = field(default_factory=list)          # requested horizons (s) cut at the scenario's end
     risk_thresholds: tuple = RISK_THRESHOLDS
     zone_map: tuple = None           # (x_m, y_m, district index) of each call zone's place, for maps
     district_calls: np.ndarray = None   # (members, horizons, zones) calls in each window
     fit: dict = None                 # the call-rate assimilation (:func:`fit_call_rate`), or None
     harms: dict = None               # harm name -> (members, horizons, zones) bool; "p1_late" first
     observed: dict = None            # the report of an observed state the forecast started from, or None
+    count_fit: dict = None           # the GEH fit of observed link counts (:func:`link_count_fit`), or None
     city: object = field(default=None, repr=False)   # the scenario's city: the file gets its network and
                                                      # the risk per link (twin render --layer risk)
 
@@ -126,7 +127,8 @@ class ForecastResult:
         hs = [_hm(h) for h in self.horizons_s]
         out = [f"forecast from {_hm(self.t0_s)}, {len(self.kpis)} members"
                + (" (member 0 the control)" if self.members and self.members[0].get("control") else "")
-               + (f"; horizons past the scenario's end cut: {', '.join(_hm(c) for c in self.cut)}" if self.cut else "")]
+               + (f"; horizons {', '.join(f'+{c / 3600:g} h' for c in self.cut)} cut to the scenario's end, "
+                  f"+{self.horizons_s[-1] / 3600:g} h" if self.cut else "")]
         if self.observed:
             o = self.observed
             out.append(f"  from an observed state: {len(o.get('units_moved', []))} units moved, "
@@ -134,6 +136,11 @@ class ForecastResult:
                        f"calls added" + (f"; link speeds: {o['links_compared']} compared, mean absolute error "
                                          f"{o['link_speed_mae_kmh']:.1f} km/h, {o['links_off_10kmh']} off by over "
                                          f"10 km/h" if o.get("links_compared") else ""))
+        if self.count_fit:
+            c = self.count_fit
+            out.append(f"  link counts to {_hm(self.t0_s)}: {c['sites']} site-hours, GEH mean {c['geh_mean']:.2f}, "
+                       f"{100 * c['geh_under_5_share']:.0f} % under 5" if c["sites"] else
+                       f"  link counts: none in a full hour before {_hm(self.t0_s)}")
         if self.fit:
             f = self.fit
             out.append(f"  call rate from the calls {_hm(f['from_s'])}-{_hm(f['to_s'])}: {f['observed']} observed, "
@@ -171,6 +178,9 @@ class ForecastResult:
             meta["forecast_call_rate_fit"] = dict(self.fit)
         if self.observed:
             meta["forecast_observed_state"] = dict(self.observed)
+        if self.count_fit:
+            meta["forecast_link_count_fit"] = {k: v for k, v in self.count_fit.items()
+                                               if not (isinstance(v, float) and not math.isfinite(v))}
         with ResultsWriter(path, meta=meta, overwrite=overwrite) as w:
             w.write_array("/forecast/horizons_s", np.asarray(self.horizons_s, dtype=np.float64), units="s")
             fans = self.fans()
@@ -215,7 +225,7 @@ class ForecastResult:
         levels = {h: self.risk(h)[1] for h in self.harm_names()}
         per = {f"{h}_level": np.where(link_d >= 0, lv[:, np.maximum(link_d, 0)], np.nan).astype(np.float32)
                for h, lv in levels.items()}
-        per["risk_level"] = np.nanmax(np.stack(list(per.values())), axis=0) if per else None
+        per["risk_level"] = np.fmax.reduce(np.stack(list(per.values())), axis=0)     # NaN only where all are
         app = w.series_appender("forecast_risk_links", {k: (city.n_links, "1") for k in per})
         for i, h in enumerate(self.horizons_s):
             app.append(float(self.t0_s + h), **{k: v[i] for k, v in per.items()})
@@ -226,7 +236,8 @@ def _unit(kpi):
 
 
 def _hm(t):
-    return f"{int(t // 3600):02d}:{int(round(t % 3600 / 60)):02d}"
+    m = int(round(t / 60.0))
+    return f"{m // 60:02d}:{m % 60:02d}"
 
 
 def _num(x):
@@ -263,9 +274,10 @@ def member_products(sim, results, t0_s, horizons_s) -> dict:
     n_d = len(layout.district_names)
     kpis, late, counts = horizon_products(ems, t0_s, horizons_s, float(ems.spec.response_target_s[0]),
                                           layout.zone_district_idx, n_d)
-    loc = np.asarray(layout.location_node_idx, dtype=np.int64)[[z.location_idx for z in ems.spec.zones]]
-    city = sim.ctx.city
-    xy = [city.x_m[loc].tolist(), city.y_m[loc].tolist()] if city is not None and city.has_coordinates else None
+    city, xy = sim.ctx.city, None
+    if city is not None and city.has_coordinates:
+        loc = np.asarray(layout.location_node_idx, dtype=np.int64)[[z.location_idx for z in ems.spec.zones]]
+        xy = [city.x_m[loc].tolist(), city.y_m[loc].tolist()]
     harms = {"p1_late": late}
     if city is not None:
         names = {str(n): i for i, n in enumerate(layout.district_names)}
@@ -348,6 +360,72 @@ def read_hazard_ensemble(path, scenario=None) -> list:
     return out
 
 
+def read_link_counts(path) -> list:
+    """Hourly link counts from a CSV with columns ``from_node``, ``to_node`` (the city's node
+    ids), ``hour`` (0-23: the hour starting then, or ``HH:MM`` at a full hour) and ``count``
+    (vehicles leaving the link in that hour). Returns ``[(from_id, to_id, hour, count), ...]``."""
+    import csv
+
+    where_ = f"link counts {str(path)!r}"
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            rows = list(csv.DictReader(fh))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise ScenarioError(f"{where_}: cannot read ({exc})") from None
+    out = []
+    for i, r in enumerate(rows, start=2):
+        missing = [k for k in ("from_node", "to_node", "hour", "count") if r.get(k) in (None, "")]
+        if missing:
+            raise ScenarioError(f"{where_} line {i}: no {missing[0]}; expected columns from_node, to_node, hour, count")
+        h = str(r["hour"]).strip()
+        try:
+            hour = int(h.split(":")[0]) if ":" in h and h.endswith(":00") else int(h)
+            count = float(r["count"])
+        except ValueError:
+            raise ScenarioError(f"{where_} line {i}: hour {r['hour']!r}, count {r['count']!r}; expected an hour "
+                                f"0-23 (or HH:00) and a count of vehicles") from None
+        if not (0 <= hour and math.isfinite(count) and count >= 0):
+            raise ScenarioError(f"{where_} line {i}: hour {hour}, count {count}; expected hour >= 0 and count >= 0")
+        out.append((r["from_node"].strip(), r["to_node"].strip(), hour, count))
+    return out
+
+
+def link_count_fit(states, city, t0_s, counts) -> dict:
+    """GEH of the twin's hourly link outflows up to ``t0_s`` (the snapshot's traffic series)
+    against observed ``counts`` (:func:`read_link_counts`): per site
+    ``GEH = sqrt(2 (M - C)^2 / (M + C))`` (M modelled, C counted, vehicles per hour); a fit
+    is usually called good where GEH < 5 at 85 % of sites. Hours not ended by ``t0_s`` are
+    left out."""
+    import inspect
+
+    from twin.traffic_engine import TrafficEngine
+
+    tr = states.get("traffic") or {}
+    if "engine_out_outflow" not in tr:
+        raise ScenarioError("link counts: the snapshot has no traffic to compare them with")
+    flow = np.asarray(tr["engine_out_outflow"], dtype=np.float64).reshape(-1, city.n_links)
+    interval = float(inspect.signature(TrafficEngine).parameters["interval_s"].default)
+    per_h = int(round(3600.0 / interval))
+    ids = {str(v): i for i, v in enumerate(np.asarray(city.node_ids).tolist())}
+    first = {}
+    for k, (a, b) in enumerate(zip(np.asarray(city.link_from_idx).tolist(), np.asarray(city.link_to_idx).tolist())):
+        first.setdefault((a, b), k)
+    sites = []
+    for fr, to, hour, c in counts:
+        if fr not in ids or to not in ids or (ids[fr], ids[to]) not in first:
+            raise ScenarioError(f"link counts: no link from node {fr} to node {to} in {city.name}")
+        if (hour + 1) * 3600.0 > t0_s + 1e-6:
+            continue
+        m = float(flow[hour * per_h:(hour + 1) * per_h, first[(ids[fr], ids[to])]].sum())
+        geh = math.sqrt(2.0 * (m - c) ** 2 / (m + c)) if m + c > 0 else 0.0
+        sites.append((fr, to, hour, m, c, geh))
+    g = np.array([x[5] for x in sites])
+    worst = sorted(sites, key=lambda x: -x[5])[:3]
+    return {"sites": len(sites), "geh_mean": float(g.mean()) if len(g) else math.nan,
+            "geh_under_5_share": float((g < 5).mean()) if len(g) else math.nan,
+            "worst": [[fr, to, hour, round(m, 1), c, round(geh, 2)] for fr, to, hour, m, c, geh in worst]}
+
+
 def observed_call_times(states, t0_s) -> np.ndarray:
     """Times (s) of the calls in a snapshot's EMS state (taken at ``t0_s``) that came from the
     scenario's own call rates (not crashes, floods or transfers) and had arrived by then."""
@@ -402,6 +480,9 @@ def fit_call_rate(spec, times_s, from_s, to_s, sigma, seed, n, particles=4000) -
     t = np.asarray(times_s, dtype=np.float64)
     obs = int(((t >= from_s) & (t < to_s)).sum())
     lam = float(expected_calls(spec, from_s, to_s).sum())
+    if not lam > 0:
+        raise ScenarioError(f"call-rate fit: the scenario expects no calls from {_hm(from_s)} to {_hm(to_s)} "
+                            f"({obs} observed); run the forecast without assimilation (--no-assimilation)")
     rng = np.random.default_rng(np.random.SeedSequence(int(seed), spawn_key=(0x0CA11,)))
     logf = rng.normal(0.0, sigma, int(particles))
     w = normalised_weights(poisson_log_likelihood(np.exp(logf) * lam, obs))
@@ -417,7 +498,8 @@ def fit_call_rate(spec, times_s, from_s, to_s, sigma, seed, n, particles=4000) -
 
 def forecast(snapshot, *, scenario=None, overrides=None, members=40, horizons_s=DEFAULT_HORIZONS_S, seed=0,
              perturbation=None, risk_thresholds=RISK_THRESHOLDS, assimilate=True, observed_calls=None,
-             control=True, hazard_ensemble=None, dask=False, workers=None, progress=None) -> ForecastResult:
+             control=True, hazard_ensemble=None, observed_counts=None, dask=False, workers=None,
+             progress=None) -> ForecastResult:
     """Run ``members`` members from ``snapshot`` (``run.h5@06:00`` or a ``.partial``) for
     ``horizons_s`` (seconds after the snapshot) and summarise them (:class:`ForecastResult`).
 
@@ -432,12 +514,15 @@ def forecast(snapshot, *, scenario=None, overrides=None, members=40, horizons_s=
     without it every member is perturbed (for verification against a truth whose snapshot
     this is). ``hazard_ensemble`` (a TOML file, :func:`read_hazard_ensemble`, or lists of
     overrides): the hazard forecast's members, taken in turn by the perturbed members instead
-    of the flood-depth factors. ``progress(done, total)`` after each member."""
+    of the flood-depth factors. ``observed_counts`` (a CSV, :func:`read_link_counts`): hourly
+    link counts whose fit to the twin's traffic so far is reported (GEH, :func:`link_count_fit`;
+    not yet assimilated). ``progress(done, total)`` after each member."""
     if isinstance(members, bool) or not isinstance(members, (int, np.integer)) or members < 1:
         raise ScenarioError(f"forecast: {members!r} members; expected a whole number >= 1")
     hs = [float(h) for h in horizons_s]
     if not hs or any(not h > 0 for h in hs) or hs != sorted(hs):
-        raise ScenarioError(f"forecast: horizons {list(horizons_s)}; expected ascending durations > 0 (e.g. 3h,6h,24h)")
+        raise ScenarioError(f"forecast: horizons {', '.join(f'{h / 3600:g}h' for h in hs) or 'none'}; expected ascending "
+                            f"durations > 0 (e.g. 3h,6h,24h)")
     th = tuple(float(x) for x in risk_thresholds)
     if len(th) != len(RISK_CLASSES) - 1 or list(th) != sorted(th) or not all(0 < x < 1 for x in th):
         raise ScenarioError(f"forecast: risk thresholds {list(risk_thresholds)}; expected {len(RISK_CLASSES) - 1} "
@@ -448,8 +533,9 @@ def forecast(snapshot, *, scenario=None, overrides=None, members=40, horizons_s=
         tmp = tempfile.mkdtemp(prefix="twin-forecast-")
         snapshot, observed = _observed_checkpoint(snapshot, scenario, overrides, tmp)
     try:
+        counts = read_link_counts(observed_counts) if observed_counts is not None else None
         return _forecast(snapshot, scenario, overrides, members, hs, seed, pert, th, assimilate, observed_calls,
-                         control, hazard_ensemble, dask, workers, progress, observed)
+                         control, hazard_ensemble, dask, workers, progress, observed, counts)
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -472,7 +558,7 @@ def _observed_checkpoint(path, scenario, overrides, folder):
 
 
 def _forecast(snapshot, scenario, overrides, members, hs, seed, pert, th, assimilate, observed_calls, control,
-              hazard_ensemble, dask, workers, progress, observed):
+              hazard_ensemble, dask, workers, progress, observed, counts=None):
     from twin.checkpoint import read_checkpoint
     from twin.ensemble import map_runs
     from twin.runner import load_scenario
@@ -484,10 +570,15 @@ def _forecast(snapshot, scenario, overrides, members, hs, seed, pert, th, assimi
         raise ScenarioError("forecast: the scenario has no EMS (stations and hospitals); the forecast's products "
                             "are the EMS's for now")
     end = sc.run_group.until_s
-    cut = [t0 + h for h in hs if t0 + h > end]
+    if not end - t0 > 0:
+        raise ScenarioError(f"forecast: the snapshot is at {_hm(t0)}, at or after the scenario's end {_hm(end)}; "
+                            f"there is nothing to forecast")
+    cut = [h for h in hs if t0 + h > end]
     hs = sorted({min(h, end - t0) for h in hs})
     rates, fit = None, None
     n_perturbed = int(members) - (1 if control else 0)
+    if observed_calls is not None and not (assimilate and t0 > 0):
+        raise ScenarioError("forecast: a call log to assimilate needs a snapshot after the start and assimilation on")
     if assimilate and n_perturbed > 0 and t0 > 0:
         if observed_calls is None:
             times = observed_call_times(states, t0)
@@ -497,6 +588,7 @@ def _forecast(snapshot, scenario, overrides, members, hs, seed, pert, th, assimi
             times = np.asarray(observed_calls, dtype=np.float64)
         ems_spec = _ems_spec(sc, int(meta["seed"]))
         rates, fit = fit_call_rate(ems_spec, times, 0.0, t0, pert.call_rate_sigma, seed, n_perturbed)
+    count_fit = link_count_fit(states, sc.city, t0, counts) if counts is not None else None
     hz = None
     if hazard_ensemble is not None:
         hz = (read_hazard_ensemble(hazard_ensemble, sc.resolved_text)
@@ -521,7 +613,7 @@ def _forecast(snapshot, scenario, overrides, members, hs, seed, pert, th, assimi
                           members=[{k: p[k] for k in ("member", "call_rate", "overrides", "control")} for p in plan],
                           cut=cut, risk_thresholds=th, zone_map=rows[0]["map"],
                           district_calls=np.array([r["calls"] for r in rows], dtype=np.int64), fit=fit,
-                          harms=_harm_arrays(rows), city=sc.city, observed=observed)
+                          harms=_harm_arrays(rows), city=sc.city, observed=observed, count_fit=count_fit)
 
 
 def _harm_arrays(rows) -> dict:

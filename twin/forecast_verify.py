@@ -115,6 +115,12 @@ def verify_forecasts(scenario_text, *, truths, issue_times_s, horizons_s, member
     hs = [float(h) for h in horizons_s]
     if target_s is not None and not (len(target_s) == 2 and max(issue_times_s) <= target_s[0] < target_s[1]):
         raise ScenarioError(f"verify: target window {target_s}; expected (a, b) with every issue time <= a < b")
+    end = nominal.run_group.until_s
+    if max(issue_times_s) + max(hs) > end or (target_s is not None and target_s[1] > end):
+        raise ScenarioError(f"verify: the last issue time plus the longest horizon (or the target window) passes the "
+                            f"scenario's end, {end:g} s")
+    if any(abs(t - 60.0 * round(t / 60.0)) > 1e-6 for t in issue_times_s):
+        raise ScenarioError(f"verify: issue times {list(issue_times_s)}; expected whole minutes (snapshots are named HH:MM)")
     mem, tru, info, tmem, ttru = [], [], [], [], []
     for k in range(int(truths)):
         over, factors = truth_overrides(nominal, k, truth_seed, pert)

@@ -19,6 +19,7 @@ Examples
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -197,6 +198,11 @@ def _horizon_time(path, horizon_s):
         hs = res.array("/forecast/horizons_s").tolist() if t0 is not None else []
     if t0 is None:
         raise ResultsError(f"{str(path)!r} is not a forecast file (twin forecast --out); --horizon needs one")
+    with open_results(path) as res:
+        cut = res.meta.get("forecast_cut_s", [])
+        cut = [float(c) for c in (json.loads(cut) if isinstance(cut, str) else cut)]
+    if any(abs(c - horizon_s) < 1e-6 for c in cut):          # cut to the scenario's end: its last horizon
+        horizon_s = hs[-1]
     if not any(abs(h - horizon_s) < 1e-6 for h in hs):
         raise ResultsError(f"{str(path)!r} has horizons {', '.join(f'{h / 3600:g}h' for h in hs)}; "
                            f"--horizon {horizon_s / 3600:g}h is not one of them")
@@ -213,8 +219,11 @@ def _layer_series(path, layer):
         groups = sorted({k.split("/")[2] for k in res.keys("/timeseries") if k.count("/") >= 3})
     found = [g for g in groups if g.startswith(head) and g.endswith(tail)]
     if not found:
-        need = "a forecast file (twin forecast --out)" if layer == "risk" else "a run with a [[hazards]] flood"
-        raise ResultsError(f"{str(path)!r} has no /timeseries/{head}<name>{tail} series; --layer {layer} needs {need}")
+        if layer == "risk":
+            raise ResultsError(f"{str(path)!r} has no /timeseries/forecast_risk_links series; --layer risk needs a "
+                               f"forecast file (twin forecast --out)")
+        raise ResultsError(f"{str(path)!r} has no /timeseries/{head}<name>{tail} series; --layer {layer} needs a run "
+                           f"with a [[hazards]] flood")
     return found[0]
 
 

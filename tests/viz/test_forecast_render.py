@@ -20,7 +20,8 @@ def _forecast_file(city, path):
     full[:2, 1, 2] = True                                     # district 3 at +6 h, hospital full: 2 of 4 (high)
     res = ForecastResult(t0_s=21600.0, horizons_s=[10800.0, 21600.0], kpi_names=["n_calls"],
                          kpis=np.ones((4, 2, 1)), zones=zones, p1_late=late,
-                         harms={"p1_late": late, "hospital_full": full}, city=city)
+                         harms={"p1_late": late, "hospital_full": full}, city=city,
+                         cut=[43200.0])                       # +12 h asked for, cut to the run's end at +6 h
     res.write(path)
     return res
 
@@ -60,6 +61,9 @@ def test_cli_render_horizon(offscreen, grid_city, tmp_path):
     args = ap.parse_args(["render", str(path), "--layer", "risk", "--horizon", "3h", "--out", str(tmp_path / "r.png"),
                           "--size", "320x240"])
     assert args.func(args) == 0 and (tmp_path / "r.png").stat().st_size > 1000
+    args = ap.parse_args(["render", str(path), "--layer", "risk", "--horizon", "12h", "--out", str(tmp_path / "c.png"),
+                          "--size", "320x240"])
+    assert args.func(args) == 0                                    # the horizon cut: drawn at the run's end
     args = ap.parse_args(["render", str(path), "--layer", "risk", "--horizon", "5h"])
     with pytest.raises(ResultsError, match="has horizons 3h, 6h; --horizon 5h is not one of them"):
         args.func(args)
