@@ -178,11 +178,34 @@ def many_to_many(indptr, head, slot_cost, slot_link, no_through, origins, dest, 
 
     Notes
     -----
-    Each origin writes only its own row, so the result is identical for any thread count.
+    Each origin writes only its own row, so the result is identical for any thread count
+    (and to :func:`many_to_many_serial`).
     """
-    n = indptr.shape[0] - 1
-    m = head.shape[0]
+    is_target, n_targets = _targets(indptr.shape[0] - 1, dest)
     n_orig = origins.shape[0]
+    # Origins are split into contiguous chunks, each with its own work arrays (allocated
+    # once per chunk, not per origin). Every origin writes only its own row, so the
+    # result does not depend on the chunking or the thread count.
+    n_chunks = max(1, min(n_orig, n_chunks))
+    total = np.zeros(max(n_chunks, 1), dtype=np.int64)
+    for c in prange(n_chunks):
+        total[c] = _rows(indptr, head, slot_cost, slot_link, no_through, origins, dest, is_target, n_targets,
+                         c * n_orig // n_chunks, (c + 1) * n_orig // n_chunks, out)
+    return total.sum()
+
+
+@njit(cache=True, nogil=True)
+def many_to_many_serial(indptr, head, slot_cost, slot_link, no_through, origins, dest, out):
+    """:func:`many_to_many` on the calling thread: for a search or two (no parallel region to
+    open and no threads to wake, which costs more than the searches on a small graph, and far
+    more when other processes hold the cores)."""
+    is_target, n_targets = _targets(indptr.shape[0] - 1, dest)
+    return _rows(indptr, head, slot_cost, slot_link, no_through, origins, dest, is_target, n_targets,
+                 0, origins.shape[0], out)
+
+
+@njit(cache=True, nogil=True)
+def _targets(n, dest):
     is_target = np.zeros(n, dtype=np.bool_)
     for j in range(dest.shape[0]):
         is_target[dest[j]] = True
@@ -190,24 +213,25 @@ def many_to_many(indptr, head, slot_cost, slot_link, no_through, origins, dest, 
     for i in range(n):
         if is_target[i]:
             n_targets += 1
-    # Origins are split into contiguous chunks, each with its own work arrays (allocated
-    # once per chunk, not per origin). Every origin writes only its own row, so the
-    # result does not depend on the chunking or the thread count.
-    n_chunks = max(1, min(n_orig, n_chunks))
-    total = np.zeros(max(n_chunks, 1), dtype=np.int64)
-    for c in prange(n_chunks):
-        lo = c * n_orig // n_chunks
-        hi = (c + 1) * n_orig // n_chunks
-        dist = np.empty(n, dtype=np.float64)
-        pred = np.empty(0, dtype=np.int64)
-        heap_d = np.empty(m + 1, dtype=np.float64)
-        heap_v = np.empty(m + 1, dtype=np.int64)
-        for i in range(lo, hi):
-            total[c] += dijkstra_sssp(indptr, head, slot_cost, slot_link, no_through, origins[i],
-                                      is_target, n_targets, dist, pred, heap_d, heap_v, False)
-            for j in range(dest.shape[0]):
-                out[i, j] = dist[dest[j]]
-    return total.sum()
+    return is_target, n_targets
+
+
+@njit(cache=True, nogil=True)
+def _rows(indptr, head, slot_cost, slot_link, no_through, origins, dest, is_target, n_targets, lo, hi, out):
+    """Rows ``lo .. hi - 1`` of :func:`many_to_many` with one set of work arrays; nodes settled."""
+    n = indptr.shape[0] - 1
+    m = head.shape[0]
+    dist = np.empty(n, dtype=np.float64)
+    pred = np.empty(0, dtype=np.int64)
+    heap_d = np.empty(m + 1, dtype=np.float64)
+    heap_v = np.empty(m + 1, dtype=np.int64)
+    total = 0
+    for i in range(lo, hi):
+        total += dijkstra_sssp(indptr, head, slot_cost, slot_link, no_through, origins[i],
+                               is_target, n_targets, dist, pred, heap_d, heap_v, False)
+        for j in range(dest.shape[0]):
+            out[i, j] = dist[dest[j]]
+    return total
 
 
 @njit(cache=True, nogil=True)

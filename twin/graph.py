@@ -387,18 +387,14 @@ class City:
         (``twin.kernels.routing.many_to_many``); each search stops once every
         destination is settled.
         """
-        import numba
-
-        from twin.kernels.routing import many_to_many
-
         o_idx = np.atleast_1d(self.node_index(origins))
         d_idx = (np.arange(self.n_nodes, dtype=np.int64) if destinations is None
                  else np.atleast_1d(self.node_index(destinations)))
         cost = self._checked_cost(link_cost_s)
         out = np.empty((len(o_idx), len(d_idx)), dtype=np.float64)
         if len(o_idx) and len(d_idx):
-            many_to_many(self.fwd_indptr, self.fwd_head, np.ascontiguousarray(cost[self.fwd_link]),
-                         self.fwd_link, self.no_through, o_idx, d_idx, 4 * numba.get_num_threads(), out)
+            _many_to_many(self.fwd_indptr, self.fwd_head, np.ascontiguousarray(cost[self.fwd_link]),
+                          self.fwd_link, self.no_through, o_idx, d_idx, out)
         return out
 
     def travel_times_to(self, destinations, origins=None, link_cost_s=None) -> np.ndarray:
@@ -410,18 +406,14 @@ class City:
         ``origins`` is omitted), ``inf`` where unreachable; the same ``no_through`` rule and
         errors as :meth:`travel_times`.
         """
-        import numba
-
-        from twin.kernels.routing import many_to_many
-
         d_idx = np.atleast_1d(self.node_index(destinations))
         o_idx = (np.arange(self.n_nodes, dtype=np.int64) if origins is None
                  else np.atleast_1d(self.node_index(origins)))
         cost = self._checked_cost(link_cost_s)
         out = np.empty((len(d_idx), len(o_idx)), dtype=np.float64)
         if len(o_idx) and len(d_idx):
-            many_to_many(self.rev_indptr, self.rev_tail, np.ascontiguousarray(cost[self.rev_link]),
-                         self.rev_link, self.no_through, d_idx, o_idx, 4 * numba.get_num_threads(), out)
+            _many_to_many(self.rev_indptr, self.rev_tail, np.ascontiguousarray(cost[self.rev_link]),
+                          self.rev_link, self.no_through, d_idx, o_idx, out)
         return out
 
     def shortest_path_tree(self, origin, link_cost_s=None):
@@ -640,3 +632,16 @@ def scenario_node_index(city, node, where_, key="node") -> int:
         return int(np.atleast_1d(city.node_index([value]))[0])
     except UnknownNodeError as exc:
         raise ScenarioError(f"{where_} {key} = {node!r}: not a node of city {city.name!r} ({exc})") from None
+
+
+def _many_to_many(indptr, head, cost, link, no_through, origins, dest, out):
+    """Least costs from each origin: one search on this thread
+    (:func:`twin.kernels.routing.many_to_many_serial`), or several over the numba threads
+    (:func:`twin.kernels.routing.many_to_many`; the same result)."""
+    import numba
+
+    from twin.kernels.routing import many_to_many, many_to_many_serial
+
+    if len(origins) < 2:
+        return many_to_many_serial(indptr, head, cost, link, no_through, origins, dest, out)
+    return many_to_many(indptr, head, cost, link, no_through, origins, dest, 4 * numba.get_num_threads(), out)

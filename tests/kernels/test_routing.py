@@ -53,6 +53,10 @@ def test_many_to_many_matches_reference_and_scipy(seed, n, density, nt, inf_shar
     np.testing.assert_allclose(got, ref, rtol=RTOL)
     np.testing.assert_allclose(got, sp, rtol=RTOL)
     assert np.array_equal(np.isinf(got), np.isinf(sp))
+    back = city.travel_times_to(city.node_ids, link_cost_s=cost)
+    for s in origins[:3]:           # one search: the serial kernel, the same row bit for bit
+        assert np.array_equal(city.travel_times(city.node_ids[s], link_cost_s=cost)[0], got[s])
+        assert np.array_equal(city.travel_times_to(city.node_ids[s], link_cost_s=cost)[0], back[s])
 
 
 @given(seed=st.integers(0, 2**31), n=st.integers(2, 30), density=st.floats(0.5, 4.0),
