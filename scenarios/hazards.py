@@ -466,7 +466,7 @@ class HazardFlow(Flow):
             else:
                 kept.append(rec)             # still to come in this scenario only
         self.running = kept
-        names = {(k, i): n for k, i, n, _ in ctx.port(FacilityControl).sites()} if facilities is not None else {}
+        names = {(k, i): n for k, i, n, _ in facilities.sites()} if facilities is not None else {}
         self.outages = [(r[0], names.get((r[0], r[1]), str(r[1])), r[2], r[3]) for r in kept]
 
     def harms(self, ctx, result, windows):

@@ -283,8 +283,7 @@ class TrafficTravelTimes:
         dt = self.engine.params.dt_s
         if rec.phase == 0:
             if env.now + dt >= self.until_s:        # past the traffic horizon: the last link times
-                t = self.time_s(o, d)
-                rec.phase, wait = 1, env.timeout(t if math.isfinite(t) else self._static_s(no, nd))
+                rec.phase, wait = 1, env.timeout(self._last_s(o, d, no, nd))
             else:
                 self.engine.run_until(env.now)
                 rec.phase = 2
@@ -324,8 +323,7 @@ class TrafficTravelTimes:
                 yield wait
                 wait = None
             except DemandError:                     # the horizon came first: the rest at the last link times
-                t = self.time_s(o, d)               # (cut off by closures then: as if open, like a leg past it)
-                left = (t if math.isfinite(t) else self._static_s(no, nd)) - (env.now - t0)
+                left = self._last_s(o, d, no, nd) - (env.now - t0)
                 wait = None
                 if left > 0:
                     rec.phase, wait = 5, env.timeout(left)
@@ -377,6 +375,12 @@ class TrafficTravelTimes:
             if rec.phase == 4:
                 wait, rec.watch = self.engine.arrival_watch(env, rec.v, wait=wait)
             self._start_leg(env, rec, wait)
+
+    def _last_s(self, o, d, no, nd):
+        """The leg's time at the last link times, past the traffic horizon; where closures cut
+        it off then, its free-flow time (as if open: :meth:`_static_s`)."""
+        t = self.time_s(o, d)
+        return t if math.isfinite(t) else self._static_s(no, nd)
 
     def _static_s(self, no, nd):
         """Free-flow time between two node indices, closures ignored (the fallback when none opens)."""

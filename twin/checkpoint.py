@@ -43,7 +43,7 @@ from twin.errors import ScenarioError
 logger = logging.getLogger(__name__)
 
 __all__ = ["VERSION", "FORMAT", "write_checkpoint", "read_checkpoint", "keep_snapshot", "copy_snapshots", "parse_at",
-           "generator_state", "set_generator_state", "fork_generators"]
+           "generator_state", "set_generator_state", "fork_generators", "member_seed"]
 
 VERSION = 1
 FORMAT = "twin-checkpoint"
@@ -71,10 +71,16 @@ def set_generator_state(rng, state) -> None:
     rng.bit_generator.state = back(state["json_generator"])
 
 
+def member_seed(seed, member, path) -> np.random.SeedSequence:
+    """``SeedSequence(seed, spawn_key=(member, crc32(path)))``: forecast member ``member``'s seed
+    for the generator at ``path`` (a place in the state, or a flow's name)."""
+    return np.random.SeedSequence(int(seed), spawn_key=(int(member), zlib.crc32(path.encode())))
+
+
 def fork_generators(states, seed, member) -> dict:
     """The states with every random generator's state replaced by a fresh one of the same kind,
-    from ``SeedSequence(seed, spawn_key=(member, crc32(path)))`` (``path``: where it sits in
-    the state, e.g. ``ems/streams/calls``); the rest is shared, not copied."""
+    from :func:`member_seed` (``path``: where it sits in the state, e.g.
+    ``ems/streams/calls``); the rest is shared, not copied."""
     def walk(v, path):
         if isinstance(v, dict):
             if "json_generator" in v:
@@ -91,9 +97,7 @@ def _fresh(old, seed, member, path):
     bit = getattr(np.random, kind, None)
     if bit is None:
         raise ScenarioError(f"forecast: the generator at {path} is a {kind}, which numpy does not have")
-    ss = np.random.SeedSequence(int(seed), spawn_key=(int(member), zlib.crc32(path.encode())))
-    return generator_state(np.random.Generator(bit(ss)))
-
+    return generator_state(np.random.Generator(bit(member_seed(seed, member, path))))
 
 
 def _write_array(group, key, arr):

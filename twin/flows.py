@@ -41,7 +41,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -437,7 +436,7 @@ class Simulation:
         at the clock's start time) restores the flows instead of starting them. ``snapshot_at_s``:
         further times for ``on_checkpoint`` (snapshots kept in the results file). ``fork``
         (with ``state``: ``{"seed", "member", ...factors}``) makes the restored run a forecast
-        member on its own dice (:func:`twin.forecast.fork_generators`, then each flow's ``fork``).
+        member on its own dice (:func:`twin.checkpoint.fork_generators`, then each flow's ``fork``).
         """
         ctx = self.ctx
         if fork is not None and state is not None:
@@ -466,9 +465,11 @@ class Simulation:
             every = float(checkpoint_every_s) if checkpoint_every_s is not None else None
             ctx.clock.process(self._checkpointer(every, snapshot_at_s, on_checkpoint))
         if fork is not None and state is not None:
+            from twin.checkpoint import member_seed
+
+            factors = {k: v for k, v in fork.items() if k not in ("seed", "member")}
             for f in self.flows:
-                ss = np.random.SeedSequence(int(fork["seed"]), spawn_key=(int(fork["member"]), zlib.crc32(f.name.encode())))
-                f.fork(ctx, np.random.default_rng(ss), {k: v for k, v in fork.items() if k not in ("seed", "member")})
+                f.fork(ctx, np.random.default_rng(member_seed(fork["seed"], fork["member"], f.name)), factors)
         if state is not None:       # after every process made at the restore (they may wait on them)
             self._schedule_wakeups()
         env, until = ctx.clock, ctx.until_s

@@ -208,7 +208,6 @@ class ForecastResult:
                 w.write_array("/forecast/map/zone_y_m", np.asarray(y, dtype=np.float64), units="m")
                 w.write_array("/forecast/map/zone_district_idx", np.asarray(d, dtype=np.int32), units="1")
 
-
     def _write_links(self, w) -> None:
         """``/network`` and ``/timeseries/forecast_risk_links``: per horizon (``time_s`` = t0 +
         horizon) and link, each harm's class and the highest of them (``risk_level``) in the
@@ -217,11 +216,7 @@ class ForecastResult:
 
         city = self.city
         write_network(w, city)
-        names = {str(n): i for i, n in enumerate(self.zones)}
-        zd = np.array([names.get(str(z), -1) for z in np.asarray(city.zone_ids)], dtype=np.int64)
-        zon = np.asarray(city.zone_of_node)
-        node_d = np.where(zon >= 0, zd[np.maximum(zon, 0)], -1)
-        link_d = node_d[np.asarray(city.link_from_idx)]
+        link_d = node_districts(city, self.zones)[np.asarray(city.link_from_idx)]
         levels = {h: self.risk(h)[1] for h in self.harm_names()}
         per = {f"{h}_level": np.where(link_d >= 0, lv[:, np.maximum(link_d, 0)], np.nan).astype(np.float32)
                for h, lv in levels.items()}
@@ -229,6 +224,14 @@ class ForecastResult:
         app = w.series_appender("forecast_risk_links", {k: (city.n_links, "1") for k in per})
         for i, h in enumerate(self.horizons_s):
             app.append(float(self.t0_s + h), **{k: v[i] for k, v in per.items()})
+
+
+def node_districts(city, district_names) -> np.ndarray:
+    """The district index (into ``district_names``, the EMS's districts) of each city node: its
+    city zone's, matched by id; -1 for a node in no zone or in a zone that is no district."""
+    names = {str(n): i for i, n in enumerate(district_names)}
+    of_zone = np.array([names.get(str(z), -1) for z in np.asarray(city.zone_ids)] + [-1], dtype=np.int64)
+    return of_zone[np.asarray(city.zone_of_node)]            # zone -1 picks the trailing -1
 
 
 def _unit(kpi):
@@ -280,9 +283,7 @@ def member_products(sim, results, t0_s, horizons_s) -> dict:
         xy = [city.x_m[loc].tolist(), city.y_m[loc].tolist()]
     harms = {"p1_late": late}
     if city is not None:
-        names = {str(n): i for i, n in enumerate(layout.district_names)}
-        node_d = np.array([names.get(str(z), -1) for z in np.asarray(city.zone_ids)], dtype=np.int64)
-        node_d = np.where(np.asarray(city.zone_of_node) >= 0, node_d[np.asarray(city.zone_of_node)], -1)
+        node_d = node_districts(city, layout.district_names)
         windows = [(float(t0_s), float(t0_s + h)) for h in horizons_s]
         for f in sim.flows:
             for name, struck in f.harms(sim.ctx, results[f.name], windows).items():

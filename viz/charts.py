@@ -40,22 +40,11 @@ import numpy as np
 
 from twin.errors import ResultsError
 from twin.kpi_display import format_value, kpi_display
+from twin.viz.chart_kinds import CHARTS, register_chart
 
 __all__ = ["CHARTS", "COMPARE_KPIS", "compare_values", "plot_chart", "register_chart", "run_label"]
 
 logger = logging.getLogger(__name__)
-
-#: Chart kinds: name -> (draw function ``draw(res, fig, prefix)``, one-line description).
-CHARTS: dict = {}
-
-
-def register_chart(name, description):
-    """Register ``draw(res, fig, prefix)`` as chart kind ``name`` (a decorator)."""
-    def decorate(func):
-        CHARTS[name] = (func, description)
-        return func
-    return decorate
-
 
 def _hours(t_s):
     return np.asarray(t_s, dtype=np.float64) / 3600.0

@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 
 from twin.errors import ResultsError
-from twin.viz.charts import register_chart
+from twin.viz.chart_kinds import register_chart
+from twin.viz.layers import clock_text
 
 __all__ = []
 
@@ -47,7 +48,7 @@ def _fan(res, fig, prefix):
         ax.set_ylim(bottom=0)
     axes[0].legend(fontsize=8)
     t0 = float(res.meta.get("forecast_t0_s", 0.0))
-    fig.suptitle(f"forecast from {int(t0 // 3600):02d}:{int(t0 % 3600 // 60):02d}, "
+    fig.suptitle(f"forecast from {clock_text(t0)}, "
                  f"{int(res.meta.get('forecast_members', 0))} members")
 
 
@@ -90,4 +91,4 @@ def _risk(res, fig, prefix):
     fig.legend(handles=[Patch(color=c, label=n) for c, n in zip(colours, classes)], loc="outside lower center",
                ncol=len(classes), fontsize=8, title="risk: share of members in which the harm strikes the district")
     t0 = float(res.meta.get("forecast_t0_s", 0.0))
-    fig.suptitle(f"forecast from {int(t0 // 3600):02d}:{int(t0 % 3600 // 60):02d}: district risk by lead time")
+    fig.suptitle(f"forecast from {clock_text(t0)}: district risk by lead time")
