@@ -672,6 +672,22 @@ class TrafficFlow(Flow):
         if len(state["sync"]):
             self.start(ctx, wait=ctx.wakeup(state["sync"]))
 
+    def fork(self, ctx, rng, factors):
+        """A forecast member: the traffic's own trips not yet departed scaled by ``demand``
+        (:func:`twin.traffic_fork.scale_demand`), and the share of drivers re-routing on live
+        times moved by ``reroute_logit`` on the logit scale (a share of 0 or 1 stays)."""
+        from twin.traffic_fork import scale_demand
+
+        c = self.coupling
+        if c is None:
+            return
+        f = float(factors.get("demand", 1.0))
+        if f != 1.0:
+            scale_demand(c.engine, (0, ctx.plan(self).intake.n_base), f, rng)
+        shift, s = float(factors.get("reroute_logit", 0.0)), c.engine.reroute_share
+        if shift and 0.0 < s < 1.0:
+            c.engine.reroute_share = 1.0 / (1.0 + math.exp(-(math.log(s / (1.0 - s)) + shift)))
+
     def finish(self, ctx):
         c = self.coupling
         if c is None:

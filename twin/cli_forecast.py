@@ -25,8 +25,9 @@ def add_forecast_parser(subparsers):
     p = subparsers.add_parser(
         "forecast", help="run an ensemble on from a snapshot: KPI fans and district risk over 3/6/24/48 h",
         description="Warm-start every member from the snapshot (twin run --snapshot-at), each on its own dice "
-                    "and with its own call-rate and flood-depth factors (member 0: the snapshot's own, the "
-                    "uninterrupted run), the call-rate factors fitted to the calls so far; print P10/P50/P90 "
+                    "and with its own call-rate, flood-depth, traffic-demand and re-routing factors (member 0: the "
+                    "snapshot's own, the uninterrupted run), the call-rate factors fitted to the calls so far and the "
+                    "demand factors to link counts; print P10/P50/P90 "
                     "of the KPIs per horizon and, per district, the probability that a P1 call waits beyond its target with its risk class.")
     p.add_argument("scenario", nargs="?", help="scenario for the members (default: the snapshot's own)")
     p.add_argument("--from", dest="snapshot", required=True, metavar="RUN.h5@HH:MM",
@@ -41,16 +42,21 @@ def add_forecast_parser(subparsers):
     p.add_argument("--call-rate-sigma", type=float, default=0.2, help="log-sd of the members' call-rate factor (0.2)")
     p.add_argument("--hazard-depth-sigma", type=float, default=0.25,
                    help="log-sd of each polygon flood's depth factor (0.25)")
+    p.add_argument("--demand-sigma", type=float, default=0.1,
+                   help="log-sd of the traffic demand factor on the trips not yet departed (0.1)")
+    p.add_argument("--reroute-sigma", type=float, default=0.5,
+                   help="sd of the shift of the share of drivers re-routing, on the logit scale (0.5)")
     p.add_argument("--observed-calls", type=Path, metavar="CALLS.csv",
                    help="call log to assimilate (a 'time' column, HH:MM; default: the snapshot's own calls so far)")
     p.add_argument("--observed-counts", type=Path, metavar="COUNTS.csv",
                    help="hourly link counts (from_node, to_node, hour, count): their GEH against the twin's "
-                        "traffic so far is reported")
+                        "traffic so far is reported, and they are assimilated into the demand factors")
     p.add_argument("--hazard-ensemble", type=Path, metavar="MEMBERS.toml",
                    help="the hazard forecast's members ([[members]] set = [\"hazards.0.depth_mm=[...]\"]), taken in "
                         "turn instead of the depth factors")
     p.add_argument("--no-assimilation", action="store_true",
-                   help="draw the call-rate factors from their prior instead of fitting them to the calls so far")
+                   help="draw the call-rate and demand factors from their priors instead of fitting them to the "
+                        "calls and link counts so far")
     p.add_argument("--out", type=Path, help="write the members and products to this HDF5 file (/forecast)")
     p.add_argument("--dask", nargs="?", const="local", metavar="ADDRESS",
                    help="run the members on Dask: a local cluster, or the scheduler at ADDRESS")
@@ -70,7 +76,8 @@ def _cmd_forecast(args):
         raise ScenarioError("--horizons: no lead times given (e.g. 3h,6h,24h)")
     if args.members < 1:
         raise ScenarioError(f"--members {args.members}: expected at least 1")
-    pert = Perturbation(call_rate_sigma=args.call_rate_sigma, hazard_depth_sigma=args.hazard_depth_sigma)
+    pert = Perturbation(call_rate_sigma=args.call_rate_sigma, hazard_depth_sigma=args.hazard_depth_sigma,
+                        demand_sigma=args.demand_sigma, reroute_sigma=args.reroute_sigma)
     progress, close = progress_reporter(args, "forecast", "member")
     try:
         res = forecast(args.snapshot, scenario=args.scenario, overrides=args.set, members=args.members,

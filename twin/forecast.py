@@ -12,7 +12,11 @@ Every member starts from the same snapshot (:mod:`twin.checkpoint`); each goes o
 - its own uncertain inputs (:class:`Perturbation`): the call rates times a lognormal factor
   (median 1, log-sd ``call_rate_sigma`` = 0.2), each polygon flood's depth timeline times a
   lognormal factor (median 1, log-sd ``hazard_depth_sigma`` = 0.25; the depths already
-  reached stay as they were), or a member's overrides from a hazard ensemble file.
+  reached stay as they were), or a member's overrides from a hazard ensemble file; the
+  traffic's trips not yet departed times a lognormal demand factor (median 1, log-sd
+  ``demand_sigma`` = 0.1: thinned or copied, :func:`twin.traffic_fork.scale_demand`), and the
+  share of drivers re-routing on live times shifted on the logit scale (normal, sd
+  ``reroute_sigma`` = 0.5; a behaviour share). The sds are assumptions, not fitted.
 
 Member 0 is the control: the snapshot's own dice and scenario, so it is the uninterrupted run
 (bit for bit). The members run here or on Dask (``dask=True``), each a task named by its seed.
@@ -28,13 +32,15 @@ Products, per horizon ``h`` (the window ``[t0, t0 + h)``):
 
 Before the members run, the call-rate factors are fitted to the calls observed so far
 (:func:`fit_call_rate`: importance resampling of the lognormal prior by the Poisson likelihood
-of the count; the snapshot's own calls or a CSV call log) unless ``assimilate=False``.
+of the count; the snapshot's own calls or a CSV call log) and, given hourly link counts, the
+demand factors to the counts (:func:`fit_demand`: an ensemble adjustment Kalman filter),
+unless ``assimilate=False``.
 :mod:`twin.forecast_verify` scores forecasts against synthetic truths held out (CRPS and
 90 % coverage, :mod:`twin.scores`).
 
 Horizons past the scenario's end (``run.until_s``) are cut there (the result says so).
-Not yet: demand and behaviour perturbations, and link counts assimilated into the traffic
-demand (their GEH is only reported; :func:`twin.assimilate.eakf_update` is ready for it).
+Not yet: the evacuation's compliance as a member's behaviour (its cars are planned up front),
+and walk-in patients drawn again.
 """
 
 from __future__ import annotations
@@ -71,12 +77,15 @@ class Perturbation:
 
     call_rate_sigma: float = 0.2          # log-sd of the call-rate factor
     hazard_depth_sigma: float = 0.25      # log-sd of each polygon flood's depth factor
+    demand_sigma: float = 0.1             # log-sd of the traffic demand factor (trips not yet departed)
+    reroute_sigma: float = 0.5            # sd of the re-routing share's shift on the logit scale
 
     def __post_init__(self):
-        for k in ("call_rate_sigma", "hazard_depth_sigma"):
+        for k in ("call_rate_sigma", "hazard_depth_sigma", "demand_sigma", "reroute_sigma"):
             v = getattr(self, k)
             if not (isinstance(v, (int, float)) and 0.0 <= v < 3.0):
-                raise ScenarioError(f"forecast: {k} = {v!r}; expected a log-sd from 0 to 3")
+                raise ScenarioError(f"forecast: {k} = {v!r}; expected a {'logit' if k == 'reroute_sigma' else 'log'}"
+                                    f"-sd from 0 to 3")
 
 
 @dataclass
@@ -98,6 +107,7 @@ class ForecastResult:
     harms: dict = None               # harm name -> (members, horizons, zones) bool; "p1_late" first
     observed: dict = None            # the report of an observed state the forecast started from, or None
     count_fit: dict = None           # the GEH fit of observed link counts (:func:`link_count_fit`), or None
+    demand_fit: dict = None          # the link counts assimilated into the demand (:func:`fit_demand`), or None
     city: object = field(default=None, repr=False)   # the scenario's city: the file gets its network and
                                                      # the risk per link (twin render --layer risk)
 
@@ -141,6 +151,12 @@ class ForecastResult:
             out.append(f"  link counts to {_hm(self.t0_s)}: {c['sites']} site-hours, GEH mean {c['geh_mean']:.2f}, "
                        f"{100 * c['geh_under_5_share']:.0f} % under 5" if c["sites"] else
                        f"  link counts: none in a full hour before {_hm(self.t0_s)}")
+        if self.demand_fit:
+            f = self.demand_fit
+            out.append(f"  traffic demand from {f['sites']} counted site-hours: factor {f['posterior'][1]:.2f} "
+                       f"[{f['posterior'][0]:.2f}, {f['posterior'][2]:.2f}] (prior {f['prior'][1]:.2f} "
+                       f"[{f['prior'][0]:.2f}, {f['prior'][2]:.2f}], P50 [P5, P95]); GEH mean "
+                       f"{f['geh_mean_before']:.2f} -> {f['geh_mean_after']:.2f} at the posterior's P50")
         if self.fit:
             f = self.fit
             out.append(f"  call rate from the calls {_hm(f['from_s'])}-{_hm(f['to_s'])}: {f['observed']} observed, "
@@ -172,12 +188,15 @@ class ForecastResult:
                 "forecast_risk_classes": list(RISK_CLASSES), "forecast_risk_colours": list(RISK_COLOURS),
                 "forecast_risk_thresholds": list(self.risk_thresholds), "forecast_cut_s": list(self.cut),
                 "forecast_harms": self.harm_names(), "forecast_harm_titles": [HARMS.get(h, h) for h in self.harm_names()],
-                "forecast_member_factors": [[m["member"], m["call_rate"], "; ".join(m["overrides"])]
+                "forecast_member_factors": [[m["member"], m["call_rate"], m.get("demand", 1.0),
+                                             m.get("reroute_logit", 0.0), "; ".join(m["overrides"])]
                                             for m in self.members]}
         if self.fit:
             meta["forecast_call_rate_fit"] = dict(self.fit)
         if self.observed:
             meta["forecast_observed_state"] = dict(self.observed)
+        if self.demand_fit:
+            meta["forecast_demand_fit"] = dict(self.demand_fit)
         if self.count_fit:
             meta["forecast_link_count_fit"] = {k: v for k, v in self.count_fit.items()
                                                if not (isinstance(v, float) and not math.isfinite(v))}
@@ -247,10 +266,11 @@ def _num(x):
     return "-" if not np.isfinite(x) else f"{x:.3g}"
 
 
-def run_member(snapshot, scenario_text, overrides, seed, member, call_rate, horizons_s, forked=None) -> dict:
+def run_member(snapshot, scenario_text, overrides, seed, member, factors, horizons_s, forked=None) -> dict:
     """One member (a top-level function, so Dask can ship it): its KPIs per horizon, its late
-    P1 calls and its calls per district. ``forked`` (default: ``member != 0``): on its own dice,
-    else on the snapshot's (the control)."""
+    P1 calls and its calls per district. ``factors``: the flows' fork factors
+    (``{"call_rate", "demand", "reroute_logit"}``; a number is the call rate alone). ``forked``
+    (default: ``member != 0``): on its own dice, else on the snapshot's (the control)."""
     from twin.checkpoint import read_checkpoint
     from twin.flows import Simulation
     from twin.runner import load_scenario
@@ -260,7 +280,8 @@ def run_member(snapshot, scenario_text, overrides, seed, member, call_rate, hori
     sc = load_scenario(scenario_text, overrides=list(overrides)).replanned(run_seed)
     rg = sc.run_group
     forked = member != 0 if forked is None else bool(forked)
-    fork = None if not forked else {"seed": int(seed), "member": int(member), "call_rate": float(call_rate)}
+    factors = {"call_rate": float(factors)} if isinstance(factors, (int, float)) else dict(factors)
+    fork = None if not forked else {**{k: float(v) for k, v in factors.items()}, "seed": int(seed), "member": int(member)}
     sim = Simulation(sc, seed=run_seed, until_s=rg.until_s, drain=rg.drain, start_s=t0)
     return member_products(sim, sim.run(state=states, fork=fork), t0, horizons_s)
 
@@ -298,14 +319,16 @@ def member_products(sim, results, t0_s, horizons_s) -> dict:
 
 
 def member_plan(scenario, members, seed, perturbation, *, control=True, call_rates=None, hazard_members=None) -> list:
-    """Per member ``{"seed", "member", "call_rate", "overrides", "control"}``. With ``control``,
+    """Per member ``{"seed", "member", "call_rate", "demand", "reroute_logit", "overrides",
+    "control"}``. With ``control``,
     member 0 is the control (no factors, the snapshot's dice). The others' factors come from
     ``SeedSequence(seed)`` child ``member`` (the same whatever the number of members);
     ``call_rates`` (one per perturbed member, e.g. drawn from the assimilated posterior by
     :func:`fit_call_rate`) replace their call-rate factors; ``hazard_members`` (lists of
     overrides, :func:`read_hazard_ensemble`) replace their flood-depth factors, perturbed
     member ``j`` taking hazard member ``j mod len(hazard_members)``."""
-    plan = [{"seed": int(seed), "member": 0, "call_rate": 1.0, "overrides": [], "control": True}] if control else []
+    plan = ([{"seed": int(seed), "member": 0, "call_rate": 1.0, "demand": 1.0, "reroute_logit": 0.0, "overrides": [],
+              "control": True}] if control else [])
     floods = [(i, g) for i, g in enumerate(scenario.groups.get("hazards") or [])
               if getattr(g, "kind", "") == "flood" and getattr(g, "depth_mm", ())]
     for j, m in enumerate(range(1 if control else 0, members)):
@@ -319,7 +342,10 @@ def member_plan(scenario, members, seed, perturbation, *, control=True, call_rat
             over.append(f"hazards.{i}.depth_mm=[{', '.join(repr(round(d * f, 3)) for d in g.depth_mm)}]")
         if hazard_members:
             over = list(hazard_members[j % len(hazard_members)])
-        plan.append({"seed": int(seed), "member": m, "call_rate": rate, "overrides": over, "control": False})
+        demand = float(np.exp(rng.normal(0.0, perturbation.demand_sigma)))      # drawn after the others: they
+        shift = float(rng.normal(0.0, perturbation.reroute_sigma))              # stay what they were
+        plan.append({"seed": int(seed), "member": m, "call_rate": rate, "demand": demand, "reroute_logit": shift,
+                     "overrides": over, "control": False})
     return plan
 
 
@@ -391,12 +417,13 @@ def read_link_counts(path) -> list:
     return out
 
 
-def link_count_fit(states, city, t0_s, counts) -> dict:
-    """GEH of the twin's hourly link outflows up to ``t0_s`` (the snapshot's traffic series)
-    against observed ``counts`` (:func:`read_link_counts`): per site
-    ``GEH = sqrt(2 (M - C)^2 / (M + C))`` (M modelled, C counted, vehicles per hour); a fit
-    is usually called good where GEH < 5 at 85 % of sites. Hours not ended by ``t0_s`` are
-    left out."""
+def count_sites(states, city, t0_s, counts, dt_s=1.0) -> list:
+    """Per observed count (:func:`read_link_counts`) of an hour ended by ``t0_s``: ``(from_id,
+    to_id, hour, modelled, counted)``, the modelled count being the twin's outflow of that link
+    in that hour (the snapshot's traffic series, vehicles). The traffic (ticks of ``dt_s``) is
+    synchronised to the clock every ``sync_s``, so at ``t0_s`` it has simulated up to the last
+    synchronisation before: the hour it has not finished is scaled up by the share simulated
+    (e.g. 60/59 with a 60 s sync at a full hour)."""
     import inspect
 
     from twin.traffic_engine import TrafficEngine
@@ -405,6 +432,7 @@ def link_count_fit(states, city, t0_s, counts) -> dict:
     if "engine_out_outflow" not in tr:
         raise ScenarioError("link counts: the snapshot has no traffic to compare them with")
     flow = np.asarray(tr["engine_out_outflow"], dtype=np.float64).reshape(-1, city.n_links)
+    reached_s = float(np.asarray(tr["engine_out_counters"])[4]) * float(dt_s)
     interval = float(inspect.signature(TrafficEngine).parameters["interval_s"].default)
     per_h = int(round(3600.0 / interval))
     ids = {str(v): i for i, v in enumerate(np.asarray(city.node_ids).tolist())}
@@ -417,14 +445,66 @@ def link_count_fit(states, city, t0_s, counts) -> dict:
             raise ScenarioError(f"link counts: no link from node {fr} to node {to} in {city.name}")
         if (hour + 1) * 3600.0 > t0_s + 1e-6:
             continue
-        m = float(flow[hour * per_h:(hour + 1) * per_h, first[(ids[fr], ids[to])]].sum())
-        geh = math.sqrt(2.0 * (m - c) ** 2 / (m + c)) if m + c > 0 else 0.0
-        sites.append((fr, to, hour, m, c, geh))
-    g = np.array([x[5] for x in sites])
-    worst = sorted(sites, key=lambda x: -x[5])[:3]
+        covered = min(3600.0, reached_s - hour * 3600.0)
+        if covered < 1800.0:
+            continue                                  # (not reached: a snapshot off the traffic's clock)
+        m = float(flow[hour * per_h:(hour + 1) * per_h, first[(ids[fr], ids[to])]].sum()) * 3600.0 / covered
+        sites.append((fr, to, hour, m, float(c)))
+    return sites
+
+
+def _geh(m, c):
+    m, c = np.asarray(m, dtype=np.float64), np.asarray(c, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(m + c > 0, np.sqrt(2.0 * (m - c) ** 2 / np.where(m + c > 0, m + c, 1.0)), 0.0)
+
+
+def link_count_fit(states, city, t0_s, counts, dt_s=1.0) -> dict:
+    """GEH of the twin's hourly link outflows up to ``t0_s`` (the snapshot's traffic series)
+    against observed ``counts`` (:func:`read_link_counts`): per site
+    ``GEH = sqrt(2 (M - C)^2 / (M + C))`` (M modelled, C counted, vehicles per hour); a fit
+    is usually called good where GEH < 5 at 85 % of sites. Hours not ended by ``t0_s`` are
+    left out; ``dt_s``: the traffic's tick (:func:`count_sites`)."""
+    sites = count_sites(states, city, t0_s, counts, dt_s)
+    g = _geh([x[3] for x in sites], [x[4] for x in sites])
+    worst = sorted(zip(sites, g.tolist()), key=lambda x: -x[1])[:3]
     return {"sites": len(sites), "geh_mean": float(g.mean()) if len(g) else math.nan,
             "geh_under_5_share": float((g < 5).mean()) if len(g) else math.nan,
-            "worst": [[fr, to, hour, round(m, 1), c, round(geh, 2)] for fr, to, hour, m, c, geh in worst]}
+            "worst": [[fr, to, hour, round(m, 1), c, round(geh, 2)] for (fr, to, hour, m, c), geh in worst]}
+
+
+#: Relative error of a link count as a measure of the demand (counting and the twin's routes;
+#: an assumption): a count's error variance is ``C + (COUNT_REL_SD C)^2`` (Poisson plus relative).
+COUNT_REL_SD = 0.1
+
+
+def fit_demand(sites, factors) -> tuple:
+    """Assimilate link counts into the members' demand factors: ``(factors, fit)``.
+
+    The observed quantity of a member with demand factor ``f`` is ``f M`` at each site-hour
+    (``M`` the twin's count so far: the past demand scaled, a linear observation operator; a
+    congested link's count grows less than its demand, so congested sites pull ``f`` low). The
+    ensemble adjustment Kalman filter (:func:`twin.assimilate.eakf_update`) updates the factors
+    with each count ``C`` of error variance ``max(1, C + (0.1 C)^2)`` (:data:`COUNT_REL_SD`);
+    with this linear operator the posterior mean and variance are the exact linear-Gaussian ones
+    of the prior ensemble's moments. Sites where the twin counted nothing are left out.
+    ``fit``: the sites used, prior and posterior P5/P50/P95, and the GEH with the posterior
+    median's demand."""
+    from twin.assimilate import eakf_update
+
+    f0 = np.asarray(factors, dtype=np.float64)
+    use = [x for x in sites if x[3] > 0]
+    if len(f0) < 2 or not use:
+        return f0, None
+    m = np.array([x[3] for x in use])
+    c = np.array([x[4] for x in use])
+    r = np.maximum(1.0, c + (COUNT_REL_SD * c) ** 2)
+    post = np.maximum(eakf_update(f0, c, r, obs_operator=m[:, None]), 0.0)
+    q = lambda a: [float(v) for v in np.percentile(a, [5, 50, 95])]      # noqa: E731
+    p = q(post)
+    return post, {"sites": len(use), "left_out": len(sites) - len(use), "prior": q(f0), "posterior": p,
+                  "geh_mean_before": float(_geh(m, c).mean()), "geh_mean_after": float(_geh(p[1] * m, c).mean()),
+                  "method": "ensemble adjustment Kalman filter, counts = factor x the twin's counts so far"}
 
 
 def observed_call_times(states, t0_s) -> np.ndarray:
@@ -516,8 +596,9 @@ def forecast(snapshot, *, scenario=None, overrides=None, members=40, horizons_s=
     this is). ``hazard_ensemble`` (a TOML file, :func:`read_hazard_ensemble`, or lists of
     overrides): the hazard forecast's members, taken in turn by the perturbed members instead
     of the flood-depth factors. ``observed_counts`` (a CSV, :func:`read_link_counts`): hourly
-    link counts whose fit to the twin's traffic so far is reported (GEH, :func:`link_count_fit`;
-    not yet assimilated). ``progress(done, total)`` after each member."""
+    link counts whose fit to the twin's traffic so far is reported (GEH, :func:`link_count_fit`)
+    and, with ``assimilate``, assimilated into the members' demand factors (:func:`fit_demand`).
+    ``progress(done, total)`` after each member."""
     if isinstance(members, bool) or not isinstance(members, (int, np.integer)) or members < 1:
         raise ScenarioError(f"forecast: {members!r} members; expected a whole number >= 1")
     hs = [float(h) for h in horizons_s]
@@ -589,16 +670,24 @@ def _forecast(snapshot, scenario, overrides, members, hs, seed, pert, th, assimi
             times = np.asarray(observed_calls, dtype=np.float64)
         ems_spec = _ems_spec(sc, int(meta["seed"]))
         rates, fit = fit_call_rate(ems_spec, times, 0.0, t0, pert.call_rate_sigma, seed, n_perturbed)
-    count_fit = link_count_fit(states, sc.city, t0, counts) if counts is not None else None
+    dt = float(getattr(sc.groups.get("traffic"), "dt_s", 1.0))
+    count_fit = link_count_fit(states, sc.city, t0, counts, dt) if counts is not None else None
     hz = None
     if hazard_ensemble is not None:
         hz = (read_hazard_ensemble(hazard_ensemble, sc.resolved_text)
               if isinstance(hazard_ensemble, (str, bytes)) or hasattr(hazard_ensemble, "__fspath__")
               else [list(m) for m in hazard_ensemble])
     plan = member_plan(sc, int(members), seed, pert, control=control, call_rates=rates, hazard_members=hz)
+    demand_fit = None
+    if counts is not None and assimilate:
+        moved = [p for p in plan if not p["control"]]
+        post, demand_fit = fit_demand(count_sites(states, sc.city, t0, counts, dt), [p["demand"] for p in moved])
+        for p, f in zip(moved, post):
+            p["demand"] = float(f)
     text = sc.resolved_text
-    tasks = [(str(snapshot), text, list(overrides or []) + p["overrides"], p["seed"], p["member"], p["call_rate"], hs,
-              not p["control"]) for p in plan]
+    keys = ("call_rate", "demand", "reroute_logit")
+    tasks = [(str(snapshot), text, list(overrides or []) + p["overrides"], p["seed"], p["member"],
+              {k: p[k] for k in keys}, hs, not p["control"]) for p in plan]
     done = [0]
 
     def on_result(i, row):
@@ -611,10 +700,11 @@ def _forecast(snapshot, scenario, overrides, members, hs, seed, pert, th, assimi
     return ForecastResult(t0_s=t0, horizons_s=hs, kpi_names=list(KPIS),
                           kpis=np.array([r["kpis"] for r in rows], dtype=np.float64),
                           zones=rows[0]["zones"], p1_late=np.array([r["late"] for r in rows], dtype=bool),
-                          members=[{k: p[k] for k in ("member", "call_rate", "overrides", "control")} for p in plan],
+                          members=[{k: p[k] for k in ("member", *keys, "overrides", "control")} for p in plan],
                           cut=cut, risk_thresholds=th, zone_map=rows[0]["map"],
                           district_calls=np.array([r["calls"] for r in rows], dtype=np.int64), fit=fit,
-                          harms=_harm_arrays(rows), city=sc.city, observed=observed, count_fit=count_fit)
+                          harms=_harm_arrays(rows), city=sc.city, observed=observed, count_fit=count_fit,
+                          demand_fit=demand_fit)
 
 
 def _harm_arrays(rows) -> dict:

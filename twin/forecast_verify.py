@@ -2,7 +2,8 @@
 
 A *truth* is a run of the scenario with its own call-rate and flood-depth factors, drawn from
 the same distributions as the members' (:class:`twin.forecast.Perturbation`) under a seed the
-forecasts never see, and its own run seed. Snapshots of the truth at the issue times are the
+forecasts never see, and its own run seed; from each issue time it goes on with its own
+traffic demand and re-routing factors (a fork of its snapshot on dice of that seed). Snapshots of the truth at the issue times are the
 "city as it is now"; each forecast starts from one with the scenario's *nominal* rates and
 depths, assimilates the truth's calls so far (:func:`twin.forecast.fit_call_rate`), perturbs
 every member (no control member: the control would be the truth itself) and is scored against
@@ -43,7 +44,8 @@ def truth_overrides(scenario, truth, seed, perturbation) -> tuple:
     else:
         raise ScenarioError("verify: the scenario's [calls] need rate_per_1000_per_day or one rate_per_h for a "
                             "synthetic truth's call-rate factor")
-    return over + plan["overrides"], {"call_rate": plan["call_rate"], "depths": plan["overrides"]}
+    return over + plan["overrides"], {"call_rate": plan["call_rate"], "depths": plan["overrides"],
+                                      "demand": plan["demand"], "reroute_logit": plan["reroute_logit"]}
 
 
 @dataclass
@@ -129,8 +131,10 @@ def verify_forecasts(scenario_text, *, truths, issue_times_s, horizons_s, member
             at = f"{out}@{t0:.0f}"                         # the snapshot at t0 s
             extra = [] if target_s is None else [x - t0 for x in target_s if x > t0]
             hall = sorted(set(hs) | set(extra))
-            truth = run_member(at, load_scenario(scenario_text, overrides=base + over).resolved_text, [], 0, 0, 1.0,
-                               hall, forked=False)
+            # the truth goes on from its snapshot with its own demand and re-routing (its own dice)
+            truth = run_member(at, load_scenario(scenario_text, overrides=base + over).resolved_text, [], truth_seed,
+                               k + 1, {"call_rate": 1.0, "demand": factors["demand"],
+                                       "reroute_logit": factors["reroute_logit"]}, hall, forked=True)
             fc = forecast(at, scenario=nominal.resolved_text, members=members, horizons_s=hall, seed=seed,
                           perturbation=pert, control=False)
             calls, y = np.moveaxis(fc.district_calls, 0, -1), np.asarray(truth["calls"])

@@ -236,6 +236,14 @@ class TrafficEngine(NetworkEventsMixin):
             raise DemandError(f"{n:,} route entries (links over all routes plus one per trip); at most "
                               f"2**31 - 2 are supported")
 
+    def _reserve_routes(self, need):
+        """Room for ``need`` more entries in ``route_seq`` and ``route_owner`` (growing by half)."""
+        if self.route_used + need > len(self.route_seq):
+            grow = max(need, len(self.route_seq) // 2)
+            self._check_route_size(self.route_used + grow)
+            self.route_seq = np.concatenate([self.route_seq, np.empty(grow, dtype=np.int32)])
+            self.route_owner = np.concatenate([self.route_owner, np.empty(grow, dtype=np.int32)])
+
     def _build_departure_groups(self):
         """Group the vehicles by first link; those already on the road first (kernel contract)."""
         n_veh = self.n_veh
@@ -365,11 +373,7 @@ class TrafficEngine(NetworkEventsMixin):
         v = self.n_veh
         # the new vehicle's route, with its sentinel, at the end of route_seq
         need = len(rl) + 1
-        if self.route_used + need > len(self.route_seq):
-            grow = max(need, len(self.route_seq) // 2)
-            self._check_route_size(self.route_used + grow)
-            self.route_seq = np.concatenate([self.route_seq, np.empty(grow, dtype=np.int32)])
-            self.route_owner = np.concatenate([self.route_owner, np.empty(grow, dtype=np.int32)])
+        self._reserve_routes(need)
         start = self.route_used
         self.route_seq[start:start + len(rl)] = rl
         self.route_seq[start + len(rl)] = -1 - v
@@ -583,11 +587,7 @@ class TrafficEngine(NetworkEventsMixin):
         """
         lens = np.diff(seg_off)
         need = int(lens.sum()) + len(vehicles)
-        if self.route_used + need > len(self.route_seq):
-            grow = max(need, len(self.route_seq) // 2)
-            self._check_route_size(self.route_used + grow)
-            self.route_seq = np.concatenate([self.route_seq, np.empty(grow, dtype=np.int32)])
-            self.route_owner = np.concatenate([self.route_owner, np.empty(grow, dtype=np.int32)])
+        self._reserve_routes(need)
         base = self.route_used
         seg_start = base + seg_off[:-1] + np.arange(len(vehicles))
         sentinel = seg_start + lens
@@ -751,5 +751,13 @@ class TrafficEngine(NetworkEventsMixin):
         res.trips["vehicle_class"] = pd.Categorical.from_codes(np.minimum(self.veh_class, 1).astype(np.int8),
                                                                categories=["car", "emergency"])
         res.kpis["rerouted"] = int(self.n_rerouted)
+        if getattr(self, "cancelled", None) is not None:     # a forecast member's demand (twin.traffic_fork)
+            from twin.traffic_fork import cancelled_mask
+
+            gone = cancelled_mask(self)
+            res.trips["status"] = res.trips["status"].cat.add_categories(["cancelled"])
+            res.trips.loc[gone, "status"] = "cancelled"
+            res.kpis["unroutable"] -= int(gone.sum())
+            res.kpis["cancelled"] = int(gone.sum())
         res.meta["kernel_s"] = self.kernel_s
         return res

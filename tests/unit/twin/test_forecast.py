@@ -8,6 +8,9 @@
 - The expected calls of a window are the rates integrated over the TOML's hourly profile; the
   call-rate posterior from the calls observed matches numerical quadrature of prior times
   Poisson likelihood.
+- A member's traffic demand factor thins or copies the trips not yet departed (as many as the
+  factor says, within Poisson-binomial noise); link counts assimilated by the ensemble
+  adjustment Kalman filter give the linear-Gaussian posterior of the demand factor exactly.
 - Verification against synthetic truths held out: the members' 90 % intervals cover the truth
   in 80-97 % of over 200 (truth, issue, horizon, district) cases, and the CRPS of a fixed
   window does not grow when it is forecast from a later state.
@@ -42,7 +45,7 @@ def _same(a, b):
 @pytest.fixture(scope="module")
 def snap(tmp_path_factory):
     d = tmp_path_factory.mktemp("fc")
-    plain = run("hefei_day", out=d / "day.h5", overrides=HEFEI_DAY_6H, snapshot_at_s=[21600.0])
+    plain = run("hefei_day", out=d / "day.h5", overrides=HEFEI_DAY_6H, snapshot_at_s=[21600.0, 28800.0])
     return d, plain, f"{d / 'day.h5'}@06:00"
 
 
@@ -315,14 +318,98 @@ def test_link_counts_are_fitted_by_geh(snap):
     r = open_results(d / "day.h5")
     t, out = r.series("/timeseries/traffic_links/outflow_veh")
     hour = (t // 3600).astype(int)
-    k = int(np.argmax(out[hour == 5].sum(axis=0)))           # the busiest link between 05:00 and 06:00
-    m = float(out[hour == 5, k].sum())
+    k = int(np.argmax(out[hour == 4].sum(axis=0)))           # the busiest link between 04:00 and 05:00 (simulated whole by 06:00)
+    m = float(out[hour == 4, k].sum())
     ids = np.asarray(city.node_ids)
     fr, to = str(ids[city.link_from_idx[k]]), str(ids[city.link_to_idx[k]])
-    fit = link_count_fit(states, city, t0, [(fr, to, 5, m), (fr, to, 6, 1.0)])
+    fit = link_count_fit(states, city, t0, [(fr, to, 4, m), (fr, to, 6, 1.0)])
     assert fit["sites"] == 1 and fit["geh_mean"] == pytest.approx(0.0, abs=1e-9)     # 06:00-07:00 not ended
     assert m > 0                                              # ambulances drive before the 07:00 trips
-    fit = link_count_fit(states, city, t0, [(fr, to, 5, 1.5 * m)])
+    fit = link_count_fit(states, city, t0, [(fr, to, 4, 1.5 * m)])
     assert fit["geh_mean"] == pytest.approx(math.sqrt(2 * (0.5 * m) ** 2 / (2.5 * m)))
     with pytest.raises(ScenarioError, match="no link from node 1 to node 2"):
         link_count_fit(states, city, t0, [("1", "2", 5, 3.0)])
+
+
+def _member_sim(at, factors, seed=3, member=1, overrides=()):
+    meta, t0, states = read_checkpoint(at)
+    sc = load_scenario(meta["scenario"], overrides=list(overrides)).replanned(int(meta["seed"]))
+    sim = Simulation(sc, seed=int(meta["seed"]), until_s=sc.run_group.until_s, drain=sc.run_group.drain, start_s=t0)
+    return sim, sim.run(state=states, fork={"seed": seed, "member": member, **factors})
+
+
+def test_a_members_demand_factor_scales_the_trips_still_to_depart(snap):
+    """hefei_day from 06:00: its 10,000 trips depart 07:00-09:00, so all are still to come; a
+    factor 0.6 cancels each with probability 0.4, a factor 1.5 copies each with probability 0.5."""
+    d, plain, at = snap
+    n = 10000
+    for f, col in ((0.6, "cancelled"), (1.5, None)):
+        sim, res = _member_sim(at, {"demand": f})
+        tr = res["traffic"].values["traffic"]
+        own = tr.trips.iloc[:n]
+        if col:
+            k = int((own["status"] == "cancelled").sum())
+            assert tr.kpis["cancelled"] == k and abs(k - 0.4 * n) < 4 * math.sqrt(0.24 * n)
+        else:
+            legs = int((res["traffic"].values["unit_legs"]["vehicle"] >= 0).sum())
+            extra = len(tr.trips) - n - legs
+            assert abs(extra - 0.5 * n) < 4 * math.sqrt(0.25 * n) and "cancelled" not in tr.kpis
+    shift = 0.8
+    sim, res = _member_sim(at, {"reroute_logit": shift}, overrides=["traffic.reroute_share=0.2"])
+    eng = next(f for f in sim.flows if f.name == "traffic").coupling.engine
+    assert eng.reroute_share == pytest.approx(1.0 / (1.0 + math.exp(-(math.log(0.25) + shift))))
+
+
+def test_link_counts_update_the_demand_factors_as_the_closed_form_says(snap):
+    """Counts 1.3 times the twin's on the 20 busiest links 07:00-08:00 (snapshot 08:00): the
+    posterior mean and variance of the members' demand factors are the linear-Gaussian update of
+    the prior ensemble's moments (observation f M, variance C + (0.1 C)^2), its median is near
+    1.3, and the GEH at the posterior median is smaller than before."""
+    from twin.forecast import COUNT_REL_SD, count_sites, fit_demand
+    from twin.results import open_results
+
+    d, plain, at = snap
+    at8 = f"{d / 'day.h5'}@08:00"
+    meta, t0, states = read_checkpoint(at8)
+    city = load_scenario("hefei_day").city
+    t, out = open_results(d / "day.h5").series("/timeseries/traffic_links/outflow_veh")
+    m7 = out[(t // 3600).astype(int) == 7].sum(axis=0)
+    top = np.argsort(-m7)[:20]
+    ids = np.asarray(city.node_ids)
+    counts = [(str(ids[city.link_from_idx[k]]), str(ids[city.link_to_idx[k]]), 7, 1.3 * float(m7[k])) for k in top]
+    sites = count_sites(states, city, t0, counts + [(counts[0][0], counts[0][1], 8, 5.0)])
+    assert len(sites) == 20                                      # 08:00-09:00 not ended
+    # at 08:00 the traffic has run to its last sync, 07:59: the hour is scaled by 60/59
+    got = np.array([x[3] for x in sites])
+    assert abs(got.sum() / m7[top].sum() - 1.0) < 0.01
+    prior = np.exp(np.random.default_rng(0).normal(0.0, 0.1, 39))
+    post, fit = fit_demand(sites, prior)
+    m, c = np.array([x[3] for x in sites]), 1.3 * m7[top].astype(float)
+    r = np.maximum(1.0, c + (COUNT_REL_SD * c) ** 2)
+    var = 1.0 / (1.0 / prior.var(ddof=1) + (m * m / r).sum())
+    mean = var * (prior.mean() / prior.var(ddof=1) + (m * c / r).sum())
+    assert post.mean() == pytest.approx(mean, rel=1e-9) and post.var(ddof=1) == pytest.approx(var, rel=1e-9)
+    assert 1.2 < fit["posterior"][1] < 1.35 and fit["posterior"][2] - fit["posterior"][0] < fit["prior"][2] - fit["prior"][0]
+    assert fit["geh_mean_after"] < fit["geh_mean_before"] and fit["sites"] == 20
+    assert fit_demand([], prior) == (pytest.approx(prior), None)
+
+
+def test_a_forecast_assimilates_link_counts_into_its_members(snap, tmp_path):
+    d, plain, at = snap
+    city = load_scenario("hefei_day").city
+    from twin.results import open_results
+
+    t, out = open_results(d / "day.h5").series("/timeseries/traffic_links/outflow_veh")
+    m7 = out[(t // 3600).astype(int) == 7].sum(axis=0)
+    ids = np.asarray(city.node_ids)
+    csv = tmp_path / "counts.csv"
+    csv.write_text("from_node,to_node,hour,count\n" + "".join(
+        f"{ids[city.link_from_idx[k]]},{ids[city.link_to_idx[k]]},07:00,{0.8 * m7[k]:.0f}\n" for k in np.argsort(-m7)[:10]))
+    res = forecast(f"{d / 'day.h5'}@08:00", members=4, horizons_s=[3600.0], seed=2, observed_counts=csv)
+    f = res.demand_fit
+    assert f is not None and f["sites"] == 10 and f["posterior"][1] < 0.95
+    assert res.members[0]["demand"] == 1.0 and all(m["demand"] < 1.0 for m in res.members[1:])
+    assert any("traffic demand from 10 counted site-hours" in line for line in res.lines())
+    off = forecast(f"{d / 'day.h5'}@08:00", members=2, horizons_s=[3600.0], seed=2, observed_counts=csv,
+                   assimilate=False)
+    assert off.demand_fit is None and off.count_fit["sites"] == 10
