@@ -251,7 +251,11 @@ def draw_call_table(spec: EmsSpec, time_s, zone_idx, type_idx, streams, *, prior
     prio = (np.array([c.priority for c in spec.call_types], dtype=np.int8)[ctype] if priority is None
             else np.asarray(priority, dtype=np.int8))
 
-    processing = spec.dispatch.processing.ppf(streams["dispatch"].random(n))
+    u_proc = streams["dispatch"].random(n)
+    processing = np.asarray(spec.dispatch.processing.ppf(u_proc), dtype=np.float64)
+    for k, d in enumerate(spec.dispatch.type_processing):        # each agency's own interview times
+        sel = ctype == k
+        processing[sel] = d.ppf(u_proc[sel])
     srv = streams["service"]
     u_busy = srv.random(n)
     turnout = spec.service.turnout.ppf(srv.random(n))

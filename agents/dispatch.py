@@ -1,7 +1,9 @@
 """The dispatch centre and its unit-selection policies (plug-ins).
 
 A call reaches the centre at its call time, is processed for ``processing_s`` and becomes
-*ready*. The call type names the units it needs, one *slot* per unit with a kind and an
+*ready*. With call-taking centres (:attr:`twin.emergency.DispatchSpec.centres`) it first waits
+for a free call taker of its centre, who stays with it while it is processed
+(:class:`twin.agents.call_taking.CallTakers`). The call type names the units it needs, one *slot* per unit with a kind and an
 optional fallback kind (see :attr:`twin.emergency.CallTypeSpec.slots`). For each slot in
 order the policy picks an eligible idle unit of the slot's kind, else of its fallback
 kind. Units found are dispatched at once (partial dispatch). If a slot stays open the call
@@ -122,18 +124,46 @@ class DispatchCentre(mesa.Agent):
         self.pending = {}
         self.queue_series = [(0.0, 0)]
         self.processing = {}        # call -> its call-taking process (calls not ready yet)
-        self._instant = model.spec.dispatch.processing.is_zero
+        d = model.spec.dispatch
+        self._instant = d.processing.is_zero and all(p.is_zero for p in d.type_processing)
+        self.takers = None
+        if d.centres:
+            from twin.agents.call_taking import CallTakers
+
+            self.takers = CallTakers([c[0] for c in d.centres], [c[1] for c in d.centres], d.centre_of_type)
 
     def receive(self, call_idx):
-        """A call arrives now."""
+        """A call arrives now (with call takers: it may wait for one)."""
+        t, calls = self.takers, self.model.calls
+        if (t is not None and calls.zone_idx[call_idx] >= 0          # (an incident's patient: no call to answer)
+                and not t.arrive(call_idx, calls.type_idx[call_idx], self.env.now)):
+            return
+        self._answered(call_idx)
+
+    def restore_takers(self, state) -> None:
+        """Take the call takers' state back (a checkpoint); calls waiting while call takers are
+        free (the what-if gave more) are answered now."""
+        self.takers.restore(state)
+        for c in self.takers.take_waiting(self.env.now):
+            self._answered(c)
+
+    def _answered(self, call_idx):
         if self._instant:
-            self._ready(call_idx)
+            self._processed(call_idx)
         else:
             self.processing[call_idx] = self.env.process(self._process(call_idx))
 
     def _process(self, call_idx, wait=None):
         yield wait if wait is not None else self.env.timeout(float(self.model.calls.processing_s[call_idx]))
         del self.processing[call_idx]
+        self._processed(call_idx)
+
+    def _processed(self, call_idx):
+        """Processing is over: the call taker takes the next waiting call; this one is ready."""
+        if self.takers is not None:
+            nxt = self.takers.release(call_idx, self.env.now)
+            if nxt is not None:
+                self._answered(nxt)
         self._ready(call_idx)
 
     def _pick(self, call_idx, kind, fallback):

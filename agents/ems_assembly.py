@@ -293,6 +293,10 @@ def ems_result(model, end_s: float) -> EmsResult:
     if spec.incidents:
         ik, extra["incidents"] = _incident_table(model)
         kpis.update(ik)
+    if model.dispatch.takers is not None:
+        ck, extra["call_centres"] = model.dispatch.takers.kpis(spec.warmup_s, float(until_s))
+        kpis.update(ck)
+        extra["call_taking"] = model.dispatch.takers.table()
     ev = np.array(model.unit_events, dtype=np.float64).reshape(-1, 4)
     unit_events = pd.DataFrame({"time_s": ev[:, 0], "unit_idx": ev[:, 1].astype(np.int32),
                                 "call_id": ev[:, 2].astype(np.int64),

@@ -137,6 +137,8 @@ def model_snapshot(model, pending) -> dict:
     out["dispatch"] = {"queue": [list(e) for e in d.queue], "pending": [[c, list(s)] for c, s in d.pending.items()],
                        "series": [list(x) for x in d.queue_series],
                        "processing": [[c, *pending(p._target)] for c, p in d.processing.items()]}
+    if d.takers is not None:
+        out["dispatch"]["takers"] = d.takers.snapshot()
     granted, pickups, reserved = {}, {}, {}
     out["transfers"] = []           # [call, from hospital, picked up, stay row at the receiving one (-1: begun), los_s]
     for c, t in sorted(model.transfers.items()):
@@ -323,6 +325,10 @@ def model_restore(model, state, wakeup) -> None:
     d.queue = [(int(p), float(t), int(c)) for p, t, c in state["dispatch"]["queue"]]
     d.pending = {int(c): [int(x) for x in slots] for c, slots in state["dispatch"]["pending"]}
     d.queue_series = [(float(t), int(n)) for t, n in state["dispatch"]["series"]]
+    saved = state["dispatch"].get("takers")
+    if d.takers is None and saved is not None and any(saved["waiting"]):
+        raise ScenarioError("checkpoint: the snapshot has calls waiting for call takers and this scenario has no "
+                            "[[agencies]]; keep the agencies (their call takers may change)")
     model.transfers = {}
     for c, from_idx, picked, row, los_s in state.get("transfers", []):     # (rows: indices until the hospitals)
         t = _Transfer(int(row) if int(row) >= 0 else None, None, None if los_s < 0 else float(los_s), env.event(),
@@ -337,6 +343,8 @@ def model_restore(model, state, wakeup) -> None:
         _unit_restore(model, model.units[k], s, wakeup, legs, granted)
     for c, *entry in state["dispatch"]["processing"]:
         d.processing[int(c)] = env.process(d._process(int(c), wakeup(entry)))
+    if d.takers is not None and saved is not None:
+        d.restore_takers(saved)
     for rec in model.sources:         # started by another flow's build (calls added up front): the state has it
         rec[2] = rec[1]
     model.sources = []

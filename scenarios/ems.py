@@ -388,6 +388,14 @@ def _report(k, ems, districts, days):
                          f"({k[f'response_p{p}_n']} calls, mean {_fmt_min(k[f'response_p{p}_mean_s'])})")
     lines += [f"{'unit utilisation (mean)':<34} {_fmt_pct(k['unit_utilisation_mean'])}",
               f"{'dispatch wait (share waiting)':<34} {_fmt_pct(k['dispatch_wait_share'])}"]
+    if ems.call_centres is not None:
+        lines.append(f"{'call taking (wait)':<34} mean {_fmt_min(k['call_taking_wait_mean_s'])}, "
+                     f"{_fmt_pct(k['call_taking_wait_share'])} waited, {_fmt_pct(k['call_taking_answered_in_target_share'])}"
+                     f" answered within 20 s")
+        for r in ems.call_centres.itertuples():
+            takers = "unlimited" if not math.isfinite(r.call_takers) else f"{r.call_takers:g}"
+            lines.append(f"{'  centre ' + r.centre:<34} {r.calls:,} calls, {takers} call takers, mean wait "
+                         f"{_fmt_min(r.wait_mean_s)}, {_fmt_pct(r.answered_in_target_share)} within 20 s")
     lines += _hospital_lines(k, ems)
     if "relocation_orders" in k:
         lines.append(f"{'move-up relocations':<34} {k['relocation_moves']} moves "

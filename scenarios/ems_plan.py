@@ -16,7 +16,7 @@ from twin.emergency import (UNIT_KINDS, CallTypeSpec, DispatchSpec, EmsLayout, E
                             RelocationSpec, ServiceSpec, UnitSpec, ZoneSpec, travel_time_matrix)
 from twin.errors import ScenarioError
 from twin.graph import scenario_node_index
-from twin.spec import where
+from twin.spec import did_you_mean, where
 
 __all__ = ["EmsPlan", "node_index"]
 
@@ -143,6 +143,43 @@ def _relocation(groups, station_loc, label):
             rows.append(tuple(station_loc[st_names.index(name)] for name in row))
         out.append(RelocationSpec(tuple(r["kinds"]), tuple(rows)))
     return out
+
+
+def _centres(groups, label):
+    """``(centres, centre_of_type, type_processing)`` of the dispatch from ``[[agencies]]`` and
+    ``[coordination]`` (all empty without agencies)."""
+    import math
+
+    agencies = groups.get("agencies") or []
+    if not agencies:
+        return (), (), ()
+    types = [c.name for c in groups["call_types"]]
+    owner, names = {}, set()
+    for i, a in enumerate(agencies):
+        at = where(label, "agencies", i, a.name)
+        if a.name in names:
+            raise ScenarioError(f"{at}: a second agency named {a.name!r}; expected unique names")
+        names.add(a.name)
+        for t in map(str, a.call_types):
+            if t not in types:
+                raise ScenarioError(f"{at} call_types: no call type {t!r}; {did_you_mean(t, types)}call types: "
+                                    f"{', '.join(map(repr, types))}")
+            if t in owner:
+                raise ScenarioError(f"{at} call_types: {t!r} is answered by agency {agencies[owner[t]].name!r} "
+                                    f"already; a call type belongs to one agency")
+            owner[t] = i
+    missing = [t for t in types if t not in owner]
+    if missing:
+        raise ScenarioError(f"{where(label, 'agencies')}: call type(s) {', '.join(map(repr, missing))} answered by no "
+                            f"agency; add each to one agency's call_types")
+    takers = [math.inf if a.call_takers is None else int(a.call_takers) for a in agencies]
+    if groups["coordination"].mode == "unified":
+        centres, of_type = (("unified", sum(takers)),), (0,) * len(types)
+    else:
+        centres, of_type = tuple((a.name, n) for a, n in zip(agencies, takers)), tuple(owner[t] for t in types)
+    own = [agencies[owner[t]].processing for t in types]
+    proc = tuple(p if p is not None else groups["dispatch"].processing for p in own) if any(p is not None for p in own) else ()
+    return centres, of_type, proc
 
 
 def _call_type_spec(c, share):
@@ -316,7 +353,8 @@ class EmsPlan:
                            call_types=tuple(_call_type_spec(c, sh) for c, sh in zip(groups["call_types"], shares)),
                            units=tuple(_units(groups, station_loc)), hospitals=tuple(_hospitals(groups, hospital_loc)),
                            dispatch=DispatchSpec(dsp.policy, (), dsp.processing, dsp.max_queue,
-                                                 tuple(_relocation(groups, station_loc, label)), dsp.compliance_rate),
+                                                 tuple(_relocation(groups, station_loc, label)), dsp.compliance_rate,
+                                                 *_centres(groups, label)),
                            service=ServiceSpec(svc.mode, svc.busy_time, svc.turnout, svc.handover, svc.return_mode),
                            hourly_profile=tuple(calls.hourly_profile), response_target_s=targets,
                            warmup_s=kpi.warmup_s, rate_table_per_h=rate_table, incidents=tuple(incidents))

@@ -1,5 +1,6 @@
 """The EMS flow's scenario tables: ``[kpi]``, ``[calls]``, ``[[call_types]]``, ``[[stations]]``,
-``[[hospitals]]``, ``[dispatch]``, ``[service]``, with their domain converters.
+``[[hospitals]]``, ``[dispatch]``, ``[service]``, ``[[agencies]]`` and ``[coordination]``, with
+their domain converters.
 
 Durations are seconds: a number (constant) or a table ``{kind = "lognormal", mean_s = 900,
 cv = 0.5}``, or an empirical table ``{kind = "empirical", values_s = [3600, 7200, 86400],
@@ -19,7 +20,7 @@ from twin.errors import ScenarioError
 from twin.spec import Table, setting
 
 __all__ = ["KpiGroup", "CallsGroup", "CallTypeGroup", "StationGroup", "HospitalGroup", "DispatchGroup",
-           "ServiceGroup", "EMS_TABLES", "DIST_TEXT", "dist_setting"]
+           "ServiceGroup", "AgencyGroup", "CoordinationGroup", "EMS_TABLES", "DIST_TEXT", "dist_setting"]
 
 #: What a duration setting accepts (in messages).
 DIST_TEXT = "a number of seconds or a table {kind, mean_s, cv} or {kind = 'empirical', values_s, weights}"
@@ -230,6 +231,30 @@ class ServiceGroup:
                                                      "signal preemption, the 'green wave')", minimum=0.0)
 
 
+@dataclass(frozen=True)
+class AgencyGroup:
+    """``[[agencies]]``: a department with its own dispatch centre (120 medical, 119 fire, 110
+    police ...): the call types its centre answers, its call takers and their interview time
+    (:mod:`twin.agents.call_taking`). Every call type belongs to exactly one agency."""
+
+    name: str = setting("", "str", "agency name")
+    call_types: tuple = setting((), "ids", "the [[call_types]] (names) whose calls its centre answers")
+    call_takers: int | None = setting(None, "int", "call takers answering its calls at once (omit: unlimited, no "
+                                                   "call waits for one)", minimum=1, maximum=100_000)
+    processing: Dist | None = setting(None, "dist", f"call processing (interview) time of its calls (omit: "
+                                                    f"[dispatch] processing): {DIST_TEXT}", convert=_dist,
+                                      plain=_dist_plain)
+
+
+@dataclass(frozen=True)
+class CoordinationGroup:
+    """``[coordination]``: how the agencies' centres work together."""
+
+    mode: str = setting("siloed", "choice", "'siloed': each agency's centre answers its own calls with its own call "
+                                            "takers; 'unified': one centre with all the call takers answers every "
+                                            "call", choices=("siloed", "unified"))
+
+
 _NODE = (("node", "the city node id"),)
 
 #: The EMS flow's tables, in scenario order.
@@ -238,4 +263,7 @@ EMS_TABLES = (
     Table("stations", StationGroup, array=True, required=_NODE),
     Table("hospitals", HospitalGroup, array=True, required=_NODE),
     Table("dispatch", DispatchGroup), Table("service", ServiceGroup),
+    Table("agencies", AgencyGroup, array=True, required=(("name", "the agency's name"),
+                                                          ("call_types", "the call types its centre answers"))),
+    Table("coordination", CoordinationGroup),
 )

@@ -185,7 +185,9 @@ class EmsSpec:
             kw["hospitals"] = _tuple_of(HospitalSpec, kw["hospitals"], f"{where}.hospitals",
                                         length_of_stay=_dist_conv, ward_los=_dist_conv, icu_los=_dist_conv)
         if "dispatch" in kw and not isinstance(kw["dispatch"], DispatchSpec):
-            kw["dispatch"] = _build(DispatchSpec, kw["dispatch"], f"{where}.dispatch", processing=_dist_conv)
+            kw["dispatch"] = _build(DispatchSpec, kw["dispatch"], f"{where}.dispatch", processing=_dist_conv,
+                                    type_processing=lambda v, w: tuple(_dist_conv(x, f"{w}[{i}]")
+                                                                       for i, x in enumerate(v)))
         if "service" in kw and not isinstance(kw["service"], ServiceSpec):
             kw["service"] = _build(ServiceSpec, kw["service"], f"{where}.service", busy_time=_dist_conv,
                                    turnout=_dist_conv, handover=_dist_conv)
@@ -329,6 +331,35 @@ class EmsSpec:
             if dup:
                 _fail(w, f"duplicate {label} names {dup}; expected unique names")
 
+    def _check_centres(self):
+        """The call-taking centres: names, call takers (whole numbers >= 1 or inf), a centre
+        for every call type, and a processing distribution per type where given."""
+        w, d, n_t = "ems.dispatch", self.dispatch, len(self.call_types)
+        if d.type_processing and len(d.type_processing) != n_t:
+            _fail(f"{w}.type_processing", f"found {len(d.type_processing)} entries for {n_t} call types; expected "
+                                          f"one Dist per call type")
+        for i, x in enumerate(d.type_processing):
+            if not isinstance(x, Dist):
+                _fail(f"{w}.type_processing[{i}]", f"found {x!r}; expected a Dist")
+        if not d.centres:
+            if d.centre_of_type:
+                _fail(f"{w}.centre_of_type", "given without centres")
+            return
+        for i, c in enumerate(d.centres):
+            ok = isinstance(c, (tuple, list)) and len(c) == 2 and isinstance(c[0], str)
+            n = c[1] if ok else None
+            if not ok or isinstance(n, bool) or not isinstance(n, (int, float, np.integer)) or not (
+                    n == math.inf or (math.isfinite(n) and float(n) == int(n) and 1 <= n <= 100_000)):
+                _fail(f"{w}.centres[{i}]", f"found {c!r}; expected (name, call takers: a whole number from 1 to "
+                                           f"100,000, or inf)")
+        names = [c[0] for c in d.centres]
+        if len(set(names)) != len(names):
+            _fail(f"{w}.centres", f"duplicate names in {names}; expected unique centre names")
+        if len(d.centre_of_type) != n_t or not all(isinstance(k, (int, np.integer)) and 0 <= k < len(d.centres)
+                                                   for k in d.centre_of_type):
+            _fail(f"{w}.centre_of_type", f"found {list(d.centre_of_type)}; expected a centre index (0.."
+                                         f"{len(d.centres) - 1}) for each of the {n_t} call types")
+
     def _check_dispatch(self):
         """Check the dispatch policy and store the preference lists checked (relocation: see
         :meth:`_check_relocation`)."""
@@ -339,6 +370,7 @@ class EmsSpec:
             _integer(d.max_queue, f"{w}.dispatch.max_queue")
         if not isinstance(d.processing, Dist):
             _fail(f"{w}.dispatch.processing", f"found {d.processing!r}; expected a Dist")
+        self._check_centres()
         n_units = len(self.units)
         if d.policy == "preference":
             lists = d.preference_lists

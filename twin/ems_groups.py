@@ -239,6 +239,15 @@ class DispatchSpec:
     compliance_rate : float
         Probability in ``[0, 1]`` that a move order is obeyed (drawn from the seeded
         ``dispatch`` stream's own child; a refused order is re-considered at the next change).
+    centres : tuple of (str, int or float)
+        Call-taking centres, ``(name, call takers)`` (``math.inf``: never a wait). Empty (the
+        default): no call takers, every call goes straight to processing. See
+        :mod:`twin.agents.call_taking`.
+    centre_of_type : tuple of int
+        The centre of each call type (with ``centres``).
+    type_processing : tuple of Dist
+        Processing time of each call type (its agency's), instead of ``processing``; empty:
+        ``processing`` for all. Drawn with the same dice either way.
     """
 
     policy: str = "nearest"
@@ -247,6 +256,9 @@ class DispatchSpec:
     max_queue: int | None = None
     relocation: tuple = ()
     compliance_rate: float = 1.0
+    centres: tuple = ()
+    centre_of_type: tuple = ()
+    type_processing: tuple = ()
 
 
 @dataclass(frozen=True)

@@ -140,6 +140,11 @@ class EmsResult:
         (the last transported patient at hospital; NaN when none) and ``complete_s`` (the
         last unit free), ``n_hospitals_used`` and ``hospitals`` (their names, ``;``-joined,
         in hospital order). NaN where not reached (an undrained run).
+    call_taking, call_centres : DataFrame or None
+        Only with call-taking centres (:attr:`~twin.emergency.DispatchSpec.centres`): one row
+        per call that reached a centre, ``call_id, centre, arrive_s, answer_s, wait_s`` (NaN
+        while waiting for a call taker); and per centre ``centre, call_takers, calls,
+        wait_mean_s, wait_share, answered_in_target_share`` over the KPI window.
     """
 
     calls: object
@@ -162,6 +167,8 @@ class EmsResult:
     pool_occupancy: object = field(default=None, repr=False)
     relocations: object = field(default=None, repr=False)
     incidents: object = field(default=None, repr=False)
+    call_taking: object = field(default=None, repr=False)
+    call_centres: object = field(default=None, repr=False)
 
     def district_kpis(self, layout: "EmsLayout | None" = None):
         """Per-district response KPIs and the equity gap over the KPI window.
@@ -398,6 +405,8 @@ class EmsResult:
             self._write_flow(writer, p)
         if self.incidents is not None:
             self._write_incidents(writer, p, node_of_loc)
+        if self.call_taking is not None:
+            self._write_call_taking(writer, p)
         writer.write_table(f"/summary/{p}_districts", {
             "district_idx": districts["district_idx"].to_numpy(np.int32),
             "name": districts["name"].astype(str).to_numpy().astype(str),
@@ -407,6 +416,19 @@ class EmsResult:
                                                                 "response_p1_mean_s")}},
             units={"district_idx": "", "name": "", "central": "", "n_calls": "1", "n_unserved": "1",
                    "response_mean_s": "s", "response_p90_s": "s", "within_target": "1", "response_p1_mean_s": "s"})
+
+    def _write_call_taking(self, writer, p):
+        t, c = self.call_taking, self.call_centres
+        writer.write_table(f"/events/{p}_call_taking", {
+            "call_id": t["call_id"].to_numpy(np.int64), "centre": t["centre"].astype(str).to_numpy().astype(str),
+            **{k: t[k].to_numpy(np.float64) for k in ("arrive_s", "answer_s", "wait_s")}},
+            units={"call_id": "", "centre": "", "arrive_s": "s", "answer_s": "s", "wait_s": "s"})
+        writer.write_table(f"/summary/{p}_call_centres", {
+            "centre": c["centre"].astype(str).to_numpy().astype(str), "call_takers": c["call_takers"].to_numpy(np.float64),
+            "calls": c["calls"].to_numpy(np.int64),
+            **{k: c[k].to_numpy(np.float64) for k in ("wait_mean_s", "wait_share", "answered_in_target_share")}},
+            units={"centre": "", "call_takers": "persons", "calls": "1", "wait_mean_s": "s", "wait_share": "1",
+                   "answered_in_target_share": "1"})
 
     def _write_incidents(self, writer, p, node_of_loc):
         inc = self.incidents

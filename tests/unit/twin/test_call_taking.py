@@ -1,0 +1,147 @@
+"""Call-taking centres from ``[[agencies]]`` and ``[coordination]`` ([coordination] #19).
+
+The queueing itself is validated against M/M/1 and Erlang C in
+tests/validation/test_coordination.py; here: the scenario tables, the siloed and unified
+modes on the same calls (common random numbers), the results file, checkpoints and bad input.
+"""
+
+import h5py
+import numpy as np
+import pytest
+
+from twin.errors import ScenarioError
+from twin.runner import from_snapshot, load_scenario, run
+
+JOINT = """
+[city]
+name = "hefei-baohe"
+[run]
+until_s = 21600.0
+seed = 3
+[calls]
+locations = "nodes"
+rate_per_h = 60.0
+[[call_types]]
+name = "medical"
+share = 0.5
+on_scene = 600.0
+[[call_types]]
+name = "police"
+share = 0.5
+on_scene = 600.0
+[[stations]]
+name = "central"
+node = 8131109677
+ambulances = 30
+[dispatch]
+processing = { kind = "exponential", mean_s = 60.0 }
+[[agencies]]
+name = "120"
+call_types = ["medical"]
+call_takers = 1
+[[agencies]]
+name = "110"
+call_types = ["police"]
+call_takers = 1
+processing = { kind = "exponential", mean_s = 90.0 }
+"""
+
+
+def test_siloed_and_unified_centres_on_the_same_calls(tmp_path):
+    siloed = run(JOINT, out=tmp_path / "s.h5")
+    unified = run(JOINT, overrides=["coordination.mode=unified"])
+    a, b = siloed.ems, unified.ems
+    assert np.array_equal(a.calls["time_s"], b.calls["time_s"])                 # the same calls
+    assert list(a.call_centres["centre"]) == ["120", "110"] and list(b.call_centres["centre"]) == ["unified"]
+    assert b.call_centres["call_takers"].tolist() == [2.0]
+    assert a.call_centres["calls"].sum() == b.call_centres["calls"].sum() == a.kpis["n_calls"]
+    assert b.kpis["call_taking_wait_mean_s"] < a.kpis["call_taking_wait_mean_s"]   # pooling
+    from twin.results import open_results
+
+    r = open_results(tmp_path / "s.h5")
+    assert r.table("/summary/ems_call_centres")["centre"].tolist() == ["120", "110"]
+    assert len(r.table("/events/ems_call_taking")) == a.kpis["n_calls"]
+    assert any(line.startswith("call taking (wait)") for line in siloed.report_lines())
+
+
+def _processing(result):
+    """Per call: its type and its processing (interview) time, s: ready less answered."""
+    t = result.ems.call_taking.set_index("call_id")
+    calls = result.ems.calls
+    return calls["type_idx"].to_numpy(), calls["ready_s"].to_numpy() - t.loc[calls["call_id"], "answer_s"].to_numpy()
+
+
+def test_an_agencys_processing_time_replaces_the_dispatch_default():
+    """The police's own interviews (exponential, mean 90 s) are the dispatch default's (60 s)
+    times 1.5, call by call: the same dice."""
+    own = run(JOINT)
+    default = run(JOINT.replace('processing = { kind = "exponential", mean_s = 90.0 }', ""))
+    (kind, a), (_, b) = _processing(own), _processing(default)
+    police = np.asarray(kind) == 1
+    assert police.sum() > 50 and np.allclose(a[police], 1.5 * b[police], rtol=1e-9, atol=1e-6)
+    assert np.allclose(a[~police], b[~police], rtol=1e-9, atol=1e-6)
+    sc = load_scenario(JOINT)
+    d = sc.replanned(3).plans["ems"].spec.dispatch
+    assert d.centres == (("120", 1), ("110", 1)) and d.centre_of_type == (0, 1)
+    assert [p.mean_s for p in d.type_processing] == [60.0, 90.0]
+    d = load_scenario(JOINT, overrides=["coordination.mode=unified"]).replanned(3).plans["ems"].spec.dispatch
+    assert d.centres == (("unified", 2),) and d.centre_of_type == (0, 0)
+    plain = load_scenario(JOINT.split("[[agencies]]")[0]).replanned(3).plans["ems"].spec.dispatch
+    assert plain.centres == () and plain.type_processing == ()
+
+
+def test_a_snapshot_resumes_the_call_takers_exactly(tmp_path):
+    out = tmp_path / "j.h5"
+    plain = run(JOINT, out=out, snapshot_at_s=[7200.0], overrides=["calls.rate_per_h=100"])
+    again = from_snapshot(f"{out}@02:00")
+    assert again.kpis == plain.kpis
+    assert again.ems.call_taking.equals(plain.ems.call_taking)
+
+
+@pytest.mark.parametrize("extra,match", [
+    ('[[agencies]]\nname = "119"\ncall_types = ["fire"]\n', "no call type 'fire'"),
+    ('[[agencies]]\nname = "119"\ncall_types = ["police"]\n', "'police' is answered by agency '110' already"),
+    ('[[agencies]]\nname = "110"\ncall_types = []\n', "a second agency named '110'"),
+    ('[[agencies]]\nname = "12345"\ncall_types = ["x"]\ncall_takers = 0\n', "call_takers"),
+])
+def test_bad_agencies_are_clear_errors(extra, match):
+    with pytest.raises(ScenarioError, match=match):
+        load_scenario(JOINT + extra).replanned(3)
+
+
+def test_a_call_type_without_an_agency_is_named():
+    text = JOINT.replace('call_types = ["police"]\ncall_takers = 1\n', 'call_types = []\ncall_takers = 1\n')
+    with pytest.raises(ScenarioError, match="call type\\(s\\) 'police' answered by no agency"):
+        load_scenario(text).replanned(3)
+    with pytest.raises(ScenarioError, match="mode"):
+        load_scenario(JOINT, overrides=["coordination.mode=merged"])
+
+
+def test_a_what_if_from_a_snapshot_may_change_the_call_takers(tmp_path):
+    """From 02:00 with three police call takers instead of one: the calls waiting then are
+    answered at once, the past stays as it was, and the police wait less; the centres
+    themselves (siloed to unified) cannot change."""
+    out = tmp_path / "w.h5"
+    over = ["calls.rate_per_h=100"]
+    plain = run(JOINT, out=out, snapshot_at_s=[7200.0], overrides=over)
+    more = from_snapshot(f"{out}@02:00", overrides=over + ["agencies.1.call_takers=3"])
+    a, b = plain.ems.call_taking, more.ems.call_taking
+    before = a["answer_s"] < 7200.0
+    assert before.sum() > 50 and a[before].equals(b[before])
+    waiting = a[(a["arrive_s"] < 7200.0) & ~before & (a["centre"] == "110")]     # in arrival order
+    got = b.set_index("call_id").loc[waiting["call_id"], "answer_s"].to_numpy()
+    assert len(waiting) > 2 and (got[:2] == 7200.0).all() and (got[2:] > 7200.0).all()   # two more call takers
+    pa, pb = plain.ems.call_centres.set_index("centre"), more.ems.call_centres.set_index("centre")
+    assert pb.loc["110", "wait_mean_s"] < pa.loc["110", "wait_mean_s"]
+    with pytest.raises(ScenarioError, match="centres were 120, 110; this scenario has unified"):
+        from_snapshot(f"{out}@02:00", overrides=over + ["coordination.mode=unified"])
+
+
+def test_an_incidents_patients_do_not_queue_for_call_takers():
+    text = JOINT + ('[[incidents]]\nname = "bus crash"\nnode = 8131109677\ntime_s = 3600.0\npatients = 10\n'
+                    'call_type = "medical"\ntransport_probability = 0.0\n')
+    res = run(text)
+    calls = res.ems.calls
+    patients = calls.loc[calls["zone_idx"] < 0, "call_id"]
+    assert len(patients) == 10 and not res.ems.call_taking["call_id"].isin(patients).any()
+    assert (calls.loc[calls["zone_idx"] < 0, "ready_s"] >= 3600.0).all()

@@ -1,0 +1,100 @@
+"""Coordination ([coordination] #19): call takers pooled in one centre against siloed centres.
+
+Queueing theory we did not write: two siloed centres, each one call taker answering Poisson
+calls at 0.8/min with exponential interviews of mean 1 min, are two M/M/1 queues with mean
+wait rho/(mu - lambda) = 4.00 min; one unified centre with both call takers answering all the
+calls (1.6/min) is an M/M/2 queue with Erlang C(2, 1.6) = 0.7111 and mean wait
+C/(2 mu - lambda) = 1.778 min. Both modes run on the same calls and interviews (common random
+numbers), so the paired difference per replication estimates 4.00 - 1.778 = 2.222 min with a
+small variance. Statistical checks as in test_emergency_analytic.py: R independent
+replications, a Bonferroni t interval at family level 0.001, and a bound on the interval's
+relative half-width so a test cannot pass by being uninformative. Warm-up 6 h (the M/M/1 at
+rho = 0.8 relaxes in about 1/(mu (1 - sqrt(rho))^2), 1.5 h), then 100 h (about 4,800 calls
+per centre) in each of 12 replications; intervals within 20-25 % (mean waits at this load vary
+much from run to run) and 8 % (the probability of waiting).
+"""
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from twin.agents.ems import run_ems, run_replications
+from twin.emergency import CallTypeSpec, DispatchSpec, Dist, EmsSpec, ServiceSpec, UnitSpec, ZoneSpec
+from twin.queueing import erlang_c, mmc_mean_wait
+
+FAMILY_ALPHA = 0.001
+LAMBDA_PER_MIN = 0.8          # per centre (each call type)
+MEAN_INTERVIEW_S = 60.0
+
+
+def centre_spec(mode, *, hours=100.0):
+    siloed = mode == "siloed"
+    return EmsSpec(travel_time_s=np.zeros((1, 1)),
+                   zones=(ZoneSpec("zone", 0, 2 * LAMBDA_PER_MIN * 60.0),),
+                   call_types=(CallTypeSpec("medical", share=0.5), CallTypeSpec("police", share=0.5)),
+                   units=tuple(UnitSpec(f"u{i}", 0) for i in range(40)),
+                   dispatch=DispatchSpec("nearest", (), Dist("exponential", MEAN_INTERVIEW_S), None,
+                                         centres=(("medical", 1), ("police", 1)) if siloed else (("unified", 2),),
+                                         centre_of_type=(0, 1) if siloed else (0, 0)),
+                   service=ServiceSpec(mode="busy_time", busy_time=Dist("constant", 1.0, 0.0)),
+                   warmup_s=6 * 3600.0)
+
+
+def assert_in_ci(samples, exact, *, k, label, max_rel_half_width):
+    x = np.asarray(samples, dtype=np.float64)
+    se = float(x.std(ddof=1) / math.sqrt(len(x)))
+    half = stats.t.ppf(1.0 - FAMILY_ALPHA / (2 * k), len(x) - 1) * se
+    assert abs(float(x.mean()) - exact) <= half, f"{label}: exact {exact:.5g} outside {x.mean():.5g} ± {half:.3g}"
+    assert half <= max_rel_half_width * abs(exact), f"{label}: interval ± {half:.3g} too wide to tell"
+
+
+def test_pooled_call_takers_match_erlang_c_and_siloed_ones_mm1():
+    until = 106 * 3600.0
+    siloed = run_replications(centre_spec("siloed"), seed=31, n_replications=12, until_s=until)
+    unified = run_replications(centre_spec("unified"), seed=31, n_replications=12, until_s=until)
+    mu = 1.0 / MEAN_INTERVIEW_S
+    lam = LAMBDA_PER_MIN / 60.0
+    w1 = (lam / mu) / (mu - lam)                                   # M/M/1: 240 s
+    w2 = mmc_mean_wait(2, 2 * lam / mu, MEAN_INTERVIEW_S)           # M/M/2: 106.7 s
+    assert w1 == pytest.approx(240.0) and w2 == pytest.approx(106.667, rel=1e-4)
+    assert erlang_c(2, 1.6) == pytest.approx(0.7111, abs=1e-4)
+    s = [r.kpis["call_taking_wait_mean_s"] for r in siloed]
+    u = [r.kpis["call_taking_wait_mean_s"] for r in unified]
+    assert_in_ci(s, w1, k=4, label="siloed mean wait", max_rel_half_width=0.2)
+    assert_in_ci(u, w2, k=4, label="unified mean wait", max_rel_half_width=0.25)
+    assert_in_ci([r.kpis["call_taking_wait_share"] for r in unified], erlang_c(2, 1.6), k=4,
+                 label="unified P(wait)", max_rel_half_width=0.08)
+    assert_in_ci(np.subtract(s, u), w1 - w2, k=4, label="paired difference", max_rel_half_width=0.2)
+    for r in siloed:                                # each centre sees only its own calls
+        per = r.call_centres.set_index("centre")
+        assert set(per.index) == {"medical", "police"} and per["call_takers"].tolist() == [1.0, 1.0]
+
+
+def test_without_call_takers_nothing_changes():
+    """No centres: the run is the one without agencies, call by call; a centre with unlimited
+    call takers (inf) is the same too."""
+    from dataclasses import replace
+
+    base = centre_spec("unified")
+
+    a = run_ems(replace(base, dispatch=replace(base.dispatch, centres=(), centre_of_type=())), seed=4, until_s=20 * 3600)
+    b = run_ems(replace(base, dispatch=replace(base.dispatch, centres=(("all", math.inf),))), seed=4, until_s=20 * 3600)
+    assert a.calls.equals(b.calls)
+    assert b.kpis["call_taking_wait_mean_s"] == 0.0 and "call_taking_wait_mean_s" not in a.kpis
+
+
+def test_a_call_waits_for_a_call_taker_in_arrival_order():
+    """One call taker, interviews of exactly 60 s, calls at 0, 10 and 20 s: answered at 0, 60
+    and 120 s, ready for dispatch 60 s later each (an event timeline)."""
+    from dataclasses import replace
+
+    spec = centre_spec("unified")
+    spec = replace(spec, dispatch=replace(spec.dispatch, processing=Dist("constant", 60.0, 0.0),
+                                          centres=(("one", 1),), centre_of_type=(0, 0)), warmup_s=0.0)
+    calls = {"time_s": [0.0, 10.0, 20.0], "zone_idx": [0, 0, 0], "type_idx": [1, 0, 1]}
+    res = run_ems(spec, seed=1, until_s=3600.0, calls=calls)
+    t = res.call_taking
+    assert t["answer_s"].tolist() == [0.0, 60.0, 120.0] and t["wait_s"].tolist() == [0.0, 50.0, 100.0]
+    assert res.calls["ready_s"].tolist() == [60.0, 120.0, 180.0]
