@@ -19,6 +19,9 @@ Scenarios: ``*.toml`` specs run by :func:`twin.runner.run` (``twin run NAME``):
 ``hefei_eldercare``
     The ``hefei_people`` day with five community elderly-care stations: day care, home care and
     falls for the residents aged 65+, with 15-minute walking access and its equity.
+``hefei_joint``
+    One day of the 120, 110 and 119 centres ([[agencies]]), one call taker each, with medical,
+    police and fire calls; ``--set coordination.mode=unified`` pools the call takers.
 ``hefei_epidemic``
     180 days of an epidemic on the contacts of 100,000 synthetic persons (households, classes,
     teams, zone-hours out of home), with the hospitals' ward and ICU beds and calls to 120.
