@@ -100,16 +100,20 @@ class CallTakers:
         return c in self.arrived and c not in self.answered
 
     # ---------------------------------------------------------------- results
+    def _rows(self):
+        """Per call that reached a centre, in call order: ids, centre index, arrival and answer s."""
+        calls = np.array(sorted(self.arrived), dtype=np.int64)
+        centre = np.array([self.arrived[c][0] for c in calls.tolist()], dtype=np.int32)
+        arrive = np.array([self.arrived[c][1] for c in calls.tolist()], dtype=np.float64)
+        answer = np.array([self.answered.get(c, math.nan) for c in calls.tolist()], dtype=np.float64)
+        return calls, centre, arrive, answer
+
     def table(self):
         """One row per call that reached a centre: ``call_id``, ``centre``, ``arrive_s``,
         ``answer_s`` (NaN while waiting), ``wait_s``."""
         import pandas as pd
 
-        calls = np.array(sorted(self.arrived), dtype=np.int64)
-        centre = np.array([self.arrived[c][0] for c in calls.tolist()], dtype=np.int32)
-        self._centre_idx = centre
-        arrive = np.array([self.arrived[c][1] for c in calls.tolist()], dtype=np.float64)
-        answer = np.array([self.answered.get(c, math.nan) for c in calls.tolist()], dtype=np.float64)
+        calls, centre, arrive, answer = self._rows()
         return pd.DataFrame({"call_id": calls, "centre": np.asarray(self.names, dtype=object)[centre]
                              if len(calls) else np.empty(0, dtype=object), "arrive_s": arrive,
                              "answer_s": answer, "wait_s": answer - arrive})
@@ -121,10 +125,9 @@ class CallTakers:
         centre the same with its call takers and calls."""
         import pandas as pd
 
-        t = self.table()
-        keep = ((t["arrive_s"] >= warmup_s) & (t["arrive_s"] < until_s)).to_numpy()
-        t, centre = t[keep], self._centre_idx[keep]
-        w = t["wait_s"].to_numpy()
+        _, centre, arrive, answer = self._rows()
+        keep = (arrive >= warmup_s) & (arrive < until_s)
+        centre, w = centre[keep], (answer - arrive)[keep]
         done = np.isfinite(w)
 
         def stats(wait):

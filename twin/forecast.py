@@ -465,7 +465,11 @@ def link_count_fit(states, city, t0_s, counts, dt_s=1.0) -> dict:
     ``GEH = sqrt(2 (M - C)^2 / (M + C))`` (M modelled, C counted, vehicles per hour); a fit
     is usually called good where GEH < 5 at 85 % of sites. Hours not ended by ``t0_s`` are
     left out; ``dt_s``: the traffic's tick (:func:`count_sites`)."""
-    sites = count_sites(states, city, t0_s, counts, dt_s)
+    return _geh_report(count_sites(states, city, t0_s, counts, dt_s))
+
+
+def _geh_report(sites) -> dict:
+    """:func:`link_count_fit`'s report of :func:`count_sites`' rows."""
     g = _geh([x[3] for x in sites], [x[4] for x in sites])
     worst = sorted(zip(sites, g.tolist()), key=lambda x: -x[1])[:3]
     return {"sites": len(sites), "geh_mean": float(g.mean()) if len(g) else math.nan,
@@ -671,7 +675,8 @@ def _forecast(snapshot, scenario, overrides, members, hs, seed, pert, th, assimi
         ems_spec = _ems_spec(sc, int(meta["seed"]))
         rates, fit = fit_call_rate(ems_spec, times, 0.0, t0, pert.call_rate_sigma, seed, n_perturbed)
     dt = float(getattr(sc.groups.get("traffic"), "dt_s", 1.0))
-    count_fit = link_count_fit(states, sc.city, t0, counts, dt) if counts is not None else None
+    sites = count_sites(states, sc.city, t0, counts, dt) if counts is not None else None
+    count_fit = _geh_report(sites) if sites is not None else None
     hz = None
     if hazard_ensemble is not None:
         hz = (read_hazard_ensemble(hazard_ensemble, sc.resolved_text)
@@ -679,9 +684,9 @@ def _forecast(snapshot, scenario, overrides, members, hs, seed, pert, th, assimi
               else [list(m) for m in hazard_ensemble])
     plan = member_plan(sc, int(members), seed, pert, control=control, call_rates=rates, hazard_members=hz)
     demand_fit = None
-    if counts is not None and assimilate:
+    if sites is not None and assimilate:
         moved = [p for p in plan if not p["control"]]
-        post, demand_fit = fit_demand(count_sites(states, sc.city, t0, counts, dt), [p["demand"] for p in moved])
+        post, demand_fit = fit_demand(sites, [p["demand"] for p in moved])
         for p, f in zip(moved, post):
             p["demand"] = float(f)
     text = sc.resolved_text
