@@ -33,6 +33,10 @@ ANSWER_TARGET_S = 20.0
 class CallTakers:
     """The call takers of the centres, their queues and when each call was answered.
 
+    A call is answered once at the centre of its type and, in siloed mode, once more at each
+    centre it is transferred to (see :class:`twin.agents.dispatch.DispatchCentre`): the
+    queues hold ``(call, centre)`` pairs.
+
     Parameters
     ----------
     names : sequence of str
@@ -49,33 +53,41 @@ class CallTakers:
         self.centre_of_type = np.asarray(centre_of_type, dtype=np.int64)
         self.busy = [0] * len(self.names)
         self.waiting = [deque() for _ in self.names]
-        self.arrived = {}          # call -> (centre, arrival time s)
-        self.answered = {}         # call -> answer time s
+        self.arrived = {}          # (call, centre) -> arrival time s
+        self.answered = {}         # (call, centre) -> answer time s
+        self.done = {}             # (call, centre) -> end of the interview s
+        self.transfers = set()     # the (call, centre) pairs of transferred calls
 
     def centre(self, type_idx) -> int:
         """The centre of a call type, or -1 (no centre: a transfer's pseudo-type)."""
         t = int(type_idx)
         return int(self.centre_of_type[t]) if 0 <= t < len(self.centre_of_type) else -1
 
-    def arrive(self, call_idx, type_idx, now_s) -> bool:
-        """A call reaches its centre now; True when it is answered at once (or has no centre)."""
-        k = self.centre(type_idx)
+    def arrive(self, call_idx, type_idx, now_s, centre=None) -> bool:
+        """A call reaches its type's centre (or ``centre``: a transfer) now; True when it is
+        answered at once (or has no centre)."""
+        k = self.centre(type_idx) if centre is None else int(centre)
         if k < 0:
             return True
-        self.arrived[int(call_idx)] = (k, float(now_s))
+        key = (int(call_idx), k)
+        self.arrived[key] = float(now_s)
+        if centre is not None:
+            self.transfers.add(key)
         if self.busy[k] < self.capacity[k]:
             self.busy[k] += 1
-            self.answered[int(call_idx)] = float(now_s)
+            self.answered[key] = float(now_s)
             return True
-        self.waiting[k].append(int(call_idx))
+        self.waiting[k].append(key)
         return False
 
-    def release(self, call_idx, now_s):
-        """The call taker of ``call_idx`` is done with it: the next call waiting at that centre
-        (answered now, returned) or None."""
-        k = self.arrived.get(int(call_idx), (-1, 0.0))[0]
-        if k < 0:
+    def release(self, call_idx, centre, now_s):
+        """The call taker of ``call_idx`` at ``centre`` is done with it: the next ``(call,
+        centre)`` waiting there (answered now, returned) or None."""
+        key = (int(call_idx), int(centre))
+        if key not in self.arrived:
             return None
+        k = key[1]
+        self.done[key] = float(now_s)
         if self.waiting[k]:
             nxt = self.waiting[k].popleft()
             self.answered[nxt] = float(now_s)
@@ -84,51 +96,59 @@ class CallTakers:
         return None
 
     def take_waiting(self, now_s) -> list:
-        """Calls answered now by call takers that are free while calls wait (after a restore
-        with more call takers); none on an unchanged resume."""
+        """``(call, centre)`` pairs answered now by call takers that are free while calls wait
+        (after a restore with more call takers); none on an unchanged resume."""
         out = []
         for k, q in enumerate(self.waiting):
             while q and self.busy[k] < self.capacity[k]:
-                c = q.popleft()
+                key = q.popleft()
                 self.busy[k] += 1
-                self.answered[c] = float(now_s)
-                out.append(c)
+                self.answered[key] = float(now_s)
+                out.append(key)
         return out
-
-    def is_waiting(self, call_idx) -> bool:
-        c = int(call_idx)
-        return c in self.arrived and c not in self.answered
 
     # ---------------------------------------------------------------- results
     def _rows(self):
-        """Per call that reached a centre, in call order: ids, centre index, arrival and answer s."""
-        calls = np.array(sorted(self.arrived), dtype=np.int64)
-        centre = np.array([self.arrived[c][0] for c in calls.tolist()], dtype=np.int32)
-        arrive = np.array([self.arrived[c][1] for c in calls.tolist()], dtype=np.float64)
-        answer = np.array([self.answered.get(c, math.nan) for c in calls.tolist()], dtype=np.float64)
-        return calls, centre, arrive, answer
+        """Per (call, centre) in call order, then centre: ids, centre index, transferred,
+        arrival, answer and end of interview s."""
+        keys = sorted(self.arrived)
+        calls = np.array([c for c, _ in keys], dtype=np.int64)
+        centre = np.array([k for _, k in keys], dtype=np.int32)
+        transferred = np.array([key in self.transfers for key in keys], dtype=bool)
+        arrive = np.array([self.arrived[key] for key in keys], dtype=np.float64)
+        answer = np.array([self.answered.get(key, math.nan) for key in keys], dtype=np.float64)
+        done = np.array([self.done.get(key, math.nan) for key in keys], dtype=np.float64)
+        return calls, centre, transferred, arrive, answer, done
 
     def table(self):
-        """One row per call that reached a centre: ``call_id``, ``centre``, ``arrive_s``,
-        ``answer_s`` (NaN while waiting), ``wait_s``."""
+        """One row per call at a centre (a transferred call has a row at each): ``call_id``,
+        ``centre``, ``transferred`` (the row is a transfer's), ``arrive_s``, ``answer_s`` (NaN
+        while waiting), ``wait_s``, ``done_s`` (end of the interview; NaN until then)."""
         import pandas as pd
 
-        calls, centre, arrive, answer = self._rows()
+        calls, centre, transferred, arrive, answer, done = self._rows()
         return pd.DataFrame({"call_id": calls, "centre": np.asarray(self.names, dtype=object)[centre]
-                             if len(calls) else np.empty(0, dtype=object), "arrive_s": arrive,
-                             "answer_s": answer, "wait_s": answer - arrive})
+                             if len(calls) else np.empty(0, dtype=object), "transferred": transferred,
+                             "arrive_s": arrive, "answer_s": answer, "wait_s": answer - arrive, "done_s": done})
 
     def kpis(self, warmup_s, until_s, answer_target_s=ANSWER_TARGET_S) -> tuple:
-        """``(kpis, per-centre table)`` over the calls arriving in ``[warmup_s, until_s)``: mean
-        wait for a call taker of the answered calls (s), the share that waited (or still
-        waits), the share answered within ``answer_target_s``, the calls still waiting, and per
-        centre the same with its call takers and calls."""
+        """``(kpis, per-centre table)`` over the calls arriving in ``[warmup_s, until_s)`` (a
+        transfer counts at the centre it reaches): mean wait for a call taker of the answered
+        calls (s), the share that waited (or still waits), the share answered within
+        ``answer_target_s``, the calls still waiting; the transfers and their mean delay (from
+        the end of the first interview to the end of the last transfer's, s); and per centre
+        the same with its call takers, calls and transfers received."""
         import pandas as pd
 
-        _, centre, arrive, answer = self._rows()
-        keep = (arrive >= warmup_s) & (arrive < until_s)
-        centre, w = centre[keep], (answer - arrive)[keep]
-        done = np.isfinite(w)
+        calls, centre, transferred, arrive, answer, done = self._rows()
+        first_arrive = {}
+        for c, t, tr in zip(calls.tolist(), arrive.tolist(), transferred.tolist()):
+            if not tr:
+                first_arrive[c] = t
+        t0 = np.array([first_arrive.get(c, t) for c, t in zip(calls.tolist(), arrive.tolist())])
+        keep = (t0 >= warmup_s) & (t0 < until_s)
+        calls, centre, transferred = calls[keep], centre[keep], transferred[keep]
+        w, done = (answer - arrive)[keep], done[keep]
 
         def stats(wait):
             ok = np.isfinite(wait)
@@ -138,25 +158,36 @@ class CallTakers:
                     float((ok & (wait <= answer_target_s)).mean()) if n else math.nan)
 
         mean, waited, within = stats(w)
+        first_done = {c: d for c, d, tr in zip(calls.tolist(), done.tolist(), transferred.tolist()) if not tr}
+        last = {}
+        for c, d in zip(calls[transferred].tolist(), done[transferred].tolist()):
+            last[c] = max(last.get(c, -math.inf), d)
+        delay = np.array([d - first_done.get(c, math.nan) for c, d in last.items()])
+        delay = delay[np.isfinite(delay)]
         kpis = {"call_taking_wait_mean_s": mean, "call_taking_wait_share": waited,
-                "call_taking_answered_in_target_share": within, "call_taking_unanswered": int((~done).sum())}
+                "call_taking_answered_in_target_share": within, "call_taking_unanswered": int((~np.isfinite(w)).sum()),
+                "calls_transferred": len(last),
+                "transfer_delay_mean_s": float(delay.mean()) if len(delay) else math.nan}
         rows = []
         for k, name in enumerate(self.names):
             m = centre == k
-            rows.append((name, self.capacity[k], int(m.sum()), *stats(w[m])))
-        per = pd.DataFrame(rows, columns=["centre", "call_takers", "calls", "wait_mean_s", "wait_share",
-                                          "answered_in_target_share"])
+            rows.append((name, self.capacity[k], int(m.sum()), int((m & transferred).sum()), *stats(w[m])))
+        per = pd.DataFrame(rows, columns=["centre", "call_takers", "calls", "transfers_in", "wait_mean_s",
+                                          "wait_share", "answered_in_target_share"])
         return kpis, per
 
     # ---------------------------------------------------------------- checkpoints
     def snapshot(self) -> dict:
-        return {"names": list(self.names), "busy": list(self.busy), "waiting": [list(q) for q in self.waiting],
-                "arrived": [[c, k, t] for c, (k, t) in sorted(self.arrived.items())],
-                "answered": [[c, t] for c, t in sorted(self.answered.items())]}
+        return {"names": list(self.names), "busy": list(self.busy), "waiting": [[list(key) for key in q]
+                                                                              for q in self.waiting],
+                "arrived": [[c, k, t] for (c, k), t in sorted(self.arrived.items())],
+                "answered": [[c, k, t] for (c, k), t in sorted(self.answered.items())],
+                "done": [[c, k, t] for (c, k), t in sorted(self.done.items())],
+                "transfers": [list(key) for key in sorted(self.transfers)]}
 
     def restore(self, state) -> None:
         """Take a snapshot's queues back; the centres must be the snapshot's (by name, in
-        order), their call takers may differ (see :meth:`free_takers`)."""
+        order), their call takers may differ (see :meth:`take_waiting`)."""
         from twin.errors import ScenarioError
 
         names = [str(n) for n in state.get("names", self.names)]
@@ -165,6 +196,12 @@ class CallTakers:
                                 f"{', '.join(self.names)} (a what-if from a snapshot keeps the centres; it may "
                                 f"change their call takers)")
         self.busy = [int(b) for b in state["busy"]]
-        self.waiting = [deque(int(c) for c in q) for q in state["waiting"]]
-        self.arrived = {int(c): (int(k), float(t)) for c, k, t in state["arrived"]}
-        self.answered = {int(c): float(t) for c, t in state["answered"]}
+        # (a snapshot of an earlier version keyed the queues and answers by call alone)
+        self.waiting = [deque((int(x[0]), int(x[1])) if isinstance(x, (list, tuple)) else (int(x), k) for x in q)
+                        for k, q in enumerate(state["waiting"])]
+        self.arrived = {(int(c), int(k)): float(t) for c, k, t in state["arrived"]}
+        centre_of = {c: k for c, k in self.arrived}
+        self.answered = {(int(a[0]), int(a[1])) if len(a) == 3 else (int(a[0]), centre_of[int(a[0])]): float(a[-1])
+                         for a in state["answered"]}
+        self.done = {(int(c), int(k)): float(t) for c, k, t in state.get("done", [])}
+        self.transfers = {(int(c), int(k)) for c, k in state.get("transfers", [])}

@@ -175,6 +175,8 @@ class CallTable:
     hospital_idx: np.ndarray
     n_slots: np.ndarray | None = None
     location_idx: np.ndarray | None = None
+    u_transfer: np.ndarray | None = None
+    u_reinterview: np.ndarray | None = None
 
     def __post_init__(self):
         n = len(self.time_s)
@@ -271,6 +273,8 @@ def draw_call_table(spec: EmsSpec, time_s, zone_idx, type_idx, streams, *, prior
     transport = srv.random(n) < p_tr
     handover = spec.service.handover.ppf(srv.random(n))
     u_los = streams["hospital"].random(n)
+    # a transfer's dice, drawn last (in either coordination mode, so both see the same calls)
+    u_tr = streams["dispatch"].random((2, n)) if spec.dispatch.centres else (None, None)
 
     hosp = np.full(n, -1, dtype=np.int32)
     if spec.hospitals and n:
@@ -290,7 +294,8 @@ def draw_call_table(spec: EmsSpec, time_s, zone_idx, type_idx, streams, *, prior
                      u_busy=u_busy, turnout_s=turnout, on_scene_s=on_scene, transport=transport,
                      handover_s=handover, u_los=u_los, hospital_idx=hosp,
                      n_slots=np.array([len(c.slots) for c in spec.call_types], dtype=np.int16)[ctype],
-                     location_idx=None if location_idx is None else np.asarray(location_idx, dtype=np.int32))
+                     location_idx=None if location_idx is None else np.asarray(location_idx, dtype=np.int32),
+                     u_transfer=u_tr[0], u_reinterview=u_tr[1])
 
 
 def draw_incident_calls(spec: EmsSpec, rng) -> tuple:

@@ -3,8 +3,13 @@
 A call reaches the centre at its call time, is processed for ``processing_s`` and becomes
 *ready*. With call-taking centres (:attr:`twin.emergency.DispatchSpec.centres`) it first waits
 for a free call taker of its centre, who stays with it while it is processed
-(:class:`twin.agents.call_taking.CallTakers`). The call type names the units it needs, one *slot* per unit with a kind and an
-optional fallback kind (see :attr:`twin.emergency.CallTypeSpec.slots`). For each slot in
+(:class:`twin.agents.call_taking.CallTakers`). When the centres own unit kinds
+(:attr:`twin.emergency.DispatchSpec.centre_of_kind`, siloed agencies), a ready call's centre
+sends only the units it owns (or no centre owns) and transfers the call to each centre owning
+other units it needs: after the transfer delay the call waits for a call taker there, is
+interviewed again, and that centre sends its units (their slots queue like any other; a
+fallback kind another centre owns is not used). The call type names the units it needs, one
+*slot* per unit with a kind and an optional fallback kind (see :attr:`twin.emergency.CallTypeSpec.slots`). For each slot in
 order the policy picks an eligible idle unit of the slot's kind, else of its fallback
 kind. Units found are dispatched at once (partial dispatch). If a slot stays open the call
 joins (or stays in) the dispatch queue, ordered by priority, then call time, then call id;
@@ -127,10 +132,28 @@ class DispatchCentre(mesa.Agent):
         d = model.spec.dispatch
         self._instant = d.processing.is_zero and all(p.is_zero for p in d.type_processing)
         self.takers = None
+        self.transferring = {}      # (call, centre) -> [its transfer process, step: 0 delay, 1 interview]
+        self.split = {}             # call type -> (its own centre's slots, ((centre, slots), ...)) with transfers
         if d.centres:
             from twin.agents.call_taking import CallTakers
 
             self.takers = CallTakers([c[0] for c in d.centres], [c[1] for c in d.centres], d.centre_of_type)
+            if d.centre_of_kind:
+                self._plan_transfers(model, d)
+
+    def _plan_transfers(self, model, d):
+        """Which centre sends each slot's unit (its kind's owner, else the call's centre); a
+        fallback kind another centre owns is not used (siloed centres send their own units)."""
+        owner = d.centre_of_kind
+        for t in range(model.n_call_types):
+            k0, own, other, slots = int(d.centre_of_type[t]), [], {}, []
+            for s, (kind, fb) in enumerate(model.type_slots[t]):
+                k = owner[kind] if owner[kind] >= 0 else k0
+                slots.append((kind, fb if fb < 0 or owner[fb] in (-1, k) else -1))
+                (own if k == k0 else other.setdefault(k, [])).append(s)
+            model.type_slots[t] = tuple(slots)
+            if other:
+                self.split[t] = (tuple(own), tuple((k, tuple(v)) for k, v in sorted(other.items())))
 
     def receive(self, call_idx):
         """A call arrives now (with call takers: it may wait for one)."""
@@ -144,8 +167,16 @@ class DispatchCentre(mesa.Agent):
         """Take the call takers' state back (a checkpoint); calls waiting while call takers are
         free (the what-if gave more) are answered now."""
         self.takers.restore(state)
-        for c in self.takers.take_waiting(self.env.now):
-            self._answered(c)
+        for key in self.takers.take_waiting(self.env.now):
+            self._answer(key)
+
+    def _answer(self, key):
+        """A call taker has just answered ``(call, centre)``: the call at its own centre, or a
+        transfer (interviewed again there)."""
+        if key in self.takers.transfers:
+            self.transferring[key] = [self.env.process(self._transfer(*key, at=1)), 1]
+        else:
+            self._answered(key[0])
 
     def _answered(self, call_idx):
         if self._instant:
@@ -161,10 +192,32 @@ class DispatchCentre(mesa.Agent):
     def _processed(self, call_idx):
         """Processing is over: the call taker takes the next waiting call; this one is ready."""
         if self.takers is not None:
-            nxt = self.takers.release(call_idx, self.env.now)
+            nxt = self.takers.release(call_idx, self.takers.centre(self.model.calls.type_idx[call_idx]), self.env.now)
             if nxt is not None:
-                self._answered(nxt)
+                self._answer(nxt)
         self._ready(call_idx)
+
+    def _transfer(self, call_idx, centre, at=0, wait=None):
+        """A call transferred to ``centre`` (which owns units it needs): the transfer delay
+        (step 0), a call taker there (the queue: no process), the interview (step 1), then
+        that centre sends its units."""
+        env, calls, d = self.env, self.model.calls, self.model.spec.dispatch
+        key = (call_idx, centre)
+        if at == 0:
+            yield wait if wait is not None else env.timeout(float(d.transfer.ppf(calls.u_transfer[call_idx])))
+            wait = None
+            if not self.takers.arrive(call_idx, -1, env.now, centre=centre):
+                del self.transferring[key]
+                return                                      # (answered later: _answer)
+            self.transferring[key][1] = 1
+        interview = d.centre_processing[centre].ppf(calls.u_reinterview[call_idx]) if d.centre_processing else 0.0
+        yield wait if wait is not None else env.timeout(float(interview))
+        del self.transferring[key]
+        nxt = self.takers.release(call_idx, centre, env.now)
+        if nxt is not None:
+            self._answer(nxt)
+        if calls.outcome[call_idx] != LOST:
+            self._send(call_idx, dict(self.split[int(calls.type_idx[call_idx])][1])[centre], transfer=True)
 
     def _pick(self, call_idx, kind, fallback):
         """The policy's choice among idle units of ``kind``, else of ``fallback`` (or None)."""
@@ -175,13 +228,32 @@ class DispatchCentre(mesa.Agent):
         return unit
 
     def _ready(self, call_idx):
+        """The call is ready at its centre: the units of its own centre are sent, and in siloed
+        mode the call is transferred to each centre owning other units it needs."""
+        calls = self.model.calls
+        calls.ready_s[call_idx] = self.env.now
+        t = int(calls.type_idx[call_idx])
+        split = self.split.get(t) if calls.zone_idx[call_idx] >= 0 else None
+        if split is None:
+            self._send(call_idx, range(len(self.model.type_slots[t])))
+            return
+        self._send(call_idx, split[0])
+        if calls.outcome[call_idx] == LOST:
+            return
+        for k, _ in split[1]:
+            self.transferring[(call_idx, k)] = [self.env.process(self._transfer(call_idx, k)), 0]
+
+    def _send(self, call_idx, slot_ids, transfer=False):
+        """Send a unit to each of the call's slots ``slot_ids`` (the policy's choice), queue the
+        call with the slots left open (a call none of whose units could be sent is lost
+        instead when the queue is full; a transfer's slots always queue)."""
         model = self.model
         calls = model.calls
-        calls.ready_s[call_idx] = self.env.now
         slots = model.type_slots[calls.type_idx[call_idx]]
         pending = []
         sent = []
-        for s, (kind, fallback) in enumerate(slots):
+        for s in slot_ids:
+            kind, fallback = slots[s]
             unit = self._pick(call_idx, kind, fallback)
             if unit is None:
                 pending.append(s)
@@ -193,8 +265,11 @@ class DispatchCentre(mesa.Agent):
                 model.relocator.changed(kind)
         if not pending:
             return
-        if (len(pending) == len(slots) and self.max_queue is not None and len(self.queue) >= self.max_queue
-                and not model.never_lost(call_idx)):
+        if call_idx in self.pending:                       # (own slots still open when a transfer's come)
+            self.pending[call_idx].extend(pending)
+            return
+        if (not transfer and len(pending) == len(slot_ids) and self.max_queue is not None
+                and len(self.queue) >= self.max_queue and not model.never_lost(call_idx)):
             calls.outcome[call_idx] = LOST
             return
         self.pending[call_idx] = pending

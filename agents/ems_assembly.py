@@ -297,6 +297,12 @@ def ems_result(model, end_s: float) -> EmsResult:
         ck, extra["call_centres"] = model.dispatch.takers.kpis(spec.warmup_s, float(until_s))
         kpis.update(ck)
         extra["call_taking"] = model.dispatch.takers.table()
+        from twin.agents.joint import joint_response
+
+        jk, table = joint_response(model, spec.warmup_s, float(until_s))
+        kpis.update(jk)
+        if spec.dispatch.unit_agencies:
+            extra["agency_response"] = table
     ev = np.array(model.unit_events, dtype=np.float64).reshape(-1, 4)
     unit_events = pd.DataFrame({"time_s": ev[:, 0], "unit_idx": ev[:, 1].astype(np.int32),
                                 "call_id": ev[:, 2].astype(np.int64),

@@ -68,9 +68,9 @@ def observed_state(scenario, seed, time_s, states) -> dict:
         units.append(row)
     hospitals = [{"hospital": h.spec.name, "ed_beds_occupied": int(h.occupied), "ed_waiting": int(h.waiting),
                   "in_service": not h.out_of_service} for h in model.hospitals]
-    waiting = set(model.dispatch.pending) | set(model.dispatch.processing)
+    waiting = set(model.dispatch.pending) | set(model.dispatch.processing) | {c for c, _ in model.dispatch.transferring}
     if model.dispatch.takers is not None:                     # waiting for a call taker
-        waiting |= {c for q in model.dispatch.takers.waiting for c in q}
+        waiting |= {c for q in model.dispatch.takers.waiting for c, _ in q}
     open_calls = []
     for c in np.flatnonzero((calls.outcome == 0) & (calls.time_s <= time_s)):
         c = int(c)

@@ -136,7 +136,8 @@ def model_snapshot(model, pending) -> dict:
     d = model.dispatch
     out["dispatch"] = {"queue": [list(e) for e in d.queue], "pending": [[c, list(s)] for c, s in d.pending.items()],
                        "series": [list(x) for x in d.queue_series],
-                       "processing": [[c, *pending(p._target)] for c, p in d.processing.items()]}
+                       "processing": [[c, *pending(p._target)] for c, p in d.processing.items()],
+                       "transferring": [[c, k, at, *pending(p._target)] for (c, k), (p, at) in d.transferring.items()]}
     if d.takers is not None:
         out["dispatch"]["takers"] = d.takers.snapshot()
     granted, pickups, reserved = {}, {}, {}
@@ -343,6 +344,9 @@ def model_restore(model, state, wakeup) -> None:
         _unit_restore(model, model.units[k], s, wakeup, legs, granted)
     for c, *entry in state["dispatch"]["processing"]:
         d.processing[int(c)] = env.process(d._process(int(c), wakeup(entry)))
+    for c, k, at, *entry in state["dispatch"].get("transferring", []):
+        key = (int(c), int(k))
+        d.transferring[key] = [env.process(d._transfer(*key, at=int(at), wait=wakeup(entry))), int(at)]
     if d.takers is not None and saved is not None:
         d.restore_takers(saved)
     for rec in model.sources:         # started by another flow's build (calls added up front): the state has it

@@ -396,6 +396,17 @@ def _report(k, ems, districts, days):
             takers = "unlimited" if not math.isfinite(r.call_takers) else f"{r.call_takers:g}"
             lines.append(f"{'  centre ' + r.centre:<34} {r.calls:,} calls, {takers} call takers, mean wait "
                          f"{_fmt_min(r.wait_mean_s)}, {_fmt_pct(r.answered_in_target_share)} within 20 s")
+        if k.get("calls_transferred"):
+            lines.append(f"{'calls transferred':<34} {k['calls_transferred']:,}, mean delay "
+                         f"{_fmt_min(k['transfer_delay_mean_s'])} (to the other centres' units)")
+        if k.get("full_set_calls"):
+            lines.append(f"{'full set on scene (joint calls)':<34} mean {_fmt_min(k['full_set_mean_s'])}, p90 "
+                         f"{_fmt_min(k['full_set_p90_s'])}  ({k['full_set_calls']:,} calls needing several units, "
+                         f"{k['full_set_unreached']:,} not reached)")
+        if ems.agency_response is not None:
+            for r in ems.agency_response.itertuples():
+                lines.append(f"{'  agency ' + r.agency + ' first on scene':<34} mean {_fmt_min(r.on_scene_mean_s)}, "
+                             f"p90 {_fmt_min(r.on_scene_p90_s)}  ({r.reached:,} of {r.calls:,} calls; {r.unit_kinds})")
     lines += _hospital_lines(k, ems)
     if "relocation_orders" in k:
         lines.append(f"{'move-up relocations':<34} {k['relocation_moves']} moves "

@@ -235,10 +235,13 @@ class ServiceGroup:
 class AgencyGroup:
     """``[[agencies]]``: a department with its own dispatch centre (120 medical, 119 fire, 110
     police ...): the call types its centre answers, its call takers and their interview time
-    (:mod:`twin.agents.call_taking`). Every call type belongs to exactly one agency."""
+    (:mod:`twin.agents.call_taking`). Every call type belongs to exactly one agency, every unit
+    kind to at most one (a kind no agency owns is sent by whichever centre has the call)."""
 
     name: str = setting("", "str", "agency name")
     call_types: tuple = setting((), "ids", "the [[call_types]] (names) whose calls its centre answers")
+    units: tuple = setting((), "ids", "the unit kinds it owns (als, bls, fire, police): in siloed mode only its "
+                                      "centre sends them, a call needing them is transferred to it")
     call_takers: int | None = setting(None, "int", "call takers answering its calls at once (omit: unlimited, no "
                                                    "call waits for one)", minimum=1, maximum=100_000)
     processing: Dist | None = setting(None, "dist", f"call processing (interview) time of its calls (omit: "
@@ -253,6 +256,10 @@ class CoordinationGroup:
     mode: str = setting("siloed", "choice", "'siloed': each agency's centre answers its own calls with its own call "
                                             "takers; 'unified': one centre with all the call takers answers every "
                                             "call", choices=("siloed", "unified"))
+    transfer: Dist = dist_setting(Dist("constant", 60.0, 0.0), "transfer of a call to the centre owning units it needs "
+                                                               "(siloed mode; an assumption, not measured)")
+    reinterview: bool = setting(True, "bool", "a transferred call is interviewed again at the receiving centre (its "
+                                              "agency's processing time), after waiting for a call taker there")
 
 
 _NODE = (("node", "the city node id"),)

@@ -185,9 +185,9 @@ class EmsSpec:
             kw["hospitals"] = _tuple_of(HospitalSpec, kw["hospitals"], f"{where}.hospitals",
                                         length_of_stay=_dist_conv, ward_los=_dist_conv, icu_los=_dist_conv)
         if "dispatch" in kw and not isinstance(kw["dispatch"], DispatchSpec):
+            dists = lambda v, w: tuple(_dist_conv(x, f"{w}[{i}]") for i, x in enumerate(v))   # noqa: E731
             kw["dispatch"] = _build(DispatchSpec, kw["dispatch"], f"{where}.dispatch", processing=_dist_conv,
-                                    type_processing=lambda v, w: tuple(_dist_conv(x, f"{w}[{i}]")
-                                                                       for i, x in enumerate(v)))
+                                    type_processing=dists, transfer=_dist_conv, centre_processing=dists)
         if "service" in kw and not isinstance(kw["service"], ServiceSpec):
             kw["service"] = _build(ServiceSpec, kw["service"], f"{where}.service", busy_time=_dist_conv,
                                    turnout=_dist_conv, handover=_dist_conv)
@@ -342,9 +342,24 @@ class EmsSpec:
             if not isinstance(x, Dist):
                 _fail(f"{w}.type_processing[{i}]", f"found {x!r}; expected a Dist")
         if not d.centres:
-            if d.centre_of_type:
-                _fail(f"{w}.centre_of_type", "given without centres")
+            for name in ("centre_of_type", "centre_of_kind", "centre_processing", "unit_agencies"):
+                if getattr(d, name):
+                    _fail(f"{w}.{name}", "given without centres")
             return
+        if not isinstance(d.transfer, Dist):
+            _fail(f"{w}.transfer", f"found {d.transfer!r}; expected a Dist")
+        if d.centre_of_kind and (len(d.centre_of_kind) != len(UNIT_KINDS) or not all(
+                isinstance(k, (int, np.integer)) and -1 <= k < len(d.centres) for k in d.centre_of_kind)):
+            _fail(f"{w}.centre_of_kind", f"found {list(d.centre_of_kind)}; expected a centre index or -1 (any centre) "
+                                         f"for each unit kind {list(UNIT_KINDS)}")
+        if d.unit_agencies and (len(d.unit_agencies) != len(UNIT_KINDS)
+                                or not all(isinstance(a, str) for a in d.unit_agencies)):
+            _fail(f"{w}.unit_agencies", f"found {list(d.unit_agencies)}; expected an agency name or '' for each unit "
+                                        f"kind {list(UNIT_KINDS)}")
+        if d.centre_processing and (len(d.centre_processing) != len(d.centres)
+                                    or not all(isinstance(x, Dist) for x in d.centre_processing)):
+            _fail(f"{w}.centre_processing", f"found {list(d.centre_processing)}; expected one Dist per centre "
+                                            f"({len(d.centres)})")
         for i, c in enumerate(d.centres):
             ok = isinstance(c, (tuple, list)) and len(c) == 2 and isinstance(c[0], str)
             n = c[1] if ok else None

@@ -248,6 +248,21 @@ class DispatchSpec:
     type_processing : tuple of Dist
         Processing time of each call type (its agency's), instead of ``processing``; empty:
         ``processing`` for all. Drawn with the same dice either way.
+    centre_of_kind : tuple of int
+        The centre that owns (alone dispatches) each unit kind of
+        :data:`twin.emergency.UNIT_KINDS`, ``-1`` for a kind any centre dispatches; empty (the
+        default): every kind is shared. A call needing a unit kind another centre owns is
+        *transferred* there after its own centre's processing: ``transfer`` seconds later it
+        reaches that centre, waits for a call taker there, is interviewed again
+        (``centre_processing``) and that centre dispatches its units.
+    transfer : Dist
+        Transfer delay between centres, seconds (one draw per call, common to its transfers).
+    centre_processing : tuple of Dist
+        The interview at each centre receiving a transfer (one per centre; empty: no
+        re-interview). One draw per call, common to its transfers.
+    unit_agencies : tuple of str
+        The agency owning each unit kind of :data:`twin.emergency.UNIT_KINDS` (``""``: none),
+        in either mode: what the per-agency response KPIs group by. Empty: no agencies.
     """
 
     policy: str = "nearest"
@@ -259,6 +274,10 @@ class DispatchSpec:
     centres: tuple = ()
     centre_of_type: tuple = ()
     type_processing: tuple = ()
+    centre_of_kind: tuple = ()
+    transfer: Dist = Dist("constant", 0.0, 0.0)
+    centre_processing: tuple = ()
+    unit_agencies: tuple = ()
 
 
 @dataclass(frozen=True)

@@ -145,6 +145,9 @@ class EmsResult:
         per call that reached a centre, ``call_id, centre, arrive_s, answer_s, wait_s`` (NaN
         while waiting for a call taker); and per centre ``centre, call_takers, calls,
         wait_mean_s, wait_share, answered_in_target_share`` over the KPI window.
+    agency_response : DataFrame or None
+        Only with agencies owning unit kinds: each agency's first unit on scene
+        (:func:`twin.agents.joint.joint_response`).
     """
 
     calls: object
@@ -169,6 +172,7 @@ class EmsResult:
     incidents: object = field(default=None, repr=False)
     call_taking: object = field(default=None, repr=False)
     call_centres: object = field(default=None, repr=False)
+    agency_response: object = field(default=None, repr=False)
 
     def district_kpis(self, layout: "EmsLayout | None" = None):
         """Per-district response KPIs and the equity gap over the KPI window.
@@ -371,7 +375,7 @@ class EmsResult:
         patient-flow and incident tables, when present)."""
         c = self.calls
         for name, value in self.kpis.items():
-            if name.startswith(("hospital_", "incident_")):
+            if name.startswith(("hospital_", "incident_", "agency_")):
                 continue
             writer.write_summary(f"{p}_{name}", value, units=_kpi_units(name))
         hosp = self.hospitals
@@ -407,6 +411,8 @@ class EmsResult:
             self._write_incidents(writer, p, node_of_loc)
         if self.call_taking is not None:
             self._write_call_taking(writer, p)
+        if self.agency_response is not None:
+            self._write_agency_response(writer, p)
         writer.write_table(f"/summary/{p}_districts", {
             "district_idx": districts["district_idx"].to_numpy(np.int32),
             "name": districts["name"].astype(str).to_numpy().astype(str),
@@ -421,14 +427,26 @@ class EmsResult:
         t, c = self.call_taking, self.call_centres
         writer.write_table(f"/events/{p}_call_taking", {
             "call_id": t["call_id"].to_numpy(np.int64), "centre": t["centre"].astype(str).to_numpy().astype(str),
-            **{k: t[k].to_numpy(np.float64) for k in ("arrive_s", "answer_s", "wait_s")}},
-            units={"call_id": "", "centre": "", "arrive_s": "s", "answer_s": "s", "wait_s": "s"})
+            "transferred": t["transferred"].to_numpy(bool),
+            **{k: t[k].to_numpy(np.float64) for k in ("arrive_s", "answer_s", "wait_s", "done_s")}},
+            units={"call_id": "", "centre": "", "transferred": "", "arrive_s": "s", "answer_s": "s", "wait_s": "s",
+                   "done_s": "s"})
         writer.write_table(f"/summary/{p}_call_centres", {
             "centre": c["centre"].astype(str).to_numpy().astype(str), "call_takers": c["call_takers"].to_numpy(np.float64),
-            "calls": c["calls"].to_numpy(np.int64),
+            "calls": c["calls"].to_numpy(np.int64), "transfers_in": c["transfers_in"].to_numpy(np.int64),
             **{k: c[k].to_numpy(np.float64) for k in ("wait_mean_s", "wait_share", "answered_in_target_share")}},
-            units={"centre": "", "call_takers": "persons", "calls": "1", "wait_mean_s": "s", "wait_share": "1",
+            units={"centre": "", "call_takers": "persons", "calls": "1", "transfers_in": "1", "wait_mean_s": "s",
+                   "wait_share": "1",
                    "answered_in_target_share": "1"})
+
+    def _write_agency_response(self, writer, p):
+        t = self.agency_response
+        writer.write_table(f"/summary/{p}_agency_response", {
+            **{k: t[k].astype(str).to_numpy().astype(str) for k in ("agency", "unit_kinds")},
+            **{k: t[k].to_numpy(np.int64) for k in ("calls", "reached")},
+            **{k: t[k].to_numpy(np.float64) for k in ("on_scene_mean_s", "on_scene_p90_s")}},
+            units={"agency": "", "unit_kinds": "", "calls": "1", "reached": "1", "on_scene_mean_s": "s",
+                   "on_scene_p90_s": "s"})
 
     def _write_incidents(self, writer, p, node_of_loc):
         inc = self.incidents

@@ -98,3 +98,64 @@ def test_a_call_waits_for_a_call_taker_in_arrival_order():
     t = res.call_taking
     assert t["answer_s"].tolist() == [0.0, 60.0, 120.0] and t["wait_s"].tolist() == [0.0, 50.0, 100.0]
     assert res.calls["ready_s"].tolist() == [60.0, 120.0, 180.0]
+
+
+def transfer_spec(mode, *, transfer_s=45.0, medical_s=90.0, police_s=120.0, takers=math.inf):
+    """A crash needs a police car and an ambulance; the police centre answers it. In siloed
+    mode the medical centre owns the ambulances: the call is transferred there."""
+    siloed = mode == "siloed"
+    tt = np.array([[0.0, 300.0, 420.0], [300.0, 0.0, 200.0], [420.0, 200.0, 0.0]])
+    kinds = (("als", 1), ("police", 1))
+    dispatch = DispatchSpec(
+        "nearest", (), Dist("constant", police_s, 0.0), None,
+        centres=(("medical", takers), ("police", takers)) if siloed else (("unified", takers),),
+        centre_of_type=(0, 1) if siloed else (0, 0),
+        type_processing=(Dist("constant", medical_s, 0.0), Dist("constant", police_s, 0.0)),
+        unit_agencies=("medical", "medical", "", "police"),
+        **({"centre_of_kind": (0, 0, -1, 1), "transfer": Dist("constant", transfer_s, 0.0),
+            "centre_processing": (Dist("constant", medical_s, 0.0), Dist("constant", police_s, 0.0))}
+           if siloed else {}))
+    return EmsSpec(travel_time_s=tt, zones=(ZoneSpec("scene", 0, 1.0),),
+                   call_types=(CallTypeSpec("medical", share=0.5), CallTypeSpec("crash", share=0.5, requires=kinds)),
+                   units=(UnitSpec("amb", 1, kind="als"), UnitSpec("car", 2, kind="police")),
+                   dispatch=dispatch,
+                   service=ServiceSpec(mode="busy_time", busy_time=Dist("constant", 600.0, 0.0)), warmup_s=0.0)
+
+
+def test_a_transferred_call_is_later_by_the_transfer_and_the_second_interview():
+    """Free flow, constant times: the crash's ambulance reaches the scene later in siloed
+    mode by exactly the transfer delay plus the medical centre's interview (45 + 90 s); its
+    police car at the same time in both modes (an event timeline)."""
+    calls = {"time_s": [100.0], "zone_idx": [0], "type_idx": [1]}
+    on_scene = {}
+    for mode in ("unified", "siloed"):
+        res = run_ems(transfer_spec(mode), seed=1, until_s=3600.0, calls=calls)
+        a = res.assignments.set_index("unit_idx").sort_index()      # 0: the ambulance, 1: the police car
+        on_scene[mode] = a["on_scene_s"].to_dict()
+        assert a["dispatched_s"].tolist() == ([220.0, 220.0] if mode == "unified" else [355.0, 220.0])
+    assert on_scene["unified"] == {0: 100.0 + 120.0 + 300.0, 1: 100.0 + 120.0 + 420.0}
+    assert on_scene["siloed"][0] - on_scene["unified"][0] == 45.0 + 90.0
+    assert on_scene["siloed"][1] == on_scene["unified"][1]
+    # the full set (both units) and each agency's first unit, from the call at 100 s
+    assert (res.kpis["full_set_mean_s"], res.kpis["full_set_calls"]) == (655.0 - 100.0, 1)
+    assert res.kpis["agency_medical_on_scene_mean_s"] == 555.0 and res.kpis["agency_police_on_scene_mean_s"] == 540.0
+    assert res.agency_response["agency"].tolist() == ["medical", "police"]
+    assert res.agency_response["unit_kinds"].tolist() == ["als;bls", "police"]
+    t = res.call_taking
+    assert t["centre"].tolist() == ["medical", "police"] and t["transferred"].tolist() == [True, False]
+    assert t["arrive_s"].tolist() == [265.0, 100.0] and t["done_s"].tolist() == [355.0, 220.0]
+    assert res.kpis["calls_transferred"] == 1 and res.kpis["transfer_delay_mean_s"] == 135.0
+
+
+def test_a_transfer_waits_for_a_call_taker_at_the_receiving_centre():
+    """One call taker at each centre: a medical call at 200 s holds the medical call taker
+    until 290 s, so the crash transferred at 265 s waits 25 s for it; its interview ends at
+    380 s, when the one ambulance is busy with the medical call (290 to 890 s): the crash
+    waits in the queue for it."""
+    calls = {"time_s": [100.0, 200.0], "zone_idx": [0, 0], "type_idx": [1, 0]}
+    res = run_ems(transfer_spec("siloed", takers=1), seed=1, until_s=3600.0, calls=calls)
+    t = res.call_taking.set_index(["call_id", "centre"])
+    assert t.loc[(0, "medical"), "wait_s"] == 25.0 and t.loc[(0, "medical"), "done_s"] == 290.0 + 90.0
+    a = res.assignments
+    assert a.loc[(a.call_id == 1), "dispatched_s"].item() == 290.0
+    assert a.loc[(a.call_id == 0) & (a.unit_idx == 0), "dispatched_s"].item() == 890.0

@@ -145,3 +145,60 @@ def test_an_incidents_patients_do_not_queue_for_call_takers():
     patients = calls.loc[calls["zone_idx"] < 0, "call_id"]
     assert len(patients) == 10 and not res.ems.call_taking["call_id"].isin(patients).any()
     assert (calls.loc[calls["zone_idx"] < 0, "ready_s"] >= 3600.0).all()
+
+
+# A crash needs an ambulance and a police car; the 110 answers it, the 120 owns the ambulances.
+OWNED = (JOINT.replace("ambulances = 30\n", "ambulances = 30\npolice = 10\n").replace("share = 0.5", "share = 0.4")
+         .replace('call_types = ["medical"]\n', 'call_types = ["medical"]\nunits = ["als", "bls"]\n')
+         .replace('call_types = ["police"]\n', 'call_types = ["police", "crash"]\nunits = ["police"]\n')
+         .replace('name = "police"\nshare = 0.4\non_scene = 600.0\n',
+                  'name = "police"\nshare = 0.4\non_scene = 600.0\nrequires = { police = 1 }\n')
+         .replace('[[stations]]', '[[call_types]]\nname = "crash"\nshare = 0.2\non_scene = 600.0\n'
+                                  'requires = { als = 1, police = 1 }\n\n[[stations]]'))
+
+
+def test_a_call_needing_another_agencys_units_is_transferred(tmp_path):
+    siloed, unified = run(OWNED, out=tmp_path / "o.h5"), run(OWNED, overrides=["coordination.mode=unified"])
+    d = load_scenario(OWNED).replanned(3).plans["ems"].spec.dispatch
+    assert d.centre_of_kind == (0, 0, -1, 1) and d.transfer.mean_s == 60.0 and len(d.centre_processing) == 2
+    calls = siloed.ems.calls
+    crash = calls.loc[calls["type_idx"] == 2, "call_id"]
+    t = siloed.ems.call_taking
+    assert len(crash) > 50 and set(t.loc[t["transferred"], "call_id"]) == set(crash)
+    assert (t.loc[t["transferred"], "centre"] == "120").all()
+    assert siloed.ems.kpis["calls_transferred"] == len(crash) and unified.ems.kpis["calls_transferred"] == 0
+    assert siloed.ems.kpis["transfer_delay_mean_s"] > 60.0          # the delay, a wait, a second interview
+    per = siloed.ems.call_centres.set_index("centre")
+    assert per.loc["120", "transfers_in"] == len(crash) and per.loc["110", "transfers_in"] == 0
+    a = siloed.ems.assignments.merge(calls[["call_id", "type_idx"]], on="call_id")
+    amb = a[(a["type_idx"] == 2) & (a["unit_idx"] < 30)]
+    done = t[t["transferred"]].set_index("call_id")["done_s"]
+    assert (amb["dispatched_s"].to_numpy() >= done.loc[amb["call_id"]].to_numpy()).all()   # sent by the 120
+    # the crashes' full sets and the agencies' first units, written and reported
+    from twin.results import open_results
+
+    k = siloed.ems.kpis
+    assert k["full_set_calls"] == len(crash) and k["full_set_mean_s"] > unified.ems.kpis["full_set_mean_s"]
+    per = open_results(tmp_path / "o.h5").table("/summary/ems_agency_response").set_index("agency")
+    assert per.loc["120", "on_scene_mean_s"] == pytest.approx(k["agency_120_on_scene_mean_s"])
+    assert per.loc["110", "calls"] == (calls["type_idx"] >= 1).sum()
+    assert any(line.startswith("full set on scene") for line in siloed.report_lines())
+
+
+def test_a_snapshot_resumes_transfers_in_flight_exactly(tmp_path):
+    out = tmp_path / "t.h5"
+    text = OWNED + '[coordination]\ntransfer = { kind = "constant", mean_s = 300.0 }\n'
+    plain = run(text, out=out, snapshot_at_s=[7200.0])
+    t = plain.ems.call_taking
+    assert ((t["transferred"]) & (t["arrive_s"] > 7200.0) & (t["arrive_s"] < 7500.0)).any()   # one in flight
+    again = from_snapshot(f"{out}@02:00")
+    assert again.kpis == plain.kpis and again.ems.call_taking.equals(plain.ems.call_taking)
+
+
+@pytest.mark.parametrize("old,new,match", [
+    ('units = ["police"]', 'units = ["police", "als"]', "'als' units are owned by agency '120' already"),
+    ('units = ["police"]', 'units = ["polce"]', "no unit kind 'polce'"),
+])
+def test_bad_unit_ownership_is_a_clear_error(old, new, match):
+    with pytest.raises(ScenarioError, match=match):
+        load_scenario(OWNED.replace(old, new)).replanned(3)
