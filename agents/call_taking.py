@@ -43,14 +43,11 @@ class CallTakers:
         The centres.
     takers : sequence of int or inf
         Call takers of each centre.
-    centre_of_type : sequence of int
-        The centre of each call type (index into ``names``).
     """
 
-    def __init__(self, names, takers, centre_of_type):
+    def __init__(self, names, takers):
         self.names = tuple(str(n) for n in names)
         self.capacity = [float(c) for c in takers]
-        self.centre_of_type = np.asarray(centre_of_type, dtype=np.int64)
         self.busy = [0] * len(self.names)
         self.waiting = [deque() for _ in self.names]
         self.arrived = {}          # (call, centre) -> arrival time s
@@ -58,20 +55,13 @@ class CallTakers:
         self.done = {}             # (call, centre) -> end of the interview s
         self.transfers = set()     # the (call, centre) pairs of transferred calls
 
-    def centre(self, type_idx) -> int:
-        """The centre of a call type, or -1 (no centre: a transfer's pseudo-type)."""
-        t = int(type_idx)
-        return int(self.centre_of_type[t]) if 0 <= t < len(self.centre_of_type) else -1
-
-    def arrive(self, call_idx, type_idx, now_s, centre=None) -> bool:
-        """A call reaches its type's centre (or ``centre``: a transfer) now; True when it is
-        answered at once (or has no centre)."""
-        k = self.centre(type_idx) if centre is None else int(centre)
-        if k < 0:
-            return True
+    def arrive(self, call_idx, centre, now_s, transfer=False) -> bool:
+        """A call reaches ``centre`` now (``transfer``: sent on from another centre); True when
+        it is answered at once."""
+        k = int(centre)
         key = (int(call_idx), k)
         self.arrived[key] = float(now_s)
-        if centre is not None:
+        if transfer:
             self.transfers.add(key)
         if self.busy[k] < self.capacity[k]:
             self.busy[k] += 1

@@ -177,6 +177,7 @@ class CallTable:
     location_idx: np.ndarray | None = None
     u_transfer: np.ndarray | None = None
     u_reinterview: np.ndarray | None = None
+    u_aid: np.ndarray | None = None
 
     def __post_init__(self):
         n = len(self.time_s)
@@ -274,7 +275,7 @@ def draw_call_table(spec: EmsSpec, time_s, zone_idx, type_idx, streams, *, prior
     handover = spec.service.handover.ppf(srv.random(n))
     u_los = streams["hospital"].random(n)
     # a transfer's dice, drawn last (in either coordination mode, so both see the same calls)
-    u_tr = streams["dispatch"].random((2, n)) if spec.dispatch.centres else (None, None)
+    u_tr = streams["dispatch"].random((3, n)) if spec.dispatch.centres else (None, None, None)
 
     hosp = np.full(n, -1, dtype=np.int32)
     if spec.hospitals and n:
@@ -295,7 +296,7 @@ def draw_call_table(spec: EmsSpec, time_s, zone_idx, type_idx, streams, *, prior
                      handover_s=handover, u_los=u_los, hospital_idx=hosp,
                      n_slots=np.array([len(c.slots) for c in spec.call_types], dtype=np.int16)[ctype],
                      location_idx=None if location_idx is None else np.asarray(location_idx, dtype=np.int32),
-                     u_transfer=u_tr[0], u_reinterview=u_tr[1])
+                     u_transfer=u_tr[0], u_reinterview=u_tr[1], u_aid=u_tr[2])
 
 
 def draw_incident_calls(spec: EmsSpec, rng) -> tuple:

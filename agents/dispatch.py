@@ -3,20 +3,26 @@
 A call reaches the centre at its call time, is processed for ``processing_s`` and becomes
 *ready*. With call-taking centres (:attr:`twin.emergency.DispatchSpec.centres`) it first waits
 for a free call taker of its centre, who stays with it while it is processed
-(:class:`twin.agents.call_taking.CallTakers`). When the centres own unit kinds
-(:attr:`twin.emergency.DispatchSpec.centre_of_kind`, siloed agencies), a ready call's centre
-sends only the units it owns (or no centre owns) and transfers the call to each centre owning
-other units it needs: after the transfer delay the call waits for a call taker there, is
-interviewed again, and that centre sends its units (their slots queue like any other; a
-fallback kind another centre owns is not used). The call type names the units it needs, one
-*slot* per unit with a kind and an optional fallback kind (see :attr:`twin.emergency.CallTypeSpec.slots`). For each slot in
-order the policy picks an eligible idle unit of the slot's kind, else of its fallback
+(:class:`twin.agents.call_taking.CallTakers`). The call type names the units it needs, one
+*slot* per unit with a kind and an optional fallback kind (see
+:attr:`twin.emergency.CallTypeSpec.slots`). For each slot in order the policy picks an
+eligible idle unit of the slot's kind, else of its fallback
 kind. Units found are dispatched at once (partial dispatch). If a slot stays open the call
 joins (or stays in) the dispatch queue, ordered by priority, then call time, then call id;
 a call that got no unit at all is lost instead when ``max_queue`` calls already wait
 (``0`` for a loss system). When a unit becomes available it takes the first queued call,
 in that order, that it is eligible for and that has an open slot of its kind (one of its
 kind first, else one it is the fallback for).
+
+Agencies (siloed centres, :attr:`twin.emergency.DispatchSpec.centre_of_kind`): a ready
+call's centre sends only the units it owns (or that no centre owns) and transfers the call to
+each centre owning other units it needs: after the transfer delay the call waits for a call
+taker there, is interviewed again, and that centre sends its units (their slots queue like
+any other). With jurisdictions a call's centre and the centre owning a kind depend on the
+call's zone, and every unit belongs to one centre (``centre_of_unit``): a slot takes only its
+centre's units, or unowned ones (a fallback kind too). With mutual aid, a centre that leaves
+a slot open asks its partners, and ``aid_delay`` later their units may fill the slots still
+open (one hop: the partners' partners are not asked).
 
 A policy is any object with two methods (see :class:`NearestIdle`):
 ``choose(model, call_idx, idle_units) -> Unit | None`` and
@@ -39,7 +45,7 @@ import mesa
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from twin.emergency import OUTCOMES
+from twin.emergency import OUTCOMES, UNIT_KINDS
 
 __all__ = ["DispatchCentre", "NearestIdle", "PreferenceList", "Relocator", "make_policy"]
 
@@ -133,34 +139,64 @@ class DispatchCentre(mesa.Agent):
         self._instant = d.processing.is_zero and all(p.is_zero for p in d.type_processing)
         self.takers = None
         self.transferring = {}      # (call, centre) -> [its transfer process, step: 0 delay, 1 interview]
-        self.split = {}             # call type -> (its own centre's slots, ((centre, slots), ...)) with transfers
+        self.aiding = {}            # (call, centre) -> its mutual-aid request (the delay)
+        self.aided = set()          # (call, centre): aid asked; the partners' units may fill its slots
+        self.aid_log = []           # [call, centre, time asked s, units the partners sent then]
+        self.owner = None           # the centre of each unit (-1: any) when centres own units
+        self._splits = {}           # (type, zone) -> (own slots, ((centre, slots), ...))
         if d.centres:
             from twin.agents.call_taking import CallTakers
+            from twin.ems_centres import per_zone
 
-            self.takers = CallTakers([c[0] for c in d.centres], [c[1] for c in d.centres], d.centre_of_type)
+            self.takers = CallTakers([c[0] for c in d.centres], [c[1] for c in d.centres])
+            n_z = len(model.spec.zones)
+            self.centre_of = per_zone(d.centre_of_type, n_z)
             if d.centre_of_kind:
-                self._plan_transfers(model, d)
+                self.kind_centre = per_zone(d.centre_of_kind, n_z)
+                self.owner = (np.asarray(d.centre_of_unit, dtype=np.int64) if d.centre_of_unit else
+                              np.array([self.kind_centre[UNIT_KINDS.index(u.kind), 0] for u in model.spec.units],
+                                       dtype=np.int64))
+                self.partners = [frozenset(m) for m in d.mutual_aid] if d.mutual_aid else [frozenset()] * len(d.centres)
 
-    def _plan_transfers(self, model, d):
-        """Which centre sends each slot's unit (its kind's owner, else the call's centre); a
-        fallback kind another centre owns is not used (siloed centres send their own units)."""
-        owner = d.centre_of_kind
-        for t in range(model.n_call_types):
-            k0, own, other, slots = int(d.centre_of_type[t]), [], {}, []
-            for s, (kind, fb) in enumerate(model.type_slots[t]):
-                k = owner[kind] if owner[kind] >= 0 else k0
-                slots.append((kind, fb if fb < 0 or owner[fb] in (-1, k) else -1))
-                (own if k == k0 else other.setdefault(k, [])).append(s)
-            model.type_slots[t] = tuple(slots)
-            if other:
-                self.split[t] = (tuple(own), tuple((k, tuple(v)) for k, v in sorted(other.items())))
+    def call_centre(self, call_idx) -> int:
+        """The centre answering a call (its type's in its zone), or -1 (no call to answer: an
+        inter-hospital transfer, a scripted incident's patient)."""
+        calls = self.model.calls
+        t, z = int(calls.type_idx[call_idx]), int(calls.zone_idx[call_idx])
+        return int(self.centre_of[t, z]) if z >= 0 and t < self.model.n_call_types else -1
+
+    def _split(self, call_idx):
+        """``(own slots, ((centre, slots), ...))``: the call's slots its centre sends, and those
+        each other centre owning their units sends (after a transfer)."""
+        calls = self.model.calls
+        key = (int(calls.type_idx[call_idx]), int(calls.zone_idx[call_idx]))
+        if key not in self._splits:
+            k0, own, other = self.call_centre(call_idx), [], {}
+            for s, (kind, _) in enumerate(self.model.type_slots[key[0]]):
+                k = int(self.kind_centre[kind, key[1]])
+                (own if k in (-1, k0) else other.setdefault(k, [])).append(s)
+            self._splits[key] = (tuple(own), tuple((k, tuple(v)) for k, v in sorted(other.items())))
+        return self._splits[key]
+
+    def _allowed(self, call_idx, slot):
+        """The centres whose units may fill ``slot`` of the call (None: any unit): the slot's
+        centre, and its mutual-aid partners once aid was asked."""
+        if self.owner is None:
+            return None
+        k0 = self.call_centre(call_idx)
+        if k0 < 0:
+            return None
+        z = int(self.model.calls.zone_idx[call_idx])
+        k = int(self.kind_centre[self.model.type_slots[self.model.calls.type_idx[call_idx]][slot][0], z])
+        k = k0 if k < 0 else k
+        return self.partners[k] | {k, -1} if (call_idx, k) in self.aided else {k, -1}
 
     def receive(self, call_idx):
         """A call arrives now (with call takers: it may wait for one)."""
-        t, calls = self.takers, self.model.calls
-        if (t is not None and calls.zone_idx[call_idx] >= 0          # (an incident's patient: no call to answer)
-                and not t.arrive(call_idx, calls.type_idx[call_idx], self.env.now)):
-            return
+        if self.takers is not None:
+            k = self.call_centre(call_idx)
+            if k >= 0 and not self.takers.arrive(call_idx, k, self.env.now):
+                return
         self._answered(call_idx)
 
     def restore_takers(self, state) -> None:
@@ -192,7 +228,7 @@ class DispatchCentre(mesa.Agent):
     def _processed(self, call_idx):
         """Processing is over: the call taker takes the next waiting call; this one is ready."""
         if self.takers is not None:
-            nxt = self.takers.release(call_idx, self.takers.centre(self.model.calls.type_idx[call_idx]), self.env.now)
+            nxt = self.takers.release(call_idx, self.call_centre(call_idx), self.env.now)
             if nxt is not None:
                 self._answer(nxt)
         self._ready(call_idx)
@@ -206,7 +242,7 @@ class DispatchCentre(mesa.Agent):
         if at == 0:
             yield wait if wait is not None else env.timeout(float(d.transfer.ppf(calls.u_transfer[call_idx])))
             wait = None
-            if not self.takers.arrive(call_idx, -1, env.now, centre=centre):
+            if not self.takers.arrive(call_idx, centre, env.now, transfer=True):
                 del self.transferring[key]
                 return                                      # (answered later: _answer)
             self.transferring[key][1] = 1
@@ -217,44 +253,65 @@ class DispatchCentre(mesa.Agent):
         if nxt is not None:
             self._answer(nxt)
         if calls.outcome[call_idx] != LOST:
-            self._send(call_idx, dict(self.split[int(calls.type_idx[call_idx])][1])[centre], transfer=True)
+            self._send(call_idx, dict(self._split(call_idx)[1])[centre], centre, transfer=True)
 
-    def _pick(self, call_idx, kind, fallback):
-        """The policy's choice among idle units of ``kind``, else of ``fallback`` (or None)."""
+    def _aid(self, call_idx, centre, wait=None):
+        """Mutual aid: ``aid_delay`` after ``centre`` found none of its own units idle for the
+        call, its partners' units may fill the slots still open (one is sent now where idle)."""
+        calls = self.model.calls
+        yield wait if wait is not None else self.env.timeout(
+            float(self.model.spec.dispatch.aid_delay.ppf(calls.u_aid[call_idx])))
+        del self.aiding[(call_idx, centre)]
+        self.aided.add((call_idx, centre))
+        n = self._fill(call_idx)
+        self.aid_log.append([call_idx, centre, self.env.now, n])
+        if n:
+            self.queue_series.append((self.env.now, len(self.queue)))
+
+    def _pick(self, call_idx, kind, fallback, slot=None):
+        """The policy's choice among the idle units of ``kind`` (else of ``fallback``) that may
+        fill ``slot`` (or None)."""
         model = self.model
-        unit = self.policy.choose(model, call_idx, model.idle_units(kind))
-        if unit is None and fallback >= 0:
-            unit = self.policy.choose(model, call_idx, model.idle_units(fallback))
-        return unit
+        allowed = None if slot is None else self._allowed(call_idx, slot)
+        for k in (kind, fallback):
+            if k < 0:
+                continue
+            idle = model.idle_units(k)
+            if allowed is not None:
+                idle = [u for u in idle if self.owner[u.unit_idx] in allowed]
+            unit = self.policy.choose(model, call_idx, idle)
+            if unit is not None:
+                return unit
+        return None
 
     def _ready(self, call_idx):
         """The call is ready at its centre: the units of its own centre are sent, and in siloed
         mode the call is transferred to each centre owning other units it needs."""
         calls = self.model.calls
         calls.ready_s[call_idx] = self.env.now
-        t = int(calls.type_idx[call_idx])
-        split = self.split.get(t) if calls.zone_idx[call_idx] >= 0 else None
-        if split is None:
-            self._send(call_idx, range(len(self.model.type_slots[t])))
+        k0 = self.call_centre(call_idx) if self.owner is not None else -1
+        if k0 < 0:
+            self._send(call_idx, range(len(self.model.type_slots[calls.type_idx[call_idx]])), k0)
             return
-        self._send(call_idx, split[0])
+        own, other = self._split(call_idx)
+        self._send(call_idx, own, k0)
         if calls.outcome[call_idx] == LOST:
             return
-        for k, _ in split[1]:
+        for k, _ in other:
             self.transferring[(call_idx, k)] = [self.env.process(self._transfer(call_idx, k)), 0]
 
-    def _send(self, call_idx, slot_ids, transfer=False):
-        """Send a unit to each of the call's slots ``slot_ids`` (the policy's choice), queue the
-        call with the slots left open (a call none of whose units could be sent is lost
-        instead when the queue is full; a transfer's slots always queue)."""
+    def _send(self, call_idx, slot_ids, centre, transfer=False):
+        """``centre`` sends a unit to each of the call's slots ``slot_ids`` (the policy's choice),
+        queues the call with the slots left open (a call none of whose units could be sent is
+        lost instead when the queue is full; a transfer's slots always queue) and asks its
+        mutual-aid partners for them."""
         model = self.model
         calls = model.calls
         slots = model.type_slots[calls.type_idx[call_idx]]
         pending = []
         sent = []
         for s in slot_ids:
-            kind, fallback = slots[s]
-            unit = self._pick(call_idx, kind, fallback)
+            unit = self._pick(call_idx, *slots[s], s)
             if unit is None:
                 pending.append(s)
             else:
@@ -267,19 +324,24 @@ class DispatchCentre(mesa.Agent):
             return
         if call_idx in self.pending:                       # (own slots still open when a transfer's come)
             self.pending[call_idx].extend(pending)
-            return
-        if (not transfer and len(pending) == len(slot_ids) and self.max_queue is not None
+        elif (not transfer and len(pending) == len(slot_ids) and self.max_queue is not None
                 and len(self.queue) >= self.max_queue and not model.never_lost(call_idx)):
             calls.outcome[call_idx] = LOST
             return
-        self.pending[call_idx] = pending
-        heapq.heappush(self.queue, (int(calls.priority[call_idx]), float(calls.time_s[call_idx]), call_idx))
-        self.queue_series.append((self.env.now, len(self.queue)))
+        else:
+            self.pending[call_idx] = pending
+            heapq.heappush(self.queue, (int(calls.priority[call_idx]), float(calls.time_s[call_idx]), call_idx))
+            self.queue_series.append((self.env.now, len(self.queue)))
+        if centre >= 0 and self.owner is not None and self.partners[centre] and (call_idx, centre) not in self.aided:
+            self.aiding[(call_idx, centre)] = self.env.process(self._aid(call_idx, centre))
 
     def _slot_for(self, unit, call_idx):
         """The open slot of a queued call that ``unit`` may fill (its own kind first), or None."""
         slots = self.model.type_slots[self.model.calls.type_idx[call_idx]]
         pending = self.pending[call_idx]
+        if self.owner is not None:
+            pending = [s for s in pending if (a := self._allowed(call_idx, s)) is None
+                       or self.owner[unit.unit_idx] in a]
         for s in pending:
             if slots[s][0] == unit.kind:
                 break
@@ -320,28 +382,32 @@ class DispatchCentre(mesa.Agent):
         return True
 
 
+    def _fill(self, call_idx) -> int:
+        """Offer the queued call's open slots to the idle units now (the policy's choice for
+        each); returns how many units were sent."""
+        model, n = self.model, 0
+        if call_idx not in self.pending:
+            return 0
+        slots = model.type_slots[model.calls.type_idx[call_idx]]
+        for s in list(self.pending[call_idx]):
+            unit = self._pick(call_idx, *slots[s], s)
+            if unit is None:
+                continue
+            self.pending[call_idx].remove(s)
+            unit.assign(call_idx, s)
+            n += 1
+        if not self.pending[call_idx]:
+            del self.pending[call_idx]
+            self.queue = [e for e in self.queue if e[2] != call_idx]
+            heapq.heapify(self.queue)
+        return n
+
     def retry(self) -> int:
         """Offer the queued calls to the idle units again (a route may have opened since they were
         last offered: a flood receding): in queue order (priority, then call time), each open
         slot to the policy's choice among the idle units; returns how many units were assigned."""
-        if not self.queue:
-            return 0
-        model, n = self.model, 0
-        for entry in sorted(self.queue):
-            call_idx = entry[2]
-            slots = model.type_slots[model.calls.type_idx[call_idx]]
-            for s in list(self.pending.get(call_idx, ())):
-                unit = self._pick(call_idx, *slots[s])
-                if unit is None:
-                    continue
-                self.pending[call_idx].remove(s)
-                unit.assign(call_idx, s)
-                n += 1
-            if call_idx in self.pending and not self.pending[call_idx]:
-                del self.pending[call_idx]
-                self.queue.remove(entry)
+        n = sum(self._fill(entry[2]) for entry in sorted(self.queue))
         if n:
-            heapq.heapify(self.queue)
             self.queue_series.append((self.env.now, len(self.queue)))
         return n
 

@@ -301,7 +301,7 @@ def ems_result(model, end_s: float) -> EmsResult:
 
         jk, table = joint_response(model, spec.warmup_s, float(until_s))
         kpis.update(jk)
-        if spec.dispatch.unit_agencies:
+        if spec.dispatch.agency_of_unit:
             extra["agency_response"] = table
     ev = np.array(model.unit_events, dtype=np.float64).reshape(-1, 4)
     unit_events = pd.DataFrame({"time_s": ev[:, 0], "unit_idx": ev[:, 1].astype(np.int32),

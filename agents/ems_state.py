@@ -137,7 +137,9 @@ def model_snapshot(model, pending) -> dict:
     out["dispatch"] = {"queue": [list(e) for e in d.queue], "pending": [[c, list(s)] for c, s in d.pending.items()],
                        "series": [list(x) for x in d.queue_series],
                        "processing": [[c, *pending(p._target)] for c, p in d.processing.items()],
-                       "transferring": [[c, k, at, *pending(p._target)] for (c, k), (p, at) in d.transferring.items()]}
+                       "transferring": [[c, k, at, *pending(p._target)] for (c, k), (p, at) in d.transferring.items()],
+                       "aiding": [[c, k, *pending(p._target)] for (c, k), p in d.aiding.items()],
+                       "aided": [list(x) for x in sorted(d.aided)], "aid_log": [list(r) for r in d.aid_log]}
     if d.takers is not None:
         out["dispatch"]["takers"] = d.takers.snapshot()
     granted, pickups, reserved = {}, {}, {}
@@ -347,6 +349,10 @@ def model_restore(model, state, wakeup) -> None:
     for c, k, at, *entry in state["dispatch"].get("transferring", []):
         key = (int(c), int(k))
         d.transferring[key] = [env.process(d._transfer(*key, at=int(at), wait=wakeup(entry))), int(at)]
+    for c, k, *entry in state["dispatch"].get("aiding", []):
+        d.aiding[(int(c), int(k))] = env.process(d._aid(int(c), int(k), wakeup(entry)))
+    d.aided = {(int(c), int(k)) for c, k in state["dispatch"].get("aided", [])}
+    d.aid_log = [[int(c), int(k), float(t), int(n)] for c, k, t, n in state["dispatch"].get("aid_log", [])]
     if d.takers is not None and saved is not None:
         d.restore_takers(saved)
     for rec in model.sources:         # started by another flow's build (calls added up front): the state has it

@@ -21,9 +21,10 @@ Scenarios: ``*.toml`` specs run by :func:`twin.runner.run` (``twin run NAME``):
     falls for the residents aged 65+, with 15-minute walking access and its equity.
 ``hefei_joint``
     One day of the 120, 110 and 119 centres ([[agencies]]), one call taker each, each sending
-    its own units, with medical, police and fire calls and joint ones (crashes with injuries,
-    fires with casualties) transferred to the 120; ``--set coordination.mode=unified`` pools
-    the call takers and sends any unit at once.
+    its own units (the police in two commands with their own districts and mutual aid), with
+    medical, police and fire calls and joint ones (crashes with injuries, fires with
+    casualties) transferred to the 120; ``--set coordination.mode=unified`` pools the call
+    takers and sends any unit at once.
 ``hefei_epidemic``
     180 days of an epidemic on the contacts of 100,000 synthetic persons (households, classes,
     teams, zone-hours out of home), with the hospitals' ward and ICU beds and calls to 120.

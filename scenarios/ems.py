@@ -403,6 +403,11 @@ def _report(k, ems, districts, days):
             lines.append(f"{'full set on scene (joint calls)':<34} mean {_fmt_min(k['full_set_mean_s'])}, p90 "
                          f"{_fmt_min(k['full_set_p90_s'])}  ({k['full_set_calls']:,} calls needing several units, "
                          f"{k['full_set_unreached']:,} not reached)")
+        if "cross_border_units" in k:
+            aid = (f"; mutual aid asked {k['mutual_aid_requests']:,} times, {k['mutual_aid_units']:,} units sent"
+                   if "mutual_aid_requests" in k else "")
+            lines.append(f"{'units sent across a border':<34} {k['cross_border_units']:,} "
+                         f"({_fmt_pct(k['cross_border_share'])} of units sent){aid}")
         if ems.agency_response is not None:
             for r in ems.agency_response.itertuples():
                 lines.append(f"{'  agency ' + r.agency + ' first on scene':<34} mean {_fmt_min(r.on_scene_mean_s)}, "

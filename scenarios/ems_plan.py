@@ -15,8 +15,9 @@ import numpy as np
 from twin.emergency import (UNIT_KINDS, CallTypeSpec, DispatchSpec, EmsLayout, EmsSpec, HospitalSpec, IncidentSpec,
                             RelocationSpec, ServiceSpec, UnitSpec, ZoneSpec, travel_time_matrix)
 from twin.errors import ScenarioError
+from twin.scenarios.ems_agencies import dispatch_centres
 from twin.graph import scenario_node_index
-from twin.spec import did_you_mean, where
+from twin.spec import where
 
 __all__ = ["EmsPlan", "node_index"]
 
@@ -142,61 +143,6 @@ def _relocation(groups, station_loc, label):
                                         f"stations: {', '.join(repr(x) for x in st_names)}")
             rows.append(tuple(station_loc[st_names.index(name)] for name in row))
         out.append(RelocationSpec(tuple(r["kinds"]), tuple(rows)))
-    return out
-
-
-def _claim(owner, items, valid, i, agencies, at, what, taken):
-    """Agency ``i`` claims ``items`` (names among ``valid``); ``owner`` maps each to its agency."""
-    for x in map(str, items):
-        if x not in valid:
-            raise ScenarioError(f"{at}: no {what} {x!r}; {did_you_mean(x, valid)}{what}s: "
-                                f"{', '.join(map(repr, valid))}")
-        if x in owner:
-            raise ScenarioError(f"{at}: {x!r} {taken.format(repr(agencies[owner[x]].name))}")
-        owner[x] = i
-
-
-def _centres(groups, label):
-    """The call-taking fields of the :class:`DispatchSpec` from ``[[agencies]]`` and
-    ``[coordination]`` (none without agencies)."""
-    import math
-
-    agencies = groups.get("agencies") or []
-    if not agencies:
-        return {}
-    types = [c.name for c in groups["call_types"]]
-    owner, kind_owner, names = {}, {}, set()
-    for i, a in enumerate(agencies):
-        at = where(label, "agencies", i, a.name)
-        if a.name in names:
-            raise ScenarioError(f"{at}: a second agency named {a.name!r}; expected unique names")
-        names.add(a.name)
-        _claim(owner, a.call_types, types, i, agencies, f"{at} call_types", "call type",
-               "is answered by agency {} already; a call type belongs to one agency")
-        _claim(kind_owner, a.units, UNIT_KINDS, i, agencies, f"{at} units", "unit kind",
-               "units are owned by agency {} already; a unit kind belongs to one agency (or to none: then any "
-               "centre sends it)")
-    missing = [t for t in types if t not in owner]
-    if missing:
-        raise ScenarioError(f"{where(label, 'agencies')}: call type(s) {', '.join(map(repr, missing))} answered by no "
-                            f"agency; add each to one agency's call_types")
-    takers = [math.inf if a.call_takers is None else int(a.call_takers) for a in agencies]
-    coord, default = groups["coordination"], groups["dispatch"].processing
-    out = {"unit_agencies": tuple(agencies[kind_owner[k]].name if k in kind_owner else "" for k in UNIT_KINDS)
-           } if kind_owner else {}
-    if coord.mode == "unified":
-        out.update(centres=(("unified", sum(takers)),), centre_of_type=(0,) * len(types))
-    else:
-        out.update(centres=tuple((a.name, n) for a, n in zip(agencies, takers)),
-                   centre_of_type=tuple(owner[t] for t in types))
-        if kind_owner:
-            out.update(centre_of_kind=tuple(kind_owner.get(k, -1) for k in UNIT_KINDS), transfer=coord.transfer)
-            if coord.reinterview:
-                out["centre_processing"] = tuple(a.processing if a.processing is not None else default
-                                                 for a in agencies)
-    own = [agencies[owner[t]].processing for t in types]
-    if any(p is not None for p in own):
-        out["type_processing"] = tuple(p if p is not None else default for p in own)
     return out
 
 
@@ -366,13 +312,16 @@ class EmsPlan:
                 shares = [float(x) for x in total / total.sum()]
         kpi = groups["kpi"]
         targets = tuple(kpi.response_target_s) + (None,) * (3 - len(kpi.response_target_s))
+        units = tuple(_units(groups, station_loc))
+        unit_district = [int(self.dist.of_node[loc_nodes[u.station_idx]]) for u in units]
+        centres = dispatch_centres(groups, label, self.dist, zone_district, units, unit_district)
         try:
             spec = EmsSpec(travel_time_s=tt, zones=tuple(zones),
                            call_types=tuple(_call_type_spec(c, sh) for c, sh in zip(groups["call_types"], shares)),
-                           units=tuple(_units(groups, station_loc)), hospitals=tuple(_hospitals(groups, hospital_loc)),
+                           units=units, hospitals=tuple(_hospitals(groups, hospital_loc)),
                            dispatch=DispatchSpec(dsp.policy, (), dsp.processing, dsp.max_queue,
                                                  tuple(_relocation(groups, station_loc, label)), dsp.compliance_rate,
-                                                 **_centres(groups, label)),
+                                                 **centres),
                            service=ServiceSpec(svc.mode, svc.busy_time, svc.turnout, svc.handover, svc.return_mode),
                            hourly_profile=tuple(calls.hourly_profile), response_target_s=targets,
                            warmup_s=kpi.warmup_s, rate_table_per_h=rate_table, incidents=tuple(incidents))

@@ -240,8 +240,13 @@ class AgencyGroup:
 
     name: str = setting("", "str", "agency name")
     call_types: tuple = setting((), "ids", "the [[call_types]] (names) whose calls its centre answers")
-    units: tuple = setting((), "ids", "the unit kinds it owns (als, bls, fire, police): in siloed mode only its "
-                                      "centre sends them, a call needing them is transferred to it")
+    units: tuple = setting((), "ids", "the unit kinds it owns (als, bls, fire, police) at the stations in its "
+                                      "districts: in siloed mode only its centre sends them, a call needing them is "
+                                      "transferred to it")
+    districts: tuple = setting((), "ids", "its jurisdiction, district ids (omit: every district); agencies answering "
+                                          "the same call type or owning the same unit kind have disjoint districts")
+    mutual_aid: tuple = setting((), "ids", "agencies (names) whose units its centre may ask for when none of its own "
+                                           "is idle, [coordination] aid_delay later (siloed mode; one hop)")
     call_takers: int | None = setting(None, "int", "call takers answering its calls at once (omit: unlimited, no "
                                                    "call waits for one)", minimum=1, maximum=100_000)
     processing: Dist | None = setting(None, "dist", f"call processing (interview) time of its calls (omit: "
@@ -260,6 +265,8 @@ class CoordinationGroup:
                                                                "(siloed mode; an assumption, not measured)")
     reinterview: bool = setting(True, "bool", "a transferred call is interviewed again at the receiving centre (its "
                                               "agency's processing time), after waiting for a call taker there")
+    aid_delay: Dist = dist_setting(Dist("constant", 120.0, 0.0), "asking a mutual-aid partner for a unit (siloed "
+                                                                 "mode; an assumption, not measured)")
 
 
 _NODE = (("node", "the city node id"),)

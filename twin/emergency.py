@@ -187,7 +187,8 @@ class EmsSpec:
         if "dispatch" in kw and not isinstance(kw["dispatch"], DispatchSpec):
             dists = lambda v, w: tuple(_dist_conv(x, f"{w}[{i}]") for i, x in enumerate(v))   # noqa: E731
             kw["dispatch"] = _build(DispatchSpec, kw["dispatch"], f"{where}.dispatch", processing=_dist_conv,
-                                    type_processing=dists, transfer=_dist_conv, centre_processing=dists)
+                                    type_processing=dists, transfer=_dist_conv, centre_processing=dists,
+                                    aid_delay=_dist_conv)
         if "service" in kw and not isinstance(kw["service"], ServiceSpec):
             kw["service"] = _build(ServiceSpec, kw["service"], f"{where}.service", busy_time=_dist_conv,
                                    turnout=_dist_conv, handover=_dist_conv)
@@ -332,48 +333,10 @@ class EmsSpec:
                 _fail(w, f"duplicate {label} names {dup}; expected unique names")
 
     def _check_centres(self):
-        """The call-taking centres: names, call takers (whole numbers >= 1 or inf), a centre
-        for every call type, and a processing distribution per type where given."""
-        w, d, n_t = "ems.dispatch", self.dispatch, len(self.call_types)
-        if d.type_processing and len(d.type_processing) != n_t:
-            _fail(f"{w}.type_processing", f"found {len(d.type_processing)} entries for {n_t} call types; expected "
-                                          f"one Dist per call type")
-        for i, x in enumerate(d.type_processing):
-            if not isinstance(x, Dist):
-                _fail(f"{w}.type_processing[{i}]", f"found {x!r}; expected a Dist")
-        if not d.centres:
-            for name in ("centre_of_type", "centre_of_kind", "centre_processing", "unit_agencies"):
-                if getattr(d, name):
-                    _fail(f"{w}.{name}", "given without centres")
-            return
-        if not isinstance(d.transfer, Dist):
-            _fail(f"{w}.transfer", f"found {d.transfer!r}; expected a Dist")
-        if d.centre_of_kind and (len(d.centre_of_kind) != len(UNIT_KINDS) or not all(
-                isinstance(k, (int, np.integer)) and -1 <= k < len(d.centres) for k in d.centre_of_kind)):
-            _fail(f"{w}.centre_of_kind", f"found {list(d.centre_of_kind)}; expected a centre index or -1 (any centre) "
-                                         f"for each unit kind {list(UNIT_KINDS)}")
-        if d.unit_agencies and (len(d.unit_agencies) != len(UNIT_KINDS)
-                                or not all(isinstance(a, str) for a in d.unit_agencies)):
-            _fail(f"{w}.unit_agencies", f"found {list(d.unit_agencies)}; expected an agency name or '' for each unit "
-                                        f"kind {list(UNIT_KINDS)}")
-        if d.centre_processing and (len(d.centre_processing) != len(d.centres)
-                                    or not all(isinstance(x, Dist) for x in d.centre_processing)):
-            _fail(f"{w}.centre_processing", f"found {list(d.centre_processing)}; expected one Dist per centre "
-                                            f"({len(d.centres)})")
-        for i, c in enumerate(d.centres):
-            ok = isinstance(c, (tuple, list)) and len(c) == 2 and isinstance(c[0], str)
-            n = c[1] if ok else None
-            if not ok or isinstance(n, bool) or not isinstance(n, (int, float, np.integer)) or not (
-                    n == math.inf or (math.isfinite(n) and float(n) == int(n) and 1 <= n <= 100_000)):
-                _fail(f"{w}.centres[{i}]", f"found {c!r}; expected (name, call takers: a whole number from 1 to "
-                                           f"100,000, or inf)")
-        names = [c[0] for c in d.centres]
-        if len(set(names)) != len(names):
-            _fail(f"{w}.centres", f"duplicate names in {names}; expected unique centre names")
-        if len(d.centre_of_type) != n_t or not all(isinstance(k, (int, np.integer)) and 0 <= k < len(d.centres)
-                                                   for k in d.centre_of_type):
-            _fail(f"{w}.centre_of_type", f"found {list(d.centre_of_type)}; expected a centre index (0.."
-                                         f"{len(d.centres) - 1}) for each of the {n_t} call types")
+        """The call-taking centres and agencies (:func:`twin.ems_centres.check_centres`)."""
+        from twin.ems_centres import check_centres
+
+        check_centres(self, UNIT_KINDS)
 
     def _check_dispatch(self):
         """Check the dispatch policy and store the preference lists checked (relocation: see

@@ -243,26 +243,42 @@ class DispatchSpec:
         Call-taking centres, ``(name, call takers)`` (``math.inf``: never a wait). Empty (the
         default): no call takers, every call goes straight to processing. See
         :mod:`twin.agents.call_taking`.
-    centre_of_type : tuple of int
-        The centre of each call type (with ``centres``).
+    centre_of_type : tuple
+        The centre of each call type (with ``centres``): an index, or a tuple of one index per
+        zone (jurisdictions: the centre answering the type's calls in that zone).
     type_processing : tuple of Dist
         Processing time of each call type (its agency's), instead of ``processing``; empty:
         ``processing`` for all. Drawn with the same dice either way.
-    centre_of_kind : tuple of int
+    centre_of_kind : tuple
         The centre that owns (alone dispatches) each unit kind of
-        :data:`twin.emergency.UNIT_KINDS`, ``-1`` for a kind any centre dispatches; empty (the
-        default): every kind is shared. A call needing a unit kind another centre owns is
-        *transferred* there after its own centre's processing: ``transfer`` seconds later it
-        reaches that centre, waits for a call taker there, is interviewed again
-        (``centre_processing``) and that centre dispatches its units.
+        :data:`twin.emergency.UNIT_KINDS`: an index or ``-1`` (any centre sends it), or a
+        tuple of those per zone (who owns the kind where the call is). Empty (the default):
+        every kind is shared. A call needing a unit another centre owns is *transferred*
+        there after its own centre's processing: ``transfer`` seconds later it reaches that
+        centre, waits for a call taker there, is interviewed again (``centre_processing``) and
+        that centre sends its units (see :mod:`twin.agents.dispatch`).
+    centre_of_unit : tuple of int
+        The centre each unit belongs to (``-1``: any centre may send it); empty: the unit's
+        kind's centre (``centre_of_kind`` must then be one index per kind).
     transfer : Dist
         Transfer delay between centres, seconds (one draw per call, common to its transfers).
     centre_processing : tuple of Dist
         The interview at each centre receiving a transfer (one per centre; empty: no
         re-interview). One draw per call, common to its transfers.
-    unit_agencies : tuple of str
-        The agency owning each unit kind of :data:`twin.emergency.UNIT_KINDS` (``""``: none),
-        in either mode: what the per-agency response KPIs group by. Empty: no agencies.
+    mutual_aid : tuple of tuple of int
+        Per centre, the centres whose units it may ask for when a slot finds none of its own
+        idle: ``aid_delay`` later (one draw per call) the open slot may take their units too
+        (one hop: their partners are not asked). Empty: hard borders.
+    aid_delay : Dist
+        Time to ask and get mutual aid, seconds.
+    agencies : tuple of str
+        The agencies' names (in either coordination mode: what the per-agency and
+        cross-border KPIs are about); empty: none.
+    agency_of_unit : tuple of int
+        Each unit's agency (index into ``agencies``; ``-1``: none).
+    agency_of_kind : tuple
+        The agency owning each unit kind, like ``centre_of_kind`` (an index or ``-1``, or one
+        per zone): a unit sent to a call where another agency owns its kind crosses a border.
     """
 
     policy: str = "nearest"
@@ -275,9 +291,14 @@ class DispatchSpec:
     centre_of_type: tuple = ()
     type_processing: tuple = ()
     centre_of_kind: tuple = ()
+    centre_of_unit: tuple = ()
     transfer: Dist = Dist("constant", 0.0, 0.0)
     centre_processing: tuple = ()
-    unit_agencies: tuple = ()
+    mutual_aid: tuple = ()
+    aid_delay: Dist = Dist("constant", 0.0, 0.0)
+    agencies: tuple = ()
+    agency_of_unit: tuple = ()
+    agency_of_kind: tuple = ()
 
 
 @dataclass(frozen=True)

@@ -111,7 +111,7 @@ def transfer_spec(mode, *, transfer_s=45.0, medical_s=90.0, police_s=120.0, take
         centres=(("medical", takers), ("police", takers)) if siloed else (("unified", takers),),
         centre_of_type=(0, 1) if siloed else (0, 0),
         type_processing=(Dist("constant", medical_s, 0.0), Dist("constant", police_s, 0.0)),
-        unit_agencies=("medical", "medical", "", "police"),
+        agencies=("medical", "police"), agency_of_unit=(0, 1), agency_of_kind=(0, 0, -1, 1),
         **({"centre_of_kind": (0, 0, -1, 1), "transfer": Dist("constant", transfer_s, 0.0),
             "centre_processing": (Dist("constant", medical_s, 0.0), Dist("constant", police_s, 0.0))}
            if siloed else {}))
@@ -159,3 +159,80 @@ def test_a_transfer_waits_for_a_call_taker_at_the_receiving_centre():
     a = res.assignments
     assert a.loc[(a.call_id == 1), "dispatched_s"].item() == 290.0
     assert a.loc[(a.call_id == 0) & (a.unit_idx == 0), "dispatched_s"].item() == 890.0
+
+
+# Jurisdictions: Larson's hypercube with restricted preference lists (hard borders) against
+# nearest-first lists over the whole fleet (open borders), on the three-unit, four-atom system
+# of test_emergency_analytic.py. Agency A (units 0 and 1) has atoms 0 and 1, agency B (unit 2)
+# atoms 2 and 3. Loss variant: a call finding no allowed unit idle is lost.
+HC_RATES_PER_H = [0.50, 0.25, 0.35, 0.40]
+HC_TRAVEL_S = np.array([[180.0, 240.0, 420.0, 480.0],
+                        [300.0, 540.0, 150.0, 600.0],
+                        [480.0, 270.0, 660.0, 200.0]])
+ATOM_AGENCY = (0, 0, 1, 1)
+UNIT_AGENCY = (0, 0, 1)
+
+
+def jurisdiction_spec(borders, *, aid=False):
+    from dataclasses import replace
+
+    from twin.emergency import hypercube_spec
+
+    base = hypercube_spec(HC_RATES_PER_H, [3600.0] * 3, [[0, 1, 2]] * 4, HC_TRAVEL_S, variant="loss",
+                          warmup_s=50 * 3600.0)
+    agencies = dict(agencies=("A", "B"), agency_of_unit=UNIT_AGENCY, agency_of_kind=(ATOM_AGENCY, -1, -1, -1))
+    if borders == "hard":
+        centres = dict(centres=(("A", math.inf), ("B", math.inf)), centre_of_type=(ATOM_AGENCY,),
+                       centre_of_kind=(ATOM_AGENCY, -1, -1, -1), centre_of_unit=UNIT_AGENCY)
+        if aid:
+            centres.update(mutual_aid=((1,), (0,)), aid_delay=Dist("constant", 120.0, 0.0))
+    else:
+        centres = dict(centres=(("unified", math.inf),), centre_of_type=(0,))
+    return replace(base, dispatch=DispatchSpec("nearest", (), Dist("constant", 0.0, 0.0), 0, **agencies, **centres))
+
+
+@pytest.mark.parametrize("borders", ["hard", "open"])
+def test_jurisdictions_match_the_hypercube_with_restricted_or_nearest_first_lists(borders):
+    """Exact (``solve_hypercube``, loss variant): hard borders are preference lists holding
+    only the atom's agency's units, nearest first by travel time ([0, 1], [0, 1], [2], [2]);
+    open borders are nearest-first lists over all three units ([0, 1, 2], [0, 2, 1],
+    [1, 0, 2], [2, 0, 1]). Compared: the
+    three workloads, the lost share and the share of dispatches across a border (0 with hard
+    borders; with open borders the exact sum of f_nj over units of the other agency). R = 20
+    replications of 1,000 h after 50 h warm-up; k = 5 intervals; workloads within 6 %."""
+    from twin.hypercube import solve_hypercube
+
+    nearest = [np.argsort(HC_TRAVEL_S[:, j], kind="stable").tolist() for j in range(4)]
+    prefs = ([[u for u in p if UNIT_AGENCY[u] == ATOM_AGENCY[j]] for j, p in enumerate(nearest)]
+             if borders == "hard" else nearest)
+    exact = solve_hypercube(np.array(HC_RATES_PER_H) / 3600.0, np.full(3, 1 / 3600.0), prefs, variant="loss")
+    other = np.array([[UNIT_AGENCY[n] != ATOM_AGENCY[j] for j in range(4)] for n in range(3)])
+    cross = float(exact.dispatch_fraction[other].sum())
+    runs = run_replications(jurisdiction_spec(borders), seed=41, n_replications=30, until_s=2050 * 3600.0)
+    workloads = np.array([r.units.utilisation.to_numpy() for r in runs])
+    for n in range(3):
+        assert_in_ci(workloads[:, n], exact.workload[n], k=5, label=f"workload of unit {n}", max_rel_half_width=0.06)
+    assert_in_ci([r.kpis["lost_share"] for r in runs], exact.prob_all_busy, k=5, label="lost share",
+                 max_rel_half_width=0.15)
+    shares = [r.kpis["cross_border_share"] for r in runs]
+    if borders == "hard":
+        assert cross == 0.0 and all(s == 0.0 for s in shares)
+    else:
+        assert cross > 0.05
+        assert_in_ci(shares, cross, k=5, label="cross-border share", max_rel_half_width=0.1)
+
+
+def test_mutual_aid_sends_a_partners_unit_after_the_aid_delay():
+    """Hard borders with mutual aid (120 s), queueing calls: agency A's two units are busy
+    with calls at 0 and 10 s (atom 0); a third A call at 20 s waits, and at 140 s B's idle unit
+    is sent across the border (an event timeline)."""
+    from dataclasses import replace
+
+    spec = jurisdiction_spec("hard", aid=True)
+    spec = replace(spec, dispatch=replace(spec.dispatch, max_queue=None), warmup_s=0.0)
+    calls = {"time_s": [0.0, 10.0, 20.0], "zone_idx": [0, 1, 0], "type_idx": [0, 0, 0]}
+    res = run_ems(spec, seed=2, until_s=600.0, calls=calls, drain=False)
+    a = res.assignments.sort_values("call_id")
+    assert a["unit_idx"].tolist() == [0, 1, 2] and a["dispatched_s"].tolist() == [0.0, 10.0, 140.0]
+    assert res.kpis["mutual_aid_requests"] == 1 and res.kpis["mutual_aid_units"] == 1
+    assert res.kpis["cross_border_units"] == 1

@@ -111,7 +111,7 @@ def test_bad_agencies_are_clear_errors(extra, match):
 
 def test_a_call_type_without_an_agency_is_named():
     text = JOINT.replace('call_types = ["police"]\ncall_takers = 1\n', 'call_types = []\ncall_takers = 1\n')
-    with pytest.raises(ScenarioError, match="call type\\(s\\) 'police' answered by no agency"):
+    with pytest.raises(ScenarioError, match="call type 'police' is answered by no agency; add it"):
         load_scenario(text).replanned(3)
     with pytest.raises(ScenarioError, match="mode"):
         load_scenario(JOINT, overrides=["coordination.mode=merged"])
@@ -202,3 +202,47 @@ def test_a_snapshot_resumes_transfers_in_flight_exactly(tmp_path):
 def test_bad_unit_ownership_is_a_clear_error(old, new, match):
     with pytest.raises(ScenarioError, match=match):
         load_scenario(OWNED.replace(old, new)).replanned(3)
+
+
+# Two police agencies with jurisdictions: the west (districts 1-4, a station in district 4
+# with 3 police cars, too few for its calls) and the east (5-9, the central station in
+# district 5 with 10).
+SPLIT = (OWNED
+         .replace('[[agencies]]\nname = "110"\ncall_types = ["police", "crash"]\nunits = ["police"]\n',
+                  '[[agencies]]\nname = "110-east"\ncall_types = ["police", "crash"]\nunits = ["police"]\n'
+                  'districts = ["5", "6", "7", "8", "9"]\n')
+         + '[[agencies]]\nname = "110-west"\ncall_types = ["police", "crash"]\nunits = ["police"]\n'
+           'districts = ["1", "2", "3", "4"]\ncall_takers = 1\nprocessing = { kind = "exponential", mean_s = 90.0 }\n'
+           '[[stations]]\nname = "west"\nnode = 11227977868\nambulances = 0\npolice = 3\n')
+
+
+def test_jurisdictions_are_hard_borders_unless_mutual_aid_or_unified():
+    sc = load_scenario(SPLIT).replanned(3)
+    d = sc.plans["ems"].spec.dispatch
+    assert [c[0] for c in d.centres] == ["120", "110-east", "110-west"]
+    assert isinstance(d.centre_of_type[1], tuple) and set(d.centre_of_type[1]) == {1, 2}    # by zone
+    assert d.agency_of_unit.count(1) == 10 and d.agency_of_unit.count(2) == 3
+    hard = run(SPLIT)
+    assert hard.ems.kpis["cross_border_units"] == 0 and "mutual_aid_requests" not in hard.ems.kpis
+    per = hard.ems.call_centres.set_index("centre")
+    assert per.loc["110-west", "calls"] > 20 and per.loc["110-east", "calls"] > 20
+    aid = run(SPLIT.replace('districts = ["1", "2", "3", "4"]\n',
+                            'districts = ["1", "2", "3", "4"]\nmutual_aid = ["110-east"]\n'))
+    assert aid.ems.kpis["mutual_aid_requests"] > 0
+    assert aid.ems.kpis["cross_border_units"] >= aid.ems.kpis["mutual_aid_units"] > 0
+    unified = run(SPLIT, overrides=["coordination.mode=unified"])
+    assert unified.ems.kpis["cross_border_units"] > 0          # the nearest police car, any agency's
+
+
+@pytest.mark.parametrize("old,new,match", [
+    ('districts = ["1", "2", "3", "4"]\n', 'districts = ["1", "2", "3", "4", "5"]\n',
+     "'police' is answered by agency '110-east' already in district 5"),
+    ('districts = ["1", "2", "3", "4"]\n', 'districts = ["1", "2", "3", "x"]\n', "unknown zone id 'x'"),
+    ('districts = ["1", "2", "3", "4"]\n', 'districts = ["1", "2", "3"]\n',
+     "call type 'police' is answered by no agency in district\\(s\\) 4"),
+    ('districts = ["1", "2", "3", "4"]\n', 'districts = ["1", "2", "3", "4"]\nmutual_aid = ["119"]\n',
+     "mutual_aid: '119' is not another agency"),
+])
+def test_bad_jurisdictions_are_clear_errors(old, new, match):
+    with pytest.raises(ScenarioError, match=match):
+        load_scenario(SPLIT.replace(old, new)).replanned(3)
