@@ -94,6 +94,7 @@ def _hospital_snapshot(h, pending, granted, pickups, reserved):
             "series": [list(x) for x in h.series],
             "pools": {k: [p[1], p[2], [list(x) for x in p[3]]] for k, p in h.pools.items()},
             "stays": [list(r) for r in h.stays], "on_diversion": bool(h.on_diversion),
+            "forced_diversion": h.forced_diversion,
             "diversion_log": [list(x) for x in h.diversion_log], "out_of_service": bool(h.out_of_service),
             "redirect": -1 if h.redirect is None else h.redirect.hospital_idx,
             "transfers_out": [list(x) for x in h.transfers_out], "walk_in_next": int(h.walk_in_next),
@@ -183,6 +184,8 @@ def _hospital_restore(model, h, s, wakeup, granted):
     h.stays = [[int(r[0]), r[1], int(r[2]), int(r[3]), float(r[4]), float(r[5]), float(r[6]), bool(r[7]), bool(r[8])]
                for r in s["stays"]]
     h.on_diversion, h.out_of_service = bool(s["on_diversion"]), bool(s["out_of_service"])
+    forced = s.get("forced_diversion")
+    h.forced_diversion = None if forced is None else bool(forced)
     h.diversion_log = [(float(t), bool(on)) for t, on in s["diversion_log"]]
     h.redirect = model.hospitals[int(s["redirect"])] if int(s["redirect"]) >= 0 else None
     h.transfers_out = [(float(t), int(c), int(k), bool(b)) for t, c, k, b in s["transfers_out"]]
@@ -341,6 +344,8 @@ def model_restore(model, state, wakeup) -> None:
     granted = {}
     for h, s in zip(model.hospitals, state["hospitals"]):
         _hospital_restore(model, h, s, wakeup, granted)
+    if any(h.forced_diversion is not None for h in model.hospitals):     # (a rule diverted one)
+        model.any_diversion = True
     legs = list(getattr(model.travel, "active", ()))
     for k, s in zip(new_idx, state["units"]):
         _unit_restore(model, model.units[k], s, wakeup, legs, granted)

@@ -86,6 +86,7 @@ class Hospital(mesa.Agent):
         self.flow_rng = None
         self.on_diversion = False
         self.diversion_log = [(0.0, False)]
+        self.forced_diversion = None              # a rule's diversion (True / False), None: its own rule
         self.out_of_service = False               # no new ambulance patients (e.g. flooded)
         self.redirect = None                      # where walk-ins go while out of service
         self._active = {}                         # _Stay -> process of the stays that can be moved
@@ -102,15 +103,18 @@ class Hospital(mesa.Agent):
 
     def _check_diversion(self):
         spec = self.spec
-        if not spec.diversion:
-            return
-        thr = spec.diversion_threshold
-        on = spec.beds > 0 and self.occupied >= thr * spec.beds - 1e-9
-        icu = self.pools.get("icu")
-        if icu is not None and icu[4] > 0 and icu[1] >= thr * icu[4] - 1e-9:
-            on = True
-        if spec.beds == 0 and spec.mode == "loss":
-            on = True
+        if self.forced_diversion is not None:
+            on = self.forced_diversion
+        elif not spec.diversion:
+            on = False
+        else:
+            thr = spec.diversion_threshold
+            on = spec.beds > 0 and self.occupied >= thr * spec.beds - 1e-9
+            icu = self.pools.get("icu")
+            if icu is not None and icu[4] > 0 and icu[1] >= thr * icu[4] - 1e-9:
+                on = True
+            if spec.beds == 0 and spec.mode == "loss":
+                on = True
         if on != self.on_diversion:
             self.on_diversion = on
             self.diversion_log.append((self.env.now, on))

@@ -51,10 +51,11 @@ from twin.scenarios.hazards import HazardFlow
 from twin.scenarios.incidents import IncidentFlow
 from twin.scenarios.population import PopulationFlow
 from twin.scenarios.relief import ReliefFlow
+from twin.scenarios.rules import RulesFlow
 from twin.scenarios.traffic import TrafficFlow
 
 __all__ = ["BUILTIN_FLOWS"]
 
 #: The built-in flows, in stream order.
 BUILTIN_FLOWS = (EmsFlow, TrafficFlow, PopulationFlow, CrashFlow, IncidentFlow, NetworkEventsFlow, HazardFlow,
-                 EvacuationFlow, ReliefFlow, ElderCareFlow, EpidemicFlow)
+                 EvacuationFlow, ReliefFlow, ElderCareFlow, EpidemicFlow, RulesFlow)

@@ -107,16 +107,22 @@ class _Inpatients:
 class _Intake:
     """:class:`~twin.ports.CallIntake` on a built model."""
 
-    def __init__(self, model):
+    def __init__(self, model, zone_district):
         self.model = model
         self.clock = model.env
         self.result = None
+        self.zone_district = zone_district
 
     def add_calls(self, time_s, zone_idx, type_idx, rng):
         return self.model.add_calls(time_s, zone_idx, type_idx, rng)
 
     def on_call(self, callback) -> None:
         self.model.call_listeners.append(callback)
+
+    def describe(self, call_idx):
+        calls = self.model.calls
+        z = int(calls.zone_idx[call_idx])
+        return int(calls.type_idx[call_idx]), int(self.zone_district[z]) if z >= 0 else -1
 
     def withdraw_unreceived(self, first, stop) -> int:
         from twin.agents.ems_forecast import withdraw_unreceived
@@ -157,6 +163,17 @@ class _Facilities:
         return ([("station", i, n, int(loc[s])) for i, (n, s) in
                  enumerate(zip(self.layout.station_names, self.layout.station_location_idx))]
                 + [("hospital", k, h.spec.name, int(loc[h.spec.location_idx])) for k, h in enumerate(self.model.hospitals)])
+
+    def status(self, kind, index):
+        h = self.model.hospitals[index]
+        beds = h.spec.beds
+        return {"occupancy": h.occupied / beds if beds > 0 else 1.0, "waiting": float(h.waiting)}
+
+    def divert(self, index, on):
+        h = self.model.hospitals[index]
+        h.forced_diversion = None if on is None else bool(on)
+        self.model.any_diversion = True
+        h._check_diversion()
 
     def set_in_service(self, kind, index, in_service):
         model = self.model
@@ -228,7 +245,7 @@ class EmsFlow(Flow):
         self.travel = travel
         self.model = CityModel(spec, seed=ctx.seed, until_s=ctx.until_s, travel=travel, env=ctx.clock,
                                streams=streams, incident_rng=incident_rng, start=False)
-        self.intake = _Intake(self.model)
+        self.intake = _Intake(self.model, layout.zone_district_idx)
         ctx.provide(CallIntake, self.intake)
         ctx.provide(CallOutcome, self.intake)
         self.facilities = _Facilities(self.model, plan.layout)

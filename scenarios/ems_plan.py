@@ -226,6 +226,15 @@ class EmsPlan:
                 raise ScenarioError(f"{where_} = {name!r} requires {n} '{kind}' unit(s); the stations have "
                                     f"{n_kind[kind]}")
 
+    def site_index(self, kind, name, where_) -> int:
+        names = [g.name for g in self.groups["stations" if kind == "station" else "hospitals"]]
+        if name not in names:
+            from twin.spec import did_you_mean
+
+            raise ScenarioError(f"{where_}: no {kind} {name!r}; {did_you_mean(name, names)}{kind}s: "
+                                f"{', '.join(map(repr, names)) or 'none'}")
+        return names.index(name)
+
     def add_incidents(self, incidents, stream) -> None:
         self.incidents.extend(incidents)
         self.incident_stream = stream

@@ -286,8 +286,17 @@ class _FloodedSites:
     """The plan-time :class:`~twin.ports.FloodedSites` of the floods of a scenario."""
 
     def __init__(self, plans, city):
-        self.wet = [(p.times_s, node_depth_mm(p, city) >= p.group.facility_depth_mm) for p in plans
-                    if p.group.kind == "flood"]
+        floods = [p for p in plans if p.group.kind == "flood"]
+        self.depths = [(np.asarray(p.times_s, dtype=np.float64), node_depth_mm(p, city)) for p in floods]
+        self.wet = [(p.times_s, depth >= p.group.facility_depth_mm) for p, (_, depth) in zip(floods, self.depths)]
+
+    def depth_mm(self, node_idx, t_s):
+        out = 0.0
+        for times, depth in self.depths:
+            k = int(np.searchsorted(times, float(t_s), side="right")) - 1
+            if k >= 0:
+                out = max(out, float(depth[k, int(node_idx)]))
+        return out
 
     def out_of_service(self, node_idx):
         spans = []

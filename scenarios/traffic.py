@@ -562,6 +562,9 @@ class _Coupling:
     def link_exits(self):
         return self.engine.link_exits()
 
+    def vehicles_on_links(self):
+        return self.engine.state["ring_count"].astype(np.float64)
+
     def on_sync(self, callback) -> None:
         self.listeners.append(callback)
 

@@ -98,6 +98,10 @@ class Exposure(Protocol):
     def on_sync(self, callback) -> None:
         """Call ``callback(now_s, next_sync_s)`` after each synchronisation with the clock."""
 
+    def vehicles_on_links(self):
+        """Vehicles on each link now, as far as the traffic has been simulated (float array,
+        City link order; emergency vehicles bypassing the queues not counted)."""
+
 
 class LinkControl(Protocol):
     """Run time: changes to the links during the run (the traffic flow applies them)."""
@@ -134,6 +138,10 @@ class CallPlan(Protocol):
     def check_servable(self, name, where) -> None:
         """A located ScenarioError when the stations' units cannot serve call type ``name``."""
 
+    def site_index(self, kind, name, where) -> int:
+        """Index of the ``kind`` (``"station"`` / ``"hospital"``) named ``name``, in the order of
+        :meth:`FacilityControl.sites`; a located ScenarioError when there is none."""
+
     def add_incidents(self, incidents, stream) -> None:
         """Scripted incidents (``twin.emergency.IncidentSpec`` with ``location_idx`` a city
         node index), drawn from run stream ``stream``."""
@@ -150,6 +158,10 @@ class CallIntake(Protocol):
 
     def on_call(self, callback) -> None:
         """Call ``callback(call_idx, time_s, priority)`` when a call reaches dispatch."""
+
+    def describe(self, call_idx) -> tuple:
+        """``(call type index, district index)`` of a call (district in ``City.zone_ids``
+        order; -1 for a call with no district, such as an inter-hospital transfer)."""
 
     def withdraw_unreceived(self, first, stop) -> int:
         """Of the calls ``first .. stop - 1`` (one :meth:`add_calls`), those not yet at dispatch
@@ -188,6 +200,10 @@ class FloodedSites(Protocol):
         its flood's ``facility_depth_mm`` (``end_s`` inf: to the end of the run), merged over
         the floods, in time order; ``()`` when it stays dry."""
 
+    def depth_mm(self, node_idx, t_s) -> float:
+        """Water depth at City node ``node_idx`` at ``t_s`` (its deepest link at the floods'
+        last evaluation step at or before ``t_s``, the deepest flood), mm."""
+
 
 class FacilityControl(Protocol):
     """Run time: facilities another flow may take out of service (the EMS flow's stations and
@@ -202,6 +218,15 @@ class FacilityControl(Protocol):
         move to the nearest station in service and come back after; a hospital takes no new
         ambulance patients (transports go to the nearest hospital in service) and moves its
         ED patients and walk-ins to the nearest hospital in service."""
+
+    def status(self, kind, index) -> dict:
+        """A hospital's state now: ``occupancy`` (ED beds occupied / ED beds, 0..1; 1 without
+        beds), ``waiting`` (patients waiting for an ED bed)."""
+
+    def divert(self, index, on) -> None:
+        """Put hospital ``index`` on diversion now (``on`` True: ambulances take patients to the
+        nearest hospital not on diversion), take it off (False), or hand it back to its own
+        diversion rule (None)."""
 
 
 class Residents(Protocol):
