@@ -48,6 +48,12 @@ def dispatch_centres(groups, label, dist, zone_district, units, unit_district) -
     ``unit_district`` give each zone's and unit's (its station's) district index."""
     agencies = groups.get("agencies") or []
     if not agencies:
+        from twin.scenarios.ems_tables import CoordinationGroup
+
+        if groups.get("coordination", CoordinationGroup()) != CoordinationGroup():
+            raise ScenarioError(f"{where(label, 'coordination')}: it says how agencies' centres work together, and "
+                                f"this scenario has no [[agencies]]; add them (name, call_types, units) or remove "
+                                f"[coordination]")
         return {}
     types = [c.name for c in groups["call_types"]]
     names = [a.name for a in agencies]

@@ -117,6 +117,13 @@ def test_a_call_type_without_an_agency_is_named():
         load_scenario(JOINT, overrides=["coordination.mode=merged"])
 
 
+def test_coordination_without_agencies_is_an_error_not_ignored():
+    plain = JOINT.split("[[agencies]]")[0]
+    with pytest.raises(ScenarioError, match="no \\[\\[agencies\\]\\]"):
+        load_scenario(plain, overrides=["coordination.mode=unified"]).replanned(3)
+    load_scenario(plain).replanned(3)                      # (the defaults alone are fine)
+
+
 def test_a_what_if_from_a_snapshot_may_change_the_call_takers(tmp_path):
     """From 02:00 with three police call takers instead of one: the calls waiting then are
     answered at once, the past stays as it was, and the police wait less; the centres
