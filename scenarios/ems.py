@@ -121,8 +121,8 @@ class _Intake:
 
     def describe(self, call_idx):
         calls = self.model.calls
-        z = int(calls.zone_idx[call_idx])
-        return int(calls.type_idx[call_idx]), int(self.zone_district[z]) if z >= 0 else -1
+        t, z = int(calls.type_idx[call_idx]), int(calls.zone_idx[call_idx])
+        return (t if t < self.model.n_call_types else -1), (int(self.zone_district[z]) if z >= 0 else -1)
 
     def withdraw_unreceived(self, first, stop) -> int:
         from twin.agents.ems_forecast import withdraw_unreceived

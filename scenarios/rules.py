@@ -289,7 +289,8 @@ class RulesFlow(Flow):
 
     def _heard(self, call_idx, time_s, priority):
         t, d = self.intake.describe(call_idx)
-        self.recent.append((float(time_s), int(t), int(d)))
+        if t >= 0:                        # (not an inter-hospital transfer)
+            self.recent.append((float(time_s), int(t), int(d)))
 
     # ---- the state read
     def _value(self, term, now):

@@ -161,7 +161,8 @@ class CallIntake(Protocol):
 
     def describe(self, call_idx) -> tuple:
         """``(call type index, district index)`` of a call (district in ``City.zone_ids``
-        order; -1 for a call with no district, such as an inter-hospital transfer)."""
+        order; -1 for a call with no district, such as a scripted incident's patient; type -1
+        for an inter-hospital transfer, which is no call to a centre)."""
 
     def withdraw_unreceived(self, first, stop) -> int:
         """Of the calls ``first .. stop - 1`` (one :meth:`add_calls`), those not yet at dispatch
