@@ -56,7 +56,7 @@ def joint_response(model, warmup_s, until_s) -> tuple:
     a = np.array([r[:5] for r in model.assignments], dtype=np.float64).reshape(-1, 5)
     a = a[keep[a[:, 0].astype(np.int64)]] if len(a) else a
     call = a[:, 0].astype(np.int64)
-    kind = np.array([model.units[int(u)].kind for u in a[:, 1]], dtype=np.int64)
+    kind = np.array([u.kind for u in model.units], dtype=np.int64)[a[:, 1].astype(np.int64)]
     arrive = a[:, 4] - calls.time_s[call]                       # call to this unit on scene, s (NaN: never)
     # the full set: every required unit on scene
     several = keep & (calls.n_slots > 1)
