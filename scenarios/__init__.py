@@ -24,7 +24,8 @@ Scenarios: ``*.toml`` specs run by :func:`twin.runner.run` (``twin run NAME``):
     its own units (the police in two commands with their own districts and mutual aid), with
     medical, police and fire calls and joint ones (crashes with injuries, fires with
     casualties) transferred to the 120; ``--set coordination.mode=unified`` pools the call
-    takers and sends any unit at once.
+    takers and sends any unit at once. The 12345 hotline's road, water and city-management
+    requests are worked by the departments' field teams against service-level targets.
 ``hefei_epidemic``
     180 days of an epidemic on the contacts of 100,000 synthetic persons (households, classes,
     teams, zone-hours out of home), with the hospitals' ward and ICU beds and calls to 120.
@@ -34,7 +35,9 @@ Flows, one module each (the floor between the agents and the runner): ``ems``
 (scripted closures, capacity and speed changes of links), ``hazards`` (floods), ``evacuation``
 (districts told to leave, cars to shelters), ``relief`` (trucks from depots to the shelters), ``eldercare`` (care centres, older residents'
 visits and home care, fall calls; :mod:`twin.scenarios.eldercare`), ``epidemic`` (an outbreak on the
-population's contacts, with hospital and ICU beds; :mod:`twin.scenarios.epidemic`).
+population's contacts, with hospital and ICU beds; :mod:`twin.scenarios.epidemic`), ``rules``
+(``[[rules]]`` acting on the simulated state), ``requests`` (12345 non-emergency requests worked
+by departments' field teams; :mod:`twin.scenarios.requests`).
 :data:`BUILTIN_FLOWS` is the one ordered list of built-in flows: its order fixes the random
 streams' order (new flows go last, so no earlier stream changes) and the order of the
 tables and of the report. Gallery scripts (``gallery_*.py``) load a built-in scenario,
@@ -51,6 +54,7 @@ from twin.scenarios.hazards import HazardFlow
 from twin.scenarios.incidents import IncidentFlow
 from twin.scenarios.population import PopulationFlow
 from twin.scenarios.relief import ReliefFlow
+from twin.scenarios.requests import RequestsFlow
 from twin.scenarios.rules import RulesFlow
 from twin.scenarios.traffic import TrafficFlow
 
@@ -58,4 +62,4 @@ __all__ = ["BUILTIN_FLOWS"]
 
 #: The built-in flows, in stream order.
 BUILTIN_FLOWS = (EmsFlow, TrafficFlow, PopulationFlow, CrashFlow, IncidentFlow, NetworkEventsFlow, HazardFlow,
-                 EvacuationFlow, ReliefFlow, ElderCareFlow, EpidemicFlow, RulesFlow)
+                 EvacuationFlow, ReliefFlow, ElderCareFlow, EpidemicFlow, RulesFlow, RequestsFlow)

@@ -269,11 +269,10 @@ def _print_table(df, out, columns):
     settings echoed back (windows, targets) left out; ``n`` and booleans as they are."""
     from twin.kpi_display import format_value, is_constant, kpi_display
 
-    out.write("{:<40} ".format("kpi (unit)") + " ".join(f"{c:>12}" for c in columns) + "\n")
-    for kpi, row in df.iterrows():
-        if is_constant(kpi):
-            continue
-        label, unit, factor = kpi_display(kpi)
+    rows = [(kpi, row, *kpi_display(kpi)) for kpi, row in df.iterrows() if not is_constant(kpi)]
+    width = max([40] + [len(f"{label} ({unit})" if unit else label) for _, _, label, unit, _ in rows])
+    out.write(f"{'kpi (unit)':<{width}} " + " ".join(f"{c:>12}" for c in columns) + "\n")
+    for kpi, row, label, unit, factor in rows:
         cells = []
         for c in columns:
             v = row[c]
@@ -282,7 +281,7 @@ def _print_table(df, out, columns):
             else:
                 cells.append(f"{format_value(float(v) * factor, unit):>12}")
         name = f"{label} ({unit})" if unit else label
-        out.write(f"{name:<40} " + " ".join(cells) + "\n")
+        out.write(f"{name:<{width}} " + " ".join(cells) + "\n")
     out.write("\n(minutes, hours and km from the file's seconds, hours and metres; shares in %, their "
               "differences in percentage points; windows and targets left out)\n")
 

@@ -96,7 +96,7 @@ def test_its_table_is_unknown_without_the_flow():
 def test_streams_follow_the_flow_list_and_new_flows_come_last():
     assert RUN_STREAMS == ("calls", "dispatch", "service", "hospital", "agents", "traffic_demand", "traffic",
                            "population", "crashes", "incidents", "hazards", "evacuation", "eldercare_need", "eldercare",
-                           "epidemic_contacts", "epidemic", "epidemic_calls", "epidemic_control")
+                           "epidemic_contacts", "epidemic", "epidemic_calls", "epidemic_control", "requests")
     sc = load_scenario("hefei_day", flows=FLOWS)
     assert sc.stream_names == RUN_STREAMS + ("call_count",)
 
