@@ -88,6 +88,7 @@ from twin.agents.calls import (CallTable, draw_call_table, draw_incident_calls, 
 from twin.agents.dispatch import DispatchCentre, NearestIdle, Relocator, make_policy
 from twin.agents.ems_assembly import ems_result
 from twin.agents.hospital import Hospital
+from twin.agents.hospital_choice import choose_hospital, door_wait_s
 from twin.emergency import AMBULANCE_KINDS, OUTCOMES, UNIT_EVENTS, UNIT_KINDS, EmsResult, EmsSpec, UnitSpec
 from twin.errors import ScenarioError
 from twin.streams import replication_seeds
@@ -301,7 +302,7 @@ class Unit(mesa.Agent):
             if not (self._transports and calls.transport[c]):
                 self._release(c)
                 return
-            if model.any_diversion or model.any_out_of_service:
+            if model.any_diversion or model.any_out_of_service or model.door_choice:
                 calls.hospital_idx[c] = model.choose_hospital(c, dest)
             self._log(c, TRANSPORTING)
         hosp = model.hospitals[calls.hospital_idx[c]]
@@ -545,6 +546,11 @@ class CityModel(mesa.Model):
         self.any_diversion = any(h.diversion for h in spec.hospitals)
         self.any_out_of_service = False          # set when a hospital goes out of service (a flood)
         self.diverted = []      # (call_idx, time_s, nearest hospital_idx, chosen hospital_idx)
+        self.door_choice = spec.dispatch.hospital_choice == "door"
+        self.hospital_report_s = float(spec.dispatch.hospital_report_s)
+        # every choice at a scene: (call_idx, time_s, nearest, chosen, travel to the nearest s, to the
+        # chosen s, expected door wait at the nearest s, at the chosen s; NaN waits: nearest choice)
+        self.hospital_choices = []
         if self.any_flow:
             for hosp, rng in zip(self.hospitals, streams["hospital"].spawn(len(self.hospitals))):
                 hosp.flow_rng = rng
@@ -589,21 +595,13 @@ class CityModel(mesa.Model):
         return cand[k] if math.isfinite(tt[k]) else None
 
     def choose_hospital(self, call_idx, origin_idx):
-        """Hospital for a transport leaving ``origin_idx`` now, with diversion or hospitals out of
-        service: among those in service (all, when none is), the nearest (travel time now; ties:
-        lowest index) not on diversion, else the nearest."""
-        tt = np.array([self.travel.time_s(origin_idx, h.spec.location_idx) for h in self.hospitals],
-                      dtype=np.float64)
-        order = np.argsort(tt, kind="stable")
-        order = [int(k) for k in order if math.isfinite(tt[k])]
-        order = [k for k in order if not self.hospitals[k].out_of_service] or order
-        if not order:
-            return int(self.calls.hospital_idx[call_idx])
-        nearest = order[0]
-        chosen = next((k for k in order if not self.hospitals[k].on_diversion), nearest)
-        if self.hospitals[nearest].on_diversion and chosen != nearest:
-            self.diverted.append((call_idx, self.env.now, nearest, chosen))
-        return chosen
+        """Hospital for a transport leaving ``origin_idx`` now
+        (:func:`twin.agents.hospital_choice.choose_hospital`)."""
+        return choose_hospital(self, call_idx, origin_idx)
+
+    def door_wait_s(self, k):
+        """Expected wait for an ED bed at hospital ``k`` (:func:`twin.agents.hospital_choice.door_wait_s`)."""
+        return door_wait_s(self, k)
 
     def _source(self, first, stop, wait=None) -> None:
         """Start a call source: calls ``first .. stop - 1`` reach dispatch at their times."""

@@ -79,6 +79,8 @@ def _kpis_and_tables(model, start, end):
     kpis["offload_delay_mean_s"] = float(off.mean()) if len(off) else math.nan
     kpis["offload_delay_p90_s"] = _p90(off)
     kpis["offload_unit_h"] = float(off.sum()) / 3600.0
+    if model.door_choice or model.any_diversion:
+        kpis.update(_choice_kpis(model, calls, inwin))
 
     asg = _assignments_frame(model)
     a_unit = asg["unit_idx"].to_numpy(np.int64)
@@ -126,6 +128,27 @@ def _kpis_and_tables(model, start, end):
 
 STAY_COLUMNS = ["call_id", "pool", "hospital_idx", "from_hospital_idx", "request_s", "bed_s", "discharge_s",
                 "blocked", "transferred"]
+
+
+#: The hospital choices' table (:attr:`twin.emergency.EmsResult.hospital_choices`).
+CHOICE_COLUMNS = ["call_id", "time_s", "nearest_hospital_idx", "hospital_idx", "travel_nearest_s", "travel_s",
+                  "door_wait_nearest_s", "door_wait_s"]
+
+
+def _choice_kpis(model, calls, inwin):
+    """Hospitals chosen at the scene (door choice or diversion): transports taken past the
+    nearest hospital, the extra travel it cost them, and the time from leaving the scene to
+    an ED bed (travel + offload delay; transports that got a bed)."""
+    ch = np.array([r for r in model.hospital_choices if inwin[r[0]]], dtype=np.float64).reshape(-1, 8)
+    past = ch[:, 2] != ch[:, 3]
+    extra = ch[past, 5] - ch[past, 4]
+    bed = calls.bed_s[ch[:, 0].astype(np.int64)] - ch[:, 1]
+    bed = bed[np.isfinite(bed)]
+    return {"hospital_past_nearest": float(past.sum()),
+            "hospital_past_nearest_share": float(past.mean()) if len(ch) else math.nan,
+            "hospital_past_nearest_extra_mean_s": float(extra.mean()) if len(extra) else math.nan,
+            "scene_to_bed_mean_s": float(bed.mean()) if len(bed) else math.nan,
+            "scene_to_bed_p90_s": _p90(bed)}
 
 
 def _p90(x):
@@ -293,6 +316,8 @@ def ems_result(model, end_s: float) -> EmsResult:
     if spec.incidents:
         ik, extra["incidents"] = _incident_table(model)
         kpis.update(ik)
+    if model.door_choice or model.any_diversion:
+        extra["hospital_choices"] = pd.DataFrame(model.hospital_choices, columns=CHOICE_COLUMNS)
     if model.dispatch.takers is not None:
         ck, extra["call_centres"] = model.dispatch.takers.kpis(spec.warmup_s, float(until_s))
         kpis.update(ck)

@@ -100,7 +100,7 @@ def _hospital_snapshot(h, pending, granted, pickups, reserved):
             "transfers_out": [list(x) for x in h.transfers_out], "walk_in_next": int(h.walk_in_next),
             "walk_in_wait": pending(walk._target) if walk is not None and walk.is_alive else [],
             "live": stays, "boarding": boarding, "inpatients": inpatients, "flow_rng": _gen_state(h.flow_rng),
-            "transferring": [pickups[id(st.transfer)] for st in h.transferring]}
+            "transferring": [pickups[id(st.transfer)] for st in h.transferring], "surge": int(h.surge)}
 
 
 def _unit_snapshot(u, pending, legs, granted, assign_rows, move_rows):
@@ -133,6 +133,8 @@ def model_snapshot(model, pending) -> dict:
     if rel is not None:
         out.update(moves=[list(r) for r in rel.moves], relocator_rng=_gen_state(rel.rng))
     out["diverted"] = [list(x) for x in model.diverted]
+    if model.hospital_choices:
+        out["hospital_choices"] = [list(x) for x in model.hospital_choices]
     out["sources"] = [[rec[1], rec[2], *pending(rec[0]._target)] for rec in model.sources]
     d = model.dispatch
     out["dispatch"] = {"queue": [list(e) for e in d.queue], "pending": [[c, list(s)] for c, s in d.pending.items()],
@@ -197,6 +199,8 @@ def _hospital_restore(model, h, s, wakeup, granted):
         st.row, st.phase, st.end = h.admissions[int(row)], int(phase), float(end)
         stays.append((int(pos), st, entry))
         granted[(h.hospital_idx, int(row))] = st.granted
+    if int(s.get("surge", 0)):                            # surge beds a rule opened
+        h.set_surge(int(s["surge"]))
     taken = sum(1 for _, st, _ in stays if st.phase >= 1)
     if taken > h.beds.capacity:
         raise ScenarioError(f"checkpoint: hospital {h.spec.name!r} has {taken} patients in ED beds; this scenario gives "
@@ -320,6 +324,8 @@ def model_restore(model, state, wakeup) -> None:
         model.relocator.moves = _typed(state.get("moves", []), _MOVE_TYPES)
         _set_gen(model.relocator.rng, state.get("relocator_rng"))
     model.diverted = [(int(a), float(b), int(c), int(d)) for a, b, c, d in state["diverted"]]
+    model.hospital_choices = [(int(a), float(b), int(c), int(d), *map(float, rest))
+                              for a, b, c, d, *rest in state.get("hospital_choices", [])]
     model.any_out_of_service = bool(state["any_out_of_service"])
     for k, g in model.streams.items():
         _set_gen(g, state["streams"].get(k))

@@ -30,6 +30,7 @@ ED patients and walk-ins to another hospital.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import mesa
@@ -96,6 +97,23 @@ class Hospital(mesa.Agent):
         self.walk_ins, self.walk_in_next = None, 0     # pre-drawn walk-ins (times, uniforms), the next one
         self.walk_in_proc = None
         self.transfers_out = []                   # (time_s, call_id, to hospital_idx, was in bed)
+        self.base_beds, self.surge = spec.beds, 0  # its own ED beds; surge beds opened during the run
+
+    def add_beds(self, n: int) -> None:
+        """Open ``n`` surge ED beds now (``n < 0``: close that many of them; never the
+        hospital's own beds): waiting patients take new beds at once in triage order; closed
+        beds are taken out as their patients leave."""
+        self.set_surge(max(0, self.surge + int(n)))
+        self._record()
+
+    def set_surge(self, surge: int) -> None:
+        """The ED has its own beds plus ``surge`` (no record; :meth:`add_beds`, or a restore)."""
+        self.surge = int(surge)
+        beds = self.base_beds + self.surge
+        self.spec = dataclasses.replace(self.spec, beds=beds)
+        self.beds._capacity = max(1, beds)        # simpy keeps the capacity private
+        while self.beds.put_queue and len(self.beds.users) < self.beds.capacity:
+            self.beds._trigger_put(None)          # one grant per call, in the queue's (triage) order
 
     def _record(self):
         self.series.append((self.env.now, self.occupied, self.waiting))

@@ -17,7 +17,10 @@ import math
 
 import numpy as np
 
-__all__ = ["joint_response"]
+__all__ = ["joint_response", "idle_while_waiting"]
+
+#: Unit lifecycle codes in which a unit may be sent (twin.emergency.UNIT_EVENTS names).
+IDLE_EVENTS = ("available", "returning", "at_station", "relocating")
 
 
 def _p90(x):
@@ -95,9 +98,73 @@ def joint_response(model, warmup_s, until_s) -> tuple:
             rows.append((name, ";".join(UNIT_KINDS[k] for k in codes), int(needs.sum()), len(first), _mean(first),
                          _p90(first)))
             kpis[f"agency_{name}_on_scene_mean_s"] = _mean(first)
+    kpis.update(idle_while_waiting(model, keep, until_s))
     aid = [r for r in model.dispatch.aid_log if keep[r[0]]]
     if d.mutual_aid:
         kpis.update(mutual_aid_requests=len(aid), mutual_aid_units=int(sum(r[3] for r in aid)))
     table = pd.DataFrame(rows, columns=["agency", "unit_kinds", "calls", "reached", "on_scene_mean_s",
                                         "on_scene_p90_s"])
     return kpis, table
+
+
+def _idle_steps(model, kinds):
+    """Units of ``kinds`` free for dispatch over time: ``(times_s, count from each time on)``
+    (every unit free at 0; a unit is free from an available / returning / at-station /
+    relocating event to its next dispatch)."""
+    from twin.emergency import UNIT_EVENTS
+
+    units = [u.unit_idx for u in model.units if u.kind in kinds]
+    ev = np.array(model.unit_events, dtype=np.float64).reshape(-1, 4)
+    ev = ev[np.isin(ev[:, 1].astype(np.int64), units)]
+    free = np.isin(ev[:, 3].astype(np.int64), [UNIT_EVENTS.index(n) for n in IDLE_EVENTS])
+    unit = ev[:, 1].astype(np.int64)
+    order = np.argsort(unit, kind="stable")                 # each unit's events in time order
+    unit, free, t = unit[order], free[order], ev[order, 0]
+    first = np.r_[True, unit[1:] != unit[:-1]] if len(unit) else np.zeros(0, dtype=bool)
+    before = np.where(first, True, np.r_[True, free[:-1]] if len(free) else free)
+    delta = free.astype(np.int64) - before.astype(np.int64)
+    t, delta = t[delta != 0], delta[delta != 0]
+    o = np.argsort(t, kind="stable")
+    times = np.r_[0.0, t[o]]
+    return times, len(units) + np.r_[0, np.cumsum(delta[o])]
+
+
+def idle_while_waiting(model, keep, end_s) -> dict:
+    """Slots of the calls in ``keep`` that waited for a unit while one that could fill them
+    (of the slot's kind or its fallback) was free for dispatch somewhere: in siloed mode a
+    unit of another centre or across a hard border; in unified mode never (a slot waits only
+    while no such unit is free). A slot waits from the call being ready at its first centre to
+    its unit's dispatch (still open at ``end_s``: to then; lost calls do not wait).
+
+    KPIs: ``slots_waited_with_idle_units`` (slots whose wait overlapped such a free unit by more
+    than 1 s) and ``wait_with_idle_units_h`` (slot-hours waited while one was free).
+    """
+    from twin.emergency import OUTCOMES
+
+    calls = model.calls
+    a = np.array([r[:4] for r in model.assignments], dtype=np.float64).reshape(-1, 4)
+    sent = {}
+    for c, _, s, t in a:
+        sent.setdefault((int(c), int(s)), t)
+    lost = OUTCOMES.index("lost")
+    waits = {}                                   # (kind, fallback) -> [(start_s, end_s)]
+    for c in np.flatnonzero(keep & (calls.outcome != lost) & np.isfinite(calls.ready_s)):
+        for s, kf in enumerate(model.type_slots[calls.type_idx[c]]):
+            b = sent.get((int(c), s), end_s)
+            if b > calls.ready_s[c]:
+                waits.setdefault(kf, []).append((calls.ready_s[c], b))
+    n, total = 0, 0.0
+    for (k, f), spans in sorted(waits.items()):
+        times, count = _idle_steps(model, {k, f} - {-1})
+        on = (count > 0).astype(np.float64)
+        cum = np.r_[0.0, np.cumsum(on[:-1] * np.diff(times))]     # free-time integral at each step time
+
+        def integral(x):
+            j = np.searchsorted(times, x, side="right") - 1
+            return cum[j] + on[j] * (x - times[j])
+
+        lo, hi = np.array(spans).T
+        overlap = integral(hi) - integral(lo)
+        n += int((overlap > 1.0).sum())
+        total += float(overlap.sum())
+    return {"slots_waited_with_idle_units": n, "wait_with_idle_units_h": total / 3600.0}

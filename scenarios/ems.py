@@ -46,7 +46,16 @@ error at load time.
 
 The hospital a call goes to is fixed on static times, unless a hospital has ``diversion =
 true``: then it is chosen when the transport leaves the scene, on the current times,
-skipping hospitals on diversion. With a :class:`~twin.ports.LiveTravel` port (coupled
+skipping hospitals on diversion. With ``[dispatch] hospital_choice = "door"`` it is always
+chosen then, by the least travel time plus the expected wait for an ED bed (beds taken,
+patients waiting and ambulances already on their way there: ``(n - beds + 1) × mean stay /
+beds`` once ``n`` reaches the beds, a full loss ward only when every one is); siloed
+``[coordination]`` centres see the beds as of the hospitals' last report (``hospital_report_s``,
+every 30 min by default, an assumption), a unified centre live. Each choice is a row of
+``/events/ems_hospital_choices``; KPIs ``hospital_past_nearest`` (transports taken past the
+nearest hospital), ``_share``, ``_extra_mean_s`` (the extra travel) and ``scene_to_bed_mean_s``
+/ ``_p90_s``. Not modelled: specialties (a stroke or trauma centre) and ICU needs known at the
+scene. With a :class:`~twin.ports.LiveTravel` port (coupled
 traffic) travel times come from it; else they are the static matrix.
 
 Ports: provides :class:`~twin.ports.CallPlan` (plan time) and
@@ -175,6 +184,31 @@ class _Facilities:
         self.model.any_diversion = True
         h._check_diversion()
 
+    def add_beds(self, index, beds):
+        self.model.hospitals[index].add_beds(int(beds))
+
+    def restation(self, unit, station):
+        u = self.model.units[unit]
+        self.home[u.unit_idx] = u.spec.station_idx if station is None else self.layout.station_location_idx[station]
+        self._rehome(u)
+
+    def _rehome(self, u):
+        """Send unit ``u`` to its home, or to the station in service nearest it."""
+        model, locs = self.model, self.layout.station_location_idx
+        home = self.home[u.unit_idx]
+        if home not in locs:
+            return
+        if locs.index(home) in self.stations_out:
+            ok = [locs[j] for j in range(len(locs)) if j not in self.stations_out]
+            tt = [model.travel.time_s(home, j) for j in ok]
+            base = ok[int(np.argmin(tt))] if ok and np.isfinite(tt).any() else home
+        else:
+            base = home
+        if base != u.station_idx:
+            u.station_idx = base
+            if u.idle:
+                u.move_to(base)
+
     def set_in_service(self, kind, index, in_service):
         model = self.model
         if kind == "hospital":
@@ -188,22 +222,8 @@ class _Facilities:
                     h.evacuate(dry[int(np.argmin(t))])
             return
         (self.stations_out.discard if in_service else self.stations_out.add)(index)
-        locs = self.layout.station_location_idx
         for u in model.units:
-            home = self.home[u.unit_idx]
-            if home not in locs:
-                continue
-            st = locs.index(home)
-            if st in self.stations_out:
-                ok = [locs[j] for j in range(len(locs)) if j not in self.stations_out]
-                tt = [model.travel.time_s(home, j) for j in ok]
-                base = ok[int(np.argmin(tt))] if ok and np.isfinite(tt).any() else home
-            else:
-                base = home
-            if base != u.station_idx:
-                u.station_idx = base
-                if u.idle:
-                    u.move_to(base)
+            self._rehome(u)
 
 
 class EmsFlow(Flow):
@@ -269,6 +289,7 @@ class EmsFlow(Flow):
         out = model_snapshot(self.model, ctx.pending)
         out["location_node_id"] = np.asarray(ctx.plan(self).layout.location_node_id)
         out["stations_out"] = sorted(self.facilities.stations_out)
+        out["homes"] = [[u, h] for u, h in sorted(self.facilities.home.items()) if h != self.model.units[u].spec.station_idx]
         return out
 
     def restore(self, ctx, state, time_s):
@@ -281,6 +302,8 @@ class EmsFlow(Flow):
                                 f"the stations' and hospitals' places and the districts' calls")
         model_restore(self.model, state, ctx.wakeup)
         self.facilities.stations_out = {int(i) for i in state["stations_out"]}
+        for u, h in state.get("homes", []):      # units a rule re-stationed
+            self.facilities.home[int(u)] = int(h)
         if state.get("dispatch_now"):          # calls an observed state added: idle units take them now
             self.model.dispatch.retry()
         self._listen(ctx)
@@ -323,6 +346,10 @@ class EmsFlow(Flow):
         kpis.update(n_blocked=n_blk, blocking=n_blk / n_arr if n_arr else math.nan, n_unserved=n_uns,
                     unserved_share=n_uns / kpis["n_calls"] if kpis["n_calls"] else math.nan)
         kpis.update(gap)
+        if plan.spec.dispatch.agencies:      # coordination: each district's response, for paired comparisons
+            for _, row in districts.iterrows():
+                if row["n_calls"] > 0:
+                    kpis[f"district_{row['name']}_response_mean_s"] = float(row["response_mean_s"])
         days = ctx.until_s / 86400.0
         lines = _report(kpis, ems, districts, days)
         moved = [m for h in self.model.hospitals for m in h.transfers_out]
@@ -346,6 +373,13 @@ def _hospital_lines(k, ems):
     if math.isfinite(k.get("offload_delay_mean_s", math.nan)):
         lines.append(f"{'ambulance offload delay':<34} mean {_fmt_min(k['offload_delay_mean_s'])}, p90 "
                      f"{_fmt_min(k['offload_delay_p90_s'])}, {k['offload_unit_h']:.1f} unit-hours waiting for a bed")
+    if "hospital_past_nearest" in k:
+        extra = k["hospital_past_nearest_extra_mean_s"]
+        lines.append(f"{'hospital chosen at the scene':<34} {int(k['hospital_past_nearest'])} transports past the nearest "
+                     f"({_fmt_pct(k['hospital_past_nearest_share'])})"
+                     + (f", {extra / 60:+.1f} min of travel each" if math.isfinite(extra) else "")
+                     + f"; scene to ED bed mean {_fmt_min(k['scene_to_bed_mean_s'])}, p90 "
+                     f"{_fmt_min(k['scene_to_bed_p90_s'])}")
     for _, h in ems.hospitals.iterrows():
         lines.append(f"  {h['name']:<32} {h['beds']} beds, mean occupied {h['occupancy_mean']:.1f}, "
                      f"blocking {_fmt_pct(h['blocking'])}")

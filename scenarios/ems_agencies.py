@@ -99,7 +99,8 @@ def dispatch_centres(groups, label, dist, zone_district, units, unit_district) -
     if coord.mode == "unified":
         out.update(centres=(("unified", sum(takers)),), centre_of_type=(0,) * len(types))
     else:
-        out.update(centres=tuple(zip(names, takers)), centre_of_type=of_type)
+        out.update(centres=tuple(zip(names, takers)), centre_of_type=of_type,
+                   hospital_report_s=float(coord.hospital_report_s))
         if kind_owner:
             out.update(centre_of_kind=out["agency_of_kind"], centre_of_unit=out["agency_of_unit"],
                        transfer=coord.transfer, aid_delay=coord.aid_delay)

@@ -227,7 +227,8 @@ class EmsPlan:
                                     f"{n_kind[kind]}")
 
     def site_index(self, kind, name, where_) -> int:
-        names = [g.name for g in self.groups["stations" if kind == "station" else "hospitals"]]
+        names = ([u.name for u in self.spec.units] if kind == "unit" else
+                 [g.name for g in self.groups["stations" if kind == "station" else "hospitals"]])
         if name not in names:
             from twin.spec import did_you_mean
 
@@ -330,7 +331,7 @@ class EmsPlan:
                            units=units, hospitals=tuple(_hospitals(groups, hospital_loc)),
                            dispatch=DispatchSpec(dsp.policy, (), dsp.processing, dsp.max_queue,
                                                  tuple(_relocation(groups, station_loc, label)), dsp.compliance_rate,
-                                                 **centres),
+                                                 hospital_choice=dsp.hospital_choice, **centres),
                            service=ServiceSpec(svc.mode, svc.busy_time, svc.turnout, svc.handover, svc.return_mode),
                            hourly_profile=tuple(calls.hourly_profile), response_target_s=targets,
                            warmup_s=kpi.warmup_s, rate_table_per_h=rate_table, incidents=tuple(incidents))

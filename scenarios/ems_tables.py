@@ -211,6 +211,11 @@ class DispatchGroup:
                                        convert=_relocation)
     compliance_rate: float = setting(1.0, "float", "probability a move-up order is obeyed", minimum=0.0,
                                      maximum=1.0)
+    hospital_choice: str = setting("nearest", "choice", "where a patient is taken: 'nearest' (the nearest hospital "
+                                                        "not on diversion; fixed at the call unless a hospital has "
+                                                        "diversion) or 'door' (chosen at the scene: the least live "
+                                                        "travel time plus the expected wait for an ED bed there)",
+                                   choices=("nearest", "door"))
 
 
 @dataclass(frozen=True)
@@ -267,6 +272,11 @@ class CoordinationGroup:
                                               "agency's processing time), after waiting for a call taker there")
     aid_delay: Dist = dist_setting(Dist("constant", 120.0, 0.0), "asking a mutual-aid partner for a unit (siloed "
                                                                  "mode; an assumption, not measured)")
+    hospital_report_s: float = setting(1800.0, "float", "siloed mode: the hospitals report their ED beds to the "
+                                                        "centres every this many seconds, and [dispatch] "
+                                                        "hospital_choice = 'door' chooses on the last report (an "
+                                                        "assumption; unified mode and 0: the live status)",
+                                       minimum=0.0)
 
 
 _NODE = (("node", "the city node id"),)

@@ -20,6 +20,7 @@ tighter; no parentheses), each comparing a state variable with a number (``>=``,
 ``hospital <name> waiting >= 3``                             patients waiting for an ED bed
 ``calls <call type | any> in <district | any> per_hour >= 5``  calls received in the last 60 min
 ``link <from node> <to node> vehicles >= 40``                vehicles on the link(s) now
+``link <from node> <to node> queue >= 20``                   of them, those queued (waiting to leave)
 ``flood <node> depth_mm >= 300``                             water depth at a node, mm
 ==========================================================  =====================================
 
@@ -28,8 +29,15 @@ tighter; no parentheses), each comparing a state variable with a number (``>=``,
 <name>`` (no new ambulance patients while another hospital is open; undivert hands the
 hospital back to its own diversion rule), ``close hospital <name>`` / ``open hospital <name>``
 (out of service: its ED patients move, see :class:`~twin.ports.FacilityControl`), ``close
-station <name>`` / ``open station <name>``. With ``until``, the inverse actions (close and
-open, divert and undivert swapped) are done, in reverse order, when it holds after a firing.
+station <name>`` / ``open station <name>``, ``add beds <n> hospital <name>`` / ``remove beds
+<n> hospital <name>`` (surge ED beds: waiting patients take them at once; removing takes back
+surge beds only, each as its patient leaves), ``move unit <unit> to station <name>`` /
+``return unit <unit>`` (a unit's home station: idle, it drives there at once, busy, after its
+call; units are named ``<station>-1`` ..., ``<station>-<kind>-1`` ...). With ``until``, the
+inverse actions (close and open, divert and undivert, add and remove, move and return swapped)
+are done, in reverse order, when it holds after a firing. Not built: sending a unit to a node
+to control traffic, and evacuation warnings (the evacuation flow plans its trips when the
+scenario loads).
 
 The text is parsed when the scenario loads, by a tokenizer and a fixed grammar (never
 ``eval``): a syntax error, an unknown variable, hospital, station, call type, district or
@@ -58,7 +66,8 @@ from twin.spec import Table, setting, where
 __all__ = ["RuleGroup", "RulesFlow", "parse_condition", "parse_action"]
 
 OPS = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt, "==": operator.eq}
-INVERSE = {"close": "open", "open": "close", "divert": "undivert", "undivert": "divert"}
+INVERSE = {"close": "open", "open": "close", "divert": "undivert", "undivert": "divert", "add": "remove",
+           "remove": "add", "move": "return", "return": "move"}
 HOUR_S = 3600.0
 
 
@@ -111,7 +120,7 @@ def _words(text, at):
 
 
 GRAMMAR = ("time <op> <s or HH:MM>; hospital <name> occupancy|waiting <op> <n>; calls <type|any> in <district|any> "
-           "per_hour <op> <n>; link <from node> <to node> vehicles <op> <n>; flood <node> depth_mm <op> <mm>")
+           "per_hour <op> <n>; link <from node> <to node> vehicles|queue <op> <n>; flood <node> depth_mm <op> <mm>")
 
 
 def parse_condition(text, at, names) -> tuple:
@@ -162,9 +171,9 @@ def _term(w, at, names):
         d = -1 if w[3] == "any" else names["district"](w[3], at)
         return Term("calls", (t, d), "per_hour", op, x, text)
     if subject == "link":
-        if w[3] != "vehicles":
-            raise ScenarioError(f"{at}: unknown link variable {w[3]!r}; expected vehicles")
-        return Term("link", (names["links"](w[1], w[2], at),), "vehicles", op, x, text)
+        if w[3] not in ("vehicles", "queue"):
+            raise ScenarioError(f"{at}: unknown link variable {w[3]!r}; expected vehicles or queue")
+        return Term("link", (names["links"](w[1], w[2], at),), w[3], op, x, text)
     if w[2] != "depth_mm":
         raise ScenarioError(f"{at}: unknown flood variable {w[2]!r}; expected depth_mm")
     return Term("flood", (names["node"](w[1], at),), "depth_mm", op, x, text)
@@ -173,10 +182,20 @@ def _term(w, at, names):
 def parse_action(text, at, names) -> tuple:
     """``(verb, kind, target, text)`` of an action (``target``: link indices, or a facility index)."""
     w = _words(text, at)
-    forms = "close|open link <from> <to>; divert|undivert hospital <name>; close|open hospital|station <name>"
-    if len(w) < 3 or w[0] not in INVERSE:
+    forms = ("close|open link <from> <to>; divert|undivert hospital <name>; close|open hospital|station <name>; "
+             "add|remove beds <n> hospital <name>; move unit <unit> to station <name>; return unit <unit>")
+    if len(w) < 2 or w[0] not in INVERSE:
         raise ScenarioError(f"{at}: {text!r} is not an action; expected {forms}")
     verb, kind = w[0], w[1]
+    if kind == "beds" and verb in ("add", "remove") and len(w) == 5 and w[3] == "hospital":
+        n = _number(w[2], at)
+        if n != int(n) or not 1 <= n <= 100_000:
+            raise ScenarioError(f"{at}: {w[2]!r} beds; expected a whole number from 1 to 100,000")
+        return verb, "beds", (names["hospital"](w[4], at), int(n)), " ".join(w)
+    if kind == "unit" and verb == "move" and len(w) == 6 and w[3] == "to" and w[4] == "station":
+        return verb, "unit", (names["unit"](w[2], at), names["station"](w[5], at)), " ".join(w)
+    if kind == "unit" and verb == "return" and len(w) == 3:
+        return verb, "unit", (names["unit"](w[2], at), None), " ".join(w)
     if kind == "link" and verb in ("close", "open") and len(w) == 4:
         return verb, "link", names["links"](w[2], w[3], at), " ".join(w)
     if kind == "hospital" and len(w) == 3:
@@ -221,7 +240,8 @@ def _resolvers(ctx, plan):
             raise ScenarioError(f"{at}: no link from node {a!r} to node {b!r} in city {city.name!r}")
         return tuple(int(x) for x in k)
 
-    return {"hospital": facility("hospital"), "station": facility("station"), "call_type": call_type,
+    return {"hospital": facility("hospital"), "station": facility("station"), "unit": facility("unit"),
+            "call_type": call_type,
             "district": district, "node": node, "links": links}
 
 
@@ -305,7 +325,8 @@ class RulesFlow(Flow):
             t, d = term.args
             return float(sum(1 for _, ct, cd in self.recent if (t < 0 or ct == t) and (d < 0 or cd == d)))
         if s == "link":
-            return float(self.exposure.vehicles_on_links()[list(term.args[0])].sum())
+            on = self.exposure.vehicles_on_links() if term.variable == "vehicles" else self.exposure.queued_on_links()
+            return float(on[list(term.args[0])].sum())
         return float(self.flooded.depth_mm(term.args[0], now))
 
     def _holds(self, alternatives, now):
@@ -337,13 +358,19 @@ class RulesFlow(Flow):
     def _do(self, i, action, verb, how):
         _, kind, target, text = action
         now = self.clock.now
+        words = f"{verb} {' '.join(text.split()[1:])}"
         if kind == "link":
             self.links.schedule(now, verb, np.asarray(target, dtype=np.int64))
+        elif kind == "beds":
+            self.facilities.add_beds(target[0], target[1] if verb == "add" else -target[1])
+        elif kind == "unit":
+            self.facilities.restation(target[0], target[1] if verb == "move" else None)
+            words = f"{verb} unit {text.split()[2]}" + (f" to station {text.split()[5]}" if verb == "move" else "")
         elif verb in ("divert", "undivert"):
             self.facilities.divert(target, True if verb == "divert" else None)
         else:
             self.facilities.set_in_service(kind, target, verb == "open")
-        self.log.append([now, i, how, f"{verb} {' '.join(text.split()[1:])}"])
+        self.log.append([now, i, how, words])
 
     # ---- checkpoints
     def snapshot(self, ctx):

@@ -565,6 +565,9 @@ class _Coupling:
     def vehicles_on_links(self):
         return self.engine.state["ring_count"].astype(np.float64)
 
+    def queued_on_links(self):
+        return self.engine.queued_on_links()
+
     def on_sync(self, callback) -> None:
         self.listeners.append(callback)
 

@@ -344,6 +344,8 @@ class EmsSpec:
         w = "ems"
         d = self.dispatch
         _choice(d.policy, f"{w}.dispatch.policy", POLICIES)
+        _choice(d.hospital_choice, f"{w}.dispatch.hospital_choice", ("nearest", "door"))
+        _number(d.hospital_report_s, f"{w}.dispatch.hospital_report_s")
         if d.max_queue is not None:
             _integer(d.max_queue, f"{w}.dispatch.max_queue")
         if not isinstance(d.processing, Dist):

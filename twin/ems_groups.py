@@ -279,6 +279,15 @@ class DispatchSpec:
     agency_of_kind : tuple
         The agency owning each unit kind, like ``centre_of_kind`` (an index or ``-1``, or one
         per zone): a unit sent to a call where another agency owns its kind crosses a border.
+    hospital_choice : str
+        ``"nearest"``: the nearest hospital (fixed on the static times when the call is drawn,
+        or, with diversion or a hospital out of service, chosen when the transport leaves the
+        scene, skipping hospitals on diversion). ``"door"``: chosen when the transport leaves
+        the scene, by the least travel time now plus the expected wait for an ED bed there
+        (:meth:`twin.agents.ems.CityModel.door_wait_s`).
+    hospital_report_s : float
+        With ``"door"``: the hospitals' ED status is seen as of their last report, every this
+        many seconds (``floor(now / T) T``); 0: live (a shared picture).
     """
 
     policy: str = "nearest"
@@ -299,6 +308,8 @@ class DispatchSpec:
     agencies: tuple = ()
     agency_of_unit: tuple = ()
     agency_of_kind: tuple = ()
+    hospital_choice: str = "nearest"
+    hospital_report_s: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -148,6 +148,12 @@ class EmsResult:
     agency_response : DataFrame or None
         Only with agencies owning unit kinds: each agency's first unit on scene
         (:func:`twin.agents.joint.joint_response`).
+    hospital_choices : DataFrame or None
+        Only where hospitals are chosen at the scene (``hospital_choice = "door"`` or
+        diversion): one row per transport, ``call_id, time_s`` (leaving the scene),
+        ``nearest_hospital_idx, hospital_idx`` (chosen), ``travel_nearest_s, travel_s`` (travel
+        times then), ``door_wait_nearest_s, door_wait_s`` (the expected wait for an ED bed at
+        each, as the centre saw it; NaN with the nearest choice).
     """
 
     calls: object
@@ -173,6 +179,7 @@ class EmsResult:
     call_taking: object = field(default=None, repr=False)
     call_centres: object = field(default=None, repr=False)
     agency_response: object = field(default=None, repr=False)
+    hospital_choices: object = field(default=None, repr=False)
 
     def district_kpis(self, layout: "EmsLayout | None" = None):
         """Per-district response KPIs and the equity gap over the KPI window.
@@ -413,6 +420,15 @@ class EmsResult:
             self._write_call_taking(writer, p)
         if self.agency_response is not None:
             self._write_agency_response(writer, p)
+        if self.hospital_choices is not None:
+            hc = self.hospital_choices
+            writer.write_table(f"/events/{p}_hospital_choices", {
+                "call_id": hc["call_id"].to_numpy(np.int64),
+                **{k: hc[k].to_numpy(np.int32) for k in ("nearest_hospital_idx", "hospital_idx")},
+                **{k: hc[k].to_numpy(np.float64) for k in ("time_s", "travel_nearest_s", "travel_s",
+                                                           "door_wait_nearest_s", "door_wait_s")}},
+                units={"call_id": "", "nearest_hospital_idx": "", "hospital_idx": "", "time_s": "s",
+                       "travel_nearest_s": "s", "travel_s": "s", "door_wait_nearest_s": "s", "door_wait_s": "s"})
         writer.write_table(f"/summary/{p}_districts", {
             "district_idx": districts["district_idx"].to_numpy(np.int32),
             "name": districts["name"].astype(str).to_numpy().astype(str),

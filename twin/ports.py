@@ -102,6 +102,10 @@ class Exposure(Protocol):
         """Vehicles on each link now, as far as the traffic has been simulated (float array,
         City link order; emergency vehicles bypassing the queues not counted)."""
 
+    def queued_on_links(self):
+        """Vehicles queued on each link now: those past their free-flow time on it, waiting to
+        leave (float array, City link order; as :meth:`vehicles_on_links`)."""
+
 
 class LinkControl(Protocol):
     """Run time: changes to the links during the run (the traffic flow applies them)."""
@@ -139,8 +143,9 @@ class CallPlan(Protocol):
         """A located ScenarioError when the stations' units cannot serve call type ``name``."""
 
     def site_index(self, kind, name, where) -> int:
-        """Index of the ``kind`` (``"station"`` / ``"hospital"``) named ``name``, in the order of
-        :meth:`FacilityControl.sites`; a located ScenarioError when there is none."""
+        """Index of the ``kind`` (``"station"`` / ``"hospital"``, in the order of
+        :meth:`FacilityControl.sites`; ``"unit"``, in the EMS units' order) named ``name``; a
+        located ScenarioError when there is none."""
 
     def add_incidents(self, incidents, stream) -> None:
         """Scripted incidents (``twin.emergency.IncidentSpec`` with ``location_idx`` a city
@@ -228,6 +233,14 @@ class FacilityControl(Protocol):
         """Put hospital ``index`` on diversion now (``on`` True: ambulances take patients to the
         nearest hospital not on diversion), take it off (False), or hand it back to its own
         diversion rule (None)."""
+
+    def add_beds(self, index, beds) -> None:
+        """Open ``beds`` surge ED beds at hospital ``index`` now (negative: close surge beds
+        opened before, never its own)."""
+
+    def restation(self, unit, station) -> None:
+        """Make station ``station`` (an index) unit ``unit``'s home now (None: its own again):
+        idle, it drives there at once; busy, after its call."""
 
 
 class Residents(Protocol):

@@ -538,6 +538,12 @@ class TrafficEngine(NetworkEventsMixin):
             link = np.concatenate([link, self.route_seq[pos[total:]].astype(np.int64)])
         return veh, link, pos, due, slot
 
+    def queued_on_links(self) -> np.ndarray:
+        """Vehicles in each link's ring past their due tick (held at its end at least a tick), float array."""
+        veh, link, pos, due, slot = self._on_road()
+        q = (slot >= 0) & (due < self.now_step)
+        return np.bincount(link[q], minlength=self.city.n_links).astype(np.float64)
+
     def vehicle_nodes(self, vehicles) -> np.ndarray:
         """City node index each vehicle is at or heading for now: its origin before it enters
         the network, the end of its current link on the road, its destination once arrived."""

@@ -236,3 +236,57 @@ def test_mutual_aid_sends_a_partners_unit_after_the_aid_delay():
     assert a["unit_idx"].tolist() == [0, 1, 2] and a["dispatched_s"].tolist() == [0.0, 10.0, 140.0]
     assert res.kpis["mutual_aid_requests"] == 1 and res.kpis["mutual_aid_units"] == 1
     assert res.kpis["cross_border_units"] == 1
+
+
+def _union_overlap(spans, lo, hi):
+    """Length of [lo, hi] covered by the union of ``spans`` (a list of (start, end))."""
+    total, cur = 0.0, lo
+    for a, b in sorted(spans):
+        a, b = max(a, cur), min(b, hi)
+        if b > a:
+            total += b - a
+            cur = b
+    return total
+
+
+@pytest.mark.parametrize("mode", ["siloed", "unified"])
+def test_units_idle_while_a_call_waited_elsewhere(mode):
+    """A slot's wait (ready at its first centre to its unit sent) overlapping any time a unit
+    that could fill it was free somewhere, recounted here from the unit events with interval
+    unions. Unified: never (a slot waits only while no such unit is free); siloed: transfers,
+    hard borders and aid delays leave free units idle while calls wait."""
+    from twin.emergency import UNIT_KINDS
+    from twin.runner import run
+
+    r = run("hefei_joint", overrides=[f"coordination.mode={mode}"])
+    ems = r.ems
+    ue, calls, asg = ems.unit_events, ems.calls, ems.assignments
+    free_ev = ue["event"].isin(["available", "returning", "at_station", "relocating"]).to_numpy()
+    spans = {}
+    for u in range(len(ems.units)):
+        rows = np.flatnonzero(ue["unit_idx"].to_numpy() == u)
+        start = 0.0
+        for i in rows:
+            t = ue["time_s"].iat[i]
+            if free_ev[i] and start is None:
+                start = t
+            elif not free_ev[i] and start is not None:
+                spans.setdefault(u, []).append((start, t))
+                start = None
+        if start is not None:
+            spans.setdefault(u, []).append((start, math.inf))
+    kind = ems.units["kind"].to_numpy()
+    sent = asg.groupby(["call_id", "slot"])["dispatched_s"].min().to_dict()
+    n, total = 0, 0.0
+    for c in calls.itertuples():
+        if c.outcome == "lost" or not np.isfinite(c.ready_s):
+            continue
+        for s, (k, f) in enumerate(ems.spec.call_types[c.type_idx].slots):
+            end = sent.get((c.call_id, s), ems.end_s)
+            ok = [u for u in range(len(kind)) if kind[u] in (k, f)]
+            x = _union_overlap([sp for u in ok for sp in spans.get(u, [])], c.ready_s, end)
+            n += x > 1.0
+            total += x
+    assert r.kpis["slots_waited_with_idle_units"] == n
+    assert r.kpis["wait_with_idle_units_h"] == pytest.approx(total / 3600.0, rel=1e-9, abs=1e-9)
+    assert (n == 0) == (mode == "unified") and set(UNIT_KINDS) >= set(kind)

@@ -174,6 +174,9 @@ def test_a_snapshot_resumes_the_rules_exactly(tmp_path):
     ("time >= 08:00", "close station nowhere", "no station 'nowhere'"),
     ("time >= 08:00", "close link 1 2", "not a node of city"),
     ("time >= 08:00", "divert hospital 'north-ed", "No closing quotation"),
+    ("time >= 08:00", "add beds 0 hospital north-ed", "expected a whole number from 1"),
+    ("time >= 08:00", "move unit nobody to station north", "no unit 'nobody'"),
+    ("link 1 2 queues >= 3", "close station north", "unknown link variable 'queues'"),
 ])
 def test_bad_rules_are_clear_errors_naming_the_rule_and_the_word(when, then, match):
     text = builtin("hefei_joint", f'[[rules]]\nname = "bad"\nwhen = "{when}"\nthen = ["{then}"]\n')
@@ -197,3 +200,51 @@ def test_a_rule_reading_the_traffic_needs_traffic():
                                   'then = ["close link 267120721 5014290913"]\n')
     with pytest.raises(ScenarioError, match="has no traffic"):
         run(text, overrides=["run.until_s=7200"])
+
+
+def test_surge_beds_open_at_a_time_and_close_as_patients_leave():
+    """``add beds 4 hospital north-ed`` from 08:00 to 14:00 on a north-ed cut to 6 beds: up to
+    10 patients in bed only from 08:00, the waiting ones taking the new beds at 08:00; from
+    14:00 a patient gets a bed only while fewer than 6 are in one."""
+    text = builtin("hefei_joint", '[[rules]]\nname = "surge"\nwhen = "time >= 08:00"\n'
+                                  'then = ["add beds 4 hospital north-ed"]\nuntil = "time >= 14:00"\n')
+    r = run(text, overrides=["hospitals.0.beds=6", "hospitals.0.walk_in_rate_per_h=3"])
+    assert fired(r, 0) == [28800.0] and fired(r, 0, "undo") == [50400.0]
+    occ = r.ems.occupancy
+    s = occ[occ["hospital_idx"] == 0]
+    t, b, w = (s[k].to_numpy() for k in ("time_s", "occupied_beds", "waiting"))
+    assert b[t < 28800].max() <= 6 and b.max() <= 10
+    at8 = t == 28800.0
+    waiting_before = w[t < 28800][-1]
+    assert waiting_before > 0 and b[at8].max() == min(6 + 4, b[t < 28800][-1] + waiting_before)
+    after = t >= 50400.0
+    up = np.flatnonzero(np.diff(b) > 0) + 1                  # each patient put in a bed
+    assert np.all(b[up[after[up]] ] <= 6)
+    assert int(r.ems.hospitals["beds"].iloc[0]) == 6 and r.rules["action"].tolist() == [
+        "add beds 4 hospital north-ed", "remove beds 4 hospital north-ed"]
+
+
+def test_a_unit_moves_to_another_station_and_back():
+    """``move unit south-1 to station north`` at 01:00, ``return`` at 05:00: the unit relocates
+    (now, or once free) and comes back; the log names both."""
+    text = builtin("hefei_joint", '[[rules]]\nname = "cover"\nwhen = "time >= 01:00"\n'
+                                  'then = ["move unit south-1 to station north"]\nuntil = "time >= 05:00"\n')
+    r = run(text, overrides=["run.until_s=28800"])
+    assert r.rules["action"].tolist() == ["move unit south-1 to station north", "return unit south-1"]
+    units = r.ems.units
+    u = int(units.loc[units["name"] == "south-1", "unit_idx"].iloc[0])
+    ue = r.ems.unit_events
+    moves = ue.loc[(ue["unit_idx"] == u) & (ue["event"] == "relocating"), "time_s"].to_numpy()
+    assert ((moves >= 3600.0) & (moves < 18000.0)).any() and (moves >= 18000.0).any()
+    plain = run(builtin("hefei_joint", ""), overrides=["run.until_s=28800"]).ems.unit_events
+    assert not (plain.loc[plain["unit_idx"] == u, "event"] == "relocating").any()
+
+
+def test_a_snapshot_keeps_surge_beds_and_moved_units(tmp_path):
+    text = builtin("hefei_joint", '[[rules]]\nname = "surge"\nwhen = "time >= 08:00"\n'
+                                  'then = ["add beds 4 hospital north-ed", "move unit south-1 to station north"]\n'
+                                  'until = "time >= 14:00"\n' + CLOCK)
+    out = tmp_path / "s.h5"
+    plain = run(text, out=out, snapshot_at_s=[36000.0], overrides=["hospitals.0.beds=6"])
+    again = from_snapshot(f"{out}@10:00")
+    assert again.kpis == plain.kpis and again.rules.equals(plain.rules)

@@ -406,3 +406,23 @@ def test_ring_next_matches_the_routes_through_reroutes_and_closures():
         np.testing.assert_array_equal(eng.state["ring_next"][slot[ring]], eng.route_seq[pos[ring] + 1])
         checked += int(ring.sum())
     assert checked > 1000 and eng.n_rerouted > 100
+
+
+def test_queued_vehicles_follow_the_point_queue():
+    """2 veh/s into a 900 veh/h bottleneck: by t the vehicles that reached its downstream end
+    (departed by t minus the free-flow time of the corridor) less those let through (capacity
+    times the time since the first got there) are queued on it, none upstream; once the
+    bottleneck link is full, the queue spills back upstream and fills it."""
+    city = corridor([14400.0, 900.0])
+    n = 600
+    trips = {"origin": np.zeros(n, int), "destination": np.full(n, 2), "depart_s": np.arange(n) * 0.5}
+    eng = TrafficEngine(city, trips, until_s=2000, stop_when_done=False)
+    for t in (60.0, 120.0, 160.0):
+        eng.run_until(t)
+        q, on = eng.queued_on_links(), eng.state["ring_count"]
+        since = t - city.free_flow_time_s.sum()
+        expect = max(0.0, 2.0 * since - 0.25 * since)
+        assert q[0] == 0 and q[1] <= on[1] and abs(q[1] - expect) <= 4.0
+    eng.run_until(300.0)
+    q, on = eng.queued_on_links(), eng.state["ring_count"]
+    assert q[1] == on[1] and q[0] > 0

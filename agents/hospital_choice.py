@@ -1,0 +1,75 @@
+"""Where an ambulance takes its patient: the nearest hospital, or the least travel time plus
+the expected wait for an ED bed ([dispatch] hospital_choice = "door"), on the hospitals' status
+as the centre sees it (live, or as of their last report: [coordination] hospital_report_s).
+
+Functions of a :class:`~twin.agents.ems.CityModel` (``model``): its hospitals, units, calls,
+travel provider and clock.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+
+import numpy as np
+
+from twin.emergency import UNIT_EVENTS
+
+__all__ = ["choose_hospital", "door_wait_s"]
+
+TRANSPORTING = UNIT_EVENTS.index("transporting")
+
+
+def choose_hospital(model, call_idx, origin_idx):
+    """Hospital for a transport leaving ``origin_idx`` now, among those in service (all, when
+    none is) and not on diversion (all, when every one is): with ``hospital_choice =
+    "nearest"`` the nearest (travel time now; ties: lowest index), with ``"door"`` the least
+    travel time plus :func:`door_wait_s` (ties: the nearer, then the lower index; a full
+    loss ward only when every one is)."""
+    tt = np.array([model.travel.time_s(origin_idx, h.spec.location_idx) for h in model.hospitals],
+                  dtype=np.float64)
+    order = np.argsort(tt, kind="stable")
+    order = [int(k) for k in order if math.isfinite(tt[k])]
+    order = [k for k in order if not model.hospitals[k].out_of_service] or order
+    if not order:
+        return int(model.calls.hospital_idx[call_idx])
+    nearest = order[0]
+    open_ = [k for k in order if not model.hospitals[k].on_diversion]
+    chosen = open_[0] if open_ else nearest
+    waits = {}
+    if model.door_choice:
+        cand = open_ or order
+        waits = {k: door_wait_s(model, k) for k in set(cand) | {nearest}}
+        finite = [k for k in cand if math.isfinite(waits[k])] or cand
+        chosen = min(finite, key=lambda k: (tt[k] + waits[k], tt[k], k))
+    if model.hospitals[nearest].on_diversion and chosen != nearest:
+        model.diverted.append((call_idx, model.env.now, nearest, chosen))
+    model.hospital_choices.append((int(call_idx), model.env.now, nearest, chosen, float(tt[nearest]),
+                                  float(tt[chosen]), waits.get(nearest, math.nan), waits.get(chosen, math.nan)))
+    return chosen
+
+
+def door_wait_s(model, k):
+    """Expected wait for an ED bed at hospital ``k`` for a patient arriving now, seconds, on
+    the status the centre sees (live, or as of the last report every ``hospital_report_s``):
+    with ``n`` = beds occupied + patients waiting + ambulances already on their way there
+    with a patient, 0 while ``n`` is below the beds ``c``; else, in a queue ward, the
+    ``n - c + 1`` bed releases ahead of this patient at ``c`` per mean length of stay
+    (exact for exponential stays, first come first served), and in a loss ward ``inf``
+    (turned away)."""
+    h = model.hospitals[k]
+    occupied, waiting = h.occupied, h.waiting
+    if model.hospital_report_s > 0:
+        report = math.floor(model.env.now / model.hospital_report_s) * model.hospital_report_s
+        i = bisect.bisect_right(h.series, report, key=lambda r: r[0]) - 1
+        occupied, waiting = h.series[max(i, 0)][1], h.series[max(i, 0)][2]
+    calls = model.calls
+    on_way = sum(1 for u in model.units if u.at == 3 and u.serve_call >= 0 and u.state == TRANSPORTING
+                 and calls.type_idx[u.serve_call] < model.n_call_types and calls.hospital_idx[u.serve_call] == k)
+    c = h.spec.beds
+    n = occupied + waiting + on_way
+    if n < c:
+        return 0.0
+    if h.spec.mode != "queue" or c == 0:
+        return math.inf
+    return (n - c + 1) * h.spec.length_of_stay.mean_s / c
