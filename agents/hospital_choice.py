@@ -25,7 +25,9 @@ def choose_hospital(model, call_idx, origin_idx):
     none is) and not on diversion (all, when every one is): with ``hospital_choice =
     "nearest"`` the nearest (travel time now; ties: lowest index), with ``"door"`` the least
     travel time plus :func:`door_wait_s` (ties: the nearer, then the lower index; a full
-    loss ward only when every one is)."""
+    loss ward only when every one is). A call type with a specialty takes only hospitals
+    offering it, while one of them is reachable and in service; ``nearest`` in the record is
+    the nearest in service whatever the patient needs."""
     tt = np.array([model.travel.time_s(origin_idx, h.spec.location_idx) for h in model.hospitals],
                   dtype=np.float64)
     order = np.argsort(tt, kind="stable")
@@ -34,16 +36,19 @@ def choose_hospital(model, call_idx, origin_idx):
     if not order:
         return int(model.calls.hospital_idx[call_idx])
     nearest = order[0]
+    need = model.specialty[model.calls.type_idx[call_idx]]
+    if need:
+        order = [k for k in order if need in model.hospitals[k].spec.specialties] or order
     open_ = [k for k in order if not model.hospitals[k].on_diversion]
-    chosen = open_[0] if open_ else nearest
+    chosen = open_[0] if open_ else order[0]
     waits = {}
     if model.door_choice:
         cand = open_ or order
         waits = {k: door_wait_s(model, k) for k in set(cand) | {nearest}}
         finite = [k for k in cand if math.isfinite(waits[k])] or cand
         chosen = min(finite, key=lambda k: (tt[k] + waits[k], tt[k], k))
-    if model.hospitals[nearest].on_diversion and chosen != nearest:
-        model.diverted.append((call_idx, model.env.now, nearest, chosen))
+    if model.hospitals[order[0]].on_diversion and chosen != order[0]:
+        model.diverted.append((call_idx, model.env.now, order[0], chosen))
     model.hospital_choices.append((int(call_idx), model.env.now, nearest, chosen, float(tt[nearest]),
                                   float(tt[chosen]), waits.get(nearest, math.nan), waits.get(chosen, math.nan)))
     return chosen

@@ -54,8 +54,10 @@ beds`` once ``n`` reaches the beds, a full loss ward only when every one is); si
 every 30 min by default, an assumption), a unified centre live. Each choice is a row of
 ``/events/ems_hospital_choices``; KPIs ``hospital_past_nearest`` (transports taken past the
 nearest hospital), ``_share``, ``_extra_mean_s`` (the extra travel) and ``scene_to_bed_mean_s``
-/ ``_p90_s``. Not modelled: specialties (a stroke or trauma centre) and ICU needs known at the
-scene. With a :class:`~twin.ports.LiveTravel` port (coupled
+/ ``_p90_s``. A call type with a ``specialty`` (``"stroke"``, ``"trauma"`` ...) takes its
+patients, chosen at the scene, only to hospitals whose ``specialties`` list it (any hospital
+when none of those is in service and reachable); ``hospital_past_nearest`` then counts those
+taken past a nearer hospital without it. Not modelled: an ICU need known at the scene. With a :class:`~twin.ports.LiveTravel` port (coupled
 traffic) travel times come from it; else they are the static matrix.
 
 Ports: provides :class:`~twin.ports.CallPlan` (plan time) and

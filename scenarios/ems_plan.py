@@ -127,7 +127,8 @@ def _hospitals(groups, hospital_loc):
                          ward_beds=h.ward_beds, ward_los=h.ward_los, icu_beds=h.icu_beds, icu_los=h.icu_los,
                          ward_probability=h.ward_probability, icu_probability=h.icu_probability,
                          boarding=h.boarding, diversion=h.diversion, diversion_threshold=h.diversion_threshold,
-                         transfer=h.transfer, transfer_by_ambulance=h.transfer_by_ambulance)
+                         transfer=h.transfer, transfer_by_ambulance=h.transfer_by_ambulance,
+                         specialties=tuple(map(str, h.specialties)))
             for h, hloc in zip(groups["hospitals"], hospital_loc)]
 
 
@@ -147,7 +148,7 @@ def _relocation(groups, station_loc, label):
 
 
 def _call_type_spec(c, share):
-    return CallTypeSpec(c.name, c.priority, share, c.on_scene, c.transport_probability,
+    return CallTypeSpec(c.name, c.priority, share, c.on_scene, c.transport_probability, specialty=c.specialty,
                         **({"requires": c.requires} if c.requires is not None else {}),
                         **({"fallback": c.fallback} if c.fallback is not None else {}))
 

@@ -139,6 +139,8 @@ class CallTypeGroup:
                                                     "(default {als = 1})", convert=_unit_table("counts"))
     fallback: dict | None = setting(None, "kinds", "substitute kinds, kind -> kind (default {als = 'bls'})",
                                     convert=_unit_table("kinds"))
+    specialty: str = setting("", "str", "a hospital specialty its patients need (e.g. stroke, trauma): they go to "
+                                        "a hospital whose specialties list it, chosen at the scene")
     rate_per_h: dict | None = setting(None, "table", "zone id -> calls/hour of this type (its own rates, times the "
                                                      "district's hourly profile) instead of share x the district "
                                                      "rate")
@@ -194,6 +196,8 @@ class HospitalGroup:
     transfer_by_ambulance: bool = setting(False, "bool", "with transfer: the transfer is an ambulance request of "
                                                          "priority 3 (hospital to hospital); the patient boards "
                                                          "until picked up")
+    specialties: tuple = setting((), "ids", "specialties it offers beyond an ED (e.g. stroke, trauma), for call "
+                                            "types with a specialty")
 
 
 @dataclass(frozen=True)

@@ -285,6 +285,12 @@ class EmsSpec:
                       f"found {c.transport_probability}; expected a probability in [0, 1]")
             if not isinstance(c.on_scene, Dist):
                 _fail(f"{at}.on_scene", f"found {c.on_scene!r}; expected a Dist")
+        offered = {str(s) for h in self.hospitals for s in h.specialties}
+        for i, c in enumerate(self.call_types):
+            if c.specialty and c.specialty not in offered:
+                _fail(f"{w}.call_types[{i}] ('{c.name}').specialty",
+                      f"{c.specialty!r} is offered by no hospital (hospitals' specialties: "
+                      f"{', '.join(sorted(offered)) or 'none'})")
         object.__setattr__(self, "call_types", tuple(self._check_needs(c, f"{w}.call_types[{i}] ('{c.name}')")
                                                      for i, c in enumerate(self.call_types)))
         total = sum(c.share for c in self.call_types)

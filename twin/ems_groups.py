@@ -62,6 +62,11 @@ class CallTypeSpec:
     fallback : tuple of (str, str)
         ``(kind, substitute)`` pairs: a slot of ``kind`` with no idle unit of that kind is
         filled by an idle ``substitute`` (one step, not chained). Default ``als -> bls``.
+    specialty : str
+        A hospital specialty its patients need (``"stroke"``, ``"trauma"`` ...; empty: none):
+        they go to a hospital offering it (:attr:`HospitalSpec.specialties`), chosen when the
+        transport leaves the scene; to any hospital only when none offering it is reachable
+        and in service.
 
     Notes
     -----
@@ -76,6 +81,7 @@ class CallTypeSpec:
     transport_probability: float = 0.0
     requires: tuple = (("als", 1),)
     fallback: tuple = (("als", "bls"),)
+    specialty: str = ""
 
     @property
     def slots(self) -> tuple:
@@ -159,6 +165,9 @@ class HospitalSpec:
         the ambulance has driven to this hospital and loaded them (``service.handover``),
         then is driven to the target and takes the reserved bed on arrival. A transfer
         request is never lost (it waits in the dispatch queue whatever ``max_queue`` is).
+    specialties : tuple of str
+        What it offers beyond an ED (``"stroke"``, ``"trauma"`` ...), for call types with a
+        :attr:`CallTypeSpec.specialty`.
     """
 
     name: str
@@ -178,6 +187,7 @@ class HospitalSpec:
     diversion_threshold: float = 1.0
     transfer: bool = False
     transfer_by_ambulance: bool = False
+    specialties: tuple = ()
 
     @property
     def has_flow(self) -> bool:

@@ -13,6 +13,8 @@
   hospital_report_s``); unified ones see it live.
 - Against the nearest hospital on the same calls (common random numbers), the door choice
   cuts the time from the scene to an ED bed.
+- A call type needing a specialty (a stroke centre) goes past the nearest hospital to one
+  offering it; a specialty no hospital offers is an error.
 """
 
 import math
@@ -174,3 +176,47 @@ def test_a_snapshot_resumes_the_choices_exactly(tmp_path):
     again = from_snapshot(f"{out}@12:00")
     assert again.kpis == plain.kpis and plain.kpis["hospital_past_nearest"] > 0
     assert again.ems.hospital_choices.equals(plain.ems.hospital_choices)
+
+
+SPEC = TWO.replace('''name = "far"
+node = 36
+''', '''name = "far"
+node = 36
+specialties = ["stroke"]
+''').replace('''[[call_types]]
+name = "p1"
+priority = 1
+''', '''[[call_types]]
+name = "stroke"
+priority = 1
+share = 0.5
+on_scene = 60.0
+transport_probability = 1.0
+specialty = "stroke"
+
+[[call_types]]
+name = "p1"
+priority = 1
+share = 0.5
+''').replace("rate_per_h = 0.3", "rate_per_h = 1.0")
+
+
+def test_a_specialty_patient_goes_past_the_nearest_hospital_to_one_offering_it():
+    res = run(SPEC, seed=3)
+    calls, ch = res.ems.calls, res.ems.hospital_choices
+    stroke = calls["type_idx"] == 0
+    carried = calls["at_hospital_s"].notna()
+    assert (stroke & carried).sum() > 5 and (~stroke & carried).sum() > 5
+    assert set(calls.loc[stroke & carried, "hospital_idx"]) == {1}            # all to the stroke centre
+    assert set(ch["call_id"]) == set(calls.loc[stroke & carried, "call_id"])  # only they are chosen at the scene
+    past = ch["hospital_idx"] != ch["nearest_hospital_idx"]
+    assert res.kpis["hospital_past_nearest"] == past.sum() > 0
+    extra = (ch["travel_s"] - ch["travel_nearest_s"])[past]
+    assert np.all(extra > 0) and res.kpis["hospital_past_nearest_extra_mean_s"] == pytest.approx(extra.mean())
+
+
+def test_a_specialty_no_hospital_offers_is_an_error():
+    from twin.errors import ScenarioError
+
+    with pytest.raises(ScenarioError, match="'burns' is offered by no hospital.*stroke"):
+        run(SPEC.replace('specialty = "stroke"', 'specialty = "burns"'), seed=1)
