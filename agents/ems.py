@@ -199,11 +199,12 @@ class Unit(mesa.Agent):
         self._drive_leg = model.travel.drive if model.travel.drives else None
         # the assignment in progress (see _serve_path): process, call, step, leg, bed awaited
         self.serve, self.serve_call, self.at, self.leg_now, self.granted = None, -1, -1, None, None
+        self.posted = False                       # on a post (a rule's traffic control): not dispatched
         self.move_args = None                     # (destination, code, call) of the drive in progress
 
     @property
     def idle(self) -> bool:
-        return self.state in IDLE_STATES
+        return self.state in IDLE_STATES and not self.posted
 
     def _log(self, call_idx, code):
         self.state = code
@@ -553,6 +554,7 @@ class CityModel(mesa.Model):
         # every choice at a scene: (call_idx, time_s, nearest, chosen, travel to the nearest s, to the
         # chosen s, expected door wait at the nearest s, at the chosen s; NaN waits: nearest choice)
         self.hospital_choices = []
+        self.posted_log = []    # [unit_idx, post location, start_s, end_s (NaN: still there)]
         if self.any_flow:
             for hosp, rng in zip(self.hospitals, streams["hospital"].spawn(len(self.hospitals))):
                 hosp.flow_rng = rng
@@ -583,7 +585,7 @@ class CityModel(mesa.Model):
         """Units free for dispatch (of one kind, a :data:`~twin.emergency.UNIT_KINDS`
         index, when given), in unit-index order."""
         units = self.units if kind is None else self.units_of_kind[kind]
-        return [u for u in units if u.state in IDLE_STATES]
+        return [u for u in units if u.state in IDLE_STATES and not u.posted]
 
     def transfer_target(self, hospital):
         """The hospital nearest ``hospital`` (travel time now; ties: lowest index) with a

@@ -105,7 +105,7 @@ def _hospital_snapshot(h, pending, granted, pickups, reserved):
 
 def _unit_snapshot(u, pending, legs, granted, assign_rows, move_rows):
     rec = {"state": int(u.state), "location": int(u.location_idx), "dest": int(u.dest_idx),
-           "station": int(u.station_idx),
+           "station": int(u.station_idx), "posted": bool(u.posted),
            "transports": bool(u._transports), "row": assign_rows.get(id(u._row), -1),
            "reloc": move_rows.get(id(u._reloc_row), -1), "serve": None, "move": None}
     if u.serve is not None and u.serve.is_alive:
@@ -133,6 +133,8 @@ def model_snapshot(model, pending) -> dict:
     if rel is not None:
         out.update(moves=[list(r) for r in rel.moves], relocator_rng=_gen_state(rel.rng))
     out["diverted"] = [list(x) for x in model.diverted]
+    if model.posted_log:
+        out["posted_log"] = [list(x) for x in model.posted_log]
     if model.hospital_choices:
         out["hospital_choices"] = [list(x) for x in model.hospital_choices]
     out["sources"] = [[rec[1], rec[2], *pending(rec[0]._target)] for rec in model.sources]
@@ -249,6 +251,7 @@ def _unit_wait(ref, wakeup, legs, granted):
 
 def _unit_restore(model, u, s, wakeup, legs, granted):
     u.state, u.location_idx, u.dest_idx = int(s["state"]), int(s["location"]), int(s["dest"])
+    u.posted = bool(s.get("posted", False))
     u.station_idx = int(s["station"])         # a station out of service (a flood) moves the units' home
     u._transports = bool(s["transports"])
     u._row = model.assignments[s["row"]] if s["row"] >= 0 else None
@@ -324,6 +327,7 @@ def model_restore(model, state, wakeup) -> None:
         model.relocator.moves = _typed(state.get("moves", []), _MOVE_TYPES)
         _set_gen(model.relocator.rng, state.get("relocator_rng"))
     model.diverted = [(int(a), float(b), int(c), int(d)) for a, b, c, d in state["diverted"]]
+    model.posted_log = [[int(u), int(p), float(a), float(b)] for u, p, a, b in state.get("posted_log", [])]
     model.hospital_choices = [(int(a), float(b), int(c), int(d), *map(float, rest))
                               for a, b, c, d, *rest in state.get("hospital_choices", [])]
     model.any_out_of_service = bool(state["any_out_of_service"])

@@ -36,7 +36,7 @@ def choose_hospital(model, call_idx, origin_idx):
     if not order:
         return int(model.calls.hospital_idx[call_idx])
     nearest = order[0]
-    need = model.specialty[model.calls.type_idx[call_idx]]
+    need = model.specialty[model.calls.type_idx[call_idx]] if any(model.specialty) else ""
     if need:
         order = [k for k in order if need in model.hospitals[k].spec.specialties] or order
     open_ = [k for k in order if not model.hospitals[k].on_diversion]

@@ -124,6 +124,11 @@ def _idle_steps(model, kinds):
     before = np.where(first, True, np.r_[True, free[:-1]] if len(free) else free)
     delta = free.astype(np.int64) - before.astype(np.int64)
     t, delta = t[delta != 0], delta[delta != 0]
+    posts = [(a, b) for u, _, a, b in model.posted_log if model.units[u].kind in kinds]   # free, not dispatchable
+    if posts:
+        a, b = np.array(posts, dtype=np.float64).T
+        t = np.r_[t, a, np.where(np.isnan(b), np.inf, b)]
+        delta = np.r_[delta, -np.ones(len(a), np.int64), np.ones(len(a), np.int64)]
     o = np.argsort(t, kind="stable")
     times = np.r_[0.0, t[o]]
     return times, len(units) + np.r_[0, np.cumsum(delta[o])]

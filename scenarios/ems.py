@@ -186,6 +186,36 @@ class _Facilities:
         self.model.any_diversion = True
         h._check_diversion()
 
+    def post(self, kind, node_idx):
+        from twin.emergency import UNIT_KINDS
+
+        model = self.model
+        loc = int(np.flatnonzero(np.asarray(self.layout.location_node_idx) == int(node_idx))[0])
+        idle = model.idle_units(UNIT_KINDS.index(kind))
+        if not idle:
+            return -1
+        tt = np.asarray(model.travel.time_s([u.location_idx for u in idle], loc), dtype=np.float64)
+        u = idle[int(np.argmin(tt))]
+        u.posted = True
+        model.posted_log.append([u.unit_idx, loc, model.env.now, np.nan])
+        u.move_to(loc)
+        return u.unit_idx
+
+    def unit_name(self, unit):
+        return self.model.units[unit].spec.name
+
+    def recall(self, unit):
+        model = self.model
+        u = model.units[unit]
+        if not u.posted:
+            return
+        u.posted = False
+        for row in model.posted_log:
+            if row[0] == unit and row[3] != row[3]:
+                row[3] = model.env.now
+        u.move_to(u.station_idx)
+        model.dispatch.retry()
+
     def add_beds(self, index, beds):
         self.model.hospitals[index].add_beds(int(beds))
 

@@ -190,6 +190,7 @@ class EmsPlan:
         self.anywhere = False
         self.incidents = []
         self.incident_stream = None
+        self.places = []              # City nodes other flows send units to (rules' posts)
         self._made = None
 
     def _central(self):
@@ -236,6 +237,10 @@ class EmsPlan:
             raise ScenarioError(f"{where_}: no {kind} {name!r}; {did_you_mean(name, names)}{kind}s: "
                                 f"{', '.join(map(repr, names)) or 'none'}")
         return names.index(name)
+
+    def add_places(self, node_idx) -> None:
+        self.places.extend(int(n) for n in node_idx)
+        self._made = None
 
     def add_incidents(self, incidents, stream) -> None:
         self.incidents.extend(incidents)
@@ -310,6 +315,8 @@ class EmsPlan:
         zones, zone_district, zone_rows = self._zones(loc)
         incidents = [IncidentSpec(g.name, loc(g.location_idx), g.time_s, g.patients, g.triage, g.call_type,
                                   g.transport_probability) for g in self.incidents]
+        for n in self.places:
+            loc(n)
         loc_nodes = np.array(sorted(loc_of_node, key=loc_of_node.get), dtype=np.int64)
         svc, dsp, calls = groups["service"], groups["dispatch"], groups["calls"]
         tt = travel_time_matrix(city, city.node_ids[loc_nodes], link_cost_s=city.free_flow_time_s

@@ -33,11 +33,14 @@ station <name>`` / ``open station <name>``, ``add beds <n> hospital <name>`` / `
 <n> hospital <name>`` (surge ED beds: waiting patients take them at once; removing takes back
 surge beds only, each as its patient leaves), ``move unit <unit> to station <name>`` /
 ``return unit <unit>`` (a unit's home station: idle, it drives there at once, busy, after its
-call; units are named ``<station>-1`` ..., ``<station>-<kind>-1`` ...). With ``until``, the
-inverse actions (close and open, divert and undivert, add and remove, move and return swapped)
-are done, in reverse order, when it holds after a firing. Not built: sending a unit to a node
-to control traffic, and evacuation warnings (the evacuation flow plans its trips when the
-scenario loads).
+call; units are named ``<station>-1`` ..., ``<station>-<kind>-1`` ...), ``post <kind> at node
+<id>`` (the nearest idle unit of that kind, e.g. a police car controlling traffic at a
+junction, drives there and stays out of dispatch; undone: ``recall``, it is free again and
+drives home; none idle: nothing is sent, the log says so), ``capacity link <from> <to>
+<veh/h>`` (the links' capacity, e.g. raised while police direct the junction; undone:
+``restore``, the city's own capacity). With ``until``, the inverse actions are done, in
+reverse order, when it holds after a firing. Not built: evacuation warnings (the evacuation
+flow plans its trips when the scenario loads).
 
 The text is parsed when the scenario loads, by a tokenizer and a fixed grammar (never
 ``eval``): a syntax error, an unknown variable, hospital, station, call type, district or
@@ -67,7 +70,8 @@ __all__ = ["RuleGroup", "RulesFlow", "parse_condition", "parse_action"]
 
 OPS = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt, "==": operator.eq}
 INVERSE = {"close": "open", "open": "close", "divert": "undivert", "undivert": "divert", "add": "remove",
-           "remove": "add", "move": "return", "return": "move"}
+           "remove": "add", "move": "return", "return": "move", "post": "recall", "recall": "post",
+           "capacity": "restore", "restore": "capacity"}
 HOUR_S = 3600.0
 
 
@@ -78,7 +82,9 @@ class RuleGroup:
     name: str = setting("", "str", "rule name")
     when: str = setting("", "str", "condition that fires the rule: terms joined by 'and' / 'or' (see "
                                    "twin.scenarios.rules)")
-    then: tuple = setting((), "ids", "actions, in order: 'close link A B', 'divert hospital H', 'close station S' ...")
+    then: tuple = setting((), "ids", "actions, in order: 'close link A B', 'divert hospital H', 'close station S', "
+                                     "'add beds 4 hospital H', 'move unit U to station S', 'post police at node N', "
+                                     "'capacity link A B 2400' ...")
     until: str = setting("", "str", "condition that undoes the actions (inverse actions, reverse order); omit: "
                                     "never undone")
     once: bool = setting(True, "bool", "fire once; false: fire again when 'when' holds after an undo")
@@ -183,7 +189,8 @@ def parse_action(text, at, names) -> tuple:
     """``(verb, kind, target, text)`` of an action (``target``: link indices, or a facility index)."""
     w = _words(text, at)
     forms = ("close|open link <from> <to>; divert|undivert hospital <name>; close|open hospital|station <name>; "
-             "add|remove beds <n> hospital <name>; move unit <unit> to station <name>; return unit <unit>")
+             "add|remove beds <n> hospital <name>; move unit <unit> to station <name>; return unit <unit>; "
+             "post <kind> at node <id>; capacity link <from> <to> <veh/h>")
     if len(w) < 2 or w[0] not in INVERSE:
         raise ScenarioError(f"{at}: {text!r} is not an action; expected {forms}")
     verb, kind = w[0], w[1]
@@ -196,6 +203,15 @@ def parse_action(text, at, names) -> tuple:
         return verb, "unit", (names["unit"](w[2], at), names["station"](w[5], at)), " ".join(w)
     if kind == "unit" and verb == "return" and len(w) == 3:
         return verb, "unit", (names["unit"](w[2], at), None), " ".join(w)
+    if verb == "post" and len(w) == 5 and w[2] == "at" and w[3] == "node":
+        if kind not in ("police", "fire", "als", "bls"):
+            raise ScenarioError(f"{at}: 'post {kind}': expected a unit kind (police, fire, als, bls)")
+        return verb, "post", (kind, names["node"](w[4], at)), " ".join(w)
+    if verb == "capacity" and kind == "link" and len(w) == 5:
+        cap = _number(w[4], at)
+        if not 0 < cap <= 1e6:
+            raise ScenarioError(f"{at}: capacity {w[4]!r} veh/h; expected a number in (0, 1e6]")
+        return verb, "capacity", (names["links"](w[2], w[3], at), cap), " ".join(w)
     if kind == "link" and verb in ("close", "open") and len(w) == 4:
         return verb, "link", names["links"](w[2], w[3], at), " ".join(w)
     if kind == "hospital" and len(w) == 3:
@@ -258,6 +274,12 @@ def plan_rules(ctx):
         if not g.then:
             raise ScenarioError(f"{at} then: no actions; expected a list such as ['divert hospital <name>']")
         actions = tuple(parse_action(str(a), f"{at} then[{k}]", names) for k, a in enumerate(g.then))
+        posts = [a[2][1] for a in actions if a[1] == "post"]
+        if posts and plan is None:
+            raise ScenarioError(f"{at} then: 'post' sends a unit, and this scenario has no emergency service "
+                                f"([[stations]])")
+        if posts:
+            plan.add_places(posts)       # (the node is then a place units can be sent to)
         out.append((g, when, until, actions))
     return tuple(out), ctx.port(FloodedSites)
 
@@ -284,7 +306,9 @@ class RulesFlow(Flow):
         for i, (g, when, until, actions) in enumerate(rules):
             for x in [t.subject for alt in when + until for t in alt] + [a[1] for a in actions]:
                 first.setdefault(x, where(ctx.scenario.source, "rules", i, g.name))
-        self.links = link_control(ctx, "rules") if "link" in kinds else None
+        self.links = link_control(ctx, "rules") if kinds & {"link", "capacity"} else None
+        self.city = ctx.city
+        self.posted = {}                  # (rule, action) -> the units its posts sent, in order
         self.facilities = ctx.port(FacilityControl)
         self.exposure = ctx.port(Exposure) if "link" in subjects else None
         if "link" in subjects and self.exposure is None:
@@ -363,6 +387,26 @@ class RulesFlow(Flow):
             self.links.schedule(now, verb, np.asarray(target, dtype=np.int64))
         elif kind == "beds":
             self.facilities.add_beds(target[0], target[1] if verb == "add" else -target[1])
+        elif kind == "post":
+            sent = self.posted.setdefault((i, self.rules[i][3].index(action)), [])
+            if verb == "post":
+                unit = self.facilities.post(*target)
+                sent.append(unit)
+                words += f" ({self.facilities.unit_name(unit)})" if unit >= 0 else " (none idle)"
+            else:
+                unit = sent.pop() if sent else -1
+                if unit >= 0:
+                    self.facilities.recall(unit)
+                words = f"recall {target[0]} from node {text.split()[4]}" + (
+                    f" ({self.facilities.unit_name(unit)})" if unit >= 0 else "")
+        elif kind == "capacity":
+            links = np.asarray(target[0], dtype=np.int64)
+            if verb == "capacity":
+                self.links.schedule(now, "capacity", links, capacity_veh_per_h=target[1])
+            else:
+                for k in links:
+                    self.links.schedule(now, "capacity", [k], capacity_veh_per_h=float(self.city.capacity_veh_per_h[k]))
+                words = f"restore link {' '.join(text.split()[2:4])}"
         elif kind == "unit":
             self.facilities.restation(target[0], target[1] if verb == "move" else None)
             words = f"{verb} unit {text.split()[2]}" + (f" to station {text.split()[5]}" if verb == "move" else "")
@@ -375,6 +419,7 @@ class RulesFlow(Flow):
     # ---- checkpoints
     def snapshot(self, ctx):
         return {"fired": list(self.fired), "on": list(self.on), "log": [list(r) for r in self.log],
+                "posted": [[i, k, list(u)] for (i, k), u in sorted(self.posted.items())],
                 "recent": [list(r) for r in self.recent],
                 "waits": [ctx.pending(w) if w is not None else None for w in self.waits]}
 
@@ -383,6 +428,7 @@ class RulesFlow(Flow):
         self.on = [bool(x) for x in state["on"]]
         self.log = [[float(t), int(i), str(h), str(a)] for t, i, h, a in state["log"]]
         self.recent = deque((float(t), int(c), int(d)) for t, c, d in state["recent"])
+        self.posted = {(int(i), int(k)): [int(x) for x in u] for i, k, u in state.get("posted", [])}
         if self.intake is not None:
             self.intake.on_call(self._heard)
         for i, entry in enumerate(state["waits"]):

@@ -147,6 +147,10 @@ class CallPlan(Protocol):
         :meth:`FacilityControl.sites`; ``"unit"``, in the EMS units' order) named ``name``; a
         located ScenarioError when there is none."""
 
+    def add_places(self, node_idx) -> None:
+        """Make these City nodes places units can be sent to (after every other place, so the
+        others keep their indices): posts a rule sends units to."""
+
     def add_incidents(self, incidents, stream) -> None:
         """Scripted incidents (``twin.emergency.IncidentSpec`` with ``location_idx`` a city
         node index), drawn from run stream ``stream``."""
@@ -237,6 +241,17 @@ class FacilityControl(Protocol):
     def add_beds(self, index, beds) -> None:
         """Open ``beds`` surge ED beds at hospital ``index`` now (negative: close surge beds
         opened before, never its own)."""
+
+    def post(self, kind, node_idx) -> int:
+        """Send the nearest idle unit of ``kind`` (``"police"`` ...) to City node ``node_idx``
+        (a place added with :meth:`CallPlan.add_places`) to stay there, out of dispatch, until
+        :meth:`recall`; returns the unit's index, or -1 when none of that kind is idle."""
+
+    def recall(self, unit) -> None:
+        """End unit ``unit``'s post: it is free for dispatch again and drives home."""
+
+    def unit_name(self, unit) -> str:
+        """Unit ``unit``'s name."""
 
     def restation(self, unit, station) -> None:
         """Make station ``station`` (an index) unit ``unit``'s home now (None: its own again):

@@ -242,9 +242,50 @@ def test_a_unit_moves_to_another_station_and_back():
 
 def test_a_snapshot_keeps_surge_beds_and_moved_units(tmp_path):
     text = builtin("hefei_joint", '[[rules]]\nname = "surge"\nwhen = "time >= 08:00"\n'
-                                  'then = ["add beds 4 hospital north-ed", "move unit south-1 to station north"]\n'
-                                  'until = "time >= 14:00"\n' + CLOCK)
+                                  'then = ["add beds 4 hospital north-ed", "move unit south-1 to station north", '
+                                  '"post police at node 5014290910"]\nuntil = "time >= 14:00"\n' + CLOCK)
     out = tmp_path / "s.h5"
     plain = run(text, out=out, snapshot_at_s=[36000.0], overrides=["hospitals.0.beds=6"])
     again = from_snapshot(f"{out}@10:00")
     assert again.kpis == plain.kpis and again.rules.equals(plain.rules)
+    assert plain.rules["action"].str.startswith("post police").any()
+    assert plain.rules["action"].str.startswith("post police").any()
+
+
+def test_a_posted_police_car_leaves_dispatch_and_a_junction_gets_capacity():
+    """On hefei_rush (traffic, police at central): 'post police at node N' and 'capacity link
+    A B 3600' at 07:00 until 09:00. The nearest idle police car drives to N and answers no call
+    until recalled, and drives there at 07:00 and home at 09:00; the log has the capacity change
+    and its restore (to the city's capacity) in rule order, undone in reverse."""
+    import re
+
+    sc = load_scenario("hefei_rush")
+    city = sc.city
+    k = int(np.argmax(city.capacity_veh_per_h))
+    a, b = city.node_ids[city.link_from_idx[k]], city.node_ids[city.link_to_idx[k]]
+    text = resources.files("twin.scenarios").joinpath("hefei_rush.toml").read_text(encoding="utf-8") + f"""
+[[stations]]
+name = "police"
+node = 8131109677
+police = 2
+
+[[rules]]
+name = "junction"
+when = "time >= 07:00"
+then = ["post police at node {a}", "capacity link {a} {b} 3600"]
+until = "time >= 09:00"
+"""
+    r = run(text, overrides=["run.until_s=43200"])
+    acts = r.rules["action"].tolist()
+    assert re.fullmatch(r"post police at node \S+ \(police-police-\d\)", acts[0])
+    assert acts[1:] == [f"capacity link {a} {b} 3600", f"restore link {a} {b}",
+                        f"recall police from node {a} ({acts[0].split('(')[1]}"]
+    unit = acts[0].split("(")[1].rstrip(")")
+    units = r.ems.units
+    u = int(units.loc[units["name"] == unit, "unit_idx"].iloc[0])
+    asg = r.ems.assignments
+    sent = asg.loc[asg["unit_idx"] == u, "dispatched_s"].to_numpy()
+    assert not ((sent >= 25200.0) & (sent < 32400.0)).any()
+    ev = r.ems.unit_events
+    moves = ev.loc[(ev["unit_idx"] == u) & (ev["event"] == "relocating"), "time_s"].to_numpy()
+    assert 25200.0 in moves and 32400.0 in moves
