@@ -57,8 +57,9 @@ nearest hospital), ``_share``, ``_extra_mean_s`` (the extra travel) and ``scene_
 / ``_p90_s``. A call type with a ``specialty`` (``"stroke"``, ``"trauma"`` ...) takes its
 patients, chosen at the scene, only to hospitals whose ``specialties`` list it (any hospital
 when none of those is in service and reachable); ``hospital_past_nearest`` then counts those
-taken past a nearer hospital without it. Not modelled: an ICU need known at the scene. With a :class:`~twin.ports.LiveTravel` port (coupled
-traffic) travel times come from it; else they are the static matrix.
+taken past a nearer hospital without it. Not modelled: an ICU need known at the scene. With
+a :class:`~twin.ports.LiveTravel` port (coupled traffic) travel times come from it; else they
+are the static matrix.
 
 Ports: provides :class:`~twin.ports.CallPlan` (plan time) and
 :class:`~twin.ports.CallIntake` (run time); uses :class:`~twin.ports.Presence` and
