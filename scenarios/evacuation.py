@@ -6,6 +6,7 @@ drive to shelters through the live traffic.
     [evacuation]
     zones = [2, 3]                 # city districts told to leave (or centre + radius_m)
     warning_s = 39600              # the order, 11:00
+    order = "time"                 # or "rule": a [[rules]] action 'warn evacuation' gives it
     compliance = 0.8               # share of the people present who leave
     persons_per_vehicle = 2.5
     mean_delay_s = 1800            # mean time from the order to leaving (Rayleigh)
@@ -29,7 +30,13 @@ The model, at the fidelity of a planning study:
   ``assist_vans`` vans fetch the assisted, longest waiting first, through the traffic).
 * **When**: each car leaves ``warning_s`` plus a delay drawn from a Rayleigh distribution with
   mean ``mean_delay_s`` (scale ``mean / sqrt(pi / 2)``), the form of evacuation departure
-  curves (Tweedie et al. 1986, cited from memory; the mean is a scenario assumption).
+  curves (Tweedie et al. 1986, cited from memory; the mean is a scenario assumption). With
+  ``order = "rule"`` the order is given when a ``[[rules]]`` action ``warn evacuation`` fires
+  (:mod:`twin.scenarios.rules`, e.g. on a flood depth): the plan is made for ``warning_s`` (who
+  is present in its hour, who leaves, their delays, their shelters) and every time of it moves
+  with the order (a car leaves at the order plus its delay); the cars wait in the traffic,
+  held (:class:`~twin.ports.TripRelease`), until then. A rule that never fires gives no order:
+  nobody is told, and the cars read ``cancelled`` in the traffic's trips.
 * **From where**: a node of its district, drawn uniformly.
 * **Where to**: in order of departure, the shelter the plan gives its district (``shelter_of``)
   while it has room, else the shelter nearest by free-flow time at the order that still has
@@ -69,7 +76,8 @@ from twin.errors import ScenarioError
 from twin.flows import Flow, FlowResult
 from twin.graph import scenario_node_index
 from twin.scenarios.evacuation_assist import AssistService, walk_to_shelters
-from twin.ports import FloodedSites, LiveTravel, Presence, ShelterOccupancy, ShelterSites, TripIntake, TripOutcome
+from twin.ports import (EvacuationOrder, FloodedSites, LiveTravel, Presence, ShelterOccupancy, ShelterSites, TripIntake,
+                        TripOutcome, TripRelease)
 from twin.spec import Table, setting, where
 
 __all__ = ["EvacuationGroup", "ShelterGroup", "EvacuationFlow", "EvacuationPlan"]
@@ -91,7 +99,10 @@ class EvacuationGroup:
     zones: tuple = setting((), "ids", "city districts (zone ids) told to leave")
     centre: object = setting(None, "node", "instead of zones: the node at the centre of the area told to leave")
     radius_m: float = setting(0.0, "float", "with centre: the radius of the area, metres", minimum=0.0)
-    warning_s: float = setting(0.0, "float", "when the order is given, seconds from the start", minimum=0.0)
+    warning_s: float = setting(0.0, "float", "when the order is given, seconds from the start (order = 'rule': the "
+                                             "time the plan is made for)", minimum=0.0)
+    order: str = setting("time", "choice", "when the order is given: at warning_s (time), or when a [[rules]] action "
+                                           "'warn evacuation' fires (rule)", choices=("time", "rule"))
     compliance: float = setting(0.8, "float", "share of the people present who leave (an assumption to vary)",
                                 minimum=0.0, maximum=1.0)
     persons_per_vehicle: float = setting(2.5, "float", "persons in each evacuating car", minimum=1.0)
@@ -348,6 +359,8 @@ def plan_evacuation(ctx):
                                               for a, b in water.out_of_service(s[1])) for s in shelters)
     shelters = tuple((n, node, 0.0 if f else cap) for (n, node, cap), f in zip(shelters, flooded))
     ctx.provide(ShelterSites, _Sites(tuple(s[0] for s in shelters), np.array([s[1] for s in shelters], dtype=np.int64)))
+    if g.order == "rule":
+        ctx.provide(EvacuationOrder, _Order(None))       # (so a rule may give it)
     area = _area_nodes(g, city, at)
     persons = _persons(g, city, area, ctx.port(Presence), at)
     lv = _cars(g, area, persons, ctx.streams.generator("evacuation"), _shares(g, city, area, ctx.port(Presence), at))
@@ -370,6 +383,36 @@ def plan_evacuation(ctx):
                           lv.stayed, cars, no_place, shelters, rows, bound, flooded, walkers, lv.assisted, room, base)
 
 
+class _Order:
+    """The :class:`~twin.ports.EvacuationOrder`: the flow's own ``issue`` at run time."""
+
+    def __init__(self, flow):
+        self.flow = flow
+
+    def issue(self) -> bool:
+        if self.flow is None:
+            raise RuntimeError("EvacuationOrder.issue: only at run time")
+        return self.flow.issue()
+
+
+def _shifted(plan, g, delta_s):
+    """The plan and settings with the order ``delta_s`` seconds after ``warning_s`` (inf: never
+    given: nobody told, no cars, walkers or assisted)."""
+    from dataclasses import replace
+
+    if not math.isfinite(delta_s):
+        r0 = plan.rows[0]
+        return replace(plan, told=0.0, stayed=0.0, no_shelter=0.0, cars=plan.cars.iloc[:0], rows=(r0, r0),
+                       bound=None, walkers=plan.walkers.iloc[:0], assisted=plan.assisted.iloc[:0]), \
+            replace(g, warning_s=math.inf)
+    cars, wk = plan.cars.copy(), plan.walkers.copy()
+    cars["depart_s"] += delta_s
+    for k in ("depart_s", "arrive_s"):
+        if k in wk:
+            wk[k] += delta_s
+    return replace(plan, cars=cars, walkers=wk), replace(g, warning_s=g.warning_s + delta_s)
+
+
 @dataclass(frozen=True)
 class _Sites:
     """The plan-time :class:`~twin.ports.ShelterSites`."""
@@ -382,7 +425,7 @@ class _Occupancy:
     """The run-time :class:`~twin.ports.ShelterOccupancy`: persons in place from their
     departure, driven cars from their arrival (as far as the traffic has been simulated)."""
 
-    def __init__(self, plan, outcome, assist=None):
+    def __init__(self, plan, outcome, assist=None, shift_s=0.0):
         cars, wk = plan.cars, plan.walkers
         go = (cars["shelter_idx"] >= 0).to_numpy()
         here, driven = go & cars["in_place"].to_numpy(), go & ~cars["in_place"].to_numpy()
@@ -393,9 +436,12 @@ class _Occupancy:
                                        cars["shelter_idx"].to_numpy()[driven]])
         self.persons_ = np.concatenate([cars["persons"].to_numpy()[here], np.ones(int(walk.sum())),
                                         cars["persons"].to_numpy()[driven]])
+        self.shift_s = shift_s          # the order's time less warning_s, seconds (None: not given yet)
 
     def _in(self, now_s):
-        t = np.concatenate([self.here_t, self.outcome.arrivals_s(self.rows)])
+        if self.shift_s is None:
+            return np.zeros(0), np.zeros(0, dtype=np.int64), np.zeros(0)
+        t = np.concatenate([self.here_t + self.shift_s, self.outcome.arrivals_s(self.rows)])
         s, p = self.shelter, self.persons_
         if self.assist is not None and self.assist.drops:
             d = np.array(self.assist.drops)
@@ -517,8 +563,8 @@ class EvacuationFlow(Flow):
     tables = (Table("evacuation", EvacuationGroup, optional=True), Table("shelters", ShelterGroup, array=True,
                                                                          required=(("node", "the city node id"),)))
     streams = ("evacuation",)
-    provides = (ShelterSites, ShelterOccupancy)
-    uses = (TripIntake, Presence, TripOutcome, FloodedSites, LiveTravel)
+    provides = (ShelterSites, ShelterOccupancy, EvacuationOrder)
+    uses = (TripIntake, Presence, TripOutcome, FloodedSites, LiveTravel, TripRelease)
 
     def active(self, ctx):
         return ctx.groups.get("evacuation") is not None
@@ -537,27 +583,60 @@ class EvacuationFlow(Flow):
             fleet = live.fleet(AssistService.locations(plan.assist_base, plan.shelters, plan.assisted),
                                ("pickup", "to shelter"))
             self.assist = AssistService(ctx.clock, fleet, g, plan.assisted, plan.shelters, plan.room_left, ctx.until_s)
-        ctx.provide(ShelterOccupancy, _Occupancy(plan, ctx.port(TripOutcome), self.assist))
+        self.clock, self.order_s = ctx.clock, (g.warning_s if g.order == "time" else None)
+        self.occupancy = _Occupancy(plan, ctx.port(TripOutcome), self.assist, None if self.order_s is None else 0.0)
+        ctx.provide(ShelterOccupancy, self.occupancy)
+        self.release = None
+        if g.order == "rule":
+            self.release = ctx.port(TripRelease)
+            self.release.hold(plan.rows)               # (the intake's trips: the traffic is there)
+            ctx.provide(EvacuationOrder, _Order(self))
 
-    checkpoints = True      # the cars are trips of the traffic; the vans' state is below
+    def issue(self) -> bool:
+        """Give the order now (``order = "rule"``): every time of the plan moves with it."""
+        if self.order_s is not None:
+            return False
+        plan, g = self.plan_, self.g_
+        self.order_s = now = float(self.clock.now)
+        self._shift(now - g.warning_s)
+        driven = (plan.cars["shelter_idx"] >= 0) & ~plan.cars["in_place"]
+        self.release.release(plan.rows, plan.cars.loc[driven, "depart_s"].to_numpy() + (now - g.warning_s))
+        if self.assist is not None:
+            self.assist.start()
+        return True
+
+    def _shift(self, delta_s):
+        from dataclasses import replace
+
+        self.occupancy.shift_s = delta_s
+        if self.assist is not None:
+            self.assist.g = replace(self.assist.g, warning_s=self.g_.warning_s + delta_s)
+
+    checkpoints = True      # the cars are trips of the traffic; the order and the vans' state are below
 
     def start(self, ctx):
-        if self.assist is not None:
+        self.plan_, self.g_ = ctx.plan(self), ctx.groups["evacuation"]
+        if self.assist is not None and self.order_s is not None:
             self.assist.start()
 
     def snapshot(self, ctx):
         a = self.assist
+        out = {"order_s": self.order_s} if self.release is not None else {}
         if a is None:
-            return {}
+            return out
         vans = [[v.step, v.at, list(map(int, v.group)), v.i, v.s, *a.fleet.wait_ref(v.proc._target, ctx.pending)]
                 for v in a.vans]
-        return {"room": a.room, "pickup_s": a.pickup_s, "drop_s": a.drop_s, "shelter_idx": a.shelter_idx,
+        return {**out, "room": a.room, "pickup_s": a.pickup_s, "drop_s": a.drop_s, "shelter_idx": a.shelter_idx,
                 "waiting": list(map(int, a.waiting)), "no_room": bool(a.no_room),
                 "drops": [list(d) for d in a.drops], "vans": vans}
 
     def restore(self, ctx, state, time_s):
         from twin.scenarios.evacuation_assist import _Van
 
+        self.plan_, self.g_ = ctx.plan(self), ctx.groups["evacuation"]
+        if self.release is not None and state.get("order_s") is not None:
+            self.order_s = float(state["order_s"])         # (the traffic's own state holds the released cars)
+            self._shift(self.order_s - self.g_.warning_s)
         a = self.assist
         if a is None:
             return
@@ -586,6 +665,8 @@ class EvacuationFlow(Flow):
 
     def finish(self, ctx):
         plan, g = ctx.plan(self), ctx.groups["evacuation"]
+        if g.order == "rule":
+            plan, g = _shifted(plan, g, math.inf if self.order_s is None else self.order_s - g.warning_s)
         cars = plan.cars.copy()
         go = cars["shelter_idx"] >= 0
         driven = go & ~cars["in_place"]
@@ -614,14 +695,21 @@ class EvacuationFlow(Flow):
         if plan.bound is not None:
             for pct, v in plan.bound.cleared_share_s.items():
                 kpis[f"evacuation_bound_{pct}_s"] = float(v)
+        by = ""
+        if ctx.groups["evacuation"].order == "rule":      # (at a fixed time it is a setting, not an outcome)
+            kpis["evacuation_order_s"] = g.warning_s if math.isfinite(g.warning_s) else math.nan
+            by = " by rule"
         b = "" if plan.bound is None else f" (network's quickest {_fmt_min(kpis['evacuation_bound_90_s'])})"
-        lines = [f"{'evacuation':<34} {plan.told:,.0f} persons told at {g.warning_s / 3600:.2f} h: "
+        lines = [f"{'evacuation':<34} {plan.told:,.0f} persons told at {g.warning_s / 3600:.2f} h{by}: "
                  f"{kpis['evacuation_persons_sheltered']:,.0f} sheltered, {kpis['evacuation_persons_travelling']:,.0f} "
                  f"still travelling, {kpis['evacuation_persons_stranded']:,.0f} stranded, "
                  f"{kpis['evacuation_persons_no_shelter']:,.0f} without a shelter place, {plan.stayed:,.0f} stayed",
                  f"{'evacuation clearance':<34} 90 % of {int(go.sum()):,} cars by "
                  f"{_fmt_min(kpis['evacuation_clearance_90_s'])}{b}, all by {_fmt_min(kpis['evacuation_clearance_100_s'])}"]
         lines += extra_lines
+        if not math.isfinite(g.warning_s):
+            lines = [f"{'evacuation':<34} no order given (its rule never fired): {ctx.plan(self).told:,.0f} persons "
+                     f"of the area not told"]
         if any(plan.flooded):
             kpis["evacuation_shelters_flooded"] = float(sum(plan.flooded))
             lines.append(f"{'  shelters in the water (not used)':<34} "

@@ -38,9 +38,10 @@ call; units are named ``<station>-1`` ..., ``<station>-<kind>-1`` ...), ``post <
 junction, drives there and stays out of dispatch; undone: ``recall``, it is free again and
 drives home; none idle: nothing is sent, the log says so), ``capacity link <from> <to>
 <veh/h>`` (the links' capacity, e.g. raised while police direct the junction; undone:
-``restore``, the city's own capacity). With ``until``, the inverse actions are done, in
-reverse order, when it holds after a firing. Not built: evacuation warnings (the evacuation
-flow plans its trips when the scenario loads).
+``restore``, the city's own capacity), ``warn evacuation`` (gives the ``[evacuation]`` order
+now, when its ``order = "rule"``: see :mod:`twin.scenarios.evacuation`; it cannot be undone,
+so a rule with it has no ``until``, and a second firing does nothing). With ``until``, the
+inverse actions are done, in reverse order, when it holds after a firing.
 
 The text is parsed when the scenario loads, by a tokenizer and a fixed grammar (never
 ``eval``): a syntax error, an unknown variable, hospital, station, call type, district or
@@ -63,7 +64,8 @@ import numpy as np
 from twin.errors import ScenarioError
 from twin.flows import Flow, FlowResult
 from twin.graph import scenario_node_index
-from twin.ports import CallIntake, CallPlan, Exposure, FacilityControl, FloodedSites, LinkControl, link_control
+from twin.ports import (CallIntake, CallPlan, EvacuationOrder, Exposure, FacilityControl, FloodedSites, LinkControl,
+                        link_control)
 from twin.spec import Table, setting, where
 
 __all__ = ["RuleGroup", "RulesFlow", "parse_condition", "parse_action"]
@@ -71,7 +73,7 @@ __all__ = ["RuleGroup", "RulesFlow", "parse_condition", "parse_action"]
 OPS = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt, "==": operator.eq}
 INVERSE = {"close": "open", "open": "close", "divert": "undivert", "undivert": "divert", "add": "remove",
            "remove": "add", "move": "return", "return": "move", "post": "recall", "recall": "post",
-           "capacity": "restore", "restore": "capacity"}
+           "capacity": "restore", "restore": "capacity", "warn": None}
 HOUR_S = 3600.0
 
 
@@ -84,7 +86,7 @@ class RuleGroup:
                                    "twin.scenarios.rules)")
     then: tuple = setting((), "ids", "actions, in order: 'close link A B', 'divert hospital H', 'close station S', "
                                      "'add beds 4 hospital H', 'move unit U to station S', 'post police at node N', "
-                                     "'capacity link A B 2400' ...")
+                                     "'capacity link A B 2400', 'warn evacuation' ...")
     until: str = setting("", "str", "condition that undoes the actions (inverse actions, reverse order); omit: "
                                     "never undone")
     once: bool = setting(True, "bool", "fire once; false: fire again when 'when' holds after an undo")
@@ -190,7 +192,7 @@ def parse_action(text, at, names) -> tuple:
     w = _words(text, at)
     forms = ("close|open link <from> <to>; divert|undivert hospital <name>; close|open hospital|station <name>; "
              "add|remove beds <n> hospital <name>; move unit <unit> to station <name>; return unit <unit>; "
-             "post <kind> at node <id>; capacity link <from> <to> <veh/h>")
+             "post <kind> at node <id>; capacity link <from> <to> <veh/h>; warn evacuation")
     if len(w) < 2 or w[0] not in INVERSE:
         raise ScenarioError(f"{at}: {text!r} is not an action; expected {forms}")
     verb, kind = w[0], w[1]
@@ -212,6 +214,9 @@ def parse_action(text, at, names) -> tuple:
         if not 0 < cap <= 1e6:
             raise ScenarioError(f"{at}: capacity {w[4]!r} veh/h; expected a number in (0, 1e6]")
         return verb, "capacity", (names["links"](w[2], w[3], at), cap), " ".join(w)
+    if verb == "warn" and kind == "evacuation" and len(w) == 2:
+        names["evacuation"](at)
+        return verb, "evacuation", None, " ".join(w)
     if kind == "link" and verb in ("close", "open") and len(w) == 4:
         return verb, "link", names["links"](w[2], w[3], at), " ".join(w)
     if kind == "hospital" and len(w) == 3:
@@ -256,8 +261,13 @@ def _resolvers(ctx, plan):
             raise ScenarioError(f"{at}: no link from node {a!r} to node {b!r} in city {city.name!r}")
         return tuple(int(x) for x in k)
 
+    def evacuation(at):
+        if not ctx.has(EvacuationOrder):
+            raise ScenarioError(f"{at}: 'warn evacuation' gives the [evacuation] order, and this scenario has no "
+                                f"evacuation whose order a rule gives: add [evacuation] with order = \"rule\"")
+
     return {"hospital": facility("hospital"), "station": facility("station"), "unit": facility("unit"),
-            "call_type": call_type,
+            "call_type": call_type, "evacuation": evacuation,
             "district": district, "node": node, "links": links}
 
 
@@ -274,6 +284,9 @@ def plan_rules(ctx):
         if not g.then:
             raise ScenarioError(f"{at} then: no actions; expected a list such as ['divert hospital <name>']")
         actions = tuple(parse_action(str(a), f"{at} then[{k}]", names) for k, a in enumerate(g.then))
+        if until and any(a[1] == "evacuation" for a in actions):
+            raise ScenarioError(f"{at} until: 'warn evacuation' cannot be undone (those who left do not come back "
+                                f"by rule); drop until, or put the warning in a rule of its own")
         posts = [a[2][1] for a in actions if a[1] == "post"]
         if posts and plan is None:
             raise ScenarioError(f"{at} then: 'post' sends a unit, and this scenario has no emergency service "
@@ -290,7 +303,7 @@ class RulesFlow(Flow):
     name = "rules"
     tables = (Table("rules", RuleGroup, array=True, required=(("when", "the condition that fires it"),
                                                                 ("then", "its actions"))),)
-    uses = (CallPlan, CallIntake, FacilityControl, LinkControl, Exposure, FloodedSites)
+    uses = (CallPlan, CallIntake, FacilityControl, LinkControl, Exposure, FloodedSites, EvacuationOrder)
     result_names = ("rules",)
     checkpoints = True
 
@@ -310,6 +323,7 @@ class RulesFlow(Flow):
         self.city = ctx.city
         self.posted = {}                  # (rule, action) -> the units its posts sent, in order
         self.facilities = ctx.port(FacilityControl)
+        self.order = ctx.port(EvacuationOrder)
         self.exposure = ctx.port(Exposure) if "link" in subjects else None
         if "link" in subjects and self.exposure is None:
             raise ScenarioError(f"{first['link']}: 'link ... vehicles' reads the traffic, and this scenario has no "
@@ -410,6 +424,9 @@ class RulesFlow(Flow):
         elif kind == "unit":
             self.facilities.restation(target[0], target[1] if verb == "move" else None)
             words = f"{verb} unit {text.split()[2]}" + (f" to station {text.split()[5]}" if verb == "move" else "")
+        elif kind == "evacuation":
+            if not self.order.issue():
+                words += " (given before)"
         elif verb in ("divert", "undivert"):
             self.facilities.divert(target, True if verb == "divert" else None)
         else:

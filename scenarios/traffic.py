@@ -56,7 +56,7 @@ import numpy as np
 from twin.clock import UrgentTimeout
 from twin.errors import DemandError, ScenarioError
 from twin.flows import Flow, FlowResult
-from twin.ports import Exposure, LinkControl, LiveTravel, TripDemand, TripIntake, TripOutcome
+from twin.ports import Exposure, LinkControl, LiveTravel, TripDemand, TripIntake, TripOutcome, TripRelease
 from twin.spec import Table, setting
 from twin.traffic_result import GRIDLOCK_SHARE, gridlocked
 from twin.units import fmt_min as _fmt_min
@@ -558,6 +558,19 @@ class _Coupling:
         step = self.engine.state["arrive_step"][start:stop]
         return np.where(step >= 0, step * self.engine.params.dt_s, np.nan)
 
+    # TripRelease
+    def hold(self, rows) -> None:
+        from twin.traffic_fork import hold_trips, pending_trips
+
+        hold_trips(self.engine, pending_trips(self.engine, rows))
+
+    def release(self, rows, depart_s) -> None:
+        from twin.traffic_fork import cancelled_mask, release_trips
+
+        e, (start, stop) = self.engine, rows
+        held = cancelled_mask(e)[start:stop] & (e.depart_step[start:stop] > e.n_steps_total)
+        release_trips(e, np.arange(start, stop)[held], np.asarray(depart_s, dtype=np.float64)[held])
+
     # Exposure
     def link_exits(self):
         return self.engine.link_exits()
@@ -586,7 +599,7 @@ class TrafficFlow(Flow):
     tables = (Table("traffic", TrafficGroup, optional=True),)
     streams = ("traffic_demand", "traffic")
     result_names = ("traffic", "traffic_group", "n_syncs", "unit_legs", "traffic_from_cars", "header")
-    provides = (LiveTravel, Exposure, LinkControl, TripIntake, TripOutcome)
+    provides = (LiveTravel, Exposure, LinkControl, TripIntake, TripOutcome, TripRelease)
     uses = (TripDemand,)
 
     def active(self, ctx):
@@ -638,6 +651,7 @@ class TrafficFlow(Flow):
         ctx.provide(Exposure, self.coupling)
         ctx.provide(LinkControl, self.coupling)
         ctx.provide(TripOutcome, self.coupling)
+        ctx.provide(TripRelease, self.coupling)
         logger.info("traffic coupled: %d %strips, sync every %.0f s up to %.0f s", len(trips),
                     "demand-port " if plan.from_port else "", tg.sync_s, plan.horizon_s)
 

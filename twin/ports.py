@@ -15,7 +15,7 @@ from typing import Protocol
 from twin.errors import ScenarioError
 
 __all__ = ["link_control", "Presence", "TripDemand", "TripIntake", "LiveTravel", "Exposure", "LinkControl",
-           "TripOutcome", "CallPlan", "CallIntake", "ShelterSites", "ShelterOccupancy",
+           "TripOutcome", "TripRelease", "EvacuationOrder", "CallPlan", "CallIntake", "ShelterSites", "ShelterOccupancy",
            "FloodedSites", "FacilityControl", "Residents", "CallOutcome", "DayPlans", "HospitalBeds",
            "InpatientBeds"]
 
@@ -69,6 +69,27 @@ class TripOutcome(Protocol):
         """During the run: arrival times of rows ``(start, stop)`` so far, seconds (float
         array; NaN for trips that have not arrived as far as the traffic has been simulated,
         which is up to the last synchronisation or later)."""
+
+
+class TripRelease(Protocol):
+    """Run time: trips added through :class:`TripIntake` held back until an order given during
+    the run lets them go (the traffic flow)."""
+
+    def hold(self, rows) -> None:
+        """Hold the trips of rows ``(start, stop)`` not yet departed: they do not depart until
+        released (the trips table reads ``cancelled`` for those never released)."""
+
+    def release(self, rows, depart_s) -> None:
+        """Let the held trips of rows ``(start, stop)`` depart at ``depart_s`` (seconds, one per
+        row; a time before now is now), on their planned routes."""
+
+
+class EvacuationOrder(Protocol):
+    """The evacuation order when a rule gives it (``[evacuation] order = "rule"``; the
+    evacuation flow): offered at plan time, so a rule may name it, and at run time."""
+
+    def issue(self) -> bool:
+        """Run time: give the order now; False (and nothing done) when it was given before."""
 
 
 class LiveTravel(Protocol):

@@ -757,13 +757,14 @@ class TrafficEngine(NetworkEventsMixin):
         res.trips["vehicle_class"] = pd.Categorical.from_codes(np.minimum(self.veh_class, 1).astype(np.int8),
                                                                categories=["car", "emergency"])
         res.kpis["rerouted"] = int(self.n_rerouted)
-        if getattr(self, "cancelled", None) is not None:     # a forecast member's demand (twin.traffic_fork)
+        if getattr(self, "cancelled", None) is not None:     # cancelled or held trips (twin.traffic_fork)
             from twin.traffic_fork import cancelled_mask
 
             gone = cancelled_mask(self)
             res.trips["status"] = res.trips["status"].cat.add_categories(["cancelled"])
             res.trips.loc[gone, "status"] = "cancelled"
-            res.kpis["unroutable"] -= int(gone.sum())
+            res.kpis["unroutable"] -= int((gone & (st["status"] == self.K.STATUS_UNROUTABLE)).sum())
+            res.kpis["not_departed"] -= int((gone & (st["status"] == self.K.STATUS_NOT_DEPARTED)).sum())
             res.kpis["cancelled"] = int(gone.sum())
         res.meta["kernel_s"] = self.kernel_s
         return res

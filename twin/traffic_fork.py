@@ -1,5 +1,6 @@
 """Changing a running traffic's demand ahead of its clock: trips cancelled or copied before
-they depart (a forecast member's demand factor, :mod:`twin.forecast`).
+they depart (a forecast member's demand factor, :mod:`twin.forecast`), or held back until an
+order given during the run releases them (an evacuation warning a rule gives).
 
 Only trips not yet released by the kernel (departure tick at or after the engine's next
 tick, still ``not_departed``) can change; the past stays as it was. A cancelled trip keeps its
@@ -7,8 +8,10 @@ row (its index is its row in the results, and other flows hold row ranges) and n
 the kernel skips it as it skips an unroutable trip, and the result lists it as ``cancelled``.
 A copy is a new vehicle at the end, with the original's origin, destination, departure and
 planned route, so a run with copies equals a run built with those trips appended (tested).
-Which trips were cancelled is not part of a checkpoint (forecast members are not checkpointed;
-restored, a cancelled trip would read ``unroutable``).
+A held trip (:func:`hold_trips`) waits with a departure tick past the horizon and reads
+``cancelled`` until :func:`release_trips` gives it a departure at or after the next tick; it
+keeps its planned route. Which trips are cancelled or held is part of a checkpoint
+(:mod:`twin.traffic_state`).
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ import numpy as np
 
 from twin.errors import DemandError
 
-__all__ = ["pending_trips", "cancelled_mask", "cancel_trips", "copy_trips", "scale_demand"]
+__all__ = ["pending_trips", "cancelled_mask", "cancel_trips", "copy_trips", "scale_demand", "hold_trips",
+           "release_trips"]
 
 
 def pending_trips(engine, rows=None) -> np.ndarray:
@@ -110,3 +114,44 @@ def scale_demand(engine, rows, factor, rng) -> tuple:
     extra = np.repeat(v, np.maximum(n - 1, 0))
     copy_trips(engine, extra)
     return int((n == 0).sum()), int(len(extra))
+
+
+def hold_trips(engine, vehicles) -> None:
+    """Hold trips not yet departed: they wait, departing never, until :func:`release_trips`
+    (reported ``cancelled`` if never released)."""
+    v = _check_pending(engine, vehicles, "hold_trips")
+    if not len(v):
+        return
+    engine.cancelled = cancelled_mask(engine)
+    engine.cancelled[v] = True
+    engine.depart_step[v] = engine.n_steps_total + 1             # past the horizon: never released
+    engine.dep_order = np.lexsort((np.arange(engine.n_veh), engine.depart_step)).astype(np.int64)
+    engine._build_departure_groups()
+
+
+def release_trips(engine, vehicles, depart_s) -> None:
+    """Let held trips depart at ``depart_s`` (seconds, one per trip; a time before the next
+    tick is the next tick): each then departs as if it had been planned so."""
+    v = np.asarray(vehicles, dtype=np.int64)
+    t = np.asarray(depart_s, dtype=np.float64).reshape(-1)
+    if len(t) != len(v):
+        raise DemandError(f"release_trips: {len(v)} trips and {len(t)} departure times")
+    if not np.isfinite(t).all():
+        raise DemandError("release_trips: departure times must be finite seconds")
+    held = cancelled_mask(engine)
+    if len(v) and (v.min() < 0 or v.max() >= engine.n_veh or not held[v].all()
+                   or (engine.depart_step[v] <= engine.n_steps_total).any()):
+        raise DemandError("release_trips: only held trips (hold_trips) can be released")
+    if not len(v):
+        return
+    dt = engine.params.dt_s
+    t = np.maximum(t, engine.now_s)
+    if not engine.depart_s.flags.writeable:                  # (a view of the caller's trips table)
+        engine.depart_s = engine.depart_s.copy()
+    engine.depart_s[v] = t
+    engine.depart_step[v] = np.maximum(np.ceil(t / dt - 1e-9).astype(np.int64), engine.now_step)
+    held[v] = False
+    engine.cancelled = held
+    # the released prefix keeps its order: every released trip departs at or after the next tick
+    engine.dep_order = np.lexsort((np.arange(engine.n_veh), engine.depart_step)).astype(np.int64)
+    engine._build_departure_groups()

@@ -39,8 +39,8 @@ class TrafficResult:
     kpis : dict
         Network totals: ``vkt_veh_km``, ``vht_veh_h``, ``delay_veh_h``, ``congestion_index``,
         ``completed``, ``en_route``, ``waiting``, ``not_departed``, ``unroutable``,
-        ``cancelled`` (only where a forecast member's demand removed trips, status
-        ``cancelled``: :mod:`twin.traffic_fork`),
+        ``cancelled`` (only where a forecast member's demand removed trips or trips held for
+        an order never came, status ``cancelled``: :mod:`twin.traffic_fork`),
         ``forced_moves`` (stuck heads pushed into a full link), ``teleports`` (stuck heads
         moved along their route past links with no room; see :mod:`twin.kernels.traffic`), ``simulated_s``, ``mean_travel_time_s``, ``p90_travel_time_s``.
     step_counts : ndarray of int64, shape (n_ticks, 3)

@@ -21,13 +21,14 @@ __all__ = ["engine_snapshot", "engine_restore", "mark_built"]
 #: Engine attributes that are arrays the run changes (vehicles grow with insertions).
 ARRAYS = ("cap_per_step", "capacity_veh_per_h", "storage", "hole_steps", "ff_steps", "ff_time_s", "link_open",
           "dl_order", "dep_link_indptr")
-#: Per-vehicle arrays that change only for re-routed vehicles: the snapshot holds the entries
+#: Per-vehicle arrays that change only for some vehicles (re-routed; held or released,
+#: :mod:`twin.traffic_fork`): the snapshot holds the entries
 #: that differ from the build (``diff_<k>_at``, ``diff_<k>_value``), what was appended, and a
 #: checksum of the built part.
-DIFFED = ("route_start", "seg_end", "seg_start")
+DIFFED = ("route_start", "seg_end", "seg_start", "depart_s", "depart_step")
 #: Arrays the run only appends to: the snapshot holds what was appended after the build, and a
 #: checksum of the built part, which the build of the restoring run must reproduce.
-APPENDED = ("veh_class", "o_idx", "d_idx", "depart_s", "routable", "depart_step", "route_seq", "route_owner")
+APPENDED = ("veh_class", "o_idx", "d_idx", "routable", "route_seq", "route_owner")
 SCALARS = ("n_veh", "event_ptr", "route_used", "n_rerouted")     # (not kernel_s: a wall-clock figure)
 #: Output series (interval or tick along the first axis): rows past the last written one are zero.
 SERIES = ("inflow", "outflow", "tt_sum_steps", "occ_part", "dep_wait", "step_counts")
@@ -117,6 +118,8 @@ def engine_snapshot(engine) -> dict:
                      for t, a, links, c in engine.events]
     out["history"] = [[int(v), [[int(a), int(b)] for a, b in h]] for v, h in engine.history.items()]
     out["rng_reroute"] = generator_state(engine.rng_reroute)
+    if getattr(engine, "cancelled", None) is not None:         # trips cancelled or held (twin.traffic_fork)
+        out["cancelled"] = np.flatnonzero(engine.cancelled)
     if hasattr(engine, "_exits_iv"):
         out["exits_iv"], out["exits_done"] = int(engine._exits_iv), engine._exits_done
     return out
@@ -131,9 +134,12 @@ def engine_restore(engine, state) -> None:
             raise ScenarioError(f"checkpoint: the traffic's {k} as built ({n0:,} entries) is not the snapshot's "
                                 f"({int(state[f'built_{k}'][0]):,}): another city, demand or seed?")
         arr = getattr(engine, k)
-        arr = np.concatenate([arr[:n0], np.asarray(state[f"tail_{k}"], dtype=arr.dtype)])
+        base = engine._built_arrays[k] if k in DIFFED else arr[:n0]     # (as built, whatever happened since)
+        arr = np.concatenate([base, np.asarray(state[f"tail_{k}"], dtype=arr.dtype)])
         if k in DIFFED:
-            arr[np.asarray(state[f"diff_{k}_at"], dtype=np.int64)] = state[f"diff_{k}_value"]
+            at = np.asarray(state.get(f"diff_{k}_at", ()), dtype=np.int64)    # (none in an older snapshot)
+            if len(at):
+                arr[at] = state[f"diff_{k}_value"]
         setattr(engine, k, arr)
     if "a_dep_order" in state:
         engine.dep_order = np.array(state["a_dep_order"], dtype=np.int64)
@@ -168,6 +174,10 @@ def engine_restore(engine, state) -> None:
     engine.events = _events(engine.events, state["events"], int(state["event_ptr"]))
     engine.history = {int(v): [(int(a), int(b)) for a, b in h] for v, h in state["history"]}
     set_generator_state(engine.rng_reroute, state["rng_reroute"])
+    engine.cancelled = None
+    if "cancelled" in state:
+        engine.cancelled = np.zeros(engine.n_veh, dtype=bool)
+        engine.cancelled[np.asarray(state["cancelled"], dtype=np.int64)] = True
     if "exits_iv" in state:
         engine._exits_iv, engine._exits_done = int(state["exits_iv"]), np.array(state["exits_done"])
 

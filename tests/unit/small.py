@@ -1,6 +1,8 @@
 """A small EMS scenario on a 6x6 grid, shared by the unit tests of the runner, the scenario loader and the flows.
 
 Registered by ``tests/conftest.py``: ``from twin_small import SMALL, write, with_line``.
+``EVACUATION`` adds four hours, empty roads and an evacuation of district 1 at 01:00 to two
+shelters (the evacuation tests).
 """
 
 SMALL = """
@@ -51,3 +53,25 @@ def with_line(old, new):
     assert old in SMALL
     return SMALL.replace(old, new)
 
+
+
+EVACUATION = SMALL.replace("until_s = 3600.0", "until_s = 14400.0") + """
+[traffic]
+random_trips = 0
+
+[evacuation]
+zones = [1]
+warning_s = 3600.0
+compliance = 0.8
+persons = { "1" = 5000 }
+
+[[shelters]]
+name = "east"
+node = 18
+capacity = 3000
+
+[[shelters]]
+name = "north"
+node = 33
+capacity = 3000
+"""

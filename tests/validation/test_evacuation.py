@@ -16,32 +16,12 @@ as a floor under every simulated clearance.
 import numpy as np
 import pytest
 from scipy import stats
-from twin_small import SMALL
+from twin_small import EVACUATION as EVAC
 
 from twin.errors import ScenarioError
 from twin.results import open_results
 from twin.runner import load_scenario, run
 
-EVAC = SMALL.replace("until_s = 3600.0", "until_s = 14400.0") + """
-[traffic]
-random_trips = 0
-
-[evacuation]
-zones = [1]
-warning_s = 3600.0
-compliance = 0.8
-persons = { "1" = 5000 }
-
-[[shelters]]
-name = "east"
-node = 18
-capacity = 3000
-
-[[shelters]]
-name = "north"
-node = 33
-capacity = 3000
-"""
 
 
 def _cars(path):

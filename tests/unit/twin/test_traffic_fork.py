@@ -2,7 +2,9 @@
 
 The references are runs built with the changed demand from the start: cancelling trips
 before they depart equals never having them (every other vehicle tick for tick, on a loaded
-grid where they queue together), and copies equal the same trips appended to the table.
+grid where they queue together), copies equal the same trips appended to the table, and trips
+held from the start and released mid-run equal the same trips planned at their released
+times.
 """
 
 import numpy as np
@@ -12,7 +14,7 @@ import pytest
 import twin
 from twin.errors import DemandError
 from twin.traffic import TrafficEngine
-from twin.traffic_fork import cancel_trips, copy_trips, pending_trips, scale_demand
+from twin.traffic_fork import cancel_trips, copy_trips, hold_trips, pending_trips, release_trips, scale_demand
 
 COLS = ["origin", "destination", "depart_s", "arrive_s", "travel_time_s", "n_links"]
 
@@ -96,3 +98,43 @@ def test_only_trips_not_departed_change(loaded):
         copy_trips(eng, [10**9])
     with pytest.raises(DemandError, match="factor"):
         scale_demand(eng, None, -1.0, np.random.default_rng(0))
+
+
+def test_held_trips_released_mid_run_equal_trips_planned_then(loaded):
+    city, trips = loaded
+    held = np.flatnonzero(np.random.default_rng(2).random(len(trips)) < 0.2)
+    eng = TrafficEngine(city, trips, until_s=9000, stop_when_done=False)
+    hold_trips(eng, held)
+    eng.run_until(1500.0)
+    assert (eng.state["status"][held] == 0).all()                  # none departed while held
+    later = trips["depart_s"].to_numpy()[held] + 1500.0           # each 1500 s later than planned
+    release_trips(eng, held, later)
+    eng.run()
+    res = eng.result()
+    moved = trips.copy()
+    moved.loc[held, "depart_s"] = later
+    ref = TrafficEngine(city, moved, until_s=9000, stop_when_done=False)
+    ref.run()
+    pd.testing.assert_frame_equal(res.trips[COLS], ref.result().trips[COLS])
+    assert "cancelled" not in res.kpis or res.kpis["cancelled"] == 0
+    np.testing.assert_array_equal(res.links["outflow_veh"], ref.result().links["outflow_veh"])
+
+
+def test_trips_held_to_the_end_read_cancelled_and_bad_releases_are_errors(loaded):
+    city, trips = loaded
+    eng = TrafficEngine(city, trips, until_s=9000, stop_when_done=False)
+    held = np.flatnonzero(trips["depart_s"].to_numpy() > 3000.0)[:50]
+    hold_trips(eng, held)
+    eng.run_until(600.0)
+    with pytest.raises(DemandError, match="only held trips"):
+        release_trips(eng, [0], [700.0])
+    with pytest.raises(DemandError, match="2 trips and 1 departure"):
+        release_trips(eng, held[:2], [700.0])
+    with pytest.raises(DemandError, match="finite"):
+        release_trips(eng, held[:1], [np.inf])
+    release_trips(eng, held[:1], [100.0])                      # before now: departs at the next tick
+    assert eng.depart_step[held[0]] == eng.now_step
+    eng.run()
+    res = eng.result()
+    assert res.kpis["cancelled"] == 49 and (res.trips.loc[held[1:], "status"] == "cancelled").all()
+    assert res.kpis["not_departed"] == 0 and res.trips.loc[held[0], "arrive_s"] > 600.0
