@@ -303,7 +303,7 @@ class Unit(mesa.Agent):
             if not (self._transports and calls.transport[c]):
                 self._release(c)
                 return
-            if model.any_diversion or model.any_out_of_service or model.door_choice or model.specialty[
+            if model.any_diversion or model.any_out_of_service or model.door_choice or model.needs[
                     calls.type_idx[c]]:
                 calls.hospital_idx[c] = model.choose_hospital(c, dest)
             self._log(c, TRANSPORTING)
@@ -550,6 +550,8 @@ class CityModel(mesa.Model):
         self.diverted = []      # (call_idx, time_s, nearest hospital_idx, chosen hospital_idx)
         self.door_choice = spec.dispatch.hospital_choice == "door"
         self.specialty = [ct.specialty for ct in spec.call_types] + [""]     # (+ inter-hospital transfers)
+        self.icu_need = [bool(ct.icu) for ct in spec.call_types] + [False]
+        self.needs = [bool(s or i) for s, i in zip(self.specialty, self.icu_need)]   # chosen at the scene
         self.hospital_report_s = float(spec.dispatch.hospital_report_s)
         # every choice at a scene: (call_idx, time_s, nearest, chosen, travel to the nearest s, to the
         # chosen s, expected door wait at the nearest s, at the chosen s; NaN waits: nearest choice)

@@ -79,7 +79,7 @@ def _kpis_and_tables(model, start, end):
     kpis["offload_delay_mean_s"] = float(off.mean()) if len(off) else math.nan
     kpis["offload_delay_p90_s"] = _p90(off)
     kpis["offload_unit_h"] = float(off.sum()) / 3600.0
-    if model.door_choice or model.any_diversion or any(model.specialty):
+    if model.door_choice or model.any_diversion or any(model.needs):
         kpis.update(_choice_kpis(model, calls, inwin))
 
     asg = _assignments_frame(model)
@@ -316,7 +316,7 @@ def ems_result(model, end_s: float) -> EmsResult:
     if spec.incidents:
         ik, extra["incidents"] = _incident_table(model)
         kpis.update(ik)
-    if model.door_choice or model.any_diversion or any(model.specialty):
+    if model.door_choice or model.any_diversion or any(model.needs):
         extra["hospital_choices"] = pd.DataFrame(model.hospital_choices, columns=CHOICE_COLUMNS)
     if model.dispatch.takers is not None:
         ck, extra["call_centres"] = model.dispatch.takers.kpis(spec.warmup_s, float(until_s))

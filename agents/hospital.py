@@ -37,6 +37,7 @@ import mesa
 import numpy as np
 import simpy
 
+from twin.agents.hospital_choice import needs_icu
 from twin.emergency import HospitalSpec
 
 __all__ = ["Hospital"]
@@ -251,7 +252,9 @@ class Hospital(mesa.Agent):
         u, u_los = self.flow_rng.random(2)
         k = int(priority) - 1
         p_ward, p_icu = spec.ward_probability[k], spec.icu_probability[k]
-        if u < p_ward:
+        if needs_icu(self.model, call_id):           # (known at the scene: the call type's)
+            name = "icu"
+        elif u < p_ward:
             name = "ward"
         elif u < p_ward + p_icu:
             name = "icu"

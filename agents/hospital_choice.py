@@ -1,6 +1,8 @@
 """Where an ambulance takes its patient: the nearest hospital, or the least travel time plus
-the expected wait for an ED bed ([dispatch] hospital_choice = "door"), on the hospitals' status
-as the centre sees it (live, or as of their last report: [coordination] hospital_report_s).
+the expected wait for an ED bed ([dispatch] hospital_choice = "door"; for a patient needing
+the ICU, known at the scene from the call type, plus the expected wait for an ICU bed), on the
+hospitals' status as the centre sees it (live, or as of their last report: [coordination]
+hospital_report_s).
 
 Functions of a :class:`~twin.agents.ems.CityModel` (``model``): its hospitals, units, calls,
 travel provider and clock.
@@ -15,7 +17,7 @@ import numpy as np
 
 from twin.emergency import UNIT_EVENTS
 
-__all__ = ["choose_hospital", "door_wait_s"]
+__all__ = ["choose_hospital", "door_wait_s", "icu_wait_s", "needs_icu"]
 
 TRANSPORTING = UNIT_EVENTS.index("transporting")
 
@@ -26,8 +28,9 @@ def choose_hospital(model, call_idx, origin_idx):
     "nearest"`` the nearest (travel time now; ties: lowest index), with ``"door"`` the least
     travel time plus :func:`door_wait_s` (ties: the nearer, then the lower index; a full
     loss ward only when every one is). A call type with a specialty takes only hospitals
-    offering it, while one of them is reachable and in service; ``nearest`` in the record is
-    the nearest in service whatever the patient needs."""
+    offering it, and one whose patients need the ICU only hospitals with ICU beds (adding
+    :func:`icu_wait_s` to the door wait), while one of them is reachable and in service;
+    ``nearest`` in the record is the nearest in service whatever the patient needs."""
     tt = np.array([model.travel.time_s(origin_idx, h.spec.location_idx) for h in model.hospitals],
                   dtype=np.float64)
     order = np.argsort(tt, kind="stable")
@@ -39,12 +42,15 @@ def choose_hospital(model, call_idx, origin_idx):
     need = model.specialty[model.calls.type_idx[call_idx]] if any(model.specialty) else ""
     if need:
         order = [k for k in order if need in model.hospitals[k].spec.specialties] or order
+    icu = needs_icu(model, call_idx)
+    if icu:
+        order = [k for k in order if model.hospitals[k].spec.icu_beds] or order
     open_ = [k for k in order if not model.hospitals[k].on_diversion]
     chosen = open_[0] if open_ else order[0]
     waits = {}
     if model.door_choice:
         cand = open_ or order
-        waits = {k: door_wait_s(model, k) for k in set(cand) | {nearest}}
+        waits = {k: door_wait_s(model, k) + (icu_wait_s(model, k) if icu else 0.0) for k in set(cand) | {nearest}}
         finite = [k for k in cand if math.isfinite(waits[k])] or cand
         chosen = min(finite, key=lambda k: (tt[k] + waits[k], tt[k], k))
     if model.hospitals[order[0]].on_diversion and chosen != order[0]:
@@ -78,3 +84,39 @@ def door_wait_s(model, k):
     if h.spec.mode != "queue" or c == 0:
         return math.inf
     return (n - c + 1) * h.spec.length_of_stay.mean_s / c
+
+
+def needs_icu(model, call_idx) -> bool:
+    """Whether call ``call_idx``'s patient needs an ICU bed, known at the scene (its call type's
+    ``icu``; False for walk-ins, ``call_idx < 0``, and inter-hospital transfers)."""
+    need = getattr(model, "icu_need", None)
+    if not need or not any(need) or not 0 <= call_idx < len(model.calls.type_idx):
+        return False
+    return bool(need[model.calls.type_idx[call_idx]])
+
+
+def icu_wait_s(model, k):
+    """Expected wait for an ICU bed at hospital ``k`` for a patient needing one, arriving now,
+    seconds, on the status the centre sees (as :func:`door_wait_s`): with ``n`` = ICU beds
+    occupied + patients boarding in the ED for one + ambulances on their way there with an ICU
+    patient, 0 while ``n`` is below the ICU beds ``c``; else ``(n - c + 1)`` ICU releases at
+    ``c`` per mean ICU stay (exact for exponential stays, first come first served, when the ED
+    stay is short against the ICU stay: the bed is needed after it, so this is an upper
+    bound); ``inf`` without ICU beds."""
+    h = model.hospitals[k]
+    pool = h.pools.get("icu")
+    if pool is None or pool[4] == 0:
+        return math.inf
+    occupied, boarding = pool[1], pool[2]
+    if model.hospital_report_s > 0:
+        report = math.floor(model.env.now / model.hospital_report_s) * model.hospital_report_s
+        i = bisect.bisect_right(pool[3], report, key=lambda r: r[0]) - 1
+        occupied, boarding = pool[3][max(i, 0)][1], pool[3][max(i, 0)][2]
+    calls = model.calls
+    on_way = sum(1 for u in model.units if u.at == 3 and u.serve_call >= 0 and u.state == TRANSPORTING
+                 and calls.hospital_idx[u.serve_call] == k and needs_icu(model, u.serve_call))
+    c = pool[4]
+    n = occupied + boarding + on_way
+    if n < c:
+        return 0.0
+    return (n - c + 1) * h.spec.icu_los.mean_s / c

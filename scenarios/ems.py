@@ -57,7 +57,12 @@ nearest hospital), ``_share``, ``_extra_mean_s`` (the extra travel) and ``scene_
 / ``_p90_s``. A call type with a ``specialty`` (``"stroke"``, ``"trauma"`` ...) takes its
 patients, chosen at the scene, only to hospitals whose ``specialties`` list it (any hospital
 when none of those is in service and reachable); ``hospital_past_nearest`` then counts those
-taken past a nearer hospital without it. Not modelled: an ICU need known at the scene. With
+taken past a nearer hospital without it. A call type with ``icu = true`` (major trauma ...)
+has patients known at the scene to need an ICU bed: they go, in the same way, only to
+hospitals with ICU beds, the door choice adds the expected wait for an ICU bed (``(n - c + 1)
+× mean ICU stay / c``, n counting ICU beds taken, ED patients boarding for one and ICU
+patients on their way; ICU patients still in an ED are not seen), and after the ED they need
+the ICU (not the priority's ward / ICU probabilities). With
 a :class:`~twin.ports.LiveTravel` port (coupled traffic) travel times come from it; else they
 are the static matrix.
 

@@ -149,6 +149,7 @@ def _relocation(groups, station_loc, label):
 
 def _call_type_spec(c, share):
     return CallTypeSpec(c.name, c.priority, share, c.on_scene, c.transport_probability, specialty=c.specialty,
+                        icu=c.icu,
                         **({"requires": c.requires} if c.requires is not None else {}),
                         **({"fallback": c.fallback} if c.fallback is not None else {}))
 

@@ -141,6 +141,9 @@ class CallTypeGroup:
                                     convert=_unit_table("kinds"))
     specialty: str = setting("", "str", "a hospital specialty its patients need (e.g. stroke, trauma): they go to "
                                         "a hospital whose specialties list it, chosen at the scene")
+    icu: bool = setting(False, "bool", "its patients need an ICU bed, known at the scene (major trauma): taken to a "
+                                       "hospital with ICU beds, chosen at the scene (hospital_choice = 'door': "
+                                       "counting the wait for an ICU bed), and admitted to its ICU after the ED")
     rate_per_h: dict | None = setting(None, "table", "zone id -> calls/hour of this type (its own rates, times the "
                                                      "district's hourly profile) instead of share x the district "
                                                      "rate")

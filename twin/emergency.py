@@ -287,6 +287,9 @@ class EmsSpec:
                 _fail(f"{at}.on_scene", f"found {c.on_scene!r}; expected a Dist")
         offered = {str(s) for h in self.hospitals for s in h.specialties}
         for i, c in enumerate(self.call_types):
+            if c.icu and not any(h.icu_beds for h in self.hospitals):
+                _fail(f"{w}.call_types[{i}] ('{c.name}').icu",
+                      "its patients need an ICU bed and no hospital has ICU beds; give a hospital icu_beds > 0")
             if c.specialty and c.specialty not in offered:
                 _fail(f"{w}.call_types[{i}] ('{c.name}').specialty",
                       f"{c.specialty!r} is offered by no hospital (hospitals' specialties: "

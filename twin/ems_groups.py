@@ -67,6 +67,12 @@ class CallTypeSpec:
         they go to a hospital offering it (:attr:`HospitalSpec.specialties`), chosen when the
         transport leaves the scene; to any hospital only when none offering it is reachable
         and in service.
+    icu : bool
+        Its patients need an ICU bed, known at the scene (major trauma, a cardiac arrest with
+        return of circulation): they go to a hospital with ICU beds (as a specialty), with
+        ``hospital_choice = "door"`` counting the expected wait for an ICU bed too, and after
+        the ED stay they need the ICU (the ward / ICU probabilities of their priority are not
+        used).
 
     Notes
     -----
@@ -82,6 +88,7 @@ class CallTypeSpec:
     requires: tuple = (("als", 1),)
     fallback: tuple = (("als", "bls"),)
     specialty: str = ""
+    icu: bool = False
 
     @property
     def slots(self) -> tuple:

@@ -15,6 +15,9 @@
   cuts the time from the scene to an ED bed.
 - A call type needing a specialty (a stroke centre) goes past the nearest hospital to one
   offering it; a specialty no hospital offers is an error.
+- A call type whose patients need the ICU (known at the scene) goes to a hospital with ICU
+  beds and is admitted to its ICU; the expected wait for an ICU bed is, like the door wait,
+  the mean of the actual wait (an M/M/c ICU behind an ED with no stay, batch means).
 """
 
 import math
@@ -220,3 +223,57 @@ def test_a_specialty_no_hospital_offers_is_an_error():
 
     with pytest.raises(ScenarioError, match="'burns' is offered by no hospital.*stroke"):
         run(SPEC.replace('specialty = "stroke"', 'specialty = "burns"'), seed=1)
+
+
+ICU = POOL.replace("beds = 2\nmode = \"queue\"\nlength_of_stay = {{ kind = \"exponential\", mean_s = 3600.0 }}",
+                   "beds = 50\nmode = \"queue\"\nlength_of_stay = 0.0\nicu_beds = 2\n"
+                   "icu_los = {{ kind = \"exponential\", mean_s = 3600.0 }}").replace(
+    "transport_probability = 1.0", "transport_probability = 1.0\nicu = true")
+
+
+def test_the_expected_icu_wait_is_the_mean_wait_for_an_icu_bed():
+    """No ED stay, 50 ED beds: the patient asks for an ICU bed on arrival; the estimate is the
+    ED's (0) plus the ICU's, (n - c + 1) x mean ICU stay / c."""
+    res = run(ICU.format(until=300 * 86400.0), seed=5)
+    ch, stays = res.ems.hospital_choices, res.ems.stays
+    assert "icu = true" in ICU and len(ch) > 9000
+    mine = stays[stays["call_id"] >= 0].set_index("call_id")
+    assert set(mine["pool"]) == {"icu"}                                   # every patient to the ICU
+    s = mine.loc[ch["call_id"]]
+    wait = (s["bed_s"] - s["request_s"]).to_numpy()
+    est = ch["door_wait_s"].to_numpy()
+    ok = np.isfinite(wait)
+    assert ok.sum() > 9000 and (wait[ok] > 0).mean() > 0.3
+    diff, se = _batch_diff(wait[ok], est[ok], ch["time_s"].to_numpy()[ok])
+    assert abs(diff) < 4 * se and se < 0.05 * wait[ok].mean()
+    # and the ICU is the M/M/2 queue it should be: Erlang C mean wait, lambda 1.5/h, mean stay 1 h
+    from twin.queueing import erlang_c
+
+    wq_s = erlang_c(2, 1.5) / (2 * 1.0 - 1.5) * 3600.0          # C(2, 1.5) / (c mu - lambda), in s
+    mean, se_w = _batch_diff(wait[ok], np.zeros(ok.sum()), ch["time_s"].to_numpy()[ok])
+    assert wq_s == pytest.approx(4628.57, abs=0.01) and abs(mean - wq_s) < 4 * se_w
+
+
+ICU_TWO = SPEC.replace('specialties = ["stroke"]', 'icu_beds = 4\nicu_los = 36000.0').replace(
+    'specialty = "stroke"', "icu = true")
+
+
+def test_an_icu_patient_goes_past_the_nearest_hospital_to_one_with_icu_beds():
+    res = run(ICU_TWO, seed=3)
+    calls, ch, stays = res.ems.calls, res.ems.hospital_choices, res.ems.stays
+    icu = calls["type_idx"] == 0
+    carried = calls["at_hospital_s"].notna()
+    assert (icu & carried).sum() > 5 and (~icu & carried).sum() > 5
+    assert set(calls.loc[icu & carried, "hospital_idx"]) == {1}             # all to the one with an ICU
+    assert set(ch["call_id"]) == set(calls.loc[icu & carried, "call_id"])   # only they are chosen at the scene
+    asked = stays.loc[stays["call_id"] >= 0]
+    assert set(asked["pool"]) == {"icu"}
+    assert set(asked["call_id"]) <= set(calls.loc[icu, "call_id"])          # the others go home after the ED
+    assert res.kpis["hospital_past_nearest"] == (ch["hospital_idx"] != ch["nearest_hospital_idx"]).sum() > 0
+
+
+def test_icu_patients_without_an_icu_are_an_error():
+    from twin.errors import ScenarioError
+
+    with pytest.raises(ScenarioError, match="need an ICU bed and no hospital has ICU beds"):
+        run(ICU_TWO.replace("icu_beds = 4\n", ""), seed=1)
