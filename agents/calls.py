@@ -258,7 +258,13 @@ def draw_call_table(spec: EmsSpec, time_s, zone_idx, type_idx, streams, *, prior
     processing = np.asarray(spec.dispatch.processing.ppf(u_proc), dtype=np.float64)
     for k, d in enumerate(spec.dispatch.type_processing):        # each agency's own interview times
         sel = ctype == k
-        processing[sel] = d.ppf(u_proc[sel])
+        if isinstance(d, tuple):                                 # (per zone: the agency answering there)
+            for z in np.unique(zone[sel]):
+                at = sel & (zone == z)
+                if z >= 0:
+                    processing[at] = d[z].ppf(u_proc[at])
+        else:
+            processing[sel] = d.ppf(u_proc[sel])
     srv = streams["service"]
     u_busy = srv.random(n)
     turnout = spec.service.turnout.ppf(srv.random(n))

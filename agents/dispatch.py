@@ -136,7 +136,8 @@ class DispatchCentre(mesa.Agent):
         self.queue_series = [(0.0, 0)]
         self.processing = {}        # call -> its call-taking process (calls not ready yet)
         d = model.spec.dispatch
-        self._instant = d.processing.is_zero and all(p.is_zero for p in d.type_processing)
+        self._instant = d.processing.is_zero and all(q.is_zero for p in d.type_processing
+                                                     for q in (p if isinstance(p, tuple) else (p,)))
         self.takers = None
         self.transferring = {}      # (call, centre) -> [its transfer process, step: 0 delay, 1 interview]
         self.aiding = {}            # (call, centre) -> its mutual-aid request (the delay)

@@ -111,9 +111,12 @@ def dispatch_centres(groups, label, dist, zone_district, units, unit_district) -
                                                  for a in agencies)
     own = [[agencies[i].processing for i in sorted(set(type_owner[t])) if i >= 0] for t in types]
     if any(p is not None for ps in own for p in ps):
-        if any(len(set(ps)) > 1 for ps in own):
-            raise ScenarioError(f"{where(label, 'agencies')}: agencies answering the same call type in different "
-                                f"districts have different processing times; give them the same (per-district "
-                                f"interview times are not built)")
-        out["type_processing"] = tuple(ps[0] if ps[0] is not None else default for ps in own)
+
+        def agency_s(i):
+            return agencies[i].processing if i >= 0 and agencies[i].processing is not None else default
+
+        # one Dist per type, or per zone where agencies with different interview times share it
+        out["type_processing"] = tuple(
+            tuple(agency_s(type_owner[t][d]) for d in zone_district) if len(set(ps)) > 1
+            else (ps[0] if ps[0] is not None else default) for t, ps in zip(types, own))
     return out

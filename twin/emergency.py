@@ -186,8 +186,10 @@ class EmsSpec:
                                         length_of_stay=_dist_conv, ward_los=_dist_conv, icu_los=_dist_conv)
         if "dispatch" in kw and not isinstance(kw["dispatch"], DispatchSpec):
             dists = lambda v, w: tuple(_dist_conv(x, f"{w}[{i}]") for i, x in enumerate(v))   # noqa: E731
+            per_zone = lambda v, w: tuple(dists(x, f"{w}[{i}]") if isinstance(x, (list, tuple))     # noqa: E731
+                                          else _dist_conv(x, f"{w}[{i}]") for i, x in enumerate(v))
             kw["dispatch"] = _build(DispatchSpec, kw["dispatch"], f"{where}.dispatch", processing=_dist_conv,
-                                    type_processing=dists, transfer=_dist_conv, centre_processing=dists,
+                                    type_processing=per_zone, transfer=_dist_conv, centre_processing=dists,
                                     aid_delay=_dist_conv)
         if "service" in kw and not isinstance(kw["service"], ServiceSpec):
             kw["service"] = _build(ServiceSpec, kw["service"], f"{where}.service", busy_time=_dist_conv,

@@ -60,8 +60,8 @@ def check_centres(spec, unit_kinds) -> None:
         _fail(f"{w}.type_processing", f"found {len(d.type_processing)} entries for {n_t} call types; expected "
                                       f"one Dist per call type")
     for i, x in enumerate(d.type_processing):
-        if not isinstance(x, Dist):
-            _fail(f"{w}.type_processing[{i}]", f"found {x!r}; expected a Dist")
+        if not (isinstance(x, Dist) or (isinstance(x, tuple) and len(x) == n_z and all(isinstance(y, Dist) for y in x))):
+            _fail(f"{w}.type_processing[{i}]", f"found {x!r}; expected a Dist, or a tuple of one Dist per zone")
     for name in ("transfer", "aid_delay"):
         if not isinstance(getattr(d, name), Dist):
             _fail(f"{w}.{name}", f"found {getattr(d, name)!r}; expected a Dist")

@@ -264,8 +264,10 @@ class DispatchSpec:
         The centre of each call type (with ``centres``): an index, or a tuple of one index per
         zone (jurisdictions: the centre answering the type's calls in that zone).
     type_processing : tuple of Dist
-        Processing time of each call type (its agency's), instead of ``processing``; empty:
-        ``processing`` for all. Drawn with the same dice either way.
+        Processing time of each call type (its agency's), instead of ``processing``: a Dist,
+        or a tuple of one Dist per zone (agencies answering the type in different districts
+        with their own interview times); empty: ``processing`` for all. Drawn with the same
+        dice either way.
     centre_of_kind : tuple
         The centre that owns (alone dispatches) each unit kind of
         :data:`twin.emergency.UNIT_KINDS`: an index or ``-1`` (any centre sends it), or a

@@ -253,3 +253,24 @@ def test_jurisdictions_are_hard_borders_unless_mutual_aid_or_unified():
 def test_bad_jurisdictions_are_clear_errors(old, new, match):
     with pytest.raises(ScenarioError, match=match):
         load_scenario(SPLIT.replace(old, new)).replanned(3)
+
+
+def test_agencies_sharing_a_call_type_keep_their_own_interview_times():
+    """110-west interviews for a constant 200 s, 110-east keeps its exponential 90 s: each call
+    answered in the west takes 200 s, and each in the east the same time as when both drew
+    from the exponential (the same dice per call)."""
+    i = SPLIT.index('name = "110-west"')
+    text = SPLIT[:i] + SPLIT[i:].replace('processing = { kind = "exponential", mean_s = 90.0 }', "processing = 200.0", 1)
+    both, own = run(SPLIT), run(text)
+
+    def interview(res, centre):
+        t = res.ems.call_taking
+        t = t[(t["centre"] == centre) & ~t["transferred"]]
+        return (t["done_s"] - t["answer_s"]).set_axis(t["call_id"])
+
+    west = interview(own, "110-west")
+    assert len(west) > 20 and np.allclose(west.to_numpy(), 200.0)
+    assert not np.allclose(interview(both, "110-west").to_numpy(), 200.0)
+    a, b = interview(both, "110-east"), interview(own, "110-east")
+    common = a.index.intersection(b.index)
+    assert len(common) > 20 and np.allclose(a.loc[common], b.loc[common])
