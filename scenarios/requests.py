@@ -32,7 +32,10 @@ The model, at the fidelity of a service-level study:
   every hour), ``w`` the ``hourly_profile`` (default flat). A request's site is a node of its
   district drawn with equal weight (``locations = "nodes"``), or the district's centroid node
   (``"centroid"``: the node nearest the mean coordinate of its nodes). Requests arrive on ``[0,
-  until_s)``; all draws are made when the run is built, from the ``requests`` stream.
+  until_s)``; all draws are made when the run is built, from the ``requests`` stream. A
+  forecast member (:mod:`twin.forecast`) draws the requests called after its start again on
+  its own dice, at its ``call_rate`` factor (the emergency calls' factor); those called before
+  stay as they were.
 * **Forwarding**: the work order reaches the department ``forward`` after the call (default
   0 s; a ticket queue of hours is common, an assumption to set per city).
 * **Field teams**: a department's ``teams`` wait at its base. A team idle at the base takes a
@@ -287,67 +290,98 @@ class _StaticFleet:
         return wakeup(ref[1:])
 
 
+def _draw(p, until, rng, scale=1.0):
+    """Every request of a run of ``until`` seconds (plan ``p``), from the rates times ``scale``,
+    in call order: the per-request arrays of :attr:`RequestOperation.DRAWN` and ``order`` (the
+    work orders' order)."""
+    n_h = int(math.ceil(until / HOUR_S)) if until > 0 else 0
+    start = np.arange(n_h) * HOUR_S
+    span = np.minimum(HOUR_S, until - start)
+    lam = p.rate_per_h[np.arange(n_h) % 24] * (span / HOUR_S)[:, None, None] * scale   # (hours, districts, types)
+    expected = float(lam.sum())
+    if expected > MAX_REQUESTS:
+        raise ScenarioError(f"[[request_types]]: the rates give about {expected:,.0f} requests over the run, "
+                            f"more than the {MAX_REQUESTS:,} a run may hold; lower rate_per_1000_per_day or "
+                            f"run.until_s")
+    counts = rng.poisson(lam).ravel()
+    cell = np.repeat(np.arange(counts.size), counts)
+    h, d, k = np.unravel_index(cell, lam.shape)
+    t = start[h] + rng.random(len(cell)) * span[h]
+    o = np.argsort(t, kind="stable")
+    out = {"t_s": t[o], "district": d[o].astype(np.int64), "type": k[o].astype(np.int64)}
+    u = rng.random((len(o), 3))
+    site = np.zeros(len(o), dtype=np.int64)
+    for j in range(len(p.districts)):
+        m = out["district"] == j
+        if m.any():
+            nodes = p.district_nodes[j]
+            site[m] = nodes[np.minimum((u[m, 0] * len(nodes)).astype(np.int64), len(nodes) - 1)]
+    out["site_node"] = site
+    out["order_s"] = out["t_s"] + p.group.forward.ppf(u[:, 1])
+    out["on_site_s"] = np.zeros(len(o))
+    for k in range(len(p.types)):
+        m = out["type"] == k
+        out["on_site_s"][m] = p.on_site[k].ppf(u[m, 2])
+    out["deadline_s"] = out["t_s"] + p.sla_s[out["type"]]
+    out["dept"] = p.type_dept[out["type"]]
+    out["order"] = np.argsort(out["order_s"], kind="stable")
+    return out
+
+
 class RequestOperation:
     """The run's requests, queues and teams (see the module docstring). Per request:
     ``t_s`` (call), ``type``, ``district``, ``loc`` (location index: departments' bases
     first, then the sites), ``order_s`` (work order), ``on_site_s``; outcomes ``team``,
     ``dispatch_s``, ``arrive_s``, ``closed_s`` (NaN / -1 until they happen)."""
 
+    #: Per-request arrays drawn up front (:func:`_draw`), in call order.
+    DRAWN = ("t_s", "district", "type", "site_node", "order_s", "on_site_s", "deadline_s", "dept")
+
     def __init__(self, plan, rng, env, until_s, city, live):
         p = self.plan = plan
         self.env, self.until_s = env, float(until_s)
-        self._draw(rng)
-        n_dep = len(p.depts)
-        sites, inv = np.unique(self.site_node, return_inverse=True)
-        self.loc = (n_dep + inv).astype(np.int64)
-        loc_nodes = np.concatenate([p.dept_node, sites]).astype(np.int64)
+        for k, v in _draw(plan, self.until_s, rng).items():
+            setattr(self, k, v)
+        # places the teams drive between: the bases, then every node a request may come from
+        self.sites = np.unique(np.concatenate([np.asarray(x, dtype=np.int64) for x in p.district_nodes] + [[]]
+                                              ).astype(np.int64))
+        loc_nodes = np.concatenate([p.dept_node, self.sites]).astype(np.int64)
         self.fleet = (live.fleet(loc_nodes, ("to_site", "return")) if live is not None
                       else _StaticFleet(city, loc_nodes))
-        n = len(self.t_s)
-        self.team = np.full(n, -1, dtype=np.int64)
-        self.dispatch_s, self.arrive_s, self.closed_s = (np.full(n, np.nan) for _ in range(3))
-        self.team_dept = np.repeat(np.arange(n_dep), p.teams).astype(np.int64)
-        self.idle = [list(np.flatnonzero(self.team_dept == j)) for j in range(n_dep)]   # team ids at base
-        self.queue = [[] for _ in range(n_dep)]                                           # request ids waiting
+        self._outcomes(0)
+        self.team_dept = np.repeat(np.arange(len(p.depts)), p.teams).astype(np.int64)
+        self.idle = [list(np.flatnonzero(self.team_dept == j)) for j in range(len(p.depts))]   # team ids at base
+        self.queue = [[] for _ in range(len(p.depts))]                                           # request ids waiting
         self.since = np.zeros(len(self.team_dept))     # when each busy team left its base
         self.busy_s = np.zeros(len(self.team_dept))    # team-time away from the base, seconds
         self.next = 0                                  # the next work order (in order_s order) to come in
         self.jobs = []
 
-    def _draw(self, rng):
-        """Every request of the run, from the rates, in call order."""
-        p, until = self.plan, self.until_s
-        n_h = int(math.ceil(until / HOUR_S)) if until > 0 else 0
-        start = np.arange(n_h) * HOUR_S
-        span = np.minimum(HOUR_S, until - start)
-        lam = p.rate_per_h[np.arange(n_h) % 24] * (span / HOUR_S)[:, None, None]      # (hours, districts, types)
-        expected = float(lam.sum())
-        if expected > MAX_REQUESTS:
-            raise ScenarioError(f"[[request_types]]: the rates give about {expected:,.0f} requests over the run, "
-                                f"more than the {MAX_REQUESTS:,} a run may hold; lower rate_per_1000_per_day or "
-                                f"run.until_s")
-        counts = rng.poisson(lam).ravel()
-        cell = np.repeat(np.arange(counts.size), counts)
-        h, d, k = np.unravel_index(cell, lam.shape)
-        t = start[h] + rng.random(len(cell)) * span[h]
-        o = np.argsort(t, kind="stable")
-        self.t_s, self.district, self.type = t[o], d[o].astype(np.int64), k[o].astype(np.int64)
-        u = rng.random((len(o), 3))
-        site = np.zeros(len(o), dtype=np.int64)
-        for j in range(len(p.districts)):
-            m = self.district == j
-            if m.any():
-                nodes = p.district_nodes[j]
-                site[m] = nodes[np.minimum((u[m, 0] * len(nodes)).astype(np.int64), len(nodes) - 1)]
-        self.site_node = site
-        self.order_s = self.t_s + p.group.forward.ppf(u[:, 1])
-        self.on_site_s = np.zeros(len(o))
-        for k in range(len(p.types)):
-            m = self.type == k
-            self.on_site_s[m] = p.on_site[k].ppf(u[m, 2])
-        self.deadline_s = self.t_s + p.sla_s[self.type]
-        self.dept = p.type_dept[self.type]
-        self.order = np.argsort(self.order_s, kind="stable")
+    def _outcomes(self, n0):
+        """Each request's location and, from request ``n0`` on, outcomes not happened yet."""
+        n = len(self.t_s)
+        self.loc = (len(self.plan.depts) + np.searchsorted(self.sites, self.site_node)).astype(np.int64)
+        self.team = np.concatenate([getattr(self, "team", np.zeros(0, np.int64))[:n0],
+                                    np.full(n - n0, -1, dtype=np.int64)])
+        for k in ("dispatch_s", "arrive_s", "closed_s"):
+            setattr(self, k, np.concatenate([getattr(self, k, np.zeros(0))[:n0], np.full(n - n0, np.nan)]))
+
+    def redraw(self, rng, rate_factor, now_s):
+        """A forecast member's requests: those called after ``now_s`` drawn again with ``rng``,
+        every rate times ``rate_factor`` (a Poisson count at ``f`` times the mean); those called
+        before stay, with what became of them. Call :meth:`intake` again after (the order of the
+        work orders to come changes)."""
+        if not (rate_factor >= 0.0 and math.isfinite(rate_factor)):
+            raise ValueError(f"redraw: rate factor {rate_factor}; expected a finite factor >= 0")
+        n0 = int(np.searchsorted(self.t_s, now_s, side="right"))          # (call order: a prefix)
+        new = _draw(self.plan, self.until_s, rng, rate_factor)
+        ahead = new["t_s"] > now_s
+        came = self.order[:self.next]                                    # work orders already in
+        for k in self.DRAWN:
+            setattr(self, k, np.concatenate([getattr(self, k)[:n0], new[k][ahead]]))
+        self._outcomes(n0)
+        rest = np.setdiff1d(np.arange(len(self.t_s)), came)
+        self.order = np.concatenate([came, rest[np.argsort(self.order_s[rest], kind="stable")]]).astype(np.int64)
 
     # ------------------------------------------------------------------ the rules
     def on_shift(self, j, now):
@@ -380,14 +414,23 @@ class RequestOperation:
 
     # ------------------------------------------------------------------ processes
     def intake(self, wait=None):
-        """Work orders come in at their ``order_s`` (restored: after ``wait``)."""
-        env, order = self.env, self.order
+        """Work orders come in at their ``order_s`` (restored: after ``wait``). Interrupted (a
+        forecast member's :meth:`redraw`), it waits for the next one of the new order."""
+        import simpy
+
+        env = self.env
         if wait is not None:
-            yield wait
-        while self.next < len(order):
-            r = int(order[self.next])
+            try:
+                yield wait
+            except simpy.Interrupt:
+                pass
+        while self.next < len(self.order):
+            r = int(self.order[self.next])
             if self.order_s[r] > env.now:
-                yield env.timeout(self.order_s[r] - env.now)
+                try:
+                    yield env.timeout(self.order_s[r] - env.now)
+                except simpy.Interrupt:
+                    continue
             self.next += 1
             j = int(self.dept[r])
             self.queue[j].append(r)
@@ -509,6 +552,15 @@ class RequestsFlow(Flow):
         if len(state["intake"]):
             waits["intake"] = ctx.wakeup(state["intake"])
         self._start(ctx, waits, fresh=False)
+
+    def fork(self, ctx, rng, factors):
+        """A forecast member: the requests called from now on drawn again with ``rng``, their
+        rate times the member's ``call_rate`` (the same factor as the emergency calls')."""
+        self.op.redraw(rng, float(factors.get("call_rate", 1.0)), float(ctx.clock.now))
+        if self.intake is not None and self.intake.is_alive:
+            self.intake.interrupt()
+        else:
+            self.intake = ctx.clock.process(self.op.intake())
 
     def finish(self, ctx):
         return requests_result(self.op, ctx.clock.now)

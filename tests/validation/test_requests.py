@@ -13,6 +13,8 @@
   roads, the same to within a tick per link.
 - Shifts: teams start jobs only within their hours; a night call waits for the morning.
 - Policies, the SLA's three outcomes, the backlog series, checkpoints, and bad input.
+- Forecast members: the requests called before the fork stay as they were, those after are
+  drawn again on the member's dice at its call rate (the control goes on as the run).
 """
 
 import math
@@ -246,3 +248,34 @@ def test_the_nearest_policy_drives_less_than_fifo():
         at = int(near.loc[prev[0]]) if len(prev) else 0
         t = near.fleet.time_s(at, near.loc[np.flatnonzero(waiting)]) if waiting.any() else np.array([np.inf])
         assert near.fleet.time_s(at, int(near.loc[r])) <= t.min() + 1e-9
+
+
+def test_forecast_members_draw_the_requests_ahead_again(tmp_path):
+    from twin.checkpoint import read_checkpoint
+    from twin.flows import Simulation
+
+    text = _scenario(2 * 86400.0)
+    out = tmp_path / "f.h5"
+    plain = run(text, out=out, snapshot_at_s=[43200.0], seed=4).requests
+    meta, t0, states = read_checkpoint(f"{out}@12:00")
+
+    def member(m, f=1.0):
+        sc = load_scenario(text).replanned(4)
+        sim = Simulation(sc, seed=4, until_s=2 * 86400.0, start_s=t0)
+        fork = None if m == 0 else {"call_rate": f, "seed": 9, "member": m}
+        return sim.run(state=states, fork=fork)["requests"].values["requests"]
+
+    ctl, a, a2, b = member(0), member(1), member(1), member(2)
+    assert np.array_equal(ctl.t_s, plain.t_s) and np.array_equal(ctl.closed_s, plain.closed_s, equal_nan=True)
+    before = plain.t_s <= t0
+    n0 = int(before.sum())
+    for r in (a, b):
+        assert np.array_equal(r.t_s[:n0], plain.t_s[:n0]) and np.all(r.t_s[n0:] > t0)
+        assert np.array_equal(r.closed_s[:n0][np.isfinite(plain.closed_s[:n0]) & (plain.closed_s[:n0] <= t0)],
+                              plain.closed_s[:n0][np.isfinite(plain.closed_s[:n0]) & (plain.closed_s[:n0] <= t0)])
+        assert np.isfinite(r.closed_s[n0:]).mean() > 0.8               # the new ones are worked too
+    assert np.array_equal(a.t_s, a2.t_s) and not np.array_equal(a.t_s, b.t_s)
+    assert not np.array_equal(a.t_s[n0:], plain.t_s[n0:])
+    # the call rate: a Poisson count ahead (1.2 an hour for 36 h: mean 43.2) at twice the rate
+    ahead = np.mean([len(member(m, 2.0).t_s) - n0 for m in range(1, 9)])
+    assert abs(ahead - 2 * 43.2) < 4 * math.sqrt(2 * 43.2 / 8)
