@@ -36,6 +36,10 @@ def _read(path):
             rows = list(reader)
     except FileNotFoundError:
         raise NetworkError(f"CSV file not found: {path}") from None
+    except UnicodeDecodeError as exc:
+        raise NetworkError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); expected a CSV file") from None
+    except csv.Error as exc:
+        raise NetworkError(f"{path}: not a readable CSV file: {exc}") from None
     return [h.strip() for h in header], rows
 
 

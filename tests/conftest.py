@@ -29,6 +29,8 @@ _register("twin_reference", REPO_ROOT / "tests" / "kernels" / "reference.py")
 _register("twin_digest", REPO_ROOT / "tests" / "scenarios" / "digest.py")
 # The small grid scenario of the runner, scenario and flow unit tests: ``from twin_small import ...``.
 _register("twin_small", REPO_ROOT / "tests" / "unit" / "small.py")
+# The fuzz tests' checks and budgets: ``from twin_fuzz import ...``.
+_register("twin_fuzz", REPO_ROOT / "tests" / "property" / "fuzz.py")
 
 
 def _shared_data_dir():

@@ -138,8 +138,12 @@ class FloodPolygon:
 
 def check_timeline(times_s, depth_mm, where):
     """Validated ``(times_s, depth_mm)`` arrays: equal lengths >= 1, times ascending, depths finite >= 0."""
-    t = np.asarray(times_s, dtype=np.float64)
-    d = np.asarray(depth_mm, dtype=np.float64)
+    try:
+        t = np.asarray(times_s, dtype=np.float64)
+        d = np.asarray(depth_mm, dtype=np.float64)
+    except (TypeError, ValueError, OverflowError):
+        raise ScenarioError(f"{where}: times_s = {times_s!r:.60}, depth_mm = {depth_mm!r:.60}; expected lists of "
+                            f"numbers (seconds, mm)") from None
     if t.ndim != 1 or d.shape != t.shape or len(t) < 1:
         raise ScenarioError(f"{where}: times_s and depth_mm must be lists of equal length >= 1; found "
                             f"{len(np.atleast_1d(t))} times and {len(np.atleast_1d(d))} depths")
