@@ -441,10 +441,10 @@ def _district_lines(k, districts):
     if math.isfinite(gm):
         lines = [f"{'equity gap, peripheral - central':<34} mean {gm / 60:+.1f} min, p90 "
                  f"{k['equity_gap_response_p90_s'] / 60:+.1f} min, within target "
-                 f"{-100 * k['equity_gap_within_target'] + 0.0:+.1f} pp"]
+                 f"{100 * k['equity_gap_within_target'] + 0.0:+.1f} pp"]
     else:
         lines = [f"{'equity gap, peripheral - central':<34} - (no central or no peripheral calls)"]
-    lines += ["", f"  {'zone':<10} {'central':>7} {'calls':>6} {'mean':>9} {'p90':>9} {'in target':>10}"]
+    lines += ["", f"  {'district':<10} {'central':>7} {'calls':>6} {'mean':>9} {'p90':>9} {'in target':>10}"]
     shown = districts
     if len(districts) > MAX_DISTRICT_ROWS:                # a large city: the extremes, not hundreds of rows
         ranked = districts[districts["n_calls"] > 0].sort_values("response_mean_s", ascending=False, kind="stable")
@@ -454,7 +454,7 @@ def _district_lines(k, districts):
     for i, (_, d) in enumerate(shown.iterrows()):
         if shown is not districts and i == MAX_DISTRICT_ROWS // 2 and len(shown) > i:
             lines.append(f"  {'...':<10} {len(districts) - len(shown)} more districts: the full table is "
-                         f"/summary/ems_districts in the results file (--out)")
+                         f"/summary/ems_districts in the results file (--out), or --format csv")
         lines.append(f"  {d['name']:<10} {'yes' if d['central'] else '':>7} {d['n_calls']:>6} "
                      f"{_fmt_min(d['response_mean_s']):>9} {_fmt_min(d['response_p90_s']):>9} "
                      f"{_fmt_pct(d['within_target']):>10}")

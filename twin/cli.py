@@ -75,7 +75,7 @@ def city_info(city) -> dict:
 def _print_info(info, out):
     w = out.write
     w(f"city     {info['name']}  ({info['source']})\n")
-    w(f"nodes    {info['nodes']:,}    links {info['links']:,}    zones {info['zones']:,}"
+    w(f"nodes    {info['nodes']:,}    links {info['links']:,}    districts {info['zones']:,}"
       f"    no-through (centroid) nodes {info['no_through_nodes']:,}\n")
     w(f"strongly connected components {info['strong_components']:,} (largest {info['largest_strong_component_nodes']:,}"
       f" nodes); weakly connected {info['weak_components']:,}\n")
@@ -302,6 +302,14 @@ def _cmd_replicate(args):
                         exclude_gridlock=args.exclude_gridlock, workers=args.workers, progress=progress)
     finally:
         close()
+    if args.format != "table":
+        from twin.cli_format import write_summary
+
+        write_summary(res.summary, args.format, {"scenario": args.scenario, "replications": args.replications,
+                                                 "seed": args.seed, "confidence": args.confidence,
+                                                 "gridlocked_seeds": [int(s) for s in res.gridlocked],
+                                                 "gridlocked_excluded": bool(res.excluded)})
+        return 0
     sys.stdout.write(f"{args.scenario}: {args.replications} replications (seed {args.seed}), "
                      f"{100 * args.confidence:g}% intervals\n\n")
     _print_table(res.summary, sys.stdout, ["mean", "half_width", "low", "high", "n"])
@@ -335,12 +343,20 @@ def _cmd_compare(args):
                       workers=args.workers, progress=progress)
     finally:
         close()
-    sys.stdout.write(f"B - A on common random numbers: {args.replications} replications (seed {args.seed}), "
-                     f"{100 * args.confidence:g}% intervals\n  A = {args.a} {' '.join(args.set_a or [])}\n"
-                     f"  B = {args.b or args.a} {' '.join(args.set_b or [])}\n\n")
     table = res.difference.copy()
     table.insert(0, "A", res.a.summary["mean"].reindex(table.index))
     table.insert(1, "B", res.b.summary["mean"].reindex(table.index))
+    if args.format != "table":
+        from twin.cli_format import write_summary
+
+        write_summary(table, args.format, {"a": args.a, "b": args.b or args.a, "set_a": args.set_a or [],
+                                           "set_b": args.set_b or [], "replications": args.replications,
+                                           "seed": args.seed, "confidence": args.confidence,
+                                           "pairs_excluded": len(res.a.excluded) if res.a.excluded else 0})
+        return 0
+    sys.stdout.write(f"B - A on common random numbers: {args.replications} replications (seed {args.seed}), "
+                     f"{100 * args.confidence:g}% intervals\n  A = {args.a} {' '.join(args.set_a or [])}\n"
+                     f"  B = {args.b or args.a} {' '.join(args.set_b or [])}\n\n")
     _print_table(table, sys.stdout, ["A", "B", "mean", "half_width", "significant"])
     _gridlock_note(sys.stdout, args.replications, [("A: ", res.a), ("B: ", res.b)])
     if res.a.excluded:
@@ -364,6 +380,7 @@ def missing_extra(exc):
 
 def build_parser():
     from twin._version import __version__
+    from twin.cli_format import add_format_argument
     from twin.data.embedded import DEFAULT_CITY
 
     ap = argparse.ArgumentParser(prog="twin", description="A city-operations digital twin.")
@@ -430,6 +447,7 @@ def build_parser():
                    help="processes of the local Dask cluster (--dask; default: the machine's cores)")
     p.add_argument("--exclude-gridlock", action="store_true",
                    help="leave gridlocked replications out of the intervals (compare: the pair); listed either way")
+    add_format_argument(p)
     p.set_defaults(func=_cmd_replicate)
     p = sub.add_parser("compare", help="compare two scenarios (or override sets) on common random numbers")
     p.add_argument("a", help="scenario A (file or built-in name)")
@@ -445,6 +463,7 @@ def build_parser():
                    help="processes of the local Dask cluster (--dask; default: the machine's cores)")
     p.add_argument("--exclude-gridlock", action="store_true",
                    help="leave gridlocked replications out of the intervals (compare: the pair); listed either way")
+    add_format_argument(p)
     p.set_defaults(func=_cmd_compare)
     from twin.cli_forecast import add_forecast_parser
     from twin.cli_optimise import add_optimise_parser

@@ -23,6 +23,9 @@ def add_run_parser(subparsers):
                    help="override a scenario value, e.g. --set run.until_s=3600 --set hospitals.0.beds=20 (repeatable)")
     p.add_argument("--list", action="store_true", help="list the built-in scenarios and exit")
     p.add_argument("--keys", action="store_true", help="list every scenario key with its description and exit")
+    from twin.cli_format import add_format_argument
+
+    add_format_argument(p)
     p.add_argument("--checkpoint-every", type=_duration_arg, default=None, metavar="DURATION",
                    help="keep the latest checkpoint in <out>.partial every DURATION of simulated time (e.g. 10d, "
                         "1h); twin run --resume <out>.partial continues after a crash")
@@ -76,11 +79,26 @@ def _duration_arg(text):
         raise argparse.ArgumentTypeError(f"duration {text!r}; expected e.g. 10d, 6h, 30min or seconds") from None
 
 
+def _formatted(args, res) -> bool:
+    """``--format csv|json``: the KPIs for programs on standard output (the note on the written
+    file on standard error); False for the table."""
+    if getattr(args, "format", "table") == "table":
+        return False
+    from twin.cli_format import write_run
+
+    write_run(res, args.format, sys.stdout)
+    if res.path is not None:
+        sys.stderr.write(f"wrote {res.path}\n")
+    return True
+
+
 def run_main(args) -> int:
     """``twin run``: run, print the KPI report, write ``--out``."""
     out = sys.stdout
     if getattr(args, "resume", None):
         res = resume(args.resume)
+        if _formatted(args, res):
+            return 0
         out.write(f"resumed {args.resume} from its checkpoint; simulated the rest in {res.wall_s:.2f} s wall\n\n")
         out.write(format_kpis(res))
         out.write(f"\nwrote {res.path}\n")
@@ -90,6 +108,8 @@ def run_main(args) -> int:
 
         res = from_snapshot(args.start_from, scenario=args.scenario, overrides=args.overrides, out=args.out,
                             overwrite=args.overwrite)
+        if _formatted(args, res):
+            return 0
         out.write(f"ran from {args.start_from}{' with ' + ', '.join(args.overrides) if args.overrides else ''}; "
                   f"simulated the rest in {res.wall_s:.2f} s wall\n\n")
         out.write(format_kpis(res))
@@ -130,6 +150,8 @@ def run_main(args) -> int:
     finally:
         if bar is not None:
             bar.close()
+    if _formatted(args, res):
+        return 0
     city = scenario.city
     order = [f.name for f in scenario.all_flows]
     parts = [res.flows[n].values["header"] for n in sorted(res.flows, key=order.index)

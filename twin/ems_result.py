@@ -20,6 +20,20 @@ import numpy as np
 __all__ = ["EmsLayout", "EmsResult", "time_average", "response_summary", "district_summary"]
 
 
+def _external_ids(lay):
+    """``ids(location_idx)``: the external node id of each location (the city's id, as users
+    know it), -1 without a city; text ids stay text."""
+    ids = None if lay.location_node_id is None else np.asarray(lay.location_node_id)
+
+    def node_id(loc):
+        loc = np.asarray(loc, dtype=np.int64)
+        if ids is None:
+            return np.full(len(loc), -1, dtype=np.int64)
+        out = ids[loc] if len(loc) else ids[:0]
+        return out.astype(np.int64) if out.dtype.kind in "iu" else out.astype(str)
+
+    return node_id
+
 @dataclass(frozen=True, eq=False)
 class EmsLayout:
     """Where an :class:`~twin.emergency.EmsSpec`'s abstract locations and zones sit on a city.
@@ -200,8 +214,10 @@ class EmsResult:
         Datasets (``p`` is ``prefix``; every one with units; times in seconds from the start):
 
         ``/events/p_calls``
-            One row per call: ``call_id, zone_idx, zone, district_idx, node_idx`` (of the
-            call's location, -1 without a city), ``type_idx, type, priority``, the times
+            One row per call: ``call_id, zone_idx, zone`` (its EMS demand point),
+            ``district_idx, district`` (the city district, named as ``twin run`` prints it),
+            ``node_idx, node`` (the call's location: city node index and the city's own node
+            id; -1 without a city), ``type_idx, type, priority``, the times
             ``call_s, ready_s, dispatch_s, on_scene_s, at_hospital_s, bed_s, complete_s``
             (unit free again) and ``travel_s, wait_s`` (ready to dispatch),
             ``response_time_s`` (call to first unit on scene), ``state`` (terminal state,
@@ -243,14 +259,15 @@ class EmsResult:
         """
         lay = layout if layout is not None else EmsLayout.default(self.spec)
         node_of_loc = np.asarray(lay.location_node_idx, dtype=np.int32)
+        node_id = _external_ids(lay)
         zloc = np.array([z.location_idx for z in self.spec.zones], dtype=np.int64)
-        self._write_calls(writer, prefix, lay, node_of_loc, zloc)
+        self._write_calls(writer, prefix, lay, node_of_loc, zloc, node_id)
         self._write_events(writer, prefix)
-        self._write_network(writer, prefix, lay, node_of_loc, zloc)
+        self._write_network(writer, prefix, lay, node_of_loc, zloc, node_id)
         self._write_series(writer, prefix)
         self._write_summary(writer, prefix, lay, node_of_loc)
 
-    def _write_calls(self, writer, p, lay, node_of_loc, zloc):
+    def _write_calls(self, writer, p, lay, node_of_loc, zloc, node_id):
         """``/events/p_calls``: one row per call, with zone, district, node and type names."""
         spec = self.spec
         c = self.calls
@@ -263,10 +280,13 @@ class EmsResult:
         times = {"call_s": "time_s", "ready_s": "ready_s", "dispatch_s": "dispatched_s", "on_scene_s": "on_scene_s",
                  "at_hospital_s": "at_hospital_s", "bed_s": "bed_s", "complete_s": "available_s",
                  "travel_s": "travel_s", "wait_s": "wait_s", "response_time_s": "response_s"}
+        district_names = np.array(list(lay.district_names) + [""], dtype=object)     # [-1]: no district
         cols = {"call_id": c["call_id"].to_numpy(np.int64), "zone_idx": zone_idx,
                 "zone": zone_names[zone_idx].astype(str) if len(c) else np.array([], dtype=str),
                 "district_idx": zone_district[zone_idx],
+                "district": district_names[zone_district[zone_idx]].astype(str) if len(c) else np.array([], dtype=str),
                 "node_idx": node_of_loc[call_loc] if len(c) else np.array([], dtype=np.int32),
+                "node": node_id(call_loc),
                 "type_idx": c["type_idx"].to_numpy(np.int16),
                 "type": type_names[c["type_idx"].to_numpy(np.int64)].astype(str) if len(c) else np.array([], dtype=str),
                 "priority": c["priority"].to_numpy(np.int8)}
@@ -310,7 +330,7 @@ class EmsResult:
             units={"hospital_idx": "", "call_id": "", "arrival_s": "s", "bed_s": "s", "discharge_s": "s",
                    "blocked": ""})
 
-    def _write_network(self, writer, p, lay, node_of_loc, zloc):
+    def _write_network(self, writer, p, lay, node_of_loc, zloc, node_id):
         """``/network/``: where things are (stations, units, hospitals, zones, districts, locations)."""
         spec = self.spec
         st_loc = np.asarray(lay.station_location_idx, dtype=np.int32)
@@ -318,9 +338,9 @@ class EmsResult:
                                  else -1 for u in spec.units], dtype=np.int32)
         writer.write_table(f"/network/{p}_stations", {
             "station_idx": np.arange(len(st_loc), dtype=np.int32), "name": np.array(lay.station_names, dtype=str),
-            "location_idx": st_loc, "node_idx": node_of_loc[st_loc],
+            "location_idx": st_loc, "node_idx": node_of_loc[st_loc], "node": node_id(st_loc),
             "n_units": np.bincount(unit_station[unit_station >= 0], minlength=len(st_loc)).astype(np.int32)},
-            units={"station_idx": "", "name": "", "location_idx": "", "node_idx": "", "n_units": "1"})
+            units={"station_idx": "", "name": "", "location_idx": "", "node_idx": "", "node": "", "n_units": "1"})
         writer.write_table(f"/network/{p}_units", {
             "unit_idx": np.arange(spec.n_units, dtype=np.int32),
             "name": np.array([u.name for u in spec.units], dtype=str), "station_idx": unit_station,
@@ -330,15 +350,17 @@ class EmsResult:
         writer.write_table("/network/hospitals", {
             "hospital_idx": np.arange(spec.n_hospitals, dtype=np.int32),
             "name": np.array([h.name for h in spec.hospitals], dtype=str), "location_idx": hloc,
-            "node_idx": node_of_loc[hloc], "beds": np.array([h.beds for h in spec.hospitals], dtype=np.int64),
+            "node_idx": node_of_loc[hloc], "node": node_id(hloc),
+            "beds": np.array([h.beds for h in spec.hospitals], dtype=np.int64),
             "mode": np.array([h.mode for h in spec.hospitals], dtype=str)},
-            units={"hospital_idx": "", "name": "", "location_idx": "", "node_idx": "", "beds": "beds", "mode": ""})
+            units={"hospital_idx": "", "name": "", "location_idx": "", "node_idx": "", "node": "", "beds": "beds",
+                   "mode": ""})
         writer.write_table(f"/network/{p}_zones", {
             "zone_idx": np.arange(spec.n_zones, dtype=np.int32), "name": np.array([z.name for z in spec.zones], dtype=str),
-            "location_idx": zloc.astype(np.int32), "node_idx": node_of_loc[zloc],
+            "location_idx": zloc.astype(np.int32), "node_idx": node_of_loc[zloc], "node": node_id(zloc),
             "district_idx": np.asarray(lay.zone_district_idx, dtype=np.int32),
             "arrival_rate_per_h": np.array([z.arrival_rate_per_h for z in spec.zones], dtype=np.float64)},
-            units={"zone_idx": "", "name": "", "location_idx": "", "node_idx": "", "district_idx": "",
+            units={"zone_idx": "", "name": "", "location_idx": "", "node_idx": "", "node": "", "district_idx": "",
                    "arrival_rate_per_h": "1/h"})
         writer.write_table(f"/network/{p}_districts", {
             "district_idx": np.arange(len(lay.district_names), dtype=np.int32),
@@ -594,10 +616,11 @@ def district_summary(calls, zone_district_idx, district_names, district_central,
         ``within_target`` (share of served calls of a priority with a target that met it)
         and ``response_p1_mean_s``.
     gap : dict
-        ``equity_gap_response_mean_s`` and ``equity_gap_response_p90_s`` (peripheral minus
-        central, over the pooled calls of each group) and ``equity_gap_within_target``
-        (central minus peripheral share): positive when the periphery is served worse. NaN
-        when no district is central, none is peripheral, or a group has no served call.
+        ``equity_gap_response_mean_s``, ``equity_gap_response_p90_s`` and
+        ``equity_gap_within_target``: peripheral minus central, over the pooled calls of each
+        group (times: positive when the periphery waits longer; the share within target:
+        negative when fewer of its calls meet it), as ``twin run`` prints them. NaN when no
+        district is central, none is peripheral, or a group has no served call.
 
     Examples
     --------
@@ -641,5 +664,5 @@ def district_summary(calls, zone_district_idx, district_names, district_central,
         c = stats(inwin & central[dist])
         p = stats(inwin & ~central[dist])
         gap = {"equity_gap_response_mean_s": p[2] - c[2], "equity_gap_response_p90_s": p[3] - c[3],
-               "equity_gap_within_target": c[4] - p[4]}
+               "equity_gap_within_target": p[4] - c[4]}
     return table, gap

@@ -71,9 +71,46 @@ def test_a_large_city_prints_its_slowest_and_fastest_districts_not_every_row():
                       "response_p90_s": [90.0 * i for i in range(n)], "within_target": [0.5] * n})
     k = {"equity_gap_response_mean_s": math.nan}
     lines = _district_lines(k, d)
-    rows = [ln for ln in lines if ln.startswith("  d")]
+    rows = [ln for ln in lines if ln.startswith("  d") and not ln.startswith("  district")]
     assert len(rows) == MAX_DISTRICT_ROWS
     assert rows[0].split()[0] == "d48" and rows[-1].split()[0] == "d0"        # slowest first; no-call d49 left out
     assert any("/summary/ems_districts" in ln for ln in lines) and any("50 districts" in ln for ln in lines)
     small = _district_lines(k, d.head(9))
-    assert len([ln for ln in small if ln.startswith("  d")]) == 9
+    assert len([ln for ln in small if ln.startswith("  d") and not ln.startswith("  district")]) == 9
+
+
+def test_the_equity_gap_is_peripheral_minus_central_in_the_kpis_and_the_printed_line():
+    """One sign everywhere (``twin run``'s line, the KPIs replicate and compare show): the
+    periphery waits 450 s longer and meets the target on 0 of its calls against 1 of 1."""
+    import numpy as np
+    import pandas as pd
+
+    from twin.ems_result import district_summary
+    from twin.scenarios.ems import _district_lines
+
+    calls = pd.DataFrame({"time_s": [1.0, 2.0, 3.0], "zone_idx": [0, 1, 1], "priority": [1, 1, 1],
+                          "response_s": [300.0, 600.0, 900.0], "outcome": ["completed"] * 3})
+    d, gap = district_summary(calls, [0, 1], ["c", "p"], np.array([True, False]), (480.0, None, None), 0.0, 10.0)
+    assert gap["equity_gap_response_mean_s"] == 450.0 and gap["equity_gap_within_target"] == -1.0
+    line = _district_lines(gap, d)[0]
+    assert "peripheral - central" in line and "mean +7.5 min" in line and "within target -100.0 pp" in line
+
+
+def test_calls_and_places_carry_district_names_and_the_citys_own_node_ids(tmp_path):
+    """One meaning per word (#15 item 5): ``district`` is the name ``twin run`` prints,
+    ``zone`` the EMS demand point inside it, ``node`` the city's own id of ``node_idx``."""
+    import numpy as np
+
+    from twin.results import open_results
+    from twin.runner import load_scenario, run
+
+    res = run("hefei_day", overrides=["run.until_s=7200", "traffic.random_trips=300"], out=tmp_path / "d.h5")
+    ids = np.asarray(load_scenario("hefei_day").city.node_ids)
+    with open_results(tmp_path / "d.h5") as f:
+        calls, hosp, dist = f.table("/events/ems_calls"), f.table("/network/hospitals"), f.table("/network/ems_districts")
+    assert len(calls) > 0
+    assert (calls["node"].to_numpy() == ids[calls["node_idx"].to_numpy()]).all()
+    assert (hosp["node"].to_numpy() == ids[hosp["node_idx"].to_numpy()]).all()
+    assert (calls["district"].to_numpy() == dist["name"].to_numpy()[calls["district_idx"].to_numpy()]).all()
+    printed = [ln.split()[0] for ln in res.report_lines() if ln.startswith("  ") and ln.split()[0].isdigit()]
+    assert set(calls["district"]) <= set(printed) and any(ln.startswith("  district ") for ln in res.report_lines())
