@@ -52,7 +52,8 @@ Lanes, speeds and capacities
 least 1. The free speed is ``maxspeed:forward`` / ``maxspeed:backward`` if present, else
 ``maxspeed``; a number is km/h unless followed by ``mph``; ``km/h``, ``kmh`` and ``kph`` are
 accepted; of a ``;`` list the first value counts. Values that do not parse (``none``,
-``CN:urban``, ``walk``, ``signals``) or are not positive fall back to the class default.
+``CN:urban``, ``walk``, ``signals``), are not positive, or are beyond belief (more than
+:data:`MAX_TAG_LANES` lanes, faster than :data:`MAX_TAG_SPEED_MPS`) fall back to the class default.
 ``capacity_veh_per_h = capacity per lane x lanes``.
 
 Defaults (:data:`HIGHWAY_DEFAULTS`) are the MATSim OsmNetworkReader defaults (Horni, Nagel &
@@ -531,15 +532,21 @@ def _parse(path, classes):
 # --------------------------------------------------------------------------- way attributes
 
 
-def _positive_number(text):
-    """First value of a ``;`` list as a positive float, or None."""
+#: Tag values beyond these are mistakes (or vandalism), read as absent, so the class default
+#: applies: lanes in a way, and a maxspeed in m/s (540 km/h).
+MAX_TAG_LANES = 50.0
+MAX_TAG_SPEED_MPS = 150.0
+
+
+def _positive_number(text, maximum=MAX_TAG_LANES):
+    """First value of a ``;`` list as a positive float up to ``maximum``, or None."""
     if text is None:
         return None
     m = _NUMBER_RE.match(text.split(";")[0])
     if m is None:
         return None
     value = float(m.group(1))
-    return value if value > 0 else None
+    return value if 0 < value <= maximum else None
 
 
 def _speed_mps(text):
@@ -552,9 +559,8 @@ def _speed_mps(text):
     value = float(m.group(1).replace(",", "."))
     if value <= 0:
         return None
-    if (m.group(2) or "").lower() == "mph":
-        return mph_to_mps(value)
-    return kmh_to_mps(value)
+    mps = mph_to_mps(value) if (m.group(2) or "").lower() == "mph" else kmh_to_mps(value)
+    return mps if mps <= MAX_TAG_SPEED_MPS else None
 
 
 def _direction(tags, highway):

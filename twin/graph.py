@@ -26,6 +26,15 @@ __all__ = ["City", "write_network", "scenario_node_index"]
 
 logger = logging.getLogger(__name__)
 
+#: Largest accepted link attributes: physical ranges with room for aggregated links (TNTP
+#: connectors reach 999,999 veh/h, 500 lanes when lanes are derived from capacity), small
+#: enough that a link's capacity per tick and its storage (lanes x length x jam density, at
+#: most :data:`MAX_LINK_STORAGE_VEH`) stay far inside the traffic model's integer counters.
+#: Larger values are an error naming the link ([reliability]).
+LINK_BOUNDS = {"length_m": 1e7, "free_flow_time_s": 1e7, "lanes": 1000.0, "capacity_veh_per_h": 1e7,
+               "jam_density_veh_per_km_per_lane": 1000.0}
+MAX_LINK_STORAGE_VEH = 1e8
+
 
 def _py(value):
     """A numpy scalar as the plain Python value, for messages (``5``, not ``np.int64(5)``)."""
@@ -134,6 +143,22 @@ def _checked_link_values(raw, where):
     beta = raw.bpr_beta if raw.bpr_beta is not None else np.full(m, 4.0)
     check("bpr_alpha", alpha, positive=False)
     check("bpr_beta", beta, positive=False)
+    values = {"length_m": length_m, "free_flow_time_s": fft, "lanes": raw.lanes,
+              "capacity_veh_per_h": raw.capacity_veh_per_h, "jam_density_veh_per_km_per_lane": kj}
+    for name, bound in LINK_BOUNDS.items():
+        big = np.flatnonzero(np.asarray(values[name], dtype=np.float64) > bound)
+        if len(big):
+            k = big[0]
+            extra = (f" (length_m {_py(length_m[k])!r} at free_speed_mps {_py(speed[k])!r})"
+                     if name == "free_flow_time_s" and raw.free_flow_time_s is None else "")
+            raise NetworkError(f"{where(k)}: {name} = {_py(values[name][k])!r}{extra}; expected at most {bound:g} "
+                               f"(twin.graph.LINK_BOUNDS: physical ranges)")
+    storage = np.asarray(raw.lanes, dtype=np.float64) * np.asarray(length_m, dtype=np.float64) / 1000.0 * kj
+    big = np.flatnonzero(storage > MAX_LINK_STORAGE_VEH)
+    if len(big):
+        k = big[0]
+        raise NetworkError(f"{where(k)}: lanes x length x jam density = {storage[k]:.3g} vehicles on one link; "
+                           f"expected at most {MAX_LINK_STORAGE_VEH:g} (twin.graph.MAX_LINK_STORAGE_VEH)")
     return length_m, speed, fft, kj, alpha, beta
 
 

@@ -249,6 +249,7 @@ def test_motorway_implies_oneway_and_uses_defaults(write):
 @pytest.mark.parametrize("maxspeed, speed_kmh", [
     ("50", 50.0), ("50 km/h", 50.0), ("50kmh", 50.0), ("30 mph", 30 * 1.609344), ("20;30", 20.0),
     ("none", 60.0), ("CN:urban", 60.0), ("walk", 60.0), ("0", 60.0), ("fast", 60.0),
+    ("9" * 400, 60.0), ("600", 60.0),              # beyond belief ([reliability]): the class default
 ])
 def test_maxspeed_parsing(write, maxspeed, speed_kmh):
     path = write(line_nodes(2), [(1, [1, 2], {"highway": "secondary", "oneway": "yes", "maxspeed": maxspeed})])
@@ -265,6 +266,8 @@ def test_maxspeed_parsing(write, maxspeed, speed_kmh):
     ({"lanes": "4", "lanes:forward": "3", "lanes:backward": "2"}, 3, 2),
     ({"lanes:backward": "2"}, 1, 2),
     ({"lanes": "many"}, 1, 1),
+    ({"lanes": "1000000000"}, 1, 1),                 # beyond belief ([reliability]): the class default
+    ({"lanes": "4" * 400}, 1, 1),
     ({}, 1, 1),
 ])
 def test_two_way_lanes(write, tags, fwd_lanes, bwd_lanes):

@@ -463,3 +463,36 @@ def test_travel_times_to_is_the_transpose_with_no_through_nodes():
     # the same paths summed in the other order: equal to rounding
     np.testing.assert_allclose(grid.travel_times_to(ids[[0, 7, 35]], ids, link_cost_s=cost),
                                grid.travel_times(ids, ids[[0, 7, 35]], link_cost_s=cost).T, rtol=1e-13)
+
+
+@pytest.mark.parametrize("attr,value,match", [
+    ("capacity_veh_per_h", 1e12, r"capacity_veh_per_h = 1000000000000.0; expected at most 1e\+07"),
+    ("lanes", 1e9, r"lanes = 1000000000.0; expected at most 1000"),
+    ("jam_density_veh_per_km_per_lane", 5000.0, r"jam_density_veh_per_km_per_lane = 5000.0; expected at most 1000"),
+    ("free_speed_mps", 1e-300, r"free_flow_time_s = .*at free_speed_mps 1e-300\); expected at most 1e\+07"),
+    ("length_m", 1e12, r"length_m = 1000000000000.0; expected at most 1e\+07"),
+])
+def test_link_values_beyond_physical_ranges_are_refused(attr, value, match):
+    """[reliability] #16 items 2 and 7: capacity 1e12 or lanes 1e9 overflowed the traffic's
+    counters (or took all memory), a speed of 1e-300 gave a delay of -2.8e298 veh*h."""
+    G = nx.DiGraph()
+    G.add_node(1, x=0.0, y=0.0)
+    G.add_node(2, x=100.0, y=0.0)
+    base = dict(length_m=100.0, free_speed_mps=10.0, lanes=1, capacity_veh_per_h=1800.0,
+                jam_density_veh_per_km_per_lane=150.0)
+    G.add_edge(1, 2, **{**base, attr: value})
+    G.add_edge(2, 1, **base)
+    with pytest.raises(NetworkError, match=match):
+        twin.load_city(G)
+    G[1][2][attr] = base[attr]
+    assert twin.load_city(G).n_links == 2
+
+
+def test_a_link_holding_more_vehicles_than_the_counters_allow_is_refused():
+    G = nx.DiGraph()
+    G.add_node(1, x=0.0, y=0.0)
+    G.add_node(2, x=100.0, y=0.0)
+    G.add_edge(1, 2, length_m=9e6, free_speed_mps=30.0, lanes=900, capacity_veh_per_h=1800.0)
+    G.add_edge(2, 1, length_m=100.0, free_speed_mps=10.0, lanes=1, capacity_veh_per_h=1800.0)
+    with pytest.raises(NetworkError, match=r"lanes x length x jam density = 1.08e\+09 vehicles on one link"):
+        twin.load_city(G)
