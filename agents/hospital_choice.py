@@ -69,21 +69,34 @@ def door_wait_s(model, k):
     (exact for exponential stays, first come first served), and in a loss ward ``inf``
     (turned away)."""
     h = model.hospitals[k]
-    occupied, waiting = h.occupied, h.waiting
-    if model.hospital_report_s > 0:
-        report = math.floor(model.env.now / model.hospital_report_s) * model.hospital_report_s
-        i = bisect.bisect_right(h.series, report, key=lambda r: r[0]) - 1
-        occupied, waiting = h.series[max(i, 0)][1], h.series[max(i, 0)][2]
+    occupied, waiting = _as_seen(model, (h.occupied, h.waiting), h.series)
     calls = model.calls
-    on_way = sum(1 for u in model.units if u.at == 3 and u.serve_call >= 0 and u.state == TRANSPORTING
-                 and calls.type_idx[u.serve_call] < model.n_call_types and calls.hospital_idx[u.serve_call] == k)
-    c = h.spec.beds
-    n = occupied + waiting + on_way
-    if n < c:
-        return 0.0
-    if h.spec.mode != "queue" or c == 0:
+    n = occupied + waiting + _on_way(model, k, lambda c: calls.type_idx[c] < model.n_call_types)
+    if n >= h.spec.beds and (h.spec.mode != "queue" or h.spec.beds == 0):
         return math.inf
-    return (n - c + 1) * h.spec.length_of_stay.mean_s / c
+    return _releases_s(n, h.spec.beds, h.spec.length_of_stay.mean_s)
+
+
+def _as_seen(model, live, series):
+    """``(in a bed, waiting)`` now (``live``), or as of the last report every
+    ``hospital_report_s`` from a ``[(time_s, in a bed, waiting), ...]`` series."""
+    if model.hospital_report_s <= 0:
+        return live
+    report = math.floor(model.env.now / model.hospital_report_s) * model.hospital_report_s
+    row = series[max(bisect.bisect_right(series, report, key=lambda r: r[0]) - 1, 0)]
+    return row[1], row[2]
+
+
+def _on_way(model, k, carries):
+    """Ambulances transporting a patient to hospital ``k`` now whose call satisfies ``carries``."""
+    return sum(1 for u in model.units if u.at == 3 and u.serve_call >= 0 and u.state == TRANSPORTING
+               and model.calls.hospital_idx[u.serve_call] == k and carries(u.serve_call))
+
+
+def _releases_s(n, c, mean_s):
+    """Expected wait of a patient finding ``n`` ahead for ``c`` beds of mean stay ``mean_s``: 0
+    below ``c``, else ``n - c + 1`` releases at ``c`` per mean stay."""
+    return 0.0 if n < c else (n - c + 1) * mean_s / c
 
 
 def needs_icu(model, call_idx) -> bool:
@@ -107,16 +120,6 @@ def icu_wait_s(model, k):
     pool = h.pools.get("icu")
     if pool is None or pool[4] == 0:
         return math.inf
-    occupied, boarding = pool[1], pool[2]
-    if model.hospital_report_s > 0:
-        report = math.floor(model.env.now / model.hospital_report_s) * model.hospital_report_s
-        i = bisect.bisect_right(pool[3], report, key=lambda r: r[0]) - 1
-        occupied, boarding = pool[3][max(i, 0)][1], pool[3][max(i, 0)][2]
-    calls = model.calls
-    on_way = sum(1 for u in model.units if u.at == 3 and u.serve_call >= 0 and u.state == TRANSPORTING
-                 and calls.hospital_idx[u.serve_call] == k and needs_icu(model, u.serve_call))
-    c = pool[4]
-    n = occupied + boarding + on_way
-    if n < c:
-        return 0.0
-    return (n - c + 1) * h.spec.icu_los.mean_s / c
+    occupied, boarding = _as_seen(model, (pool[1], pool[2]), pool[3])
+    n = occupied + boarding + _on_way(model, k, lambda c: needs_icu(model, c))
+    return _releases_s(n, pool[4], h.spec.icu_los.mean_s)

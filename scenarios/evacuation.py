@@ -583,6 +583,7 @@ class EvacuationFlow(Flow):
             fleet = live.fleet(AssistService.locations(plan.assist_base, plan.shelters, plan.assisted),
                                ("pickup", "to shelter"))
             self.assist = AssistService(ctx.clock, fleet, g, plan.assisted, plan.shelters, plan.room_left, ctx.until_s)
+        self.plan_, self.g_ = plan, g
         self.clock, self.order_s = ctx.clock, (g.warning_s if g.order == "time" else None)
         self.occupancy = _Occupancy(plan, ctx.port(TripOutcome), self.assist, None if self.order_s is None else 0.0)
         ctx.provide(ShelterOccupancy, self.occupancy)
@@ -615,7 +616,6 @@ class EvacuationFlow(Flow):
     checkpoints = True      # the cars are trips of the traffic; the order and the vans' state are below
 
     def start(self, ctx):
-        self.plan_, self.g_ = ctx.plan(self), ctx.groups["evacuation"]
         if self.assist is not None and self.order_s is not None:
             self.assist.start()
 
@@ -633,7 +633,6 @@ class EvacuationFlow(Flow):
     def restore(self, ctx, state, time_s):
         from twin.scenarios.evacuation_assist import _Van
 
-        self.plan_, self.g_ = ctx.plan(self), ctx.groups["evacuation"]
         if self.release is not None and state.get("order_s") is not None:
             self.order_s = float(state["order_s"])         # (the traffic's own state holds the released cars)
             self._shift(self.order_s - self.g_.warning_s)
