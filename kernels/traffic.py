@@ -109,6 +109,7 @@ from numba.extending import intrinsic, overload
 
 __all__ = [
     "simulate_queue",
+    "departure_setup",
     "vehicle_route_position",
     "max_pressure_decide",
     "VEH_ORDINARY",
@@ -386,6 +387,8 @@ def simulate_queue(
     # state (in/out)
     ring, ring_next, ring_head, ring_count, hole_head, hole_count, head_due, head_since, node_wake,
     acc, acc_step, status, arrive_step, ev_entry, ev_enter_step, mp_phase,
+    # set-up kept between calls (departure_setup)
+    n_routable, ev_list, link_dep_scan,
     # outputs
     inflow, outflow, tt_sum_steps, occ_part, dep_wait, step_counts, counters,
 ):
@@ -499,6 +502,14 @@ def simulate_queue(
         (-1 when not on a link) and the tick it entered the link. Unused for others.
     mp_phase : int32 (n_mp,)
         Current phase of each max-pressure node, an index within the node (-1: none yet).
+    n_routable, ev_list, link_dep_scan : int, int64 (n_ev,), int64 (n_links,)
+        What :func:`departure_setup` computes from ``status``, ``veh_class`` and the departure
+        groups, kept by the caller between calls while none of those changes from outside (the
+        kernel changes none of it in a way that invalidates it): the vehicles not
+        unroutable, the emergency vehicles not unroutable (``priority`` only), and per link
+        a position in its departure group before which every vehicle has entered (in/out:
+        the kernel scans on from it and stores where the entered prefix ends). Re-make them
+        whenever a vehicle is added, a status is set from outside or the groups are re-built.
     inflow, outflow, tt_sum_steps : (n_iv, n_links)
         Per-interval vehicles entering and leaving each link, and the sum of the link
         ticks of those leaving.
@@ -524,19 +535,18 @@ def simulate_queue(
     n_nodes = in_indptr.shape[0] - 1
     n_veh_total = depart_step.shape[0]
     n_iv = inflow.shape[0]
-    routable = 0
-    for v in range(n_veh_total):
-        if status[v] != STATUS_UNROUTABLE:
-            routable += 1
+    routable = n_routable
     dep_ptr = counters[5] + 0  # vehicles released so far in dep_order (unroutable ones included)
     k0 = counters[4]
-    # per-link pointer into its departure group: vehicles entered so far
+    # per-link pointer into its departure group: vehicles entered so far (the scan goes on
+    # from where the last call's ended: a vehicle once entered stays entered)
     link_dep_ptr = np.zeros(dep_link_indptr.shape[0] - 1, dtype=np.int64)
     for L in range(link_dep_ptr.shape[0]):
-        p = dep_link_indptr[L]
+        p = max(link_dep_scan[L], dep_link_indptr[L])
         while p < dep_link_indptr[L + 1] and status[dep_link_order[p]] >= STATUS_EN_ROUTE:
             p += 1
         link_dep_ptr[L] = p
+        link_dep_scan[L] = p
     active = np.zeros(link_dep_ptr.shape[0], dtype=np.int64)   # links with waiting departures
     is_active = np.zeros(link_dep_ptr.shape[0], dtype=np.bool_)
     n_active = 0
@@ -549,18 +559,7 @@ def simulate_queue(
     cand = np.empty(in_link.shape[0], dtype=np.int64)
     cand_w = np.empty(in_link.shape[0], dtype=np.float64)
     # emergency vehicles with priority bypass the queues (phase 4 of a tick)
-    n_ev = 0
-    if priority:
-        for v in range(n_veh_total):
-            if veh_class[v] != VEH_ORDINARY and status[v] != STATUS_UNROUTABLE:
-                n_ev += 1
-    ev_list = np.empty(n_ev, dtype=np.int64)
-    if n_ev > 0:
-        e = 0
-        for v in range(n_veh_total):
-            if veh_class[v] != VEH_ORDINARY and status[v] != STATUS_UNROUTABLE:
-                ev_list[e] = v
-                e += 1
+    n_ev = ev_list.shape[0] if priority else 0
     n_mp = mp_phase_indptr.shape[0] - 1
     ran = 0
     for k in range(k0, k0 + n_steps):
@@ -824,3 +823,29 @@ def simulate_queue(
         if stop_when_done and counters[2] >= routable:
             break
     return ran
+
+
+@njit(cache=True)
+def departure_setup(status, veh_class, priority, dep_link_indptr):
+    """The set-up :func:`simulate_queue` takes as ``n_routable, ev_list, link_dep_scan``.
+
+    ``n_routable``: vehicles whose status is not :data:`STATUS_UNROUTABLE`; ``ev_list``: the
+    emergency vehicles among them in index order (none without ``priority``);
+    ``link_dep_scan``: each link's departure group start (the kernel scans on from there).
+    O(vehicles): the caller keeps the three between kernel calls and re-makes them when it
+    changes vehicles itself.
+    """
+    n_routable = 0
+    n_ev = 0
+    for v in range(status.shape[0]):
+        if status[v] != STATUS_UNROUTABLE:
+            n_routable += 1
+            if priority and veh_class[v] != VEH_ORDINARY:
+                n_ev += 1
+    ev_list = np.empty(n_ev, dtype=np.int64)
+    e = 0
+    for v in range(status.shape[0]):
+        if priority and veh_class[v] != VEH_ORDINARY and status[v] != STATUS_UNROUTABLE:
+            ev_list[e] = v
+            e += 1
+    return n_routable, ev_list, dep_link_indptr[:-1].copy()

@@ -280,10 +280,44 @@ class TrafficEngine(NetworkEventsMixin):
             stop_when_done=self.params.stop_when_done, veh_class=self.veh_class, priority=self.emergency_priority,
             bypass_speed_mps=self.bypass_speed_mps, dt_s=self.params.dt_s, length_m=self.city.length_m,
             ff_time_s=self.ff_time_s, queue_m_per_veh=self.queue_m_per_veh, **self.mp,
-            **self.state, **self.out)
+            **self.state, **self.out, **self._departure_setup())
         t0 = time.perf_counter()
         self.K.simulate_queue(*[args[name] for name in self._kernel_params])
         self.kernel_s += time.perf_counter() - t0
+
+    def _setup_key(self):
+        return (self.state["status"], self.veh_class, self.dl_order, self.dep_link_indptr)
+
+    def _departure_setup(self) -> dict:
+        """The kernel's ``n_routable, ev_list, link_dep_scan`` (:func:`~twin.kernels.traffic.departure_setup`),
+        kept while the arrays they come from are the same objects: whatever changes vehicles
+        from Python (insertion, cancelling, holding, re-routing before departure, a restore)
+        replaces one of them, or keeps the set-up up to date itself (:meth:`insert_vehicle`)."""
+        key = self._setup_key()
+        kept = getattr(self, "_setup", None)
+        if kept is None or kept[1] != self.emergency_priority or any(a is not b for a, b in zip(kept[0], key)):
+            n, ev, scan = self.K.departure_setup(key[0], key[1], self.emergency_priority, key[3])
+            kept = self._setup = (key, self.emergency_priority, dict(n_routable=int(n), ev_list=ev, link_dep_scan=scan))
+        return kept[2]
+
+    def _emergency_vehicles(self) -> np.ndarray:
+        """Indices of the emergency vehicles (any status), kept while ``veh_class`` is the same object."""
+        kept = getattr(self, "_evs", None)
+        if kept is None or kept[0] is not self.veh_class:
+            kept = self._evs = (self.veh_class, np.flatnonzero(self.veh_class != 0))
+        return kept[1]
+
+    def _grow1(self, key, arr, value):
+        """``arr`` with ``value`` appended, amortised O(1): a view of a buffer that doubles when
+        full (an array that is not such a view, e.g. replaced by a restore, is copied once)."""
+        buf, n = self._buffers.get(key), len(arr)
+        if (buf is None or arr.base is not buf or buf.dtype != arr.dtype or len(buf) <= n
+                or arr.ctypes.data != buf.ctypes.data):
+            buf = np.empty(max(16, 2 * n), dtype=arr.dtype)
+            buf[:n] = arr
+            self._buffers[key] = buf
+        buf[n] = value
+        return buf[:n + 1]
 
     def _all_done(self):
         return self.params.stop_when_done and self.out["counters"][2] >= int(self.routable.sum())
@@ -315,8 +349,8 @@ class TrafficEngine(NetworkEventsMixin):
 
     def _ev_pending(self):
         """Whether an emergency vehicle has not arrived yet (it re-routes at every opportunity)."""
-        ev = self.veh_class != 0
-        return bool(ev.any()) and bool((self.state["status"][ev] < self.K.STATUS_ARRIVED).any())
+        ev = self._emergency_vehicles()
+        return bool(len(ev)) and bool((self.state["status"][ev] < self.K.STATUS_ARRIVED).any())
 
     # ---------------------------------------------------------------- insertion
     def insert_vehicle(self, origin, destination, *, depart_s=None, link_cost_s=None, emergency=False) -> int:
@@ -350,8 +384,9 @@ class TrafficEngine(NetworkEventsMixin):
 
         Notes
         -----
-        Without ``emergency`` the vehicle is an ordinary vehicle of the model. Arrays grow by one
-        per insertion (O(vehicles) each), which suits the tens to thousands of vehicles a
+        Without ``emergency`` the vehicle is an ordinary vehicle of the model. The per-vehicle
+        arrays grow in amortised O(1) (views of buffers that double); the two departure orders
+        take an O(vehicles) insertion each, which suits the tens to thousands of vehicles a
         coupled model inserts, not a whole demand.
         """
         K = self.K
@@ -379,27 +414,33 @@ class TrafficEngine(NetworkEventsMixin):
         self.route_seq[start + len(rl)] = -1 - v
         self.route_owner[start:start + need] = v
         self.route_used += need
-        grow1 = lambda a, x: np.append(a, np.asarray([x], dtype=a.dtype))   # noqa: E731
-        self.o_idx, self.d_idx = grow1(self.o_idx, o), grow1(self.d_idx, d)
-        self.depart_s = grow1(self.depart_s, step * dt)
-        self.routable = grow1(self.routable, True)
-        self.depart_step = grow1(self.depart_step, step)
-        self.route_start = grow1(self.route_start, start)
-        self.seg_start = grow1(self.seg_start, start)
-        self.seg_end = grow1(self.seg_end, start + len(rl))
-        self.state["status"] = grow1(self.state["status"], K.STATUS_NOT_DEPARTED)
-        self.state["arrive_step"] = grow1(self.state["arrive_step"], -1)
-        self.state["ev_entry"] = grow1(self.state["ev_entry"], -1)
-        self.state["ev_enter_step"] = grow1(self.state["ev_enter_step"], 0)
-        self.veh_class = grow1(self.veh_class, 1 if emergency else 0)
+        setup_kept = getattr(self, "_setup", None) is not None and all(
+            a is b for a, b in zip(self._setup[0], self._setup_key()))
+        ev_kept = getattr(self, "_evs", None) is not None and self._evs[0] is self.veh_class
+        if not hasattr(self, "_buffers"):
+            self._buffers = {}
+        for name, x in (("o_idx", o), ("d_idx", d), ("depart_s", step * dt), ("routable", True),
+                        ("depart_step", step), ("route_start", start), ("seg_start", start),
+                        ("seg_end", start + len(rl)), ("veh_class", 1 if emergency else 0)):
+            setattr(self, name, self._grow1(name, getattr(self, name), x))
+        for name, x in (("status", K.STATUS_NOT_DEPARTED), ("arrive_step", -1), ("ev_entry", -1),
+                        ("ev_enter_step", 0)):
+            self.state[name] = self._grow1("state_" + name, self.state[name], x)
         self.n_veh = v + 1
         # O(vehicles) insertion into both departure orders, keeping the kernel's contract (no
         # re-sort): dep_order is sorted by (depart_step, index) and the new vehicle has the
         # largest index and a step not released yet, so it goes after every vehicle departing
         # at or before its step; in its first link's group (entered vehicles first, then by
         # depart_step and index) it goes after the entered prefix and the earlier departures.
-        pos = int(np.searchsorted(self.depart_step[self.dep_order], step, side="right"))
-        self.dep_order = np.insert(self.dep_order, pos, v)
+        lo, hi = 0, len(self.dep_order)              # (a bisection: no gather of every departure tick)
+        order, dstep = self.dep_order, self.depart_step
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if dstep[order[mid]] <= step:
+                lo = mid + 1
+            else:
+                hi = mid
+        self.dep_order = np.insert(self.dep_order, lo, v)
         first = int(rl[0])
         lo, hi = int(self.dep_link_indptr[first]), int(self.dep_link_indptr[first + 1])
         grp = self.dl_order[lo:hi]
@@ -408,6 +449,17 @@ class TrafficEngine(NetworkEventsMixin):
         at = lo + n_pre + int(np.searchsorted(self.depart_step[grp[n_pre:]], step, side="right"))
         self.dl_order = np.insert(self.dl_order, at, v)
         self.dep_link_indptr[first + 1:] += 1
+        if ev_kept:
+            self._evs = (self.veh_class, np.append(self._evs[1], v) if emergency else self._evs[1])
+        if setup_kept:
+            # the new vehicle is routable, an emergency one joins ev_list (last: largest index),
+            # and it enters its group at or after the entered prefix: the groups after it shift
+            kept = self._setup[2]
+            kept["n_routable"] += 1
+            if emergency and self.emergency_priority:
+                kept["ev_list"] = np.append(kept["ev_list"], v)
+            kept["link_dep_scan"][first + 1:] += 1
+            self._setup = (self._setup_key(), self._setup[1], kept)
         return v
 
     def arrival_s(self, vehicle) -> float:
@@ -527,7 +579,8 @@ class TrafficEngine(NetworkEventsMixin):
         j = np.arange(total) - first
         slot = self.ring_start[link] + (st["ring_head"][link].astype(np.int64) + j) % self.ring_cap[link]
         entry = st["ring"][slot]
-        ev = np.flatnonzero(st["ev_entry"] >= 0)
+        ev = self._emergency_vehicles()                 # (only emergency vehicles bypass)
+        ev = ev[st["ev_entry"][ev] >= 0]
         if len(ev):
             entry = np.concatenate([entry, st["ev_entry"][ev]])
             slot = np.concatenate([slot, -1 - ev.astype(np.int64)])
@@ -741,7 +794,8 @@ class TrafficEngine(NetworkEventsMixin):
         if n_iv and k_end < n_iv * spi:
             last_iv = max(k_end - 1, 0) // spi
             present = st["ring_count"].astype(np.int64)
-            ev = np.flatnonzero(st["ev_entry"] >= 0)
+            ev = self._emergency_vehicles()
+            ev = ev[st["ev_entry"][ev] >= 0]
             if len(ev):
                 on = self.route_seq[st["ev_entry"][ev] & self.K.MASK32]
                 present = present + np.bincount(on, minlength=self.city.n_links)

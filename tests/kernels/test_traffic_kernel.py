@@ -199,6 +199,9 @@ def run_kernel(nw, routes, depart_step, *, n_steps, stuck_steps=10**9, seed=0, s
                 dep_link_order=dl_order, stuck_steps=int(stuck_steps), seed=int(seed), steps_per_interval=int(spi),
                 stop_when_done=bool(stop_when_done), **control, **state, **out, **mp,
                 **priority_arrays(nw, n_veh, veh_class, priority, bypass_speed_mps))
+    n_routable, ev_list, link_dep_scan = K.departure_setup(state["status"], args["veh_class"], args["priority"],
+                                                           dep_link_indptr)
+    args.update(n_routable=n_routable, ev_list=ev_list, link_dep_scan=link_dep_scan)
     names = list(inspect.signature(getattr(K.simulate_queue, "py_func", K.simulate_queue)).parameters)
     while out["counters"][4] < n_steps:
         args["n_steps"] = min(block, n_steps - int(out["counters"][4]))
