@@ -365,12 +365,18 @@ class Population:
         ``n_persons`` (travellers count in the zone of the node they are at, or of the
         nearer end of their trip on a node outside every zone; see :meth:`location_at`).
         """
+        kept = self._cache.get("present_by_hour")
+        if times_s is None and kept is not None:          # (the plans never change: the hours once)
+            return kept.copy()
         times = np.arange(24) * 3600.0 if times_s is None else np.asarray(times_s, dtype=np.float64)
         out = np.empty((len(times), self.city.n_zones), dtype=np.int64)
         for i, t in enumerate(times):
             loc = self.location_at(t)
             out[i] = np.bincount(loc.zone_idx, minlength=self.city.n_zones)
-        return pd.DataFrame(out, index=pd.Index(times, name="time_s"), columns=self.city.zone_ids)
+        df = pd.DataFrame(out, index=pd.Index(times, name="time_s"), columns=self.city.zone_ids)
+        if times_s is None:
+            self._cache["present_by_hour"] = df.copy()
+        return df
 
     # accessibility ----------------------------------------------------------------
     def accessibility(self, *, walk_limit_s=900.0, drive_limit_s=1800.0, elderly_age=65,

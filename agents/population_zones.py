@@ -62,13 +62,19 @@ def _tntp_zone_demand(city):
     from twin.data.tntp import read_tntp_trips
 
     od = read_tntp_trips(path)
-    pos = {int(v): i for i, v in enumerate(city.zone_ids.tolist())}
-    prod = np.zeros(city.n_zones)
-    attr = np.zeros(city.n_zones)
-    for o, d, f in zip(od["origin_zone"].tolist(), od["destination_zone"].tolist(), od["demand_veh_per_h"].tolist()):
-        if o in pos and d in pos:
-            prod[pos[o]] += f
-            attr[pos[d]] += f
+    ids = np.asarray(city.zone_ids, dtype=np.int64)
+    order = np.argsort(ids, kind="stable")
+
+    def position(z):                   # each zone id's index in city.zone_ids, -1 if not a zone
+        at = np.minimum(np.searchsorted(ids[order], z), len(ids) - 1)
+        return np.where(ids[order][at] == z, order[at], -1) if len(ids) else np.full(len(z), -1)
+
+    o, d = position(od["origin_zone"]), position(od["destination_zone"])
+    keep = (o >= 0) & (d >= 0)
+    f = od["demand_veh_per_h"][keep]
+    # bincount adds each bin's weights in input order: the sums of a loop over the pairs
+    prod = np.bincount(o[keep], weights=f, minlength=city.n_zones).astype(np.float64)
+    attr = np.bincount(d[keep], weights=f, minlength=city.n_zones).astype(np.float64)
     return (prod, attr, str(path)) if prod.sum() > 0 else None
 
 

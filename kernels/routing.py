@@ -37,6 +37,7 @@ __all__ = [
     "bidirectional_dijkstra",
     "all_or_nothing",
     "tree_routes",
+    "tree_routes_serial",
 ]
 
 
@@ -472,46 +473,106 @@ def tree_routes(indptr, head, slot_cost, slot_link, no_through, link_tail, origi
     routes agree with ``City.path`` up to ties between equal-cost paths. Each trip writes
     only its own slots, so the result does not depend on the thread count.
     """
-    n = indptr.shape[0] - 1
-    m = head.shape[0]
     n_groups = origins.shape[0]
     n_chunks = max(1, min(n_groups, n_chunks))
     for c in prange(n_chunks):
-        lo = c * n_groups // n_chunks
-        hi = (c + 1) * n_groups // n_chunks
-        dist = np.empty(n, dtype=np.float64)
-        pred = np.empty(n, dtype=np.int64)
-        heap_d = np.empty(m + 1, dtype=np.float64)
-        heap_v = np.empty(m + 1, dtype=np.int64)
-        is_target = np.zeros(n, dtype=np.bool_)
-        for g in range(lo, hi):
-            n_targets = 0
-            for t in range(grp_indptr[g], grp_indptr[g + 1]):
-                d = grp_dest[t]
-                if not is_target[d]:
-                    is_target[d] = True
-                    n_targets += 1
-            src = origins[g]
-            dijkstra_sssp(indptr, head, slot_cost, slot_link, no_through, src, is_target, n_targets,
-                          dist, pred, heap_d, heap_v, True)
-            for t in range(grp_indptr[g], grp_indptr[g + 1]):
-                d = grp_dest[t]
-                is_target[d] = False
-                if not fill:
-                    if dist[d] == np.inf:
-                        hops[t] = -1
-                        continue
-                    count = 0
-                    x = d
-                    while x != src:
-                        count += 1
-                        x = link_tail[pred[x]]
-                    hops[t] = count
-                elif hops[t] > 0:
-                    j = route_off[t] + hops[t] - 1
-                    x = d
-                    while x != src:
-                        lk = pred[x]
-                        route_links[j] = lk
-                        j -= 1
-                        x = link_tail[lk]
+        _tree_route_groups(indptr, head, slot_cost, slot_link, no_through, link_tail, origins, grp_indptr, grp_dest,
+                           c * n_groups // n_chunks, (c + 1) * n_groups // n_chunks, hops, route_off, route_links, fill)
+
+
+@njit(cache=True, nogil=True)
+def tree_routes_serial(indptr, head, slot_cost, slot_link, no_through, link_tail, origins, grp_indptr, grp_dest,
+                       hops):
+    """:func:`tree_routes` on the calling thread, in one pass: the same routes, returned as one
+    array in trip (grouped) order, trip ``t`` taking ``max(hops[t], 0)`` links (``hops`` as
+    :func:`tree_routes` writes it). For the few hundred trees a coupled run asks at a time,
+    where waking threads costs more than the searches (far more when other processes hold
+    the cores) and a second search per origin to fill the routes would double the work."""
+    n = indptr.shape[0] - 1
+    m = head.shape[0]
+    dist = np.empty(n, dtype=np.float64)
+    pred = np.empty(n, dtype=np.int64)
+    heap_d = np.empty(m + 1, dtype=np.float64)
+    heap_v = np.empty(m + 1, dtype=np.int64)
+    is_target = np.zeros(n, dtype=np.bool_)
+    links = np.empty(max(16, 8 * grp_dest.shape[0]), dtype=np.int32)
+    used = 0
+    for g in range(origins.shape[0]):
+        n_targets = 0
+        for t in range(grp_indptr[g], grp_indptr[g + 1]):
+            d = grp_dest[t]
+            if not is_target[d]:
+                is_target[d] = True
+                n_targets += 1
+        src = origins[g]
+        dijkstra_sssp(indptr, head, slot_cost, slot_link, no_through, src, is_target, n_targets,
+                      dist, pred, heap_d, heap_v, True)
+        for t in range(grp_indptr[g], grp_indptr[g + 1]):
+            d = grp_dest[t]
+            is_target[d] = False
+            if dist[d] == np.inf:
+                hops[t] = -1
+                continue
+            count = 0
+            x = d
+            while x != src:
+                count += 1
+                x = link_tail[pred[x]]
+            hops[t] = count
+            if used + count > links.shape[0]:
+                grown = np.empty(max(2 * links.shape[0], used + count), dtype=np.int32)
+                grown[:used] = links[:used]
+                links = grown
+            j = used + count - 1
+            x = d
+            while x != src:
+                lk = pred[x]
+                links[j] = lk
+                j -= 1
+                x = link_tail[lk]
+            used += count
+    return links[:used]
+
+
+@njit(cache=True, nogil=True)
+def _tree_route_groups(indptr, head, slot_cost, slot_link, no_through, link_tail, origins, grp_indptr, grp_dest,
+                       lo, hi, hops, route_off, route_links, fill):
+    """Groups ``lo .. hi - 1`` of :func:`tree_routes` with one set of work arrays."""
+    n = indptr.shape[0] - 1
+    m = head.shape[0]
+    dist = np.empty(n, dtype=np.float64)
+    pred = np.empty(n, dtype=np.int64)
+    heap_d = np.empty(m + 1, dtype=np.float64)
+    heap_v = np.empty(m + 1, dtype=np.int64)
+    is_target = np.zeros(n, dtype=np.bool_)
+    for g in range(lo, hi):
+        n_targets = 0
+        for t in range(grp_indptr[g], grp_indptr[g + 1]):
+            d = grp_dest[t]
+            if not is_target[d]:
+                is_target[d] = True
+                n_targets += 1
+        src = origins[g]
+        dijkstra_sssp(indptr, head, slot_cost, slot_link, no_through, src, is_target, n_targets,
+                      dist, pred, heap_d, heap_v, True)
+        for t in range(grp_indptr[g], grp_indptr[g + 1]):
+            d = grp_dest[t]
+            is_target[d] = False
+            if not fill:
+                if dist[d] == np.inf:
+                    hops[t] = -1
+                    continue
+                count = 0
+                x = d
+                while x != src:
+                    count += 1
+                    x = link_tail[pred[x]]
+                hops[t] = count
+            elif hops[t] > 0:
+                j = route_off[t] + hops[t] - 1
+                x = d
+                while x != src:
+                    lk = pred[x]
+                    route_links[j] = lk
+                    j -= 1
+                    x = link_tail[lk]

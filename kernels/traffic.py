@@ -110,6 +110,8 @@ from numba.extending import intrinsic, overload
 __all__ = [
     "simulate_queue",
     "departure_setup",
+    "queued_due",
+    "insert_at",
     "vehicle_route_position",
     "max_pressure_decide",
     "VEH_ORDINARY",
@@ -849,3 +851,31 @@ def departure_setup(status, veh_class, priority, dep_link_indptr):
             ev_list[e] = v
             e += 1
     return n_routable, ev_list, dep_link_indptr[:-1].copy()
+
+
+@njit(cache=True)
+def queued_due(ring, ring_start, ring_cap, ring_head, ring_count, due_by, out):
+    """Vehicles in each link's ring whose due tick is ``<= due_by`` (queued at its end), into ``out``
+    (int64, n_links). O(vehicles on the road); the engine's live link times count these."""
+    for L in range(ring_count.shape[0]):
+        c = 0
+        h = ring_head[L]
+        cap = ring_cap[L]
+        base = ring_start[L]
+        for j in range(ring_count[L]):
+            slot = h + j
+            if slot >= cap:
+                slot -= cap
+            if (ring[base + slot] >> 32) <= due_by:
+                c += 1
+        out[L] = c
+    return out
+
+
+@njit(cache=True)
+def insert_at(buf, n, pos, value):
+    """Put ``value`` at ``buf[pos]``, moving ``buf[pos:n]`` one place on (``buf`` holds at least
+    ``n + 1`` entries); a move of the tail only, with no new array."""
+    for i in range(n, pos, -1):
+        buf[i] = buf[i - 1]
+    buf[pos] = value

@@ -8,6 +8,9 @@ values h5py stores without pickling, with no timestamps. Writer and appenders sh
 from __future__ import annotations
 
 import numbers
+import os
+import zlib
+from concurrent.futures import ThreadPoolExecutor
 
 import h5py
 import numpy as np
@@ -30,7 +33,10 @@ PARTIAL_SUFFIX = ".partial"
 _DATA_GROUPS = ("network", "timeseries", "events", "summary", "checkpoints", "forecast")   # (/forecast: when written)
 # Arrays with more rows than this are chunked and compressed; smaller ones stay contiguous.
 _COMPRESS_MIN_ROWS = 16
-_GZIP_LEVEL = 4
+# gzip (deflate) level: 1 compresses the results tables to within ~3 % of level 4 in ~70 % of the time.
+_GZIP_LEVEL = 1
+# Arrays of at least this many bytes are compressed chunk by chunk in threads (zlib releases the GIL).
+_PARALLEL_MIN_BYTES = 4 << 20
 # Upper bound on the bytes in one HDF5 chunk: the default chunk cache holds 1 MiB.
 _CHUNK_BYTES = 1 << 20
 # Meta strings longer than this (or holding a newline) become text datasets, not attributes.
@@ -159,4 +165,43 @@ def _attr_value(value, where):
 def _create_dataset(parent, name, **kwargs):
     if kwargs.get("chunks") is not None:
         kwargs.update(compression="gzip", compression_opts=_GZIP_LEVEL, shuffle=True)
+        data = kwargs.get("data")
+        if isinstance(data, np.ndarray) and data.nbytes >= _PARALLEL_MIN_BYTES and data.dtype.kind != "O" and all(
+                data.dtype.fields[f][0].kind != "O" for f in (data.dtype.names or ())):
+            return _create_compressed(parent, name, kwargs)
     return parent.create_dataset(name, track_times=False, **kwargs)
+
+
+def _create_compressed(parent, name, kwargs):
+    """A large array written as h5py would with shuffle + gzip, its chunks compressed in threads.
+
+    Each chunk is padded to its full size with zeros (the fill value), byte-shuffled by the
+    element size and deflated with zlib at ``_GZIP_LEVEL``: what HDF5's own shuffle and deflate
+    filters write, byte for byte, so every HDF5 reader (h5dump, pandas, h5py) reads it as usual.
+    Chunks run along the first axis only; anything else goes through h5py.
+    """
+    arr = np.ascontiguousarray(kwargs.pop("data"))
+    row_bytes = arr.dtype.itemsize * int(np.prod(arr.shape[1:], dtype=np.int64))
+    chunks = kwargs.get("chunks")
+    if chunks is True:
+        chunks = (max(1, min(len(arr), _CHUNK_BYTES // max(1, row_bytes))),) + arr.shape[1:]
+    kwargs.update(shape=arr.shape, chunks=chunks)
+    ds = parent.create_dataset(name, track_times=False, **kwargs)
+    if tuple(ds.chunks[1:]) != arr.shape[1:] or ds.id.get_type().get_size() != arr.dtype.itemsize:
+        ds[...] = arr
+        return ds
+    c, item = ds.chunks[0], arr.dtype.itemsize
+    raw = arr.reshape(-1).view(np.uint8)
+    chunk_bytes = c * row_bytes
+
+    def pack(i):
+        part = raw[i * chunk_bytes:(i + 1) * chunk_bytes]
+        if len(part) < chunk_bytes:                      # the edge chunk is stored whole
+            part = np.concatenate([part, np.zeros(chunk_bytes - len(part), dtype=np.uint8)])
+        return zlib.compress(part.reshape(-1, item).T.tobytes(), _GZIP_LEVEL)
+
+    n_chunks = -(-len(arr) // c)
+    with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
+        for i, packed in enumerate(pool.map(pack, range(n_chunks))):
+            ds.id.write_direct_chunk((i * c,) + (0,) * (arr.ndim - 1), packed)
+    return ds

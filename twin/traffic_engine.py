@@ -307,16 +307,22 @@ class TrafficEngine(NetworkEventsMixin):
             kept = self._evs = (self.veh_class, np.flatnonzero(self.veh_class != 0))
         return kept[1]
 
-    def _grow1(self, key, arr, value):
-        """``arr`` with ``value`` appended, amortised O(1): a view of a buffer that doubles when
-        full (an array that is not such a view, e.g. replaced by a restore, is copied once)."""
+    def _grow1(self, key, arr, value, at=None):
+        """``arr`` with ``value`` appended (or inserted at index ``at``), as a view of a buffer that
+        doubles when full: appending is amortised O(1), inserting moves the tail only (an array
+        that is not such a view, e.g. replaced by a restore, is copied once)."""
+        if not hasattr(self, "_buffers"):
+            self._buffers = {}
         buf, n = self._buffers.get(key), len(arr)
         if (buf is None or arr.base is not buf or buf.dtype != arr.dtype or len(buf) <= n
                 or arr.ctypes.data != buf.ctypes.data):
             buf = np.empty(max(16, 2 * n), dtype=arr.dtype)
             buf[:n] = arr
             self._buffers[key] = buf
-        buf[n] = value
+        if at is None:
+            buf[n] = value
+        else:
+            self.K.insert_at(buf, n, int(at), value)
         return buf[:n + 1]
 
     def _all_done(self):
@@ -417,8 +423,6 @@ class TrafficEngine(NetworkEventsMixin):
         setup_kept = getattr(self, "_setup", None) is not None and all(
             a is b for a, b in zip(self._setup[0], self._setup_key()))
         ev_kept = getattr(self, "_evs", None) is not None and self._evs[0] is self.veh_class
-        if not hasattr(self, "_buffers"):
-            self._buffers = {}
         for name, x in (("o_idx", o), ("d_idx", d), ("depart_s", step * dt), ("routable", True),
                         ("depart_step", step), ("route_start", start), ("seg_start", start),
                         ("seg_end", start + len(rl)), ("veh_class", 1 if emergency else 0)):
@@ -440,14 +444,14 @@ class TrafficEngine(NetworkEventsMixin):
                 lo = mid + 1
             else:
                 hi = mid
-        self.dep_order = np.insert(self.dep_order, lo, v)
+        self.dep_order = self._grow1("dep_order", self.dep_order, v, at=lo)
         first = int(rl[0])
         lo, hi = int(self.dep_link_indptr[first]), int(self.dep_link_indptr[first + 1])
         grp = self.dl_order[lo:hi]
         entered = self.state["status"][grp] >= K.STATUS_EN_ROUTE
         n_pre = int(np.argmin(entered)) if not entered.all() else len(grp)
         at = lo + n_pre + int(np.searchsorted(self.depart_step[grp[n_pre:]], step, side="right"))
-        self.dl_order = np.insert(self.dl_order, at, v)
+        self.dl_order = self._grow1("dl_order", self.dl_order, v, at=at)
         self.dep_link_indptr[first + 1:] += 1
         if ev_kept:
             self._evs = (self.veh_class, np.append(self._evs[1], v) if emergency else self._evs[1])
@@ -616,9 +620,9 @@ class TrafficEngine(NetworkEventsMixin):
         entering now would take (the bypass rule of :mod:`twin.kernels.traffic`, in
         seconds, not rounded to ticks).
         """
-        veh, link, pos, due, slot = self._on_road()
-        in_ring = slot >= 0                  # bypassing emergency vehicles hold no queue
-        queued = np.bincount(link[in_ring & (due <= self.now_step)], minlength=self.city.n_links)
+        st = self.state                      # (bypassing emergency vehicles hold no queue)
+        queued = self.K.queued_due(st["ring"], self.ring_start, self.ring_cap, st["ring_head"], st["ring_count"],
+                                   self.now_step, np.empty(self.city.n_links, dtype=np.int64))
         city = self.city
         if emergency and self.emergency_priority:
             q_m = np.minimum(city.length_m, queued * self.queue_m_per_veh)

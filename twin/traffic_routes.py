@@ -10,9 +10,16 @@ from twin.errors import DemandError
 from twin.graph import City
 
 
+#: Up to this many distinct origins, routes are searched on the calling thread in one pass
+#: (``tree_routes_serial``; above it, in numba's threads, a counting pass then a filling pass):
+#: the re-routing and insertions of a coupled run ask a few hundred trees at a time, where the
+#: threads cost more than they save, above all when another process shares the cores.
+SERIAL_MAX_ORIGINS = 256
+
+
 def _routes(city: City, o_idx, d_idx, link_cost_s=None):
     """Least-cost routes for every trip: flat link array and offsets; empty if unreachable."""
-    from twin.kernels.routing import tree_routes
+    from twin.kernels.routing import tree_routes, tree_routes_serial
     import numba
 
     cost = city.free_flow_time_s if link_cost_s is None else city._checked_cost(link_cost_s)
@@ -23,12 +30,17 @@ def _routes(city: City, o_idx, d_idx, link_cost_s=None):
     slot_cost = np.ascontiguousarray(cost[city.fwd_link])
     hops = np.zeros(len(order), dtype=np.int64)
     args = (city.fwd_indptr, city.fwd_head, slot_cost, city.fwd_link, city.no_through, city.link_from_idx,
-            uniq.astype(np.int64), grp_indptr, grp_dest, 4 * numba.get_num_threads())
-    tree_routes(*args, hops, np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.int32), False)
+            uniq.astype(np.int64), grp_indptr, grp_dest)
     off_grouped = np.zeros(len(order) + 1, dtype=np.int64)
-    np.cumsum(np.maximum(hops, 0), out=off_grouped[1:])
-    links_grouped = np.empty(off_grouped[-1], dtype=np.int32)
-    tree_routes(*args, hops, off_grouped, links_grouped, True)
+    if len(uniq) <= SERIAL_MAX_ORIGINS:
+        links_grouped = tree_routes_serial(*args, hops)
+        np.cumsum(np.maximum(hops, 0), out=off_grouped[1:])
+    else:
+        args += (4 * numba.get_num_threads(),)
+        tree_routes(*args, hops, np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.int32), False)
+        np.cumsum(np.maximum(hops, 0), out=off_grouped[1:])
+        links_grouped = np.empty(off_grouped[-1], dtype=np.int32)
+        tree_routes(*args, hops, off_grouped, links_grouped, True)
     # back to trip order
     n = len(o_idx)
     lens = np.empty(n, dtype=np.int64)

@@ -164,3 +164,36 @@ def test_kernel_module_runs_without_jit_semantics():
     py_func(*args, d2, p2, np.empty(m + 1), np.empty(m + 1, dtype=np.int64))
     np.testing.assert_array_equal(d1, d2)
     np.testing.assert_array_equal(p1, p2)
+
+
+@pytest.mark.parametrize("n_origins", [3, 300])
+def test_tree_routes_serial_equals_parallel(n_origins, monkeypatch):
+    """The traffic's routes are the same whether the trees are searched on the calling thread
+    (up to SERIAL_MAX_ORIGINS distinct origins) or in numba's threads, and each is a least-cost
+    walk from its origin to its destination (cost equal to the many-to-many search's)."""
+    import twin.traffic_routes as TR
+
+    city, cost = random_city(5, 500, 2500, no_through_share=0.2)
+    rng = np.random.default_rng(n_origins)
+    o = rng.choice(city.n_nodes, size=n_origins, replace=n_origins > city.n_nodes)
+    o = np.repeat(o, 3)
+    d = rng.integers(0, city.n_nodes, size=len(o))
+    keep = o != d
+    o, d = o[keep], d[keep]
+    got = {}
+    for mode, limit in (("serial", 10**9), ("parallel", -1)):
+        monkeypatch.setattr(TR, "SERIAL_MAX_ORIGINS", limit)
+        got[mode] = TR._routes(city, o, d, link_cost_s=cost)
+    for a, b in zip(got["serial"], got["parallel"]):
+        np.testing.assert_array_equal(a, b)
+    off, links, unroutable = got["serial"]
+    best = city.travel_times(city.node_ids[o], city.node_ids[d], link_cost_s=cost)
+    best = best[np.arange(len(o)), np.arange(len(o))] if best.ndim == 2 else best
+    for t in range(len(o)):
+        r = links[off[t]:off[t + 1]]
+        if unroutable[t]:
+            assert not np.isfinite(best[t])
+            continue
+        assert city.link_from_idx[r[0]] == o[t] and city.link_to_idx[r[-1]] == d[t]
+        assert (city.link_to_idx[r[:-1]] == city.link_from_idx[r[1:]]).all()
+        assert cost[r].sum() == pytest.approx(best[t], rel=1e-12, abs=1e-9)

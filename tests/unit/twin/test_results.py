@@ -446,3 +446,46 @@ def test_h5dump_shows_groups_and_compound(path, rng):
     assert "CSET H5T_CSET_UTF8" in header
     data = subprocess.run([h5dump, "-d", "/events/calls", str(path)], capture_output=True, text=True, check=True).stdout
     assert '"units"' in data and '"arrive_s"' in data
+
+
+# --- large arrays: chunks compressed in threads --------------------------------------
+
+
+def test_large_arrays_are_stored_as_hdf5_own_filters_store_them(tmp_path, monkeypatch):
+    """Tables and arrays above ``_PARALLEL_MIN_BYTES`` are compressed chunk by chunk in threads and
+    written with ``write_direct_chunk``; every stored chunk (the short edge chunk too) must be the
+    bytes HDF5's own shuffle + deflate filters write for the same data, and read back exactly."""
+    import twin._results_format as F
+
+    rng = np.random.default_rng(3)
+    n = 100_003                                      # not a whole number of chunks
+    table = {"person": rng.integers(0, 10**6, n).astype(np.int32), "mode": rng.integers(0, 4, n).astype(np.int8),
+             "depart_s": (rng.random(n) * 86400).round(1), "served": rng.random(n) < 0.4}
+    units = {"person": "", "mode": "", "depart_s": "s", "served": ""}
+    grid = rng.random((80_011, 9)).astype(np.float32)
+    paths = {}
+    for name, threshold in (("threads", 1 << 16), ("h5py", 1 << 62)):
+        monkeypatch.setattr(F, "_PARALLEL_MIN_BYTES", threshold)
+        paths[name] = tmp_path / f"{name}.h5"
+        with ResultsWriter(paths[name], meta={}) as out:
+            out.write_table("/events/trips", table, units=units)
+            out.write_array("/timeseries/grid", grid, units="veh")
+    with h5py.File(paths["threads"], "r") as f, h5py.File(paths["h5py"], "r") as g:
+        a = f["timeseries/grid"]
+        with h5py.File(tmp_path / "same_chunks.h5", "w") as h:         # HDF5's filters, the same chunks
+            h.create_dataset("grid", data=grid, chunks=a.chunks, compression="gzip",
+                             compression_opts=F._GZIP_LEVEL, shuffle=True)
+        with h5py.File(tmp_path / "same_chunks.h5", "r") as h:
+            pairs = [(f["events/trips"], g["events/trips"]), (a, h["grid"])]
+            for a, b in pairs:
+                assert a.compression == "gzip" and a.shuffle and a.chunks == b.chunks
+                assert a.chunks[0] < a.shape[0] and a.id.get_num_chunks() > 1
+                np.testing.assert_array_equal(a[()], b[()])
+                for i in range(a.id.get_num_chunks()):
+                    offset = a.id.get_chunk_info(i).chunk_offset
+                    assert a.id.read_direct_chunk(offset) == b.id.read_direct_chunk(offset), (a.name, offset)
+        np.testing.assert_array_equal(f["timeseries/grid"][()], grid)
+    with open_results(paths["threads"]) as res:
+        got = res.table("/events/trips")
+    np.testing.assert_array_equal(np.asarray(got["depart_s"]), table["depart_s"])
+    np.testing.assert_array_equal(np.asarray(got["served"]), table["served"])
