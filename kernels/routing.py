@@ -498,38 +498,18 @@ def tree_routes_serial(indptr, head, slot_cost, slot_link, no_through, link_tail
     links = np.empty(max(16, 8 * grp_dest.shape[0]), dtype=np.int32)
     used = 0
     for g in range(origins.shape[0]):
-        n_targets = 0
+        src = _search_group(indptr, head, slot_cost, slot_link, no_through, origins, grp_indptr, grp_dest, g,
+                            is_target, dist, pred, heap_d, heap_v)
         for t in range(grp_indptr[g], grp_indptr[g + 1]):
-            d = grp_dest[t]
-            if not is_target[d]:
-                is_target[d] = True
-                n_targets += 1
-        src = origins[g]
-        dijkstra_sssp(indptr, head, slot_cost, slot_link, no_through, src, is_target, n_targets,
-                      dist, pred, heap_d, heap_v, True)
-        for t in range(grp_indptr[g], grp_indptr[g + 1]):
-            d = grp_dest[t]
-            is_target[d] = False
-            if dist[d] == np.inf:
-                hops[t] = -1
-                continue
-            count = 0
-            x = d
-            while x != src:
-                count += 1
-                x = link_tail[pred[x]]
+            count = _hops(link_tail, pred, dist, src, grp_dest[t])
             hops[t] = count
+            if count < 0:
+                continue
             if used + count > links.shape[0]:
                 grown = np.empty(max(2 * links.shape[0], used + count), dtype=np.int32)
                 grown[:used] = links[:used]
                 links = grown
-            j = used + count - 1
-            x = d
-            while x != src:
-                lk = pred[x]
-                links[j] = lk
-                j -= 1
-                x = link_tail[lk]
+            _write_route(link_tail, pred, src, grp_dest[t], links, used + count - 1)
             used += count
     return links[:used]
 
@@ -546,33 +526,54 @@ def _tree_route_groups(indptr, head, slot_cost, slot_link, no_through, link_tail
     heap_v = np.empty(m + 1, dtype=np.int64)
     is_target = np.zeros(n, dtype=np.bool_)
     for g in range(lo, hi):
-        n_targets = 0
+        src = _search_group(indptr, head, slot_cost, slot_link, no_through, origins, grp_indptr, grp_dest, g,
+                            is_target, dist, pred, heap_d, heap_v)
         for t in range(grp_indptr[g], grp_indptr[g + 1]):
-            d = grp_dest[t]
-            if not is_target[d]:
-                is_target[d] = True
-                n_targets += 1
-        src = origins[g]
-        dijkstra_sssp(indptr, head, slot_cost, slot_link, no_through, src, is_target, n_targets,
-                      dist, pred, heap_d, heap_v, True)
-        for t in range(grp_indptr[g], grp_indptr[g + 1]):
-            d = grp_dest[t]
-            is_target[d] = False
             if not fill:
-                if dist[d] == np.inf:
-                    hops[t] = -1
-                    continue
-                count = 0
-                x = d
-                while x != src:
-                    count += 1
-                    x = link_tail[pred[x]]
-                hops[t] = count
+                hops[t] = _hops(link_tail, pred, dist, src, grp_dest[t])
             elif hops[t] > 0:
-                j = route_off[t] + hops[t] - 1
-                x = d
-                while x != src:
-                    lk = pred[x]
-                    route_links[j] = lk
-                    j -= 1
-                    x = link_tail[lk]
+                _write_route(link_tail, pred, src, grp_dest[t], route_links, route_off[t] + hops[t] - 1)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _search_group(indptr, head, slot_cost, slot_link, no_through, origins, grp_indptr, grp_dest, g,
+                  is_target, dist, pred, heap_d, heap_v):
+    """The shortest-path tree of group ``g``'s origin, stopped once its destinations are settled
+    (``is_target`` is all False again on return); returns the origin."""
+    n_targets = 0
+    for t in range(grp_indptr[g], grp_indptr[g + 1]):
+        d = grp_dest[t]
+        if not is_target[d]:
+            is_target[d] = True
+            n_targets += 1
+    src = origins[g]
+    dijkstra_sssp(indptr, head, slot_cost, slot_link, no_through, src, is_target, n_targets,
+                  dist, pred, heap_d, heap_v, True)
+    for t in range(grp_indptr[g], grp_indptr[g + 1]):
+        is_target[grp_dest[t]] = False
+    return src
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _hops(link_tail, pred, dist, src, d):
+    """Links on the tree's route from ``src`` to ``d``; -1 when ``d`` is unreachable."""
+    if dist[d] == np.inf:
+        return -1
+    count = 0
+    x = d
+    while x != src:
+        count += 1
+        x = link_tail[pred[x]]
+    return count
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _write_route(link_tail, pred, src, d, out, last):
+    """Write the tree's route from ``src`` to ``d`` into ``out``, ending at index ``last``."""
+    j = last
+    x = d
+    while x != src:
+        lk = pred[x]
+        out[j] = lk
+        j -= 1
+        x = link_tail[lk]
