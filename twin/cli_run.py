@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from twin.errors import ScenarioError
-from twin.runner import builtin_scenarios, format_kpis, load_scenario, resume, run, scenario_fields
+from twin.runner import builtin_scenarios, check_out_path, format_kpis, load_scenario, resume, run, scenario_fields
 from twin.units import parse_duration_s
 
 __all__ = ["add_run_parser", "run_main"]
@@ -131,6 +131,8 @@ def run_main(args) -> int:
     if not args.scenario:
         raise ScenarioError(f"give a scenario file or built-in name; built-in scenarios: "
                             f"{', '.join(builtin_scenarios())}")
+    if args.out is not None:                  # (before the scenario's build, which may take a while)
+        check_out_path(args.out, overwrite=args.overwrite)
     scenario = load_scenario(args.scenario, overrides=args.overrides)
     rg = scenario.run_group
     bar = None

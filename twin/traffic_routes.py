@@ -17,6 +17,16 @@ from twin.graph import City
 SERIAL_MAX_ORIGINS = 256
 
 
+def _search_serially(n_origins) -> bool:
+    """Whether ``n_origins`` trees are searched on the calling thread: up to
+    :data:`SERIAL_MAX_ORIGINS`, and always with two numba threads or fewer, where the threads'
+    two passes (count, then fill) cost as much as the one serial pass on an idle machine and
+    more on a busy one. The routes are the same either way."""
+    import numba
+
+    return n_origins <= SERIAL_MAX_ORIGINS or numba.get_num_threads() <= 2
+
+
 def _routes(city: City, o_idx, d_idx, link_cost_s=None):
     """Least-cost routes for every trip: flat link array and offsets; empty if unreachable."""
     from twin.kernels.routing import tree_routes, tree_routes_serial
@@ -32,7 +42,7 @@ def _routes(city: City, o_idx, d_idx, link_cost_s=None):
     args = (city.fwd_indptr, city.fwd_head, slot_cost, city.fwd_link, city.no_through, city.link_from_idx,
             uniq.astype(np.int64), grp_indptr, grp_dest)
     off_grouped = np.zeros(len(order) + 1, dtype=np.int64)
-    if len(uniq) <= SERIAL_MAX_ORIGINS:
+    if _search_serially(len(uniq)):
         links_grouped = tree_routes_serial(*args, hops)
         np.cumsum(np.maximum(hops, 0), out=off_grouped[1:])
     else:

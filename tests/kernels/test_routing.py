@@ -169,7 +169,7 @@ def test_kernel_module_runs_without_jit_semantics():
 @pytest.mark.parametrize("n_origins", [3, 300])
 def test_tree_routes_serial_equals_parallel(n_origins, monkeypatch):
     """The traffic's routes are the same whether the trees are searched on the calling thread
-    (up to SERIAL_MAX_ORIGINS distinct origins) or in numba's threads, and each is a least-cost
+    (``tree_routes_serial``, one pass) or in numba's threads (``tree_routes``, two passes), and each is a least-cost
     walk from its origin to its destination (cost equal to the many-to-many search's)."""
     import twin.traffic_routes as TR
 
@@ -181,8 +181,8 @@ def test_tree_routes_serial_equals_parallel(n_origins, monkeypatch):
     keep = o != d
     o, d = o[keep], d[keep]
     got = {}
-    for mode, limit in (("serial", 10**9), ("parallel", -1)):
-        monkeypatch.setattr(TR, "SERIAL_MAX_ORIGINS", limit)
+    for mode in ("serial", "parallel"):
+        monkeypatch.setattr(TR, "_search_serially", lambda n: mode == "serial")
         got[mode] = TR._routes(city, o, d, link_cost_s=cost)
     for a, b in zip(got["serial"], got["parallel"]):
         np.testing.assert_array_equal(a, b)

@@ -194,3 +194,22 @@ def test_a_missing_extra_is_named_in_one_line(tmp_path):
         p = subprocess.run([sys.executable, "-c", code] + args, capture_output=True, text=True)
         assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr
         assert f'pip install -e ".[{extra}]"' in p.stderr and len(p.stderr.strip().splitlines()) == 1
+
+
+def test_run_refuses_an_existing_out_before_building(tmp_path, capsys, monkeypatch):
+    """An --out that exists (without --overwrite) is refused before the scenario is built: a
+    city day of a million persons took 7 s to build before saying so."""
+    import twin.cli_run as cli_run
+
+    out_path = tmp_path / "run.h5"
+    out_path.write_bytes(b"kept")
+
+    def no_build(*a, **kw):
+        raise AssertionError("the scenario was built before the --out check")
+
+    monkeypatch.setattr(cli_run, "load_scenario", no_build)
+    assert main(["run", "hefei_day", "--out", str(out_path)]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert main(["run", "hefei_day", "--out", str(tmp_path / "no" / "run.h5")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert out_path.read_bytes() == b"kept"
