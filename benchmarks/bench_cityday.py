@@ -9,7 +9,8 @@ Each configuration runs in a fresh process, as ``twin run scenario --out x.h5`` 
 load the scenario (city, zones, population synthesis, routes), simulate, write the results file.
 Reported per configuration: the wall time from process start (``total``), of it the imports,
 the scenario's load, the simulation and the writing, and inside them the parts below (each
-exclusive of the parts nested in it, so the shares add up), with the peak RSS of the process.
+exclusive of the parts nested in it, so the shares add up), with the peak RSS of the process
+after its first cycle (one run, as ``twin run`` has it).
 ``--repeat N`` runs the load-simulate-write cycle N times in the process and reports the fastest
 after the first (numba's cache loaded, files in the page cache); the first is printed too.
 
@@ -124,8 +125,9 @@ def child(persons, leg_start, repeat):
                              kpis={k: res.kpis[k] for k in ("n_calls", "response_mean_s", "traffic_vht")
                                    if k in res.kpis}))
             del sc, res                      # (so that the next cycle's peak is not on top of this one's)
-    kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return dict(imports_s=imports_s, total_s=time.perf_counter() - T_START, runs=runs, peak_rss_mb=kb / 1024)
+            if len(runs) == 1:                   # the peak of one run (later cycles add the allocator's slack)
+                first_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return dict(imports_s=imports_s, total_s=time.perf_counter() - T_START, runs=runs, peak_rss_mb=first_kb / 1024)
 
 
 def _busy():
