@@ -38,7 +38,7 @@ Usage (from the repository root)::
 
     python benchmarks/bench_emergency.py                 # one year, seed 1
     python benchmarks/bench_emergency.py --days 30 --repeat 3
-    python benchmarks/bench_emergency.py --traffic-days 3 [--leg-start]
+    python benchmarks/bench_emergency.py --traffic-days 3 [--leg-start] [--jobs 2]
 """
 
 from __future__ import annotations
@@ -103,36 +103,58 @@ def build_spec(seed=0, *, with_layout=False):
     return (spec, city, nodes) if with_layout else spec
 
 
-def run_traffic_days(n_days, seed, n_trips=TRAFFIC_TRIPS, vehicles=True):
-    """The system day by day with traffic coupled (see the module docstring); prints a table."""
+def _traffic_day(day, seed, n_trips, vehicles):
+    """One traffic-coupled day (its own engine, model and seeds): the row of the table."""
     from twin.demand import random_trips
     from twin.scenarios.traffic import TrafficTravelTimes
     from twin.traffic import TrafficEngine
 
     spec, city, nodes = build_spec(with_layout=True)
+    t0 = time.perf_counter()
+    engine = TrafficEngine(city, random_trips(city, n_trips, 86400.0, seed * 1000 + day), until_s=86400.0,
+                           seed=day, stop_when_done=False)
+    if vehicles:
+        travel = TrafficTravelTimes(engine, nodes, sync_s=60.0, until_s=86400.0, vehicles=True)
+    else:
+        travel = TrafficTravelTimes(engine, nodes, sync_s=60.0, until_s=86400.0, emergency_speed_factor=1.5)
+    model = CityModel(spec, seed=seed * 1000 + day, until_s=86400.0, travel=travel)
+    model.run()
+    wall = time.perf_counter() - t0
+    resp = model.calls.on_scene_at_s - model.calls.time_s
+    return dict(day=day, calls=len(model.calls), events=next(model.env._eid), wall=wall, kernel=engine.kernel_s,
+                legs=len(travel.legs), resp=float(np.nanmean(resp)))
+
+
+def run_traffic_days(n_days, seed, n_trips=TRAFFIC_TRIPS, vehicles=True, jobs=1):
+    """The system day by day with traffic coupled (see the module docstring); prints a table.
+    With ``jobs`` > 1 the days (independent: each has its own seeds) run in that many processes."""
+    spec, city, nodes = build_spec(with_layout=True)
     print(f"traffic-coupled days: {n_trips:,} random trips/day over 24 h on {city.name} ({city.n_links} links), "
-          f"sync 60 s, dt 1 s, {'units as vehicles with priority' if vehicles else 'legs timed at their start'}")
+          f"sync 60 s, dt 1 s, {'units as vehicles with priority' if vehicles else 'legs timed at their start'}"
+          f"{f', {jobs} processes' if jobs > 1 else ''}")
     print(f"{'day':>4s} {'calls':>7s} {'events':>9s} {'wall s':>8s} {'traffic s':>10s} {'ems s':>8s} "
           f"{'unit veh':>9s} {'events/s':>10s} {'resp mean s':>11s}")
+    t_all = time.perf_counter()
+    args = [(day, seed, n_trips, vehicles) for day in range(n_days)]
+    if jobs > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        pool = ProcessPoolExecutor(max_workers=jobs)
+        rows = pool.map(_traffic_day, *zip(*args))
+    else:
+        pool, rows = None, (_traffic_day(*a) for a in args)
     walls = []
-    for day in range(n_days):
-        t0 = time.perf_counter()
-        engine = TrafficEngine(city, random_trips(city, n_trips, 86400.0, seed * 1000 + day), until_s=86400.0,
-                               seed=day, stop_when_done=False)
-        if vehicles:
-            travel = TrafficTravelTimes(engine, nodes, sync_s=60.0, until_s=86400.0, vehicles=True)
-        else:
-            travel = TrafficTravelTimes(engine, nodes, sync_s=60.0, until_s=86400.0, emergency_speed_factor=1.5)
-        model = CityModel(spec, seed=seed * 1000 + day, until_s=86400.0, travel=travel)
-        model.run()
-        wall = time.perf_counter() - t0
-        walls.append(wall)
-        ev = next(model.env._eid)
-        resp = model.calls.on_scene_at_s - model.calls.time_s
-        print(f"{day:4d} {len(model.calls):7d} {ev:9d} {wall:8.2f} {engine.kernel_s:10.2f} "
-              f"{wall - engine.kernel_s:8.2f} {len(travel.legs):9d} {ev / wall:10.0f} {np.nanmean(resp):11.1f}")
+    for r in rows:
+        walls.append(r["wall"])
+        print(f"{r['day']:4d} {r['calls']:7d} {r['events']:9d} {r['wall']:8.2f} {r['kernel']:10.2f} "
+              f"{r['wall'] - r['kernel']:8.2f} {r['legs']:9d} {r['events'] / r['wall']:10.0f} {r['resp']:11.1f}",
+              flush=True)
+    if pool is not None:
+        pool.shutdown()
+    total = time.perf_counter() - t_all
     print(f"mean wall per traffic-coupled day {np.mean(walls):.2f} s (first day includes numba compilation "
-          f"unless cached); later days mean {np.mean(walls[1:]) if len(walls) > 1 else float('nan'):.2f} s")
+          f"unless cached); later days mean {np.mean(walls[1:]) if len(walls) > 1 else float('nan'):.2f} s; "
+          f"{n_days} days in {total:.1f} s wall ({total / n_days:.2f} s a day)")
 
 
 # --------------------------------------------------------------------------------------
@@ -259,9 +281,11 @@ def main(argv=None):
                     help="with --traffic-days: time legs on live link times at their start (no unit vehicles)")
     ap.add_argument("--traffic-days", type=int, default=0, metavar="N",
                     help="instead: N simulated days, each with the traffic engine coupled (wall per day, events/s)")
+    ap.add_argument("--jobs", type=int, default=1, metavar="N",
+                    help="with --traffic-days: run the days in N processes (default 1)")
     args = ap.parse_args(argv)
     if args.traffic_days:
-        run_traffic_days(args.traffic_days, args.seed, vehicles=not args.leg_start)
+        run_traffic_days(args.traffic_days, args.seed, vehicles=not args.leg_start, jobs=args.jobs)
         return
     until_s = args.days * 86400.0
     t0 = time.perf_counter()

@@ -5,7 +5,8 @@ from __future__ import annotations
 import sys
 
 from twin.errors import ScenarioError
-from twin.runner import builtin_scenarios, check_out_path, format_kpis, load_scenario, resume, run, scenario_fields
+from twin.results import check_out_path
+from twin.runner import builtin_scenarios, format_kpis, load_scenario, resume, run, scenario_fields
 from twin.units import parse_duration_s
 
 __all__ = ["add_run_parser", "run_main"]

@@ -33,11 +33,14 @@ re-exported here; import from ``twin.results``.
 from __future__ import annotations
 
 import logging
+import os
+from pathlib import Path
 
 from twin._results_appenders import SeriesAppender, TableAppender
 from twin._results_format import FORMAT, FORMAT_VERSION, GROUPS, PARTIAL_SUFFIX
 from twin._results_reader import Results, open_results
 from twin._results_writer import ResultsWriter
+from twin.errors import ResultsError
 
 __all__ = [
     "FORMAT",
@@ -49,6 +52,23 @@ __all__ = [
     "SeriesAppender",
     "Results",
     "open_results",
+    "check_out_path",
 ]
 
 logger = logging.getLogger(__name__)
+
+
+def check_out_path(out, *, overwrite=False) -> None:
+    """Refuse, before any work, a results path that cannot be written: a folder, an existing file
+    without ``overwrite``, a missing or read-only folder (:class:`ResultsError` naming it)."""
+    out = Path(out)
+    if out.is_dir():
+        raise ResultsError(f"cannot write results to {str(out)!r}: it is a folder; give a file name such as "
+                           f"{str(out / 'run.h5')!r}")
+    if out.exists() and not overwrite:
+        raise ResultsError(f"results file {str(out)!r} already exists; pass overwrite=True (--overwrite)")
+    if not out.parent.is_dir():
+        raise ResultsError(f"cannot write results to {str(out)!r}: folder {str(out.parent)!r} does not exist")
+    if not os.access(out.parent, os.W_OK | os.X_OK):
+        raise ResultsError(f"cannot write results to {str(out)!r}: folder {str(out.parent)!r} is not writable "
+                           f"(read-only or no permission)")

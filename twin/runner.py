@@ -41,7 +41,7 @@ from twin.scenarios import BUILTIN_FLOWS
 from twin.spec import dump_toml, input_files
 
 __all__ = ["run", "resume", "from_snapshot", "load_scenario", "Scenario", "RunResult", "builtin_scenarios", "scenario_fields",
-           "scenario_tables", "apply_overrides", "dump_toml", "write_run", "format_kpis", "check_out_path", "RUN_STREAMS"]
+           "scenario_tables", "apply_overrides", "dump_toml", "write_run", "format_kpis", "RUN_STREAMS"]
 
 logger = logging.getLogger(__name__)
 
@@ -93,22 +93,6 @@ def format_kpis(result: RunResult) -> str:
     return "\n".join(result.report_lines()) + "\n"
 
 
-def check_out_path(out, *, overwrite=False) -> None:
-    """Refuse, before any work, a results path that cannot be written: a folder, an existing file
-    without ``overwrite``, a missing or read-only folder (:class:`ResultsError` naming it)."""
-    out = Path(out)
-    if out.is_dir():
-        raise ResultsError(f"cannot write results to {str(out)!r}: it is a folder; give a file name such as "
-                           f"{str(out / 'run.h5')!r}")
-    if out.exists() and not overwrite:
-        raise ResultsError(f"results file {str(out)!r} already exists; pass overwrite=True (--overwrite)")
-    if not out.parent.is_dir():
-        raise ResultsError(f"cannot write results to {str(out)!r}: folder {str(out.parent)!r} does not exist")
-    if not os.access(out.parent, os.W_OK | os.X_OK):
-        raise ResultsError(f"cannot write results to {str(out)!r}: folder {str(out.parent)!r} is not writable "
-                           f"(read-only or no permission)")
-
-
 def run(spec_or_path, *, seed=None, out=None, overrides=None, progress=None, overwrite=False,
         flows=None, checkpoint_every_s=None, snapshot_at_s=()) -> RunResult:
     """Run a scenario and optionally write its results file.
@@ -136,6 +120,8 @@ def run(spec_or_path, *, seed=None, out=None, overrides=None, progress=None, ove
         raise ScenarioError(f"run seed = {seed!r}; expected an integer >= 0")
     seed = int(seed)
     if out is not None:
+        from twin.results import check_out_path
+
         check_out_path(out, overwrite=overwrite)
     t0 = time.perf_counter()
     scenario = scenario.replanned(seed)
