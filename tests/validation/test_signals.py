@@ -71,6 +71,7 @@ def run_link(ff_steps, cap_per_step, depart_step, n_steps, sig_cycle, sig_green_
         np.full(2, K.NEVER, dtype=np.int64), cap + 1.0, np.zeros(1, np.int64),
         np.zeros(n_veh, dtype=np.int8), arrive, np.full(n_veh, -1, np.int64), np.zeros(n_veh, np.int64),
         np.zeros(0, np.int32),
+        n_veh, np.zeros(0, np.int64), np.zeros(1, np.int64),             # set-up: all routable, no emergency vehicle
         np.zeros((n_steps, 1), np.int32), outflow, np.zeros((n_steps, 1), np.int64), np.zeros((n_steps, 1), np.int64),
         np.zeros((n_steps, 1, 2), np.int64), np.zeros((n_steps, 3), np.int64), np.zeros(len(K.COUNTER_NAMES), np.int64))
     return arrive, outflow[:, 0]
