@@ -276,7 +276,9 @@ def _print_table(df, out, columns):
         cells = []
         for c in columns:
             v = row[c]
-            if isinstance(v, (bool, np.bool_)) or c == "n":
+            if isinstance(v, str):
+                cells.append(f"{v:>12}")
+            elif isinstance(v, (bool, np.bool_)) or c == "n":
                 cells.append(f"{v!s:>12}" if isinstance(v, (bool, np.bool_)) else f"{int(v):>12}")
             else:
                 cells.append(f"{format_value(float(v) * factor, unit):>12}")
@@ -312,7 +314,9 @@ def _cmd_replicate(args):
         return 0
     sys.stdout.write(f"{args.scenario}: {args.replications} replications (seed {args.seed}), "
                      f"{100 * args.confidence:g}% intervals\n\n")
-    _print_table(res.summary, sys.stdout, ["mean", "half_width", "low", "high", "n"])
+    _print_table(res.summary, sys.stdout, ["mean", "half_width", "low", "high", "n", "method"])
+    sys.stdout.write("(method: t = Student t on the replications; bootstrap = percentile bootstrap of the mean, "
+                     "used where the t interval would leave the KPI's possible range, e.g. a share above 100 %)\n")
     _gridlock_note(sys.stdout, args.replications, [("", res)])
     return 0
 

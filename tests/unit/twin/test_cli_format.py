@@ -49,3 +49,18 @@ def test_replicate_and_compare_csv_and_json_are_the_tables_in_si_units(capsys):
     assert doc["set_b"][-1] == "stations.0.ambulances=1" and doc["replications"] == 2
     assert {"A", "B", "mean", "half_width", "significant"} <= set(doc["kpis"]["response_mean_s"])
     assert doc["kpis"]["response_mean_s"]["A"] == pytest.approx(m)
+
+
+def test_replicate_table_names_each_interval_method(capsys):
+    """The table says which interval each KPI got (t or bootstrap), as the library's summary has it."""
+    rep = replicate("hefei_day", replications=3, overrides=["run.until_s=3600", "traffic.random_trips=300"])
+    assert main(["replicate", "hefei_day", "-n", "3", *SHORT]) == 0
+    out = capsys.readouterr().out
+    header = next(line for line in out.splitlines() if line.startswith("kpi (unit)"))
+    assert header.split()[-1] == "method"
+    rows = [line.split() for line in out.splitlines()[out.splitlines().index(header) + 1:] if line.strip()]
+    methods = [r[-1] for r in rows if r[-1] in ("t", "bootstrap")]
+    from twin.kpi_display import is_constant
+
+    expected = [m for k, m in rep.summary["method"].items() if not is_constant(k)]
+    assert methods == expected and "(method: t = Student t" in out
