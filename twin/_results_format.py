@@ -201,7 +201,10 @@ def _create_compressed(parent, name, kwargs):
         return zlib.compress(part.reshape(-1, item).T.tobytes(), _GZIP_LEVEL)
 
     n_chunks = -(-len(arr) // c)
-    with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
+    pool = ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1)))
+    try:
         for i, packed in enumerate(pool.map(pack, range(n_chunks))):
             ds.id.write_direct_chunk((i * c,) + (0,) * (arr.ndim - 1), packed)
+    finally:                                    # (an error or Ctrl-C: the chunks not started are dropped)
+        pool.shutdown(wait=True, cancel_futures=True)
     return ds

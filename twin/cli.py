@@ -506,6 +506,10 @@ def main(argv=None) -> int:
             raise
         sys.stderr.write(f"twin {args.command}: error: {hint}\n")
         return 2
+    except KeyboardInterrupt:               # Ctrl-C: one line, the shell's status for SIGINT, no traceback
+        sys.stderr.write(f"twin {args.command}: interrupted; no results file was completed under its final name "
+                         f"(one being written is left as a .partial file)\n")
+        return 130
     except BrokenPipeError:                 # `twin run --keys | head`: the reader left; not an error
         import os
 

@@ -4,6 +4,7 @@ import argparse
 
 from twin_small import SMALL, write
 
+from twin.cli import main
 from twin.cli_run import add_run_parser, run_main
 
 
@@ -24,3 +25,25 @@ def test_cli_run_prints_kpis_and_writes(tmp_path, capsys):
     assert "hefei_day" in capsys.readouterr().out
     assert run_main(ap.parse_args(["run", "--keys"])) == 0
     assert "traffic.sync_s" in capsys.readouterr().out
+
+
+def test_ctrl_c_while_writing_leaves_no_final_file(tmp_path, capsys, monkeypatch):
+    """Ctrl-C (KeyboardInterrupt) in the middle of writing the results file: exit status 130, one
+    line on stderr and no traceback, no file under the final name, the .partial kept."""
+    import twin._results_writer as W
+
+    calls = {"n": 0}
+    write_table = W.ResultsWriter.write_table
+
+    def interrupted(self, *a, **kw):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return write_table(self, *a, **kw)
+
+    monkeypatch.setattr(W.ResultsWriter, "write_table", interrupted)
+    out = tmp_path / "run.h5"
+    assert main(["run", "hefei_day", "--set", "run.until_s=900", "--out", str(out)]) == 130
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "interrupted" in err and "Traceback" not in err
+    assert calls["n"] == 3 and not out.exists() and (tmp_path / "run.h5.partial").exists()
