@@ -7,10 +7,14 @@ items, arrays, tables and KPIs, hands out buffered appenders, and renames the fi
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import numbers
 import os
+import re
+import sys
+import threading
 from pathlib import Path
 
 import h5py
@@ -124,14 +128,62 @@ class ResultsWriter:
     # context manager -----------------------------------------------------------------
 
     def __enter__(self):
+        # errors h5py cannot raise (an object's release after a failed write) are held until the
+        # block ends: dropped when a failed write is reported, shown as usual otherwise
+        # (Cython prints them through sys.excepthook, then sys.unraisablehook)
+        # (the hooks are the process's: only the main thread's writers hold them)
+        self._held, self._hooks = [], None
+        if threading.current_thread() is threading.main_thread():
+            self._hooks = (sys.unraisablehook, sys.excepthook)
+            sys.unraisablehook = lambda u: self._held.append((0, u))
+            sys.excepthook = lambda *e: self._held.append((1, e))
         return self
 
     def __exit__(self, exc_type, exc, tb):
-        if exc_type is None:
-            self.close()
-        else:
-            self._abort()
+        failed = None
+        try:
+            if exc_type is None:
+                try:
+                    self.close()
+                except (OSError, RuntimeError) as err:
+                    if _write_failure(err) is None:
+                        raise
+                    failed = err
+            elif isinstance(exc, (OSError, RuntimeError)) and _write_failure(exc) is not None:
+                failed = exc
+            else:
+                self._abort()
+            if failed is not None:
+                self._fail(failed)
+        finally:
+            if self._hooks is not None:
+                sys.unraisablehook, sys.excepthook = self._hooks
+            if failed is None:
+                for kind, held in self._held:
+                    sys.excepthook(*held) if kind else sys.unraisablehook(held)
         return False
+
+    def _fail(self, exc):
+        """The file system refused a write (disk full, file size limit, I/O error): drop the
+        partial file, which holds no usable results and takes the space, and say so."""
+        import gc
+
+        try:
+            if self._file is not None:
+                self._file.close()
+        except Exception:                   # (HDF5 cannot flush either; the file is dropped anyway)
+            pass
+        finally:
+            self._file = None
+            gc.collect()
+        self.partial_path.unlink(missing_ok=True)
+        err = ResultsError(f"could not write results file {str(self.path)!r}: {_write_failure(exc)} (is the disk "
+                           f"full?); the unfinished {str(self.partial_path)!r} was removed; free some space and run "
+                           f"again")
+        # HDF5 may still hold the failed file's objects: a process should end soon after this
+        # error (twin's commands exit at once) rather than write more HDF5 files
+        err.hdf5_unusable = True
+        raise err from None
 
     @property
     def closed(self):
@@ -512,6 +564,17 @@ class ResultsWriter:
         self._file.close()
         self._file = None
         logger.warning("run did not finish; partial results left in %s", self.partial_path)
+
+
+def _write_failure(exc):
+    """Why the file system refused HDF5's write, from h5py's error (None: another error)."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EIO):
+        return os.strerror(exc.errno)
+    text = str(exc)
+    if "write failed" in text or "No space left" in text or "File too large" in text:
+        m = re.search(r"error message = '([^']*)'", text)
+        return m.group(1) if m else "the write failed"
+    return None
 
 
 def _set_table_attrs(ds, names, units_list):

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 import numpy as np
@@ -499,6 +500,10 @@ def main(argv=None) -> int:
         return args.func(args)
     except TwinError as exc:
         sys.stderr.write(f"twin {args.command}: error: {exc}\n")
+        if getattr(exc, "hdf5_unusable", False):  # a failed write (disk full): HDF5's teardown may crash
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(2)
         return 2
     except ModuleNotFoundError as exc:      # an optional extra is not installed: say which, in one line
         hint = missing_extra(exc)
@@ -511,8 +516,6 @@ def main(argv=None) -> int:
                          f"(one being written is left as a .partial file)\n")
         return 130
     except BrokenPipeError:                 # `twin run --keys | head`: the reader left; not an error
-        import os
-
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 0

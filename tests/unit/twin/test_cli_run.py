@@ -1,6 +1,9 @@
 """twin.cli_run: ``twin run`` prints the KPIs, writes the file, lists the built-ins and the keys."""
 
 import argparse
+import sys
+
+import pytest
 
 from twin_small import SMALL, write
 
@@ -47,3 +50,26 @@ def test_ctrl_c_while_writing_leaves_no_final_file(tmp_path, capsys, monkeypatch
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "interrupted" in err and "Traceback" not in err
     assert calls["n"] == 3 and not out.exists() and (tmp_path / "run.h5.partial").exists()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RLIMIT_FSIZE and SIGXFSZ as on Linux")
+@pytest.mark.parametrize("command", [["run", "hefei_day", "--set", "run.until_s=900"],
+                                     ["traffic", "grid:10x10", "--random-trips", "20000"]])
+def test_a_full_disk_is_one_clear_error(tmp_path, command):
+    """The file system refuses the results file's writes (here a 300 kB file size limit, as a
+    full disk would): exit status 2 and one line naming the file and the reason, no traceback and
+    no crash (h5py segfaulted at exit before), and nothing left: neither the file nor its .partial."""
+    import resource
+    import signal
+    import subprocess
+
+    def limit():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (300_000, 300_000))
+
+    out = tmp_path / "run.h5"
+    p = subprocess.run([sys.executable, "-m", "twin.cli", *command, "--out", str(out)], capture_output=True,
+                       text=True, preexec_fn=limit, timeout=600)
+    assert p.returncode == 2, p.stderr[-2000:]
+    assert p.stderr.count("\n") == 1 and "could not write results file" in p.stderr and "File too large" in p.stderr
+    assert list(tmp_path.iterdir()) == []
