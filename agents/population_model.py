@@ -503,7 +503,7 @@ class Population:
         return state(self.meta) == state(other.meta)
 
     @classmethod
-    def read(cls, path, city=None, *, prefix="population") -> "Population":
+    def read(cls, path, city=None, *, prefix="population", load_city_file=False) -> "Population":
         """Load a population from a results file written by :meth:`write`.
 
         Parameters
@@ -512,11 +512,14 @@ class Population:
             The HDF5 results file.
         city : twin.City, optional
             The city it was synthesised on; when omitted, ``load_city`` of the stored
-            name, then of the stored source path, the first with the stored size (works for
-            embedded cities and network files still in place; pass ``city`` for synthetic or
-            in-memory cities).
+            name, then of the stored source, the first with the stored size: an embedded
+            city or a synthetic spec (``grid:``, ``ring:``); a network file only with
+            ``load_city_file``. Pass ``city`` for other or in-memory cities.
         prefix : str, default "population"
             The prefix the population was written under.
+        load_city_file : bool, default False
+            Let the reader open the network file the results file names (reading a results
+            file opens no other file unless asked).
 
         Returns
         -------
@@ -539,7 +542,7 @@ class Population:
                 raise ResultsError(f"{str(path)!r} holds no population written under prefix {prefix!r} with its "
                                    f"metadata (/meta/{prefix}_meta); write it with Population.write")
             info = meta_all[f"{prefix}_city"]
-            city = _city_for(info, city, path)
+            city = _city_for(info, city, path, load_city_file)
             persons = res.table(f"/events/{prefix}_persons")
             hh = res.table(f"/events/{prefix}_households")
             acts = res.table(f"/events/{prefix}_activities")
@@ -664,13 +667,22 @@ def _jsonable(value):
     return _py(value)
 
 
-def read_population(path, city=None, *, prefix="population") -> "Population":
+def read_population(path, city=None, *, prefix="population", load_city_file=False) -> "Population":
     """Load a population written by :meth:`Population.write` (see :meth:`Population.read`)."""
-    return Population.read(path, city, prefix=prefix)
+    return Population.read(path, city, prefix=prefix, load_city_file=load_city_file)
 
 
-def _city_for(info, city, path):
-    """The city a stored population belongs to, checked against the stored sizes."""
+def _opens_no_file(spec) -> bool:
+    """Whether ``load_city(spec)`` makes the city without reading a file: an embedded city's
+    name or a synthetic spec (``grid:``, ``ring:``; their size is bounded)."""
+    from twin.data.embedded import EMBEDDED_CITIES
+
+    return isinstance(spec, str) and (spec in EMBEDDED_CITIES or spec.startswith(("grid:", "ring:")))
+
+
+def _city_for(info, city, path, load_city_file=False):
+    """The city a stored population belongs to, checked against the stored sizes. A results
+    file names its city; a file it names is opened only with ``load_city_file``."""
     want = {k: info.get(k) for k in ("n_nodes", "n_links", "n_zones")}
 
     def size(c):
@@ -679,7 +691,8 @@ def _city_for(info, city, path):
     if city is None:
         from twin.loading import load_city
 
-        for spec in (info.get("name"), info.get("source")):
+        specs = [s for s in (info.get("name"), info.get("source")) if load_city_file or _opens_no_file(s)]
+        for spec in specs:
             try:
                 city = load_city(spec)
             except (TwinError, OSError, ValueError, TypeError):
@@ -687,8 +700,9 @@ def _city_for(info, city, path):
             if size(city) == want:
                 break
         else:
+            ask = "" if load_city_file else " (a network file it names is opened only with load_city_file=True)"
             raise ResultsError(f"{str(path)!r}: cannot load the population's city {info.get('name')!r} (source "
-                               f"{info.get('source')!r}) with {want}; pass city= to read it")
+                               f"{info.get('source')!r}) with {want}{ask}; pass city= to read it")
     got = size(city)
     if got != want:
         raise ResultsError(f"{str(path)!r}: the population was made on city {info.get('name')!r} with {want}; the "

@@ -103,6 +103,18 @@ _LOCAL = np.int8(1)
 # argument checks
 # --------------------------------------------------------------------------------------------
 
+#: Most intersections a synthetic city may have (a grid of about 3,162 x 3,162; its arrays take
+#: a few GB), so that a mistyped spec such as ``grid:100000x100000`` is refused, not allocated.
+MAX_SYNTHETIC_NODES = 10_000_000
+
+
+def _check_size(func, what, n_nodes):
+    if n_nodes > MAX_SYNTHETIC_NODES:
+        raise NetworkError(f"{func}: {what} = {n_nodes:,} intersections; at most {MAX_SYNTHETIC_NODES:,} "
+                           f"(MAX_SYNTHETIC_NODES)")
+    return n_nodes
+
+
 def _check_int(func, name, value, minimum, maximum=None, max_text=None):
     """Return ``value`` as a Python int, or raise NetworkError naming the parameter."""
     accepted = f"an integer >= {minimum}"
@@ -283,7 +295,7 @@ def grid_city(n_x, n_y, *, spacing_m=500.0, arterial_every=5, n_districts_x=2, n
     seed = _check_int(func, "seed", seed, 0)
     _check_name(func, name)
 
-    n_nodes = n_x * n_y
+    n_nodes = _check_size(func, f"n_x x n_y = {n_x:,} x {n_y:,}", n_x * n_y)
     col = (np.arange(n_x, dtype=np.float64) - (n_x - 1) / 2.0) * spacing_m
     row = (np.arange(n_y, dtype=np.float64) - (n_y - 1) / 2.0) * spacing_m
     x0 = np.tile(col, n_y)
@@ -440,6 +452,8 @@ def ring_radial_city(n_rings, n_spokes, *, ring_spacing_m=1000.0, arterial_every
     arterial_every_ring = _check_int(func, "arterial_every_ring", arterial_every_ring, 1)
     local_per_sector = _check_int(func, "local_per_sector", local_per_sector, 0)
     per_ring = n_spokes * (1 + local_per_sector)
+    _check_size(func, f"1 + n_rings x n_spokes x (1 + local_per_sector) = 1 + {n_rings:,} x {n_spokes:,} x "
+                      f"{1 + local_per_sector:,}", 1 + n_rings * per_ring)
     if n_districts is None:
         n_districts = n_spokes
     n_districts = _check_int(func, "n_districts", n_districts, 1, per_ring,

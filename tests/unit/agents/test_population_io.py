@@ -133,3 +133,36 @@ def test_synthesis_link_cost_errors_are_clear(baohe):
     cost[7] = -2.0
     with pytest.raises(ScenarioError, match=r"link_cost_s\[7\] = -2.0"):
         synthesize_population(baohe, 100, seed=1, link_cost_s=cost)
+
+
+@pytest.mark.shared
+def test_reading_opens_no_file_the_results_file_names(shared_data, tmp_path):
+    """A population on a network file: reading it back without city= does not open the file the
+    results file names (a clear error says how), load_city_file=True does; a results file naming
+    a huge synthetic city is refused by the city's bound, not allocated."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        city = twin.load_city(shared_data / "tntp" / "SiouxFalls" / "SiouxFalls_net.tntp")
+    pop = synthesize_population(city, 500, seed=2)
+    path = write(pop, tmp_path / "pop.h5")
+    with pytest.raises(ResultsError, match="load_city_file=True"):
+        read_population(path)
+    assert_same(pop, read_population(path, load_city_file=True))
+    assert_same(pop, read_population(path, city))
+    # the same file, its city renamed to a spec of 10**10 intersections
+    import json
+
+    import h5py
+
+    with h5py.File(path, "r+") as f:
+        old = f["meta/population_city"]
+        text, dtype, attrs = old[()], old.dtype, dict(old.attrs)
+        info = json.loads(text.decode() if isinstance(text, bytes) else text)
+        info.update(name="grid:100000x100000", source="grid:100000x100000")
+        del f["meta/population_city"]
+        new = f["meta"].create_dataset("population_city", data=json.dumps(info), dtype=dtype)
+        new.attrs.update(attrs)
+    with pytest.raises(ResultsError, match="cannot load the population's city 'grid:100000x100000'"):
+        read_population(path)

@@ -363,3 +363,14 @@ def test_numpy_integers_accepted():
     net = grid_city(np.int64(3), np.int32(4), spacing_m=np.float32(100.0), seed=np.uint8(2))
     assert net.n_nodes == 12
     assert ring_radial_city(np.int64(2), np.int16(3)).n_nodes == 7
+
+
+@pytest.mark.parametrize("spec", ["grid:100000x100000", "grid:3163x3163", "ring:100000x100000"])
+def test_huge_synthetic_specs_are_refused_before_allocating(spec):
+    """A mistyped size is a NetworkError naming the count and the bound (it was a 74.5 GiB
+    MemoryError); the largest allowed grid is about 3,162 x 3,162."""
+    import twin
+    from twin.data.synthetic import MAX_SYNTHETIC_NODES
+
+    with pytest.raises(NetworkError, match=f"at most {MAX_SYNTHETIC_NODES:,}"):
+        twin.load_city(spec)
