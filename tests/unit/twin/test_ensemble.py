@@ -60,6 +60,38 @@ def test_dask_gives_the_same_numbers_as_local():
     np.testing.assert_array_equal(local.runs.to_numpy(), remote.runs.to_numpy())
 
 
+def test_a_killed_dask_worker_loses_no_replication():
+    """A worker process of a local Dask cluster killed (SIGKILL) while it runs a replication:
+    Dask runs that task again on a worker that lives, and the replications are the same numbers
+    as a local run (each task is a whole run named by its seed, never by its worker)."""
+    import os
+    import signal
+
+    dd = pytest.importorskip("dask.distributed")
+    local = replicate("hefei_day", replications=6, seed=6, overrides=SHORT)
+    cluster = dd.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
+    client = dd.Client(cluster)
+    killed = []
+    try:
+        pids = client.run(os.getpid)                     # worker address -> its process id
+
+        def kill_a_busy_worker(done, total):
+            if killed:
+                return
+            busy = [addr for addr, keys in client.processing().items() if keys and addr in pids]
+            if busy:
+                os.kill(pids[busy[0]], signal.SIGKILL)
+                killed.append(busy[0])
+
+        remote = replicate("hefei_day", replications=6, seed=6, overrides=SHORT, dask=cluster.scheduler_address,
+                           progress=kill_a_busy_worker)
+    finally:
+        client.close()
+        cluster.close()
+    assert killed, "no worker was busy after the first result: nothing was killed"
+    np.testing.assert_array_equal(local.runs.to_numpy(), remote.runs.to_numpy())
+
+
 def test_dask_without_the_dist_extra_says_what_to_install(monkeypatch):
     import sys
 
