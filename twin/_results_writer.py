@@ -13,6 +13,7 @@ import logging
 import numbers
 import os
 import re
+import signal
 import sys
 import threading
 from pathlib import Path
@@ -132,16 +133,27 @@ class ResultsWriter:
         # block ends: dropped when a failed write is reported, shown as usual otherwise
         # (Cython prints them through sys.excepthook, then sys.unraisablehook)
         # (the hooks are the process's: only the main thread's writers hold them)
-        self._held, self._hooks = [], None
+        # Ctrl-C while HDF5 writes could be lost in h5py's C code: it is noted, and raised as
+        # KeyboardInterrupt before the next dataset (a second Ctrl-C raises at once)
+        self._held, self._hooks, self._sigint, self._interrupted = [], None, None, False
         if threading.current_thread() is threading.main_thread():
             self._hooks = (sys.unraisablehook, sys.excepthook)
             sys.unraisablehook = lambda u: self._held.append((0, u))
             sys.excepthook = lambda *e: self._held.append((1, e))
+            self._sigint = signal.signal(signal.SIGINT, self._note_interrupt)
         return self
+
+    def _note_interrupt(self, signum, frame):
+        if self._interrupted:
+            raise KeyboardInterrupt
+        self._interrupted = True
 
     def __exit__(self, exc_type, exc, tb):
         failed = None
         try:
+            if exc_type is None and getattr(self, "_interrupted", False):
+                self._abort()
+                raise KeyboardInterrupt
             if exc_type is None:
                 try:
                     self.close()
@@ -156,7 +168,9 @@ class ResultsWriter:
             if failed is not None:
                 self._fail(failed)
         finally:
-            if self._hooks is not None:
+            if getattr(self, "_sigint", None) is not None:
+                signal.signal(signal.SIGINT, self._sigint)
+            if getattr(self, "_hooks", None) is not None:
                 sys.unraisablehook, sys.excepthook = self._hooks
             if failed is None:
                 for kind, held in self._held:
@@ -193,6 +207,8 @@ class ResultsWriter:
     def _h5(self):
         if self._file is None:
             raise ResultsError(f"results writer for {str(self.path)!r} is closed; open a new ResultsWriter")
+        if getattr(self, "_interrupted", False):
+            raise KeyboardInterrupt
         return self._file
 
     def _new_dataset_parent(self, path):

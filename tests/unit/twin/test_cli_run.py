@@ -31,8 +31,12 @@ def test_cli_run_prints_kpis_and_writes(tmp_path, capsys):
 
 
 def test_ctrl_c_while_writing_leaves_no_final_file(tmp_path, capsys, monkeypatch):
-    """Ctrl-C (KeyboardInterrupt) in the middle of writing the results file: exit status 130, one
-    line on stderr and no traceback, no file under the final name, the .partial kept."""
+    """Ctrl-C (a real SIGINT) in the middle of writing the results file, while a table is being
+    written: the writer notes it and stops before the next dataset; exit status 130, one line on
+    stderr and no traceback, no file under the final name, the .partial kept."""
+    import os
+    import signal
+
     import twin._results_writer as W
 
     calls = {"n": 0}
@@ -41,7 +45,7 @@ def test_ctrl_c_while_writing_leaves_no_final_file(tmp_path, capsys, monkeypatch
     def interrupted(self, *a, **kw):
         calls["n"] += 1
         if calls["n"] == 3:
-            raise KeyboardInterrupt
+            os.kill(os.getpid(), signal.SIGINT)       # (as if pressed while h5py writes this table)
         return write_table(self, *a, **kw)
 
     monkeypatch.setattr(W.ResultsWriter, "write_table", interrupted)
@@ -50,6 +54,7 @@ def test_ctrl_c_while_writing_leaves_no_final_file(tmp_path, capsys, monkeypatch
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "interrupted" in err and "Traceback" not in err
     assert calls["n"] == 3 and not out.exists() and (tmp_path / "run.h5.partial").exists()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler      # the writer's handler is gone
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RLIMIT_FSIZE and SIGXFSZ as on Linux")
