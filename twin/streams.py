@@ -64,6 +64,11 @@ class StreamRegistry:
         return int(self.sequence(name).generate_state(1, dtype=np.uint32)[0])
 
 
+#: Most replications of one ensemble (a study of a million runs is a mistyped -n, not a plan:
+#: making its seeds alone took minutes).
+MAX_REPLICATIONS = 100_000
+
+
 def replication_seeds(seed: int, n: int) -> list[int]:
     """``n`` independent run seeds spawned from ``seed``: the one replication derivation of the project.
 
@@ -77,8 +82,9 @@ def replication_seeds(seed: int, n: int) -> list[int]:
     >>> replication_seeds(7, 3)[:2] == replication_seeds(7, 2)
     True
     """
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ScenarioError(f"replications = {n!r}; expected an integer >= 1")
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= MAX_REPLICATIONS:
+        raise ScenarioError(f"replications = {n!r}; expected an integer >= 1 and <= {MAX_REPLICATIONS:,} "
+                            f"(MAX_REPLICATIONS)")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ScenarioError(f"replication seed = {seed!r}; expected an integer >= 0")
     children = np.random.SeedSequence(int(seed)).spawn(int(n))

@@ -25,6 +25,8 @@ def test_replication_seeds_are_reproducible_and_distinct():
     assert a[:5] != replication_seeds(8, 5)
     with pytest.raises(ScenarioError, match="replications = 0"):
         replication_seeds(7, 0)
+    with pytest.raises(ScenarioError, match=r"replications = 1000000000; expected an integer >= 1 and <= 100,000"):
+        replication_seeds(7, 10**9)                 # (a mistyped -n: refused at once, not minutes of seeds)
 
 
 def test_interval_is_student_t():
