@@ -48,11 +48,18 @@ def _column(path, header, rows, name, conv=float):
     out = []
     for i, r in enumerate(rows, start=2):
         try:
-            out.append(conv(r[j]))
+            v = conv(r[j])
         except (ValueError, IndexError):
             raise NetworkError(f"{path}, line {i}: column {name!r} = {r[j] if j < len(r) else ''!r}; "
                                f"expected a number") from None
-    return np.array(out)
+        if conv is int and not _INT64_MIN <= v <= _INT64_MAX:
+            raise NetworkError(f"{path}, line {i}: column {name!r} = {v}; expected an integer id in "
+                               f"{_INT64_MIN}..{_INT64_MAX} (64-bit)")
+        out.append(v)
+    return np.array(out, dtype=np.int64 if conv is int else np.float64)
+
+
+_INT64_MIN, _INT64_MAX = -(2 ** 63), 2 ** 63 - 1
 
 
 def read_csv_network(links_path, *, nodes_path=None, capacity_per_lane_veh_per_h=1800.0, name=None) -> RawNetwork:
@@ -75,15 +82,17 @@ def read_csv_network(links_path, *, nodes_path=None, capacity_per_lane_veh_per_h
     for c in ("node_id", "x_m", "y_m"):
         if c not in nh:
             raise NetworkError(f"{nodes_path}: no column {c!r}; expected node_id, x_m, y_m")
-    node_ids = _column(nodes_path, nh, nrows, "node_id", int).astype(np.int64)
+    if not nrows:
+        raise NetworkError(f"{nodes_path}: no node rows after the header; expected node_id, x_m, y_m rows")
+    node_ids = _column(nodes_path, nh, nrows, "node_id", int)
     x = _column(nodes_path, nh, nrows, "x_m")
     y = _column(nodes_path, nh, nrows, "y_m")
     lh, lrows = _read(links_path)
     missing = [c for c in REQUIRED_LINK_COLUMNS if c not in lh]
     if missing:
         raise NetworkError(f"{links_path}: missing column(s) {missing}; required {list(REQUIRED_LINK_COLUMNS)}")
-    frm = _column(links_path, lh, lrows, "from_node", int).astype(np.int64)
-    to = _column(links_path, lh, lrows, "to_node", int).astype(np.int64)
+    frm = _column(links_path, lh, lrows, "from_node", int)
+    to = _column(links_path, lh, lrows, "to_node", int)
     order = np.argsort(node_ids)
     pos_f = np.searchsorted(node_ids[order], frm)
     pos_t = np.searchsorted(node_ids[order], to)

@@ -149,8 +149,13 @@ def read_networkx(G, *, name=None) -> RawNetwork:
         class_tuple = tuple(names)
     else:
         class_tuple = tuple(class_names) or ("road",)
-    ids = np.array(nodes, dtype=np.int64) if all(isinstance(v, (int, np.integer)) and not isinstance(v, bool)
-                                                   for v in nodes) else np.array([str(v) for v in nodes], dtype=object)
+    whole = all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in nodes)
+    if whole:
+        big = [v for v in nodes if not -(2 ** 63) <= int(v) < 2 ** 63]
+        if big:
+            raise NetworkError(f"networkx graph: node id {big[0]} is outside the 64-bit integer range; give ids "
+                               f"within -2**63 .. 2**63 - 1, or strings")
+    ids = np.array(nodes, dtype=np.int64) if whole else np.array([str(v) for v in nodes], dtype=object)
     return RawNetwork(
         name=name or G.graph.get("name") or "networkx", source=G.graph.get("source") or src,
         node_ids=ids, x_m=x, y_m=y, lon=lon, lat=lat,

@@ -426,9 +426,12 @@ def _open(path):
 
 def _int_id(text, what, source):
     try:
-        return int(text)
+        value = int(text)
     except (TypeError, ValueError):
         raise NetworkError(f"{source}: {what} id {text!r} is not an integer") from None
+    if not -(2 ** 63) <= value < 2 ** 63:
+        raise NetworkError(f"{source}: {what} id {text!r} is outside the 64-bit integer range")
+    return value
 
 
 def _is_int(text):
@@ -492,6 +495,7 @@ def _parse(path, classes):
                         raise NetworkError(
                             f"{source}: way {way_id} has <nd ref={bad_ref!r}>; expected an integer node id"
                         ) from None
+                    # (a ref beyond 64 bits names no node the file can hold: it is absent, as any other)
                     for r in refs:
                         if r not in coords and r not in bad_coords:
                             pending.append((way_id, r))

@@ -116,9 +116,18 @@ def _int_meta(meta, key, path, default=None):
             return default
         raise NetworkError(f"{path}: metadata '<{key}>' is missing; TNTP net files must state it")
     try:
-        return int(float(meta[key]))
+        value = float(meta[key])
     except ValueError:
         raise NetworkError(f"{path}: metadata '<{key}> {meta[key]}' is not an integer") from None
+    if not (math.isfinite(value) and value == int(value) and abs(value) <= MAX_TNTP_COUNT):
+        raise NetworkError(f"{path}: metadata '<{key}> {meta[key]}'; expected a whole number of at most "
+                           f"{MAX_TNTP_COUNT:,} (MAX_TNTP_COUNT)")
+    return int(value)
+
+
+#: Largest count a TNTP header may state (nodes, zones, links): arrays are sized by it, so a
+#: mistyped ``<NUMBER OF NODES> 1e10`` is refused rather than allocated (74.5 GiB).
+MAX_TNTP_COUNT = 100_000_000
 
 
 def _read_nodes(net_path: Path, n_nodes):

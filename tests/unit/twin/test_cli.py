@@ -213,3 +213,11 @@ def test_run_refuses_an_existing_out_before_building(tmp_path, capsys, monkeypat
     assert main(["run", "hefei_day", "--out", str(tmp_path / "no" / "run.h5")]) == 2
     assert "does not exist" in capsys.readouterr().err
     assert out_path.read_bytes() == b"kept"
+
+
+def test_a_tiny_traffic_tick_is_refused_with_the_memory_figure(capsys):
+    """[reliability] #16 item 3: --dt 1e-6 would make 8.6e10 ticks of per-tick counters; the
+    pre-flight estimate refuses it at once, with the figure, before any allocation."""
+    assert main(["traffic", "grid:5x5", "--dt", "1e-6", "--random-trips", "10"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "needs about" in err and "GiB of memory; this machine has" in err
