@@ -42,8 +42,8 @@ class CrashesGroup:
                                         "(empty: none)")
     rate_per_million_veh_km: float = setting(CRASH_RATE_PER_MILLION_VEH_KM, "float",
                                              "crash calls per million vehicle-km driven (default: US injury "
-                                             "crashes, NHTSA 2019; at most 1,000)",
-                                             minimum=0.0, maximum=1000.0)
+                                             "crashes, NHTSA 2019; at most 100,000)",
+                                             minimum=0.0, maximum=100_000.0)
 
 
 class CrashCalls:
