@@ -140,7 +140,8 @@ class ResultsWriter:
             self._hooks = (sys.unraisablehook, sys.excepthook)
             sys.unraisablehook = lambda u: self._held.append((0, u))
             sys.excepthook = lambda *e: self._held.append((1, e))
-            self._sigint = signal.signal(signal.SIGINT, self._note_interrupt)
+            if signal.getsignal(signal.SIGINT) is signal.default_int_handler:    # (not when ignored, as
+                self._sigint = signal.signal(signal.SIGINT, self._note_interrupt)  # under nohup, or handled)
         return self
 
     def _note_interrupt(self, signum, frame):
