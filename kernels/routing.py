@@ -488,13 +488,7 @@ def tree_routes_serial(indptr, head, slot_cost, slot_link, no_through, link_tail
     :func:`tree_routes` writes it). For the few hundred trees a coupled run asks at a time,
     where waking threads costs more than the searches (far more when other processes hold
     the cores) and a second search per origin to fill the routes would double the work."""
-    n = indptr.shape[0] - 1
-    m = head.shape[0]
-    dist = np.empty(n, dtype=np.float64)
-    pred = np.empty(n, dtype=np.int64)
-    heap_d = np.empty(m + 1, dtype=np.float64)
-    heap_v = np.empty(m + 1, dtype=np.int64)
-    is_target = np.zeros(n, dtype=np.bool_)
+    dist, pred, heap_d, heap_v, is_target = _tree_work_arrays(indptr.shape[0] - 1, head.shape[0])
     links = np.empty(max(16, 8 * grp_dest.shape[0]), dtype=np.int32)
     used = 0
     for g in range(origins.shape[0]):
@@ -518,13 +512,7 @@ def tree_routes_serial(indptr, head, slot_cost, slot_link, no_through, link_tail
 def _tree_route_groups(indptr, head, slot_cost, slot_link, no_through, link_tail, origins, grp_indptr, grp_dest,
                        lo, hi, hops, route_off, route_links, fill):
     """Groups ``lo .. hi - 1`` of :func:`tree_routes` with one set of work arrays."""
-    n = indptr.shape[0] - 1
-    m = head.shape[0]
-    dist = np.empty(n, dtype=np.float64)
-    pred = np.empty(n, dtype=np.int64)
-    heap_d = np.empty(m + 1, dtype=np.float64)
-    heap_v = np.empty(m + 1, dtype=np.int64)
-    is_target = np.zeros(n, dtype=np.bool_)
+    dist, pred, heap_d, heap_v, is_target = _tree_work_arrays(indptr.shape[0] - 1, head.shape[0])
     for g in range(lo, hi):
         src = _search_group(indptr, head, slot_cost, slot_link, no_through, origins, grp_indptr, grp_dest, g,
                             is_target, dist, pred, heap_d, heap_v)
@@ -533,6 +521,14 @@ def _tree_route_groups(indptr, head, slot_cost, slot_link, no_through, link_tail
                 hops[t] = _hops(link_tail, pred, dist, src, grp_dest[t])
             elif hops[t] > 0:
                 _write_route(link_tail, pred, src, grp_dest[t], route_links, route_off[t] + hops[t] - 1)
+
+
+@njit(cache=True, nogil=True)
+def _tree_work_arrays(n, m):
+    """One search's work arrays on ``n`` nodes and ``m`` links: distances, predecessor links,
+    the heap's keys and values, and the target marks (all False)."""
+    return (np.empty(n, dtype=np.float64), np.empty(n, dtype=np.int64), np.empty(m + 1, dtype=np.float64),
+            np.empty(m + 1, dtype=np.int64), np.zeros(n, dtype=np.bool_))
 
 
 @njit(cache=True, nogil=True, inline="always")
